@@ -1,0 +1,2 @@
+// Placeholder until the benchmark worker lands (issue 5 owns this file).
+export {};

@@ -1,0 +1,31 @@
+// haqa inspect <model.onnx> [--json]: the compressible layers of a model, read from the graph alone.
+import { Command, parse, UsageError, humanBytes, humanCount, table } from './command';
+import { inspectModel } from '../model/graph';
+
+const usage = 'haqa inspect <model.onnx> [--json]';
+
+export const inspectCommand: Command = {
+  name: 'inspect',
+  summary: 'list the compressible layers of an ONNX model (name, op, K, N, parameters, dtype)',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, usage);
+    if (positionals.length !== 1) throw new UsageError(`expected one model file\nusage: ${usage}`);
+    const g = await inspectModel(positionals[0]);
+    if (values.json) {
+      io.out(JSON.stringify(g, null, 2));
+      return 0;
+    }
+    io.out(`${g.path}`);
+    io.out(`  ir ${g.irVersion}, opsets ${Object.entries(g.opsets).map(([d, v]) => `${d}=${v}`).join(' ')}, ${g.nodeCount} nodes${g.usesExternalData ? ', external data' : ''}`);
+    io.out(`  inputs:  ${g.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(',')}]`).join('  ')}`);
+    io.out(`  outputs: ${g.outputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(',')}]`).join('  ')}`);
+    io.out('');
+    const rows: (string | number)[][] = [['layer', 'op', 'K', 'N', 'params', 'dtype', 'bytes']];
+    for (const l of g.layers) rows.push([l.name, l.op, l.K, l.N, humanCount(l.params), l.dtype, humanBytes(l.bytes)]);
+    for (const line of table(rows, [2, 3, 4, 6])) io.out(line);
+    io.out('');
+    io.out(`${g.layers.length} compressible layers, ${humanCount(g.totals.layerParams)} of ${humanCount(g.totals.params)} parameters (${humanBytes(g.totals.layerBytes)} of ${humanBytes(g.weightBytes)} weights)`);
+    return 0;
+  },
+};

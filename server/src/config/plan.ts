@@ -1,0 +1,127 @@
+// From a recipe and a model's layers to what happens to each layer, and the knob language the tuner
+// speaks (`quantize.bits@model.layers.*.mlp.down_proj = 8`). Compression, the language server's hovers
+// and the tuner all read the same plan, so a recipe means one thing everywhere.
+import picomatch from 'picomatch';
+import type { Layer } from '../model/graph';
+import type { QuantSettings, Recipe, SearchValue } from './recipe';
+import { DEFAULT_QUANT } from './recipe';
+
+export interface LayerPlan {
+  layer: Layer;
+  /** Undefined: the weight stays in float. */
+  quant?: QuantSettings;
+  /** Keep `n` of every `m` weights along K, or zero a `ratio` of them. */
+  sparsity?: { n: number; m: number } | { ratio: number };
+  lowRank?: { rank: number };
+}
+
+// Layer names are dotted; globs treat each dotted part like a path segment.
+const matchers = new Map<string, (s: string) => boolean>();
+export function globMatcher(glob: string): (name: string) => boolean {
+  let m = matchers.get(glob);
+  if (!m) {
+    const pm = picomatch(glob.replace(/\./g, '/'), { dot: true });
+    m = (name: string) => pm(name.replace(/\./g, '/'));
+    if (matchers.size > 10000) matchers.clear();
+    matchers.set(glob, m);
+  }
+  return m;
+}
+
+export function matchLayers(glob: string, layers: readonly Layer[]): Layer[] {
+  const m = globMatcher(glob);
+  return layers.filter((l) => m(l.name));
+}
+
+export function parseNM(pattern: string): { n: number; m: number } | undefined {
+  const mm = /^(\d+):(\d+)$/.exec(pattern);
+  if (!mm) return undefined;
+  const n = Number(mm[1]);
+  const m = Number(mm[2]);
+  return n >= 1 && m >= 2 && n < m ? { n, m } : undefined;
+}
+
+export function planLayers(recipe: Recipe, layers: readonly Layer[]): LayerPlan[] {
+  return layers.map((layer) => {
+    const plan: LayerPlan = { layer };
+    const q = recipe.quantize;
+    if (q && layer.op !== 'MatMulNBits') {
+      let settings: QuantSettings | undefined = {
+        method: q.method, bits: q.bits, block_size: q.block_size, symmetric: q.symmetric, accuracy_level: q.accuracy_level,
+      };
+      if (q.skip.some((g) => globMatcher(g)(layer.name))) settings = undefined;
+      for (const o of q.overrides) {
+        if (!globMatcher(o.match)(layer.name)) continue;
+        if (o.skip === true) {
+          settings = undefined;
+          continue;
+        }
+        const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: q.bits, block_size: q.block_size };
+        settings = {
+          method: o.method ?? base.method,
+          bits: o.bits ?? base.bits,
+          block_size: o.block_size ?? base.block_size,
+          symmetric: o.symmetric ?? base.symmetric,
+          accuracy_level: o.accuracy_level ?? base.accuracy_level,
+        };
+      }
+      if (settings && settings.bits < 32) plan.quant = settings;
+    }
+    for (const r of recipe.sparsity?.rules ?? []) {
+      if (!globMatcher(r.match)(layer.name)) continue;
+      const nm = r.pattern ? parseNM(r.pattern) : undefined;
+      plan.sparsity = nm ?? (r.ratio !== undefined ? { ratio: r.ratio } : plan.sparsity);
+    }
+    for (const r of recipe.low_rank?.rules ?? []) {
+      if (globMatcher(r.match)(layer.name)) plan.lowRank = { rank: r.rank };
+    }
+    return plan;
+  });
+}
+
+// ---------------------------------------------------------------- knobs
+
+export interface Knob { path: string; scope?: string }
+
+export function parseKnob(key: string): Knob {
+  const at = key.indexOf('@');
+  return at < 0 ? { path: key } : { path: key.slice(0, at), scope: key.slice(at + 1) };
+}
+
+/**
+ * A recipe with the knobs set. Layer-scoped knobs become overrides / rules appended last, so they win.
+ * `null` (or 'none', or 0 for ranks) removes a sparsity or low-rank rule; `quantize.bits = 32` keeps float.
+ */
+export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValue>): Recipe {
+  const r: Recipe = structuredClone(recipe);
+  for (const [key, value] of Object.entries(assignment)) {
+    const { path, scope } = parseKnob(key);
+    const [section, field] = path.split('.');
+    if (section === 'runtime') {
+      (r.runtime as unknown as Record<string, SearchValue>)[field] = value;
+    } else if (section === 'quantize') {
+      r.quantize ??= { ...DEFAULT_QUANT, activations: 'none', skip: [], overrides: [] };
+      if (scope === undefined) {
+        if (field === 'skip') throw new Error('quantize.skip needs a layer scope (quantize.skip@pattern)');
+        (r.quantize as unknown as Record<string, SearchValue>)[field] = value;
+      } else {
+        r.quantize.overrides.push({ match: scope, [field]: value });
+      }
+    } else if (section === 'sparsity') {
+      const match = scope ?? '**';
+      r.sparsity ??= { method: 'magnitude', rules: [] };
+      r.sparsity.rules = r.sparsity.rules.filter((x) => x.match !== match);
+      if (value !== null && value !== 'none' && value !== 0) {
+        r.sparsity.rules.push(field === 'pattern' ? { match, pattern: String(value) } : { match, ratio: Number(value) });
+      }
+    } else if (section === 'low_rank') {
+      const match = scope ?? '**';
+      r.low_rank ??= { method: 'randomized_svd', rules: [] };
+      r.low_rank.rules = r.low_rank.rules.filter((x) => x.match !== match);
+      if (value !== null && value !== 'none' && value !== 0) r.low_rank.rules.push({ match, rank: Number(value) });
+    } else {
+      throw new Error(`unknown knob ${key}`);
+    }
+  }
+  return r;
+}

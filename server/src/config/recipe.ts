@@ -1,0 +1,155 @@
+// The one config model: a recipe as the engine uses it, with every default filled in.
+// `schemas/haqa.schema.json` is the contract for what users write; `resolveRecipe` turns a document
+// that passed it into a `Recipe`. Parsing with positions and diagnostics live in ./parse and ./check.
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export type Bits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 32;
+export type BlockSize = 16 | 32 | 64 | 128 | 256;
+export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
+export type QuantMethod = 'rtn' | 'gptq';
+export type Metric = 'decode_latency' | 'prefill_latency' | 'throughput' | 'size';
+export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface QuantSettings {
+  method: QuantMethod;
+  bits: Bits;
+  block_size: BlockSize;
+  symmetric: boolean;
+  accuracy_level: AccuracyLevel;
+}
+
+export interface QuantOverride extends Partial<QuantSettings> {
+  match: string;
+  skip?: boolean;
+}
+
+export interface SparsityRule { match: string; pattern?: string; ratio?: number }
+export interface LowRankRule { match: string; rank: number }
+
+export interface Recipe {
+  version: 1;
+  /** Absolute path of the recipe file (paths in it resolve against its folder). */
+  file: string;
+  /** Absolute path of the model. */
+  model: string;
+  target: { provider: Provider; threads: number; memory_limit?: number };
+  objective: {
+    metric: Metric;
+    workload: { prompt_length: number; decode_tokens: number; batch: number };
+    accuracy: { max_ppl_increase: number; min_top1_agreement?: number; max_kl?: number };
+  };
+  /** Absent: the model's weights stay in float. */
+  quantize?: QuantSettings & { activations: 'none' | 'dynamic' | 'static'; skip: string[]; overrides: QuantOverride[] };
+  sparsity?: { method: 'magnitude' | 'wanda'; rules: SparsityRule[] };
+  low_rank?: { method: 'svd' | 'randomized_svd'; rules: LowRankRule[] };
+  runtime: {
+    intra_op_threads: number;
+    inter_op_threads: number;
+    graph_optimization: GraphOptimization;
+    execution_mode: 'sequential' | 'parallel';
+  };
+  calibration: { text?: string; samples: number; seq_len: number };
+  evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
+  search: { agent: 'offline' | 'claude'; trials: number; minutes?: number; seed: number; space: Record<string, SearchValue[]> };
+}
+
+export type SearchValue = number | string | boolean | null;
+
+export const DEFAULT_QUANT: QuantSettings = { method: 'rtn', bits: 4, block_size: 32, symmetric: true, accuracy_level: 0 };
+
+/** Parse `4GiB`, `512 MB` or a byte count. */
+export function parseBytes(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$/.exec(v);
+  if (!m) throw new Error(`not a size: ${v}`);
+  const unit: Record<string, number> = {
+    B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4,
+  };
+  return Math.round(Number(m[1]) * unit[m[2]]);
+}
+
+/** `5%` → 0.05; a number is already a fraction. */
+export function parseFraction(v: number | string): number {
+  if (typeof v === 'number') return v;
+  return Number(v.trim().replace(/%$/, '')) / 100;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * Fill in defaults for a document that passed the schema. `file` is the recipe's path; relative
+ * paths inside become absolute. Throws only on input the schema would have refused.
+ */
+export function resolveRecipe(doc: any, file: string): Recipe {
+  const dir = path.dirname(path.resolve(file));
+  const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(dir, p));
+  const threads = doc.target?.threads ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const q = doc.quantize;
+  return {
+    version: 1,
+    file: path.resolve(file),
+    model: abs(doc.model)!,
+    target: {
+      provider: doc.target?.provider ?? 'cpu',
+      threads,
+      memory_limit: doc.target?.memory_limit !== undefined ? parseBytes(doc.target.memory_limit) : undefined,
+    },
+    objective: {
+      metric: doc.objective?.metric ?? 'decode_latency',
+      workload: {
+        prompt_length: doc.objective?.workload?.prompt_length ?? 64,
+        decode_tokens: doc.objective?.workload?.decode_tokens ?? 32,
+        batch: doc.objective?.workload?.batch ?? 1,
+      },
+      accuracy: {
+        max_ppl_increase: parseFraction(doc.objective?.accuracy?.max_ppl_increase ?? 0.05),
+        min_top1_agreement: doc.objective?.accuracy?.min_top1_agreement,
+        max_kl: doc.objective?.accuracy?.max_kl,
+      },
+    },
+    quantize: q
+      ? {
+          method: q.method ?? DEFAULT_QUANT.method,
+          bits: q.bits ?? DEFAULT_QUANT.bits,
+          block_size: q.block_size ?? DEFAULT_QUANT.block_size,
+          symmetric: q.symmetric ?? DEFAULT_QUANT.symmetric,
+          accuracy_level: q.accuracy_level ?? DEFAULT_QUANT.accuracy_level,
+          activations: q.activations ?? 'none',
+          skip: [...(q.skip ?? [])],
+          overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
+        }
+      : undefined,
+    sparsity: doc.sparsity
+      ? { method: doc.sparsity.method ?? 'magnitude', rules: (doc.sparsity.rules ?? []).map((r: SparsityRule) => ({ ...r })) }
+      : undefined,
+    low_rank: doc.low_rank
+      ? { method: doc.low_rank.method ?? 'randomized_svd', rules: (doc.low_rank.rules ?? []).map((r: LowRankRule) => ({ ...r })) }
+      : undefined,
+    runtime: {
+      intra_op_threads: doc.runtime?.intra_op_threads ?? threads,
+      inter_op_threads: doc.runtime?.inter_op_threads ?? 1,
+      graph_optimization: doc.runtime?.graph_optimization ?? 'all',
+      execution_mode: doc.runtime?.execution_mode ?? 'sequential',
+    },
+    calibration: {
+      text: abs(doc.calibration?.text),
+      samples: doc.calibration?.samples ?? 8,
+      seq_len: doc.calibration?.seq_len ?? 64,
+    },
+    evaluation: {
+      text: abs(doc.evaluation?.text),
+      tokenizer: abs(doc.evaluation?.tokenizer),
+      window: doc.evaluation?.window ?? 128,
+      max_windows: doc.evaluation?.max_windows,
+    },
+    search: {
+      agent: doc.search?.agent ?? 'offline',
+      trials: doc.search?.trials ?? 12,
+      minutes: doc.search?.minutes,
+      seed: doc.search?.seed ?? 0,
+      space: { ...(doc.search?.space ?? {}) },
+    },
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
