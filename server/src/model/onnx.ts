@@ -287,6 +287,44 @@ export class ExternalDataWriter {
     return this.offset;
   }
 
+  /**
+   * Like `append`, for a tensor produced in pieces (a generator refilling one buffer), so a large
+   * tensor never exists whole in memory and no single write() exceeds what the kernel takes at once
+   * (about 2 GiB on Linux; an embedding of 150k × 3.5k floats is more). Each chunk may be reused by
+   * the producer once the next one is requested.
+   */
+  async appendChunks(
+    name: string, dataType: DataType, dims: number[],
+    chunks: Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>,
+  ): Promise<onnx.TensorProto> {
+    if (!this.fh) this.fh = await fs.promises.open(this.tmpData, 'w');
+    const want = dims.reduce((a, b) => a * b, 1) * elementSize(dataType);
+    const pad = (64 - (this.offset % 64)) % 64;
+    if (pad) await this.fh.write(new Uint8Array(pad), 0, pad, this.offset);
+    this.offset += pad;
+    const start = this.offset;
+    for await (const chunk of chunks) {
+      const bytes = asBytes(chunk);
+      for (let done = 0; done < bytes.length;) {
+        const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, this.offset);
+        done += bytesWritten;
+        this.offset += bytesWritten;
+      }
+    }
+    if (this.offset - start !== want) {
+      throw new OnnxError(`tensor ${name}: ${this.offset - start} bytes written for shape [${dims}] of ${dataTypeName(dataType)} (${want} expected)`, undefined, name);
+    }
+    return onnx.TensorProto.create({
+      name, dataType, dims,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.dataName },
+        { key: 'offset', value: String(start) },
+        { key: 'length', value: String(want) },
+      ],
+    });
+  }
+
   async commit(model: onnx.IModelProto): Promise<void> {
     const tmpModel = tempPathFor(this.modelPath);
     try {
