@@ -2,8 +2,9 @@
 import { Command, CliIO, UsageError } from './cli/command';
 import { OnnxError } from './model/onnx';
 import { inspectCommand } from './cli/inspect';
+import { synthCommand } from './cli/synth';
 
-const commands: Command[] = [inspectCommand];
+const commands: Command[] = [inspectCommand, synthCommand];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');

@@ -210,9 +210,8 @@ test('external data: same weights and logits as inline, no temporary files left'
   assert.ok(b.res.dataFile && fs.existsSync(b.res.dataFile));
   assert.ok(fs.statSync(b.res.out).size < 64 * 1024, 'the graph file holds no weights');
   assert.equal((await inspectModel(b.res.out)).usesExternalData, true);
-  const feeds = () => [[[5, 6, 7]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(a.arch, 1)] as const;
-  const ya = await step(a.session, ...feeds());
-  const yb = await step(b.session, ...feeds());
+  const ya = await step(a.session, [[5, 6, 7]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(a.arch, 1));
+  const yb = await step(b.session, [[5, 6, 7]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(b.arch, 1));
   assert.deepEqual(ya.logits.data, yb.logits.data);
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
 });
