@@ -251,3 +251,21 @@ test('invalid configs give errors naming the key', async () => {
   await bad({ ...TINY, hidden_size: 36, num_attention_heads: 4, head_dim: 9 }, 'head_dim');
   assert.equal(fs.existsSync(path.join(dir, 'x.onnx')), false);
 });
+
+test('a cancelled synthesis leaves nothing behind', async () => {
+  const arch = architectureFromConfig(TINY);
+  const sub = path.join(dir, 'cancel');
+  fs.mkdirSync(sub);
+  for (const externalData of [true, false]) {
+    const ctl = new AbortController();
+    let seen = 0;
+    await assert.rejects(
+      synthesizeDecoder(arch, {
+        out: path.join(sub, 'model.onnx'), externalData, signal: ctl.signal,
+        onProgress: () => { if (++seen === 3) ctl.abort(); },
+      }),
+      (e: unknown) => (e as Error).name === 'AbortError',
+    );
+    assert.deepEqual(fs.readdirSync(sub), [], `externalData ${externalData}`);
+  }
+});
