@@ -74,11 +74,11 @@ export const synthCommand: Command = {
     }
 
     const started = process.hrtime.bigint();
-    let lastPct = -1;
+    let lastPct = 0;
     const res = await synthesizeDecoder(arch, {
       out, seed, layers, vocab, externalData: values['external-data'] ? true : 'auto', signal: io.signal,
       onProgress: ({ doneBytes, totalBytes }) => {
-        const pct = Math.floor((100 * doneBytes) / totalBytes / 10) * 10;
+        const pct = Math.floor((100 * doneBytes) / totalBytes / 10) * 10; // every 10%
         if (totalBytes > 256 * 1024 ** 2 && pct > lastPct) {
           lastPct = pct;
           io.err(`  ${pct}% (${humanBytes(doneBytes)} of ${humanBytes(totalBytes)})`);
