@@ -269,3 +269,22 @@ test('a cancelled synthesis leaves nothing behind', async () => {
     assert.deepEqual(fs.readdirSync(sub), [], `externalData ${externalData}`);
   }
 });
+
+test('the trained fixture computes the same math as the float64 reference', async (t) => {
+  if (!fs.existsSync(FIXTURE)) {
+    t.skip(`trained fixture ${path.relative(process.cwd(), FIXTURE)} is not there yet (issue #3, first half)`);
+    return;
+  }
+  // Cross-checks both halves of issue #3: the PyTorch export and this reference must agree, so the
+  // synthesized graphs (checked against the same reference above) compute what a trained Llama does.
+  const arch = architectureFromConfig(JSON.parse(fs.readFileSync(path.join(path.dirname(FIXTURE), 'config.json'), 'utf8')));
+  const session = await ort.InferenceSession.create(FIXTURE, { intraOpNumThreads: 1 });
+  const tokens = [1, 2, 3, 4, 5].map((x) => (x * 37) % arch.vocab_size);
+  const out = await step(session, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(arch, 1));
+  const w = await weightsOf(FIXTURE);
+  const ref = referenceLogits(arch, (n) => w.get(n), tokens);
+  for (let i = 0; i < tokens.length; i++) {
+    const d = maxDiff(row(out.logits as ort.Tensor, 0, i), ref[i]);
+    assert.ok(d < 1e-3 * Math.max(1, maxAbs(ref[i])), `position ${i}: fixture differs from the reference by ${d}`);
+  }
+});
