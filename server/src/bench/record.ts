@@ -1,0 +1,245 @@
+// THE run record: what one quantize-and-benchmark run measured, in one place. The store appends these
+// as JSON lines, the editor's code lenses and diagnostics read them, the tuner and the agent reason over
+// them. A record never carries API keys, environment variables or anything else from the user's shell.
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import type { Recipe } from '../config/recipe';
+import type { Summary } from './stats';
+
+export type RunStatus = 'ok' | 'error' | 'cancelled' | 'timeout';
+/** Where a run was when it ended. */
+export type RunStage = 'setup' | 'compress' | 'load' | 'reference' | 'latency' | 'accuracy' | 'baseline' | 'store';
+
+export interface RunError {
+  message: string;
+  stage: RunStage;
+  /** The file (or file:node / tensor) at fault, when known. */
+  where?: string;
+}
+
+export interface AccuracyMetrics {
+  /** Perplexity of this model on the evaluation windows. */
+  ppl?: number;
+  /** Perplexity of the fp32 model on the same windows. */
+  ppl_fp32?: number;
+  /** Mean KL(fp32 ‖ this) of next-token distributions, nats (see kl_method). */
+  kl?: number;
+  /** Share of positions whose argmax agrees with fp32's. */
+  top1?: number;
+  /** How KL was computed: 'exact' over the whole vocabulary, or 'top<k>+tail' (coarsened, a lower bound). */
+  kl_method?: string;
+  /** Non-decoder models: RMS error of the outputs relative to the fp32 outputs' RMS, on seeded inputs. */
+  output_rel_rmse?: number;
+  /** Tokens scored and windows used. */
+  eval_tokens?: number;
+  eval_windows?: number;
+}
+
+export interface Metrics extends AccuracyMetrics {
+  /** Time of one prefill of prompt_length tokens at the workload batch (empty past), ms. */
+  prefill_ms?: Summary;
+  /** Time of one single-token decode step with the KV cache at the workload batch, ms. */
+  decode_ms_per_token?: Summary;
+  /** Non-decoder models: one inference on seeded inputs, ms. */
+  inference_ms?: Summary;
+  /** Generated tokens per second for the whole workload: batch·decode_tokens / (prefill + decode_tokens·step). */
+  throughput_tok_s?: number;
+  /** Peak resident memory of the worker process, bytes. */
+  peak_rss_bytes?: number;
+  /** Size of the measured model on disk (.onnx plus external data), bytes. */
+  model_bytes?: number;
+}
+
+export interface BaselineFigures {
+  prefill_ms?: Summary;
+  decode_ms_per_token?: Summary;
+  inference_ms?: Summary;
+  throughput_tok_s?: number;
+  peak_rss_bytes?: number;
+  model_bytes?: number;
+}
+
+/** Ratios fp32 / this (above 1 = this is faster or smaller). */
+export interface Speedups {
+  prefill?: number;
+  decode?: number;
+  inference?: number;
+  throughput?: number;
+  size?: number;
+}
+
+export interface HardwareFingerprint {
+  cpu: string;
+  arch: string;
+  /** ISA extensions that select kernels (avx2, avx512*, avx_vnni, amx*, f16c, fma; neon/dotprod on arm). */
+  isa: string[];
+  cores: number;
+  memory_bytes: number;
+  os: string;
+  node: string;
+  onnxruntime: string;
+  /** Memory read bandwidth, GB/s, when it was measured. */
+  bandwidth_gbps?: number;
+}
+
+export interface SessionOptionsUsed {
+  provider: string;
+  intra_op_threads: number;
+  inter_op_threads: number;
+  graph_optimization: string;
+  execution_mode: string;
+}
+
+export interface TrialInfo {
+  /** Trial number within a tuning session. */
+  number?: number;
+  /** Tuning session id. */
+  session?: string;
+  /** The knob assignment this trial tried. */
+  assignment?: Record<string, unknown>;
+  /** Why the agent proposed it (free text from the agent; shown, never executed). */
+  rationale?: string;
+  agent?: string;
+}
+
+export interface RunRecord {
+  /** Sortable unique id: `<UTC time>-<random>`. */
+  id: string;
+  /** Absolute path of the recipe file. */
+  recipe_file: string;
+  /** sha256 of the normalized recipe sections that affect the model and the run (see recipeHash). */
+  recipe_hash: string;
+  /** sha256 of the measured model's bytes (.onnx then external data), when it was built. */
+  model_hash?: string;
+  /** The measured model (an artifact in the store, or the source model itself for fp32). */
+  artifact?: string;
+  /** The source model named by the recipe. */
+  source_model: string;
+  /** Knobs of the recipe that this run measured, for readers that don't re-parse the recipe. */
+  config: RunConfig;
+  status: RunStatus;
+  error?: RunError;
+  metrics: Metrics;
+  /** fp32 figures measured in the same invocation, when asked for. */
+  baseline?: BaselineFigures;
+  speedups?: Speedups;
+  session_options: SessionOptionsUsed;
+  hardware: HardwareFingerprint;
+  onnxruntime: string;
+  quick: boolean;
+  /** Wall time of the compression step; 0 when the artifact was reused. */
+  compress_seconds?: number;
+  artifact_reused?: boolean;
+  started: string;
+  finished: string;
+  trial?: TrialInfo;
+}
+
+export interface RunConfig {
+  workload: Recipe['objective']['workload'];
+  quantize?: Recipe['quantize'];
+  sparsity?: Recipe['sparsity'];
+  low_rank?: Recipe['low_rank'];
+  runtime: Recipe['runtime'];
+}
+
+// ---------------------------------------------------------------- hashing
+
+/** JSON with object keys sorted and undefined dropped: equal content, equal text, equal hash. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(sortKeys(v));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = sortKeys(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+export function sha256(text: string | Uint8Array): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** True when the recipe changes the model's weights (anything but the fp32 model itself). */
+export function compresses(recipe: Recipe): boolean {
+  return Boolean(recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
+}
+
+/** Whether a compression step reads calibration data (GPTQ, Wanda, static activation ranges). */
+export function usesCalibration(recipe: Recipe): boolean {
+  const q = recipe.quantize;
+  const gptq = q !== undefined && (q.method === 'gptq' || q.overrides.some((o) => o.method === 'gptq'));
+  return gptq || q?.activations === 'static' || (recipe.sparsity?.method === 'wanda' && recipe.sparsity.rules.length > 0);
+}
+
+/** The recipe sections that decide the compressed model's bytes (paths made relative to the recipe). */
+export function compressionSections(recipe: Recipe): Record<string, unknown> {
+  const rel = (p: string | undefined) => (p === undefined ? undefined : path.relative(path.dirname(recipe.file), p));
+  return {
+    quantize: recipe.quantize,
+    sparsity: recipe.sparsity?.rules.length ? recipe.sparsity : undefined,
+    low_rank: recipe.low_rank?.rules.length ? recipe.low_rank : undefined,
+    calibration: usesCalibration(recipe) ? { ...recipe.calibration, text: rel(recipe.calibration.text) } : undefined,
+  };
+}
+
+/**
+ * Content hash of a recipe as far as a run is concerned: the model it names, the compression sections,
+ * the runtime knobs, the provider, the workload and the evaluation settings. Two recipes with the same
+ * hash measure the same thing, so the editor can tell whether a record is stale for the text on screen.
+ * Comments, key order, defaults written out or left implicit, and the search section do not count.
+ */
+export function recipeHash(recipe: Recipe): string {
+  const rel = (p: string | undefined) => (p === undefined ? undefined : path.relative(path.dirname(recipe.file), p));
+  return sha256(canonicalJson({
+    model: rel(recipe.model),
+    ...compressionSections(recipe),
+    provider: recipe.target.provider,
+    runtime: recipe.runtime,
+    workload: recipe.objective.workload,
+    evaluation: { ...recipe.evaluation, text: rel(recipe.evaluation.text), tokenizer: rel(recipe.evaluation.tokenizer) },
+  }));
+}
+
+/** The same recipe with every compression section removed: the fp32 model under the same runtime. */
+export function fp32Recipe(recipe: Recipe): Recipe {
+  const r = structuredClone(recipe);
+  delete r.quantize;
+  delete r.sparsity;
+  delete r.low_rank;
+  return r;
+}
+
+export function runConfig(recipe: Recipe): RunConfig {
+  return {
+    workload: recipe.objective.workload,
+    quantize: recipe.quantize,
+    sparsity: recipe.sparsity,
+    low_rank: recipe.low_rank,
+    runtime: recipe.runtime,
+  };
+}
+
+export function newRunId(now = new Date()): string {
+  const t = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${t}-${sha256(`${now.getTime()}${Math.random()}${process.pid}`).slice(0, 8)}`;
+}
+
+/** fp32 / this for each figure both sides have. */
+export function speedupsOf(m: Metrics, b: BaselineFigures): Speedups {
+  const ratio = (base?: number, x?: number) => (base !== undefined && x !== undefined && x > 0 ? base / x : undefined);
+  return {
+    prefill: ratio(b.prefill_ms?.median, m.prefill_ms?.median),
+    decode: ratio(b.decode_ms_per_token?.median, m.decode_ms_per_token?.median),
+    inference: ratio(b.inference_ms?.median, m.inference_ms?.median),
+    throughput: ratio(m.throughput_tok_s, b.throughput_tok_s),
+    size: ratio(b.model_bytes, m.model_bytes),
+  };
+}
