@@ -1,0 +1,190 @@
+// The tuning loop: propose → validate → evaluate → record → propose, for any Proposer. Budgets (trials,
+// wall time), validation, duplicate detection, early stopping of hopeless trials and cancellation are
+// all here, so every strategy — the LLM above all — gets exactly the same guard rails.
+import { compareTrials, judge, Objective } from './objective';
+import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';
+import type { Answer, Proposer, ProposerContext } from './proposer';
+import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
+
+export type LoopEvent =
+  | { type: 'baseline'; metrics: TrialMetrics }
+  | { type: 'trial-start'; index: number; config: Config; rationale?: string }
+  | { type: 'trial-end'; trial: Trial; best?: Trial; trialsLeft: number }
+  | { type: 'refused'; reasons: string[] }
+  | { type: 'usage'; usage: Usage }
+  | { type: 'done'; result: LoopResult };
+
+export type Outcome = 'completed' | 'exhausted' | 'budget' | 'cancelled' | 'error';
+
+export interface LoopResult {
+  outcome: Outcome;
+  reason: string;
+  proposer: string;
+  best?: Trial;
+  trials: Trial[];
+  baseline?: TrialMetrics;
+  usage?: Usage;
+  /** The proposer's own final answer (the agent's explanation), when it gave one. */
+  answer?: Answer;
+  refusals: number;
+  seconds: number;
+}
+
+export interface LoopOptions {
+  setting: SpaceContext;
+  space: SearchSpace;
+  objective: Objective;
+  evaluator: Evaluator;
+  proposer: Proposer;
+  budget: { trials: number; minutes?: number };
+  signal?: AbortSignal;
+  onEvent?: (e: LoopEvent) => void;
+  /** Skip the accuracy stage of trials slower than the best feasible one by this factor (default 1.3; Infinity disables). */
+  pruneFactor?: number;
+  /** Refused proposals in a row before the loop gives up on the proposer (default 8). */
+  maxRefusals?: number;
+  /** Baseline metrics already measured (skips the baseline run). */
+  baseline?: TrialMetrics;
+}
+
+function isAbort(err: unknown, signal: AbortSignal): boolean {
+  return signal.aborted || (err as Error)?.name === 'AbortError' || (err as Error)?.name === 'APIUserAbortError';
+}
+
+export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
+  const started = Date.now();
+  const signal = opts.signal ?? new AbortController().signal;
+  const emit = (e: LoopEvent) => {
+    try {
+      opts.onEvent?.(e);
+    } catch {
+      /* a listener's failure must not stop the search */
+    }
+  };
+  const pruneFactor = opts.pruneFactor ?? 1.3;
+  const maxRefusals = opts.maxRefusals ?? 8;
+  const deadline = opts.budget.minutes !== undefined ? started + opts.budget.minutes * 60_000 : undefined;
+  const trials: Trial[] = [];
+  const byPlan = new Map<string, Trial>();
+  let best: Trial | undefined;
+  let baseline = opts.baseline;
+  let refusals = 0;
+  let refusedInARow = 0;
+  let failedInARow = 0;
+  let answer: Answer | undefined;
+
+  const planOf = (c: Config): string => {
+    try {
+      return planKey(c, opts.setting);
+    } catch {
+      return `config:${configKey(c)}`;
+    }
+  };
+  const ctx: ProposerContext = {
+    space: opts.space,
+    setting: opts.setting,
+    objective: opts.objective,
+    trials,
+    baseline,
+    budget: { trialsLeft: opts.budget.trials },
+    validate: (c) => validateConfig(c, opts.space, opts.setting),
+    duplicateOf: (c) => byPlan.get(planOf(c)),
+    signal,
+  };
+  const finish = (outcome: Outcome, reason: string): LoopResult => {
+    const result: LoopResult = {
+      outcome, reason, proposer: opts.proposer.name, best, trials, baseline, usage: opts.proposer.usage?.(), answer, refusals,
+      seconds: (Date.now() - started) / 1000,
+    };
+    emit({ type: 'done', result });
+    return result;
+  };
+  const lastChance = async (reason: string) => {
+    if (!opts.proposer.finish || signal.aborted) return;
+    try {
+      answer = await opts.proposer.finish(ctx, reason);
+    } catch {
+      /* the answer is a courtesy; the measured best stands without it */
+    }
+  };
+
+  try {
+    if (!baseline) {
+      baseline = await opts.evaluator.baseline(signal);
+      ctx.baseline = baseline;
+    }
+    emit({ type: 'baseline', metrics: baseline });
+
+    for (;;) {
+      if (signal.aborted) return finish('cancelled', 'cancelled');
+      ctx.budget.trialsLeft = opts.budget.trials - trials.length;
+      ctx.budget.msLeft = deadline !== undefined ? deadline - Date.now() : undefined;
+      if (ctx.budget.trialsLeft <= 0) {
+        await lastChance(`trial budget of ${opts.budget.trials} used`);
+        return finish('budget', `trial budget of ${opts.budget.trials} used`);
+      }
+      if (ctx.budget.msLeft !== undefined && ctx.budget.msLeft <= 0) {
+        await lastChance(`wall-time budget of ${opts.budget.minutes} minutes used`);
+        return finish('budget', `wall-time budget of ${opts.budget.minutes} minutes used`);
+      }
+
+      const p = await opts.proposer.propose(ctx);
+      const usage = opts.proposer.usage?.();
+      if (usage) emit({ type: 'usage', usage });
+      if (p.kind === 'done') {
+        answer = p.answer;
+        return finish(p.outcome, p.reason);
+      }
+
+      const v = validateConfig(p.config, opts.space, opts.setting);
+      const dup = v.ok ? byPlan.get(planOf(v.config)) : undefined;
+      if (!v.ok || dup) {
+        const reasons = v.ok ? [`duplicate: trial #${dup!.index} already ran the same per-layer plan (${configKey(dup!.config)})`] : v.errors;
+        refusals++;
+        refusedInARow++;
+        opts.proposer.observe?.({ kind: 'refused', reasons });
+        emit({ type: 'refused', reasons });
+        if (refusedInARow >= maxRefusals) return finish('error', `${refusedInARow} proposals in a row were refused; last: ${reasons[0]}`);
+        continue;
+      }
+      refusedInARow = 0;
+
+      const config = v.config;
+      const index = trials.length + 1;
+      emit({ type: 'trial-start', index, config, rationale: p.rationale });
+      const t0 = Date.now();
+      const bestFeasible = best?.feasible ? best : undefined;
+      let evaluation;
+      try {
+        evaluation = await opts.evaluator.evaluate(config, {
+          signal,
+          afterSpeed: (speed) => {
+            if (!bestFeasible || bestFeasible.score === undefined) return 'continue';
+            const s = speed[opts.objective.field];
+            if (typeof s !== 'number') return 'continue';
+            const worse = opts.objective.direction === 'min' ? s > bestFeasible.score * pruneFactor : s * pruneFactor < bestFeasible.score;
+            return worse ? 'prune' : 'continue';
+          },
+        });
+      } catch (err) {
+        if (isAbort(err, signal)) return finish('cancelled', 'cancelled during a trial');
+        evaluation = { metrics: {}, status: 'failed' as const, error: (err as Error).message ?? String(err) };
+      }
+      const j = judge(opts.objective, evaluation.status, evaluation.metrics, baseline);
+      const trial: Trial = {
+        index, config, rationale: p.rationale, proposer: opts.proposer.name, status: evaluation.status, metrics: evaluation.metrics,
+        error: evaluation.error, ...j, seconds: (Date.now() - t0) / 1000,
+      };
+      trials.push(trial);
+      byPlan.set(planOf(config), trial);
+      if (!best || compareTrials(trial, best) < 0) best = trial;
+      opts.proposer.observe?.({ kind: 'trial', trial });
+      emit({ type: 'trial-end', trial, best, trialsLeft: opts.budget.trials - trials.length });
+      failedInARow = trial.status === 'failed' ? failedInARow + 1 : 0;
+      if (failedInARow >= 3) return finish('error', `3 trials in a row failed; last: ${trial.error}`);
+    }
+  } catch (err) {
+    if (isAbort(err, signal)) return finish('cancelled', 'cancelled');
+    return finish('error', (err as Error).message ?? String(err));
+  }
+}
