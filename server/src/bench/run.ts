@@ -1,0 +1,275 @@
+// One quantize-and-benchmark run: compress the model the recipe describes (reusing a stored artifact
+// when the same configuration was built before), then measure it in a worker process, and append the
+// record to the store. Whatever happens — bad input, a crash, a hang, cancellation — the caller gets a
+// RunRecord with a status, never an exception.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Recipe } from '../config/recipe';
+import type { DecoderConfig } from '../model/decoder';
+import {
+  BaselineFigures, canonicalJson, compresses, compressionSections, fp32Recipe, Metrics, newRunId, recipeHash, RunError,
+  RunRecord, RunStage, RunStatus, runConfig, SessionOptionsUsed, sha256, speedupsOf, TrialInfo,
+} from './record';
+import { hardwareFingerprint, onnxruntimeVersion } from './hardware';
+import { hashSourceModel, RunStore } from './store';
+import { EvalSettings, MeasureJob, REFERENCE_TOPK } from './measure';
+import { runWorker, WorkerOutcome } from './spawn';
+import { compressInto } from './compress';
+
+export { fp32Recipe, recipeHash } from './record';
+
+export interface RunProgress { stage: string; message: string; fraction?: number }
+
+export interface RunOptions {
+  /** Workspace holding `.haqa/` (default: the recipe's folder). */
+  storeDir?: string;
+  signal?: AbortSignal;
+  /** Wall-clock limit of the whole run (compression and measurement), ms. */
+  timeoutMs?: number;
+  onProgress?: (p: RunProgress) => void;
+  /** Also measure the fp32 model's latency in this invocation, and report speedups against it. */
+  baseline?: boolean;
+  /** Fewer repetitions and evaluation windows (the tuner's setting). */
+  quick?: boolean;
+  trial?: TrialInfo;
+  /** Don't append the record to the store (the caller will, or it is a dry measurement). */
+  noStore?: boolean;
+  /** Called with each worker's pid. */
+  onWorker?: (pid: number, stage: RunStage) => void;
+  /** Test hooks passed to the worker (honoured only with HAQA_BENCH_TEST_HOOKS=1). */
+  debug?: MeasureJob['debug'];
+}
+
+class RunFailure extends Error {
+  constructor(readonly status: RunStatus, readonly error: RunError) {
+    super(error.message);
+  }
+}
+
+function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
+  return {
+    provider: recipe.target.provider,
+    intra_op_threads: recipe.runtime.intra_op_threads,
+    inter_op_threads: recipe.runtime.inter_op_threads,
+    graph_optimization: recipe.runtime.graph_optimization,
+    execution_mode: recipe.runtime.execution_mode,
+  };
+}
+
+/** num_key_value_heads etc. from the config.json beside the source model, when there is one. */
+function decoderConfig(model: string): DecoderConfig | undefined {
+  try {
+    const c = JSON.parse(fs.readFileSync(path.join(path.dirname(model), 'config.json'), 'utf8'));
+    if (typeof c.num_key_value_heads !== 'number' && typeof c.num_attention_heads !== 'number') return undefined;
+    return {
+      num_key_value_heads: c.num_key_value_heads ?? c.num_attention_heads,
+      head_dim: c.head_dim, hidden_size: c.hidden_size, num_attention_heads: c.num_attention_heads,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Evaluation settings with the tokenizer found, or a failure naming the missing file. */
+function evaluationOf(recipe: Recipe): EvalSettings | undefined {
+  const ev = recipe.evaluation;
+  if (!ev.text) return undefined;
+  if (!fs.existsSync(ev.text)) {
+    throw new RunFailure('error', { message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`, stage: 'setup', where: ev.text });
+  }
+  const tokenizer = ev.tokenizer ?? path.join(path.dirname(recipe.model), 'tokenizer.json');
+  if (!fs.existsSync(tokenizer)) {
+    const why = ev.tokenizer ? `evaluation.tokenizer in ${recipe.file}` : 'set evaluation.tokenizer, or put tokenizer.json beside the model';
+    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer });
+  }
+  return { text: ev.text, tokenizer, window: ev.window, max_windows: ev.max_windows };
+}
+
+async function fileHash(file: string): Promise<string> {
+  return sha256(await fs.promises.readFile(file));
+}
+
+export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<RunRecord> {
+  const started = new Date();
+  const quick = opts.quick ?? false;
+  const store = new RunStore(opts.storeDir ?? path.dirname(recipe.file));
+  const progress = (stage: string, message: string, fraction?: number) => opts.onProgress?.({ stage, message, fraction });
+  const session = sessionOptionsOf(recipe);
+  const record: RunRecord = {
+    id: newRunId(started),
+    recipe_file: recipe.file,
+    recipe_hash: recipeHash(recipe),
+    source_model: recipe.model,
+    config: runConfig(recipe),
+    status: 'ok',
+    metrics: {},
+    session_options: session,
+    hardware: hardwareFingerprint(),
+    onnxruntime: onnxruntimeVersion(),
+    quick,
+    started: started.toISOString(),
+    finished: '',
+    trial: opts.trial,
+  };
+
+  // One deadline for the whole run; each worker gets what is left of it.
+  const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined;
+  const timeoutCtl = new AbortController();
+  const timeoutTimer = deadline !== undefined ? setTimeout(() => timeoutCtl.abort(), opts.timeoutMs) : undefined;
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeoutCtl.signal]) : timeoutCtl.signal;
+  let stage: RunStage = 'setup';
+
+  const worker = async (job: MeasureJob | Parameters<typeof runWorker>[0], s: RunStage): Promise<Metrics> => {
+    stage = s;
+    const left = deadline !== undefined ? Math.max(1, deadline - Date.now()) : undefined;
+    const out: WorkerOutcome = await runWorker(job, {
+      signal: opts.signal,
+      timeoutMs: left,
+      onProgress: (p) => progress(p.stage, p.message, p.fraction),
+      onSpawn: (pid) => opts.onWorker?.(pid, s),
+    });
+    if (out.status !== 'ok' || !out.metrics) {
+      const err = out.error ?? { message: 'the worker gave no result', stage: out.stage };
+      // A reference or baseline worker that fails is reported under that stage.
+      if (s !== 'latency' && out.status === 'error' && err.stage !== 'load') err.stage = s;
+      throw new RunFailure(out.status, err);
+    }
+    return out.metrics;
+  };
+
+  try {
+    if (!fs.existsSync(recipe.model)) {
+      throw new RunFailure('error', { message: `model file not found: ${recipe.model} (model in ${recipe.file})`, stage: 'setup', where: recipe.model });
+    }
+    if (recipe.target.provider !== 'cpu') {
+      throw new RunFailure('error', { message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`, stage: 'setup', where: recipe.file });
+    }
+    const evaluation = evaluationOf(recipe);
+    const config = decoderConfig(recipe.model);
+    progress('setup', 'hashing the source model');
+    const source = await hashSourceModel(recipe.model);
+
+    // ---- compress (or reuse)
+    let measured = recipe.model;
+    let modelBytes = source.bytes;
+    if (compresses(recipe)) {
+      stage = 'compress';
+      const key = sha256(canonicalJson({ source: source.hash, ...compressionSections(recipe), calibration_text: recipe.calibration.text && compressionSections(recipe).calibration ? await fileHash(recipe.calibration.text) : undefined })).slice(0, 32);
+      let art = store.findArtifact(key);
+      if (art) {
+        progress('compress', `reusing artifact ${key}`);
+        record.artifact_reused = true;
+        record.compress_seconds = 0;
+      } else {
+        progress('compress', 'compressing');
+        const t0 = Date.now();
+        art = await store.buildArtifact(key, (out) => compressInto(recipe, out, signal, (m, f) => progress('compress', m, f)), {
+          source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
+        }).catch((err: Error) => {
+          if (signal.aborted) {
+            const status = opts.signal?.aborted ? 'cancelled' : 'timeout';
+            throw new RunFailure(status, { message: status === 'cancelled' ? 'cancelled during compression' : 'timed out during compression', stage: 'compress' });
+          }
+          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: (err as { file?: string }).file ?? recipe.model });
+        });
+        record.artifact_reused = false;
+        record.compress_seconds = (Date.now() - t0) / 1000;
+      }
+      measured = art.model;
+      modelBytes = art.meta.model_bytes;
+      record.model_hash = art.meta.model_hash;
+    } else {
+      record.model_hash = source.hash;
+    }
+    record.artifact = measured;
+
+    // ---- the fp32 reference, computed once per (fp32 model, evaluation settings)
+    let reference: string | undefined;
+    if (compresses(recipe)) {
+      const refKey = sha256(canonicalJson({
+        fp32: source.hash,
+        evaluation: evaluation && {
+          text: await fileHash(evaluation.text), tokenizer: await fileHash(evaluation.tokenizer),
+          window: evaluation.window, max_windows: evaluation.max_windows, quick, k: REFERENCE_TOPK,
+        },
+        workload: evaluation ? undefined : recipe.objective.workload, // seeded inputs of non-decoders follow the workload
+      })).slice(0, 32);
+      reference = store.referencePath(refKey);
+      if (!validReference(reference, refKey)) {
+        await fs.promises.mkdir(path.dirname(reference), { recursive: true });
+        await worker({ kind: 'reference', model: recipe.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
+      }
+    }
+
+    // ---- the fp32 baseline, measured in this invocation
+    if (opts.baseline && compresses(recipe)) {
+      progress('baseline', 'measuring the fp32 baseline');
+      const b = await worker({ kind: 'measure', model: recipe.model, session, workload: recipe.objective.workload, quick, latency: true, config }, 'baseline');
+      const base: BaselineFigures = {
+        prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
+        throughput_tok_s: b.throughput_tok_s, peak_rss_bytes: b.peak_rss_bytes, model_bytes: source.bytes,
+      };
+      record.baseline = base;
+    }
+
+    // ---- the model itself
+    const m = await worker({
+      kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: true,
+      evaluation, reference, config, debug: opts.debug,
+    }, 'latency');
+    record.metrics = { ...m, model_bytes: modelBytes };
+    if (!compresses(recipe)) {
+      // The fp32 model against itself: agreement is total by definition, no second pass needed.
+      if (m.ppl !== undefined) Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });
+      if (opts.baseline) record.baseline = { ...pickBaseline(record.metrics) };
+    }
+    if (record.baseline) record.speedups = speedupsOf(record.metrics, record.baseline);
+  } catch (err) {
+    if (err instanceof RunFailure) {
+      record.status = err.status;
+      record.error = err.error;
+    } else {
+      record.status = 'error';
+      record.error = { message: (err as Error)?.message ?? String(err), stage, where: (err as { file?: string })?.file };
+    }
+  } finally {
+    clearTimeout(timeoutTimer);
+  }
+
+  record.finished = new Date().toISOString();
+  if (!opts.noStore) {
+    try {
+      await store.append(record);
+    } catch (err) {
+      // The measurement stands; say that it could not be kept.
+      if (record.status === 'ok') {
+        record.status = 'error';
+        record.error = { message: `measured, but the record could not be stored: ${(err as Error).message}`, stage: 'store', where: store.runsFile };
+      }
+    }
+  }
+  return record;
+}
+
+function pickBaseline(m: Metrics): BaselineFigures {
+  return {
+    prefill_ms: m.prefill_ms, decode_ms_per_token: m.decode_ms_per_token, inference_ms: m.inference_ms,
+    throughput_tok_s: m.throughput_tok_s, peak_rss_bytes: m.peak_rss_bytes, model_bytes: m.model_bytes,
+  };
+}
+
+function validReference(file: string, key: string): boolean {
+  try {
+    // Only the head is needed to check the key; the file is written atomically, so it is whole or absent.
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(200);
+      const n = fs.readSync(fd, head, 0, 200, 0);
+      return head.subarray(0, n).toString().startsWith(`{"key":"${key}"`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
