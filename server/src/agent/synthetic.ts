@@ -5,6 +5,7 @@
 // does not find it. For tests of the loop and the optimizers and for bench/search.ts; not a benchmark.
 import type { Layer } from '../model/graph';
 import { applyKnobs, planLayers } from '../config/plan';
+import { resolveRecipe } from '../config/recipe';
 import { Rng } from './rng';
 import { configKey, SpaceContext } from './space';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
@@ -116,4 +117,13 @@ export class SyntheticEvaluator implements Evaluator {
     const ppl = ppl_fp32 * (1 + m.pplInc * Math.exp(0.05 * rng.normal()));
     return { metrics: { ...speed, ppl, ppl_fp32, kl: m.pplInc / 2, top1: Math.max(0, 1 - m.pplInc * 2) }, status: 'ok' };
   }
+}
+
+/** A complete setting over synthetic layers: recipe (defaults + `doc`), layers, a 2-core AVX2 machine. */
+export function syntheticSetting(doc: Record<string, unknown> = {}, file = '/tmp/haqa-synthetic/haqa.yaml'): SpaceContext {
+  return {
+    recipe: resolveRecipe({ model: 'model.onnx', ...doc }, file),
+    layers: syntheticLayers({ layers: 4, hidden: 256, intermediate: 768, vocab: 2048 }),
+    hardware: { cpu: 'synthetic AVX2 CPU', arch: 'x64', cores: 2, isa: ['avx', 'avx2', 'fma'], memory_bytes: 24 * 2 ** 30, providers: ['cpu'] },
+  };
 }

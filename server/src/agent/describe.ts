@@ -1,0 +1,81 @@
+// What the agent is told about the model, the machine, the objective and the space, as JSON data.
+// Everything that comes from model files (layer names, config.json fields) is untrusted: it is
+// sanitised (control characters out, length capped) and only ever shown quoted inside JSON, never
+// spliced into the instructions.
+import * as path from 'node:path';
+import type { ModelArchitecture } from '../config/hfConfig';
+import { planLayers } from '../config/plan';
+import { hasInt8Dot, HardwareProfile } from './profile';
+import type { Objective } from './objective';
+import { layerGroups, quantizable, SearchSpace, SpaceContext } from './space';
+
+/** A string from a file, safe to quote: no control characters, at most `max` characters. */
+export function untrusted(s: unknown, max = 120): string {
+  // eslint-disable-next-line no-control-regex
+  const t = String(s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+export interface ModelSummary {
+  file: string;
+  architecture?: Record<string, unknown>;
+  layers: number;
+  params: number;
+  groups: { glob: string; count: number; K: number[]; N: number[]; params: number; plan: string }[];
+}
+
+export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): ModelSummary {
+  const q = quantizable(setting.layers);
+  const plans = planLayers(setting.recipe, setting.layers);
+  const planText = (name: string) => {
+    const p = plans.find((x) => x.layer.name === name);
+    return p?.quant ? `${p.quant.bits}-bit block ${p.quant.block_size} acc ${p.quant.accuracy_level}` : 'float';
+  };
+  const uniq = (xs: number[]) => [...new Set(xs)].slice(0, 4);
+  return {
+    file: untrusted(path.basename(setting.recipe.model)),
+    architecture: arch
+      ? {
+          model_type: untrusted(arch.model_type, 40), hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
+          num_hidden_layers: arch.num_hidden_layers, num_attention_heads: arch.num_attention_heads,
+          num_key_value_heads: arch.num_key_value_heads, vocab_size: arch.vocab_size, tie_word_embeddings: arch.tie_word_embeddings,
+        }
+      : undefined,
+    layers: q.length,
+    params: q.reduce((s, l) => s + l.params, 0),
+    groups: layerGroups(q).slice(0, 40).map((g) => ({
+      glob: untrusted(g.glob), count: g.layers.length, K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
+      params: g.layers.reduce((s, l) => s + l.params, 0), plan: planText(g.layers[0].name),
+    })),
+  };
+}
+
+export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {
+  return {
+    cpu: untrusted(hw.cpu, 80), arch: hw.arch, cores: hw.cores, isa: hw.isa, memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
+    bandwidth_gbs: hw.bandwidth_gbs, providers: hw.providers, int8_dot_product: hasInt8Dot(hw),
+  };
+}
+
+export function spaceSummary(space: SearchSpace): Record<string, unknown> {
+  return { source: space.source, assignments: space.size, knobs: space.knobs.map((k) => ({ knob: untrusted(k.key, 200), values: k.values, layers: k.layers.length })) };
+}
+
+export function objectiveSummary(o: Objective, budget: { trials: number; minutes?: number }): Record<string, unknown> {
+  return {
+    metric: o.metric, reads: o.field, better: o.direction === 'min' ? 'lower' : 'higher', unit: o.unit,
+    accuracy_budget: { max_ppl_increase: o.max_ppl_increase, min_top1_agreement: o.min_top1_agreement, max_kl: o.max_kl },
+    trial_budget: budget.trials, minutes: budget.minutes,
+  };
+}
+
+/** What onnxruntime's CPU kernels can and cannot do: the facts that make some settings counterintuitive. */
+export const KERNEL_FACTS = [
+  'MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size is one of 16, 32, 64, 128, 256 and must divide the layer\'s K.',
+  'accuracy_level is the compute type: 0 default (fp32), 4 = int8 compute (activations quantized on the fly). On AVX2 CPUs 4-bit acc 4 measured ~2.8x faster than fp32, 4-bit acc 0 only ~1.1x.',
+  '8-bit with accuracy_level 0 measured ~30x SLOWER than fp32 on an AVX2 CPU; 8-bit with accuracy_level 4 ~2.7x faster. Lower bits are not automatically faster.',
+  'At batch 64 (prefill-like) 4-bit was no faster than fp32: gains are for bandwidth-bound decode.',
+  'No N:M sparse kernels on the CPU execution provider: 2:4 sparsity saves no time there.',
+  'Low rank (one MatMul of K x N into two of rank r) saves time only when r(K+N) is well below K*N.',
+  'Decode is weight-bandwidth bound: a token cannot be faster than weight bytes read per token / memory bandwidth.',
+];
