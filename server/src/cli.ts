@@ -2,11 +2,12 @@
 import { Command, CliIO, UsageError } from './cli/command';
 import { OnnxError } from './model/onnx';
 import { inspectCommand } from './cli/inspect';
+import { checkCommand } from './cli/check';
 import { synthCommand } from './cli/synth';
 import { benchCommand } from './cli/bench';
 import { runsCommand } from './cli/runs';
 
-const commands: Command[] = [inspectCommand, synthCommand, benchCommand, runsCommand];
+const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');

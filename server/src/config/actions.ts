@@ -1,0 +1,49 @@
+// Quick fixes for the mechanical errors, computed from the diagnostics' `data` (so they work on the
+// diagnostics the client sends back): nearest valid block size, drop a pattern that matches nothing,
+// fix a typo'd key, replace an invalid value. Edits are minimal and keep comments (edit.ts).
+import type { CodeAction, Diagnostic, TextEdit } from 'vscode-languageserver-types';
+import type { FixData } from './diagnostics';
+import { recipeTextEdits, RecipeEdit } from './edit';
+
+const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+
+export function recipeCodeActions(text: string, uri: string, diagnostics: Diagnostic[]): CodeAction[] {
+  const out: CodeAction[] = [];
+  for (const d of diagnostics) {
+    if (d.source !== 'haqa' || !d.data) continue;
+    const fix = d.data as FixData;
+    const make = (title: string, edits: TextEdit[], preferred = false) => {
+      if (!edits.length) return;
+      out.push({ title, kind: 'quickfix', diagnostics: [d], isPreferred: preferred || undefined, edit: { changes: { [uri]: edits } } });
+    };
+    const viaRecipe = (title: string, e: RecipeEdit[], preferred = false) => {
+      try {
+        make(title, recipeTextEdits(text, e), preferred);
+      } catch {
+        /* the document changed shape since the diagnostic (or has syntax errors): no fix offered */
+      }
+    };
+    switch (fix.fix) {
+      case 'rename-key':
+        // The diagnostic's range is exactly the key: replace its text and nothing else.
+        make(`Change '${fix.path[fix.path.length - 1]}' to '${fix.to}'`, [{ range: d.range, newText: fix.to }], true);
+        break;
+      case 'replace':
+        fix.values.slice(0, 3).forEach((v, i) => viaRecipe(`Change to ${show(v)}`, [{ path: fix.path, value: v }], i === 0));
+        break;
+      case 'remove':
+        viaRecipe(d.code === 'pattern-no-match' ? 'Remove the pattern that matches no layer' : `Remove '${fix.path[fix.path.length - 1]}'`, [{ path: fix.path, delete: true }]);
+        break;
+      case 'set':
+        viaRecipe(fix.title, [{ path: fix.path, value: fix.value }], true);
+        break;
+    }
+    // A pattern that matches nothing can also just go (besides "did you mean").
+    if (d.code === 'pattern-no-match' && fix.fix === 'replace') {
+      const p = fix.path;
+      const item = p[p.length - 1] === 'match' ? p.slice(0, -1) : p;
+      viaRecipe('Remove the pattern that matches no layer', [{ path: item, delete: true }]);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,162 @@
+// Checks of a Hugging Face config.json: JSON syntax, the architecture numbers (hfConfig.ts), the
+// `quantization_config` block (AWQ/GPTQ style), and, when an ONNX model sits beside it, whether the
+// config agrees with the graph. jsonc-parser keeps offsets, so each diagnostic lands on its key.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, printParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
+import { architectureFromConfig, HfConfigError, ModelArchitecture } from './hfConfig';
+import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
+import { ModelCache } from './modelCache';
+import { MAX_RECIPE_BYTES, looksBinary } from './parse';
+import type { ModelGraph } from '../model/graph';
+
+export interface HfConfigAnalysis {
+  file: string;
+  arch?: ModelArchitecture;
+  graph?: ModelGraph;
+  diagnostics: Diagnostic[];
+  dependencies: string[];
+}
+
+/** Keys that mark a config.json as a Hugging Face model config (other config.json files are left alone). */
+const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers'];
+export const HF_QUANT_BITS = [2, 3, 4, 8];
+
+export async function analyzeHfConfig(text: string, file: string, ctx: { models: ModelCache; modelFile?: string }): Promise<HfConfigAnalysis> {
+  const a: HfConfigAnalysis = { file: path.resolve(file), diagnostics: [], dependencies: [] };
+  const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+  if (text.length > MAX_RECIPE_BYTES) {
+    a.diagnostics.push(diag(top, 'error', 'file-too-large', `file is ${(text.length / 1048576).toFixed(1)} MB; config files over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`));
+    return a;
+  }
+  if (looksBinary(text)) {
+    a.diagnostics.push(diag(top, 'error', 'binary-file', 'file looks binary, not JSON text'));
+    return a;
+  }
+  const lines = new LineIndex(text);
+  const errors: ParseError[] = [];
+  const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true });
+  for (const e of errors) {
+    a.diagnostics.push(diag(lines.range(e.offset, e.offset + Math.max(1, e.length)), 'error', 'json-syntax', `JSON: ${printParseErrorCode(e.error)}`));
+  }
+  if (!root || root.type !== 'object') {
+    if (!errors.length) a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
+    return a;
+  }
+  const value = getNodeValue(root) as Record<string, unknown>;
+  if (!HF_MARKERS.some((k) => k in value)) return a;
+
+  const keyRange = (p: (string | number)[]): Range => {
+    for (let n = p.length; n > 0; n--) {
+      const node = findNodeAtLocation(root, p.slice(0, n));
+      const prop = node?.parent;
+      if (prop?.type === 'property' && prop.children?.[0]) return lines.range(prop.children[0].offset, prop.children[0].offset + prop.children[0].length);
+      if (node) return lines.range(node.offset, node.offset + node.length);
+    }
+    return lines.range(root.offset, root.offset + 1);
+  };
+  const valueRange = (p: (string | number)[]): Range => {
+    const node: JNode | undefined = findNodeAtLocation(root, p);
+    return node ? lines.range(node.offset, node.offset + node.length) : keyRange(p);
+  };
+
+  let arch: ModelArchitecture;
+  try {
+    arch = architectureFromConfig(value);
+  } catch (err) {
+    const key = err instanceof HfConfigError ? err.key : undefined;
+    a.diagnostics.push(diag(key && key in value ? valueRange([key]) : key ? lines.range(root.offset, root.offset + 1) : lines.range(root.offset, root.offset + 1),
+      'error', 'hf-config-invalid', (err as Error).message));
+    return a;
+  }
+  a.arch = arch;
+  if (arch.num_attention_heads % arch.num_key_value_heads !== 0) {
+    a.diagnostics.push(diag(valueRange(['num_key_value_heads']), 'error', 'kv-heads-not-divisor',
+      `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ${arch.num_attention_heads} (grouped-query attention shares each kv head among heads/kv_heads query heads)`));
+  }
+  if (value.head_dim === undefined && arch.hidden_size % arch.num_attention_heads !== 0) {
+    a.diagnostics.push(diag(valueRange(['hidden_size']), 'error', 'hidden-not-divisible', `hidden_size ${arch.hidden_size} is not a multiple of num_attention_heads ${arch.num_attention_heads}`));
+  }
+
+  const qc = value.quantization_config;
+  if (qc !== undefined) {
+    if (typeof qc !== 'object' || qc === null || Array.isArray(qc)) {
+      a.diagnostics.push(diag(valueRange(['quantization_config']), 'error', 'wrong-type', 'quantization_config must be an object'));
+    } else {
+      const q = qc as Record<string, unknown>;
+      const QP = (k: string) => ['quantization_config', k];
+      if (q.bits !== undefined && !(typeof q.bits === 'number' && HF_QUANT_BITS.includes(q.bits))) {
+        a.diagnostics.push(diag(valueRange(QP('bits')), 'error', 'quant-bits-unsupported', `quantization_config.bits ${JSON.stringify(q.bits)}: AWQ/GPTQ kernels pack ${HF_QUANT_BITS.join(', ')} bits`));
+      }
+      for (const k of ['sym', 'desc_act']) {
+        if (q[k] !== undefined && typeof q[k] !== 'boolean') {
+          a.diagnostics.push(diag(valueRange(QP(k)), 'error', 'wrong-type', `quantization_config.${k} must be true or false, got ${JSON.stringify(q[k])}`));
+        }
+      }
+      const gs = q.group_size;
+      if (gs !== undefined) {
+        if (typeof gs !== 'number' || !Number.isInteger(gs) || (gs <= 0 && gs !== -1)) {
+          a.diagnostics.push(diag(valueRange(QP('group_size')), 'error', 'wrong-type', `quantization_config.group_size must be a positive integer (or -1 for one group per row), got ${JSON.stringify(gs)}`));
+        } else if (gs > 0) {
+          const bad = [['hidden_size', arch.hidden_size], ['intermediate_size', arch.intermediate_size]].filter(([, n]) => (n as number) % gs !== 0);
+          if (bad.length) {
+            const cands = [32, 64, 128, 256].filter((c) => arch.hidden_size % c === 0 && arch.intermediate_size % c === 0);
+            const best = cands.sort((x, y) => Math.abs(Math.log2(x / gs)) - Math.abs(Math.log2(y / gs)))[0];
+            a.diagnostics.push(diag(valueRange(QP('group_size')), 'error', 'group-size-not-divisor',
+              `group_size ${gs} does not divide ${bad.map(([k, n]) => `${k} ${n}`).join(' and ')}${best ? `; nearest that divides both: ${best}` : ''}`,
+              best ? { fix: 'replace', path: QP('group_size'), values: [best] } : undefined));
+          }
+        }
+      }
+    }
+  }
+
+  // The graph beside it.
+  const modelFile = ctx.modelFile ?? path.join(path.dirname(a.file), 'model.onnx');
+  if (fs.existsSync(modelFile)) {
+    a.dependencies.push(modelFile);
+    const load = await ctx.models.get(modelFile);
+    if (load.ok) {
+      a.graph = load.graph;
+      compareWithGraph(a, arch, load.graph, valueRange);
+    }
+  }
+  return a;
+}
+
+/** The numbers a Llama-family graph implies, read from its layer shapes. */
+export function graphArchitecture(g: ModelGraph): { hidden?: number; intermediate?: number; layers?: number; vocab?: number; witness: Record<string, string> } {
+  const by = (suffix: string) => g.layers.find((l) => l.name.endsWith(suffix));
+  const q = by('self_attn.q_proj') ?? by('mlp.up_proj') ?? by('mlp.gate_proj');
+  const up = by('mlp.up_proj') ?? by('mlp.gate_proj');
+  const head = g.layers.find((l) => l.name === 'lm_head');
+  const idx = new Set<number>();
+  for (const l of g.layers) {
+    const m = /^model\.layers\.(\d+)\./.exec(l.name);
+    if (m) idx.add(Number(m[1]));
+  }
+  return {
+    hidden: q?.K,
+    intermediate: up?.N,
+    layers: idx.size || undefined,
+    vocab: head?.N,
+    witness: { hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N` : '', vocab: head ? 'lm_head N' : '', layers: 'model.layers.<i>' },
+  };
+}
+
+function compareWithGraph(a: HfConfigAnalysis, arch: ModelArchitecture, g: ModelGraph, at: (p: string[]) => Range): void {
+  const ga = graphArchitecture(g);
+  const pairs: [keyof typeof ga & string, string, number][] = [
+    ['hidden', 'hidden_size', arch.hidden_size],
+    ['intermediate', 'intermediate_size', arch.intermediate_size],
+    ['layers', 'num_hidden_layers', arch.num_hidden_layers],
+    ['vocab', 'vocab_size', arch.vocab_size],
+  ];
+  for (const [k, key, want] of pairs) {
+    const have = ga[k] as number | undefined;
+    if (have !== undefined && have !== want) {
+      a.diagnostics.push(diag(at([key]), 'warning', 'config-graph-mismatch',
+        `${key} is ${want} but ${path.basename(g.path)} has ${have} (${ga.witness[k]}): config.json and the model disagree`));
+    }
+  }
+}

@@ -1,0 +1,174 @@
+// YAML with positions: the recipe text → its JS value, plus a way back from a JSON path
+// (['quantize','overrides',3,'bits']) to the exact key and value ranges in the text. Syntax errors,
+// huge files and binary junk become diagnostics; nothing here throws on any input.
+import { parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
+
+export type JsonPath = (string | number)[];
+
+/** Above this a recipe is refused: nobody writes one this big, and parsing it would stall the editor. */
+export const MAX_RECIPE_BYTES = 2 * 1024 * 1024;
+
+export interface ParsedYaml {
+  text: string;
+  lines: LineIndex;
+  /** Undefined when the text was refused before parsing (too big, binary). */
+  doc?: Document.Parsed;
+  /** The document as plain JS (undefined when refused or unconvertible). */
+  value: unknown;
+  /** Syntax-level diagnostics; `fatal` when there is nothing sensible to check further. */
+  diagnostics: Diagnostic[];
+  fatal: boolean;
+}
+
+/** Text that is not text: NUL bytes or mostly control characters in the first few KB. */
+export function looksBinary(text: string): boolean {
+  const head = text.slice(0, 8192);
+  if (head.includes('\u0000')) return true;
+  let ctrl = 0;
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if ((c < 32 && c !== 9 && c !== 10 && c !== 13) || c === 0xfffd) ctrl++;
+  }
+  return head.length > 0 && ctrl / head.length > 0.1;
+}
+
+export function parseYaml(text: string): ParsedYaml {
+  const lines = new LineIndex(text.length > MAX_RECIPE_BYTES ? '' : text);
+  const out: ParsedYaml = { text, lines, value: undefined, diagnostics: [], fatal: true };
+  const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+  if (text.length > MAX_RECIPE_BYTES) {
+    out.diagnostics.push(diag(top, 'error', 'file-too-large', `file is ${(text.length / 1048576).toFixed(1)} MB; recipes over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`));
+    return out;
+  }
+  if (looksBinary(text)) {
+    out.diagnostics.push(diag(top, 'error', 'binary-file', 'file looks binary (NUL or control characters), not YAML text'));
+    return out;
+  }
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true });
+  } catch (err) {
+    out.diagnostics.push(diag(top, 'error', 'yaml-syntax', `YAML parser failed: ${(err as Error).message}`));
+    return out;
+  }
+  out.doc = doc;
+  for (const e of doc.errors) {
+    const [a, b] = e.pos;
+    out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'error', 'yaml-syntax', firstLine(e.message)));
+  }
+  for (const w of doc.warnings) {
+    const [a, b] = w.pos;
+    out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'warning', 'yaml-syntax', firstLine(w.message)));
+  }
+  try {
+    // maxAliasCount guards against alias bombs ("billion laughs").
+    out.value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    out.diagnostics.push(diag(top, 'error', 'yaml-syntax', `cannot read the document: ${(err as Error).message}`));
+    return out;
+  }
+  out.fatal = doc.errors.length > 0;
+  return out;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+}
+
+// ---------------------------------------------------------------- path ↔ node
+
+export interface Located {
+  /** The pair whose key is the last path element (map entries). */
+  pair?: Pair;
+  /** The value node (map value or sequence item). */
+  node?: Node;
+  /** The collection holding it. */
+  parent?: YAMLMap | YAMLSeq;
+}
+
+function keyOf(p: Pair): unknown {
+  return isScalar(p.key) ? p.key.value : p.key;
+}
+
+/** The YAML node at a JSON path, or undefined when the path does not exist in the text. */
+export function locate(doc: Document | undefined, path: JsonPath): Located | undefined {
+  let cur: unknown = doc?.contents;
+  let loc: Located = { node: cur as Node };
+  for (const seg of path) {
+    if (isAlias(cur) && doc) cur = cur.resolve(doc);
+    if (isMap(cur)) {
+      const pair = cur.items.find((p) => String(keyOf(p)) === String(seg));
+      if (!pair) return undefined;
+      loc = { pair, node: (pair.value ?? undefined) as Node | undefined, parent: cur };
+      cur = pair.value;
+    } else if (isSeq(cur) && typeof seg === 'number') {
+      const item = cur.items[seg];
+      if (item === undefined) return undefined;
+      loc = { node: item as Node, parent: cur };
+      cur = item;
+    } else {
+      return undefined;
+    }
+  }
+  return loc;
+}
+
+export type RangeKind = 'key' | 'value' | 'entry';
+
+/**
+ * Range of a path: 'key' (the key of a map entry; for sequence items the item), 'value' (the value,
+ * falling back to the key when the value is empty), 'entry' (key through value). When the path does
+ * not exist, the range of the deepest ancestor that does (its key), so a diagnostic always lands.
+ */
+export function rangeOf(p: ParsedYaml, path: JsonPath, kind: RangeKind = 'value'): Range {
+  for (let n = path.length; n >= 0; n--) {
+    const loc = locate(p.doc, path.slice(0, n));
+    if (!loc) continue;
+    const r = n < path.length ? offsetsOf(loc, 'key') : offsetsOf(loc, kind);
+    if (r) return p.lines.range(r[0], r[1]);
+  }
+  return { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+}
+
+export function offsetsOf(loc: Located, kind: RangeKind): [number, number] | undefined {
+  const keyR = loc.pair && (loc.pair.key as Node | null)?.range;
+  const valR = loc.node?.range;
+  if (kind === 'key' && keyR) return [keyR[0], keyR[1]];
+  if (kind === 'entry' && keyR) return [keyR[0], valR ? valR[1] : keyR[1]];
+  if (valR && valR[1] > valR[0]) return [valR[0], valR[1]];
+  if (keyR) return [keyR[0], keyR[1]];
+  return valR ? [valR[0], valR[1]] : undefined;
+}
+
+/** The deepest node at an offset: its path and whether the offset is on a key or a value. */
+export function pathAt(doc: Document | undefined, offset: number): { path: JsonPath; onKey: boolean; node?: Node } | undefined {
+  if (!doc) return undefined;
+  const path: JsonPath = [];
+  let cur: unknown = doc.contents;
+  const within = (n: unknown) => {
+    const r = (n as Node | null)?.range;
+    return !!r && offset >= r[0] && offset <= r[1];
+  };
+  if (!within(cur)) return undefined;
+  for (;;) {
+    if (isMap(cur)) {
+      const pair = cur.items.find((pp) => within(pp.key) || within(pp.value));
+      if (!pair) return { path, onKey: false, node: cur };
+      path.push(String(keyOf(pair)));
+      if (within(pair.key) && !(isScalar(pair.value) && within(pair.value) && (pair.key as Node).range![1] < offset)) {
+        return { path, onKey: true, node: pair.key as Node };
+      }
+      cur = pair.value;
+    } else if (isSeq(cur)) {
+      const i = cur.items.findIndex((it) => within(it));
+      if (i < 0) return { path, onKey: false, node: cur };
+      path.push(i);
+      cur = cur.items[i];
+    } else {
+      return { path, onKey: false, node: cur as Node };
+    }
+  }
+}
+
+export { isPair };

@@ -1,0 +1,72 @@
+// The recipe and config.json language features: thin handlers over server/src/config.
+import { CodeActionKind, DidChangeWatchedFilesNotification } from 'vscode-languageserver/node';
+import type { ServerFeature } from './features';
+import { docKind, uriToPath } from './service';
+import { hoverRecipe } from '../config/hover';
+import { completeRecipe } from '../config/complete';
+import { recipeCodeActions } from '../config/actions';
+
+export const recipeFeature: ServerFeature = {
+  name: 'recipe',
+  capabilities: () => ({
+    hoverProvider: true,
+    completionProvider: { triggerCharacters: [':', ' ', '-', '.', '@', '*'], resolveProvider: false },
+    codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+  }),
+  register(ctx) {
+    const { connection, documents, service, diagnostics, safe } = ctx;
+
+    diagnostics.register({
+      id: 'haqa.recipe',
+      appliesTo: (doc) => docKind(doc.uri) !== undefined,
+      async compute(doc) {
+        if (docKind(doc.uri) === 'recipe') return (await service.recipe(doc)).diagnostics;
+        return (await service.hfConfig(doc)).diagnostics;
+      },
+    });
+
+    connection.onHover((p) =>
+      safe('hover', async () => {
+        const doc = documents.get(p.textDocument.uri);
+        if (!doc || docKind(doc.uri) !== 'recipe') return null;
+        return hoverRecipe(await service.recipe(doc), p.position) ?? null;
+      }, null),
+    );
+
+    connection.onCompletion((p) =>
+      safe('completion', async () => {
+        const doc = documents.get(p.textDocument.uri);
+        if (!doc || docKind(doc.uri) !== 'recipe') return [];
+        // The model of the last finished analysis is good enough for names; wait only the first time.
+        const a = service.lastRecipe.get(doc.uri) ?? (await service.recipe(doc));
+        return completeRecipe(doc.getText(), p.position, { layers: a.graph?.layers, index: a.index });
+      }, []),
+    );
+
+    connection.onCodeAction((p) =>
+      safe('codeAction', () => {
+        const doc = documents.get(p.textDocument.uri);
+        if (!doc || !docKind(doc.uri)) return [];
+        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics);
+      }, []),
+    );
+
+    connection.onDidChangeWatchedFiles((p) =>
+      safe('didChangeWatchedFiles', async () => {
+        const open = documents.all().map((d) => d.uri);
+        for (const c of p.changes) {
+          const file = uriToPath(c.uri);
+          const hits = await service.fileChanged(file, open);
+          for (const uri of hits) diagnostics.schedule(uri);
+        }
+      }, undefined),
+    );
+  },
+  async initialized(ctx) {
+    // Watch what recipes read, when the client lets us register watchers ourselves.
+    if (!ctx.clientCapabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration) return;
+    await ctx.connection.client.register(DidChangeWatchedFilesNotification.type, {
+      watchers: ['**/*.onnx', '**/*.onnx.data', '**/*.onnx_data', '**/config.json', '**/tokenizer.json', '**/*.txt'].map((globPattern) => ({ globPattern })),
+    });
+  },
+};
