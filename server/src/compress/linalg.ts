@@ -1,0 +1,173 @@
+// Small dense float64 linear algebra for the transforms: Cholesky (GPTQ), a symmetric eigensolver
+// (exact SVD through a Gram matrix), Gram–Schmidt QR (randomized SVD). Matrices are row-major
+// Float64Arrays; sizes are the layer's K or N, or a sketch width, so O(n³) is acceptable here.
+
+/** In-place lower Cholesky of an n×n SPD matrix (upper triangle zeroed). Returns false if not SPD. */
+export function choleskyLower(a: Float64Array, n: number): boolean {
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = 0; k < j; k++) d -= a[rj + k] * a[rj + k];
+    if (!(d > 0)) return false;
+    d = Math.sqrt(d);
+    a[rj + j] = d;
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let s = a[ri + j];
+      for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
+      a[ri + j] = s / d;
+    }
+    for (let k = j + 1; k < n; k++) a[rj + k] = 0;
+  }
+  return true;
+}
+
+/** Inverse of an SPD matrix from its lower Cholesky factor L (A = L Lᵀ): A⁻¹ = L⁻ᵀ L⁻¹. */
+export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
+  // Linv (lower) by forward substitution, column by column.
+  const li = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    li[j * n + j] = 1 / l[j * n + j];
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let k = j; k < i; k++) s -= l[i * n + k] * li[k * n + j];
+      li[i * n + j] = s / l[i * n + i];
+    }
+  }
+  // A⁻¹[i][j] = Σ_k Linv[k][i] Linv[k][j], k ≥ max(i, j).
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = i; k < n; k++) s += li[k * n + i] * li[k * n + j];
+      inv[i * n + j] = s;
+      inv[j * n + i] = s;
+    }
+  }
+  return inv;
+}
+
+/**
+ * Symmetric eigen-decomposition by cyclic Jacobi rotations: accurate to machine precision and short.
+ * Returns eigenvalues in descending order and the matching unit eigenvectors as columns of `vectors`
+ * (n×n row-major). Cost ~ 10 sweeps × 3n³; callers keep n small (a Gram matrix of the narrow side).
+ */
+export function symmetricEigen(aIn: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+  const a = Float64Array.from(aIn);
+  const v = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  let scale = 0;
+  for (let i = 0; i < n * n; i++) scale += a[i] * a[i];
+  const tol = 1e-30 * Math.max(scale, 1e-300);
+  for (let sweep = 0; sweep < 60; sweep++) {
+    let off = 0;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += a[p * n + q] * a[p * n + q];
+    if (off <= tol) break;
+    for (let p = 0; p < n - 1; p++) {
+      for (let q = p + 1; q < n; q++) {
+        const apq = a[p * n + q];
+        if (Math.abs(apq) < 1e-300) continue;
+        const app = a[p * n + p];
+        const aqq = a[q * n + q];
+        const theta = (aqq - app) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < n; k++) {
+          const akp = a[k * n + p];
+          const akq = a[k * n + q];
+          a[k * n + p] = c * akp - s * akq;
+          a[k * n + q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < n; k++) {
+          const apk = a[p * n + k];
+          const aqk = a[q * n + k];
+          a[p * n + k] = c * apk - s * aqk;
+          a[q * n + k] = s * apk + c * aqk;
+        }
+        for (let k = 0; k < n; k++) {
+          const vkp = v[k * n + p];
+          const vkq = v[k * n + q];
+          v[k * n + p] = c * vkp - s * vkq;
+          v[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => a[y * n + y] - a[x * n + x]);
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, dst) => {
+    values[dst] = a[src * n + src];
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = v[k * n + src];
+  });
+  return { values, vectors };
+}
+
+/** Orthonormalize the columns of Y (m×k, row-major) in place by Gram–Schmidt, twice for stability. */
+export function orthonormalizeColumns(y: Float64Array, m: number, k: number): void {
+  for (let j = 0; j < k; j++) {
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < j; i++) {
+        let dot = 0;
+        for (let r = 0; r < m; r++) dot += y[r * k + i] * y[r * k + j];
+        for (let r = 0; r < m; r++) y[r * k + j] -= dot * y[r * k + i];
+      }
+    }
+    let norm = 0;
+    for (let r = 0; r < m; r++) norm += y[r * k + j] * y[r * k + j];
+    norm = Math.sqrt(norm);
+    if (norm < 1e-300) {
+      for (let r = 0; r < m; r++) y[r * k + j] = 0; // rank-deficient: a zero column contributes nothing
+    } else {
+      for (let r = 0; r < m; r++) y[r * k + j] /= norm;
+    }
+  }
+}
+
+/** C (m×n) = A (m×k) · B (k×n), row-major, any mix of Float32Array/Float64Array inputs. */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const ci = i * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i * k + p];
+      if (aip === 0) continue;
+      const bp = p * n;
+      for (let j = 0; j < n; j++) c[ci + j] += aip * b[bp + j];
+    }
+  }
+  return c;
+}
+
+/** C (k×n) = Aᵀ · B for A (m×k) and B (m×n). */
+export function matmulTN(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const c = new Float64Array(k * n);
+  for (let r = 0; r < m; r++) {
+    for (let i = 0; i < k; i++) {
+      const ari = a[r * k + i];
+      if (ari === 0) continue;
+      const ci = i * n;
+      const br = r * n;
+      for (let j = 0; j < n; j++) c[ci + j] += ari * b[br + j];
+    }
+  }
+  return c;
+}
+
+/** Seeded standard normal numbers (xorshift32 + Box–Muller): reproducible sketches and inputs. */
+export function gaussian(n: number, seed: number): Float64Array {
+  let s = (seed >>> 0) || 0x9e3779b9;
+  const next = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s + 0.5) / 0x100000000;
+  };
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(next()));
+    const t = 2 * Math.PI * next();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
