@@ -129,7 +129,7 @@ export class FakeAnthropic {
       }
       const recorded: RecordedRequest = { method: req.method, url: req.url, headers: req.headers, body };
       this.requests.push(recorded);
-      const problem = !req.headers['x-api-key'] ? 'x-api-key header missing' : !req.headers['anthropic-version'] ? 'anthropic-version header missing' : requestProblem(body);
+      const problem = !credential(req.headers) ? 'no credential (x-api-key or authorization: Bearer)' : !req.headers['anthropic-version'] ? 'anthropic-version header missing' : requestProblem(body);
       if (problem) {
         this.problems.push(problem);
         send(apiError(400, 'invalid_request_error', problem));
@@ -148,6 +148,14 @@ export class FakeAnthropic {
       } else send(r);
     });
   }
+}
+
+/** The API key a request carried: `x-api-key`, or `authorization: Bearer` (what SDK 1.x sends). */
+export function credential(headers: http.IncomingHttpHeaders): string | undefined {
+  const key = headers['x-api-key'];
+  if (typeof key === 'string' && key) return key;
+  const m = /^Bearer (.+)$/.exec(String(headers.authorization ?? ''));
+  return m?.[1];
 }
 
 /** The tool_result blocks of the last user turn of a request. */

@@ -154,10 +154,16 @@ export function knobKeyError(key: string, ctx: SpaceContext): string | undefined
 }
 
 /** Why a single knob value is impossible on its own (schema, model, hardware), or undefined. */
-function valueError(key: string, v: unknown, ctx: SpaceContext): string | undefined {
+function shapeError(v: unknown): string | undefined {
   if (v !== null && !['number', 'string', 'boolean'].includes(typeof v)) return `value ${short(v)} must be a number, string, boolean or null`;
   if (typeof v === 'string' && v.length > LIMITS.stringValue) return `string value is ${v.length} characters long (limit ${LIMITS.stringValue})`;
   if (typeof v === 'number' && !Number.isFinite(v)) return `value ${v} is not a finite number`;
+  return undefined;
+}
+
+function valueError(key: string, v: unknown, ctx: SpaceContext): string | undefined {
+  const shape = shapeError(v);
+  if (shape) return shape;
   const { path } = parseKnob(key);
   const schemaErr = knobValueError(key, v);
   if (schemaErr) return schemaErr;
@@ -204,14 +210,19 @@ export function validateConfig(input: unknown, space: SearchSpace, ctx: SpaceCon
       errors.push(`${keyShown}: ${why ?? 'not a knob of the search space'}; the space has ${space.knobs.map((k) => k.key).join(', ')}`);
       continue;
     }
-    const vErr = valueError(key, v, ctx);
-    if (vErr) {
-      errors.push(`${keyShown}: ${vErr}`);
+    const shapeErr = shapeError(v);
+    if (shapeErr) {
+      errors.push(`${keyShown}: ${shapeErr}`);
       continue;
     }
     if (!knob.values.some((x) => x === v)) {
       const hint = knob.values.some((x) => String(x) === String(v)) ? ' (same text, wrong JSON type)' : '';
       errors.push(`${keyShown}: ${short(v)} is outside the search space${hint}; allowed: ${knob.values.map(short).join(', ')}`);
+      continue;
+    }
+    const vErr = valueError(key, v, ctx);
+    if (vErr) {
+      errors.push(`${keyShown}: ${vErr}`);
       continue;
     }
     config[key] = v as SearchValue;
