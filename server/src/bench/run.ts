@@ -147,7 +147,10 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     const evaluation = evaluationOf(recipe);
     const config = decoderConfig(recipe.model);
     progress('setup', 'hashing the source model');
-    const source = await hashSourceModel(recipe.model);
+    const source = await hashSourceModel(recipe.model).catch((err: Error) => {
+      // The model is read (for its external data) before any worker loads it.
+      throw new RunFailure('error', { message: err.message, stage: 'load', where: recipe.model });
+    });
 
     // ---- compress (or reuse)
     let measured = recipe.model;

@@ -165,18 +165,21 @@ export class RunStore {
 
   /**
    * Build an artifact: `build(tmpModelPath)` writes `model.onnx` (and any `.data`) into a fresh
-   * temporary folder; then its hash and meta.json are written and the folder is renamed to its key.
+   * temporary folder and may return facts for meta.json; then the model's hash and meta.json are
+   * written and the folder is renamed to its key.
    * If another process finished the same key first, theirs is kept and ours discarded.
    */
-  async buildArtifact(key: string, build: (modelPath: string) => Promise<void>, extra: Record<string, unknown> = {}): Promise<{ model: string; meta: ArtifactMeta }> {
+  async buildArtifact(
+    key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
+  ): Promise<{ model: string; meta: ArtifactMeta }> {
     await fs.promises.mkdir(this.artifactsDir, { recursive: true });
     const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fs.promises.mkdir(tmp);
     try {
       const model = path.join(tmp, 'model.onnx');
-      await build(model);
+      const built = await build(model);
       const { hash, bytes } = await hashModelFiles(model);
-      const meta: ArtifactMeta = { key, model_hash: hash, model_bytes: bytes, created: new Date().toISOString(), ...extra };
+      const meta: ArtifactMeta = { ...extra, ...(built ?? {}), key, model_hash: hash, model_bytes: bytes, created: new Date().toISOString() };
       await writeFileAtomic(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
       await syncDir(tmp);
       try {
