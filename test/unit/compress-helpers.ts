@@ -182,11 +182,11 @@ export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** y = Gemm(x, W[N,K] (transB=1), bias[N]) → Tanh → MatMul(·, W2[N,N]); plus a pass-through MatMul of two activations. */
-export function gemmModel(K: number, N: number, seed = 3): onnx.ModelProto {
+export function gemmModel(K: number, N: number, seed = 3, alpha = 0.5): onnx.ModelProto {
   return model({
     name: 'gemm',
     node: [
-      node('Gemm', ['x', 'fc.weight', 'fc.bias'], ['h'], { name: '/fc/Gemm', attrs: { transB: 1, alpha: { float: 0.5 }, beta: { float: 2 } } }),
+      node('Gemm', ['x', 'fc.weight', 'fc.bias'], ['h'], { name: '/fc/Gemm', attrs: { transB: 1, alpha: { float: alpha }, beta: { float: 2 } } }),
       node('Tanh', ['h'], ['t'], { name: '/act/Tanh' }),
       node('MatMul', ['t', 'out.weight'], ['y'], { name: '/out/MatMul' }),
     ],

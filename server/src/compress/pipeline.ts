@@ -59,6 +59,8 @@ export interface CompressOptions {
   onProgress?: (done: number, total: number, layer: string) => void;
   /** Reuse statistics from an earlier run (the tuner calibrates once per model). */
   calibration?: CalibrationData;
+  /** Slice size for streamed weights (default 32 MiB; tests use tiny slices to exercise the seams). */
+  chunkBytes?: number;
 }
 
 export class CompressError extends OnnxError {}
@@ -161,7 +163,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       const half = dt === DataType.FLOAT16;
       const res = await transformLayer({
         w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal,
-        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1,
+        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES,
       });
       replaced.set(layer.nodeIndex, res.nodes);
       if (res.usesMs) usesMs = true;
@@ -315,6 +317,7 @@ interface LayerCtx {
   where: string;
   lowRankMethod: 'svd' | 'randomized_svd';
   seed: number;
+  chunkBytes: number;
   signal?: AbortSignal;
 }
 
@@ -536,7 +539,7 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   }
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
   if (ext.length !== K * N * 4) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * 4}`);
-  let rowsPer = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / (rowLen * 4)));
+  let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
   if (!transB) rowsPer = Math.max(pw.blockSize, rowsPer - (rowsPer % pw.blockSize));
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
