@@ -12,6 +12,9 @@ import { writeModel, DataType } from '../../server/src/model/onnx';
 import { model, node, valueInfo } from '../../server/src/model/build';
 import { runRecipe, RunOptions } from '../../server/src/bench/run';
 import { RunStore } from '../../server/src/bench/store';
+import { Tokenizer } from '../../server/src/model/tokenizer';
+import { DecoderSession } from '../../server/src/model/decoder';
+import { perplexity } from '../../server/src/bench/perplexity';
 import { tempDir, tinyMlpModel } from '../helpers/tinyModel';
 
 // Lets the worker honour `debug.hangAt` (a stand-in for a kernel that never returns).
@@ -75,6 +78,13 @@ test('fp32 and 4-bit runs of a decoder: consistent figures, artifact and referen
   assert.equal(m.eval_windows, 2);
   assert.equal(m.eval_tokens, 2 * 31);
   assert.equal(fp.artifact, fp.source_model, 'fp32 measures the source model itself');
+  // The same perplexity as HAQA's one definition (bench/perplexity.ts) over the same tokens.
+  const ids = Tokenizer.fromFile(TOKENIZER).encode(fs.readFileSync(EVAL, 'utf8'));
+  const session = await DecoderSession.create(path.join(ws, 'dec/model.onnx'), { config: CONFIG });
+  const ref = await perplexity(session, ids.slice(0, 2 * 32), 32);
+  await session.release();
+  assert.equal(ref.tokens, m.eval_tokens);
+  assert.ok(Math.abs(ref.ppl - m.ppl!) / ref.ppl < 1e-4, `ppl ${m.ppl} vs perplexity() ${ref.ppl}`);
   assert.ok(m.peak_rss_bytes! > 10e6);
   assert.equal(m.model_bytes, fs.statSync(fp.source_model).size);
 

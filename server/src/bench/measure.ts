@@ -301,20 +301,21 @@ function evalWindows(ev: EvalSettings, quick: boolean): { windows: number[][]; t
   if (n === 0) throw new BenchError(`evaluation text ${ev.text} has ${ids.length} tokens, fewer than one window of ${W}`, 'accuracy', ev.text);
   if (ev.max_windows !== undefined) n = Math.min(n, ev.max_windows);
   if (quick) n = Math.min(n, 4);
-  // Spread the windows over the text rather than taking its beginning only.
-  const stride = Math.floor(ids.length / W / n) * W;
-  const windows = Array.from({ length: n }, (_, i) => ids.slice(i * stride, i * stride + W));
+  // Consecutive windows from the start, as ./perplexity.ts defines perplexity everywhere in HAQA: with
+  // no cap this reproduces the figure the fixture script records for the whole held-out text.
+  const windows = Array.from({ length: n }, (_, i) => ids.slice(i * W, (i + 1) * W));
   return { windows, tokenCount: n * (W - 1) };
 }
 
-/** log-softmax of one row of logits, into `out`. */
-function logSoftmax(data: Float32Array, off: number, V: number, out: Float32Array): void {
+/** log-softmax of one row of logits into `out`; returns the log-sum-exp (float64) for exact NLLs. */
+function logSoftmax(data: Float32Array, off: number, V: number, out: Float32Array): number {
   let max = -Infinity;
   for (let v = 0; v < V; v++) if (data[off + v] > max) max = data[off + v];
   let sum = 0;
   for (let v = 0; v < V; v++) sum += Math.exp(data[off + v] - max);
   const lse = max + Math.log(sum);
   for (let v = 0; v < V; v++) out[v] = data[off + v] - lse;
+  return lse;
 }
 
 /** Indices of the k largest entries, largest first (insertion into a sorted list of k: k ≪ V). */
@@ -353,8 +354,8 @@ async function decoderReference(job: ReferenceJob, d: DecoderSession, progress: 
     k = Math.min(REFERENCE_TOPK, V);
     const row = new Float32Array(V);
     for (let t = 0; t + 1 < win.length; t++) {
-      logSoftmax(r.logits.data, t * V, V, row);
-      nll -= row[win[t + 1]];
+      const lse = logSoftmax(r.logits.data, t * V, V, row);
+      nll -= r.logits.data[t * V + win[t + 1]] - lse;
       for (const v of topk(row, k)) {
         ids.push(v);
         logps.push(row[v]);
@@ -386,8 +387,8 @@ async function decoderAccuracy(job: MeasureJob, d: DecoderSession, ref: Referenc
     if (ref && ref.vocab !== V) throw new BenchError(`model's vocabulary (${V}) differs from the fp32 model's (${ref.vocab})`, 'accuracy', job.model);
     const row = new Float32Array(V);
     for (let t = 0; t + 1 < win.length; t++, pos++) {
-      logSoftmax(r.logits.data, t * V, V, row);
-      nll -= row[win[t + 1]];
+      const lse = logSoftmax(r.logits.data, t * V, V, row);
+      nll -= r.logits.data[t * V + win[t + 1]] - lse;
       if (!refIds || !refLogp) continue;
       // KL(P ‖ Q) over the fp32 top-k tokens plus one bin for everything else: exact when k = V,
       // otherwise the KL of the coarsened distributions, a lower bound of the full one.
