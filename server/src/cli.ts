@@ -6,8 +6,9 @@ import { checkCommand } from './cli/check';
 import { synthCommand } from './cli/synth';
 import { benchCommand } from './cli/bench';
 import { runsCommand } from './cli/runs';
+import { quantizeCommand } from './cli/quantize';
 
-const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand];
+const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');

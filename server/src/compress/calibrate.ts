@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DataType, LoadedModel, encodeModel, externalRef, onnx } from '../model/onnx';
+import { DataType, LoadedModel, OnnxError, encodeModel, externalRef, onnx } from '../model/onnx';
 import { Tokenizer } from '../model/tokenizer';
 import { gaussian } from './linalg';
 import { tempPathFor } from '../util/atomicWrite';
@@ -41,7 +41,7 @@ export interface CalibrationData {
 
 export interface CalibrationSettings { text?: string; samples: number; seq_len: number; seed?: number }
 
-export class CalibrationError extends Error {}
+export class CalibrationError extends OnnxError {}
 
 export async function calibrate(
   model: LoadedModel, needs: Map<string, InputNeeds>, settings: CalibrationSettings, signal?: AbortSignal,
@@ -179,7 +179,11 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
     } catch {
       throw new CalibrationError(`calibration: cannot read calibration.text ${s.text}`);
     }
-    ids = Tokenizer.fromFile(tokPath).encode(text);
+    try {
+      ids = Tokenizer.fromFile(tokPath).encode(text);
+    } catch (err) {
+      throw new CalibrationError(`calibration: cannot tokenize with ${tokPath}: ${(err as Error).message}`);
+    }
   } else if (s.text) {
     throw new CalibrationError(`calibration: no tokenizer.json beside ${model.path} to tokenize ${s.text}`);
   }

@@ -428,7 +428,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
       let method = 'rtn';
       if (q.method === 'gptq' && mats.length === 1) {
         if (!stats?.xtx) throw new CompressError(`${c.where}: GPTQ needs calibration statistics for ${x}`);
-        const r = gptq(m.W, m.K, m.N, stats.xtx, nbitsGrid(spec.bits, spec.blockSize, spec.symmetric));
+        const r = gptqOrFail(m.W, m.K, m.N, stats.xtx, nbitsGrid(spec.bits, spec.blockSize, spec.symmetric), c.where);
         pw = packCodes(r.codes, r.scales, r.zeros, m.K, m.N, spec, m.W);
         method = 'gptq';
       } else {
@@ -448,7 +448,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
       let method = 'rtn';
       if (q.method === 'gptq' && mats.length === 1) {
         if (!stats?.xtx) throw new CompressError(`${c.where}: GPTQ needs calibration statistics for ${x}`);
-        r = gptq(m.W, m.K, m.N, stats.xtx, grid);
+        r = gptqOrFail(m.W, m.K, m.N, stats.xtx, grid, c.where);
         method = 'gptq';
       } else {
         r = rtnOnGrid(m.W, m.K, m.N, grid);
@@ -487,6 +487,14 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     sqNorm += original[i] * original[i];
   }
   return { nodes: finish(nodes), actions, sqErr, sqNorm, usesMs, dropBias };
+}
+
+function gptqOrFail(w: Float32Array, K: number, N: number, h: Float64Array, grid: Parameters<typeof gptq>[4], where: string): GridResult {
+  try {
+    return gptq(w, K, N, h, grid);
+  } catch (err) {
+    throw new CompressError(`${where}: ${(err as Error).message}`);
+  }
 }
 
 function product2(a: ArrayLike<number>, b: ArrayLike<number>, K: number, r: number, N: number): Float64Array {
