@@ -16,6 +16,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { AccuracyMetrics, Metrics, RunStage, SessionOptionsUsed } from './record';
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
+import { BandwidthResult, measureBandwidth } from './hardware';
 
 // ---------------------------------------------------------------- the protocol with the parent
 
@@ -58,11 +59,19 @@ export interface ReferenceJob {
   debug?: MeasureJob['debug'];
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob;
+/** Memory read bandwidth (hardware.ts), measured here so the caller never allocates the buffer. */
+export interface BandwidthJob {
+  kind: 'bandwidth';
+  bytes?: number;
+  threads?: number;
+  reps?: number;
+}
+
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob;
 
 export type WorkerMessage =
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics }
+  | { type: 'result'; metrics: Metrics; bandwidth?: BandwidthResult }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
@@ -146,7 +155,7 @@ function lastArgmax(logits: { data: Float32Array; dims: number[] }): number[][] 
   return rows;
 }
 
-async function maybeHang(job: WorkerJob, stage: RunStage): Promise<void> {
+async function maybeHang(job: MeasureJob | ReferenceJob, stage: RunStage): Promise<void> {
   if (process.env.HAQA_BENCH_TEST_HOOKS !== '1' || job.debug?.hangAt !== stage) return;
   if (job.debug.ignoreSigterm) process.on('SIGTERM', () => undefined);
   // Like a kernel that never returns: nothing more happens until the parent kills us.
@@ -155,7 +164,7 @@ async function maybeHang(job: WorkerJob, stage: RunStage): Promise<void> {
 
 // ---------------------------------------------------------------- latency
 
-async function decoderLatency(job: WorkerJob, d: DecoderSession, progress: Progress): Promise<Metrics> {
+async function decoderLatency(job: MeasureJob | ReferenceJob, d: DecoderSession, progress: Progress): Promise<Metrics> {
   const { prompt_length: P, decode_tokens: D, batch: B } = job.workload;
   const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
   // The vocabulary size, from a one-token step: prompt ids must be valid token ids.
@@ -237,7 +246,7 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
   return { feeds };
 }
 
-async function genericLatency(job: WorkerJob, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, progress: Progress): Promise<Metrics> {
+async function genericLatency(job: MeasureJob | ReferenceJob, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, progress: Progress): Promise<Metrics> {
   const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
   progress('latency', 'warm-up');
   await session.run(feeds);
@@ -461,7 +470,15 @@ function readReference(file: string): ReferenceFile {
 
 // ---------------------------------------------------------------- the job
 
-export async function runJob(job: WorkerJob, progress: Progress): Promise<Metrics> {
+export async function runJob(job: WorkerJob, progress: Progress): Promise<{ metrics: Metrics; bandwidth?: BandwidthResult }> {
+  if (job.kind === 'bandwidth') {
+    progress('setup', 'measuring memory bandwidth');
+    return { metrics: peak(), bandwidth: await measureBandwidth(job) };
+  }
+  return { metrics: await runModelJob(job, progress) };
+}
+
+async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<Metrics> {
   progress('load', `loading ${job.model}`);
   await maybeHang(job, 'load');
   const loaded = await load(job.model, job.session, job.config);

@@ -12,6 +12,8 @@ import {
 } from './record';
 import { hardwareFingerprint, onnxruntimeVersion } from './hardware';
 import { hashSourceModel, RunStore } from './store';
+import { writeFileAtomic } from '../util/atomicWrite';
+import type { HardwareFingerprint } from './record';
 import { EvalSettings, MeasureJob, REFERENCE_TOPK } from './measure';
 import { runWorker, WorkerOutcome } from './spawn';
 import { compressInto } from './compress';
@@ -104,7 +106,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     status: 'ok',
     metrics: {},
     session_options: session,
-    hardware: hardwareFingerprint(),
+    hardware: withCachedBandwidth(hardwareFingerprint(), store),
     onnxruntime: onnxruntimeVersion(),
     quick,
     started: started.toISOString(),
@@ -275,4 +277,44 @@ function validReference(file: string, key: string): boolean {
   } catch {
     return false;
   }
+}
+
+// ---------------------------------------------------------------- the hardware profile
+
+/** What identifies a machine for a cached bandwidth figure. */
+function machineKey(h: HardwareFingerprint): string {
+  return sha256(canonicalJson({ cpu: h.cpu, arch: h.arch, isa: h.isa, cores: h.cores, memory: h.memory_bytes, os: h.os })).slice(0, 16);
+}
+
+function hardwareFile(store: RunStore): string {
+  return path.join(store.root, 'hardware.json');
+}
+
+function withCachedBandwidth(h: HardwareFingerprint, store: RunStore): HardwareFingerprint {
+  try {
+    const c = JSON.parse(fs.readFileSync(hardwareFile(store), 'utf8')) as { key: string; bandwidth_gbps: number };
+    if (c.key === machineKey(h) && typeof c.bandwidth_gbps === 'number') return { ...h, bandwidth_gbps: c.bandwidth_gbps };
+  } catch {
+    /* not measured yet */
+  }
+  return h;
+}
+
+/**
+ * The hardware fingerprint with the memory read bandwidth, measured once per machine (in a worker,
+ * so the caller never holds the 512 MiB buffer) and cached in `.haqa/hardware.json`. The agent's static
+ * prompt and the decode-latency floor (weight bytes / bandwidth) read it.
+ */
+export async function hardwareProfile(opts: { storeDir: string; refresh?: boolean; signal?: AbortSignal; bytes?: number }): Promise<HardwareFingerprint> {
+  const store = new RunStore(opts.storeDir);
+  const h = hardwareFingerprint();
+  if (!opts.refresh) {
+    const cached = withCachedBandwidth(h, store);
+    if (cached.bandwidth_gbps !== undefined) return cached;
+  }
+  const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
+  if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
+  await fs.promises.mkdir(store.root, { recursive: true });
+  await writeFileAtomic(hardwareFile(store), JSON.stringify({ key: machineKey(h), bandwidth_gbps: out.bandwidth.gbps, threads: out.bandwidth.threads, bytes: out.bandwidth.bytes, measured: new Date().toISOString() }, null, 2) + '\n');
+  return { ...h, bandwidth_gbps: out.bandwidth.gbps };
 }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Metrics, RunError, RunStage, RunStatus } from './record';
 import type { WorkerJob, WorkerMessage } from './measure';
+import type { BandwidthResult } from './hardware';
 
 /**
  * How to start the worker. Bundled (dist/cli.js, dist/server.js): dist/worker.js beside this code.
@@ -28,6 +29,7 @@ export function workerEntry(): { file: string; execArgv: string[] } {
 export interface WorkerOutcome {
   status: RunStatus;
   metrics?: Metrics;
+  bandwidth?: BandwidthResult;
   error?: RunError;
   /** Stage the worker last reported. */
   stage: RunStage;
@@ -109,7 +111,7 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       if (ending) {
         finish({ status: ending.status, stage, error: { message: `${ending.message} (worker stopped during ${stage})`, stage } });
       } else if (reply?.type === 'result') {
-        finish({ status: 'ok', stage, metrics: reply.metrics });
+        finish({ status: 'ok', stage, metrics: reply.metrics, bandwidth: reply.bandwidth });
       } else if (reply?.type === 'error') {
         finish({ status: 'error', stage: reply.stage, error: { message: reply.message, stage: reply.stage, where: reply.where } });
       } else {
