@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { resolveRecipe, Recipe } from '../../server/src/config/recipe';
 import { synthesizeDecoder } from '../../server/src/model/synth';
 import { architectureFromConfig } from '../../server/src/config/hfConfig';
@@ -173,6 +174,30 @@ test('a hung worker that ignores SIGTERM is stopped by the timeout', async () =>
   assert.equal(r.error?.stage, 'latency');
   assert.equal(alive(pid), false);
   assert.ok(Date.now() - t0 < 60_000, 'returned, rather than waiting on the hang');
+});
+
+test('a killed parent (the language server) takes its worker with it', async () => {
+  await decoder();
+  const runTs = path.join(ROOT, 'server/src/bench/run.ts');
+  const recipeTs = path.join(ROOT, 'server/src/config/recipe.ts');
+  const code = `
+    const { runRecipe } = require(${JSON.stringify(runTs)});
+    const { resolveRecipe } = require(${JSON.stringify(recipeTs)});
+    const r = resolveRecipe({ model: 'dec/model.onnx', target: { threads: 1 } }, ${JSON.stringify(path.join(ws, 'haqa.yaml'))});
+    runRecipe(r, { quick: true, debug: { hangAt: 'latency' }, onProgress: (p) => { if (p.stage === 'latency') console.log('PID ' + workerPid); }, onWorker: (pid) => { workerPid = pid; } });
+    let workerPid = 0;`;
+  const parent = spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+  const workerPid = await new Promise<number>((resolve) => {
+    parent.stdout.on('data', (b: Buffer) => {
+      const m = /PID (\d+)/.exec(b.toString());
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  assert.ok(alive(workerPid));
+  parent.kill('SIGKILL');
+  for (let i = 0; i < 100 && alive(workerPid); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(workerPid), false, 'the worker exits when its parent is gone');
+  assert.equal(new RunStore(ws).read().skipped.length, 0);
 });
 
 test('bad input gives error records naming the file', async () => {

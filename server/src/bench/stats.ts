@@ -53,8 +53,10 @@ export interface RepeatPolicy {
   maxMs: number;
 }
 
-export const FULL_POLICY: RepeatPolicy = { minReps: 7, maxReps: 60, targetCiRel: 0.03, maxMs: 60_000 };
-export const QUICK_POLICY: RepeatPolicy = { minReps: 5, maxReps: 15, targetCiRel: 0.06, maxMs: 8_000 };
+// Caps are mostly in time: a cheap model may take many samples (it costs little), an expensive one
+// stops on the clock. The tuner runs QUICK; `haqa bench` without --quick runs FULL.
+export const FULL_POLICY: RepeatPolicy = { minReps: 10, maxReps: 400, targetCiRel: 0.02, maxMs: 30_000 };
+export const QUICK_POLICY: RepeatPolicy = { minReps: 5, maxReps: 60, targetCiRel: 0.05, maxMs: 3_000 };
 
 /** True when every series has converged (or a cap is hit). */
 export function enough(series: readonly (readonly number[])[], policy: RepeatPolicy, elapsedMs: number): boolean {
