@@ -43,6 +43,8 @@ export interface LoopOptions {
   pruneFactor?: number;
   /** Refused proposals in a row before the loop gives up on the proposer (default 8). */
   maxRefusals?: number;
+  /** Tuning session id, passed to the evaluator for its records. */
+  session?: string;
   /** Baseline metrics already measured (skips the baseline run). */
   baseline?: TrialMetrics;
 }
@@ -156,13 +158,14 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
       const bestFeasible = best?.feasible ? best : undefined;
       let evaluation;
       try {
+        const bestScore = bestFeasible?.score;
         evaluation = await opts.evaluator.evaluate(config, {
           signal,
-          afterSpeed: (speed) => {
-            if (!bestFeasible || bestFeasible.score === undefined) return 'continue';
+          trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
+          afterSpeed: bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
             const s = speed[opts.objective.field];
             if (typeof s !== 'number') return 'continue';
-            const worse = opts.objective.direction === 'min' ? s > bestFeasible.score * pruneFactor : s * pruneFactor < bestFeasible.score;
+            const worse = opts.objective.direction === 'min' ? s > bestScore * pruneFactor : s * pruneFactor < bestScore;
             return worse ? 'prune' : 'continue';
           },
         });

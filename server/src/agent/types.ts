@@ -54,8 +54,13 @@ export type SpeedVerdict = 'continue' | 'prune';
 
 export interface EvaluateOptions {
   signal?: AbortSignal;
-  /** Called once with the speed metrics, before the accuracy stage. */
+  /**
+   * Called once with the speed metrics, before the accuracy stage. Absent when nothing could be
+   * pruned yet (no feasible trial to compare with): evaluators may then measure everything at once.
+   */
   afterSpeed?: (speed: TrialMetrics) => SpeedVerdict;
+  /** For the run record: which trial of which session this is. */
+  trial?: { index: number; rationale?: string; proposer: string; session?: string };
 }
 
 export interface Evaluation {

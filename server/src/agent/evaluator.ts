@@ -1,0 +1,83 @@
+// The real Evaluator: a config becomes a recipe (applyKnobs), which bench/run.ts compresses and
+// measures in a worker process. Run records go to the store as usual, tagged with the trial.
+//
+// Early stopping: runRecipe measures latency and accuracy in one go, so when the loop may prune, the
+// trial runs in two steps — first with a single evaluation window (speed, and a glimpse of accuracy),
+// then, if the speed is promising, in full. The second step reuses the compressed artifact from the store; only latency is
+// measured twice. When nothing can be pruned yet (no feasible trial), one full run is made.
+import type { Recipe } from '../config/recipe';
+import { applyKnobs } from '../config/plan';
+import { runRecipe, RunOptions, RunProgress } from '../bench/run';
+import { fp32Recipe, RunRecord } from '../bench/record';
+import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
+
+export interface RecipeEvaluatorOptions {
+  /** Fewer repetitions and windows (default true: the tuner's setting). */
+  quick?: boolean;
+  storeDir?: string;
+  /** Per-run wall-clock limit, ms. */
+  timeoutMs?: number;
+  onProgress?: (p: RunProgress & { trial?: number }) => void;
+}
+
+/** The tuner's view of a run record's metrics. */
+export function metricsOf(r: RunRecord): TrialMetrics {
+  const m = r.metrics;
+  return {
+    decode_ms_per_token: m.decode_ms_per_token?.median,
+    prefill_ms: m.prefill_ms?.median,
+    throughput: m.throughput_tok_s,
+    model_bytes: m.model_bytes,
+    ppl: m.ppl,
+    ppl_fp32: m.ppl_fp32,
+    kl: m.kl,
+    top1: m.top1,
+  };
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('cancelled'), { name: 'AbortError' });
+}
+
+export class RecipeEvaluator implements Evaluator {
+  /** Every record made, in order (tests and the CLI read them). */
+  readonly records: RunRecord[] = [];
+
+  constructor(private recipe: Recipe, private opts: RecipeEvaluatorOptions = {}) {}
+
+  private async run(recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config): Promise<RunRecord> {
+    const ro: RunOptions = {
+      signal, quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
+      onProgress: (p) => this.opts.onProgress?.({ ...p, trial: trial?.index }),
+      trial: trial ? { number: trial.index, session: trial.session, assignment: config, rationale: trial.rationale, agent: trial.proposer } : undefined,
+    };
+    const rec = await runRecipe(recipe, ro);
+    this.records.push(rec);
+    if (rec.status === 'cancelled' || signal?.aborted) throw abortError();
+    return rec;
+  }
+
+  async baseline(signal?: AbortSignal): Promise<TrialMetrics> {
+    const rec = await this.run(fp32Recipe(this.recipe), signal, { index: 0, proposer: 'baseline', rationale: 'the fp32 reference' });
+    if (rec.status !== 'ok') throw new Error(`the fp32 baseline failed (${rec.error?.stage ?? rec.status}): ${rec.error?.message ?? rec.status}`);
+    return metricsOf(rec);
+  }
+
+  async evaluate(config: Config, opts: EvaluateOptions): Promise<Evaluation> {
+    const recipe = applyKnobs(this.recipe, config);
+    const failed = (rec: RunRecord): Evaluation => ({ metrics: metricsOf(rec), status: 'failed', error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}` });
+    if (opts.afterSpeed && recipe.evaluation.text) {
+      // runRecipe always scores a compressed decoder against its fp32 reference, so the speed step keeps
+      // the evaluation text but reads a single window: the accuracy stage it skips is the full one.
+      const speedOnly = structuredClone(recipe);
+      speedOnly.evaluation.max_windows = 1;
+      const rec = await this.run(speedOnly, opts.signal, opts.trial, config);
+      if (rec.status !== 'ok') return failed(rec);
+      const speed = metricsOf(rec);
+      if (opts.afterSpeed(speed) === 'prune') return { metrics: speed, status: 'pruned' };
+    }
+    const rec = await this.run(recipe, opts.signal, opts.trial, config);
+    if (rec.status !== 'ok') return failed(rec);
+    return { metrics: metricsOf(rec), status: 'ok' };
+  }
+}

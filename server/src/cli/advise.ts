@@ -1,0 +1,62 @@
+// haqa advise <haqa.yaml>: suggestions without running anything — from Claude with an API key, else from
+// the rule-based advisor. Each is a knob assignment with a rationale (what the editor offers as a fix).
+import * as path from 'node:path';
+import { Command, parse, UsageError } from './command';
+import { loadSetting, SettingError } from '../agent/setting';
+import { adviseOffline, adviseWithClaude, AdviseResult } from '../agent/advise';
+import { objectiveOf } from '../agent/objective';
+import { DEFAULT_MODEL } from '../agent/claude';
+import { emptyUsage } from '../agent/types';
+import { configText } from './tune';
+
+const usage = 'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]';
+
+export const adviseCommand: Command = {
+  name: 'advise',
+  summary: 'suggest recipe changes for this model and machine without running anything',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, { agent: { type: 'string' }, model: { type: 'string' }, 'base-url': { type: 'string' }, json: { type: 'boolean' } }, usage);
+    if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
+    if (values.agent !== undefined && values.agent !== 'claude' && values.agent !== 'offline') throw new UsageError(`--agent must be claude or offline, got '${values.agent}'`);
+    const file = path.resolve(positionals[0]);
+    let loaded;
+    try {
+      loaded = await loadSetting(file);
+    } catch (err) {
+      if (err instanceof SettingError) {
+        io.err(`haqa advise: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+    const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
+    const agent = values.agent ?? (apiKey ? 'claude' : 'offline');
+    let res: AdviseResult;
+    if (agent === 'claude') {
+      if (!apiKey) throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
+      res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
+        apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL, signal: io.signal, architecture: loaded.architecture,
+      });
+    } else {
+      res = { suggestions: adviseOffline(loaded.setting), outcome: 'completed', reason: 'rules', usage: emptyUsage() };
+    }
+    if (values.json) {
+      io.out(JSON.stringify(res, null, 2));
+    } else {
+      if (res.suggestions.length === 0) io.out(`${path.basename(file)}: no suggestions`);
+      for (const s of res.suggestions) {
+        io.out(`• ${s.title}`);
+        io.out(`    set: ${configText(s.knobs)}`);
+        io.out(`    why: ${s.rationale}`);
+      }
+      if (agent === 'claude') io.out(`tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`);
+    }
+    if (res.outcome === 'cancelled') return 130;
+    if (res.outcome !== 'completed') {
+      io.err(`haqa advise: ${res.reason}`);
+      return 1;
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,184 @@
+// haqa tune <haqa.yaml>: the closed loop. Proposes configurations (offline TPE, random, sweep, or Claude),
+// compresses and benchmarks each, prints every trial as it ends and the best against fp32, and writes
+// the best recipe beside the original (comments kept) — the original only with --write.
+import * as path from 'node:path';
+import { parse as parseYamlValue } from 'yaml';
+import { Command, parse, UsageError } from './command';
+import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
+import { objectiveOf, pplChange } from '../agent/objective';
+import { runLoop, LoopEvent, LoopResult } from '../agent/loop';
+import { TpeSearch } from '../agent/offline';
+import { RandomSearch } from '../agent/random';
+import { Sweep } from '../agent/sweep';
+import { ClaudeAgent, DEFAULT_MODEL } from '../agent/claude';
+import { RecipeEvaluator } from '../agent/evaluator';
+import type { Proposer } from '../agent/proposer';
+import type { Config, Evaluator, Trial, TrialMetrics } from '../agent/types';
+import { applyRecipeEdits, knobEdits } from '../config/edit';
+import { writeFileAtomic } from '../util/atomicWrite';
+
+const usage = 'haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent claude|offline|random|sweep] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]';
+
+export type AgentKind = 'claude' | 'offline' | 'random' | 'sweep';
+
+function int(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${flag} must be an integer in ${min}..${max}, got '${v}'`);
+  return Number(v);
+}
+
+export function configText(c: Config): string {
+  const parts = Object.entries(c).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(' ') : '(recipe as written)';
+}
+
+function pct(x: number | undefined): string {
+  return x === undefined ? '—' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)}%`;
+}
+
+export function trialLine(t: Trial, baseline: TrialMetrics | undefined): string {
+  const d = t.metrics.decode_ms_per_token;
+  const sp = d && baseline?.decode_ms_per_token ? ` (${(baseline.decode_ms_per_token / d).toFixed(2)}x)` : '';
+  const state = t.feasible ? 'feasible' : t.status === 'pruned' ? 'pruned' : t.status === 'failed' ? `failed: ${t.error}` : `infeasible: ${t.violations.join('; ')}`;
+  return `#${String(t.index).padEnd(3)} ${configText(t.config)}\n     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`;
+}
+
+export interface TuneRun {
+  result: LoopResult;
+  written?: string;
+}
+
+export interface TuneOptions {
+  agent: AgentKind;
+  trials: number;
+  minutes?: number;
+  seed: number;
+  apiKey?: string;
+  model?: string;
+  baseURL?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: LoopEvent) => void;
+  /** Default: the real RecipeEvaluator (compress + benchmark). */
+  evaluator?: Evaluator;
+  quick?: boolean;
+}
+
+export function makeProposer(loaded: LoadedSetting, o: TuneOptions): Proposer {
+  switch (o.agent) {
+    case 'offline':
+      return new TpeSearch({ seed: o.seed });
+    case 'random':
+      return new RandomSearch(o.seed);
+    case 'sweep':
+      return new Sweep();
+    case 'claude':
+      if (!o.apiKey) throw new UsageError('the claude agent needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
+      return new ClaudeAgent({ apiKey: o.apiKey, model: o.model, baseURL: o.baseURL, architecture: loaded.architecture }, { trials: o.trials, minutes: o.minutes });
+  }
+}
+
+export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopResult> {
+  const { setting, space } = loaded;
+  if (space.knobs.length === 0) throw new UsageError('the search space is empty (every search.space entry was dropped)');
+  return runLoop({
+    setting, space, objective: objectiveOf(setting.recipe),
+    evaluator: o.evaluator ?? new RecipeEvaluator(setting.recipe, { quick: o.quick ?? true }),
+    proposer: makeProposer(loaded, o),
+    budget: { trials: o.trials, minutes: o.minutes },
+    signal: o.signal, onEvent: o.onEvent,
+    session: `tune-${Date.now().toString(36)}`,
+  });
+}
+
+/** The recipe text with the best config applied through the comment-keeping edit module. */
+export function bestRecipeText(text: string, config: Config): string {
+  return applyRecipeEdits(text, knobEdits(config, parseYamlValue(text)));
+}
+
+export const tuneCommand: Command = {
+  name: 'tune',
+  summary: 'tune quantization and runtime knobs by measuring (offline optimizer or Claude); writes <recipe>.best.yaml',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, {
+      trials: { type: 'string' }, minutes: { type: 'string' }, agent: { type: 'string' }, seed: { type: 'string' },
+      model: { type: 'string' }, 'base-url': { type: 'string' }, json: { type: 'boolean' }, write: { type: 'boolean' }, full: { type: 'boolean' },
+    }, usage);
+    if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
+    const file = path.resolve(positionals[0]);
+    const agentArg = values.agent;
+    if (agentArg !== undefined && !['claude', 'offline', 'random', 'sweep'].includes(agentArg)) throw new UsageError(`--agent must be claude, offline, random or sweep, got '${agentArg}'`);
+    const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+    if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`--minutes must be a positive number, got '${values.minutes}'`);
+
+    let loaded: LoadedSetting;
+    try {
+      loaded = await loadSetting(file);
+    } catch (err) {
+      if (err instanceof SettingError) {
+        io.err(`haqa tune: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+    const r = loaded.setting.recipe;
+    const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
+    let agent = (agentArg ?? r.search.agent) as AgentKind;
+    if (agent === 'claude' && !apiKey && agentArg === undefined) {
+      io.err('haqa tune: note: search.agent is claude but ANTHROPIC_API_KEY is not set; using the offline optimizer');
+      agent = 'offline';
+    }
+    const o: TuneOptions = {
+      agent,
+      trials: int(values.trials, '--trials', 1, 1000) ?? r.search.trials,
+      minutes: minutes ?? r.search.minutes,
+      seed: int(values.seed, '--seed', 0, 2 ** 32 - 1) ?? r.search.seed,
+      apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL,
+      signal: io.signal, quick: !values.full,
+    };
+    for (const p of loaded.spaceProblems) io.err(`haqa tune: warning: ${p}`);
+    const json = values.json === true;
+    let baseline: TrialMetrics | undefined;
+    if (!json) {
+      io.out(`tuning ${path.basename(file)}: ${o.agent}${o.agent === 'claude' ? ` (${o.model})` : ''}, ${o.trials} trials${o.minutes ? `, ${o.minutes} min` : ''}, seed ${o.seed}; space of ${loaded.space.size} assignments (${loaded.space.source})`);
+    }
+    o.onEvent = (e) => {
+      if (json) return;
+      if (e.type === 'baseline') {
+        baseline = e.metrics;
+        io.out(`fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`);
+      } else if (e.type === 'trial-end') io.out(trialLine(e.trial, baseline));
+      else if (e.type === 'refused') io.err(`     refused: ${e.reasons.join('; ')}`);
+    };
+    const result = await tune(loaded, o);
+
+    let written: string | undefined;
+    const best = result.best?.feasible ? result.best : undefined;
+    if (best) {
+      const dest = values.write ? file : bestPathFor(file);
+      await writeFileAtomic(dest, bestRecipeText(loaded.text, best.config));
+      written = dest;
+    }
+    if (json) {
+      io.out(JSON.stringify({ ...result, written }, null, 2));
+    } else {
+      io.out('');
+      io.out(`${result.outcome}: ${result.reason}; ${result.trials.length} trials in ${result.seconds.toFixed(1)} s`);
+      if (best) {
+        const b = result.baseline;
+        const d = best.metrics.decode_ms_per_token;
+        io.out(`best: trial #${best.index} ${configText(best.config)}`);
+        io.out(`  decode ${d?.toFixed(3)} ms/token${d && b?.decode_ms_per_token ? `, ${(b.decode_ms_per_token / d).toFixed(2)}x vs fp32` : ''}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
+        io.out(`  written to ${written}`);
+      } else io.out('no trial met the accuracy budget; nothing written');
+      if (result.answer) io.out(`agent: ${result.answer.explanation}`);
+      if (result.usage) io.out(`tokens: ${result.usage.input_tokens} in, ${result.usage.output_tokens} out, ${result.usage.cache_read_input_tokens} cache reads, ${result.usage.cache_creation_input_tokens} cache writes; ${result.usage.requests} requests${result.usage.cost_usd !== undefined ? `, ~$${result.usage.cost_usd.toFixed(4)}` : ''}`);
+    }
+    if (result.outcome === 'cancelled') return 130;
+    if (result.outcome === 'error') {
+      if (!json) io.err(`haqa tune: ${result.reason}`);
+      return 1;
+    }
+    return best ? 0 : 1;
+  },
+};
