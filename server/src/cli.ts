@@ -6,9 +6,11 @@ import { checkCommand } from './cli/check';
 import { synthCommand } from './cli/synth';
 import { benchCommand } from './cli/bench';
 import { runsCommand } from './cli/runs';
+import { tuneCommand } from './cli/tune';
+import { adviseCommand } from './cli/advise';
 import { quantizeCommand } from './cli/quantize';
 
-const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand];
+const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand, tuneCommand, adviseCommand];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');
