@@ -40,8 +40,9 @@ export const BLOCK_SIZES: BlockSize[] = [16, 32, 64, 128, 256];
 /** Bit-widths onnxruntime's CPU MatMulNBits kernels run (see FIELD-NOTES). */
 export const CPU_BITS = [4, 8];
 
-export async function analyzeRecipe(text: string, file: string, ctx: CheckContext): Promise<RecipeAnalysis> {
-  const parsed = parseYaml(text);
+/** `previous`: the last analysis of the same document, whose parse tree an edit may patch (parse.ts). */
+export async function analyzeRecipe(text: string, file: string, ctx: CheckContext, previous?: RecipeAnalysis): Promise<RecipeAnalysis> {
+  const parsed = parseYaml(text, previous?.parsed);
   const a: RecipeAnalysis = { file: path.resolve(file), parsed, diagnostics: [...parsed.diagnostics], dependencies: [] };
   if (parsed.fatal) return a;
   const top = rangeOf(parsed, []);

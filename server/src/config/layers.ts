@@ -1,10 +1,10 @@
 // Globs against a model's layers, fast: each distinct glob is matched once against all layers and the
-// result kept for the life of the layer list; a glob without wildcards is a dictionary lookup. The plan
-// itself still comes from plan.ts's `planLayers`, run per layer on only the rules that match it, so the
-// editor and the compressor agree on what a recipe means while a 1,000-override recipe stays cheap.
+// result kept for the life of the layer list; a glob without wildcards is a dictionary lookup. On top
+// of that, the per-layer plan with where each setting came from (for diagnostics on the right value).
 import type { Layer } from '../model/graph';
 import type { QuantSettings, Recipe } from './recipe';
-import { globMatcher, planLayers, LayerPlan } from './plan';
+import { globMatcher, parseNM, LayerPlan } from './plan';
+import { DEFAULT_QUANT } from './recipe';
 import type { JsonPath } from './parse';
 
 const WILDCARD = /[*?[\]{}()!+@]/;
@@ -56,7 +56,12 @@ export interface PlannedLayer extends LayerPlan {
   lowRankRule?: number;
 }
 
-/** `planLayers` for every layer, computed from only the rules that match each layer. */
+/**
+ * `planLayers` for every layer, from precomputed match sets: each rule's glob is matched once (cached
+ * per layer list), so a recipe with 1,000 overrides costs a pass over its rules, not rules × layers
+ * glob tests. The rules are plan.ts's, replayed in the same order (the last matching override wins;
+ * an override after a skip starts from the defaults); a unit test holds the two to the same result.
+ */
 export function planWithSources(recipe: Recipe, doc: unknown, layers: readonly Layer[]): PlannedLayer[] {
   const ix = layerIndex(layers);
   const perLayer = <T>(rules: readonly T[], glob: (r: T) => string): number[][] => {
@@ -76,31 +81,46 @@ export function planWithSources(recipe: Recipe, doc: unknown, layers: readonly L
   const defaultSource = (f: Field): JsonPath => (dq[f] !== undefined ? ['quantize', f] : ['quantize']);
 
   return layers.map((layer, i) => {
-    const sub: Recipe = {
-      ...recipe,
-      quantize: q && { ...q, skip: skipHits[i].map((j) => q.skip[j]), overrides: ovHits[i].map((j) => q.overrides[j]) },
-      sparsity: recipe.sparsity && { ...recipe.sparsity, rules: spHits[i].map((j) => recipe.sparsity!.rules[j]) },
-      low_rank: recipe.low_rank && { ...recipe.low_rank, rules: lrHits[i].map((j) => recipe.low_rank!.rules[j]) },
-    };
-    const plan = planLayers(sub, [layer])[0] as PlannedLayer;
-    plan.source = {};
-    if (plan.quant && q) {
-      // Replay the override order to find who set each field (planLayers' rule: last match wins, and
-      // an override after a skip starts again from the defaults).
+    const plan: PlannedLayer = { layer, source: {} };
+    if (q && layer.op !== 'MatMulNBits') {
+      let settings: QuantSettings | undefined = {
+        method: q.method, bits: q.bits, block_size: q.block_size, symmetric: q.symmetric, accuracy_level: q.accuracy_level,
+      };
       const src: Partial<Record<Field, JsonPath>> = {};
       for (const f of FIELDS) src[f] = defaultSource(f);
+      if (skipHits[i].length) settings = undefined;
       for (const j of ovHits[i]) {
         const o = q.overrides[j];
         if (o.skip === true) {
+          settings = undefined;
           for (const f of FIELDS) src[f] = ['quantize', 'overrides', j, 'match'];
           continue;
         }
+        const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: q.bits, block_size: q.block_size };
+        settings = {
+          method: o.method ?? base.method,
+          bits: o.bits ?? base.bits,
+          block_size: o.block_size ?? base.block_size,
+          symmetric: o.symmetric ?? base.symmetric,
+          accuracy_level: o.accuracy_level ?? base.accuracy_level,
+        };
         for (const f of FIELDS) if (o[f] !== undefined) src[f] = ['quantize', 'overrides', j, f];
       }
-      plan.source = src;
+      if (settings && settings.bits < 32) {
+        plan.quant = settings;
+        plan.source = src;
+      }
     }
-    if (spHits[i].length) plan.sparsityRule = spHits[i][spHits[i].length - 1];
-    if (lrHits[i].length) plan.lowRankRule = lrHits[i][lrHits[i].length - 1];
+    for (const j of spHits[i]) {
+      const r = recipe.sparsity!.rules[j];
+      const nm = r.pattern ? parseNM(r.pattern) : undefined;
+      plan.sparsity = nm ?? (r.ratio !== undefined ? { ratio: r.ratio } : plan.sparsity);
+      plan.sparsityRule = j;
+    }
+    for (const j of lrHits[i]) {
+      plan.lowRank = { rank: recipe.low_rank!.rules[j].rank };
+      plan.lowRankRule = j;
+    }
     return plan;
   });
 }

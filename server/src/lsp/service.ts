@@ -38,7 +38,8 @@ export class HaqaService {
   recipe(doc: TextDocument): Promise<RecipeAnalysis> {
     const hit = this.recipes.get(doc.uri);
     if (hit && hit.version === doc.version) return hit.result;
-    const result = analyzeRecipe(doc.getText(), uriToPath(doc.uri), { models: this.models, workspaceRoots: this.roots }).then((a) => {
+    const prev = this.lastRecipe.get(doc.uri);
+    const result = analyzeRecipe(doc.getText(), uriToPath(doc.uri), { models: this.models, workspaceRoots: this.roots }, prev).then((a) => {
       this.lastRecipe.set(doc.uri, a);
       return a;
     });
