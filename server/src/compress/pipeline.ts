@@ -30,7 +30,7 @@ import { CalibrationData, InputNeeds, calibrate } from './calibrate';
 import { ActivationCache, Names, TensorSink, emitDynamicW8A8, emitMatMulNBits, emitStaticW8A8, int8Weight } from './emit';
 import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid } from './gptq';
 import { lowRank } from './lowrank';
-import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, floatToHalf as floatToHalfBits, knScratch, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
+import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, floatToHalf as floatToHalfBits, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
 
 export interface LayerReport {
@@ -536,13 +536,13 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   const rowLen = transB ? K : N;
   const totalRows = transB ? N : K;
   const ext = externalRef(c.wt);
-  const feed = (chunk: Float32Array, row0: number, rows: number, scratch: ReturnType<typeof knScratch> | undefined) => {
+  const feed = (chunk: Float32Array, row0: number, rows: number) => {
     if (transB) quantizeNKRows(chunk, row0, rows, pw);
-    else quantizeKNRows(chunk, row0, rows, pw, scratch);
+    else quantizeKNRows(chunk, row0, rows, pw);
   };
   if (!ext || c.wt.dataType !== DataType.FLOAT) {
     const all = await readTensorFloat32(c.wt, c.model.baseDir);
-    feed(all, 0, totalRows, undefined);
+    feed(all, 0, totalRows);
     return;
   }
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
@@ -552,7 +552,6 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
-  const scratch = transB ? undefined : knScratch(N);
   // Two buffers: one being filled from disk while the other is quantized.
   const bufs = [Buffer.allocUnsafe(rowsPer * rowLen * 4), Buffer.allocUnsafe(rowsPer * rowLen * 4)];
   const read = async (row0: number, i: number) => {
@@ -573,7 +572,7 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
       const next = row0 + rowsPer;
       pending = next < totalRows ? read(next, i ^ 1) : undefined;
       const b = bufs[i];
-      feed(new Float32Array(b.buffer, b.byteOffset, rows * rowLen), row0, rows, scratch);
+      feed(new Float32Array(b.buffer, b.byteOffset, rows * rowLen), row0, rows);
       if (c.signal?.aborted) {
         await pending?.catch(() => undefined);
         throw abortError();

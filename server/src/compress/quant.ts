@@ -95,9 +95,14 @@ export function blockParams(min: number, max: number, bits: number, symmetric: b
   return { scale, zp };
 }
 
-/** Round-to-nearest code of v, exactly as MLAS: clamp(roundf(v · (1/scale) + zp), 0, qmax) in float32. */
+/**
+ * Round-to-nearest code of v, exactly as MLAS: clamp(roundf(v · (1/scale) + zp), 0, qmax) in float32.
+ * `(x + 0.5) | 0` equals roundf(x) for x ≥ −0.5 (halves away from zero) and gives ≤ 0 below, where the
+ * clamp makes both 0 — and unlike Math.round it compiles without a data-dependent branch, which on
+ * random-looking weights was the quantizer's largest cost (200 → 330 MB/s per core).
+ */
 export function quantizeValue(v: number, reciprocal: number, zp: number, qmax: number): number {
-  const q = Math.round(f32(f32(v * reciprocal) + zp));
+  const q = (f32(f32(v * reciprocal) + zp) + 0.5) | 0;
   return q < 0 ? 0 : q > qmax ? qmax : q;
 }
 
@@ -109,66 +114,89 @@ function setZeroPoint(pw: PackedWeight, n: number, block: number, zp: number, zp
   pw.zeroPoints![idx] = (pw.zeroPoints![idx] & ~mask) | (zp << shift);
 }
 
-export interface KNScratch { mn: Float32Array; mx: Float32Array; rs: Float32Array; sc: Float32Array; zp: Int32Array }
-export function knScratch(N: number): KNScratch {
-  return { mn: new Float32Array(N), mx: new Float32Array(N), rs: new Float32Array(N), sc: new Float32Array(N), zp: new Int32Array(N) };
-}
-
 /**
  * RTN-quantize rows k0 .. k0+rows−1 of a MatMul weight stored [K, N] (row-major, as MatMul's B is)
  * into `pw`. k0 must be a multiple of the block size; the chunk is any number of whole blocks (the
- * last block of the matrix may be short). Works row by row with per-column running min/max, so the
- * reads stay sequential and a huge weight can be fed in slices.
+ * last block of the matrix may be short), so a huge weight can be fed in slices.
+ *
+ * Loop order matters for speed: per block, column by column. One column's block is `bs` floats at a
+ * stride of N, whose cache lines are shared by the next 15 columns, and its packed blob is a short
+ * contiguous run written once — no read-modify-write scattered over N output rows.
  */
-export function quantizeKNRows(w: Float32Array, k0: number, rows: number, pw: PackedWeight, scratch = knScratch(pw.N)): void {
+export function quantizeKNRows(w: Float32Array, k0: number, rows: number, pw: PackedWeight): void {
   const { N, K, bits, blockSize: bs, symmetric } = pw;
-  const { nBlocks, blobSize, zpRowBytes, qmax } = layoutOf(K, N, pw);
-  const { mn, mx, rs, sc, zp } = scratch;
+  const { nBlocks, blobSize, zpRowBytes, qmax, mid } = layoutOf(K, N, pw);
   const rowStride = nBlocks * blobSize;
   const packed = pw.packed;
   const scales = pw.scales;
+  const perByte = 8 / bits;
   let sqErr = 0;
   let sqNorm = 0;
   for (let kb = 0; kb < rows; kb += bs) {
     const block = (k0 + kb) / bs;
-    const kEnd = Math.min(kb + bs, rows);
-    mn.fill(Infinity);
-    mx.fill(-Infinity);
-    for (let k = kb; k < kEnd; k++) {
-      const base = k * N;
-      for (let n = 0; n < N; n++) {
-        const v = w[base + n];
-        if (v < mn[n]) mn[n] = v;
-        if (v > mx[n]) mx[n] = v;
-      }
-    }
+    const len = Math.min(bs, rows - kb);
+    const blockOut = block * blobSize;
     for (let n = 0; n < N; n++) {
-      const p = blockParams(mn[n], mx[n], bits, symmetric);
-      sc[n] = p.scale;
-      rs[n] = p.scale !== 0 ? f32(1 / p.scale) : 0;
-      zp[n] = p.zp;
-      scales[n * nBlocks + block] = p.scale;
-      if (!symmetric) setZeroPoint(pw, n, block, p.zp, zpRowBytes);
-    }
-    const blockBase = block * blobSize;
-    for (let k = kb; k < kb + bs; k++) {
-      const pos = (k - kb) * bits;
-      const off = blockBase + (pos >> 3);
-      const shift = pos & 7;
-      if (k >= kEnd) {
-        // Padding past K: the zero point's code, which dequantizes to exactly 0.
-        for (let n = 0; n < N; n++) packed[n * rowStride + off] |= zp[n] << shift;
+      const first = kb * N + n;
+      const last = first + (len - 1) * N;
+      let mn = Infinity;
+      let mx = -Infinity;
+      for (let i = first; i <= last; i += N) {
+        const v = w[i];
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+      }
+      // blockParams, inlined (this runs once per block and column).
+      let scale: number;
+      let zp: number;
+      if (symmetric) {
+        scale = f32((Math.abs(mx) > Math.abs(mn) ? mx : mn) / -mid);
+        zp = mid;
+      } else {
+        const lo = mn < 0 ? mn : 0;
+        const hi = mx > 0 ? mx : 0;
+        scale = f32(f32(hi - lo) / qmax);
+        const zpf = scale !== 0 ? -f32(lo / scale) : lo;
+        zp = zpf < 0 ? 0 : zpf > qmax ? qmax : Math.round(zpf) + 0;
+        setZeroPoint(pw, n, block, zp, zpRowBytes);
+      }
+      scales[n * nBlocks + block] = scale;
+      const rcp = scale !== 0 ? f32(1 / scale) : 0;
+      let out = n * rowStride + blockOut;
+      let i = first;
+      if (bits === 4 && len === bs) {
+        // The common case, unrolled: two codes per byte, no padding.
+        for (let j = 0; j < bs; j += 2, i += 2 * N) {
+          const v0 = w[i];
+          const v1 = w[i + N];
+          let q0 = (f32(f32(v0 * rcp) + zp) + 0.5) | 0;
+          let q1 = (f32(f32(v1 * rcp) + zp) + 0.5) | 0;
+          q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
+          q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+          packed[out++] = q0 | (q1 << 4);
+          const d0 = v0 - (q0 - zp) * scale;
+          const d1 = v1 - (q1 - zp) * scale;
+          sqErr += d0 * d0 + d1 * d1;
+          sqNorm += v0 * v0 + v1 * v1;
+        }
         continue;
       }
-      const base = k * N;
-      for (let n = 0; n < N; n++) {
-        const v = w[base + n];
-        let q = Math.round(f32(f32(v * rs[n]) + zp[n]));
-        q = q < 0 ? 0 : q > qmax ? qmax : q;
-        packed[n * rowStride + off] |= q << shift;
-        const d = v - (q - zp[n]) * sc[n];
-        sqErr += d * d;
-        sqNorm += v * v;
+      for (let j = 0; j < bs; j += perByte) {
+        let byte = 0;
+        for (let p = 0; p < perByte; p++) {
+          let q = zp; // padding past K: the zero point's code, which dequantizes to exactly 0
+          if (j + p < len) {
+            const v = w[i];
+            i += N;
+            q = (f32(f32(v * rcp) + zp) + 0.5) | 0;
+            q = q < 0 ? 0 : q > qmax ? qmax : q;
+            const d = v - (q - zp) * scale;
+            sqErr += d * d;
+            sqNorm += v * v;
+          }
+          byte |= q << (p * bits);
+        }
+        packed[out++] = byte;
       }
     }
   }
@@ -209,7 +237,7 @@ export function quantizeNKRows(w: Float32Array, n0: number, rows: number, pw: Pa
         let q = zp;
         if (k < k1) {
           const v = w[src + k];
-          q = Math.round(f32(f32(v * rcp) + zp));
+          q = (f32(f32(v * rcp) + zp) + 0.5) | 0;
           q = q < 0 ? 0 : q > qmax ? qmax : q;
           const d = v - (q - zp) * scale;
           sqErr += d * d;
