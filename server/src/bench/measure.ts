@@ -38,6 +38,8 @@ export interface MeasureJob {
   evaluation?: EvalSettings;
   /** Path of the fp32 reference (written by a 'reference' job) to compare against. */
   reference?: string;
+  /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
+  baseline?: string;
   config?: DecoderConfig;
   /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */
   debug?: { hangAt?: RunStage; ignoreSigterm?: boolean };
@@ -71,7 +73,7 @@ export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob;
 
 export type WorkerMessage =
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; bandwidth?: BandwidthResult }
+  | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
@@ -164,50 +166,105 @@ async function maybeHang(job: MeasureJob | ReferenceJob, stage: RunStage): Promi
 
 // ---------------------------------------------------------------- latency
 
-async function decoderLatency(job: MeasureJob | ReferenceJob, d: DecoderSession, progress: Progress): Promise<Metrics> {
-  const { prompt_length: P, decode_tokens: D, batch: B } = job.workload;
-  const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
+/** Something to time: each sample gives one value per series (prefill and decode; or one inference). */
+interface Timed {
+  sample(): Promise<number[]>;
+}
+
+async function decoderTimed(d: DecoderSession, workload: MeasureJob['workload']): Promise<Timed> {
+  const { prompt_length: P, decode_tokens: D, batch: B } = workload;
   // The vocabulary size, from a one-token step: prompt ids must be valid token ids.
   const probe = await d.step([[0]]);
   const V = probe.logits.dims[2];
   const prompt = Array.from({ length: B }, (_, b) => seededInts(P, V, 1234 + b));
-
-  const generation = async (): Promise<{ prefill: number; decode: number }> => {
-    const t0 = now();
-    let r = await d.step(prompt);
-    const prefill = now() - t0;
-    let next = lastArgmax(r.logits);
-    let decode = 0;
-    for (let i = 0; i < D; i++) {
-      const s = now();
-      r = await d.step(next, r.cache);
-      decode += now() - s;
-      next = lastArgmax(r.logits);
-    }
-    return { prefill, decode: decode / D };
-  };
-
-  const warmups = job.quick ? 1 : 2;
-  for (let i = 0; i < warmups; i++) {
-    progress('latency', `warm-up ${i + 1}/${warmups}`);
-    await generation();
-  }
-  await maybeHang(job, 'latency');
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  const start = now();
-  while (!enough([prefill, decode], policy, now() - start)) {
-    const g = await generation();
-    prefill.push(g.prefill);
-    decode.push(g.decode);
-    progress('latency', `repetition ${prefill.length}`, Math.min(1, prefill.length / policy.maxReps));
-  }
-  const p = summarize(prefill);
-  const dm = summarize(decode);
   return {
-    prefill_ms: p,
-    decode_ms_per_token: dm,
-    throughput_tok_s: (B * D * 1000) / (p.median + D * dm.median),
+    // One generation: the prefill, then D greedy single-token steps with the cache; [prefill, mean step].
+    async sample() {
+      const t0 = now();
+      let r = await d.step(prompt);
+      const prefill = now() - t0;
+      let next = lastArgmax(r.logits);
+      let decode = 0;
+      for (let i = 0; i < D; i++) {
+        const s = now();
+        r = await d.step(next, r.cache);
+        decode += now() - s;
+        next = lastArgmax(r.logits);
+      }
+      return [prefill, decode / D];
+    },
+  };
+}
+
+function genericTimed(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Timed {
+  return {
+    async sample() {
+      const t0 = now();
+      await session.run(feeds);
+      return [now() - t0];
+    },
+  };
+}
+
+async function timedOf(l: Loaded, job: MeasureJob): Promise<Timed> {
+  return l.kind === 'decoder' ? decoderTimed(l.decoder, job.workload) : genericTimed(l.session, genericInputs(l.session, job.model, job.workload).feeds);
+}
+
+function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: MeasureJob['workload']): Metrics {
+  if (kind === 'generic') return { inference_ms: summarize(series[0]) };
+  const p = summarize(series[0]);
+  const d = summarize(series[1]);
+  const { decode_tokens: D, batch: B } = workload;
+  return { prefill_ms: p, decode_ms_per_token: d, throughput_tok_s: (B * D * 1000) / (p.median + D * d.median) };
+}
+
+/**
+ * Times the model, and the fp32 baseline when the job names one, in the same process with their
+ * repetitions interleaved (A B A B ...): on a shared machine load drifts over seconds, and interleaving
+ * lets both see the same drift, so their ratio is the figure to trust. Repeats until every series'
+ * median is known within the policy's interval, or a cap is hit.
+ * The model's peak RSS is read after its warm-up, before the baseline is loaded.
+ */
+async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics }> {
+  const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
+  const warmups = job.quick ? 1 : 2;
+  const subjects: { kind: Loaded['kind']; timed: Timed; series: number[][] }[] = [];
+  const add = async (l: Loaded, what: string) => {
+    const timed = await timedOf(l, job);
+    for (let i = 0; i < warmups; i++) {
+      progress('latency', `warm-up ${i + 1}/${warmups}${what}`);
+      await timed.sample();
+    }
+    subjects.push({ kind: l.kind, timed, series: l.kind === 'decoder' ? [[], []] : [[]] });
+  };
+  await add(loaded, '');
+  const rss = peak();
+  let base: Loaded | undefined;
+  try {
+    if (job.baseline) {
+      progress('baseline', `loading the fp32 baseline ${job.baseline}`);
+      base = await load(job.baseline, job.session, job.config);
+      if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline', job.baseline);
+      await add(base, ' (fp32)');
+    }
+    await maybeHang(job, 'latency');
+    const start = now();
+    let reps = 0;
+    while (!enough(subjects.flatMap((s) => s.series), policy, now() - start)) {
+      for (const s of subjects) {
+        const v = await s.timed.sample();
+        v.forEach((x, i) => s.series[i].push(x));
+      }
+      reps++;
+      progress('latency', `repetition ${reps}`, Math.min(1, reps / policy.maxReps));
+    }
+  } finally {
+    await base?.release();
+  }
+  const [me, fp] = subjects;
+  return {
+    metrics: { ...latencyMetrics(me.kind, me.series, job.workload), ...rss },
+    baseline: fp ? latencyMetrics(fp.kind, fp.series, job.workload) : undefined,
   };
 }
 
@@ -244,22 +301,6 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
     }
   });
   return { feeds };
-}
-
-async function genericLatency(job: MeasureJob | ReferenceJob, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, progress: Progress): Promise<Metrics> {
-  const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
-  progress('latency', 'warm-up');
-  await session.run(feeds);
-  await maybeHang(job, 'latency');
-  const samples: number[] = [];
-  const start = now();
-  while (!enough([samples], policy, now() - start)) {
-    const t0 = now();
-    await session.run(feeds);
-    samples.push(now() - t0);
-    progress('latency', `repetition ${samples.length}`, Math.min(1, samples.length / policy.maxReps));
-  }
-  return { inference_ms: summarize(samples) };
 }
 
 // ---------------------------------------------------------------- accuracy
@@ -470,15 +511,15 @@ function readReference(file: string): ReferenceFile {
 
 // ---------------------------------------------------------------- the job
 
-export async function runJob(job: WorkerJob, progress: Progress): Promise<{ metrics: Metrics; bandwidth?: BandwidthResult }> {
+export async function runJob(job: WorkerJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult }> {
   if (job.kind === 'bandwidth') {
     progress('setup', 'measuring memory bandwidth');
     return { metrics: peak(), bandwidth: await measureBandwidth(job) };
   }
-  return { metrics: await runModelJob(job, progress) };
+  return runModelJob(job, progress);
 }
 
-async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<Metrics> {
+async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics }> {
   progress('load', `loading ${job.model}`);
   await maybeHang(job, 'load');
   const loaded = await load(job.model, job.session, job.config);
@@ -496,26 +537,24 @@ async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): 
         ref = { key: job.key, kind: 'generic', outputs: Object.fromEntries(Object.entries(outs).map(([n, o]) => [n, { dims: o.dims, data: b64(o.data) }])) };
       }
       await writeFileAtomic(job.out, JSON.stringify(ref));
-      return { ppl: ref.ppl, ...peak() };
+      return { metrics: { ppl: ref.ppl, ...peak() } };
     }
 
-    const metrics: Metrics = {};
+    let metrics: Metrics = {};
+    let baseline: Metrics | undefined;
+    if (job.latency) ({ metrics, baseline } = await measureLatency(job, loaded, progress));
     const ref = job.reference ? readReference(job.reference) : undefined;
     if (loaded.kind === 'decoder') {
-      if (job.latency) Object.assign(metrics, await decoderLatency(job, loaded.decoder, progress));
       if (job.evaluation) {
         await maybeHang(job, 'accuracy');
         Object.assign(metrics, await decoderAccuracy(job, loaded.decoder, ref, progress));
       }
-    } else {
+    } else if (ref) {
+      progress('accuracy', 'comparing outputs with fp32');
       const { feeds } = genericInputs(loaded.session, job.model, job.workload);
-      if (job.latency) Object.assign(metrics, await genericLatency(job, loaded.session, feeds, progress));
-      if (ref) {
-        progress('accuracy', 'comparing outputs with fp32');
-        metrics.output_rel_rmse = outputRelRmse(ref, await genericOutputs(loaded.session, feeds));
-      }
+      metrics.output_rel_rmse = outputRelRmse(ref, await genericOutputs(loaded.session, feeds));
     }
-    return { ...metrics, ...peak() };
+    return { metrics: { ...peak(), ...metrics }, baseline };
   } finally {
     await loaded.release();
   }

@@ -42,6 +42,9 @@ export interface RunOptions {
   debug?: MeasureJob['debug'];
 }
 
+/** Bump when what a reference holds or how its windows are chosen changes: old ones are then ignored. */
+const REFERENCE_FORMAT = 2;
+
 class RunFailure extends Error {
   constructor(readonly status: RunStatus, readonly error: RunError) {
     super(error.message);
@@ -121,7 +124,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeoutCtl.signal]) : timeoutCtl.signal;
   let stage: RunStage = 'setup';
 
-  const worker = async (job: MeasureJob | Parameters<typeof runWorker>[0], s: RunStage): Promise<Metrics> => {
+  const worker = async (job: Parameters<typeof runWorker>[0], s: RunStage): Promise<WorkerOutcome & { metrics: Metrics }> => {
     stage = s;
     const left = deadline !== undefined ? Math.max(1, deadline - Date.now()) : undefined;
     const out: WorkerOutcome = await runWorker(job, {
@@ -136,7 +139,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       if (s !== 'latency' && out.status === 'error' && err.stage !== 'load') err.stage = s;
       throw new RunFailure(out.status, err);
     }
-    return out.metrics;
+    return out as WorkerOutcome & { metrics: Metrics };
   };
 
   try {
@@ -192,6 +195,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     let reference: string | undefined;
     if (compresses(recipe)) {
       const refKey = sha256(canonicalJson({
+        format: REFERENCE_FORMAT,
         fp32: source.hash,
         evaluation: evaluation && {
           text: await fileHash(evaluation.text), tokenizer: await fileHash(evaluation.tokenizer),
@@ -206,23 +210,21 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       }
     }
 
-    // ---- the fp32 baseline, measured in this invocation
-    if (opts.baseline && compresses(recipe)) {
-      progress('baseline', 'measuring the fp32 baseline');
-      const b = await worker({ kind: 'measure', model: recipe.model, session, workload: recipe.objective.workload, quick, latency: true, config }, 'baseline');
-      const base: BaselineFigures = {
-        prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
-        throughput_tok_s: b.throughput_tok_s, peak_rss_bytes: b.peak_rss_bytes, model_bytes: source.bytes,
-      };
-      record.baseline = base;
-    }
-
-    // ---- the model itself
-    const m = await worker({
+    // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
+    const withBaseline = opts.baseline === true && compresses(recipe);
+    const out = await worker({
       kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: true,
-      evaluation, reference, config, debug: opts.debug,
+      evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
     }, 'latency');
+    const m = out.metrics;
     record.metrics = { ...m, model_bytes: modelBytes };
+    if (withBaseline && out.baseline) {
+      const b = out.baseline;
+      record.baseline = {
+        prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
+        throughput_tok_s: b.throughput_tok_s, model_bytes: source.bytes,
+      };
+    }
     if (!compresses(recipe)) {
       // The fp32 model against itself: agreement is total by definition, no second pass needed.
       if (m.ppl !== undefined) Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });

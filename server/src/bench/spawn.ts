@@ -29,6 +29,8 @@ export function workerEntry(): { file: string; execArgv: string[] } {
 export interface WorkerOutcome {
   status: RunStatus;
   metrics?: Metrics;
+  /** fp32 latency figures timed interleaved with the model's, when the job asked. */
+  baseline?: Metrics;
   bandwidth?: BandwidthResult;
   error?: RunError;
   /** Stage the worker last reported. */
@@ -111,7 +113,7 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       if (ending) {
         finish({ status: ending.status, stage, error: { message: `${ending.message} (worker stopped during ${stage})`, stage } });
       } else if (reply?.type === 'result') {
-        finish({ status: 'ok', stage, metrics: reply.metrics, bandwidth: reply.bandwidth });
+        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth });
       } else if (reply?.type === 'error') {
         finish({ status: 'error', stage: reply.stage, error: { message: reply.message, stage: reply.stage, where: reply.where } });
       } else {
