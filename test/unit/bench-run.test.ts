@@ -121,6 +121,22 @@ test('fp32 and 4-bit runs of a decoder: consistent figures, artifact and referen
   assert.deepEqual(records.slice(-3).map((r) => r.id), [fp.id, a.id, b.id]);
 });
 
+test('speed-only and accuracy-only runs measure just that', { skip: !haveFixtureData && 'examples/tiny-llama tokenizer/eval text missing' }, async () => {
+  await decoder();
+  const q8 = decRecipe({ quantize: { bits: 8, block_size: 32, accuracy_level: 4 } });
+  const stages: string[] = [];
+  const speed = await runRecipe(q8, { ...quick, measure: { accuracy: false }, onProgress: (p) => stages.push(p.stage) });
+  assert.equal(speed.status, 'ok', speed.error?.message);
+  assert.ok(speed.metrics.decode_ms_per_token && speed.metrics.prefill_ms);
+  assert.equal(speed.metrics.ppl, undefined);
+  assert.ok(!stages.includes('reference') && !stages.includes('accuracy'));
+  const acc = await runRecipe(q8, { ...quick, measure: { latency: false } });
+  assert.equal(acc.status, 'ok', acc.error?.message);
+  assert.equal(acc.artifact_reused, true);
+  assert.equal(acc.metrics.decode_ms_per_token, undefined);
+  assert.ok(acc.metrics.ppl! > 1 && acc.metrics.kl! >= 0 && acc.metrics.top1! > 0.5);
+});
+
 test('a worker killed with SIGKILL mid-run becomes an error record; the store stays readable', async () => {
   await decoder();
   let killed = 0;

@@ -34,6 +34,12 @@ export interface RunOptions {
   /** Fewer repetitions and evaluation windows (the tuner's setting). */
   quick?: boolean;
   trial?: TrialInfo;
+  /**
+   * What to measure (default both). `{ accuracy: false }` is a speed-only run (no reference, no
+   * evaluation); `{ latency: false }` scores accuracy only — e.g. a tuner's second step on a trial
+   * whose speed it already has (the artifact is reused, so nothing is rebuilt).
+   */
+  measure?: { latency?: boolean; accuracy?: boolean };
   /** Don't append the record to the store (the caller will, or it is a dry measurement). */
   noStore?: boolean;
   /** Called with each worker's pid. */
@@ -149,7 +155,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     if (recipe.target.provider !== 'cpu') {
       throw new RunFailure('error', { message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`, stage: 'setup', where: recipe.file });
     }
-    const evaluation = evaluationOf(recipe);
+    const wantLatency = opts.measure?.latency ?? true;
+    const wantAccuracy = opts.measure?.accuracy ?? true;
+    const evaluation = wantAccuracy ? evaluationOf(recipe) : undefined;
     const config = decoderConfig(recipe.model);
     progress('setup', 'hashing the source model');
     const source = await hashSourceModel(recipe.model).catch((err: Error) => {
@@ -193,7 +201,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
 
     // ---- the fp32 reference, computed once per (fp32 model, evaluation settings)
     let reference: string | undefined;
-    if (compresses(recipe)) {
+    if (compresses(recipe) && wantAccuracy) {
       const refKey = sha256(canonicalJson({
         format: REFERENCE_FORMAT,
         fp32: source.hash,
@@ -211,9 +219,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     }
 
     // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
-    const withBaseline = opts.baseline === true && compresses(recipe);
+    const withBaseline = opts.baseline === true && compresses(recipe) && wantLatency;
     const out = await worker({
-      kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: true,
+      kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
       evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
     }, 'latency');
     const m = out.metrics;
@@ -228,7 +236,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     if (!compresses(recipe)) {
       // The fp32 model against itself: agreement is total by definition, no second pass needed.
       if (m.ppl !== undefined) Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });
-      if (opts.baseline) record.baseline = { ...pickBaseline(record.metrics) };
+      if (opts.baseline && wantLatency) record.baseline = { ...pickBaseline(record.metrics) };
     }
     if (record.baseline) record.speedups = speedupsOf(record.metrics, record.baseline);
   } catch (err) {
