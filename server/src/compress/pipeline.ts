@@ -549,6 +549,7 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   if (ext.length !== K * N * 4) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * 4}`);
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
   if (!transB) rowsPer = Math.max(pw.blockSize, rowsPer - (rowsPer % pw.blockSize));
+  rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
