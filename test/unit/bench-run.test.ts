@@ -130,6 +130,10 @@ test('speed-only and accuracy-only runs measure just that', { skip: !haveFixture
   assert.ok(speed.metrics.decode_ms_per_token && speed.metrics.prefill_ms);
   assert.equal(speed.metrics.ppl, undefined);
   assert.ok(!stages.includes('reference') && !stages.includes('accuracy'));
+  const noText = await runRecipe(decRecipe({ quantize: { bits: 4 }, evaluation: {} }), { ...quick });
+  assert.equal(noText.status, 'ok', noText.error?.message);
+  assert.ok(noText.metrics.decode_ms_per_token);
+  assert.equal(noText.metrics.ppl, undefined, 'no evaluation text: no perplexity, and no failure');
   const acc = await runRecipe(q8, { ...quick, measure: { latency: false } });
   assert.equal(acc.status, 'ok', acc.error?.message);
   assert.equal(acc.artifact_reused, true);
