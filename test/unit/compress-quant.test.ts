@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { compressModel } from '../../server/src/compress/pipeline';
-import { blockParams, quantizeRTN, dequantize, ORT_DEFAULT_4BIT, floatToHalf } from '../../server/src/compress/quant';
+import { blockParams, quantizeRTN, dequantize, ORT_DEFAULT_4BIT, floatToHalf, quantizeValue } from '../../server/src/compress/quant';
 import { readModel, writeModel, halfToFloat } from '../../server/src/model/onnx';
 import { inspectModel } from '../../server/src/model/graph';
 import { tempDir, writeTinyModel, randn } from '../helpers/tinyModel';
@@ -18,6 +18,16 @@ test('scale and zero point follow onnxruntime\'s rules', () => {
   assert.ok(Math.abs(a.scale - 0.1) < 1e-7);
   assert.deepEqual(blockParams(0.2, 0.8, 8, false).zp, 0);
   assert.deepEqual(blockParams(0, 0, 4, true), { scale: -0, zp: 8 });
+});
+
+test('the branch-free rounding equals C roundf (halves away from zero) after the clamp', () => {
+  const roundf = (x: number) => Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
+  const xs = [-2.5, -1.5, -0.5, -0.49, -0.0, 0, 0.49, 0.5, 1.5, 2.5, 14.5, 15.5, 16.7];
+  for (let i = 0; i < 2000; i++) xs.push(Math.fround((i / 2000) * 22 - 3));
+  for (const x of xs) {
+    const want = Math.min(15, Math.max(0, roundf(Math.fround(x))));
+    assert.equal(quantizeValue(x, 1, 0, 15), want, String(x));
+  }
 });
 
 test('RTN packing round-trips through an independent unpacker, K not a multiple of the block', () => {
