@@ -59,8 +59,12 @@ export class TpeSearch implements Proposer {
     let best: Config | undefined;
     let bestScore = -Infinity;
     const decay = 1 / (1 + ctx.trials.length / 8); // the joint prior fades as measurements accumulate
-    for (let i = 0; i < this.candidates * 4 && (i < this.candidates || !best); i++) {
-      const c = this.sample(ctx, (key) => l[key]);
+    // Candidates: draws from the good density, plus every one-knob change of the incumbent (the best
+    // feasible trial) — TPE's independent per-knob densities are slow to settle the last knob or two,
+    // and a neighbour with a high l/g is exactly the refinement worth one trial.
+    const neighbours = this.neighbours(ctx);
+    for (let i = 0; i < this.candidates * 4 + neighbours.length && (i < this.candidates + neighbours.length || !best); i++) {
+      const c = i < neighbours.length ? neighbours[i] : this.sample(ctx, (key) => l[key]);
       if (ctx.duplicateOf(c) || !ctx.validate(c).ok) continue;
       let score = decay * priors.jointPenalty(c);
       ctx.space.knobs.forEach((k) => {
@@ -74,6 +78,16 @@ export class TpeSearch implements Proposer {
     }
     best ??= firstUnseen(ctx, () => uniformConfig(ctx, this.rng), 200);
     return best ? { kind: 'trial', config: best, rationale: `TPE: highest l/g among candidates from the good density (log ratio ${bestScore.toFixed(2)})` } : this.exhausted();
+  }
+
+  private neighbours(ctx: ProposerContext): Config[] {
+    const inc = [...ctx.trials].filter((t) => t.feasible).sort(compareTrials)[0];
+    if (!inc) return [];
+    const out: Config[] = [];
+    for (const k of ctx.space.knobs) {
+      for (const v of k.values) if (inc.config[k.key] !== v) out.push({ ...inc.config, [k.key]: v });
+    }
+    return out;
   }
 
   private exhausted(): Proposal {

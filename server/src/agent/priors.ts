@@ -9,6 +9,7 @@
 //   strong prior against it, not a rule.
 // - Decode is weight-bandwidth bound: fewer bits usually win, larger blocks carry fewer scales.
 // - All cores for intra-op threads is the usual best at batch 1.
+// - Layer-scoped bits lean to 8: those are the accuracy-sensitive layers.
 import { hasInt8Dot, HardwareProfile } from './profile';
 import type { Objective } from './objective';
 import type { SearchSpace } from './space';
@@ -24,8 +25,12 @@ export interface Priors {
   notes: string[];
 }
 
-function valueWeight(path: string, v: SearchValue, hw: HardwareProfile, o: Objective): number {
+function valueWeight(path: string, scope: string | undefined, v: SearchValue, hw: HardwareProfile, o: Objective): number {
   const latency = o.metric !== 'size';
+  // The layers people scope bit-widths to are the sensitive ones (down_proj's activation outliers): for
+  // them the prior leans to 8 bits. (Keeping lm_head in float stays neutral: it is a large layer in
+  // small models, so its speed cost is as real as its accuracy benefit.)
+  if (scope !== undefined && path === 'quantize.bits') return v === 8 ? 2 : v === 4 ? 1.2 : v === 32 ? 0.8 : 0.6;
   switch (path) {
     case 'quantize.accuracy_level':
       return v === 4 ? (latency ? (hasInt8Dot(hw) ? 3 : 4) : 1) : 1;
@@ -50,7 +55,7 @@ function valueWeight(path: string, v: SearchValue, hw: HardwareProfile, o: Objec
 
 export function hardwarePriors(space: SearchSpace, hw: HardwareProfile, o: Objective): Priors {
   const weights: Record<string, number[]> = {};
-  for (const k of space.knobs) weights[k.key] = k.values.map((v) => valueWeight(k.path, v, hw, o));
+  for (const k of space.knobs) weights[k.key] = k.values.map((v) => valueWeight(k.path, k.scope, v, hw, o));
 
   const globalBits = space.knobs.find((k) => k.key === 'quantize.bits');
   const globalAcc = space.knobs.find((k) => k.key === 'quantize.accuracy_level');

@@ -1,0 +1,74 @@
+// The advisors: rules that encode the kernel facts fire on the recipes they are about (and not on the
+// others), every suggestion validates against the model, and Claude's suggestions are checked the same way.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { adviseOffline, adviseWithClaude, suggestionErrors } from '../../server/src/agent/advise';
+import { objectiveOf } from '../../server/src/agent/objective';
+import { syntheticSetting } from '../../server/src/agent/synthetic';
+import { FakeAnthropic, lastToolResults, reply, toolUse } from '../helpers/fakeAnthropic';
+
+const servers: FakeAnthropic[] = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+const ids = (doc: Record<string, unknown>) => adviseOffline(syntheticSetting(doc)).map((s) => s.id);
+
+test('rules: int8 compute, lm_head, down_proj, block size, threads, N:M on CPU, useless low rank', () => {
+  const all = adviseOffline(syntheticSetting({
+    quantize: { bits: 8, block_size: 32, accuracy_level: 0 },
+    runtime: { intra_op_threads: 1 },
+    sparsity: { rules: [{ match: 'model.layers.*.mlp.up_proj', pattern: '2:4' }] },
+    low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 200 }] },
+  }));
+  const byId = new Map(all.map((s) => [s.id, s]));
+  assert.deepEqual(byId.get('accuracy-level-4')?.knobs, { 'quantize.accuracy_level': 4 });
+  assert.match(byId.get('accuracy-level-4')!.rationale, /30x slower/);
+  assert.deepEqual(byId.get('threads-all-cores')?.knobs, { 'runtime.intra_op_threads': 2 });
+  assert.deepEqual(byId.get('drop-nm-model.layers.*.mlp.up_proj')?.knobs, { 'sparsity.pattern@model.layers.*.mlp.up_proj': null });
+  assert.deepEqual(byId.get('drop-low-rank-model.layers.*.self_attn.q_proj')?.knobs, { 'low_rank.rank@model.layers.*.self_attn.q_proj': null });
+  assert.ok(!byId.has('skip-lm-head'), 'lm_head at 8 bits is left alone');
+  assert.ok(!byId.has('down-proj-8bit'));
+
+  const four = ids({ quantize: { bits: 4, accuracy_level: 4 } });
+  assert.ok(four.includes('skip-lm-head') && four.includes('down-proj-8bit'));
+  assert.ok(!four.includes('accuracy-level-4'));
+  assert.ok(!four.includes('threads-all-cores'), 'threads default to the target');
+  assert.ok(ids({}).includes('quantize-4bit-int8'), 'no quantize section: suggest one');
+  assert.ok(!ids({ quantize: { bits: 4, accuracy_level: 4 }, low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 8 }] } }).some((i) => i.startsWith('drop-low-rank')));
+
+  // a block size that does not divide some K: the nearest that divides all
+  const s = syntheticSetting({ quantize: { bits: 4, accuracy_level: 4, block_size: 256 } });
+  s.layers.push({ ...s.layers[0], name: 'model.extra', K: 96 });
+  const fix = adviseOffline(s).find((x) => x.id === 'block-size-divides-k');
+  assert.deepEqual(fix?.knobs, { 'quantize.block_size': 32 });
+  for (const x of [...all, ...adviseOffline(s)]) assert.deepEqual(suggestionErrors(x.knobs, x.id === 'block-size-divides-k' ? s : syntheticSetting()), [], x.id);
+});
+
+test('suggestion validation names the problem', () => {
+  const s = syntheticSetting();
+  assert.match(suggestionErrors({ 'quantize.bits@nope.*': 4 }, s)[0], /matches no layer/);
+  assert.match(suggestionErrors({ 'quantize.bits': 9 }, s)[0], /not a value of quantize\.bits/);
+  assert.match(suggestionErrors({ 'quantize.bits': 4, 'quantize.block_size': 512 }, s)[0], /not a value of quantize\.block_size/);
+  assert.match(suggestionErrors('bits=4', s)[0], /must be an object/);
+  assert.match(suggestionErrors({}, s)[0], /empty/);
+});
+
+test('Claude advice: an invalid suggestion is refused with its reason, a valid set accepted', async () => {
+  const fake = await FakeAnthropic.start([
+    reply([toolUse('model_summary', {})]),
+    reply([toolUse('submit_suggestions', { suggestions: [{ title: 'x', rationale: 'y', knobs: { 'quantize.bits@model.layers.*.mlp.dwn_proj': 8 } }] })]),
+    (body) => {
+      const [r] = lastToolResults(body);
+      assert.equal(r.is_error, true);
+      assert.match(r.content, /matches no layer/);
+      return reply([toolUse('submit_suggestions', { suggestions: [{ title: '8-bit down_proj', rationale: 'outliers', knobs: { 'quantize.bits@model.layers.*.mlp.down_proj': 8 } }] })]);
+    },
+  ]);
+  servers.push(fake);
+  const s = syntheticSetting({ quantize: { bits: 4 } });
+  const r = await adviseWithClaude(s, objectiveOf(s.recipe), { apiKey: 'k-secret', baseURL: fake.url, maxRetries: 0 });
+  assert.deepEqual(fake.problems, []);
+  assert.equal(r.outcome, 'completed');
+  assert.deepEqual(r.suggestions.map((x) => [x.title, x.knobs, x.source]), [['8-bit down_proj', { 'quantize.bits@model.layers.*.mlp.down_proj': 8 }, 'claude']]);
+  assert.equal(r.usage.requests, 3);
+  assert.ok(!JSON.stringify(r).includes('k-secret'));
+});
