@@ -126,6 +126,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
     ...(g.initializer ?? []).map((t) => t.name ?? ''),
   ]);
   const actCache = new ActivationCache();
+  const streamBuffers: Buffer[] = [];
 
   const replaced = new Map<number, onnx.INodeProto[]>();
   const dropped = new Set<string>(); // weights no longer referenced
@@ -163,7 +164,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       const half = dt === DataType.FLOAT16;
       const res = await transformLayer({
         w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal,
-        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES,
+        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
       });
       replaced.set(layer.nodeIndex, res.nodes);
       if (res.usesMs) usesMs = true;
@@ -318,6 +319,8 @@ interface LayerCtx {
   lowRankMethod: 'svd' | 'randomized_svd';
   seed: number;
   chunkBytes: number;
+  /** Slice buffers shared by all streamed layers of one run. */
+  streamBuffers: Buffer[];
   signal?: AbortSignal;
 }
 
@@ -553,8 +556,11 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
-  // Two buffers: one being filled from disk while the other is quantized.
-  const bufs = [Buffer.allocUnsafe(rowsPer * rowLen * 4), Buffer.allocUnsafe(rowsPer * rowLen * 4)];
+  // Two buffers: one being filled from disk while the other is quantized. Reused across layers: fresh
+  // 30 MB allocations per layer cost more in GC and page faults than the reads themselves.
+  const need = rowsPer * rowLen * 4;
+  if (c.streamBuffers.length === 0 || c.streamBuffers[0].length < need) c.streamBuffers.splice(0, 2, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+  const bufs = c.streamBuffers;
   const read = async (row0: number, i: number) => {
     const rows = Math.min(rowsPer, totalRows - row0);
     const want = rows * rowLen * 4;
