@@ -136,3 +136,15 @@ test('external-data models stream in slices and come out with external data, sam
     assert.ok(relMaxDiff((await runOrt(g, { x: xg })).y, (await reference(g, { x: xg })).y.data) < 1e-5);
   }
 });
+
+test('calibrating an external-data model leaves no temporary file behind', async () => {
+  const dir = tempDir();
+  const ext = path.join(dir, 'ext.onnx');
+  await writeModel(tinyMlpModel({ hidden: 32, intermediate: 64, layers: 1 }), ext, { externalData: true });
+  const out = path.join(dir, 'ext.gptq.onnx');
+  const res = await compressModel(recipeFor(ext, { quantize: { bits: 4, block_size: 16, method: 'gptq' }, calibration: { samples: 2, seq_len: 8 } }), { out });
+  assert.ok(res.layers.every((l) => l.actions[0] === 'int4 b16 sym gptq'));
+  assert.deepEqual(listDir(dir), ['ext.gptq.onnx', 'ext.gptq.onnx.data', 'ext.onnx', 'ext.onnx.data']);
+  const x = input([1, 4, 32], 3);
+  assert.ok(relMaxDiff((await runOrt(out, { x })).y, (await reference(out, { x })).y.data) < 1e-5);
+});
