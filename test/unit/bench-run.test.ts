@@ -180,6 +180,28 @@ test('cancellation stops the worker and records a cancelled run', async () => {
   assert.equal(alive(pid), false, 'worker is gone when runRecipe returns');
 });
 
+test('cancelling during compression leaves no artifact, whole or half', async () => {
+  await decoder();
+  const dir = path.join(ws, 'cancel-compress');
+  fs.mkdirSync(dir, { recursive: true });
+  const ac = new AbortController();
+  let pid = 0;
+  const r = await runRecipe(decRecipe({ quantize: { bits: 4, block_size: 64 } }), {
+    ...quick, storeDir: dir, signal: ac.signal, debug: { hangAt: 'compress' },
+    onWorker: (p) => {
+      pid = p;
+    },
+    onProgress: (p) => {
+      if (p.stage === 'compress' && pid) ac.abort();
+    },
+  });
+  assert.equal(r.status, 'cancelled');
+  assert.equal(r.error?.stage, 'compress');
+  assert.equal(alive(pid), false);
+  assert.deepEqual(fs.readdirSync(new RunStore(dir).artifactsDir), [], 'temporary build folder removed');
+  assert.equal(new RunStore(dir).read().records.at(-1)?.status, 'cancelled');
+});
+
 test('a hung worker that ignores SIGTERM is stopped by the timeout', async () => {
   await decoder();
   let pid = 0;

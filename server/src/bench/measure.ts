@@ -17,6 +17,8 @@ import { writeFileAtomic } from '../util/atomicWrite';
 import type { AccuracyMetrics, Metrics, RunStage, SessionOptionsUsed } from './record';
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
+import { compressInto } from './compress';
+import type { Recipe } from '../config/recipe';
 
 // ---------------------------------------------------------------- the protocol with the parent
 
@@ -69,11 +71,20 @@ export interface BandwidthJob {
   reps?: number;
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob;
+/** Compression runs in the worker too: a big model's transforms can exhaust memory or take long. */
+export interface CompressJob {
+  kind: 'compress';
+  recipe: Recipe;
+  /** model.onnx inside the artifact's temporary folder. */
+  out: string;
+  debug?: MeasureJob['debug'];
+}
+
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob;
 
 export type WorkerMessage =
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult }
+  | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
@@ -157,7 +168,7 @@ function lastArgmax(logits: { data: Float32Array; dims: number[] }): number[][] 
   return rows;
 }
 
-async function maybeHang(job: MeasureJob | ReferenceJob, stage: RunStage): Promise<void> {
+async function maybeHang(job: { debug?: MeasureJob['debug'] }, stage: RunStage): Promise<void> {
   if (process.env.HAQA_BENCH_TEST_HOOKS !== '1' || job.debug?.hangAt !== stage) return;
   if (job.debug.ignoreSigterm) process.on('SIGTERM', () => undefined);
   // Like a kernel that never returns: nothing more happens until the parent kills us.
@@ -511,7 +522,20 @@ function readReference(file: string): ReferenceFile {
 
 // ---------------------------------------------------------------- the job
 
-export async function runJob(job: WorkerJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult }> {
+export async function runJob(
+  job: WorkerJob, progress: Progress,
+): Promise<{ metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }> {
+  if (job.kind === 'compress') {
+    progress('compress', 'compressing');
+    await maybeHang(job, 'compress');
+    try {
+      const artifact = await compressInto(job.recipe, job.out, new AbortController().signal, (m, f) => progress('compress', m, f));
+      return { metrics: peak(), artifact: { ...artifact, compress_peak_rss_bytes: peak().peak_rss_bytes } };
+    } catch (err) {
+      const e = err as Error & { file?: string };
+      throw new BenchError(`compression failed: ${e.message}`, 'compress', e.file ?? job.recipe.model);
+    }
+  }
   if (job.kind === 'bandwidth') {
     progress('setup', 'measuring memory bandwidth');
     return { metrics: peak(), bandwidth: await measureBandwidth(job) };

@@ -16,7 +16,6 @@ import { writeFileAtomic } from '../util/atomicWrite';
 import type { HardwareFingerprint } from './record';
 import { EvalSettings, MeasureJob, REFERENCE_TOPK } from './measure';
 import { runWorker, WorkerOutcome } from './spawn';
-import { compressInto } from './compress';
 
 export { fp32Recipe, recipeHash } from './record';
 
@@ -125,14 +124,13 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
 
   // One deadline for the whole run; each worker gets what is left of it.
   const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined;
-  const timeoutCtl = new AbortController();
-  const timeoutTimer = deadline !== undefined ? setTimeout(() => timeoutCtl.abort(), opts.timeoutMs) : undefined;
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeoutCtl.signal]) : timeoutCtl.signal;
   let stage: RunStage = 'setup';
 
   const worker = async (job: Parameters<typeof runWorker>[0], s: RunStage): Promise<WorkerOutcome & { metrics: Metrics }> => {
     stage = s;
-    const left = deadline !== undefined ? Math.max(1, deadline - Date.now()) : undefined;
+    if (opts.signal?.aborted) throw new RunFailure('cancelled', { message: `cancelled before ${s}`, stage: s });
+    const left = deadline !== undefined ? deadline - Date.now() : undefined;
+    if (left !== undefined && left <= 0) throw new RunFailure('timeout', { message: `no time left for ${s}`, stage: s });
     const out: WorkerOutcome = await runWorker(job, {
       signal: opts.signal,
       timeoutMs: left,
@@ -179,14 +177,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       } else {
         progress('compress', 'compressing');
         const t0 = Date.now();
-        art = await store.buildArtifact(key, (out) => compressInto(recipe, out, signal, (m, f) => progress('compress', m, f)), {
+        // Compression runs in a worker as well: a crash or out-of-memory there costs this record only.
+        art = await store.buildArtifact(key, async (out) => (await worker({ kind: 'compress', recipe, out, debug: opts.debug }, 'compress')).artifact, {
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
         }).catch((err: Error) => {
-          if (signal.aborted) {
-            const status = opts.signal?.aborted ? 'cancelled' : 'timeout';
-            throw new RunFailure(status, { message: status === 'cancelled' ? 'cancelled during compression' : 'timed out during compression', stage: 'compress' });
-          }
-          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: (err as { file?: string }).file ?? recipe.model });
+          if (err instanceof RunFailure) throw err;
+          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model });
         });
         record.artifact_reused = false;
         record.compress_seconds = (Date.now() - t0) / 1000;
@@ -247,8 +243,6 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       record.status = 'error';
       record.error = { message: (err as Error)?.message ?? String(err), stage, where: (err as { file?: string })?.file };
     }
-  } finally {
-    clearTimeout(timeoutTimer);
   }
 
   record.finished = new Date().toISOString();

@@ -32,6 +32,8 @@ export interface WorkerOutcome {
   /** fp32 latency figures timed interleaved with the model's, when the job asked. */
   baseline?: Metrics;
   bandwidth?: BandwidthResult;
+  /** What a compress job reports for the artifact's meta.json. */
+  artifact?: Record<string, unknown>;
   error?: RunError;
   /** Stage the worker last reported. */
   stage: RunStage;
@@ -51,7 +53,7 @@ const KILL_GRACE_MS = 1500;
 
 export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<WorkerOutcome> {
   return new Promise((resolve) => {
-    let stage: RunStage = 'load';
+    let stage: RunStage = job.kind === 'compress' ? 'compress' : job.kind === 'bandwidth' ? 'setup' : 'load';
     let settled = false;
     let child: ChildProcess;
     let stderr = '';
@@ -113,7 +115,7 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       if (ending) {
         finish({ status: ending.status, stage, error: { message: `${ending.message} (worker stopped during ${stage})`, stage } });
       } else if (reply?.type === 'result') {
-        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth });
+        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth, artifact: reply.artifact });
       } else if (reply?.type === 'error') {
         finish({ status: 'error', stage: reply.stage, error: { message: reply.message, stage: reply.stage, where: reply.where } });
       } else {

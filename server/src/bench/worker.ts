@@ -23,8 +23,8 @@ process.once('message', (job: WorkerJob) => {
     stage = s;
     void send({ type: 'progress', stage: s, message, fraction });
   }).then(
-    async ({ metrics, baseline, bandwidth }) => {
-      await send({ type: 'result', metrics, baseline, bandwidth });
+    async ({ metrics, baseline, bandwidth, artifact }) => {
+      await send({ type: 'result', metrics, baseline, bandwidth, artifact });
       process.exit(0);
     },
     async (err: unknown) => {
