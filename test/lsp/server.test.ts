@@ -9,7 +9,8 @@ import { pathToFileURL } from 'node:url';
 import {
   createMessageConnection, StreamMessageReader, StreamMessageWriter, MessageConnection,
 } from 'vscode-languageserver/node';
-import type { Diagnostic, PublishDiagnosticsParams, TextEdit, CodeAction, Hover, CompletionItem } from 'vscode-languageserver-types';
+import type { Diagnostic, TextEdit, CodeAction, Hover, CompletionItem } from 'vscode-languageserver-types';
+import type { PublishDiagnosticsParams } from 'vscode-languageserver/node';
 import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from './llamaShapes';
 
@@ -39,7 +40,9 @@ class Client {
         return true;
       });
     });
-    this.conn.onNotification('window/logMessage', (p: { message: string }) => this.logs.push(p.message));
+    this.conn.onNotification('window/logMessage', (p: { message: string }) => {
+      this.logs.push(p.message);
+    });
     this.conn.onRequest('client/registerCapability', () => null);
     this.conn.listen();
   }

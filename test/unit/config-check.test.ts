@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { analyzeRecipe, CheckContext } from '../../server/src/config/check';
 import { ModelCache } from '../../server/src/config/modelCache';
 import type { Diagnostic } from '../../server/src/config/diagnostics';
-import { LineIndex } from '../../server/src/config/diagnostics';
+import { LineIndex, messageText } from '../../server/src/config/diagnostics';
 import { resolveRecipe } from '../../server/src/config/recipe';
 import { planLayers } from '../../server/src/config/plan';
 import { planWithSources } from '../../server/src/config/layers';
@@ -73,8 +73,8 @@ test('unknown key: range on the key, allowed keys listed, did-you-mean with a re
   const d = only(a.diagnostics, 'unknown-key');
   assert.equal(covered(text, d), 'bitz');
   assert.deepEqual(d.range.start, { line: 7, character: 2 });
-  assert.match(d.message, /did you mean 'bits'/);
-  assert.match(d.message, /Allowed: .*block_size/);
+  assert.match(messageText(d), /did you mean 'bits'/);
+  assert.match(messageText(d), /Allowed: .*block_size/);
   assert.deepEqual(d.data, { fix: 'rename-key', path: ['quantize', 'bitz'], to: 'bits' });
   assert.equal(d.severity, 1);
   assert.equal(d.source, 'haqa');
@@ -90,13 +90,13 @@ target:
   const a = await check(text);
   const en = a.diagnostics.find((d) => covered(text, d) === 'gpu')!;
   assert.equal(en.code, 'invalid-value');
-  assert.match(en.message, /cpu, 'cuda'|'cpu', 'cuda'/);
+  assert.match(messageText(en), /cpu, 'cuda'|'cpu', 'cuda'/);
   const ty = a.diagnostics.find((d) => covered(text, d) === 'two')!;
   assert.equal(ty.code, 'wrong-type');
-  assert.match(ty.message, /must be integer, got string/);
+  assert.match(messageText(ty), /must be integer, got string/);
   const pat = a.diagnostics.find((d) => covered(text, d) === '4 gigs')!;
   assert.equal(pat.code, 'invalid-value');
-  assert.match(pat.message, /4GiB/);
+  assert.match(messageText(pat), /4GiB/);
   assert.equal(a.diagnostics.length, 3, 'anyOf branches are collapsed into one diagnostic');
 });
 
@@ -104,7 +104,7 @@ test('unknown knob in search.space: range on the knob, knobs listed', async () =
   const text = BASE + 'search:\n  space:\n    quantize.bitz: [4]\n';
   const d = only((await check(text)).diagnostics, 'unknown-knob');
   assert.equal(covered(text, d), 'quantize.bitz');
-  assert.match(d.message, /quantize\.bits,/);
+  assert.match(messageText(d), /quantize\.bits,/);
 });
 
 test('semantic checks still run beside schema errors elsewhere', async () => {
@@ -140,7 +140,7 @@ test('model: missing, a directory, corrupt, outside the workspace', async () => 
   fs.mkdirSync(path.join(dir, 'adir.onnx'), { recursive: true });
   only((await check('model: ./adir.onnx\n')).diagnostics, 'model-is-directory');
   fs.writeFileSync(path.join(dir, 'junk.onnx'), Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02]));
-  assert.match(only((await check('model: ./junk.onnx\n')).diagnostics, 'model-unreadable').message, /not a valid ONNX model/);
+  assert.match(messageText(only((await check('model: ./junk.onnx\n')).diagnostics, 'model-unreadable')), /not a valid ONNX model/);
   // Outside: the recipe's folder is the workspace when none is given (the CLI's rule)...
   const sub = path.join(dir, 'sub');
   fs.mkdirSync(sub, { recursive: true });
@@ -197,7 +197,7 @@ search:
   const a = await check(text);
   const hits = a.diagnostics.filter((d) => d.code === 'pattern-no-match');
   assert.deepEqual(hits.map((d) => covered(text, d)), ['lm_haed', 'model.layers.9.*', '"nothing.*"', '"model.*.attn"', 'quantize.bits@decoder.*']);
-  assert.match(hits[0].message, /did you mean 'lm_head'/);
+  assert.match(messageText(hits[0]), /did you mean 'lm_head'/);
   assert.deepEqual(hits[0].data, { fix: 'replace', path: ['quantize', 'skip', 1], values: ['lm_head'] });
   assert.deepEqual(hits[1].data, { fix: 'remove', path: ['quantize', 'overrides', 1] });
   assert.ok(hits.every((d) => d.severity === 2));
@@ -207,14 +207,14 @@ test('block_size that does not divide K: names the layers, suggests the nearest 
   const text = BASE.replace('block_size: 32', 'block_size: 64');
   const d = only((await check(text)).diagnostics, 'block-size-not-divisor');
   assert.deepEqual(d.range.start, { line: 5, character: 14 });
-  assert.match(d.message, /block_size 64 does not divide K of 2 layers: model\.layers\.0\.mlp\.down_proj \(K=96\)/);
-  assert.match(d.message, /nearest valid block size: 32/);
+  assert.match(messageText(d), /block_size 64 does not divide K of 2 layers: model\.layers\.0\.mlp\.down_proj \(K=96\)/);
+  assert.match(messageText(d), /nearest valid block size: 32/);
   assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'block_size'], value: 32, title: 'Set block_size to 32' });
   // Set by an override: the diagnostic is on that override's value.
   const t2 = BASE + '  overrides:\n    - match: model.layers.1.mlp.down_proj\n      block_size: 128\n';
   const d2 = only((await check(t2)).diagnostics, 'block-size-not-divisor');
   assert.equal(d2.range.start.line, 9);
-  assert.match(d2.message, /1 layer: model\.layers\.1\.mlp\.down_proj/);
+  assert.match(messageText(d2), /1 layer: model\.layers\.1\.mlp\.down_proj/);
   assert.deepEqual((await check(BASE)).diagnostics, []);
 });
 
@@ -230,7 +230,7 @@ test('8 bits with accuracy_level 0 on CPU warns with the measured slowdown; leve
   const text = BASE.replace('bits: 4', 'bits: 8').replace('accuracy_level: 4', 'accuracy_level: 0');
   const d = only((await check(text)).diagnostics, 'slow-8bit-kernel');
   assert.equal(covered(text, d), '8');
-  assert.match(d.message, /30×/);
+  assert.match(messageText(d), /30×/);
   assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'accuracy_level'], value: 4, title: 'Set accuracy_level: 4 (int8 compute)' });
   assert.deepEqual((await check(BASE.replace('accuracy_level: 0', 'accuracy_level: 4'))).diagnostics, []);
 });
@@ -247,7 +247,7 @@ test('N:M sparsity: a hint on CPU, an error when N >= M, nothing on CUDA', async
 test('low rank that saves nothing warns with the break-even rank', async () => {
   const lr = (r: number) => BASE + `low_rank:\n  rules:\n    - match: model.layers.*.self_attn.q_proj\n      rank: ${r}\n`;
   const d = only((await check(lr(32))).diagnostics, 'rank-saves-nothing');
-  assert.match(d.message, /64×64: rank < 32/);
+  assert.match(messageText(d), /64×64: rank < 32/);
   assert.equal(covered(lr(32), d), '32');
   assert.deepEqual((await check(lr(31))).diagnostics, []);
 });
@@ -256,11 +256,11 @@ test('estimated weight memory above the limit is an error with the estimate', as
   const over = BASE.replace('target:\n', 'target:\n  memory_limit: 20KiB\n');
   const d = only((await check(over)).diagnostics, 'memory-over-limit');
   assert.equal(covered(over, d), '20KiB');
-  assert.match(d.message, /estimated weights after compression: [\d.]+ KiB/);
+  assert.match(messageText(d), /estimated weights after compression: [\d.]+ KiB/);
   assert.deepEqual((await check(BASE.replace('target:\n', 'target:\n  memory_limit: 1MiB\n'))).diagnostics, []);
   // In float the same model does not fit in 100 KiB (≈ 230 KiB of fp32 weights).
   const f = only((await check('model: ./model.onnx\ntarget:\n  memory_limit: 100KiB\n')).diagnostics, 'memory-over-limit');
-  assert.match(f.message, /exceed memory_limit 100 KiB/);
+  assert.match(messageText(f), /exceed memory_limit 100 KiB/);
 });
 
 test('search.space values outside what the knob takes are errors on the value', async () => {

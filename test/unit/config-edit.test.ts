@@ -9,6 +9,7 @@ import { LineIndex } from '../../server/src/config/diagnostics';
 import { resolveRecipe } from '../../server/src/config/recipe';
 import { applyKnobs, planLayers } from '../../server/src/config/plan';
 import type { Layer } from '../../server/src/model/graph';
+import type { SearchValue } from '../../server/src/config/recipe';
 
 const RECIPE = `# tiny recipe
 model: ./model.onnx   # the model
@@ -126,7 +127,7 @@ low_rank:
 `;
 
 test('knobEdits: the edited text means what applyKnobs means', () => {
-  const assignments = [
+  const assignments: Record<string, SearchValue>[] = [
     { 'quantize.bits': 8, 'quantize.bits@model.layers.*.mlp.down_proj': 4, 'runtime.intra_op_threads': 2 },
     { 'quantize.bits@model.layers.0.*': 32, 'quantize.block_size@lm_head': 64, 'quantize.skip@model.layers.1.mlp.up_proj': true },
     { 'sparsity.pattern@model.layers.1.*': '2:4', 'low_rank.rank@lm_head': null, 'sparsity.ratio': 0.25 },

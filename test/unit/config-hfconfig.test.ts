@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyzeHfConfig, graphArchitecture } from '../../server/src/config/hfCheck';
 import { ModelCache } from '../../server/src/config/modelCache';
-import { LineIndex, Diagnostic } from '../../server/src/config/diagnostics';
+import { LineIndex, Diagnostic, messageText } from '../../server/src/config/diagnostics';
 import { recipeCodeActions } from '../../server/src/config/actions';
 import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
@@ -43,7 +43,7 @@ test('hidden not divisible by heads, missing keys, wrong types name the key', as
   const t1 = cfg({ num_attention_heads: 6 });
   const [d1] = (await check(t1)).diagnostics;
   assert.equal(d1.code, 'hf-config-invalid');
-  assert.match(d1.message, /not a multiple of num_attention_heads 6/);
+  assert.match(messageText(d1), /not a multiple of num_attention_heads 6/);
   const t2 = cfg({ vocab_size: 'big' });
   const [d2] = (await check(t2)).diagnostics;
   assert.equal(covered(t2, d2), '"big"');
@@ -56,7 +56,7 @@ test('quantization_config: bits, group size dividing hidden and intermediate siz
   assert.equal(covered(text, by['quant-bits-unsupported']), '5');
   assert.equal(covered(text, by['wrong-type']), '"yes"');
   assert.equal(covered(text, by['group-size-not-divisor']), '64');
-  assert.match(by['group-size-not-divisor'].message, /does not divide intermediate_size 96; nearest that divides both: 32/);
+  assert.match(messageText(by['group-size-not-divisor']), /does not divide intermediate_size 96; nearest that divides both: 32/);
   const [fix] = recipeCodeActions(text, 'u', [by['group-size-not-divisor']]);
   assert.equal(fix.title, 'Change to 32');
   const ok = cfg({ quantization_config: { bits: 4, group_size: 32, sym: true, desc_act: false } });
@@ -83,7 +83,7 @@ test('a config that disagrees with the ONNX graph beside it is flagged on the ke
   const a = await check(text, dir);
   const mism = a.diagnostics.filter((d) => d.code === 'config-graph-mismatch');
   assert.deepEqual(mism.map((d) => covered(text, d)).sort(), ['100', '128', '3']);
-  assert.match(mism.find((d) => covered(text, d) === '128')!.message, /hidden_size is 128 but model\.onnx has 64/);
+  assert.match(messageText(mism.find((d) => covered(text, d) === '128')!), /hidden_size is 128 but model\.onnx has 64/);
   const g = graphArchitecture(a.graph!);
   assert.deepEqual([g.hidden, g.intermediate, g.layers, g.vocab], [64, 96, 2, 128]);
 });

@@ -3,7 +3,7 @@
 // editor sends no file-change event; `invalidate` drops an entry when it does.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { inspectModel, ModelGraph } from '../model/graph';
+import type { ModelGraph } from '../model/graph';
 
 export type ModelLoad =
   | { ok: true; graph: ModelGraph }
@@ -29,7 +29,10 @@ export class ModelCache {
     const hit = this.entries.get(abs);
     if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.load;
     this.reads++;
-    const load: Promise<ModelLoad> = inspectModel(abs).then(
+    // The ONNX layer (protobuf classes) loads on first use, not at server start.
+    const load: Promise<ModelLoad> = Promise.resolve()
+      .then(() => (require('../model/graph') as typeof import('../model/graph')).inspectModel(abs))
+      .then(
       (graph) => ({ ok: true as const, graph }),
       (err: Error) => ({ ok: false as const, kind: 'corrupt' as const, message: err.message }),
     );

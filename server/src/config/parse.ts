@@ -1,7 +1,7 @@
 // YAML with positions: the recipe text → its JS value, plus a way back from a JSON path
 // (['quantize','overrides',3,'bits']) to the exact key and value ranges in the text. Syntax errors,
 // huge files and binary junk become diagnostics; nothing here throws on any input.
-import { parseDocument, visit, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import { parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
 
 export type JsonPath = (string | number)[];
@@ -94,7 +94,11 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
   const min = Math.min(old.length, text.length);
   let p = 0;
   while (p < min && old.charCodeAt(p) === text.charCodeAt(p)) p++;
-  if (p === old.length && p === text.length) return undefined;
+  if (p === old.length && p === text.length) {
+    // Same text (a new version that changed nothing): the same tree, under new ownership.
+    prev.consumed = true;
+    return { ...prev, consumed: false, incremental: true };
+  }
   let sfx = 0;
   while (sfx < min - p && old.charCodeAt(old.length - 1 - sfx) === text.charCodeAt(text.length - 1 - sfx)) sfx++;
   const oldMid = old.slice(p, old.length - sfx);
@@ -126,7 +130,16 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
     if (!r) return;
     for (let k = 0; k < 3; k++) if (r[k] > vs) r[k] += delta;
   };
-  visit(prev.doc, { Node: (_k, n) => void shift(n.range) });
+  // Only nodes that end after the edit move; a sorted block collection lets us skip the ones before.
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    const r = (n as Node).range;
+    if (r && r[2] <= vs && r[1] <= vs) return; // wholly before the edit: nothing inside moves
+    shift(r);
+    if (isMap(n)) for (const it of n.items) (walk(it.key), walk(it.value));
+    else if (isSeq(n)) for (const it of n.items) walk(it);
+  };
+  walk(prev.doc.contents);
   shift(prev.doc.range);
   prev.consumed = true;
   const out: ParsedYaml = { text, lines: new LineIndex(text), doc: prev.doc, value: undefined, diagnostics: [], fatal: false, incremental: true };

@@ -9,7 +9,10 @@ import { JsonPath, ParsedYaml, rangeOf } from './parse';
 export const recipeSchema: any = schemaJson;
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-const validateRecipe = ajv.compile(recipeSchema);
+// Compiled on first use: compiling is a few ms that server start-up need not pay.
+let compiled: ReturnType<typeof ajv.compile> | undefined;
+const validateRecipe = (v: unknown) => (compiled ??= ajv.compile(recipeSchema))(v);
+const lastErrors = () => compiled?.errors;
 
 /** Resolve a local `$ref` (`#/definitions/x`) and merge sibling keywords (a $ref with a description). */
 export function deref(s: any): any {
@@ -58,7 +61,7 @@ export interface SchemaResult {
 export function validateSchema(p: ParsedYaml, value: unknown = p.value): SchemaResult {
   const out: SchemaResult = { diagnostics: [], paths: [] };
   if (validateRecipe(value)) return out;
-  const errors = (validateRecipe.errors ?? []) as ErrorObject[];
+  const errors = (lastErrors() ?? []) as ErrorObject[];
   // anyOf failures come with one error per branch at the same place: keep only the summary.
   const anyOfAt = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const seen = new Set<string>();
