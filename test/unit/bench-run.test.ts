@@ -253,12 +253,14 @@ test('bad input gives error records naming the file', async () => {
   assert.equal(missing.status, 'error');
   assert.equal(missing.error?.where, path.join(dir, 'nope.onnx'));
   assert.match(missing.error!.message, /model file not found/);
+  assert.deepEqual(missing.error?.recipe_path, ['model'], 'where a diagnostic on the recipe goes');
 
   fs.writeFileSync(path.join(dir, 'junk.onnx'), Buffer.from('this is not a protobuf at all'));
   const junk = await runRecipe(recipe({ model: 'junk.onnx' }), store);
   assert.equal(junk.status, 'error');
   assert.equal(junk.error?.stage, 'load');
   assert.match(junk.error!.message, /junk\.onnx/);
+  assert.deepEqual(junk.error?.recipe_path, ['model']);
 
   // input_ids, but no KV cache: not the decoder interface.
   await writeModel(model({
@@ -269,11 +271,13 @@ test('bad input gives error records naming the file', async () => {
   assert.equal(sig.status, 'error');
   assert.equal(sig.error?.where, path.join(dir, 'ids.onnx'));
   assert.match(sig.error!.message, /decoder interface/);
+  assert.deepEqual(sig.error?.recipe_path, ['model']);
 
   const noText = await runRecipe(recipe({ model: '../dec/model.onnx', evaluation: { text: 'missing.txt' } }), store);
   assert.equal(noText.status, 'error');
   assert.equal(noText.error?.where, path.join(dir, 'missing.txt'));
   assert.match(noText.error!.message, /evaluation text not found/);
+  assert.deepEqual(noText.error?.recipe_path, ['evaluation', 'text']);
 
   fs.writeFileSync(path.join(dir, 'model.onnx'), fs.readFileSync(path.join(ws, 'dec/model.onnx')));
   const noTok = await runRecipe(recipe({ model: 'model.onnx', evaluation: { text: EVAL } }), store);
@@ -283,6 +287,7 @@ test('bad input gives error records naming the file', async () => {
   const cuda = await runRecipe(recipe({ model: '../dec/model.onnx', target: { provider: 'cuda', threads: 1 } }), store);
   assert.equal(cuda.status, 'error');
   assert.match(cuda.error!.message, /provider 'cuda'/);
+  assert.deepEqual(cuda.error?.recipe_path, ['target', 'provider']);
 
   const { records } = new RunStore(dir).read();
   assert.equal(records.length, 6);

@@ -15,6 +15,11 @@ export interface RunError {
   stage: RunStage;
   /** The file (or file:node / tensor) at fault, when known. */
   where?: string;
+  /**
+   * The recipe key the error is about (`['evaluation', 'text']`, `['model']`, `['quantize']`), for a
+   * diagnostic on the recipe at the right place; absent when no one key is to blame.
+   */
+  recipe_path?: (string | number)[];
 }
 
 export interface AccuracyMetrics {

@@ -85,14 +85,18 @@ function evaluationOf(recipe: Recipe): EvalSettings | undefined {
   const ev = recipe.evaluation;
   if (!ev.text) return undefined;
   if (!fs.existsSync(ev.text)) {
-    throw new RunFailure('error', { message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`, stage: 'setup', where: ev.text });
+    throw new RunFailure('error', { message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`, stage: 'setup', where: ev.text, recipe_path: ['evaluation', 'text'] });
   }
   const tokenizer = ev.tokenizer ?? path.join(path.dirname(recipe.model), 'tokenizer.json');
   if (!fs.existsSync(tokenizer)) {
     const why = ev.tokenizer ? `evaluation.tokenizer in ${recipe.file}` : 'set evaluation.tokenizer, or put tokenizer.json beside the model';
-    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer });
+    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer, recipe_path: ev.tokenizer ? ['evaluation', 'tokenizer'] : ['model'] });
   }
   return { text: ev.text, tokenizer, window: ev.window, max_windows: ev.max_windows };
+}
+
+function evaluationFiles(recipe: Recipe): string[] {
+  return [recipe.evaluation.text, recipe.evaluation.tokenizer].filter((x): x is string => x !== undefined);
 }
 
 async function fileHash(file: string): Promise<string> {
@@ -141,6 +145,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       const err = out.error ?? { message: 'the worker gave no result', stage: out.stage };
       // A reference or baseline worker that fails is reported under that stage.
       if (s !== 'latency' && out.status === 'error' && err.stage !== 'load') err.stage = s;
+      if (out.status === 'error' && err.where === recipe.model) err.recipe_path ??= ['model'];
+      if (out.status === 'error' && evaluationFiles(recipe).includes(err.where ?? '')) err.recipe_path ??= ['evaluation', err.where === recipe.evaluation.text ? 'text' : 'tokenizer'];
+      if (s === 'compress' && out.status === 'error') err.recipe_path ??= ['quantize'];
       throw new RunFailure(out.status, err);
     }
     return out as WorkerOutcome & { metrics: Metrics };
@@ -148,10 +155,10 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
 
   try {
     if (!fs.existsSync(recipe.model)) {
-      throw new RunFailure('error', { message: `model file not found: ${recipe.model} (model in ${recipe.file})`, stage: 'setup', where: recipe.model });
+      throw new RunFailure('error', { message: `model file not found: ${recipe.model} (model in ${recipe.file})`, stage: 'setup', where: recipe.model, recipe_path: ['model'] });
     }
     if (recipe.target.provider !== 'cpu') {
-      throw new RunFailure('error', { message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`, stage: 'setup', where: recipe.file });
+      throw new RunFailure('error', { message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`, stage: 'setup', where: recipe.file, recipe_path: ['target', 'provider'] });
     }
     const wantLatency = opts.measure?.latency ?? true;
     const wantAccuracy = opts.measure?.accuracy ?? true;
@@ -160,7 +167,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     progress('setup', 'hashing the source model');
     const source = await hashSourceModel(recipe.model).catch((err: Error) => {
       // The model is read (for its external data) before any worker loads it.
-      throw new RunFailure('error', { message: err.message, stage: 'load', where: recipe.model });
+      throw new RunFailure('error', { message: err.message, stage: 'load', where: recipe.model, recipe_path: ['model'] });
     });
 
     // ---- compress (or reuse)
@@ -182,7 +189,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
         }).catch((err: Error) => {
           if (err instanceof RunFailure) throw err;
-          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model });
+          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model, recipe_path: ['quantize'] });
         });
         record.artifact_reused = false;
         record.compress_seconds = (Date.now() - t0) / 1000;
