@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     within_5pct_by_12_in_4_of_5: within5('offline', Math.min(12, trials)) >= Math.min(4, SEEDS),
     beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every((t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9),
   };
-  const report = { method, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
+  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
 
   // Table: mean (over seeds) of best/sweep-best, and seeds within 5%, at a few trial counts.
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= trials);

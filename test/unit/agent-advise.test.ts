@@ -36,8 +36,8 @@ test('rules: int8 compute, lm_head, down_proj, block size, threads, N:M on CPU, 
   assert.ok(!ids({ quantize: { bits: 4, accuracy_level: 4 }, low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 8 }] } }).some((i) => i.startsWith('drop-low-rank')));
 
   // a block size that does not divide some K: the nearest that divides all
-  const s = syntheticSetting({ quantize: { bits: 4, accuracy_level: 4, block_size: 256 } });
-  s.layers.push({ ...s.layers[0], name: 'model.extra', K: 96 });
+  const base = syntheticSetting({ quantize: { bits: 4, accuracy_level: 4, block_size: 256 } });
+  const s = { ...base, layers: [...base.layers, { ...base.layers[0], name: 'model.extra', K: 96 }] };
   const fix = adviseOffline(s).find((x) => x.id === 'block-size-divides-k');
   assert.deepEqual(fix?.knobs, { 'quantize.block_size': 32 });
   for (const x of [...all, ...adviseOffline(s)]) assert.deepEqual(suggestionErrors(x.knobs, x.id === 'block-size-divides-k' ? s : syntheticSetting()), [], x.id);
