@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveRecipe } from '../../server/src/config/recipe';
 import { runRecipe } from '../../server/src/bench/run';
+import { main } from '../../server/src/cli';
 import { tempDir } from '../helpers/tinyModel';
 
 const FIXTURE = path.resolve(__dirname, '../../examples/tiny-llama');
@@ -40,4 +41,19 @@ test('tiny-llama: fp32 vs 4-bit — ppl not better than fp32 beyond noise, small
   assert.ok(m.model_bytes! < 0.5 * f.model_bytes!, `4-bit ${m.model_bytes} B vs fp32 ${f.model_bytes} B`);
   assert.ok(m.decode_ms_per_token!.median < m.prefill_ms!.median);
   assert.ok(q.speedups?.decode && q.speedups.size! > 2);
+});
+
+test('tiny-llama: haqa bench on the example recipe prints figures against fp32', { skip: missing }, async () => {
+  const store = tempDir('haqa-bench-fixture-cli-');
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['bench', path.join(FIXTURE, 'haqa.yaml'), '--quick', '--store', store], {
+    out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal,
+  });
+  assert.equal(code, 0, err.join('\n') + out.join('\n'));
+  const text = out.join('\n');
+  assert.match(text, /decode .* per token {3}fp32 [\d.]+ ms {3}[\d.]+×/);
+  assert.match(text, /ppl [\d.]+ \(fp32 [\d.]+, [+-][\d.]+%\)/);
+  assert.ok(fs.existsSync(path.join(store, '.haqa', 'runs', 'runs.jsonl')));
+  assert.equal(fs.existsSync(path.join(FIXTURE, '.haqa')), false, 'the example folder is left clean');
 });
