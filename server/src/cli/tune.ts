@@ -61,6 +61,8 @@ export interface TuneOptions {
   /** Default: the real RecipeEvaluator (compress + benchmark). */
   evaluator?: Evaluator;
   quick?: boolean;
+  /** Stage messages of the real evaluator (compress, reference, latency...). */
+  onProgress?: (trial: number | undefined, stage: string, message: string) => void;
 }
 
 export function makeProposer(loaded: LoadedSetting, o: TuneOptions): Proposer {
@@ -82,7 +84,7 @@ export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopR
   if (space.knobs.length === 0) throw new UsageError('the search space is empty (every search.space entry was dropped)');
   return runLoop({
     setting, space, objective: objectiveOf(setting.recipe),
-    evaluator: o.evaluator ?? new RecipeEvaluator(setting.recipe, { quick: o.quick ?? true }),
+    evaluator: o.evaluator ?? new RecipeEvaluator(setting.recipe, { quick: o.quick ?? true, onProgress: (p) => o.onProgress?.(p.trial, p.stage, p.message) }),
     proposer: makeProposer(loaded, o),
     budget: { trials: o.trials, minutes: o.minutes },
     signal: o.signal, onEvent: o.onEvent,
@@ -150,6 +152,16 @@ export const tuneCommand: Command = {
       } else if (e.type === 'trial-end') io.out(trialLine(e.trial, baseline));
       else if (e.type === 'refused') io.err(`     refused: ${e.reasons.join('; ')}`);
     };
+    // Trials take seconds to minutes: say on stderr which stage each is in (once per stage).
+    let lastStage = '';
+    if (!json) {
+      o.onProgress = (trial, stage) => {
+        const key = `${trial}/${stage}`;
+        if (key === lastStage) return;
+        lastStage = key;
+        io.err(`     ${trial ? `trial #${trial}` : 'baseline'}: ${stage}…`);
+      };
+    }
     const result = await tune(loaded, o);
 
     let written: string | undefined;
