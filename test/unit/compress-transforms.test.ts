@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { compressModel } from '../../server/src/compress/pipeline';
+import { compressModel, calibrateModel } from '../../server/src/compress/pipeline';
 import { gptq, rtnOnGrid, nbitsGrid, dequantizeGrid, int8ChannelGrid } from '../../server/src/compress/gptq';
 import { prune } from '../../server/src/compress/sparsity';
 import { lowRank, singularValues } from '../../server/src/compress/lowrank';
@@ -52,6 +52,12 @@ test('GPTQ through the pipeline: calibrated, runs in onnxruntime, and beats RTN 
   const outG = path.join(dir, 'gptq.onnx');
   await compressModel(recipeFor(file, { quantize: { ...q, method: 'rtn' }, calibration }), { out: outR });
   const res = await compressModel(recipeFor(file, { quantize: { ...q, method: 'gptq' }, calibration }), { out: outG });
+  // Statistics collected once for everything give the same model as the run's own calibration.
+  const outC = path.join(dir, 'gptq-cached.onnx');
+  const cached = await calibrateModel(recipeFor(file, { calibration }));
+  await compressModel(recipeFor(file, { quantize: { ...q, method: 'gptq' }, calibration }), { out: outC, calibration: cached });
+  const xs = input([1, 2, 64], 5);
+  assert.deepEqual((await runOrt(outC, { x: xs })).y, (await runOrt(outG, { x: xs })).y);
   assert.ok(res.layers.every((l) => l.actions.some((a) => a.endsWith('gptq'))), JSON.stringify(res.layers));
   assert.deepEqual(res.calibration, { samples: 8, source: 'gaussian' });
   const x = input([4, 32, 64], 99);

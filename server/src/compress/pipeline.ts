@@ -65,6 +65,25 @@ export interface CompressOptions {
 
 export class CompressError extends OnnxError {}
 
+export { ORT_DEFAULT_4BIT } from './quant';
+export type { CalibrationData } from './calibrate';
+
+/**
+ * Calibration statistics for every layer input of the recipe's model (XᵀX, norms and ranges), to be
+ * passed as `calibration` to many compressModel calls: the tuner calibrates once per model, not once
+ * per trial. Costs O(K²) memory per distinct layer input.
+ */
+export async function calibrateModel(recipe: Recipe, signal?: AbortSignal): Promise<CalibrationData> {
+  const model = await readModel(recipe.model);
+  const graph = inspectLoaded(model);
+  const needs = new Map<string, InputNeeds>();
+  for (const l of graph.layers) {
+    if (l.op === 'MatMulNBits') continue;
+    needs.set(model.proto.graph!.node![l.nodeIndex].input![0], { K: l.K, hessian: true, norms: true, range: true });
+  }
+  return calibrate(model, needs, { ...recipe.calibration, seed: recipe.search.seed }, signal);
+}
+
 /** Slices of a streamed weight are about this big. */
 const STREAM_CHUNK_BYTES = 32 * 1024 * 1024;
 
