@@ -11,7 +11,7 @@
 // relative RMS error of the outputs against the fp32 model's on the same inputs.
 import * as fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { DecoderConfig, DecoderSession } from '../model/decoder';
+import { DecoderConfig, DecoderError, DecoderSession } from '../model/decoder';
 import { Tokenizer } from '../model/tokenizer';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { AccuracyMetrics, Metrics, RunStage, SessionOptionsUsed } from './record';
@@ -119,24 +119,24 @@ type Loaded =
 
 async function load(model: string, so: SessionOptionsUsed, config: DecoderConfig | undefined): Promise<Loaded> {
   const options = ortSessionOptions(so);
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(model, options);
-  } catch (err) {
-    throw new BenchError(`onnxruntime cannot load ${model}: ${(err as Error).message}`, 'load', model);
-  }
-  if (!session.inputNames.includes('input_ids')) {
-    return { kind: 'generic', session, release: () => session.release() };
-  }
-  // A decoder: DecoderSession checks the whole interface. It loads its own session (the constructor is
-  // private), so this one is released first to keep a single copy of the weights in memory.
-  await session.release();
+  // Decoders are the common case and load once. DecoderSession checks the whole interface; a model
+  // that is not a decoder is then loaded as a plain session (small non-LLM models: a second load is cheap).
+  let why: string;
   try {
     const decoder = await DecoderSession.create(model, { sessionOptions: options, config });
     return { kind: 'decoder', decoder, release: () => decoder.release() };
   } catch (err) {
-    throw new BenchError(`${model}: has input_ids but not the decoder interface HAQA runs (docs/decoder-interface.md): ${(err as Error).message}`, 'load', model);
+    if (!(err instanceof DecoderError)) throw new BenchError(`onnxruntime cannot load ${model}: ${(err as Error).message}`, 'load', model);
+    why = err.message;
   }
+  const session = await ort.InferenceSession.create(model, options).catch((err: Error) => {
+    throw new BenchError(`onnxruntime cannot load ${model}: ${err.message}`, 'load', model);
+  });
+  if (session.inputNames.includes('input_ids')) {
+    await session.release();
+    throw new BenchError(`${model}: has input_ids but not the decoder interface HAQA runs (docs/decoder-interface.md): ${why}`, 'load', model);
+  }
+  return { kind: 'generic', session, release: () => session.release() };
 }
 
 // ---------------------------------------------------------------- helpers
