@@ -237,6 +237,7 @@ function svg(curves: Record<string, number[][]>, trials: number, title: string):
   }
   parts.push(`<line x1="${L}" y1="${y(1.05)}" x2="${W - R}" y2="${y(1.05)}" stroke="#2ca02c" stroke-dasharray="4 3"/><text x="${W - R + 4}" y="${y(1.05) + 4}" fill="#2ca02c">+5%</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">trials</text>`);
+  parts.push(`<text x="${W - R + 4}" y="${H - B + 16}" font-size="10" fill="#555">top = no feasible</text><text x="${W - R + 4}" y="${H - B + 28}" font-size="10" fill="#555">trial yet (or ≥${ymax.toFixed(1)})</text>`);
   Object.entries(means).forEach(([n, m], i) => {
     const pts = m.map((v, t) => `${x(t + 1).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${colors[n] ?? 'black'}" stroke-width="2" points="${pts}"/>`);
