@@ -45,5 +45,5 @@ export function localProfile(): HardwareProfile {
 
 /** int8 dot-product instructions: where accuracy_level 4 (int8 compute) gains the most. */
 export function hasInt8Dot(p: HardwareProfile): boolean {
-  return p.isa.some((f) => /vnni|amx|asimddp|i8mm/.test(f));
+  return p.isa.some((f) => /vnni|amx|asimddp|dotprod|i8mm/.test(f));
 }
