@@ -42,11 +42,15 @@ test('kv heads must divide heads; the diagnostic is on the value', async () => {
 test('hidden not divisible by heads, missing keys, wrong types name the key', async () => {
   const t1 = cfg({ num_attention_heads: 6 });
   const [d1] = (await check(t1)).diagnostics;
-  assert.equal(d1.code, 'hf-config-invalid');
+  assert.equal(d1.code, 'hidden-not-divisible');
+  assert.equal(covered(t1, d1), '64');
   assert.match(messageText(d1), /not a multiple of num_attention_heads 6/);
   const t2 = cfg({ vocab_size: 'big' });
   const [d2] = (await check(t2)).diagnostics;
+  assert.equal(d2.code, 'hf-config-invalid');
   assert.equal(covered(t2, d2), '"big"');
+  const [d3] = (await check(JSON.stringify({ model_type: 'llama', hidden_size: 64 }))).diagnostics;
+  assert.match(messageText(d3), /missing 'num_attention_heads'/);
 });
 
 test('quantization_config: bits, group size dividing hidden and intermediate sizes, booleans', async () => {

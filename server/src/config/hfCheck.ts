@@ -65,17 +65,16 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     arch = architectureFromConfig(value);
   } catch (err) {
     const key = err instanceof HfConfigError ? err.key : undefined;
-    a.diagnostics.push(diag(key && key in value ? valueRange([key]) : key ? lines.range(root.offset, root.offset + 1) : lines.range(root.offset, root.offset + 1),
-      'error', 'hf-config-invalid', (err as Error).message));
+    const notMultiple = key === 'num_attention_heads' && /not a multiple/.test((err as Error).message);
+    const at = notMultiple ? 'hidden_size' : key;
+    a.diagnostics.push(diag(at && at in value ? valueRange([at]) : lines.range(root.offset, root.offset + 1),
+      'error', notMultiple ? 'hidden-not-divisible' : 'hf-config-invalid', (err as Error).message));
     return a;
   }
   a.arch = arch;
   if (arch.num_attention_heads % arch.num_key_value_heads !== 0) {
     a.diagnostics.push(diag(valueRange(['num_key_value_heads']), 'error', 'kv-heads-not-divisor',
       `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ${arch.num_attention_heads} (grouped-query attention shares each kv head among heads/kv_heads query heads)`));
-  }
-  if (value.head_dim === undefined && arch.hidden_size % arch.num_attention_heads !== 0) {
-    a.diagnostics.push(diag(valueRange(['hidden_size']), 'error', 'hidden-not-divisible', `hidden_size ${arch.hidden_size} is not a multiple of num_attention_heads ${arch.num_attention_heads}`));
   }
 
   const qc = value.quantization_config;
