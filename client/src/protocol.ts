@@ -1,0 +1,139 @@
+// The custom requests between the extension and the language server (server/src/lsp/runs.ts answers
+// them). Plain data only, no imports: both bundles include this file, and the server never sees `vscode`.
+//
+// Long requests carry an LSP `workDoneToken` the client made; the server reports `$/progress` on it and
+// honours `$/cancelRequest`. The Anthropic key travels per request (from the client's SecretStorage) and
+// is never stored or logged by the server.
+
+export const Methods = {
+  benchmark: 'haqa/benchmark',
+  tune: 'haqa/tune',
+  advise: 'haqa/advise',
+  runs: 'haqa/runs',
+  bestTrialEdit: 'haqa/bestTrialEdit',
+  suggestionEdit: 'haqa/suggestionEdit',
+  pruneRuns: 'haqa/pruneRuns',
+  /** Notification client → server: whether the workspace is trusted (runs are refused when not). */
+  trust: 'haqa/trust',
+} as const;
+
+export interface AgentParams {
+  /** Anthropic API key, when the user set one; absent → the offline optimizer / rule-based advisor. */
+  apiKey?: string;
+  model?: string;
+  baseUrl?: string;
+}
+
+export interface RecipeParams {
+  /** The recipe's document URI. */
+  uri: string;
+  workDoneToken?: string | number;
+}
+
+export interface BenchmarkParams extends RecipeParams {
+  timeoutSeconds?: number;
+}
+
+export interface TuneParams extends RecipeParams, AgentParams {
+  trials?: number;
+  timeoutSeconds?: number;
+}
+
+export type AdviseParams = RecipeParams & AgentParams;
+
+/** One run as the results view and the client see it (a digest of a RunRecord). */
+export interface RunSummary {
+  id: string;
+  recipe_file: string;
+  recipe_hash: string;
+  status: string;
+  error?: string;
+  started: string;
+  trial?: { number?: number; session?: string; rationale?: string; agent?: string; assignment?: Record<string, unknown> };
+  decode_ms?: number;
+  prefill_ms?: number;
+  inference_ms?: number;
+  throughput_tok_s?: number;
+  ppl?: number;
+  ppl_fp32?: number;
+  /** Relative perplexity increase against fp32, percent. */
+  ppl_delta_pct?: number;
+  kl?: number;
+  top1?: number;
+  model_bytes?: number;
+  peak_rss_bytes?: number;
+  speedup_decode?: number;
+  speedup_size?: number;
+  /** Per-layer plan of the compressed model: what each layer got. */
+  layers?: LayerPlanSummary[];
+  /** 1-based line of this record in runs.jsonl. */
+  line?: number;
+}
+
+export interface LayerPlanSummary {
+  name: string;
+  bits?: number;
+  block_size?: number;
+  sparsity?: string;
+  rank?: number;
+  skip?: boolean;
+}
+
+export interface RunsResult {
+  runs: RunSummary[];
+  /** Absolute path of runs.jsonl. */
+  storeFile: string;
+  /** Accuracy budget of the recipe (max ppl increase, percent), for the chart's guide line. */
+  budgetPct?: number;
+  /** The recipe's recipe_hash for its current text, so the view can mark the current config. */
+  currentHash?: string;
+}
+
+export interface BenchmarkResult {
+  run: RunSummary;
+  /** One line a human reads: "decode 7.9 ms/token · 2.7× vs fp32 · ppl +0.6%". */
+  headline: string;
+}
+
+export interface TuneResult {
+  outcome: string;
+  trials: number;
+  best?: RunSummary & { assignment?: Record<string, unknown> };
+  headline: string;
+}
+
+export interface SuggestionDto {
+  title: string;
+  rationale: string;
+  knobs: Record<string, unknown>;
+}
+
+export interface AdviseResult {
+  suggestions: SuggestionDto[];
+  source: string;
+}
+
+export interface PruneParams {
+  uri: string;
+  /** Keep this many newest runs per recipe (default 20). */
+  keep?: number;
+}
+
+export interface PruneResult {
+  removed: number;
+  kept: number;
+}
+
+export interface EditResult {
+  /** An LSP WorkspaceEdit (one undoable edit), or nothing with the reason. */
+  edit?: unknown;
+  message: string;
+}
+
+export interface TrustParams {
+  trusted: boolean;
+}
+
+/** Why a run was refused in a restricted (untrusted) workspace; the client shows it as is. */
+export const UNTRUSTED_MESSAGE =
+  'HAQA runs (benchmark, tune, advise) execute the model and may call an LLM: they are disabled in Restricted Mode. Trust this workspace to run them; diagnostics keep working.';

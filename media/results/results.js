@@ -1,0 +1,148 @@
+// HAQA results view. Runs inside the webview: no network, no eval, data only from postMessage.
+// Draws decode latency (x) against perplexity increase (y) with the Pareto front (lower-left is
+// better), a table of the runs, and the per-layer plan of the selected run. All text goes in through
+// textContent, so names from recipes or agents can never become markup.
+(function () {
+  'use strict';
+  const vscode = acquireVsCodeApi();
+  const SVG = 'http://www.w3.org/2000/svg';
+  const $ = (id) => document.getElementById(id);
+  let state = { runs: [], selected: undefined };
+
+  function el(tag, attrs, text) {
+    const e = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+  const fmt = (v, d = 2) => (typeof v === 'number' && isFinite(v) ? v.toFixed(d) : '–');
+  const latency = (r) => r.decode_ms ?? r.inference_ms ?? r.prefill_ms;
+  const accuracy = (r) => r.ppl_delta_pct;
+  const label = (r) => (r.trial && r.trial.number !== undefined ? `trial ${r.trial.number}` : r.id.slice(0, 19));
+
+  /** Runs not dominated in (latency, accuracy loss): nobody else is at least as good in both and better in one. */
+  function pareto(points) {
+    const sorted = [...points].sort((a, b) => latency(a) - latency(b) || accuracy(a) - accuracy(b));
+    const front = [];
+    let best = Infinity;
+    for (const p of sorted) if (accuracy(p) < best) { front.push(p); best = accuracy(p); }
+    return front;
+  }
+
+  function chart(runs, budget) {
+    const box = $('chart');
+    box.replaceChildren();
+    const pts = runs.filter((r) => r.status === 'ok' && typeof latency(r) === 'number' && typeof accuracy(r) === 'number');
+    if (pts.length === 0) { box.append(el('p', { class: 'muted' }, 'No run has both a latency and an accuracy figure yet.')); return new Set(); }
+    const W = 640, H = 320, L = 64, R = 16, T = 16, B = 44;
+    const xs = pts.map(latency), ys = pts.map(accuracy).concat(budget !== undefined ? [budget] : []);
+    const pad = (lo, hi) => (hi - lo < 1e-9 ? [lo - 1, hi + 1] : [lo - (hi - lo) * 0.08, hi + (hi - lo) * 0.08]);
+    const [x0, x1] = pad(Math.min(...xs), Math.max(...xs));
+    const [y0, y1] = pad(Math.min(0, ...ys), Math.max(...ys));
+    const sx = (v) => L + ((v - x0) / (x1 - x0)) * (W - L - R);
+    const sy = (v) => H - B - ((v - y0) / (y1 - y0)) * (H - T - B);
+    const svg = el('svg:svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', width: '100%' });
+    for (let i = 0; i <= 4; i++) {
+      const xv = x0 + ((x1 - x0) * i) / 4, yv = y0 + ((y1 - y0) * i) / 4;
+      svg.append(el('svg:line', { x1: sx(xv), x2: sx(xv), y1: T, y2: H - B, class: 'grid' }));
+      svg.append(el('svg:line', { x1: L, x2: W - R, y1: sy(yv), y2: sy(yv), class: 'grid' }));
+      svg.append(el('svg:text', { x: sx(xv), y: H - B + 16, class: 'tick', 'text-anchor': 'middle' }, fmt(xv, 2)));
+      svg.append(el('svg:text', { x: L - 6, y: sy(yv) + 4, class: 'tick', 'text-anchor': 'end' }, fmt(yv, 1)));
+    }
+    svg.append(el('svg:text', { x: (L + W - R) / 2, y: H - 6, class: 'axis', 'text-anchor': 'middle' }, 'latency, ms (decode per token; lower is better)'));
+    svg.append(el('svg:text', { x: 14, y: (T + H - B) / 2, class: 'axis', 'text-anchor': 'middle', transform: `rotate(-90 14 ${(T + H - B) / 2})` }, 'perplexity increase vs fp32, %'));
+    if (budget !== undefined && budget >= y0 && budget <= y1) {
+      svg.append(el('svg:line', { x1: L, x2: W - R, y1: sy(budget), y2: sy(budget), class: 'budget' }));
+      svg.append(el('svg:text', { x: W - R - 4, y: sy(budget) - 4, class: 'tick budget-label', 'text-anchor': 'end' }, `budget ${fmt(budget, 1)}%`));
+    }
+    const front = pareto(pts);
+    if (front.length > 1) svg.append(el('svg:polyline', { points: front.map((p) => `${sx(latency(p))},${sy(accuracy(p))}`).join(' '), class: 'front' }));
+    const onFront = new Set(front.map((p) => p.id));
+    for (const p of pts) {
+      const c = el('svg:circle', {
+        cx: sx(latency(p)), cy: sy(accuracy(p)), r: onFront.has(p.id) ? 6 : 4,
+        class: `pt${onFront.has(p.id) ? ' onfront' : ''}${p.id === state.selected ? ' selected' : ''}`, tabindex: 0, 'data-id': p.id,
+      });
+      c.append(el('svg:title', {}, `${label(p)}: ${fmt(latency(p))} ms, ppl ${accuracy(p) >= 0 ? '+' : ''}${fmt(accuracy(p))}%`));
+      c.addEventListener('click', () => select(p.id));
+      c.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') select(p.id); });
+      svg.append(c);
+    }
+    box.append(svg);
+    box.append(el('p', { class: 'legend' }, `${pts.length} runs · ${front.length} on the Pareto front (larger dots, joined)`));
+    return onFront;
+  }
+
+  function table(runs, onFront, currentHash) {
+    const cols = [
+      ['run', (r) => label(r)], ['status', (r) => r.status + (r.error ? `: ${r.error}` : '')],
+      ['decode ms', (r) => fmt(r.decode_ms, 3)], ['prefill ms', (r) => fmt(r.prefill_ms, 2)], ['tok/s', (r) => fmt(r.throughput_tok_s, 1)],
+      ['× fp32', (r) => fmt(r.speedup_decode, 2)], ['ppl', (r) => fmt(r.ppl, 3)], ['Δppl %', (r) => fmt(r.ppl_delta_pct, 2)],
+      ['top-1', (r) => fmt(r.top1 !== undefined ? r.top1 * 100 : undefined, 1)], ['size MB', (r) => fmt(r.model_bytes !== undefined ? r.model_bytes / 1e6 : undefined, 2)],
+      ['started', (r) => (r.started || '').replace('T', ' ').slice(0, 19)],
+    ];
+    const t = el('table', { class: 'runs' });
+    const head = el('tr');
+    for (const [name] of cols) head.append(el('th', {}, name));
+    t.append(el('thead')).append(head);
+    const body = el('tbody');
+    for (const r of [...runs].reverse()) {
+      const tr = el('tr', { class: [r.id === state.selected ? 'selected' : '', onFront.has(r.id) ? 'onfront' : '', r.recipe_hash === currentHash ? 'current' : ''].join(' ').trim(), tabindex: 0 });
+      for (const [, f] of cols) tr.append(el('td', {}, f(r)));
+      tr.addEventListener('click', () => select(r.id));
+      body.append(tr);
+    }
+    t.append(body);
+    $('table').replaceChildren(t);
+  }
+
+  function layers(run) {
+    const box = $('layers');
+    box.replaceChildren();
+    if (!run || !run.layers || run.layers.length === 0) { box.append(el('p', { class: 'muted' }, run ? 'This run kept every layer at fp32 (or recorded no plan).' : 'Select a run.')); return; }
+    box.append(el('p', { class: 'legend' }, `${label(run)} — colour: bit-width (darker = fewer bits); S: sparsity; r: rank; skip: kept fp32`));
+    const grid = el('div', { class: 'layermap' });
+    for (const l of run.layers) {
+      const bits = l.skip ? 32 : l.bits;
+      const cell = el('div', { class: `cell bits-${bits ?? 'none'}`, title: `${l.name}\n${l.skip ? 'skipped (fp32)' : `${bits ?? 32} bits${l.block_size ? `, block ${l.block_size}` : ''}`}${l.sparsity ? `, sparsity ${l.sparsity}` : ''}${l.rank ? `, rank ${l.rank}` : ''}` });
+      cell.append(el('span', { class: 'name' }, l.name.replace(/^model\./, '')));
+      cell.append(el('span', { class: 'tag' }, [l.skip ? 'skip' : bits ? `${bits}b` : 'fp32', l.sparsity ? `S ${l.sparsity}` : '', l.rank ? `r${l.rank}` : ''].filter(Boolean).join(' ')));
+      grid.append(cell);
+    }
+    box.append(grid);
+  }
+
+  function select(id) {
+    state.selected = id;
+    vscode.setState({ selected: id });
+    render();
+  }
+
+  function render() {
+    const { runs, budgetPct, currentHash } = state;
+    $('empty').hidden = runs.length > 0;
+    $('summary').textContent = state.recipe ? `${state.recipe} · ${runs.length} runs` : `${runs.length} runs`;
+    const onFront = chart(runs, budgetPct);
+    table(runs, onFront, currentHash);
+    layers(runs.find((r) => r.id === state.selected));
+    document.body.dataset.rendered = String(runs.length);
+  }
+
+  window.addEventListener('message', (e) => {
+    const m = e.data;
+    if (m.type === 'runs') {
+      state = { ...state, ...m, runs: m.runs || [] };
+      if (!state.runs.some((r) => r.id === state.selected)) {
+        const ok = state.runs.filter((r) => r.status === 'ok');
+        state.selected = (ok[ok.length - 1] || state.runs[state.runs.length - 1] || {}).id;
+      }
+      render();
+    } else if (m.type === 'error') {
+      $('summary').textContent = `error: ${m.message}`;
+    }
+  });
+  $('refresh').addEventListener('click', () => vscode.postMessage({ type: 'refresh' }));
+  $('apply').addEventListener('click', () => vscode.postMessage({ type: 'applyBest' }));
+  state.selected = (vscode.getState() || {}).selected;
+  vscode.postMessage({ type: 'ready' });
+})();
