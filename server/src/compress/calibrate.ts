@@ -124,13 +124,14 @@ function accumulate(st: InputStats, x: Float32Array): void {
   }
   const h = st.xtx;
   if (h) {
-    // Upper triangle of Σ x xᵀ, mirrored at the end of each batch.
-    for (let r = 0; r < rows; r++) {
-      const o = r * K;
-      for (let i = 0; i < K; i++) {
+    // Upper triangle of Σ x xᵀ, mirrored at the end of each batch. Row i of H outermost: it stays in
+    // L1 while the rows of X stream past (the other order streams all of H once per token).
+    for (let i = 0; i < K; i++) {
+      const hi = i * K;
+      for (let r = 0; r < rows; r++) {
+        const o = r * K;
         const xi = x[o + i];
         if (xi === 0) continue;
-        const hi = i * K;
         for (let j = i; j < K; j++) h[hi + j] += xi * x[o + j];
       }
     }

@@ -24,22 +24,26 @@ export function choleskyLower(a: Float64Array, n: number): boolean {
 
 /** Inverse of an SPD matrix from its lower Cholesky factor L (A = L Lᵀ): A⁻¹ = L⁻ᵀ L⁻¹. */
 export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
-  // Linv (lower) by forward substitution, column by column.
-  const li = new Float64Array(n * n);
+  // T = (L⁻¹)ᵀ, built row by row (row j of T is column j of L⁻¹) so every inner loop is contiguous.
+  const t = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
-    li[j * n + j] = 1 / l[j * n + j];
+    const tj = j * n;
+    t[tj + j] = 1 / l[j * n + j];
     for (let i = j + 1; i < n; i++) {
+      const li = i * n;
       let s = 0;
-      for (let k = j; k < i; k++) s -= l[i * n + k] * li[k * n + j];
-      li[i * n + j] = s / l[i * n + i];
+      for (let k = j; k < i; k++) s -= l[li + k] * t[tj + k];
+      t[tj + i] = s / l[li + i];
     }
   }
-  // A⁻¹[i][j] = Σ_k Linv[k][i] Linv[k][j], k ≥ max(i, j).
+  // A⁻¹[i][j] = Σ_k L⁻¹[k][i] L⁻¹[k][j] = Σ_k T[i][k] T[j][k], k ≥ max(i, j).
   const inv = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
+    const ti = i * n;
     for (let j = 0; j <= i; j++) {
+      const tj = j * n;
       let s = 0;
-      for (let k = i; k < n; k++) s += li[k * n + i] * li[k * n + j];
+      for (let k = i; k < n; k++) s += t[ti + k] * t[tj + k];
       inv[i * n + j] = s;
       inv[j * n + i] = s;
     }
