@@ -57,3 +57,12 @@ test('tiny-llama: haqa bench on the example recipe prints figures against fp32',
   assert.ok(fs.existsSync(path.join(store, '.haqa', 'runs', 'runs.jsonl')));
   assert.equal(fs.existsSync(path.join(FIXTURE, '.haqa')), false, 'the example folder is left clean');
 });
+
+test('tiny-llama: the full evaluation reproduces the perplexity the training script recorded (torch)', { skip: missing }, async () => {
+  const recorded = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'fixture.json'), 'utf8')) as { ppl_eval: number; scored_tokens: number; window: number };
+  const r = resolveRecipe({ model: './model.onnx', target: { threads: 2 }, evaluation: { text: './data/eval.txt', window: recorded.window } }, path.join(FIXTURE, 'haqa.yaml'));
+  const rec = await runRecipe(r, { measure: { latency: false }, storeDir: tempDir('haqa-bench-fixture-ppl-') });
+  assert.equal(rec.status, 'ok', rec.error?.message);
+  assert.equal(rec.metrics.eval_tokens, recorded.scored_tokens);
+  assert.ok(Math.abs(rec.metrics.ppl! - recorded.ppl_eval) / recorded.ppl_eval < 1e-4, `onnxruntime ${rec.metrics.ppl} vs torch ${recorded.ppl_eval}`);
+});
