@@ -67,6 +67,7 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
     ['8 sym b64', { bits: 8, block_size: 64, symmetric: true }],
     ['8 asym b256', { bits: 8, block_size: 256, symmetric: false }],
     ['4 sym b32 acc4', { bits: 4, block_size: 32, symmetric: true, accuracy_level: 4 }],
+    ['2 asym b32', { bits: 2, block_size: 32, symmetric: false }],
   ];
   for (const [label, q] of cases) {
     const out = path.join(dir, `${label.replace(/\W+/g, '_')}.onnx`);
@@ -74,6 +75,7 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
     assert.equal(res.layers.length, 4);
     const g = await inspectModel(out);
     assert.deepEqual(g.layers.map((l) => l.op), ['MatMulNBits', 'MatMulNBits', 'MatMulNBits', 'MatMulNBits']);
+    assert.ok(g.layers.every((l) => l.bits === (q.bits as number)));
     assert.deepEqual(g.inputs.map((i) => i.name), ['x']);
     const ref = (await reference(out, { x })).y.data;
     const got = (await runOrt(out, { x })).y;
@@ -85,6 +87,7 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
   // 8-bit is far closer to fp32 than 4-bit; smaller blocks are closer than larger ones.
   assert.ok(errs['8 sym b64'] * 8 < errs['4 sym b32'], JSON.stringify(errs));
   assert.ok(errs['4 asym b16'] < errs['4 asym b128 (K padded)'], JSON.stringify(errs));
+  assert.ok(errs['4 sym b32'] < errs['2 asym b32'], JSON.stringify(errs));
 });
 
 test('ORT_DEFAULT_4BIT is onnxruntime\'s default quantizer output: block 128, asymmetric, no accuracy_level', async () => {
