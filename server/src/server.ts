@@ -57,12 +57,23 @@ export function startServer(): void {
     ];
     service.roots = roots;
     if (typeof opts.diagnosticsDelayMs === 'number' && opts.diagnosticsDelayMs >= 0) diagnostics.delayMs = opts.diagnosticsDelayMs;
-    let capabilities: ServerCapabilities = { textDocumentSync: TextDocumentSyncKind.Incremental };
+    let capabilities: ServerCapabilities = {
+      textDocumentSync: TextDocumentSyncKind.Incremental,
+      workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+    };
     for (const f of features) capabilities = { ...capabilities, ...(f.capabilities?.(params) ?? {}) };
     return { capabilities, serverInfo: { name: 'haqa', version: '0.1.0' } };
   });
 
   connection.onInitialized(() => {
+    if (ctx.clientCapabilities.workspace?.workspaceFolders) {
+      connection.workspace.onDidChangeWorkspaceFolders((e) => {
+        const removed = new Set(e.removed.map((f) => uriToPath(f.uri)));
+        service.roots = [...service.roots.filter((r) => !removed.has(r)), ...e.added.map((f) => uriToPath(f.uri))];
+        service.invalidateAll();
+        diagnostics.refresh((d) => docKind(d.uri) !== undefined);
+      });
+    }
     for (const f of features) void ctx.safe(`${f.name}.initialized`, () => f.initialized?.(ctx), undefined);
   });
 

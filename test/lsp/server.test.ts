@@ -157,6 +157,18 @@ test('open → diagnostics; code action → apply → the diagnostic goes away; 
   assert.deepEqual(await client.diagnostics(recipeUri, (ds) => ds.length === 0), []);
 });
 
+test('haqa/knobEdits turns a tuner assignment into minimal edits of the open recipe', async () => {
+  await started;
+  const uri = pathToFileURL(path.join(dir, 'knobs.haqa.yaml')).href;
+  const text = 'model: ./model.onnx # m\nquantize:\n  bits: 4 # default\n';
+  await client.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version: 1, text } });
+  const r = (await client.conn.sendRequest('haqa/knobEdits', { uri, assignment: { 'quantize.bits': 8, 'quantize.bits@lm_head': 32 } })) as { edits: TextEdit[] };
+  assert.equal(r.edits.length, 1);
+  await client.conn.sendNotification('textDocument/didChange', { textDocument: { uri, version: 2 }, contentChanges: r.edits.map((e) => ({ range: e.range, text: e.newText })) });
+  const ds = await client.diagnostics(uri, has('slow-8bit-kernel'));
+  assert.ok(ds.every((d) => d.code === 'slow-8bit-kernel'), JSON.stringify(ds));
+});
+
 test('config.json gets diagnostics; junk and odd requests never crash the server', async () => {
   await started;
   const cfgUri = pathToFileURL(path.join(dir, 'config.json')).href;

@@ -105,6 +105,9 @@ test('unknown knob in search.space: range on the knob, knobs listed', async () =
   const d = only((await check(text)).diagnostics, 'unknown-knob');
   assert.equal(covered(text, d), 'quantize.bitz');
   assert.match(messageText(d), /quantize\.bits,/);
+  const scoped = BASE + 'search:\n  space:\n    quantize.bloc_size@lm_head: [32]\n';
+  const d2 = only((await check(scoped)).diagnostics, 'unknown-knob');
+  assert.deepEqual(d2.data, { fix: 'rename-key', path: ['search', 'space', 'quantize.bloc_size@lm_head'], to: 'quantize.block_size@lm_head' });
 });
 
 test('semantic checks still run beside schema errors elsewhere', async () => {

@@ -122,8 +122,13 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
       if (propertyName !== undefined) {
         const keyPath = [...path, propertyName];
         out.paths.push({ path: keyPath, keyword: 'additionalProperties' });
+        const at = String(propertyName).indexOf('@');
+        const name = at < 0 ? String(propertyName) : String(propertyName).slice(0, at);
+        const guess = closest(name, KNOB_NAMES);
+        const to = guess && guess + (at < 0 ? '' : String(propertyName).slice(at));
         return diag(rangeOf(p, keyPath, 'key'), 'error', 'unknown-knob',
-          `'${propertyName}' is not a knob. Knobs: ${KNOB_NAMES.join(', ')}, optionally scoped to layers with @glob`);
+          `'${propertyName}' is not a knob${guess ? `; did you mean '${to}'?` : ''} Knobs: ${KNOB_NAMES.join(', ')}, optionally scoped to layers with @glob`,
+          to ? { fix: 'rename-key', path: keyPath, to } : undefined);
       }
       out.paths.push({ path, keyword: e.keyword });
       return diag(rangeOf(p, path), 'error', 'invalid-value', `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ` (pattern ${e.schema})`}`);

@@ -5,6 +5,13 @@ import { docKind, uriToPath } from './service';
 import { hoverRecipe } from '../config/hover';
 import { completeRecipe } from '../config/complete';
 import { recipeCodeActions } from '../config/actions';
+import { knobEdits, recipeTextEdits } from '../config/edit';
+import type { SearchValue } from '../config/recipe';
+import { parse } from 'yaml';
+
+/** Custom request: the edits that set tuner knobs in an open recipe. */
+export const KnobEditsRequest = 'haqa/knobEdits';
+export interface KnobEditsParams { uri: string; assignment: Record<string, SearchValue> }
 
 export const recipeFeature: ServerFeature = {
   name: 'recipe',
@@ -49,6 +56,17 @@ export const recipeFeature: ServerFeature = {
         if (!doc || !docKind(doc.uri)) return [];
         return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics);
       }, []),
+    );
+
+    // "Apply suggestion" / "apply best trial": a tuner knob assignment → minimal edits of the open
+    // recipe (comments kept). The client applies them with workspace.applyEdit.
+    connection.onRequest(KnobEditsRequest, (p: KnobEditsParams) =>
+      safe('haqa/knobEdits', () => {
+        const doc = documents.get(p.uri);
+        if (!doc) throw new Error(`document not open: ${p.uri}`);
+        const text = doc.getText();
+        return { edits: recipeTextEdits(text, knobEdits(p.assignment, parse(text))) };
+      }, { edits: [] }),
     );
 
     connection.onDidChangeWatchedFiles((p) =>

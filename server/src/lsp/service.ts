@@ -73,6 +73,12 @@ export class HaqaService {
     return hits;
   }
 
+  /** Settings changed (workspace roots): every cached analysis is stale. */
+  invalidateAll(): void {
+    this.recipes.clear();
+    this.configs.clear();
+  }
+
   forget(uri: string): void {
     this.recipes.delete(uri);
     this.configs.delete(uri);
