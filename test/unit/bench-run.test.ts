@@ -138,6 +138,14 @@ test('speed-only and accuracy-only runs measure just that', { skip: !haveFixture
   assert.equal(acc.status, 'ok', acc.error?.message);
   assert.equal(acc.artifact_reused, true);
   assert.equal(acc.metrics.decode_ms_per_token, undefined);
+  // Runtime knobs don't change the model's bytes: the artifact is shared, the recipe hash is not.
+  const threads = await runRecipe(decRecipe({ quantize: { bits: 8, block_size: 32, accuracy_level: 4 }, runtime: { intra_op_threads: 2 } }), { ...quick, measure: { latency: false } });
+  assert.equal(threads.artifact, acc.artifact);
+  assert.equal(threads.artifact_reused, true);
+  assert.notEqual(threads.recipe_hash, acc.recipe_hash);
+  const gptq = await runRecipe(decRecipe({ quantize: { method: 'gptq' }, calibration: { text: 'nope.txt' } }), { ...quick });
+  assert.equal(gptq.status, 'error');
+  assert.deepEqual(gptq.error?.recipe_path, ['calibration', 'text']);
   assert.ok(acc.metrics.ppl! > 1 && acc.metrics.kl! >= 0 && acc.metrics.top1! > 0.5);
 });
 

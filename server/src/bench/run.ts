@@ -103,6 +103,29 @@ async function fileHash(file: string): Promise<string> {
   return sha256(await fs.promises.readFile(file));
 }
 
+/**
+ * Bump when the compression engine changes what it writes for the same recipe, so that artifacts built
+ * by an older engine are not reused (they stay until `haqa runs prune`).
+ */
+const ARTIFACT_FORMAT = 1;
+
+/**
+ * The store key of a compressed model: the source model's content, the compression sections, and the
+ * calibration text's content when a method reads it. Runtime knobs, workload and evaluation don't
+ * change the bytes, so trials that differ only there share one artifact.
+ */
+async function artifactKey(recipe: Recipe, sourceHash: string): Promise<string> {
+  const sections = compressionSections(recipe);
+  let calibrationText: string | undefined;
+  if (sections.calibration && recipe.calibration.text) {
+    if (!fs.existsSync(recipe.calibration.text)) {
+      throw new RunFailure('error', { message: `calibration text not found: ${recipe.calibration.text} (calibration.text in ${recipe.file})`, stage: 'setup', where: recipe.calibration.text, recipe_path: ['calibration', 'text'] });
+    }
+    calibrationText = await fileHash(recipe.calibration.text);
+  }
+  return sha256(canonicalJson({ format: ARTIFACT_FORMAT, source: sourceHash, ...sections, calibration_text: calibrationText })).slice(0, 32);
+}
+
 export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<RunRecord> {
   const started = new Date();
   const quick = opts.quick ?? false;
@@ -175,7 +198,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     let modelBytes = source.bytes;
     if (compresses(recipe)) {
       stage = 'compress';
-      const key = sha256(canonicalJson({ source: source.hash, ...compressionSections(recipe), calibration_text: recipe.calibration.text && compressionSections(recipe).calibration ? await fileHash(recipe.calibration.text) : undefined })).slice(0, 32);
+      const key = await artifactKey(recipe, source.hash);
       let art = store.findArtifact(key);
       if (art) {
         progress('compress', `reusing artifact ${key}`);
