@@ -101,7 +101,7 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
   const path = pathForLine(lines, pos.line, km[1].length);
   if (km[2]) path.push('*');
   const range = replaceFrom(prefix);
-  if (path.length === 2 && path[0] === 'search' && path[1] === 'space') return knobItems(ctx, prefix, range, indentCol);
+  if (path.length === 2 && path[0] === 'search' && path[1] === 'space') return knobItems(ctx, prefix, range);
   const s = schemaAt(path);
   if (!s) return [];
   if (s.type === 'object' && s.properties) {
@@ -205,8 +205,7 @@ function globItems(ctx: CompletionContext, prefix: string, range: Range): Comple
   return items;
 }
 
-function knobItems(ctx: CompletionContext, prefix: string, range: Range, col: number): CompletionItem[] {
-  void col;
+function knobItems(ctx: CompletionContext, prefix: string, range: Range): CompletionItem[] {
   const items: CompletionItem[] = KNOB_NAMES.map((k, i) => {
     const s = knobSchema(k);
     const vals = Array.isArray(s?.enum) ? `[${(s.enum as unknown[]).join(', ')}]` : '[]';
