@@ -65,7 +65,7 @@ export function modelSummary(a: RecipeAnalysis): string | undefined {
     `- parameters: ${humanCount(g.totals.params)} (${humanCount(g.totals.layerParams)} in layers)`,
     `- weights now: ${humanBytes(g.weightBytes)} (layers ${humanBytes(layersNow)})`,
     `- weights planned: ${humanBytes(other + planned)} (layers ${humanBytes(planned)})`,
-    `- inputs: ${g.inputs.map((i) => `\`${i.name}\``).join(', ')}`,
+    `- inputs: ${g.inputs.slice(0, 4).map((i) => `\`${i.name}\``).join(', ')}${g.inputs.length > 4 ? ` and ${g.inputs.length - 4} more` : ''}`,
   ].join('\n');
 }
 
