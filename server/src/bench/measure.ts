@@ -83,6 +83,8 @@ export interface CompressJob {
 export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob;
 
 export type WorkerMessage =
+  /** Sent once the worker listens for its job: the parent sends the job only then. */
+  | { type: 'ready' }
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
   | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
   | { type: 'error'; message: string; stage: RunStage; where?: string };

@@ -101,7 +101,9 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       stderr = (stderr + b.toString()).slice(-4000);
     });
     child.on('message', (m: WorkerMessage) => {
-      if (m.type === 'progress') {
+      if (m.type === 'ready') {
+        if (!ending) child.send(job);
+      } else if (m.type === 'progress') {
         stage = m.stage;
         opts.onProgress?.({ stage: m.stage, message: m.message, fraction: m.fraction });
       } else {
@@ -126,7 +128,6 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
     });
     child.once('spawn', () => {
       if (child.pid) opts.onSpawn?.(child.pid);
-      child.send(job);
     });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.timeoutMs !== undefined) {

@@ -2,8 +2,9 @@
 // it, so that a native crash, an out-of-memory kill or a kernel that never returns costs a record, not
 // the language server. Bundled to dist/worker.js; started by ./spawn.ts.
 //
-// Protocol (IPC messages): the parent sends one WorkerJob; the worker sends `progress` messages, then
-// exactly one `result` or `error`, and exits. It exits too when the parent goes away.
+// Protocol (IPC messages): the worker says `ready`; the parent sends one WorkerJob; the worker sends
+// `progress` messages, then exactly one `result` or `error`, and exits. It exits too when the parent
+// goes away.
 import { BenchError, runJob, WorkerJob, WorkerMessage } from './measure';
 import type { RunStage } from './record';
 
@@ -42,3 +43,5 @@ if (!process.send) {
   process.stderr.write('haqa worker: run by the benchmark (child_process.fork), not directly\n');
   process.exit(2);
 }
+// Ask for the job only now that the listener exists: a message sent before it would be lost.
+void send({ type: 'ready' });
