@@ -53,9 +53,9 @@ if [ ! -f "$VSC/.haqa-modules-ok" ]; then
   for m in kerberos node-pty @parcel/watcher @vscode/spdlog; do
     (cd "$VSC" && npm rebuild "$m" >>"$CACHE/rebuild.log" 2>&1) || echo "(npm rebuild $m exited non-zero; checking its binary)" >>"$CACHE/rebuild.log"
   done
-  for f in node_modules/node-pty/build/Release/pty.node node_modules/@parcel/watcher/build/Release/watcher.node \
-           node_modules/@vscode/spdlog/build/Release/spdlog.node; do
-    [ -f "$VSC/$f" ] || { tail -40 "$CACHE/rebuild.log"; echo "missing $f after rebuild" >&2; exit 1; }
+  # Judge by loading each module (@parcel/watcher loads a prebuilt N-API binary, the others their build).
+  for m in kerberos node-pty @parcel/watcher @vscode/spdlog; do
+    (cd "$VSC" && node -e "require('$m')" 2>>"$CACHE/rebuild.log") || { tail -40 "$CACHE/rebuild.log"; echo "$m does not load after the rebuild" >&2; exit 1; }
   done
   touch "$VSC/.haqa-modules-ok"
 fi
