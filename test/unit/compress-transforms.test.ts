@@ -208,3 +208,33 @@ test('8-bit activations: dynamic (MatMulInteger) and static (QDQ) run and match 
     assert.ok(relL2(ref, fp32) < 0.05, `${acts} vs fp32 ${relL2(ref, fp32)}`);
   }
 });
+
+test('calibration reduces inside onnxruntime (opset ≥ 13) and in JS (older models) to the same statistics', async () => {
+  const { calibrate } = await import('../../server/src/compress/calibrate');
+  const { tinyMlpModel } = await import('../helpers/tinyModel');
+  const { writeModel } = await import('../../server/src/model/onnx');
+  const dir = tempDir();
+  const stats = [];
+  for (const opset of [17, 12]) {
+    const m = tinyMlpModel({ hidden: 32, intermediate: 48, layers: 1 });
+    m.opsetImport[0].version = opset;
+    const file = path.join(dir, `m${opset}.onnx`);
+    await writeModel(m, file);
+    const lm = await readModel(file);
+    const needs = new Map([
+      ['x', { K: 32, hessian: true, norms: true, range: true }],
+      ['/model/layers.0/mlp/act/Relu_output_0', { K: 48, hessian: false, norms: true, range: true }],
+    ]);
+    stats.push(await calibrate(lm, needs, { samples: 3, seq_len: 8 }));
+  }
+  const [a, b] = stats;
+  for (const t of ['x', '/model/layers.0/mlp/act/Relu_output_0']) {
+    const sa = a.inputs.get(t)!, sb = b.inputs.get(t)!;
+    assert.equal(sa.rows, 24);
+    assert.equal(sa.rows, sb.rows);
+    assert.equal(sa.min, sb.min);
+    assert.equal(sa.max, sb.max);
+    assert.ok(relL2(sa.sqSum!, sb.sqSum!) < 1e-6);
+    if (sa.xtx) assert.ok(relL2(sa.xtx, sb.xtx!) < 1e-6);
+  }
+});

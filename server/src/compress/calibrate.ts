@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DataType, LoadedModel, OnnxError, encodeModel, externalRef, onnx } from '../model/onnx';
+import { DataType, LoadedModel, OnnxError, encodeModel, externalRef, makeTensor, num, onnx } from '../model/onnx';
+import { node } from '../model/build';
 import { Tokenizer } from '../model/tokenizer';
 import { gaussian } from './linalg';
 import { tempPathFor } from '../util/atomicWrite';
@@ -50,18 +51,29 @@ export async function calibrate(
   const inits = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
   const graphInputs = (g.input ?? []).filter((i) => !inits.has(i.name ?? ''));
   const inputNames = new Set(graphInputs.map((i) => i.name ?? ''));
+  // With opset ≥ 13 the reductions run inside onnxruntime (its GEMM computes XᵀX; only K×K floats
+  // per sample come back); older models return the raw activations and JS reduces them.
+  const opset = num((model.proto.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version as never);
+  const inGraph = opset >= 13;
+  const probe = inGraph ? reductionNodes(needs) : undefined;
   const existingOutputs = new Set((g.output ?? []).map((o) => o.name ?? ''));
-  const extra = [...needs.keys()].filter((t) => !inputNames.has(t) && !existingOutputs.has(t));
+  const rawOutputs = inGraph ? [] : [...needs.keys()].filter((t) => !inputNames.has(t) && !existingOutputs.has(t));
   const instrumented: onnx.IModelProto = {
     ...model.proto,
     graph: {
       ...g,
+      node: [...(g.node ?? []), ...(probe?.nodes ?? [])],
+      initializer: [...(g.initializer ?? []), ...(probe?.initializers ?? [])],
       output: [
         ...(g.output ?? []),
-        ...extra.map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DataType.FLOAT } } })),
+        ...[...rawOutputs, ...(probe?.outputs ?? [])].map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DataType.FLOAT } } })),
       ],
     },
   };
+  if (probe) {
+    // Shape outputs are int64.
+    for (const o of instrumented.graph!.output!) if (o.name?.endsWith('/rows')) o.type = { tensorType: { elemType: DataType.INT64 } };
+  }
   const stats = new Map<string, InputStats>();
   for (const [tensor, n] of needs) {
     stats.set(tensor, {
@@ -92,11 +104,15 @@ export async function calibrate(
   }
   try {
     const feeds = makeFeeds(model, graphInputs, settings);
-    const fetches = [...needs.keys()].filter((t) => !inputNames.has(t));
+    const fetches = probe ? probe.outputs : [...needs.keys()].filter((t) => !inputNames.has(t));
     for (const feed of feeds.samples) {
       if (signal?.aborted) throw abortError();
       const out = fetches.length ? await session.run(feed, fetches) : {};
       for (const [tensor, st] of stats) {
+        if (probe) {
+          accumulateReduced(st, out, probe.prefix.get(tensor)!);
+          continue;
+        }
         const t = (inputNames.has(tensor) ? feed[tensor] : out[tensor]) as ort.Tensor | undefined;
         if (!t) throw new CalibrationError(`calibration: no value for ${tensor}`);
         accumulate(st, t.data as Float32Array);
@@ -107,6 +123,58 @@ export async function calibrate(
     await session.release().catch(() => undefined);
     if (tmp) await fs.promises.rm(tmp, { force: true });
   }
+}
+
+/** Nodes that reduce each needed tensor to what its stats need, named `<prefix>/xtx` etc. */
+function reductionNodes(needs: Map<string, InputNeeds>) {
+  const nodes: onnx.NodeProto[] = [];
+  const initializers: onnx.TensorProto[] = [];
+  const outputs: string[] = [];
+  const prefix = new Map<string, string>();
+  const axes0 = '__haqa_calib/axes0';
+  if ([...needs.values()].some((n) => n.norms && !n.hessian)) initializers.push(makeTensor(axes0, DataType.INT64, [1], new BigInt64Array([0n])));
+  let i = 0;
+  for (const [tensor, n] of needs) {
+    const p = `__haqa_calib/${i++}`;
+    prefix.set(tensor, p);
+    const shape = `${p}/shape`;
+    initializers.push(makeTensor(shape, DataType.INT64, [2], new BigInt64Array([-1n, BigInt(n.K)])));
+    nodes.push(node('Cast', [tensor], [`${p}/f32`], { name: `${p}/Cast`, attrs: { to: DataType.FLOAT } }));
+    nodes.push(node('Reshape', [`${p}/f32`, shape], [`${p}/x2d`], { name: `${p}/Reshape` }));
+    nodes.push(node('Shape', [`${p}/x2d`], [`${p}/rows`], { name: `${p}/Shape` }));
+    outputs.push(`${p}/rows`);
+    if (n.hessian) {
+      nodes.push(node('Gemm', [`${p}/x2d`, `${p}/x2d`], [`${p}/xtx`], { name: `${p}/Gemm`, attrs: { transA: 1 } }));
+      outputs.push(`${p}/xtx`);
+    } else if (n.norms) {
+      nodes.push(node('Mul', [`${p}/x2d`, `${p}/x2d`], [`${p}/sq`], { name: `${p}/Mul` }));
+      nodes.push(node('ReduceSum', [`${p}/sq`, axes0], [`${p}/sqsum`], { name: `${p}/ReduceSum`, attrs: { keepdims: 0 } }));
+      outputs.push(`${p}/sqsum`);
+    }
+    if (n.range) {
+      // Without axes both reduce over everything, in every opset from 13 on.
+      nodes.push(node('ReduceMin', [`${p}/f32`], [`${p}/min`], { name: `${p}/ReduceMin`, attrs: { keepdims: 0 } }));
+      nodes.push(node('ReduceMax', [`${p}/f32`], [`${p}/max`], { name: `${p}/ReduceMax`, attrs: { keepdims: 0 } }));
+      outputs.push(`${p}/min`, `${p}/max`);
+    }
+  }
+  return { nodes, initializers, outputs, prefix };
+}
+
+function accumulateReduced(st: InputStats, out: Record<string, ort.Tensor>, p: string): void {
+  const K = st.K;
+  st.rows += Number((out[`${p}/rows`].data as BigInt64Array)[0]);
+  const xtx = out[`${p}/xtx`]?.data as Float32Array | undefined;
+  if (xtx && st.xtx) for (let i = 0; i < K * K; i++) st.xtx[i] += xtx[i];
+  if (st.sqSum) {
+    const sq = out[`${p}/sqsum`]?.data as Float32Array | undefined;
+    if (sq) for (let k = 0; k < K; k++) st.sqSum[k] += sq[k];
+    else if (xtx) for (let k = 0; k < K; k++) st.sqSum[k] += xtx[k * K + k];
+  }
+  const mn = out[`${p}/min`]?.data as Float32Array | undefined;
+  const mx = out[`${p}/max`]?.data as Float32Array | undefined;
+  if (mn && mn[0] < st.min) st.min = mn[0];
+  if (mx && mx[0] > st.max) st.max = mx[0];
 }
 
 function accumulate(st: InputStats, x: Float32Array): void {
@@ -126,9 +194,16 @@ function accumulate(st: InputStats, x: Float32Array): void {
   if (h) {
     // Upper triangle of Σ x xᵀ, mirrored at the end of each batch. Row i of H outermost: it stays in
     // L1 while the rows of X stream past (the other order streams all of H once per token).
+    // Four tokens per pass over the row: a quarter of the loads and stores of H.
+    const r4 = rows - (rows % 4);
     for (let i = 0; i < K; i++) {
       const hi = i * K;
-      for (let r = 0; r < rows; r++) {
+      for (let r = 0; r < r4; r += 4) {
+        const o0 = r * K, o1 = o0 + K, o2 = o1 + K, o3 = o2 + K;
+        const a = x[o0 + i], b = x[o1 + i], c = x[o2 + i], d = x[o3 + i];
+        for (let j = i; j < K; j++) h[hi + j] += a * x[o0 + j] + b * x[o1 + j] + c * x[o2 + j] + d * x[o3 + j];
+      }
+      for (let r = r4; r < rows; r++) {
         const o = r * K;
         const xi = x[o + i];
         if (xi === 0) continue;
