@@ -4,7 +4,7 @@
 // better than random search at equal trials.
 //
 //   node --import tsx bench/search.ts [--evaluator table|synthetic] [--recipe examples/tiny-llama/haqa.yaml]
-//        [--seeds 5] [--trials 24] [--remeasure] [--out bench/results]
+//        [--seeds 5] [--trials 24] [--remeasure] [--sigma S] [--out bench/results]
 //
 // Method (`table`, the default): every configuration of the recipe's (small) search space is compressed
 // and measured ONCE on this machine (quick runs; cached in <out>/search-table.json, keyed by the model
@@ -40,6 +40,8 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '5' },
     trials: { type: 'string', default: '24' },
     remeasure: { type: 'boolean', default: false },
+    /** Replay with this σ (log latency) instead of the measured one: how the searches fare on the same landscape on a quieter machine. */
+    sigma: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
@@ -48,7 +50,7 @@ const TRIALS = Number(values.trials);
 const OUT = path.resolve(values.out!);
 
 interface Entry { config: Config; metrics: TrialMetrics; status: 'ok' | 'failed'; error?: string }
-interface Table { key: string; sigma: number; baseline: TrialMetrics; entries: Record<string, Entry>; measured_at: string; cpu: string }
+interface Table { key: string; sigma: number; hardware?: SpaceContext['hardware']; baseline: TrialMetrics; entries: Record<string, Entry>; measured_at: string; cpu: string }
 
 /** Replays a measured table with measured noise. */
 class TableEvaluator implements Evaluator {
@@ -84,7 +86,8 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
   const cache = path.join(OUT, 'search-table.json');
   if (!values.remeasure && fs.existsSync(cache)) {
     const t = JSON.parse(fs.readFileSync(cache, 'utf8')) as Table;
-    if (t.key === key) return { table: t, setting, space };
+    // Replays see the machine as it was when the table was measured (its load included).
+    if (t.key === key) return { table: t, setting: t.hardware ? { ...setting, hardware: t.hardware } : setting, space };
   }
   const ev = new RecipeEvaluator(setting.recipe, { quick: true });
   console.error(`measuring the fp32 baseline and ${space.size} configurations of ${file} once each (quick runs)...`);
@@ -112,7 +115,7 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
     devs.push(...logs.map((x) => x - mean));
   }
   const sigma = Math.sqrt(devs.reduce((a, b) => a + b * b, 0) / Math.max(1, devs.length - probe.length));
-  const table: Table = { key, sigma, baseline, entries, measured_at: new Date().toISOString(), cpu: setting.hardware.cpu };
+  const table: Table = { key, sigma, hardware: setting.hardware, baseline, entries, measured_at: new Date().toISOString(), cpu: setting.hardware.cpu };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(cache, JSON.stringify(table, null, 1));
   return { table, setting, space };
@@ -159,8 +162,10 @@ async function main(): Promise<void> {
       const e = m.table.entries[planKey(c, setting)];
       return { ok: e?.status === 'ok', metrics: e?.metrics ?? {} };
     };
+    const measuredSigma = m.table.sigma;
+    if (values.sigma !== undefined) m.table.sigma = Number(values.sigma);
     makeEvaluator = (seed) => new TableEvaluator(m.table, setting, seed);
-    method = `measured table of ${Object.keys(m.table.entries).length} configurations (${m.table.cpu}, ${m.table.measured_at}), replayed with measured noise σ=${m.table.sigma.toFixed(3)} (log latency)`;
+    method = `measured table of ${Object.keys(m.table.entries).length} configurations (${m.table.cpu}, ${m.table.measured_at}), replayed with ${values.sigma !== undefined ? `σ=${m.table.sigma} (given; measured σ was ${measuredSigma.toFixed(3)})` : `measured noise σ=${measuredSigma.toFixed(3)}`} (log latency)`;
   }
   const objective = objectiveOf(setting.recipe);
   const { truth, best } = truthOf(setting, space, objective, value, baseline);
@@ -214,7 +219,7 @@ async function main(): Promise<void> {
   console.log(`goals: ${JSON.stringify(goals)}`);
 
   fs.mkdirSync(OUT, { recursive: true });
-  const tag = values.evaluator === 'synthetic' ? 'search-synthetic' : 'search';
+  const tag = values.evaluator === 'synthetic' ? 'search-synthetic' : values.sigma !== undefined ? `search-sigma${values.sigma}` : 'search';
   fs.writeFileSync(path.join(OUT, `${tag}.json`), JSON.stringify(report, null, 1));
   fs.writeFileSync(path.join(OUT, `${tag}.svg`), svg(curves, trials, `${objective.metric}: best found / sweep best (mean of ${SEEDS} seeds)`));
   console.log(`wrote ${path.join(OUT, `${tag}.json`)} and ${tag}.svg`);

@@ -53,7 +53,7 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
 export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {
   return {
     cpu: untrusted(hw.cpu, 80), arch: hw.arch, cores: hw.cores, isa: hw.isa, memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
-    bandwidth_gbs: hw.bandwidth_gbs, providers: hw.providers, int8_dot_product: hasInt8Dot(hw),
+    bandwidth_gbs: hw.bandwidth_gbs, busy_cores: hw.busy_cores, providers: hw.providers, int8_dot_product: hasInt8Dot(hw),
   };
 }
 

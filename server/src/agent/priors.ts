@@ -8,7 +8,7 @@
 // - 8-bit with accuracy_level 0 was measured 30× slower than fp32: a pathological kernel path. A
 //   strong prior against it, not a rule.
 // - Decode is weight-bandwidth bound: fewer bits usually win, larger blocks carry fewer scales.
-// - All cores for intra-op threads is the usual best at batch 1.
+// - All idle cores for intra-op threads is the usual best at batch 1 (on a shared machine, fewer).
 // - Layer-scoped bits lean to 8: those are the accuracy-sensitive layers.
 import { hasInt8Dot, HardwareProfile } from './profile';
 import type { Objective } from './objective';
@@ -42,7 +42,8 @@ function valueWeight(path: string, scope: string | undefined, v: SearchValue, hw
     case 'quantize.symmetric':
       return v === true ? 1.3 : 1;
     case 'runtime.intra_op_threads':
-      return v === hw.cores ? 3 : 1;
+      // All idle cores: every core on a quiet machine, fewer when other work holds some.
+      return v === Math.max(1, hw.cores - (hw.busy_cores ?? 0)) ? 3 : 1;
     case 'quantize.skip':
       return 1;
     case 'sparsity.pattern':

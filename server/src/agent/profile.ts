@@ -14,6 +14,17 @@ export interface HardwareProfile {
   /** Measured read bandwidth, GB/s (absent when not measured). */
   bandwidth_gbs?: number;
   providers: string[];
+  /**
+   * Cores other work kept busy when the profile was taken (the 1-minute load average, rounded, at most
+   * cores − 1). On a shared machine the best intra-op thread count is the idle cores, not all of them.
+   */
+  busy_cores?: number;
+}
+
+/** Cores the 1-minute load average says are taken by other processes. */
+export function busyCores(cores: number): number {
+  const load = os.loadavg()[0] ?? 0;
+  return Math.max(0, Math.min(cores - 1, Math.round(load)));
 }
 
 const FLAGS = ['avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'amx_int8', 'amx_tile', 'asimd', 'asimddp', 'i8mm', 'sve'];
@@ -40,6 +51,7 @@ export function localProfile(): HardwareProfile {
     isa: cpuFlags(),
     memory_bytes: os.totalmem(),
     providers: ['cpu'],
+    busy_cores: busyCores(Math.max(1, os.availableParallelism?.() ?? cpus.length)),
   };
 }
 

@@ -7,7 +7,7 @@ import { ModelCache } from '../config/modelCache';
 import { architectureFromConfig, ModelArchitecture } from '../config/hfConfig';
 import { configPathFor } from '../model/graph';
 import { hardwareFingerprint } from '../bench/hardware';
-import type { HardwareProfile } from './profile';
+import { busyCores, HardwareProfile } from './profile';
 import { buildSpace, SearchSpace, SpaceContext } from './space';
 
 export interface LoadedSetting {
@@ -29,7 +29,8 @@ export class SettingError extends Error {
 /** The profile of this machine, from the same fingerprint the run records carry. */
 export function machineProfile(): HardwareProfile {
   const f = hardwareFingerprint();
-  return { cpu: f.cpu, arch: f.arch, cores: Math.max(1, f.cores), isa: f.isa, memory_bytes: f.memory_bytes, providers: ['cpu'] };
+  const cores = Math.max(1, f.cores);
+  return { cpu: f.cpu, arch: f.arch, cores, isa: f.isa, memory_bytes: f.memory_bytes, providers: ['cpu'], busy_cores: busyCores(cores) };
 }
 
 export async function loadSetting(file: string, models = new ModelCache(), hardware = machineProfile()): Promise<LoadedSetting> {
