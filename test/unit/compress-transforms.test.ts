@@ -6,8 +6,9 @@ import { gptq, rtnOnGrid, nbitsGrid, dequantizeGrid, int8ChannelGrid } from '../
 import { prune } from '../../server/src/compress/sparsity';
 import { lowRank, singularValues } from '../../server/src/compress/lowrank';
 import { gaussian, matmul, matmulTN } from '../../server/src/compress/linalg';
-import { readModel, readTensorFloat32 } from '../../server/src/model/onnx';
-import { tempDir, writeTinyModel, randn } from '../helpers/tinyModel';
+import { readModel, readTensorFloat32, writeModel } from '../../server/src/model/onnx';
+import { calibrate } from '../../server/src/compress/calibrate';
+import { tempDir, writeTinyModel, randn, tinyMlpModel } from '../helpers/tinyModel';
 import { recipeFor, reference, runOrt, input, relMaxDiff, relL2 } from './compress-helpers';
 
 /** Rows of correlated activations: Gaussian × a mixing matrix with a decaying spectrum, some features loud. */
@@ -210,9 +211,6 @@ test('8-bit activations: dynamic (MatMulInteger) and static (QDQ) run and match 
 });
 
 test('calibration reduces inside onnxruntime (opset ≥ 13) and in JS (older models) to the same statistics', async () => {
-  const { calibrate } = await import('../../server/src/compress/calibrate');
-  const { tinyMlpModel } = await import('../helpers/tinyModel');
-  const { writeModel } = await import('../../server/src/model/onnx');
   const dir = tempDir();
   const stats = [];
   for (const opset of [17, 12]) {
