@@ -72,3 +72,36 @@ test('Claude advice: an invalid suggestion is refused with its reason, a valid s
   assert.equal(r.usage.requests, 3);
   assert.ok(!JSON.stringify(r).includes('k-secret'));
 });
+
+test('a suggestion applied to the recipe text (comments kept) plans exactly what applyKnobs plans', async () => {
+  const { applyConfig } = await import('../../server/src/agent/edits');
+  const { parse } = await import('yaml');
+  const { resolveRecipe } = await import('../../server/src/config/recipe');
+  const { applyKnobs, planLayers } = await import('../../server/src/config/plan');
+  const text = [
+    '# my recipe',
+    'model: ./model.onnx',
+    'quantize:',
+    '  bits: 8          # eight bits',
+    '  accuracy_level: 0',
+    'runtime:',
+    '  intra_op_threads: 1 # one thread',
+    'sparsity:',
+    '  rules:',
+    '    - match: model.layers.*.mlp.up_proj',
+    '      pattern: "2:4"',
+    '',
+  ].join('\n');
+  const file = '/tmp/haqa-synthetic/haqa.yaml';
+  const s = syntheticSetting(parse(text));
+  const suggestions = adviseOffline(s);
+  assert.ok(suggestions.length >= 3);
+  const plan = (r: ReturnType<typeof resolveRecipe>) => JSON.stringify(planLayers(r, s.layers).map((p) => [p.quant, p.sparsity, p.lowRank]).concat([r.runtime as never]));
+  for (const sg of suggestions) {
+    const edited = applyConfig(text, sg.knobs);
+    assert.match(edited, /# eight bits/);
+    assert.match(edited, /^# my recipe/);
+    assert.equal(plan(resolveRecipe(parse(edited), file)), plan(applyKnobs(s.recipe, sg.knobs)), sg.id);
+    assert.notEqual(plan(resolveRecipe(parse(edited), file)), plan(s.recipe), `${sg.id} changes something`);
+  }
+});

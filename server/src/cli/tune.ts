@@ -2,7 +2,6 @@
 // compresses and benchmarks each, prints every trial as it ends and the best against fp32, and writes
 // the best recipe beside the original (comments kept) — the original only with --write.
 import * as path from 'node:path';
-import { parse as parseYamlValue } from 'yaml';
 import { Command, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
 import { objectiveOf, pplChange } from '../agent/objective';
@@ -14,7 +13,7 @@ import { ClaudeAgent, DEFAULT_MODEL } from '../agent/claude';
 import { RecipeEvaluator } from '../agent/evaluator';
 import type { Proposer } from '../agent/proposer';
 import type { Config, Evaluator, Trial, TrialMetrics } from '../agent/types';
-import { applyRecipeEdits, knobEdits } from '../config/edit';
+import { applyConfig } from '../agent/edits';
 import { writeFileAtomic } from '../util/atomicWrite';
 
 const usage = 'haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent claude|offline|random|sweep] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]';
@@ -92,10 +91,6 @@ export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopR
   });
 }
 
-/** The recipe text with the best config applied through the comment-keeping edit module. */
-export function bestRecipeText(text: string, config: Config): string {
-  return applyRecipeEdits(text, knobEdits(config, parseYamlValue(text)));
-}
 
 export const tuneCommand: Command = {
   name: 'tune',
@@ -168,7 +163,7 @@ export const tuneCommand: Command = {
     const best = result.best?.feasible ? result.best : undefined;
     if (best) {
       const dest = values.write ? file : bestPathFor(file);
-      await writeFileAtomic(dest, bestRecipeText(loaded.text, best.config));
+      await writeFileAtomic(dest, applyConfig(loaded.text, best.config));
       written = dest;
     }
     if (json) {
