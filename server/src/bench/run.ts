@@ -14,7 +14,8 @@ import { hardwareFingerprint, onnxruntimeVersion } from './hardware';
 import { hashSourceModel, RunStore } from './store';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { HardwareFingerprint } from './record';
-import { EvalSettings, MeasureJob, REFERENCE_TOPK } from './measure';
+import type { EvalSettings, MeasureJob } from './protocol';
+import { REFERENCE_TOPK } from './accuracy';
 import { runWorker, WorkerOutcome } from './spawn';
 
 export { fp32Recipe, recipeHash } from './record';

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Metrics, RunError, RunStage, RunStatus } from './record';
-import type { WorkerJob, WorkerMessage } from './measure';
+import type { WorkerJob, WorkerMessage } from './protocol';
 import type { BandwidthResult } from './hardware';
 
 /**

@@ -5,7 +5,8 @@
 // Protocol (IPC messages): the worker says `ready`; the parent sends one WorkerJob; the worker sends
 // `progress` messages, then exactly one `result` or `error`, and exits. It exits too when the parent
 // goes away.
-import { BenchError, runJob, WorkerJob, WorkerMessage } from './measure';
+import { runJob } from './measure';
+import { BenchError, WorkerJob, WorkerMessage } from './protocol';
 import type { RunStage } from './record';
 
 function send(m: WorkerMessage): Promise<void> {

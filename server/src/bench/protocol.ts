@@ -1,0 +1,83 @@
+// The protocol between runRecipe (./run.ts, via ./spawn.ts) and the worker (./worker.ts): the jobs
+// a worker can be given and the messages it sends back. Plain JSON over the IPC channel.
+import type { Metrics, RunStage, SessionOptionsUsed } from './record';
+import type { BandwidthResult } from './hardware';
+import type { DecoderConfig } from '../model/decoder';
+import type { Recipe } from '../config/recipe';
+
+export interface EvalSettings {
+  text: string;
+  tokenizer: string;
+  window: number;
+  max_windows?: number;
+}
+
+export interface MeasureJob {
+  kind: 'measure';
+  model: string;
+  session: SessionOptionsUsed;
+  workload: { prompt_length: number; decode_tokens: number; batch: number };
+  quick: boolean;
+  latency: boolean;
+  /** Decoders: evaluation text and tokenizer; compared against `reference` when given. */
+  evaluation?: EvalSettings;
+  /** Path of the fp32 reference (written by a 'reference' job) to compare against. */
+  reference?: string;
+  /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
+  baseline?: string;
+  config?: DecoderConfig;
+  /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */
+  debug?: { hangAt?: RunStage; ignoreSigterm?: boolean };
+}
+
+export interface ReferenceJob {
+  kind: 'reference';
+  /** The fp32 model. */
+  model: string;
+  session: SessionOptionsUsed;
+  workload: MeasureJob['workload'];
+  quick: boolean;
+  evaluation?: EvalSettings;
+  /** Where to write the reference (atomically). */
+  out: string;
+  /** Identity written into the file and checked by readers. */
+  key: string;
+  config?: DecoderConfig;
+  debug?: MeasureJob['debug'];
+}
+
+/** Memory read bandwidth (hardware.ts), measured here so the caller never allocates the buffer. */
+export interface BandwidthJob {
+  kind: 'bandwidth';
+  bytes?: number;
+  threads?: number;
+  reps?: number;
+}
+
+/** Compression runs in the worker too: a big model's transforms can exhaust memory or take long. */
+export interface CompressJob {
+  kind: 'compress';
+  recipe: Recipe;
+  /** model.onnx inside the artifact's temporary folder. */
+  out: string;
+  debug?: MeasureJob['debug'];
+}
+
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob;
+
+export type WorkerMessage =
+  /** Sent once the worker listens for its job: the parent sends the job only then. */
+  | { type: 'ready' }
+  | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
+  | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
+  | { type: 'error'; message: string; stage: RunStage; where?: string };
+
+export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
+
+/** An error the worker reports as such (bad input), as opposed to a bug. */
+export class BenchError extends Error {
+  constructor(message: string, readonly stage: RunStage, readonly where?: string) {
+    super(message);
+    this.name = 'BenchError';
+  }
+}
