@@ -134,6 +134,10 @@ test('speed-only and accuracy-only runs measure just that', { skip: !haveFixture
   assert.equal(noText.status, 'ok', noText.error?.message);
   assert.ok(noText.metrics.decode_ms_per_token);
   assert.equal(noText.metrics.ppl, undefined, 'no evaluation text: no perplexity, and no failure');
+  // Batch 2: both rows decode with their own cache rows.
+  const b2 = await runRecipe(decRecipe({ objective: { workload: { prompt_length: 16, decode_tokens: 4, batch: 2 } } }), { ...quick, measure: { accuracy: false } });
+  assert.equal(b2.status, 'ok', b2.error?.message);
+  assert.ok(b2.metrics.throughput_tok_s! > 0 && b2.metrics.decode_ms_per_token!.n >= 5);
   const acc = await runRecipe(q8, { ...quick, measure: { latency: false } });
   assert.equal(acc.status, 'ok', acc.error?.message);
   assert.equal(acc.artifact_reused, true);
