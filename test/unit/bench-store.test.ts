@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { RunStore, hashModelFiles } from '../../server/src/bench/store';
 import { RunRecord, recipeHash, fp32Recipe, compresses } from '../../server/src/bench/record';
 import { resolveRecipe } from '../../server/src/config/recipe';
@@ -90,9 +90,17 @@ test('an artifact build killed with SIGKILL leaves no half model; prune removes 
   const leftovers = fs.readdirSync(store.artifactsDir);
   assert.equal(leftovers.length, 1);
   assert.match(leftovers[0], /^\.tmp-/);
+  // A reference being written atomically by a worker that died, and one of a live process.
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  fs.mkdirSync(store.referenceDir, { recursive: true });
+  const deadTmp = `.ref.json.${deadPid}.0a1b2c3d.tmp`;
+  const liveTmp = `.ref2.json.${process.pid}.0a1b2c3d.tmp`;
+  fs.writeFileSync(path.join(store.referenceDir, deadTmp), '{"half');
+  fs.writeFileSync(path.join(store.referenceDir, liveTmp), '{"half');
   const res = await store.prune(10);
-  assert.deepEqual(res.removed, leftovers);
+  assert.deepEqual(res.removed.sort(), [path.join('reference', deadTmp), ...leftovers].sort());
   assert.deepEqual(fs.readdirSync(store.artifactsDir), []);
+  assert.deepEqual(fs.readdirSync(store.referenceDir), [liveTmp], 'a live writer keeps its file');
 });
 
 test('artifacts: built once per key, hashed with their external data, pruned when no recent record uses them', async () => {

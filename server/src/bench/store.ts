@@ -215,6 +215,17 @@ export class RunStore {
     const removed: string[] = [];
     const kept: string[] = [];
     let freedBytes = 0;
+    // Temporary files of atomic writes (references, hardware.json) whose writer died before renaming.
+    for (const dir of [this.referenceDir, this.root]) {
+      for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+        const pid = Number(/^\..*\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
+        if (!pid || pidAlive(pid)) continue;
+        const full = path.join(dir, name);
+        freedBytes += (await fs.promises.stat(full).catch(() => undefined))?.size ?? 0;
+        await fs.promises.rm(full, { force: true });
+        removed.push(path.relative(this.root, full));
+      }
+    }
     let entries: string[] = [];
     try {
       entries = await fs.promises.readdir(this.artifactsDir);
@@ -257,7 +268,10 @@ export interface ArtifactMeta {
 
 function tmpOwnerAlive(name: string): boolean {
   const pid = Number(/^\.tmp-[^-]+-(\d+)-/.exec(name)?.[1]);
-  if (!pid) return false;
+  return pid > 0 && pidAlive(pid);
+}
+
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
