@@ -17,7 +17,7 @@ const model = path.resolve(__dirname, '../../examples/tiny-llama/model.onnx');
 test('offline tuning of the trained fixture beats fp32 within the accuracy budget', { skip: !fs.existsSync(model) && 'examples/tiny-llama/model.onnx not built yet' }, async () => {
   const loaded = await loadSetting(recipe);
   const evaluator = new RecipeEvaluator(loaded.setting.recipe, { quick: true, storeDir: tempDir('haqa-agent-fixture-') });
-  const r = await tune(loaded, { agent: 'offline', trials: 6, seed: 0, evaluator });
+  const r = await tune(loaded, { agent: 'offline', trials: 4, seed: 0, evaluator });
   assert.ok(['budget', 'exhausted'].includes(r.outcome), `${r.outcome}: ${r.reason}`);
   const best = r.best!;
   assert.ok(best.feasible, `no feasible trial: ${r.trials.map((t) => t.violations.join('; ')).join(' | ')}`);
