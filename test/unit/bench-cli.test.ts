@@ -56,7 +56,7 @@ test('haqa bench prints the record with the fp32 speedup; haqa runs lists and pr
   assert.equal(rec.baseline, undefined);
   assert.ok(!/ANTHROPIC|API_KEY/i.test(json.out), 'no secrets or environment in records');
 
-  const list = await run(['runs', 'list', '--dir', ws]);
+  const list = await run(['runs', 'list', '--dir', recipe]);
   assert.equal(list.code, 0);
   assert.equal(list.out.split('\n').filter((l) => /^\d{8}T\d{6}Z-/.test(l)).length, 2);
   const listJson = JSON.parse((await run(['runs', 'list', '--json', '--dir', ws])).out) as RunRecord[];

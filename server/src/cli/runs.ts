@@ -1,9 +1,10 @@
 // haqa runs list [--json] | haqa runs prune [--keep N]: the run store of a workspace (.haqa/).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes, table } from './command';
 import { RunStore } from '../bench/store';
 
-const usage = 'haqa runs list [--json] [--dir WORKSPACE] | haqa runs prune [--keep N] [--dir WORKSPACE]';
+const usage = 'haqa runs list [--json] [--dir WORKSPACE|RECIPE] | haqa runs prune [--keep N] [--dir WORKSPACE|RECIPE]';
 
 export const runsCommand: Command = {
   name: 'runs',
@@ -17,7 +18,10 @@ export const runsCommand: Command = {
     }, usage);
     const [sub, ...rest] = positionals;
     if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'\nusage: ${usage}`);
-    const store = new RunStore(path.resolve(values.dir ?? '.'));
+    // --dir takes the workspace folder or a recipe in it (the store lives beside the recipe by default).
+    let dir = path.resolve(values.dir ?? '.');
+    if (fs.statSync(dir, { throwIfNoEntry: false })?.isFile()) dir = path.dirname(dir);
+    const store = new RunStore(dir);
     if (sub === 'list') {
       const { records, skipped } = store.read();
       for (const s of skipped) io.err(`haqa runs: ${store.runsFile}:${s.line}: skipped (${s.reason})`);
