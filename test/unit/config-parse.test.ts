@@ -71,14 +71,45 @@ test('a one-value edit patches the previous tree and equals a full parse (values
   assert.ok(patched > 30, `most edits take the fast path (${patched})`);
 });
 
+test('lines added to and removed from a sequence item re-parse only that item, equal to a full parse', () => {
+  let text = bigRecipe(30).replace(/block_size: 32/g, (m, o) => (o % 3 === 0 ? 'block_size: 32 # c' : m));
+  let prev: ParsedYaml = parseYaml(text);
+  const r = rng(11);
+  const extra = ['      symmetric: false', '      accuracy_level: 4 # fast', '      method: gptq', '      # a comment line', '', '      skip: true', '    - match: added.layer', '  weird: 1', '      nested:\n        deeper: 2'];
+  let patched = 0;
+  for (let step = 0; step < 80; step++) {
+    const lines = text.split('\n');
+    const i = 4 + Math.floor(r() * (lines.length - 6));
+    if (r() < 0.5 && lines.length > 10) lines.splice(i, 1);
+    else lines.splice(i, 0, extra[Math.floor(r() * extra.length)]);
+    const before = text;
+    text = lines.join('\n');
+    const inc = parseYaml(text, prev);
+    const full = parseYaml(text);
+    assert.deepEqual(inc.value, full.value, text);
+    assert.deepEqual(inc.diagnostics.map((d) => d.code), full.diagnostics.map((d) => d.code));
+    if (full.diagnostics.length) {
+      // A broken document: go back to the last good one so the walk keeps exercising the fast path.
+      text = before;
+      prev = parseYaml(text);
+      continue;
+    }
+    for (const p of allPaths(full.value)) {
+      for (const kind of ['key', 'value', 'entry'] as const) assert.deepEqual(rangeOf(inc, p, kind), rangeOf(full, p, kind), `${JSON.stringify(p)} ${kind} at step ${step}`);
+    }
+    if (inc.incremental) patched++;
+    prev = inc;
+  }
+  assert.ok(patched > 20, `many structural edits take the item fast path (${patched})`);
+});
+
 test('edits that can change structure take the full parse', () => {
   const p0 = parseYaml(TEXT);
   for (const edit of [
     TEXT.replace('bits: 4', 'bits: [4, 8]'),
     TEXT.replace('bits: 4', 'bits: "4"'),
-    TEXT.replace('  bits: 4\n', '  bits: 4\n  block_size: 32\n'),
+    TEXT.replace('  bits: 4\n', '  bits: 4\n  block_size: 32\n'), // not inside a sequence item
     TEXT.replace('bits: 4', 'bits: 4 # now a comment'),
-    TEXT.replace('match: x', 'match: y'), // inside a flow mapping
     TEXT.replace('bits: 4', 'bits: *a'),
   ]) {
     const p = parseYaml(edit, parseYaml(TEXT));

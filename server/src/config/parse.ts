@@ -44,7 +44,7 @@ export function looksBinary(text: string): boolean {
  */
 export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   if (prev) {
-    const patched = patchScalarEdit(prev, text);
+    const patched = patchScalarEdit(prev, text) ?? patchSeqItemEdit(prev, text);
     if (patched) return patched;
   }
   const lines = new LineIndex(text.length > MAX_RECIPE_BYTES ? '' : text);
@@ -144,6 +144,131 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
   prev.consumed = true;
   const out: ParsedYaml = { text, lines: new LineIndex(text), doc: prev.doc, value: undefined, diagnostics: [], fatal: false, incremental: true };
   out.value = prev.doc.toJS({ maxAliasCount: 100 });
+  return out;
+}
+
+/**
+ * Shift every offset at or after `from` by `delta`, in a subtree. With `swap`, a collection that ended
+ * where the replaced item ended now ends where its replacement does.
+ */
+function shiftFrom(n: unknown, from: number, delta: number, skip?: unknown, swap?: { old: number[]; now: number[] }): void {
+  if (!n || typeof n !== 'object' || n === skip) return;
+  const r = (n as Node).range;
+  if (r) {
+    const ancestorEnd = swap && (r[1] === swap.old[1] || r[2] === swap.old[2]);
+    if (r[2] < from && r[1] < from && !ancestorEnd) return; // wholly before: nothing inside moves
+    for (let k = 0; k < 3; k++) {
+      if (swap && k > 0 && r[k] === swap.old[k]) r[k] = swap.now[k];
+      else if (r[k] >= from) r[k] += delta;
+    }
+  }
+  if (isMap(n)) for (const it of n.items) (shiftFrom(it.key, from, delta, skip, swap), shiftFrom(it.value, from, delta, skip, swap));
+  else if (isSeq(n)) for (const it of n.items) shiftFrom(it, from, delta, skip, swap);
+}
+
+/**
+ * Whether an item's parse may depend on what surrounds it: anchors and aliases, block scalars (their
+ * chomping reads trailing blank lines), or an empty value at the end (its extent runs to the next line).
+ */
+function contextSensitive(n: unknown): boolean {
+  if (!n || typeof n !== 'object') return true;
+  if (isAlias(n) || (n as { anchor?: string }).anchor) return true;
+  if (isScalar(n)) return n.type === 'BLOCK_LITERAL' || n.type === 'BLOCK_FOLDED';
+  if (isMap(n)) return n.items.some((it) => contextSensitive(it.key) || contextSensitive(it.value));
+  if (isSeq(n)) return n.items.some(contextSensitive);
+  return true;
+}
+function endsOpen(n: unknown): boolean {
+  if (!n || typeof n !== 'object') return true;
+  if (isScalar(n)) return !n.range || n.range[0] === n.range[1];
+  if (isMap(n)) return !n.flow && (n.items.length === 0 || endsOpen(n.items[n.items.length - 1].value));
+  if (isSeq(n)) return !n.flow && (n.items.length === 0 || endsOpen(n.items[n.items.length - 1]));
+  return true;
+}
+
+/**
+ * The second fast path: an edit inside one item of a block sequence (a line added to or removed from
+ * an override, say) re-parses only that item's lines and splices the result into the previous tree.
+ * Anything it cannot prove local — the item's extent changing, anchors, errors — takes the full parse.
+ */
+function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined {
+  if (prev.consumed || prev.fatal || !prev.doc || prev.diagnostics.length || text.length > MAX_RECIPE_BYTES) return undefined;
+  const old = prev.text;
+  const min = Math.min(old.length, text.length);
+  let p = 0;
+  while (p < min && old.charCodeAt(p) === text.charCodeAt(p)) p++;
+  let sfx = 0;
+  while (sfx < min - p && old.charCodeAt(old.length - 1 - sfx) === text.charCodeAt(text.length - 1 - sfx)) sfx++;
+  const oldEnd = old.length - sfx;
+  const delta = text.length - old.length;
+  const lineStart = (t: string, o: number) => t.lastIndexOf('\n', o - 1) + 1;
+  const lineEndIncl = (t: string, o: number) => {
+    const n = t.indexOf('\n', o);
+    return n < 0 ? t.length : n + 1;
+  };
+  const contentEnd = (t: string, a: number, b: number) => {
+    let i = b;
+    while (i > a && /\s/.test(t[i - 1])) i--;
+    return i;
+  };
+  // The deepest block-sequence item whose lines contain the change.
+  let found: { seq: YAMLSeq; index: number; start: number; end: number } | undefined;
+  const search = (n: unknown): void => {
+    if (isMap(n)) {
+      for (const it of n.items) {
+        const r = (it.value as Node | null)?.range;
+        if (r && r[0] <= oldEnd && p <= r[2]) search(it.value);
+      }
+    } else if (isSeq(n) && !n.flow) {
+      for (let i = 0; i < n.items.length; i++) {
+        const r = (n.items[i] as Node | null)?.range;
+        if (!r) continue;
+        const start = lineStart(old, r[0]);
+        const end = lineEndIncl(old, Math.max(r[0], contentEnd(old, r[0], r[1]) - 1));
+        if (start <= p && oldEnd <= end) {
+          found = { seq: n, index: i, start, end };
+          search(n.items[i]);
+          return;
+        }
+      }
+    }
+  };
+  search(prev.doc.contents);
+  if (!found) return undefined;
+  const { seq, index, start, end } = found;
+  // The last item's extent decides where its ancestors end (trailing blank and comment lines): leave
+  // that to the full parse. Any other item is followed by a sibling that bounds it.
+  if (index === seq.items.length - 1) return undefined;
+  const dash = /^( *)- /.exec(old.slice(start, end));
+  if (!dash || p < start + dash[0].length || text.slice(start, start + dash[0].length) !== dash[0]) return undefined;
+  const slice = text.slice(start, end + delta);
+  // The item must end where the slice ends: the next content line may not be indented past the dash.
+  const after = text.slice(end + delta).split('\n').find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
+  if (after !== undefined && /^ */.exec(after)![0].length > dash[1].length) return undefined;
+  if (slice.includes('\t')) return undefined;
+  let part: Document.Parsed;
+  try {
+    part = parseDocument(slice, { prettyErrors: false, uniqueKeys: true, strict: true });
+  } catch {
+    return undefined;
+  }
+  const c = part.contents;
+  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1) return undefined;
+  const oldItem = seq.items[index];
+  const item = c.items[0] as Node;
+  if (contextSensitive(item) || contextSensitive(oldItem) || endsOpen(item) || endsOpen(oldItem)) return undefined;
+  shiftFrom(item, 0, start); // slice offsets → document offsets
+  const swap = { old: [...(oldItem as Node).range!], now: [...item.range!] };
+  shiftFrom(prev.doc.contents, end, delta, oldItem, swap);
+  shiftFrom({ range: prev.doc.range }, end, delta, undefined, swap);
+  seq.items[index] = item;
+  prev.consumed = true;
+  const out: ParsedYaml = { text, lines: new LineIndex(text), doc: prev.doc, value: undefined, diagnostics: [], fatal: false, incremental: true };
+  try {
+    out.value = prev.doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    return undefined;
+  }
   return out;
 }
 
