@@ -1,0 +1,451 @@
+// Run features of the language server: the editor's doors into bench/ and agent/.
+// - custom requests haqa/benchmark, haqa/tune, haqa/advise (work-done progress on the client's token,
+//   cancellation through $/cancelRequest → AbortSignal → the worker is killed), haqa/runs (the results
+//   view), haqa/bestTrialEdit and haqa/suggestionEdit (one WorkspaceEdit through the comment-keeping
+//   edit module), haqa/pruneRuns;
+// - code lenses: Benchmark/Tune/Advise at the top, the last measured result on the compression
+//   sections and overrides (marked stale when the recipe changed since that run);
+// - run diagnostics: accuracy budget exceeded, slower than fp32, regression against the previous run of
+//   the same recipe, memory over the target — each pointing at its record line in runs.jsonl.
+// Runs execute the workspace's model and may call an LLM: refused unless the client says the
+// workspace is trusted (initializationOptions.trusted, then haqa/trust notifications).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYamlValue } from 'yaml';
+import {
+  DiagnosticSeverity, type CodeLens, ResponseError, WorkDoneProgress, type CancellationToken, type Diagnostic, type Range, type WorkspaceEdit,
+} from 'vscode-languageserver/node';
+import type { TextDocument } from 'vscode-languageserver-textdocument';
+import { URI } from 'vscode-uri';
+import type { ServerContext, ServerFeature } from './features';
+import { docKind, uriToPath } from './service';
+import {
+  Methods, UNTRUSTED_MESSAGE,
+  type AdviseParams, type AdviseResult, type BenchmarkParams, type BenchmarkResult, type EditResult, type LayerPlanSummary,
+  type PruneParams, type PruneResult, type RecipeParams, type RunSummary, type RunsResult, type TrustParams, type TuneParams, type TuneResult,
+} from '../../../client/src/protocol';
+import type { Recipe } from '../config/recipe';
+import { planLayers } from '../config/plan';
+import type { Layer } from '../model/graph';
+import { recipeTextEdits, knobEdits, RecipeEditError } from '../config/edit';
+import { runRecipe } from '../bench/run';
+import { recipeHash, type RunRecord } from '../bench/record';
+import { RunStore } from '../bench/store';
+import { loadSetting, SettingError } from '../agent/setting';
+import { adviseOffline, adviseWithClaude } from '../agent/advise';
+import { objectiveOf } from '../agent/objective';
+import { tune } from '../cli/tune';
+import type { Config } from '../agent/types';
+
+/** Error code of refused runs (untrusted workspace, broken recipe): the client shows the message. */
+const REFUSED = -32001;
+
+// ------------------------------------------------------------------ pure helpers (tested directly)
+
+function pctDelta(ppl?: number, base?: number): number | undefined {
+  return ppl !== undefined && base ? ((ppl - base) / base) * 100 : undefined;
+}
+
+/** "decode 7.9 ms/token · 2.7× vs fp32 · ppl +0.6%" — the figure a user reads first. */
+export function headline(r: RunSummary): string {
+  if (r.status !== 'ok') return `${r.status}${r.error ? `: ${r.error}` : ''}`;
+  const parts: string[] = [];
+  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  if (r.decode_ms !== undefined) parts.push(`decode ${f(r.decode_ms)} ms/token`);
+  else if (r.inference_ms !== undefined) parts.push(`${f(r.inference_ms)} ms/inference`);
+  if (r.speedup_decode !== undefined) parts.push(`${r.speedup_decode.toFixed(1)}× vs fp32`);
+  if (r.ppl_delta_pct !== undefined) parts.push(`ppl ${r.ppl_delta_pct >= 0 ? '+' : ''}${r.ppl_delta_pct.toFixed(1)}%`);
+  if (r.model_bytes !== undefined) parts.push(`${(r.model_bytes / 1e6).toFixed(1)} MB`);
+  return parts.join(' · ') || 'measured';
+}
+
+export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary[]): RunSummary {
+  const m = r.metrics ?? {};
+  return {
+    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: r.error?.message, started: r.started,
+    trial: r.trial && { number: r.trial.number, session: r.trial.session, rationale: r.trial.rationale, agent: r.trial.agent, assignment: r.trial.assignment },
+    decode_ms: m.decode_ms_per_token?.median, prefill_ms: m.prefill_ms?.median, inference_ms: m.inference_ms?.median,
+    throughput_tok_s: m.throughput_tok_s, ppl: m.ppl, ppl_fp32: m.ppl_fp32, ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
+    kl: m.kl, top1: m.top1, model_bytes: m.model_bytes, peak_rss_bytes: m.peak_rss_bytes,
+    speedup_decode: r.speedups?.decode ?? r.speedups?.inference, speedup_size: r.speedups?.size, line, layers,
+  };
+}
+
+/** Records of one recipe file with their 1-based line in runs.jsonl (oldest first). */
+export function recordsOf(store: RunStore, recipeFile: string): { record: RunRecord; line: number }[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(store.runsFile, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: { record: RunRecord; line: number }[] = [];
+  text.split('\n').forEach((l, i) => {
+    if (!l.trim()) return;
+    try {
+      const r = JSON.parse(l) as RunRecord;
+      if (r && typeof r.id === 'string' && path.resolve(r.recipe_file ?? '') === path.resolve(recipeFile)) out.push({ record: r, line: i + 1 });
+    } catch {
+      /* torn or hand-edited line: RunStore.read reports those */
+    }
+  });
+  return out;
+}
+
+/** Line numbers (0-based) of what lenses and diagnostics attach to, found by indentation. */
+export function recipeAnchors(text: string): { sections: { key: string; line: number }[]; overrides: { line: number; match: string }[]; keys: Map<string, number> } {
+  const lines = text.split(/\r?\n/);
+  const sections: { key: string; line: number }[] = [];
+  const overrides: { line: number; match: string }[] = [];
+  const keys = new Map<string, number>();
+  let top = '';
+  lines.forEach((l, i) => {
+    const t = /^([A-Za-z_][\w-]*)\s*:/.exec(l);
+    if (t) {
+      top = t[1];
+      keys.set(top, i);
+      if (top === 'quantize' || top === 'sparsity' || top === 'low_rank') sections.push({ key: top, line: i });
+      return;
+    }
+    const nested = /^\s+([A-Za-z_][\w-]*)\s*:/.exec(l);
+    if (nested && !keys.has(`${top}.${nested[1]}`)) keys.set(`${top}.${nested[1]}`, i);
+    const o = /^\s*-\s*match\s*:\s*["']?([^"'#]+?)["']?\s*(#.*)?$/.exec(l);
+    if (o && (top === 'quantize' || top === 'sparsity' || top === 'low_rank')) overrides.push({ line: i, match: o[1].trim() });
+  });
+  return { sections, overrides, keys };
+}
+
+function lineRange(text: string, line: number): Range {
+  const l = text.split(/\r?\n/)[line] ?? '';
+  const start = l.length - l.trimStart().length;
+  return { start: { line, character: start }, end: { line, character: l.length } };
+}
+
+export interface RunFinding { code: string; severity: DiagnosticSeverity; message: string; anchor: string }
+
+/** What the latest run of the current recipe says about it (pure: records in, findings out). */
+export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunRecord | undefined): RunFinding[] {
+  const out: RunFinding[] = [];
+  if (latest.status !== 'ok') {
+    out.push({ code: 'run-failed', severity: DiagnosticSeverity.Warning, message: `the last run of this recipe ended ${latest.status}: ${latest.error?.message ?? 'no message'}`, anchor: 'quantize' });
+    return out;
+  }
+  const m = latest.metrics;
+  const budget = recipe.objective.accuracy.max_ppl_increase;
+  const d = pctDelta(m.ppl, m.ppl_fp32);
+  if (d !== undefined && d / 100 > budget) {
+    out.push({ code: 'run-accuracy-budget', severity: DiagnosticSeverity.Warning, message: `measured perplexity is ${d.toFixed(2)}% above fp32 (${m.ppl!.toFixed(3)} vs ${m.ppl_fp32!.toFixed(3)}), over the budget of ${(budget * 100).toFixed(1)}%`, anchor: 'objective.accuracy' });
+  }
+  const sp = latest.speedups?.decode ?? latest.speedups?.inference;
+  if (sp !== undefined && sp < 1) {
+    out.push({ code: 'run-slower-than-fp32', severity: DiagnosticSeverity.Warning, message: `this recipe runs ${(1 / sp).toFixed(2)}× slower than the fp32 model on this machine (decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms vs fp32 ${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms)`, anchor: 'quantize' });
+  }
+  const now = m.decode_ms_per_token, before = previous?.metrics.decode_ms_per_token;
+  if (previous && now && before && previous.hardware?.cpu === latest.hardware?.cpu) {
+    // A regression only when the intervals don't overlap: p10 of now above p90 of before, and > 5 %.
+    if (now.median > before.median * 1.05 && now.p10 > before.p90) {
+      out.push({ code: 'run-regression', severity: DiagnosticSeverity.Information, message: `decode got slower than the previous run of this recipe: ${now.median.toFixed(3)} ms vs ${before.median.toFixed(3)} ms (+${(((now.median - before.median) / before.median) * 100).toFixed(1)}%)`, anchor: 'quantize' });
+    }
+  }
+  const limit = recipe.target.memory_limit;
+  if (limit !== undefined && m.peak_rss_bytes !== undefined && m.peak_rss_bytes > limit) {
+    out.push({ code: 'run-memory-over-target', severity: DiagnosticSeverity.Warning, message: `peak memory of the run was ${(m.peak_rss_bytes / 2 ** 20).toFixed(1)} MiB, over the target's ${(limit / 2 ** 20).toFixed(1)} MiB (the process, runtime included)`, anchor: 'target.memory_limit' });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ the feature
+
+interface BestTrial { config: Config; headline: string }
+
+export function createRunsFeature(): ServerFeature {
+  let trusted = false;
+  const bestByUri = new Map<string, BestTrial>();
+
+  return {
+    name: 'runs',
+    capabilities(params) {
+      trusted = (params.initializationOptions as { trusted?: boolean } | undefined)?.trusted === true;
+      return { codeLensProvider: { resolveProvider: false } };
+    },
+    register(ctx) {
+      const { connection, documents, service, diagnostics, safe } = ctx;
+      const log = (m: string) => connection.console.log(m);
+
+      const refuseUntrusted = () => {
+        if (!trusted) throw new ResponseError(REFUSED, UNTRUSTED_MESSAGE);
+      };
+      const fileOf = (uri: string) => uriToPath(uri);
+      const storeFor = (file: string) => new RunStore(path.dirname(file));
+
+      /** The checked recipe for the document's current text (open document) or the file on disk. */
+      async function recipeOf(uri: string): Promise<{ recipe: Recipe; layers?: readonly Layer[] }> {
+        const doc = documents.get(uri);
+        const a = doc ? await service.recipe(doc) : (await loadSetting(fileOf(uri)).catch((e) => { throw new ResponseError(REFUSED, (e as Error).message); })).analysis;
+        const errors = a.diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
+        if (errors.length || !a.recipe) {
+          const e = errors[0];
+          throw new ResponseError(REFUSED, `the recipe has ${errors.length} error${errors.length === 1 ? '' : 's'}; fix ${e ? `line ${e.range.start.line + 1}: ${e.message}` : 'it'} first`);
+        }
+        return { recipe: a.recipe, layers: a.graph?.layers };
+      }
+
+      /** Progress on the client's token, and an AbortSignal tied to the request's cancellation. */
+      function job(token: string | number | undefined, cancel: CancellationToken, title: string) {
+        const ac = new AbortController();
+        const sub = cancel.onCancellationRequested(() => ac.abort());
+        if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'begin', title, cancellable: true, percentage: 0 });
+        return {
+          signal: ac.signal,
+          report(message: string, fraction?: number) {
+            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message, percentage: fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined });
+          },
+          end(message: string) {
+            sub.dispose();
+            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message });
+          },
+        };
+      }
+
+      function afterRun(uri: string) {
+        diagnostics.schedule(uri);
+        if (ctx.clientCapabilities.workspace?.codeLens?.refreshSupport) void connection.sendRequest('workspace/codeLens/refresh').catch(() => {});
+      }
+
+      connection.onNotification(Methods.trust, (p: TrustParams) => {
+        trusted = p?.trusted === true;
+        log(`haqa: workspace ${trusted ? 'trusted: runs enabled' : 'restricted: runs disabled'}`);
+      });
+
+      connection.onRequest(Methods.benchmark, async (p: BenchmarkParams, cancel: CancellationToken): Promise<BenchmarkResult> => {
+        refuseUntrusted();
+        const { recipe } = await recipeOf(p.uri);
+        const j = job(p.workDoneToken, cancel, `Benchmark ${path.basename(recipe.file)}`);
+        try {
+          const record = await runRecipe(recipe, {
+            baseline: true, signal: j.signal, timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
+            onProgress: (pr) => j.report(`${pr.stage}: ${pr.message}`, pr.fraction),
+          });
+          const line = recordsOf(storeFor(recipe.file), recipe.file).find((x) => x.record.id === record.id)?.line;
+          const run = summarize(record, line);
+          j.end(headline(run));
+          afterRun(p.uri);
+          if (record.status === 'cancelled') throw new ResponseError(-32800, 'benchmark cancelled');
+          return { run, headline: headline(run) };
+        } catch (err) {
+          j.end('failed');
+          throw err;
+        }
+      });
+
+      connection.onRequest(Methods.tune, async (p: TuneParams, cancel: CancellationToken): Promise<TuneResult> => {
+        refuseUntrusted();
+        let loaded;
+        try {
+          loaded = await loadSetting(fileOf(p.uri), service.models);
+        } catch (err) {
+          throw new ResponseError(REFUSED, err instanceof SettingError ? err.message : (err as Error).message);
+        }
+        const trials = loaded.setting.recipe.search.trials ?? p.trials ?? 12;
+        const j = job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
+        let done = 0;
+        try {
+          const result = await tune(loaded, {
+            agent: p.apiKey ? 'claude' : 'offline', trials, seed: loaded.setting.recipe.search.seed, apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl,
+            signal: j.signal,
+            onEvent: (e) => {
+              if (e.type === 'trial-start') j.report(`trial ${e.index}: ${Object.entries(e.config).map(([k, v]) => `${k}=${v}`).join(' ') || 'as written'}`, done / trials);
+              else if (e.type === 'trial-end') {
+                done++;
+                j.report(`trial ${e.trial.index} ${e.trial.feasible ? 'feasible' : e.trial.status}${e.best ? `; best #${e.best.index}` : ''}`, done / trials);
+              } else if (e.type === 'baseline') j.report('fp32 baseline measured', 0);
+            },
+            onProgress: (t, stage, message) => j.report(`${t !== undefined ? `trial ${t} ` : ''}${stage}: ${message}`),
+          });
+          const best = result.best;
+          const bm = best?.metrics;
+          const summary: TuneResult['best'] = best && {
+            id: `trial-${best.index}`, recipe_file: fileOf(p.uri), recipe_hash: '', status: best.status, started: '',
+            decode_ms: bm?.decode_ms_per_token, prefill_ms: bm?.prefill_ms, ppl: bm?.ppl, ppl_fp32: bm?.ppl_fp32,
+            ppl_delta_pct: pctDelta(bm?.ppl, bm?.ppl_fp32 ?? result.baseline?.ppl),
+            speedup_decode: bm?.decode_ms_per_token && result.baseline?.decode_ms_per_token ? result.baseline.decode_ms_per_token / bm.decode_ms_per_token : undefined,
+            model_bytes: bm?.model_bytes, assignment: best.config,
+          };
+          const text = summary ? `best: trial ${best!.index} — ${headline(summary)}` : `no feasible trial (${result.reason})`;
+          if (best) bestByUri.set(p.uri, { config: best.config, headline: text });
+          j.end(text);
+          afterRun(p.uri);
+          return { outcome: result.outcome, trials: result.trials.length, best: summary, headline: text };
+        } catch (err) {
+          j.end('failed');
+          throw err;
+        }
+      });
+
+      connection.onRequest(Methods.advise, async (p: AdviseParams, cancel: CancellationToken): Promise<AdviseResult> => {
+        refuseUntrusted();
+        let loaded;
+        try {
+          loaded = await loadSetting(fileOf(p.uri), service.models);
+        } catch (err) {
+          throw new ResponseError(REFUSED, (err as Error).message);
+        }
+        if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'rules' };
+        const j = job(p.workDoneToken, cancel, 'Advise');
+        j.report(`asking ${p.model ?? 'Claude'}`);
+        try {
+          const res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), { apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl, signal: j.signal, architecture: loaded.architecture });
+          j.end(`${res.suggestions.length} suggestions`);
+          if (res.outcome !== 'completed' && res.suggestions.length === 0) throw new ResponseError(REFUSED, `the advisor gave no suggestions: ${res.reason}`);
+          return { suggestions: res.suggestions.map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'claude' };
+        } catch (err) {
+          j.end('failed');
+          throw err;
+        }
+      });
+
+      /** Knob assignment → one WorkspaceEdit on the document's current text (comments kept). */
+      function knobsEdit(uri: string, knobs: Record<string, unknown>, what: string): EditResult {
+        const doc = documents.get(uri);
+        const text = doc ? doc.getText() : fs.readFileSync(fileOf(uri), 'utf8');
+        try {
+          const edits = recipeTextEdits(text, knobEdits(knobs as Config, parseYamlValue(text)));
+          if (edits.length === 0) return { message: `${what}: the recipe already says so` };
+          const edit: WorkspaceEdit = { changes: { [uri]: edits } };
+          return { edit, message: `${what}: ${Object.entries(knobs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}` };
+        } catch (err) {
+          if (err instanceof RecipeEditError) return { message: `${what} cannot be written into this recipe: ${err.message}` };
+          throw err;
+        }
+      }
+
+      connection.onRequest(Methods.suggestionEdit, (p: RecipeParams & { knobs: Record<string, unknown>; title?: string }) =>
+        knobsEdit(p.uri, p.knobs ?? {}, `apply suggestion${p.title ? ` “${p.title}”` : ''}`));
+
+      connection.onRequest(Methods.bestTrialEdit, async (p: RecipeParams): Promise<EditResult> => {
+        const best = bestByUri.get(p.uri) ?? bestFromStore(fileOf(p.uri), (await recipeOf(p.uri)).recipe.objective.accuracy.max_ppl_increase);
+        if (!best) return { message: 'no tuning result for this recipe yet: run HAQA: Tune first' };
+        return knobsEdit(p.uri, best.config, 'apply best trial');
+      });
+
+      /** After a restart: the fastest trial within the accuracy budget of the newest tuning session in the store. */
+      function bestFromStore(file: string, budget: number): BestTrial | undefined {
+        const recs = recordsOf(storeFor(file), file).map((x) => x.record).filter((r) => r.trial?.session && r.trial.assignment);
+        if (!recs.length) return undefined;
+        const session = recs[recs.length - 1].trial!.session;
+        const ok = recs.filter((r) => r.trial!.session === session && r.status === 'ok' && r.metrics.decode_ms_per_token && r.metrics.ppl !== undefined && (pctDelta(r.metrics.ppl, r.metrics.ppl_fp32) ?? Infinity) / 100 <= budget);
+        ok.sort((a, b) => a.metrics.decode_ms_per_token!.median - b.metrics.decode_ms_per_token!.median);
+        return ok[0] && { config: ok[0].trial!.assignment as Config, headline: headline(summarize(ok[0])) };
+      }
+
+      connection.onRequest(Methods.runs, async (p: { uri?: string }): Promise<RunsResult> => {
+        if (!p.uri) return { runs: [], storeFile: '' };
+        const file = fileOf(p.uri);
+        const store = storeFor(file);
+        let current: { recipe: Recipe; layers?: readonly Layer[] } | undefined;
+        try {
+          current = await recipeOf(p.uri);
+        } catch {
+          current = undefined; // a broken recipe still shows its history
+        }
+        const runs = recordsOf(store, file).map(({ record, line }) => summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
+        return {
+          runs, storeFile: store.runsFile,
+          budgetPct: current ? current.recipe.objective.accuracy.max_ppl_increase * 100 : undefined,
+          currentHash: current ? recipeHash(current.recipe) : undefined,
+        };
+      });
+
+      connection.onRequest(Methods.pruneRuns, async (p: PruneParams): Promise<PruneResult> => {
+        const r = await storeFor(fileOf(p.uri)).prune(Math.max(1, p.keep ?? 20));
+        return { removed: r.removed.length, kept: r.kept.length };
+      });
+
+      // ---------------------------------------------------------------- code lenses
+
+      connection.onCodeLens((p) =>
+        safe('codeLens', async () => {
+          const doc = documents.get(p.textDocument.uri);
+          if (!doc || docKind(doc.uri) !== 'recipe') return [];
+          const uri = doc.uri;
+          const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+          const lenses: CodeLens[] = [
+            lens(top, { title: '▶ Benchmark', command: 'haqa.benchmark', arguments: [uri] }),
+            lens(top, { title: 'Tune', command: 'haqa.tune', arguments: [uri] }),
+            lens(top, { title: 'Advise', command: 'haqa.advise', arguments: [uri] }),
+          ];
+          const file = fileOf(uri);
+          const recs = recordsOf(storeFor(file), file);
+          if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} runs)`, command: 'haqa.showResults', arguments: [uri] }));
+          if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
+          const measured = recs.filter((x) => !x.record.trial?.session);
+          if (!measured.length) return lenses;
+          const a = await service.recipe(doc);
+          const hash = a.recipe ? recipeHash(a.recipe) : undefined;
+          const fresh = [...measured].reverse().find((x) => x.record.recipe_hash === hash);
+          const shown = fresh ?? measured[measured.length - 1];
+          const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale: the recipe changed since this run');
+          const anchors = recipeAnchors(doc.getText());
+          for (const at of [...anchors.sections.map((s) => s.line), ...anchors.overrides.map((o) => o.line)]) {
+            lenses.push(lens(lineRange(doc.getText(), at), { title: text, command: 'haqa.showResults', arguments: [uri] }));
+          }
+          return lenses;
+        }, []),
+      );
+
+      // ---------------------------------------------------------------- run diagnostics
+
+      diagnostics.register({
+        id: 'haqa.runs',
+        appliesTo: (doc) => docKind(doc.uri) === 'recipe',
+        async compute(doc: TextDocument): Promise<Diagnostic[]> {
+          const a = await service.recipe(doc);
+          if (!a.recipe) return [];
+          const file = fileOf(doc.uri);
+          const store = storeFor(file);
+          const hash = recipeHash(a.recipe);
+          const same = recordsOf(store, file).filter((x) => x.record.recipe_hash === hash && !x.record.trial?.session);
+          if (!same.length) return [];
+          const latest = same[same.length - 1];
+          const previous = same.slice(0, -1).reverse().find((x) => x.record.status === 'ok');
+          const text = doc.getText();
+          const anchors = recipeAnchors(text);
+          const runUri = URI.file(store.runsFile).toString();
+          return runFindings(a.recipe, latest.record, previous?.record).map((f) => {
+            const line = anchors.keys.get(f.anchor) ?? anchors.keys.get(f.anchor.split('.')[0]) ?? 0;
+            const at = { start: { line: latest.line - 1, character: 0 }, end: { line: latest.line - 1, character: 0 } };
+            return {
+              range: lineRange(text, line), severity: f.severity, code: f.code, source: 'haqa',
+              message: f.message,
+              relatedInformation: [
+                { location: { uri: runUri, range: at }, message: `run ${latest.record.id} (${latest.record.started})` },
+                ...(f.code === 'run-regression' && previous ? [{ location: { uri: runUri, range: { start: { line: previous.line - 1, character: 0 }, end: { line: previous.line - 1, character: 0 } } }, message: `previous run ${previous.record.id}` }] : []),
+              ],
+            };
+          });
+        },
+      });
+    },
+  };
+}
+
+function lens(range: Range, command: { title: string; command: string; arguments?: unknown[] }): CodeLens {
+  return { range, command };
+}
+
+function layerMap(recipe: Recipe, layers: readonly Layer[], r: RunRecord): LayerPlanSummary[] {
+  const c = r.config ?? ({} as RunRecord['config']);
+  const asRun = { ...recipe, quantize: c.quantize, sparsity: c.sparsity, low_rank: c.low_rank } as Recipe;
+  try {
+    return planLayers(asRun, layers).map((p) => ({
+      name: p.layer.name,
+      bits: p.quant?.bits,
+      block_size: p.quant?.block_size,
+      skip: !p.quant,
+      sparsity: p.sparsity ? ('ratio' in p.sparsity ? `${Math.round(p.sparsity.ratio * 100)}%` : `${p.sparsity.n}:${p.sparsity.m}`) : undefined,
+      rank: p.lowRank?.rank,
+    }));
+  } catch {
+    return [];
+  }
+}

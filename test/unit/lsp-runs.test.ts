@@ -1,0 +1,118 @@
+// Run features of the language server: the headline figure, where lenses attach, what a run record
+// turns into as diagnostics, reading records with their line numbers; and over the real protocol, that
+// an untrusted workspace gets no runs and that a suggestion comes back as one comment-keeping edit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import type { TextEdit } from 'vscode-languageserver-types';
+import { headline, recipeAnchors, recordsOf, runFindings, summarize } from '../../server/src/lsp/runs';
+import { RunStore } from '../../server/src/bench/store';
+import type { RunRecord } from '../../server/src/bench/record';
+import type { Recipe } from '../../server/src/config/recipe';
+import { tempDir } from '../helpers/tinyModel';
+
+const summary = (median: number, spread = 0.01) => ({ median, p10: median * (1 - spread), p90: median * (1 + spread), n: 20, ci_rel: spread });
+
+function record(over: Partial<RunRecord> & { decode?: number; ppl?: number; rss?: number; speedup?: number } = {}): RunRecord {
+  const { decode = 5, ppl = 10.1, rss = 50 * 2 ** 20, speedup = 2, ...rest } = over;
+  return {
+    id: `2026-11-22T00:00:00Z-${Math.random().toString(36).slice(2, 6)}`, recipe_file: '/w/haqa.yaml', recipe_hash: 'h1', source_model: '/w/model.onnx',
+    config: {} as RunRecord['config'], status: 'ok',
+    metrics: { decode_ms_per_token: summary(decode), ppl, ppl_fp32: 10, peak_rss_bytes: rss, model_bytes: 3e6 },
+    baseline: { decode_ms_per_token: summary(decode * speedup) }, speedups: { decode: speedup },
+    session_options: {} as RunRecord['session_options'], hardware: { cpu: 'x' } as RunRecord['hardware'], onnxruntime: '1.30.0', quick: false,
+    started: '2026-11-22T00:00:00Z', finished: '2026-11-22T00:00:10Z',
+    ...rest,
+  };
+}
+
+const recipe = { objective: { accuracy: { max_ppl_increase: 0.05 } }, target: { memory_limit: 64 * 2 ** 20 } } as unknown as Recipe;
+
+test('headline reads like the lens: decode, speedup against fp32, perplexity change', () => {
+  assert.equal(headline(summarize(record({ decode: 7.9, ppl: 10.06, speedup: 2.7 }))), 'decode 7.90 ms/token · 2.7× vs fp32 · ppl +0.6% · 3.0 MB');
+  assert.equal(headline(summarize(record({ status: 'error', error: { message: 'tokenizer not found', stage: 'setup' } as RunRecord['error'] }))), 'error: tokenizer not found');
+});
+
+test('anchors: compression sections, overrides by their match line, nested keys', () => {
+  const text = ['version: 1', 'target:', '  memory_limit: 64MiB', 'quantize:', '  bits: 4', '  overrides:', '    # more bits', '    - match: "model.layers.*.mlp.down_proj"', '      bits: 8', 'sparsity:', '  - match: a.*   # note', 'evaluation:', '  - match: not-an-override'].join('\n');
+  const a = recipeAnchors(text);
+  assert.deepEqual(a.sections, [{ key: 'quantize', line: 3 }, { key: 'sparsity', line: 9 }]);
+  assert.deepEqual(a.overrides, [{ line: 7, match: 'model.layers.*.mlp.down_proj' }, { line: 10, match: 'a.*' }]);
+  assert.equal(a.keys.get('target.memory_limit'), 2);
+});
+
+test('findings: within budget, faster, under the memory limit → nothing to say', () => {
+  assert.deepEqual(runFindings(recipe, record(), undefined), []);
+});
+
+test('findings: accuracy budget, slower than fp32, memory over target, each with its anchor', () => {
+  const f = runFindings(recipe, record({ ppl: 10.8, speedup: 0.8, rss: 80 * 2 ** 20 }), undefined);
+  assert.deepEqual(f.map((x) => [x.code, x.anchor]), [
+    ['run-accuracy-budget', 'objective.accuracy'], ['run-slower-than-fp32', 'quantize'], ['run-memory-over-target', 'target.memory_limit'],
+  ]);
+  assert.match(f[0].message, /8\.00% above fp32/);
+});
+
+test('findings: a regression needs the intervals apart, not just a higher median', () => {
+  const prev = record({ decode: 5 });
+  assert.deepEqual(runFindings(recipe, record({ decode: 5.2, metrics: { ...record().metrics, decode_ms_per_token: summary(5.2, 0.1) } }), prev), []);
+  const slower = runFindings(recipe, record({ decode: 6 }), prev);
+  assert.deepEqual(slower.map((x) => x.code), ['run-regression']);
+  // Another machine: not comparable.
+  assert.deepEqual(runFindings(recipe, record({ decode: 6, hardware: { cpu: 'other' } as RunRecord['hardware'] }), prev), []);
+});
+
+test('recordsOf: this recipe only, with 1-based lines, skipping torn lines', async () => {
+  const dir = tempDir('haqa-runs-');
+  const store = new RunStore(dir);
+  const mine = path.join(dir, 'haqa.yaml');
+  await store.append(record({ recipe_file: mine, id: 'a' }));
+  await store.append(record({ recipe_file: path.join(dir, 'other.haqa.yaml'), id: 'b' }));
+  await store.append(record({ recipe_file: mine, id: 'c' }));
+  fs.appendFileSync(store.runsFile, '{"id": "torn');
+  assert.deepEqual(recordsOf(store, mine).map((x) => [x.record.id, x.line]), [['a', 1], ['c', 3]]);
+});
+
+test('protocol: runs are refused untrusted; a suggestion is one edit that keeps comments', async () => {
+  const root = path.join(__dirname, '..', '..');
+  const serverJs = path.join(root, 'dist', 'server.js');
+  if (!fs.existsSync(serverJs)) execFileSync(process.execPath, [path.join(root, 'esbuild.mjs')], { cwd: root, stdio: 'inherit' });
+  const dir = tempDir('haqa-runs-lsp-');
+  const file = path.join(dir, 'haqa.yaml');
+  const text = 'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 4 # four\n  block_size: 32\n';
+  fs.writeFileSync(file, text);
+  const uri = pathToFileURL(file).href;
+  const proc = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const conn = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
+  conn.onRequest('client/registerCapability', () => null);
+  conn.listen();
+  try {
+    const init = await conn.sendRequest<{ capabilities: { codeLensProvider?: unknown } }>('initialize', { processId: process.pid, rootUri: pathToFileURL(dir).href, capabilities: {}, initializationOptions: { trusted: false } });
+    assert.ok(init.capabilities.codeLensProvider, 'code lenses offered');
+    await conn.sendNotification('initialized', {});
+    await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version: 1, text } });
+    await assert.rejects(conn.sendRequest('haqa/benchmark', { uri }), /Restricted Mode/);
+    await assert.rejects(conn.sendRequest('haqa/tune', { uri }), /Restricted Mode/);
+    await conn.sendNotification('haqa/trust', { trusted: true });
+    // Trusted now: the request gets past the trust check and fails on the missing model instead.
+    await assert.rejects(conn.sendRequest('haqa/benchmark', { uri }), (e: Error) => !/Restricted Mode/.test(e.message));
+
+    const r = await conn.sendRequest<{ edit?: { changes: Record<string, TextEdit[]> }; message: string }>('haqa/suggestionEdit', { uri, knobs: { 'quantize.bits': 8 }, title: 't' });
+    assert.ok(r.edit, r.message);
+    const after = TextDocument.applyEdits(TextDocument.create(uri, 'yaml', 1, text), r.edit.changes[uri]);
+    assert.match(after, /bits: 8 # four/);
+    assert.match(after, /block_size: 32/);
+
+    const lenses = await conn.sendRequest<{ command?: { title: string } }[]>('textDocument/codeLens', { textDocument: { uri } });
+    assert.deepEqual(lenses.map((l) => l.command?.title), ['▶ Benchmark', 'Tune', 'Advise']);
+  } finally {
+    await conn.sendRequest('shutdown').catch(() => {});
+    await conn.sendNotification('exit').catch(() => {});
+    proc.kill();
+  }
+});
