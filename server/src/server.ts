@@ -9,8 +9,9 @@ import { DiagnosticsHub } from './lsp/diagnosticsHub';
 import { HaqaService, docKind, uriToPath } from './lsp/service';
 import type { ServerContext, ServerFeature } from './lsp/features';
 import { recipeFeature } from './lsp/recipeFeature';
+import { createRunsFeature } from './lsp/runs';
 
-const features: ServerFeature[] = [recipeFeature];
+const features: ServerFeature[] = [recipeFeature, createRunsFeature()];
 
 export interface InitOptions {
   /** Folders recipes may reference files in (besides the workspace folders). */
