@@ -100,6 +100,9 @@ test('fp32 and 4-bit runs of a decoder: consistent figures, artifact and referen
   assert.ok(a.metrics.kl! > 0 && a.metrics.kl! < 0.1, `kl ${a.metrics.kl}`);
   assert.ok(a.metrics.top1! > 0.3 && a.metrics.top1! <= 1);
   assert.ok(a.baseline?.decode_ms_per_token && a.speedups?.decode! > 0);
+  // Interleaved: one fp32/model ratio per repetition pair.
+  assert.equal(a.speedups?.paired?.decode?.n, a.metrics.decode_ms_per_token!.n);
+  assert.equal(a.baseline.decode_ms_per_token.n, a.metrics.decode_ms_per_token!.n);
   assert.ok(Math.abs(a.speedups!.size! - fp.metrics.model_bytes! / a.metrics.model_bytes!) < 1e-9);
   assert.notEqual(a.model_hash, fp.model_hash);
   assert.notEqual(a.recipe_hash, fp.recipe_hash);

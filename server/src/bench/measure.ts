@@ -12,7 +12,7 @@
 import * as ort from 'onnxruntime-node';
 import { DecoderConfig, DecoderError, DecoderSession } from '../model/decoder';
 import { writeFileAtomic } from '../util/atomicWrite';
-import type { Metrics, RunStage, SessionOptionsUsed } from './record';
+import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './record';
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
@@ -158,7 +158,7 @@ function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: Meas
  * median is known within the policy's interval, or a cap is hit.
  * The model's peak RSS is read after its warm-up, before the baseline is loaded.
  */
-async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics }> {
+async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progress): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
   const warmups = job.quick ? 1 : 2;
   const subjects: { kind: Loaded['kind']; timed: Timed; series: number[][] }[] = [];
@@ -195,10 +195,16 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
     await base?.release();
   }
   const [me, fp] = subjects;
-  return {
-    metrics: { ...latencyMetrics(me.kind, me.series, job.workload), ...rss },
-    baseline: fp ? latencyMetrics(fp.kind, fp.series, job.workload) : undefined,
-  };
+  let baseline: BaselineFigures | undefined;
+  if (fp) {
+    // Samples i of both were taken back to back: their ratio cancels the load both saw.
+    const ratios = (k: number) => summarize(fp.series[k].map((b, i) => b / me.series[k][i]));
+    baseline = {
+      ...latencyMetrics(fp.kind, fp.series, job.workload),
+      paired: me.kind === 'decoder' ? { prefill: ratios(0), decode: ratios(1) } : { inference: ratios(0) },
+    };
+  }
+  return { metrics: { ...latencyMetrics(me.kind, me.series, job.workload), ...rss }, baseline };
 }
 
 interface GenericInputs { feeds: Record<string, ort.Tensor>; }
@@ -240,7 +246,7 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
 
 export async function runJob(
   job: WorkerJob, progress: Progress,
-): Promise<{ metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }> {
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }> {
   if (job.kind === 'compress') {
     progress('compress', 'compressing');
     await maybeHang(job, 'compress');
@@ -259,7 +265,7 @@ export async function runJob(
   return runModelJob(job, progress);
 }
 
-async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: Metrics }> {
+async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   progress('load', `loading ${job.model}`);
   await maybeHang(job, 'load');
   const loaded = await load(job.model, job.session, job.config);
@@ -281,7 +287,7 @@ async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): 
     }
 
     let metrics: Metrics = {};
-    let baseline: Metrics | undefined;
+    let baseline: BaselineFigures | undefined;
     if (job.latency) ({ metrics, baseline } = await measureLatency(job, loaded, progress));
     const ref = job.reference ? readReference(job.reference) : undefined;
     if (loaded.kind === 'decoder') {

@@ -1,6 +1,6 @@
 // The protocol between runRecipe (./run.ts, via ./spawn.ts) and the worker (./worker.ts): the jobs
 // a worker can be given and the messages it sends back. Plain JSON over the IPC channel.
-import type { Metrics, RunStage, SessionOptionsUsed } from './record';
+import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './record';
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
 import type { Recipe } from '../config/recipe';
@@ -69,7 +69,7 @@ export type WorkerMessage =
   /** Sent once the worker listens for its job: the parent sends the job only then. */
   | { type: 'ready' }
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; baseline?: Metrics; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
+  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;

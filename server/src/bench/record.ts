@@ -56,6 +56,8 @@ export interface Metrics extends AccuracyMetrics {
 }
 
 export interface BaselineFigures {
+  /** Per-repetition fp32/model ratios, when the baseline was timed interleaved (see Speedups.paired). */
+  paired?: Speedups['paired'];
   prefill_ms?: Summary;
   decode_ms_per_token?: Summary;
   inference_ms?: Summary;
@@ -71,6 +73,11 @@ export interface Speedups {
   inference?: number;
   throughput?: number;
   size?: number;
+  /**
+   * With an interleaved baseline: the per-repetition ratios fp32/model of neighbouring samples
+   * (which saw the same machine load), summarized — `ci_rel` says how sure the speedup is.
+   */
+  paired?: { prefill?: Summary; decode?: Summary; inference?: Summary };
 }
 
 export interface HardwareFingerprint {
@@ -246,5 +253,6 @@ export function speedupsOf(m: Metrics, b: BaselineFigures): Speedups {
     inference: ratio(b.inference_ms?.median, m.inference_ms?.median),
     throughput: ratio(m.throughput_tok_s, b.throughput_tok_s),
     size: ratio(b.model_bytes, m.model_bytes),
+    paired: b.paired,
   };
 }

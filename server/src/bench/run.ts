@@ -257,7 +257,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       const b = out.baseline;
       record.baseline = {
         prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
-        throughput_tok_s: b.throughput_tok_s, model_bytes: source.bytes,
+        throughput_tok_s: b.throughput_tok_s, model_bytes: source.bytes, paired: b.paired,
       };
     }
     if (!compresses(recipe)) {
@@ -265,7 +265,10 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       if (m.ppl !== undefined) Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });
       if (opts.baseline && wantLatency) record.baseline = { ...pickBaseline(record.metrics) };
     }
-    if (record.baseline) record.speedups = speedupsOf(record.metrics, record.baseline);
+    if (record.baseline) {
+      record.speedups = speedupsOf(record.metrics, record.baseline);
+      delete record.baseline.paired; // kept once, under speedups
+    }
   } catch (err) {
     if (err instanceof RunFailure) {
       record.status = err.status;

@@ -4,7 +4,7 @@ import { fork, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Metrics, RunError, RunStage, RunStatus } from './record';
+import type { BaselineFigures, Metrics, RunError, RunStage, RunStatus } from './record';
 import type { WorkerJob, WorkerMessage } from './protocol';
 import type { BandwidthResult } from './hardware';
 
@@ -30,7 +30,7 @@ export interface WorkerOutcome {
   status: RunStatus;
   metrics?: Metrics;
   /** fp32 latency figures timed interleaved with the model's, when the job asked. */
-  baseline?: Metrics;
+  baseline?: BaselineFigures;
   bandwidth?: BandwidthResult;
   /** What a compress job reports for the artifact's meta.json. */
   artifact?: Record<string, unknown>;

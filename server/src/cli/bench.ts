@@ -50,11 +50,12 @@ export function formatRecord(r: RunRecord): string[] {
   if (r.artifact) {
     out.push(`  model      ${r.artifact}  ${m.model_bytes !== undefined ? humanBytes(m.model_bytes) : ''}${s.size && Math.abs(s.size - 1) > 0.005 ? `, ${x(s.size)} smaller than fp32` : ''}${r.artifact_reused ? '  [artifact reused]' : r.compress_seconds ? `  [compressed in ${r.compress_seconds.toFixed(1)} s]` : ''}`);
   }
-  const row = (label: string, v: string, base: string, sp: number | undefined) =>
-    out.push(`  ${label.padEnd(10)} ${v}${base ? `   fp32 ${base}   ${x(sp)}` : ''}`);
-  if (m.prefill_ms) row('prefill', ms(m.prefill_ms), b?.prefill_ms ? ms(b.prefill_ms).split(' (')[0] : '', s.prefill);
-  if (m.decode_ms_per_token) row('decode', `${ms(m.decode_ms_per_token)} per token`, b?.decode_ms_per_token ? ms(b.decode_ms_per_token).split(' (')[0] : '', s.decode);
-  if (m.inference_ms) row('inference', ms(m.inference_ms), b?.inference_ms ? ms(b.inference_ms).split(' (')[0] : '', s.inference);
+  const row = (label: string, v: string, base: string, sp: number | undefined, paired?: Summary) =>
+    out.push(`  ${label.padEnd(10)} ${v}${base ? `   fp32 ${base}   ${x(sp)}${paired ? ` (paired ${x(paired.median)}${paired.ci_rel !== null ? ` ±${(paired.ci_rel * 100).toFixed(0)}%` : ''})` : ''}` : ''}`);
+  const p = s.paired ?? {};
+  if (m.prefill_ms) row('prefill', ms(m.prefill_ms), b?.prefill_ms ? ms(b.prefill_ms).split(' (')[0] : '', s.prefill, p.prefill);
+  if (m.decode_ms_per_token) row('decode', `${ms(m.decode_ms_per_token)} per token`, b?.decode_ms_per_token ? ms(b.decode_ms_per_token).split(' (')[0] : '', s.decode, p.decode);
+  if (m.inference_ms) row('inference', ms(m.inference_ms), b?.inference_ms ? ms(b.inference_ms).split(' (')[0] : '', s.inference, p.inference);
   if (m.throughput_tok_s !== undefined) row('throughput', `${m.throughput_tok_s.toFixed(0)} tok/s`, b?.throughput_tok_s ? `${b.throughput_tok_s.toFixed(0)} tok/s` : '', s.throughput);
   const acc: string[] = [];
   if (m.ppl !== undefined) {
