@@ -58,8 +58,9 @@ export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
  */
 export function symmetricEigen(aIn: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   const a = Float64Array.from(aIn);
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  // Vᵀ, row-major: row i is eigenvector i, so a rotation touches two contiguous rows.
+  const vt = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) vt[i * n + i] = 1;
   let scale = 0;
   for (let i = 0; i < n * n; i++) scale += a[i] * a[i];
   const tol = 1e-30 * Math.max(scale, 1e-300);
@@ -68,32 +69,38 @@ export function symmetricEigen(aIn: Float64Array, n: number): { values: Float64A
     for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += a[p * n + q] * a[p * n + q];
     if (off <= tol) break;
     for (let p = 0; p < n - 1; p++) {
+      const rp = p * n;
       for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q];
+        const rq = q * n;
+        const apq = a[rp + q];
         if (Math.abs(apq) < 1e-300) continue;
-        const app = a[p * n + p];
-        const aqq = a[q * n + q];
+        const app = a[rp + p];
+        const aqq = a[rq + q];
         const theta = (aqq - app) / (2 * apq);
         const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
         const c = 1 / Math.sqrt(t * t + 1);
         const s = t * c;
+        // A' = JᵀAJ. Off the 2×2 block, rows p and q of A' are rows p and q of JᵀA (contiguous), and
+        // A' is symmetric, so columns p and q are those rows mirrored.
         for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p];
-          const akq = a[k * n + q];
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
+          const x = a[rp + k];
+          const y = a[rq + k];
+          const nx = c * x - s * y;
+          const ny = s * x + c * y;
+          a[rp + k] = nx;
+          a[rq + k] = ny;
+          a[k * n + p] = nx;
+          a[k * n + q] = ny;
         }
+        a[rp + p] = app - t * apq;
+        a[rq + q] = aqq + t * apq;
+        a[rp + q] = 0;
+        a[rq + p] = 0;
         for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k];
-          const aqk = a[q * n + k];
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p];
-          const vkq = v[k * n + q];
-          v[k * n + p] = c * vkp - s * vkq;
-          v[k * n + q] = s * vkp + c * vkq;
+          const x = vt[rp + k];
+          const y = vt[rq + k];
+          vt[rp + k] = c * x - s * y;
+          vt[rq + k] = s * x + c * y;
         }
       }
     }
@@ -103,7 +110,7 @@ export function symmetricEigen(aIn: Float64Array, n: number): { values: Float64A
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
     values[dst] = a[src * n + src];
-    for (let k = 0; k < n; k++) vectors[k * n + dst] = v[k * n + src];
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = vt[src * n + k];
   });
   return { values, vectors };
 }
@@ -144,19 +151,12 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k:
   return c;
 }
 
-/** C (k×n) = Aᵀ · B for A (m×k) and B (m×n). */
+/** C (k×n) = Aᵀ · B for A (m×k) and B (m×n): transpose A once, then the row-at-a-time product
+ * (accumulating over m directly would stream all of C through the cache once per row of A). */
 export function matmulTN(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
-  const c = new Float64Array(k * n);
-  for (let r = 0; r < m; r++) {
-    for (let i = 0; i < k; i++) {
-      const ari = a[r * k + i];
-      if (ari === 0) continue;
-      const ci = i * n;
-      const br = r * n;
-      for (let j = 0; j < n; j++) c[ci + j] += ari * b[br + j];
-    }
-  }
-  return c;
+  const at = new Float64Array(k * m);
+  for (let r = 0; r < m; r++) for (let i = 0; i < k; i++) at[i * m + r] = a[r * k + i];
+  return matmul(at, b, k, m, n);
 }
 
 /** Seeded standard normal numbers (xorshift32 + Box–Muller): reproducible sketches and inputs. */

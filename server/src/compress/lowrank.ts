@@ -24,9 +24,12 @@ export interface LowRankResult {
 export const EXACT_SVD_MAX = 768;
 
 export function lowRank(
-  w: ArrayLike<number>, K: number, N: number, rank: number,
+  wIn: ArrayLike<number>, K: number, N: number, rank: number,
   opts: { method?: 'svd' | 'randomized_svd'; oversample?: number; powerIters?: number; seed?: number } = {},
 ): LowRankResult {
+  // Everything below sees Float64Array only: mixing element kinds in the shared kernels makes their
+  // element access polymorphic and about 3x slower.
+  const w = wIn instanceof Float64Array ? wIn : Float64Array.from(wIn);
   const r = Math.max(1, Math.min(rank, K, N));
   const small = Math.min(K, N);
   const method = opts.method === 'svd' && small <= EXACT_SVD_MAX ? 'svd' : opts.method === 'svd' && small > EXACT_SVD_MAX ? 'randomized_svd' : opts.method ?? 'randomized_svd';
@@ -42,7 +45,7 @@ export function lowRank(
     for (let k = 0; k < K; k++) a[k * r + i] = u[k * r + i] * s;
     for (let n = 0; n < N; n++) b[i * N + n] = vt[i * N + n] * s;
   }
-  const ab = matmul(a, b, K, r, N);
+  const ab = matmul(Float64Array.from(a), Float64Array.from(b), K, r, N);
   let sqErr = 0;
   let sqNorm = 0;
   for (let i = 0; i < K * N; i++) {
@@ -55,7 +58,7 @@ export function lowRank(
 
 /** All singular values of W (descending) from the Gram matrix of its narrow side. */
 export function singularValues(w: ArrayLike<number>, K: number, N: number): Float64Array {
-  const { values } = gramEigen(w, K, N);
+  const { values } = gramEigen(w instanceof Float64Array ? w : Float64Array.from(w), K, N);
   return values.map((v) => Math.sqrt(Math.max(v, 0)));
 }
 
