@@ -199,8 +199,18 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   while (p < min && old.charCodeAt(p) === text.charCodeAt(p)) p++;
   let sfx = 0;
   while (sfx < min - p && old.charCodeAt(old.length - 1 - sfx) === text.charCodeAt(text.length - 1 - sfx)) sfx++;
-  const oldEnd = old.length - sfx;
+  let oldEnd = old.length - sfx;
   const delta = text.length - old.length;
+  // A pure insertion or deletion of whole lines is found by the prefix match a few characters into
+  // the next line (`    ` of `    - match`); slide it back to the line start where it belongs.
+  const insertion = oldEnd === p;
+  const deletion = text.length - sfx === p;
+  if (insertion !== deletion) {
+    const src = insertion ? text : old;
+    const len = Math.abs(delta);
+    while (p > 0 && old[p - 1] !== '\n' && src[p - 1] === src[p - 1 + len]) p--;
+    oldEnd = insertion ? p : p + len;
+  }
   const lineStart = (t: string, o: number) => t.lastIndexOf('\n', o - 1) + 1;
   const lineEndIncl = (t: string, o: number) => {
     const n = t.indexOf('\n', o);
