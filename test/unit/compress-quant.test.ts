@@ -2,8 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { compressModel } from '../../server/src/compress/pipeline';
-import { blockParams, quantizeRTN, dequantize, ORT_DEFAULT_4BIT, floatToHalf, quantizeValue } from '../../server/src/compress/quant';
-import { readModel, writeModel, halfToFloat } from '../../server/src/model/onnx';
+import { blockParams, quantizeRTN, dequantize, ORT_DEFAULT_4BIT, floatToHalf, quantizeValue, toHalfArray } from '../../server/src/compress/quant';
+import { readModel, writeModel, halfToFloat, DataType, makeTensor } from '../../server/src/model/onnx';
+import { node, valueInfo, model } from '../../server/src/model/build';
+import * as ort from 'onnxruntime-node';
 import { inspectModel } from '../../server/src/model/graph';
 import { tempDir, writeTinyModel, randn } from '../helpers/tinyModel';
 import { recipeFor, reference, runOrt, input, relMaxDiff, relL2, gemmModel, unpackNBits } from './compress-helpers';
@@ -130,5 +132,35 @@ test('float16 conversion rounds to nearest', () => {
   for (const v of [0, 1, -2.5, 65504, 1e-7, 0.1, 3.14159, -1e-5]) {
     const back = halfToFloat(floatToHalf(v));
     assert.ok(Math.abs(back - v) <= Math.abs(v) * 2 ** -11 + 6e-8, `${v} → ${back}`);
+  }
+});
+
+test('float16 models: MatMulNBits with float16 scales, pruned and factorized weights stay float16 and run', async () => {
+  const dir = tempDir();
+  const K = 64, N = 32;
+  const w = randn(K * N, 1, 0.1);
+  const m = model({
+    name: 'h', node: [node('MatMul', ['x', 'p.weight'], ['y'], { name: '/p/MatMul' })],
+    input: [valueInfo('x', DataType.FLOAT16, [2, K])], output: [valueInfo('y', DataType.FLOAT16, [2, N])],
+    initializer: [makeTensor('p.weight', DataType.FLOAT16, [K, N], toHalfArray(w))],
+  });
+  const file = path.join(dir, 'h.onnx');
+  await writeModel(m, file);
+  const xs = randn(2 * K, 2);
+  const x = new ort.Tensor('float16', toHalfArray(xs), [2, K]);
+  const run = async (f: string) => Float64Array.from((await (await ort.InferenceSession.create(f)).run({ x })).y.data as Uint16Array, halfToFloat);
+  const base = await run(file);
+  for (const [doc, tol] of [
+    [{ quantize: { bits: 4, block_size: 32 } }, 0.2],
+    [{ quantize: { bits: 8, block_size: 32, symmetric: false } }, 0.02],
+    [{ sparsity: { rules: [{ match: '**', pattern: '2:4' }] } }, 0.8],
+    [{ low_rank: { rules: [{ match: '**', rank: 32 }] } }, 0.05],
+  ] as const) {
+    const out = path.join(dir, 'o.onnx');
+    await compressModel(recipeFor(file, doc), { out });
+    const mm = await readModel(out);
+    for (const t of mm.proto.graph!.initializer!) assert.ok([DataType.FLOAT16, DataType.UINT8].includes(t.dataType!), `${t.name} ${t.dataType}`);
+    const e = relL2(await run(out), base);
+    assert.ok(e > 0 && e < tol, `${JSON.stringify(doc)}: ${e}`);
   }
 });
