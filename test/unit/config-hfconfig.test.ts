@@ -86,8 +86,14 @@ test('a config that disagrees with the ONNX graph beside it is flagged on the ke
   const text = cfg({ hidden_size: 128, num_attention_heads: 8, num_hidden_layers: 3, vocab_size: 100 });
   const a = await check(text, dir);
   const mism = a.diagnostics.filter((d) => d.code === 'config-graph-mismatch');
-  assert.deepEqual(mism.map((d) => covered(text, d)).sort(), ['100', '128', '3']);
+  assert.deepEqual(mism.map((d) => covered(text, d)).sort(), ['100', '128', '2', '3']);
   assert.match(messageText(mism.find((d) => covered(text, d) === '128')!), /hidden_size is 128 but model\.onnx has 64/);
+  // SMALL's k_proj is 64×16: 2 kv heads of 8 (head_dim 64/8); 4 kv heads disagree.
+  const kv = cfg({ num_key_value_heads: 4 });
+  const [dk] = (await check(kv, dir)).diagnostics;
+  assert.equal(dk.code, 'config-graph-mismatch');
+  assert.equal(covered(kv, dk), '4');
+  assert.match(messageText(dk), /= 32, but model\.onnx has 16 \(model\.layers\.0\.self_attn\.k_proj N\)/);
   const g = graphArchitecture(a.graph!);
   assert.deepEqual([g.hidden, g.intermediate, g.layers, g.vocab], [64, 96, 2, 128]);
 });

@@ -124,11 +124,12 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
 }
 
 /** The numbers a Llama-family graph implies, read from its layer shapes. */
-export function graphArchitecture(g: ModelGraph): { hidden?: number; intermediate?: number; layers?: number; vocab?: number; witness: Record<string, string> } {
+export function graphArchitecture(g: ModelGraph): { hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string> } {
   const by = (suffix: string) => g.layers.find((l) => l.name.endsWith(suffix));
   const q = by('self_attn.q_proj') ?? by('mlp.up_proj') ?? by('mlp.gate_proj');
   const up = by('mlp.up_proj') ?? by('mlp.gate_proj');
   const head = g.layers.find((l) => l.name === 'lm_head');
+  const k = by('self_attn.k_proj');
   const idx = new Set<number>();
   for (const l of g.layers) {
     const m = /^model\.layers\.(\d+)\./.exec(l.name);
@@ -139,7 +140,8 @@ export function graphArchitecture(g: ModelGraph): { hidden?: number; intermediat
     intermediate: up?.N,
     layers: idx.size || undefined,
     vocab: head?.N,
-    witness: { hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N` : '', vocab: head ? 'lm_head N' : '', layers: 'model.layers.<i>' },
+    kvWidth: k?.N,
+    witness: { hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N` : '', vocab: head ? 'lm_head N' : '', layers: 'model.layers.<i>', kvWidth: k ? `${k.name} N` : '' },
   };
 }
 
@@ -151,6 +153,11 @@ function compareWithGraph(a: HfConfigAnalysis, arch: ModelArchitecture, g: Model
     ['layers', 'num_hidden_layers', arch.num_hidden_layers],
     ['vocab', 'vocab_size', arch.vocab_size],
   ];
+  // Grouped-query attention: k_proj's output width is num_key_value_heads × head_dim.
+  if (ga.kvWidth !== undefined && ga.kvWidth !== arch.num_key_value_heads * arch.head_dim) {
+    a.diagnostics.push(diag(at(['num_key_value_heads']), 'warning', 'config-graph-mismatch',
+      `num_key_value_heads ${arch.num_key_value_heads} × head_dim ${arch.head_dim} = ${arch.num_key_value_heads * arch.head_dim}, but ${path.basename(g.path)} has ${ga.kvWidth} (${ga.witness.kvWidth})`));
+  }
   for (const [k, key, want] of pairs) {
     const have = ga[k] as number | undefined;
     if (have !== undefined && have !== want) {
