@@ -69,7 +69,7 @@
       svg.append(c);
     }
     box.append(svg);
-    box.append(el('p', { class: 'legend' }, `${pts.length} runs · ${front.length} on the Pareto front (larger dots, joined)`));
+    box.append(el('p', { class: 'legend' }, `${pts.length} run${pts.length === 1 ? '' : 's'} · ${front.length} on the Pareto front (larger dots, joined)`));
     return onFront;
   }
 
@@ -84,7 +84,9 @@
     const t = el('table', { class: 'runs' });
     const head = el('tr');
     for (const [name] of cols) head.append(el('th', {}, name));
-    t.append(el('thead')).append(head);
+    const thead = el('thead');
+    thead.append(head);
+    t.append(thead);
     const body = el('tbody');
     for (const r of [...runs].reverse()) {
       const tr = el('tr', { class: [r.id === state.selected ? 'selected' : '', onFront.has(r.id) ? 'onfront' : '', r.recipe_hash === currentHash ? 'current' : ''].join(' ').trim(), tabindex: 0 });
@@ -121,7 +123,7 @@
   function render() {
     const { runs, budgetPct, currentHash } = state;
     $('empty').hidden = runs.length > 0;
-    $('summary').textContent = state.recipe ? `${state.recipe} · ${runs.length} runs` : `${runs.length} runs`;
+    $('summary').textContent = state.recipe ? `${state.recipe} · ${runs.length} run${runs.length === 1 ? '' : 's'}` : `${runs.length} run${runs.length === 1 ? '' : 's'}`;
     const onFront = chart(runs, budgetPct);
     table(runs, onFront, currentHash);
     layers(runs.find((r) => r.id === state.selected));

@@ -132,12 +132,12 @@ export async function open(opts: SessionOptions): Promise<Session> {
   };
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, why: () => string, every = 250): Promise<T> {
+export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, why: () => string | Promise<string>, every = 250): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${why()}`);
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${await why()}`);
     await new Promise((r) => setTimeout(r, every));
   }
 }
