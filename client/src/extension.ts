@@ -7,6 +7,7 @@ import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerO
 import { Jobs } from './jobs';
 import { ApiKey } from './apiKey';
 import { ResultsPanel } from './resultsView';
+import { RunQuickFixes } from './runActions';
 import {
   Methods, UNTRUSTED_MESSAGE,
   type AdviseResult, type BenchmarkResult, type EditResult, type PruneResult, type RunsResult, type TuneResult,
@@ -56,6 +57,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
       log.info('workspace trusted: runs enabled');
       void client?.sendNotification(Methods.trust, { trusted: true });
     }),
+  );
+
+  context.subscriptions.push(
+    vscode.languages.registerCodeActionsProvider(RECIPE_SELECTOR, new RunQuickFixes(() => client), { providedCodeActionKinds: RunQuickFixes.kinds }),
   );
 
   const results = new ResultsPanel(context, log, async (uri) => (await client?.sendRequest<RunsResult>(Methods.runs, { uri: uri?.toString() })) ?? { runs: [], storeFile: '' });
@@ -182,11 +187,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.pruneRuns', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client) return;
-    const keep = await vscode.window.showInputBox({ prompt: 'Keep how many newest runs per recipe?', value: '20', validateInput: (v) => (/^\d+$/.test(v) ? undefined : 'a whole number') });
+    const keep = await vscode.window.showInputBox({ prompt: 'Keep the built models of how many newest runs? Older ones are deleted from .haqa/artifacts (the run records stay).', value: '20', validateInput: (v) => (/^\d+$/.test(v) ? undefined : 'a whole number') });
     if (keep === undefined) return;
     const r = await client.sendRequest<PruneResult>(Methods.pruneRuns, { uri: uri.toString(), keep: Number(keep) });
-    log.info(`prune: removed ${r.removed}, kept ${r.kept}`);
-    void vscode.window.showInformationMessage(`HAQA: removed ${r.removed} runs, kept ${r.kept}.`);
+    log.info(`prune: removed ${r.removed} artifacts, kept ${r.kept}`);
+    void vscode.window.showInformationMessage(`HAQA: removed ${r.removed} built models, kept ${r.kept}.`);
     results.refresh();
   });
 

@@ -115,7 +115,7 @@ export interface AdviseResult {
 
 export interface PruneParams {
   uri: string;
-  /** Keep this many newest runs per recipe (default 20). */
+  /** Keep the artifacts (built models) of this many newest runs (default 20); records stay. */
   keep?: number;
 }
 
