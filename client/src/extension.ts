@@ -8,6 +8,7 @@ import { Jobs } from './jobs';
 import { ApiKey } from './apiKey';
 import { ResultsPanel } from './resultsView';
 import { RunQuickFixes } from './runActions';
+import { redactingChannel } from './redact';
 import {
   Methods, UNTRUSTED_MESSAGE,
   type AdviseResult, type BenchmarkResult, type EditResult, type PruneResult, type RunsResult, type TuneResult,
@@ -46,7 +47,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     },
     initializationOptions: { trusted: vscode.workspace.isTrusted },
     outputChannel: log,
-    traceOutputChannel: log,
+    traceOutputChannel: redactingChannel(log),
   };
   client = new LanguageClient('haqa', 'HAQA Language Server', serverOptions, clientOptions);
   await client.start();

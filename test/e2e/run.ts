@@ -127,6 +127,22 @@ const trusted: Scenario = {
         await s.shot('07-results-view');
       },
     },
+    {
+      name: 'editing the recipe marks the measured lens stale',
+      async run(s) {
+        await openFile(s.page, 'haqa.yaml');
+        const lines = fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8').split('\n');
+        const i = lines.findIndex((l) => l === '  bits: 4');
+        if (i < 0) throw new Error('no `  bits: 4` line in the recipe');
+        await command(s.page, 'Go to Line/Column...');
+        await s.page.keyboard.type(`${i + 1}:${lines[i].length + 1}`);
+        await s.page.keyboard.press('Enter');
+        await s.page.keyboard.press('Backspace');
+        await s.page.keyboard.type('8');
+        await waitFor(async () => (await codeLenses(s)).some((t) => /stale/.test(t)), 30_000, async () => `no stale lens; lenses: ${JSON.stringify(await codeLenses(s))}`);
+        await s.shot('08-lens-stale');
+      },
+    },
   ],
 };
 
