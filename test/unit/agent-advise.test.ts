@@ -6,6 +6,10 @@ import { adviseOffline, adviseWithClaude, suggestionErrors } from '../../server/
 import { objectiveOf } from '../../server/src/agent/objective';
 import { syntheticSetting } from '../../server/src/agent/synthetic';
 import { FakeAnthropic, lastToolResults, reply, toolUse } from '../helpers/fakeAnthropic';
+import { applyConfig } from '../../server/src/agent/edits';
+import { parse } from 'yaml';
+import { resolveRecipe } from '../../server/src/config/recipe';
+import { applyKnobs, planLayers } from '../../server/src/config/plan';
 
 const servers: FakeAnthropic[] = [];
 after(() => Promise.all(servers.map((s) => s.close())));
@@ -73,11 +77,7 @@ test('Claude advice: an invalid suggestion is refused with its reason, a valid s
   assert.ok(!JSON.stringify(r).includes('k-secret'));
 });
 
-test('a suggestion applied to the recipe text (comments kept) plans exactly what applyKnobs plans', async () => {
-  const { applyConfig } = await import('../../server/src/agent/edits');
-  const { parse } = await import('yaml');
-  const { resolveRecipe } = await import('../../server/src/config/recipe');
-  const { applyKnobs, planLayers } = await import('../../server/src/config/plan');
+test('a suggestion applied to the recipe text (comments kept) plans exactly what applyKnobs plans', () => {
   const text = [
     '# my recipe',
     'model: ./model.onnx',

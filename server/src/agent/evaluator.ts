@@ -1,10 +1,9 @@
 // The real Evaluator: a config becomes a recipe (applyKnobs), which bench/run.ts compresses and
 // measures in a worker process. Run records go to the store as usual, tagged with the trial.
 //
-// Early stopping: runRecipe measures latency and accuracy in one go, so when the loop may prune, the
-// trial runs in two steps — first with a single evaluation window (speed, and a glimpse of accuracy),
-// then, if the speed is promising, in full. The second step reuses the compressed artifact from the store; only latency is
-// measured twice. When nothing can be pruned yet (no feasible trial), one full run is made.
+// Early stopping: when the loop may prune, a trial runs in two steps — a speed-only run, then, if the
+// speed is promising, an accuracy-only run that reuses the compressed artifact from the store. When
+// nothing can be pruned yet (no feasible trial), one run measures both.
 import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
 import { runRecipe, RunOptions, RunProgress } from '../bench/run';
@@ -45,9 +44,9 @@ export class RecipeEvaluator implements Evaluator {
 
   constructor(private recipe: Recipe, private opts: RecipeEvaluatorOptions = {}) {}
 
-  private async run(recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config): Promise<RunRecord> {
+  private async run(recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config, measure?: RunOptions['measure']): Promise<RunRecord> {
     const ro: RunOptions = {
-      signal, quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
+      signal, measure, quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
       onProgress: (p) => this.opts.onProgress?.({ ...p, trial: trial?.index }),
       trial: trial ? { number: trial.index, session: trial.session, assignment: config, rationale: trial.rationale, agent: trial.proposer } : undefined,
     };
@@ -67,14 +66,14 @@ export class RecipeEvaluator implements Evaluator {
     const recipe = applyKnobs(this.recipe, config);
     const failed = (rec: RunRecord): Evaluation => ({ metrics: metricsOf(rec), status: 'failed', error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}` });
     if (opts.afterSpeed && recipe.evaluation.text) {
-      // runRecipe always scores a compressed decoder against its fp32 reference, so the speed step keeps
-      // the evaluation text but reads a single window: the accuracy stage it skips is the full one.
-      const speedOnly = structuredClone(recipe);
-      speedOnly.evaluation.max_windows = 1;
-      const rec = await this.run(speedOnly, opts.signal, opts.trial, config);
-      if (rec.status !== 'ok') return failed(rec);
-      const speed = metricsOf(rec);
-      if (opts.afterSpeed(speed) === 'prune') return { metrics: speed, status: 'pruned' };
+      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
+      if (speed.status !== 'ok') return failed(speed);
+      const m = metricsOf(speed);
+      if (opts.afterSpeed(m) === 'prune') return { metrics: m, status: 'pruned' };
+      const acc = await this.run(recipe, opts.signal, opts.trial, config, { latency: false, accuracy: true });
+      if (acc.status !== 'ok') return failed(acc);
+      const a = metricsOf(acc);
+      return { metrics: { ...m, ppl: a.ppl, ppl_fp32: a.ppl_fp32, kl: a.kl, top1: a.top1 }, status: 'ok' };
     }
     const rec = await this.run(recipe, opts.signal, opts.trial, config);
     if (rec.status !== 'ok') return failed(rec);
