@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextEdit } from 'vscode-languageserver-types';
-import { headline, recipeAnchors, recordsOf, runFindings, summarize } from '../../server/src/lsp/runs';
+import { headline, mergeTrialSteps, recipeAnchors, recordsOf, runFindings, summarize } from '../../server/src/lsp/runs';
 import { RunStore } from '../../server/src/bench/store';
 import type { RunRecord } from '../../server/src/bench/record';
 import type { Recipe } from '../../server/src/config/recipe';
@@ -76,6 +76,19 @@ test('recordsOf: this recipe only, with 1-based lines, skipping torn lines', asy
   await store.append(record({ recipe_file: mine, id: 'c' }));
   fs.appendFileSync(store.runsFile, '{"id": "torn');
   assert.deepEqual(recordsOf(store, mine).map((x) => [x.record.id, x.line]), [['a', 1], ['c', 3]]);
+});
+
+test('a two-step trial (speed record, then accuracy record) is one run with both figures', () => {
+  const speed = record({ id: 's', trial: { session: 'S', number: 2 }, metrics: { decode_ms_per_token: summary(4) } });
+  const acc = record({ id: 'a', trial: { session: 'S', number: 2 }, metrics: { ppl: 10.2, ppl_fp32: 10 } });
+  const other = record({ id: 'o', trial: { session: 'S', number: 3 } });
+  const plain = record({ id: 'p' });
+  const merged = mergeTrialSteps([{ record: speed, line: 1 }, { record: acc, line: 2 }, { record: other, line: 3 }, { record: plain, line: 4 }]);
+  assert.deepEqual(merged.map((x) => [x.record.id, x.line]), [['s', 1], ['o', 3], ['p', 4]]);
+  const run = summarize(merged[0].record);
+  assert.equal(run.decode_ms, 4);
+  assert.ok(Math.abs(run.ppl_delta_pct! - 2) < 1e-9);
+  assert.equal(speed.metrics.ppl, undefined, 'the input records are not changed');
 });
 
 test('protocol: runs are refused untrusted; a suggestion is one edit that keeps comments', async () => {

@@ -246,12 +246,17 @@ export function createRunsFeature(): ServerFeature {
         } catch (err) {
           throw new ResponseError(REFUSED, err instanceof SettingError ? err.message : (err as Error).message);
         }
-        const trials = loaded.setting.recipe.search.trials ?? p.trials ?? 12;
+        // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
+        const search = loaded.setting.recipe.search;
+        const written = (parseYamlValue(loaded.text) as { search?: { trials?: unknown } } | null)?.search?.trials;
+        const trials = typeof written === 'number' ? written : p.trials ?? search.trials;
+        const agent = search.agent === 'claude' && p.apiKey ? 'claude' : 'offline';
         const j = job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
+        if (search.agent === 'claude' && !p.apiKey) j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
         let done = 0;
         try {
           const result = await tune(loaded, {
-            agent: p.apiKey ? 'claude' : 'offline', trials, seed: loaded.setting.recipe.search.seed, apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl,
+            agent, trials, seed: search.seed, apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl,
             signal: j.signal,
             onEvent: (e) => {
               if (e.type === 'trial-start') j.report(`trial ${e.index}: ${Object.entries(e.config).map(([k, v]) => `${k}=${v}`).join(' ') || 'as written'}`, done / trials);
@@ -348,7 +353,7 @@ export function createRunsFeature(): ServerFeature {
         } catch {
           current = undefined; // a broken recipe still shows its history
         }
-        const runs = recordsOf(store, file).map(({ record, line }) => summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
+        const runs = mergeTrialSteps(recordsOf(store, file)).map(({ record, line }) => summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
         return {
           runs, storeFile: store.runsFile,
           budgetPct: current ? current.recipe.objective.accuracy.max_ppl_increase * 100 : undefined,
@@ -378,11 +383,13 @@ export function createRunsFeature(): ServerFeature {
           const recs = recordsOf(storeFor(file), file);
           if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} runs)`, command: 'haqa.showResults', arguments: [uri] }));
           if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
-          const measured = recs.filter((x) => !x.record.trial?.session);
-          if (!measured.length) return lenses;
+          // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
+          const measured = recs.filter((x) => !x.record.trial);
           const a = await service.recipe(doc);
           const hash = a.recipe ? recipeHash(a.recipe) : undefined;
-          const fresh = [...measured].reverse().find((x) => x.record.recipe_hash === hash);
+          const fresh = [...recs].reverse().find((x) => x.record.recipe_hash === hash && x.record.status === 'ok' && x.record.metrics.decode_ms_per_token && x.record.metrics.ppl !== undefined)
+            ?? [...recs].reverse().find((x) => x.record.recipe_hash === hash);
+          if (!fresh && !measured.length) return lenses;
           const shown = fresh ?? measured[measured.length - 1];
           const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale: the recipe changed since this run');
           const anchors = recipeAnchors(doc.getText());
@@ -404,7 +411,7 @@ export function createRunsFeature(): ServerFeature {
           const file = fileOf(doc.uri);
           const store = storeFor(file);
           const hash = recipeHash(a.recipe);
-          const same = recordsOf(store, file).filter((x) => x.record.recipe_hash === hash && !x.record.trial?.session);
+          const same = recordsOf(store, file).filter((x) => x.record.recipe_hash === hash && !x.record.trial);
           if (!same.length) return [];
           const latest = same[same.length - 1];
           const previous = same.slice(0, -1).reverse().find((x) => x.record.status === 'ok');
@@ -427,6 +434,34 @@ export function createRunsFeature(): ServerFeature {
       });
     },
   };
+}
+
+/**
+ * The tuner measures a trial in two steps (speed, then accuracy if the speed is promising), each its
+ * own record: show them as one run, the first record's line, metrics filled from both.
+ */
+export function mergeTrialSteps(recs: { record: RunRecord; line: number }[]): { record: RunRecord; line: number }[] {
+  const out: { record: RunRecord; line: number }[] = [];
+  const byTrial = new Map<string, { record: RunRecord; line: number }>();
+  for (const x of recs) {
+    const t = x.record.trial;
+    const key = t?.session !== undefined && t.number !== undefined ? `${t.session}#${t.number}` : undefined;
+    const prev = key ? byTrial.get(key) : undefined;
+    if (!prev) {
+      const copy = { record: { ...x.record, metrics: { ...x.record.metrics } }, line: x.line };
+      if (key) byTrial.set(key, copy);
+      out.push(copy);
+      continue;
+    }
+    for (const [k, v] of Object.entries(x.record.metrics ?? {})) if (v !== undefined) (prev.record.metrics as Record<string, unknown>)[k] = v;
+    prev.record.baseline = { ...prev.record.baseline, ...x.record.baseline };
+    prev.record.speedups = { ...prev.record.speedups, ...x.record.speedups };
+    if (x.record.status !== 'ok') {
+      prev.record.status = x.record.status;
+      prev.record.error = x.record.error;
+    }
+  }
+  return out;
 }
 
 function lens(range: Range, command: { title: string; command: string; arguments?: unknown[] }): CodeLens {
