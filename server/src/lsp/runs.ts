@@ -391,7 +391,7 @@ export function createRunsFeature(): ServerFeature {
             ?? [...recs].reverse().find((x) => x.record.recipe_hash === hash);
           if (!fresh && !measured.length) return lenses;
           const shown = fresh ?? measured[measured.length - 1];
-          const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale: the recipe changed since this run');
+          const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale (edited since)');
           const anchors = recipeAnchors(doc.getText());
           for (const at of [...anchors.sections.map((s) => s.line), ...anchors.overrides.map((o) => o.line)]) {
             lenses.push(lens(lineRange(doc.getText(), at), { title: text, command: 'haqa.showResults', arguments: [uri] }));
