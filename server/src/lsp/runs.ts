@@ -28,14 +28,13 @@ import type { Recipe } from '../config/recipe';
 import { planLayers } from '../config/plan';
 import type { Layer } from '../model/graph';
 import { recipeTextEdits, knobEdits, RecipeEditError } from '../config/edit';
-import { runRecipe } from '../bench/run';
 import { recipeHash, type RunRecord } from '../bench/record';
 import { RunStore } from '../bench/store';
-import { loadSetting, SettingError } from '../agent/setting';
-import { adviseOffline, adviseWithClaude } from '../agent/advise';
-import { objectiveOf } from '../agent/objective';
-import { tune } from '../cli/tune';
 import type { Config } from '../agent/types';
+
+/** The run engine, loaded on the first run request (see runEngine.ts). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const engine = async (): Promise<typeof import('./runEngine')> => require('./runEngine');
 
 /** Error code of refused runs (untrusted workspace, broken recipe): the client shows the message. */
 const REFUSED = -32001;
@@ -181,6 +180,7 @@ export function createRunsFeature(): ServerFeature {
       /** The checked recipe for the document's current text (open document) or the file on disk. */
       async function recipeOf(uri: string): Promise<{ recipe: Recipe; layers?: readonly Layer[] }> {
         const doc = documents.get(uri);
+        const { loadSetting } = await engine();
         const a = doc ? await service.recipe(doc) : (await loadSetting(fileOf(uri)).catch((e) => { throw new ResponseError(REFUSED, (e as Error).message); })).analysis;
         const errors = a.diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
         if (errors.length || !a.recipe) {
@@ -222,6 +222,7 @@ export function createRunsFeature(): ServerFeature {
         const { recipe } = await recipeOf(p.uri);
         const j = job(p.workDoneToken, cancel, `Benchmark ${path.basename(recipe.file)}`);
         try {
+          const { runRecipe } = await engine();
           const record = await runRecipe(recipe, {
             baseline: true, signal: j.signal, timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
             onProgress: (pr) => j.report(`${pr.stage}: ${pr.message}`, pr.fraction),
@@ -240,6 +241,7 @@ export function createRunsFeature(): ServerFeature {
 
       connection.onRequest(Methods.tune, async (p: TuneParams, cancel: CancellationToken): Promise<TuneResult> => {
         refuseUntrusted();
+        const { loadSetting, SettingError, tune } = await engine();
         let loaded;
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
@@ -289,6 +291,7 @@ export function createRunsFeature(): ServerFeature {
 
       connection.onRequest(Methods.advise, async (p: AdviseParams, cancel: CancellationToken): Promise<AdviseResult> => {
         refuseUntrusted();
+        const { loadSetting, adviseOffline, adviseWithClaude, objectiveOf } = await engine();
         let loaded;
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
