@@ -3,8 +3,7 @@
 // of that, the per-layer plan with where each setting came from (for diagnostics on the right value).
 import type { Layer } from '../model/graph';
 import type { QuantSettings, Recipe } from './recipe';
-import { globMatcher, parseNM, LayerPlan } from './plan';
-import { DEFAULT_QUANT } from './recipe';
+import { applyOverride, globMatcher, parseNM, LayerPlan } from './plan';
 import type { JsonPath } from './parse';
 
 const WILDCARD = /[*?[\]{}()!+@]/;
@@ -91,20 +90,9 @@ export function planWithSources(recipe: Recipe, doc: unknown, layers: readonly L
       if (skipHits[i].length) settings = undefined;
       for (const j of ovHits[i]) {
         const o = q.overrides[j];
-        if (o.skip === true) {
-          settings = undefined;
-          for (const f of FIELDS) src[f] = ['quantize', 'overrides', j, 'match'];
-          continue;
-        }
-        const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: q.bits, block_size: q.block_size };
-        settings = {
-          method: o.method ?? base.method,
-          bits: o.bits ?? base.bits,
-          block_size: o.block_size ?? base.block_size,
-          symmetric: o.symmetric ?? base.symmetric,
-          accuracy_level: o.accuracy_level ?? base.accuracy_level,
-        };
-        for (const f of FIELDS) if (o[f] !== undefined) src[f] = ['quantize', 'overrides', j, f];
+        settings = applyOverride(settings, o, q);
+        if (o.skip === true) for (const f of FIELDS) src[f] = ['quantize', 'overrides', j, 'match'];
+        else for (const f of FIELDS) if (o[f] !== undefined) src[f] = ['quantize', 'overrides', j, f];
       }
       if (settings && settings.bits < 32) {
         plan.quant = settings;

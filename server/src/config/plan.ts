@@ -3,7 +3,7 @@
 // and the tuner all read the same plan, so a recipe means one thing everywhere.
 import picomatch from 'picomatch';
 import type { Layer } from '../model/graph';
-import type { QuantSettings, Recipe, SearchValue } from './recipe';
+import type { QuantOverride, QuantSettings, Recipe, SearchValue } from './recipe';
 import { DEFAULT_QUANT } from './recipe';
 
 export interface LayerPlan {
@@ -41,6 +41,25 @@ export function parseNM(pattern: string): { n: number; m: number } | undefined {
   return n >= 1 && m >= 2 && n < m ? { n, m } : undefined;
 }
 
+/**
+ * One matching override on top of a layer's settings: the fields it names win, `skip: true` leaves the
+ * layer in float, and an override that re-enables a skipped layer starts from the recipe's bits and
+ * block size. The editor's plan (layers.ts) and planLayers both apply overrides through this.
+ */
+export function applyOverride(
+  settings: QuantSettings | undefined, o: QuantOverride, defaults: Pick<QuantSettings, 'bits' | 'block_size'>,
+): QuantSettings | undefined {
+  if (o.skip === true) return undefined;
+  const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: defaults.bits, block_size: defaults.block_size };
+  return {
+    method: o.method ?? base.method,
+    bits: o.bits ?? base.bits,
+    block_size: o.block_size ?? base.block_size,
+    symmetric: o.symmetric ?? base.symmetric,
+    accuracy_level: o.accuracy_level ?? base.accuracy_level,
+  };
+}
+
 export function planLayers(recipe: Recipe, layers: readonly Layer[]): LayerPlan[] {
   return layers.map((layer) => {
     const plan: LayerPlan = { layer };
@@ -51,19 +70,7 @@ export function planLayers(recipe: Recipe, layers: readonly Layer[]): LayerPlan[
       };
       if (q.skip.some((g) => globMatcher(g)(layer.name))) settings = undefined;
       for (const o of q.overrides) {
-        if (!globMatcher(o.match)(layer.name)) continue;
-        if (o.skip === true) {
-          settings = undefined;
-          continue;
-        }
-        const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: q.bits, block_size: q.block_size };
-        settings = {
-          method: o.method ?? base.method,
-          bits: o.bits ?? base.bits,
-          block_size: o.block_size ?? base.block_size,
-          symmetric: o.symmetric ?? base.symmetric,
-          accuracy_level: o.accuracy_level ?? base.accuracy_level,
-        };
+        if (globMatcher(o.match)(layer.name)) settings = applyOverride(settings, o, q);
       }
       if (settings && settings.bits < 32) plan.quant = settings;
     }
