@@ -51,25 +51,44 @@ function e2eSection(j: Json): string[] {
   lines.push(`Memory read bandwidth measured in this run: **${f(j.bandwidth.gbps, 1)} GB/s** (ReduceSum over ${Math.round(j.bandwidth.bytes / 2 ** 20)} MiB with ${j.bandwidth.threads} onnxruntime threads, best of ${j.bandwidth.samples.length}). The floor of a decode step is (weight bytes read per token) / bandwidth; the embedding table is only gathered from, so it is not counted.`, '');
   for (const m of j.models) {
     lines.push(`### ${m.description}`, '');
-    lines.push('| variant | config | decode ms/token (median, p10–p90) | floor ms | × floor | prefill ms | tok/s | size MB | ppl | KL vs fp32 | top-1 | decode vs fp32 | decode vs ort-default |');
-    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    const base = m.variants[0].record.metrics.decode_ms_per_token?.median;
-    const ortd = m.variants[1]?.record.metrics.decode_ms_per_token?.median;
-    for (const v of m.variants) {
+    lines.push('| variant | config | decode ms/token (median, p10–p90) | floor ms | × floor | prefill ms | tok/s | size MB | ppl | KL vs fp32 | top-1 | decode vs fp32 (paired, p10–p90) | prefill vs fp32 | decode vs ort-default |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    // Speedups against fp32 come from the fp32 model timed interleaved in the same worker (paired per
+    // repetition); the ratio to the default conversion divides two such paired speedups.
+    const vsFp32 = (v: Json) => v.record.speedups?.paired?.decode?.median ?? 1;
+    const ortdSpeedup = m.variants[1] ? vsFp32(m.variants[1]) : undefined;
+    for (const [i, v] of m.variants.entries()) {
       const mt = v.record.metrics;
       const d = mt.decode_ms_per_token?.median;
       const floor = (v.bytesPerToken / (m.floorGBps * 1e9)) * 1e3;
-      lines.push(`| ${v.label.replace(`${m.name} `, '')} | ${cfg(v.config)} | ${spread(mt.decode_ms_per_token, 3)} | ${f(floor, 3)} | ${f(d / floor, 1)} | ${f(mt.prefill_ms?.median, 1)} | ${f(mt.throughput_tok_s, 1)} | ${f(mt.model_bytes / 1e6, 1)} | ${f(mt.ppl, 2)} | ${f(mt.kl, 4)} | ${f(mt.top1, 3)} | ${f(base / d)}× | ${f(ortd / d)}× |`);
+      const paired = v.record.speedups?.paired?.decode;
+      const vsF = i === 0 ? '1.00×' : paired ? `${f(paired.median)}× (${f(paired.p10)}–${f(paired.p90)})` : '—';
+      const pre = i === 0 ? '1.00×' : `${f(v.record.speedups?.paired?.prefill?.median ?? v.record.speedups?.prefill)}×`;
+      lines.push(`| ${v.label.replace(`${m.name} `, '')} | ${cfg(v.config)} | ${spread(mt.decode_ms_per_token, 3)} | ${f(floor, 3)} | ${f(d / floor, 1)} | ${f(mt.prefill_ms?.median, 1)} | ${f(mt.throughput_tok_s, 1)} | ${f(mt.model_bytes / 1e6, 1)} | ${f(mt.ppl, 2)} | ${f(mt.kl, 4)} | ${f(mt.top1, 3)} | ${vsF} | ${pre} | ${ortdSpeedup ? f(vsFp32(v) / ortdSpeedup) + '×' : '—'} |`);
+    }
+    const belowFloor = m.variants.some((v: Json) => {
+      const floor = (v.bytesPerToken / (m.floorGBps * 1e9)) * 1e3;
+      return v.record.metrics.decode_ms_per_token?.median < floor;
+    });
+    if (belowFloor) {
+      lines.push('', 'A decode time below its "floor" means the ReduceSum probe underestimates the read bandwidth a MatMul attains on this machine (or the weights partly fit in cache): read × floor as a relative figure between variants, not an absolute bound.');
+    }
+    if (m.name !== 'fixture') {
+      lines.push('', 'Random weights: perplexity here is not a quality measure (the accuracy budget still uses it, as the tuner does); KL divergence from fp32 is the meaningful agreement figure, and top-1 agreement is low because random-weight distributions are nearly flat.');
+    }
+    if (m.name === 'fixture') {
+      lines.push('', `The fixture's ${f(m.variants[0].record.metrics.model_bytes / 1e6, 1)} MB of weights are largely cache-resident and its decode step is dominated by per-operator overhead, so weight compression has little to save there; the 1B-shaped model below is weight-bandwidth bound, as deployed LLMs are.`);
     }
     const t = m.tuning;
     lines.push('', `Tuner: offline optimizer, ${t.trials} trials (${t.feasibleTrials} feasible) in ${f(t.seconds / 60, 1)} min, outcome ${t.outcome}; best: ${cfg(t.best)}.`);
     const tuned = m.variants[2];
     if (tuned) {
-      const d = tuned.record.metrics.decode_ms_per_token?.median;
+      const toFp32 = vsFp32(tuned);
+      const toOrt = ortdSpeedup ? toFp32 / ortdSpeedup : NaN;
       const ppl0 = m.variants[0].record.metrics.ppl;
       const pplT = tuned.record.metrics.ppl;
       const pplTxt = ppl0 && pplT ? `, perplexity ${f(ppl0)} → ${f(pplT)} (${f((pplT / ppl0 - 1) * 100, 1)}%)` : '';
-      lines.push(`Goals: tuned ≥ 2.5× faster per decoded token than fp32 — **${f(base / d)}×, ${base / d >= 2.5 ? 'met' : 'not met'}**; ≥ 2× faster than the default 4-bit conversion — **${f(ortd / d)}×, ${ortd / d >= 2 ? 'met' : 'not met'}**${pplTxt}.`);
+      lines.push(`Goals: tuned ≥ 2.5× faster per decoded token than fp32 — **${f(toFp32)}×, ${toFp32 >= 2.5 ? 'met' : 'not met'}**; ≥ 2× faster than the default 4-bit conversion — **${f(toOrt)}×, ${toOrt >= 2 ? 'met' : 'not met'}**${pplTxt}.`);
     }
     lines.push('');
   }
@@ -129,18 +148,28 @@ async function main(): Promise<void> {
     if (r.ok && r.json) sections.push(render(r.json));
     else sections.push([`## ${name}`, '', `This part failed in this run; see the console output of \`npm run bench\`.`, '']);
   };
+  const reuse = (name: string, file: string, render: (j: Json) => string[]) => {
+    if (!fs.existsSync(file)) return;
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    status.push(`| ${name} | from an earlier run (${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC) | — |`);
+    sections.push(render(j));
+  };
+  if (!parts.has('e2e')) reuse('end to end', path.join(OUT, 'e2e.json'), e2eSection);
   if (parts.has('e2e')) {
     const file = path.join(OUT, 'e2e.json');
     record('end to end', runPart('e2e', ['bench/e2e.ts', ...(QUICK ? ['--quick'] : []), '--json', file], file), e2eSection);
   }
+  if (!parts.has('search')) reuse('search', path.join(OUT, 'search.json'), searchSection);
   if (parts.has('search')) {
     const args = ['bench/search.ts', '--out', OUT, '--seeds', '5', '--trials', QUICK ? '16' : '24'];
     record('search', runPart('search', args, path.join(OUT, 'search.json')), searchSection);
   }
+  if (!parts.has('engine')) reuse('engine', path.join(OUT, 'engine.json'), engineSection);
   if (parts.has('engine')) {
     const file = path.join(OUT, 'engine.json');
     record('engine', runPart('engine', ['bench/engine.ts', ...(QUICK ? ['--quick'] : []), '--json', file], file), engineSection);
   }
+  if (!parts.has('lsp')) reuse('language server', path.join(OUT, 'lsp.json'), lspSection);
   if (parts.has('lsp')) {
     const r = runPart('lsp', ['bench/lsp.ts', '--edits', QUICK ? '40' : '100']);
     if (r.json) fs.writeFileSync(path.join(OUT, 'lsp.json'), JSON.stringify(r.json, null, 2));
