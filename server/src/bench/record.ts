@@ -55,16 +55,11 @@ export interface Metrics extends AccuracyMetrics {
   model_bytes?: number;
 }
 
-export interface BaselineFigures {
+/** The fp32 model's speed figures, measured in the same invocation: Metrics' timing and size fields. */
+export type BaselineFigures = Pick<Metrics, 'prefill_ms' | 'decode_ms_per_token' | 'inference_ms' | 'throughput_tok_s' | 'peak_rss_bytes' | 'model_bytes'> & {
   /** Per-repetition fp32/model ratios, when the baseline was timed interleaved (see Speedups.paired). */
   paired?: Speedups['paired'];
-  prefill_ms?: Summary;
-  decode_ms_per_token?: Summary;
-  inference_ms?: Summary;
-  throughput_tok_s?: number;
-  peak_rss_bytes?: number;
-  model_bytes?: number;
-}
+};
 
 /** Ratios fp32 / this (above 1 = this is faster or smaller). */
 export interface Speedups {
