@@ -43,8 +43,20 @@ test('tiny-llama: fp32 vs 4-bit — ppl not better than fp32 beyond noise, small
   assert.ok(q.speedups?.decode && q.speedups.size! > 2);
 });
 
+/** Every file under `dir` (the store included) with its size and modification time. */
+function folderState(dir: string): Record<string, string> {
+  const state: Record<string, string> = {};
+  for (const rel of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    const st = fs.statSync(path.join(dir, rel));
+    if (st.isFile()) state[rel] = `${st.size}:${st.mtimeMs}`;
+  }
+  return state;
+}
+
 test('tiny-llama: haqa bench on the example recipe prints figures against fp32', { skip: missing }, async () => {
   const store = tempDir('haqa-bench-fixture-cli-');
+  // `npm run demo` keeps its own store in the example folder; this run must not touch it (or make one).
+  const before = folderState(FIXTURE);
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(['bench', path.join(FIXTURE, 'haqa.yaml'), '--quick', '--store', store], {
@@ -55,7 +67,7 @@ test('tiny-llama: haqa bench on the example recipe prints figures against fp32',
   assert.match(text, /decode .* per token {3}fp32 [\d.]+ ms {3}[\d.]+×/);
   assert.match(text, /ppl [\d.]+ \(fp32 [\d.]+, [+-][\d.]+%\)/);
   assert.ok(fs.existsSync(path.join(store, '.haqa', 'runs', 'runs.jsonl')));
-  assert.equal(fs.existsSync(path.join(FIXTURE, '.haqa')), false, 'the example folder is left clean');
+  assert.deepEqual(folderState(FIXTURE), before, 'the example folder is left as it was');
 });
 
 test('tiny-llama: the full evaluation reproduces the perplexity the training script recorded (torch)', { skip: missing }, async () => {
