@@ -10,6 +10,7 @@ import { readModel, readTensorFloat32, writeModel } from '../../server/src/model
 import { calibrate } from '../../server/src/compress/calibrate';
 import { tempDir, writeTinyModel, randn, tinyMlpModel } from '../helpers/tinyModel';
 import { recipeFor, reference, runOrt, input, relMaxDiff, relL2 } from './compress-helpers';
+import { int8Saturates } from '../../server/src/util/cpu';
 
 /** Rows of correlated activations: Gaussian × a mixing matrix with a decaying spectrum, some features loud. */
 function activations(rows: number, K: number, seed: number): Float64Array {
@@ -187,12 +188,15 @@ test('8-bit activations: dynamic (MatMulInteger) and static (QDQ) run and match 
   const fp32 = (await reference(file, { x })).y.data;
   for (const acts of ['dynamic', 'static'] as const) {
     const out = path.join(dir, `a8-${acts}.onnx`);
-    const res = await compressModel(recipeFor(file, {
+    const recipe = recipeFor(file, {
       quantize: { bits: 8, activations: acts, overrides: [{ match: 'model.layers.1.mlp.down_proj', skip: true }] },
       calibration: { samples: 4, seq_len: 16 },
-    }), { out });
+    });
+    const wtype = int8Saturates() ? 'uint8' : 'int8';
+    assert.equal(recipe.quantize!.weight_type, wtype, 'uint8 weights by default where this CPU\'s u8×s8 kernels saturate');
+    const res = await compressModel(recipe, { out });
     assert.deepEqual(res.layers.map((l) => l.name), ['model.layers.0.mlp.up_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.mlp.up_proj']);
-    assert.ok(res.layers.every((l) => l.actions[0] === `w8a8 ${acts} int8 per-channel rtn`));
+    assert.ok(res.layers.every((l) => l.actions[0] === `w8a8 ${acts} ${wtype} per-channel rtn`));
     const m = await readModel(out);
     const ops = m.proto.graph!.node!.map((n) => n.opType);
     if (acts === 'dynamic') {

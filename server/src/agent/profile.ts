@@ -1,7 +1,6 @@
 // What the tuner knows about the machine: enough to derive a default search space and priors, and to
-// tell the agent what it is tuning for. Read from the OS here (cheap, no benchmarks); the bench module
-// adds a measured memory bandwidth when it has one.
-import * as fs from 'node:fs';
+// tell the agent what it is tuning for. Built from the run records' fingerprint (setting.ts
+// machineProfile); the bench module adds a measured memory bandwidth when it has one.
 import * as os from 'node:os';
 
 export interface HardwareProfile {
@@ -25,34 +24,6 @@ export interface HardwareProfile {
 export function busyCores(cores: number): number {
   const load = os.loadavg()[0] ?? 0;
   return Math.max(0, Math.min(cores - 1, Math.round(load)));
-}
-
-const FLAGS = ['avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'amx_int8', 'amx_tile', 'asimd', 'asimddp', 'i8mm', 'sve'];
-
-/** ISA flags from /proc/cpuinfo (Linux); an empty list elsewhere. */
-function cpuFlags(): string[] {
-  try {
-    const text = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    const line = /^(flags|Features)\s*:\s*(.*)$/m.exec(text);
-    if (!line) return [];
-    const have = new Set(line[2].split(/\s+/));
-    return FLAGS.filter((f) => have.has(f));
-  } catch {
-    return [];
-  }
-}
-
-export function localProfile(): HardwareProfile {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model?.trim() || 'unknown',
-    arch: os.arch(),
-    cores: Math.max(1, os.availableParallelism?.() ?? cpus.length),
-    isa: cpuFlags(),
-    memory_bytes: os.totalmem(),
-    providers: ['cpu'],
-    busy_cores: busyCores(Math.max(1, os.availableParallelism?.() ?? cpus.length)),
-  };
 }
 
 /** int8 dot-product instructions: where accuracy_level 4 (int8 compute) gains the most. */

@@ -1,8 +1,8 @@
 // What machine a measurement was taken on: enough to tell two records apart when they come from
 // different CPUs, and the ISA flags that decide which onnxruntime kernels run (MatMulNBits with
 // accuracy_level 4 wants AVX2/AVX-512 VNNI; on ARM, dotprod).
-import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { cpuFlagSet } from '../util/cpu';
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel } from '../model/onnx';
 import { model, node, valueInfo } from '../model/build';
@@ -13,15 +13,8 @@ const X86_FLAGS = /^(sse4_1|sse4_2|avx|avx2|avx512\w*|avx_vnni\w*|avx_ifma|amx\w
 const ARM_FLAGS = /^(neon|asimd|asimddp|dotprod|i8mm|sve\w*|fphp|asimdhp|bf16)$/;
 
 function cpuFlags(): string[] {
-  try {
-    const text = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    const line = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text);
-    if (!line) return [];
-    const re = os.arch() === 'arm64' || os.arch() === 'arm' ? ARM_FLAGS : X86_FLAGS;
-    return [...new Set(line[1].split(/\s+/).filter((f) => re.test(f)))].sort();
-  } catch {
-    return []; // not Linux: the CPU model string still identifies the machine
-  }
+  const re = os.arch() === 'arm64' || os.arch() === 'arm' ? ARM_FLAGS : X86_FLAGS;
+  return [...cpuFlagSet()].filter((f) => re.test(f)).sort();
 }
 
 let cached: HardwareFingerprint | undefined;

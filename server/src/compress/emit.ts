@@ -6,6 +6,8 @@
 //                    (onnxruntime.quantization.quantize_dynamic's MatMul pattern, per-channel weights)
 //   static W8A8      QuantizeLinear/DequantizeLinear(x) → MatMul ← DequantizeLinear(Wq, ws, axis=1)
 //                    (QDQ, which onnxruntime fuses into integer kernels)
+// W8A8 weights are symmetric int8 codes, stored as int8 (zero point 0) or as uint8 (zero point 128):
+// the same values, but onnxruntime then runs u8×u8 kernels, which do not saturate on x86 without VNNI.
 // Gemm biases become an Add after the product; alpha is folded into the weight, beta into the bias.
 import { DataType, onnx } from '../model/onnx';
 import { node } from '../model/build';
@@ -62,6 +64,17 @@ export function int8Weight(codes: Int16Array, K: number, N: number): Int8Array {
   return out;
 }
 
+/** Adds a W8A8 weight [K, N] and its per-channel zero point in the given type: int8 codes as they are, or shifted by 128 into uint8. */
+async function addW8Weight(sink: TensorSink, w: string, zp: string, wq: Int8Array, K: number, N: number, type: 'int8' | 'uint8'): Promise<void> {
+  if (type === 'uint8') {
+    await sink.add(w, DataType.UINT8, [K, N], Uint8Array.from(wq, (v) => v + 128));
+    await sink.add(zp, DataType.UINT8, [N], new Uint8Array(N).fill(128));
+  } else {
+    await sink.add(w, DataType.INT8, [K, N], wq);
+    await sink.add(zp, DataType.INT8, [N], new Int8Array(N));
+  }
+}
+
 /** Activation quantizers shared by every layer reading the same tensor (q/k/v, gate/up). */
 export class ActivationCache {
   readonly dynamic = new Map<string, { q: string; scale: string; zp: string }>();
@@ -70,7 +83,7 @@ export class ActivationCache {
 
 export async function emitDynamicW8A8(
   sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array;
+    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: 'int8' | 'uint8';
   },
 ): Promise<onnx.NodeProto[]> {
   const nodes: onnx.NodeProto[] = [];
@@ -84,8 +97,7 @@ export async function emitDynamicW8A8(
   const w = names.take(`${opts.weightStem}_quantized`);
   const wzp = names.take(`${opts.weightStem}_zero_point`);
   const ws = names.take(`${opts.weightStem}_scale`);
-  await sink.add(w, DataType.INT8, [opts.K, opts.N], opts.wq);
-  await sink.add(wzp, DataType.INT8, [opts.N], new Int8Array(opts.N));
+  await addW8Weight(sink, w, wzp, opts.wq, opts.K, opts.N, opts.weightType);
   await sink.add(ws, DataType.FLOAT, [opts.N], opts.wScales);
   const base = opts.nodeName;
   const i32 = names.take(`${base}_output_quantized`);
@@ -100,7 +112,7 @@ export async function emitDynamicW8A8(
 
 export async function emitStaticW8A8(
   sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array;
+    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: 'int8' | 'uint8';
     range: { min: number; max: number };
   },
 ): Promise<onnx.NodeProto[]> {
@@ -126,9 +138,8 @@ export async function emitStaticW8A8(
   const w = names.take(`${opts.weightStem}_quantized`);
   const ws = names.take(`${opts.weightStem}_scale`);
   const wz = names.take(`${opts.weightStem}_zero_point`);
-  await sink.add(w, DataType.INT8, [opts.K, opts.N], opts.wq);
+  await addW8Weight(sink, w, wz, opts.wq, opts.K, opts.N, opts.weightType);
   await sink.add(ws, DataType.FLOAT, [opts.N], opts.wScales);
-  await sink.add(wz, DataType.INT8, [opts.N], new Int8Array(opts.N));
   const wdq = names.take(`${opts.weightStem}_DequantizeLinear_Output`);
   nodes.push(node('DequantizeLinear', [w, ws, wz], [wdq], { name: names.take(`${opts.weightStem}_DequantizeLinear`), attrs: { axis: 1 } }));
   nodes.push(node('MatMul', [xdq, wdq], [opts.output], { name: names.take(opts.nodeName) }));

@@ -182,7 +182,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       }
       const half = dt === DataType.FLOAT16;
       const res = await transformLayer({
-        w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal,
+        w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
         lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
       });
       replaced.set(layer.nodeIndex, res.nodes);
@@ -334,6 +334,8 @@ interface LayerCtx {
   actCache: ActivationCache;
   calib?: CalibrationData;
   half: boolean;
+  /** Storage of the 8-bit-activation paths' weights (recipe quantize.weight_type). */
+  weightType: 'int8' | 'uint8';
   where: string;
   lowRankMethod: 'svd' | 'randomized_svd';
   seed: number;
@@ -476,7 +478,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
         r = rtnOnGrid(m.W, m.K, m.N, grid);
       }
       const wq = int8Weight(r.codes, m.K, m.N);
-      const common = { input: m.input, output: m.output, nodeName: m.name, weightStem: m.stem, K: m.K, N: m.N, wq, wScales: r.scales };
+      const common = { input: m.input, output: m.output, nodeName: m.name, weightStem: m.stem, K: m.K, N: m.N, wq, wScales: r.scales, weightType: c.weightType };
       if (w.path === 'dynamic') {
         nodes.push(...await emitDynamicW8A8(c.sink, c.names, c.actCache, common));
       } else {
@@ -487,7 +489,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
         nodes.push(...await emitStaticW8A8(c.sink, c.names, c.actCache, { ...common, range: { min: st.min, max: st.max } }));
       }
       effective.push({ W: dequantizeGrid(r, m.K, m.N, grid.groupSize), K: m.K, N: m.N });
-      qActions.add(`w8a8 ${w.path} int8 per-channel ${method}`);
+      qActions.add(`w8a8 ${w.path} ${c.weightType} per-channel ${method}`);
     } else {
       if (q && mats.length > 1) qActions.add(`factor K=${m.K} kept in float (not a multiple of block ${q.block_size})`);
       const wn = c.names.take(m.stem);

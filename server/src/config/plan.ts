@@ -4,7 +4,7 @@
 import picomatch from 'picomatch';
 import type { Layer } from '../model/graph';
 import type { QuantOverride, QuantSettings, Recipe, SearchValue } from './recipe';
-import { DEFAULT_QUANT } from './recipe';
+import { DEFAULT_QUANT, defaultQuantize } from './recipe';
 
 export interface LayerPlan {
   layer: Layer;
@@ -107,7 +107,7 @@ export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValu
     if (section === 'runtime') {
       (r.runtime as unknown as Record<string, SearchValue>)[field] = value;
     } else if (section === 'quantize') {
-      r.quantize ??= { ...DEFAULT_QUANT, activations: 'none', skip: [], overrides: [] };
+      r.quantize ??= defaultQuantize();
       if (scope === undefined) {
         if (field === 'skip') throw new Error('quantize.skip needs a layer scope (quantize.skip@pattern)');
         (r.quantize as unknown as Record<string, SearchValue>)[field] = value;

@@ -3,6 +3,7 @@
 // that passed it into a `Recipe`. Parsing with positions and diagnostics live in ./parse and ./check.
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { int8Saturates } from '../util/cpu';
 
 export type Bits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 32;
 export type BlockSize = 16 | 32 | 64 | 128 | 256;
@@ -41,7 +42,13 @@ export interface Recipe {
     accuracy: { max_ppl_increase: number; min_top1_agreement?: number; max_kl?: number };
   };
   /** Absent: the model's weights stay in float. */
-  quantize?: QuantSettings & { activations: 'none' | 'dynamic' | 'static'; skip: string[]; overrides: QuantOverride[] };
+  quantize?: QuantSettings & {
+    activations: 'none' | 'dynamic' | 'static';
+    /** Weight type of the 8-bit-activation paths (default: uint8 where u8×s8 kernels saturate, util/cpu.ts). */
+    weight_type: 'int8' | 'uint8';
+    skip: string[];
+    overrides: QuantOverride[];
+  };
   sparsity?: { method: 'magnitude' | 'wanda'; rules: SparsityRule[] };
   low_rank?: { method: 'svd' | 'randomized_svd'; rules: LowRankRule[] };
   runtime: {
@@ -58,6 +65,16 @@ export interface Recipe {
 export type SearchValue = number | string | boolean | null;
 
 export const DEFAULT_QUANT: QuantSettings = { method: 'rtn', bits: 4, block_size: 32, symmetric: true, accuracy_level: 0 };
+
+/** A quantize section with every default: what a recipe without one gets when a knob sets quantization. */
+export function defaultQuantize(): NonNullable<Recipe['quantize']> {
+  return { ...DEFAULT_QUANT, activations: 'none', weight_type: defaultWeightType(), skip: [], overrides: [] };
+}
+
+/** uint8 weights where this CPU's u8×s8 int8 kernels saturate (x86 without VNNI), int8 elsewhere. */
+function defaultWeightType(): 'int8' | 'uint8' {
+  return int8Saturates() ? 'uint8' : 'int8';
+}
 
 /** Parse `4GiB`, `512 MB` or a byte count. */
 export function parseBytes(v: number | string): number {
@@ -116,6 +133,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
           symmetric: q.symmetric ?? DEFAULT_QUANT.symmetric,
           accuracy_level: q.accuracy_level ?? DEFAULT_QUANT.accuracy_level,
           activations: q.activations ?? 'none',
+          weight_type: q.weight_type ?? defaultWeightType(),
           skip: [...(q.skip ?? [])],
           overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
         }
