@@ -205,3 +205,32 @@ test('a final answer naming a config that never ran is refused', async () => {
   assert.equal(result.outcome, 'completed');
   assert.deepEqual(result.answer?.config, A);
 });
+
+test('the agent may re-measure a feasible trial (repeat: true); the history shows the plan by its median', async () => {
+  const { fake, result, evaluator } = await tune([
+    reply([toolUse('run_trial', { config: A, rationale: 'a' }, 't1'), toolUse('run_trial', { config: B, rationale: 'b' }, 't2')]),
+    reply([
+      toolUse('run_trial', { config: A, rationale: 'is the lead real?', repeat: true }, 'again'),
+      toolUse('run_trial', { config: B, rationale: 'x', repeat: 'yes' }, 'bad_repeat'),
+    ]),
+    (body) => {
+      const res = new Map(lastToolResults(body).map((r) => [r.tool_use_id, r]));
+      assert.ok(!res.get('again').is_error);
+      assert.equal(JSON.parse(res.get('again').content).repeat_of, 1);
+      assert.equal(res.get('bad_repeat').is_error, true);
+      assert.match(res.get('bad_repeat').content, /repeat must be true or false/);
+      return reply([toolUse('history', {}, 'h')]);
+    },
+    (body) => {
+      const h = JSON.parse(lastToolResults(body)[0].content);
+      assert.equal(h.trials.length, 3);
+      assert.deepEqual(h.remeasured_plans.map((p: { trial: number; measurements: number }) => [p.trial, p.measurements]), [[1, 2]]);
+      return reply([toolUse('final_answer', { config: A, explanation: 'measured twice' })]);
+    },
+  ], 6);
+  assert.deepEqual(fake.problems, []);
+  assert.equal(result.outcome, 'completed');
+  assert.deepEqual(result.trials.map((t) => t.repeatOf), [undefined, undefined, 1]);
+  assert.equal(evaluator.accuracyRuns, 2, 'the repeat measured speed only');
+  assert.ok(fake.requests[0].body.tools.find((t: { name: string }) => t.name === 'run_trial').input_schema.properties.repeat);
+});

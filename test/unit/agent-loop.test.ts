@@ -1,5 +1,6 @@
 // The loop and the offline searches on the synthetic cost model (whose optimum is 8-bit weights with
-// int8 compute — not the "obvious" 4-bit): determinism by seed, no duplicate plans, pruning of
+// int8 compute — not the "obvious" 4-bit): determinism by seed, no duplicate plans (re-measurements
+// aside: agent-remeasure.test.ts), pruning of
 // hopeless trials, cancellation, budgets, refusals, and TPE beating random search at equal trials.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,14 +35,16 @@ async function groundTruth(): Promise<number> {
   return sweepBest;
 }
 
-test('TPE is deterministic by seed, never repeats a plan, and starts from the priors', async () => {
+test('TPE is deterministic by seed, runs a plan again only as a re-measurement, and starts from the priors', async () => {
   const run = (seed: number) => runLoop(opts(new TpeSearch({ seed }), new SyntheticEvaluator(setting, { seed }), 10));
   const a = await run(3);
   const b = await run(3);
   const c = await run(4);
   assert.deepEqual(a.trials.map((t) => t.config), b.trials.map((t) => t.config));
   assert.notDeepEqual(a.trials.map((t) => t.config), c.trials.map((t) => t.config));
-  assert.equal(new Set(a.trials.map((t) => planKey(t.config, setting))).size, a.trials.length);
+  const firsts = a.trials.filter((t) => t.repeatOf === undefined);
+  assert.equal(new Set(firsts.map((t) => planKey(t.config, setting))).size, firsts.length);
+  for (const t of a.trials.filter((x) => x.repeatOf !== undefined)) assert.equal(planKey(t.config, setting), planKey(a.trials[t.repeatOf! - 1].config, setting));
   assert.equal(a.trials[0].config['quantize.accuracy_level'], 4, 'the prior prefers int8 compute on this CPU');
   assert.equal(a.outcome, 'budget');
   assert.equal(a.trials.length, 10);

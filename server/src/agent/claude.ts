@@ -8,7 +8,8 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { ModelArchitecture } from '../config/hfConfig';
 import { hardwareSummary, KERNEL_FACTS, modelSummary, objectiveSummary, spaceSummary } from './describe';
-import { pplChange } from './objective';
+import { compareTrials, pplChange } from './objective';
+import { MAX_MEASUREMENTS, standings } from './standings';
 import { planKey, short } from './space';
 import type { Answer, Observation, Proposal, Proposer, ProposerContext } from './proposer';
 import { emptyUsage, totalTokens, Trial, Usage } from './types';
@@ -66,10 +67,14 @@ export const TOOLS: Anthropic.Tool[] = [
   { name: 'history', description: 'Every trial so far with its metrics, feasibility and the best so far.', input_schema: { type: 'object', properties: {}, additionalProperties: false } },
   {
     name: 'run_trial',
-    description: 'Compress the model with this config and benchmark it (speed first, then accuracy; very slow trials are pruned before accuracy). Knobs you leave out keep the recipe\'s value. Refused when invalid, a duplicate of a trial already run, or over budget.',
+    description: 'Compress the model with this config and benchmark it (speed first, then accuracy; very slow trials are pruned before accuracy). Knobs you leave out keep the recipe\'s value. Refused when invalid, a duplicate of a trial already run (unless repeat is true), or over budget.',
     input_schema: {
       type: 'object', additionalProperties: false, required: ['config', 'rationale'],
-      properties: { config: CONFIG_SCHEMA, rationale: { type: 'string', maxLength: RATIONALE_LIMIT, description: 'why this trial, briefly' } },
+      properties: {
+        config: CONFIG_SCHEMA,
+        rationale: { type: 'string', maxLength: RATIONALE_LIMIT, description: 'why this trial, briefly' },
+        repeat: { type: 'boolean', description: `re-measure the speed of a feasible config already run (costs a trial; at most ${MAX_MEASUREMENTS} measurements per plan); plans rank by the median of their measurements` },
+      },
     },
   },
   {
@@ -92,7 +97,7 @@ export function systemPrompt(ctx: ProposerContext, budget: { trials: number; min
   return [
     'You are HAQA\'s tuning agent. You choose quantization and runtime settings for an ONNX language model on the machine described below, by running measured trials, to optimise the objective within the accuracy budget.',
     'Work like an engineer: form a hypothesis from the hardware and kernel facts, test it with run_trial, read the measurements, and revise. Measurements beat intuition; counterintuitive results (8-bit faster than 4-bit, a setting slower than fp32) are real on some hardware.',
-    'A trial is feasible when its perplexity increase over fp32 is within the budget (and top-1/KL limits when set). Infeasible trials never win. Do not repeat a configuration; configs whose per-layer plan equals an earlier trial are refused as duplicates.',
+    'A trial is feasible when its perplexity increase over fp32 is within the budget (and top-1/KL limits when set). Infeasible trials never win. Configs whose per-layer plan equals an earlier trial are refused as duplicates, unless you ask for a re-measurement (repeat: true): one run can be off by tens of percent on a shared machine, so re-measure a contender whose lead is within it; plans rank by the median of their measurements.',
     'When you are confident, or the budget is nearly used, call final_answer with the config of the best feasible trial you ran and a short explanation for the user.',
     SECURITY_NOTE,
     data('hardware', hardwareSummary(ctx.setting.hardware)),
@@ -114,6 +119,7 @@ export function trialView(t: Trial, baseline?: ProposerContext['baseline']): Rec
     model_bytes: t.metrics.model_bytes, ppl: round(t.metrics.ppl), ppl_change_pct: d === undefined ? undefined : round(d * 100),
     speedup_vs_fp32: base && t.metrics.decode_ms_per_token ? round(base / t.metrics.decode_ms_per_token) : undefined,
     kl: round(t.metrics.kl), top1: round(t.metrics.top1), violations: t.violations.length ? t.violations : undefined, error: t.error,
+    repeat_of: t.repeatOf, measurements: t.measurements,
   };
 }
 
@@ -140,7 +146,7 @@ function text(input: unknown, key: string, limit: number): string {
   return input;
 }
 
-interface PendingTrial { id: string; config: unknown; rationale: string }
+interface PendingTrial { id: string; config: unknown; rationale: string; repeat: boolean }
 
 export class ClaudeAgent implements Proposer {
   readonly name = 'claude';
@@ -188,7 +194,7 @@ export class ClaudeAgent implements Proposer {
           continue;
         }
         this.current = next;
-        return { kind: 'trial', config: next.config, rationale: next.rationale };
+        return { kind: 'trial', config: next.config, rationale: next.rationale, repeat: next.repeat };
       }
       const over = this.overBudget();
       if (over) return { kind: 'done', outcome: 'budget', reason: over };
@@ -290,10 +296,11 @@ export class ClaudeAgent implements Proposer {
         } else if (finalOnly) {
           throw new InputError('the budget is used: only final_answer is accepted now');
         } else if (u.name === 'run_trial') {
-          const o = checkKeys(u.input, ['config', 'rationale'], ['config', 'rationale']);
+          const o = checkKeys(u.input, ['config', 'rationale', 'repeat'], ['config', 'rationale']);
           const rationale = text(o.rationale, 'rationale', RATIONALE_LIMIT);
           if (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config)) throw new InputError(`config must be an object of knob → value, got ${short(o.config)}`);
-          this.queue.push({ id: u.id, config: o.config, rationale });
+          if (o.repeat !== undefined && typeof o.repeat !== 'boolean') throw new InputError(`repeat must be true or false, got ${short(o.repeat)}`);
+          this.queue.push({ id: u.id, config: o.config, rationale, repeat: o.repeat === true });
         } else {
           checkKeys(u.input, [], []);
           this.results.push({ type: 'tool_result', tool_use_id: u.id, content: JSON.stringify(this.info(u.name, ctx)) });
@@ -316,8 +323,14 @@ export class ClaudeAgent implements Proposer {
       case 'search_space':
         return spaceSummary(ctx.space);
       case 'history': {
-        const best = [...ctx.trials].filter((t) => t.feasible).sort((a, b) => a.loss - b.loss)[0];
-        return { baseline_fp32: ctx.baseline, trials: ctx.trials.map((t) => trialView(t, ctx.baseline)), best_feasible_trial: best?.index ?? null };
+        // Every measurement as it ran, then each plan by the median of its measurements.
+        const plans = standings(ctx.trials);
+        const best = plans.filter((t) => t.feasible).sort(compareTrials)[0];
+        return {
+          baseline_fp32: ctx.baseline, trials: ctx.trials.map((t) => trialView(t, ctx.baseline)),
+          remeasured_plans: plans.filter((t) => (t.measurements ?? 1) > 1).map((t) => trialView(t, ctx.baseline)),
+          best_feasible_trial: best?.index ?? null,
+        };
       }
       default:
         throw new InputError(`unknown tool ${JSON.stringify(name.slice(0, 40))}; tools: ${TOOLS.map((t) => t.name).join(', ')}`);

@@ -3,7 +3,8 @@
 //
 // Early stopping: when the loop may prune, a trial runs in two steps — a speed-only run, then, if the
 // speed is promising, an accuracy-only run that reuses the compressed artifact from the store. When
-// nothing can be pruned yet (no feasible trial), one run measures both.
+// nothing can be pruned yet (no feasible trial), one run measures both. A re-measurement (speedOnly) is
+// the speed-only run alone.
 import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
 import { runRecipe, RunOptions, RunProgress } from '../bench/run';
@@ -32,6 +33,10 @@ export function metricsOf(r: RunRecord): TrialMetrics {
     kl: m.kl,
     top1: m.top1,
   };
+}
+
+function speedOf(m: TrialMetrics): TrialMetrics {
+  return { decode_ms_per_token: m.decode_ms_per_token, prefill_ms: m.prefill_ms, throughput: m.throughput, model_bytes: m.model_bytes };
 }
 
 function abortError(): Error {
@@ -65,6 +70,11 @@ export class RecipeEvaluator implements Evaluator {
   async evaluate(config: Config, opts: EvaluateOptions): Promise<Evaluation> {
     const recipe = applyKnobs(this.recipe, config);
     const failed = (rec: RunRecord): Evaluation => ({ metrics: metricsOf(rec), status: 'failed', error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}` });
+    if (opts.speedOnly) {
+      // A re-measurement: the artifact is reused from the store, only the timing runs again.
+      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
+      return speed.status === 'ok' ? { metrics: speedOf(metricsOf(speed)), status: 'ok' } : failed(speed);
+    }
     if (opts.afterSpeed && recipe.evaluation.text) {
       const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
       if (speed.status !== 'ok') return failed(speed);

@@ -1,7 +1,9 @@
 // The tuning loop: propose → validate → evaluate → record → propose, for any Proposer. Budgets (trials,
 // wall time), validation, duplicate detection, early stopping of hopeless trials and cancellation are
-// all here, so every strategy — the LLM above all — gets exactly the same guard rails.
-import { compareTrials, judge, Objective } from './objective';
+// all here, so every strategy — the LLM above all — gets exactly the same guard rails. A proposer may
+// re-measure a plan (a repeat, speed only); the best is then the best plan by its median (standings.ts).
+import { judge, Objective } from './objective';
+import { bestPlan, MAX_MEASUREMENTS, planIndex } from './standings';
 import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';
 import type { Answer, Proposer, ProposerContext } from './proposer';
 import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
@@ -53,6 +55,15 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
   return signal.aborted || (err as Error)?.name === 'AbortError' || (err as Error)?.name === 'APIUserAbortError';
 }
 
+/** Why a proposal of a plan that already ran is refused (none when it is an allowed re-measurement). */
+function repeatRefusal(first: Trial, repeat: boolean, trials: readonly Trial[]): string[] {
+  if (!repeat) return [`duplicate: trial #${first.index} already ran the same per-layer plan (${configKey(first.config)}); set repeat to re-measure it`];
+  if (!first.feasible) return [`repeat: trial #${first.index} is not feasible (${first.violations.join('; ')}); only feasible plans are re-measured`];
+  const n = trials.filter((t) => planIndex(t) === first.index && t.status !== 'failed').length;
+  if (n >= MAX_MEASUREMENTS) return [`repeat: the plan of trial #${first.index} was measured ${n} times already (at most ${MAX_MEASUREMENTS})`];
+  return [];
+}
+
 export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
   const started = Date.now();
   const signal = opts.signal ?? new AbortController().signal;
@@ -67,6 +78,7 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
   const maxRefusals = opts.maxRefusals ?? 8;
   const deadline = opts.budget.minutes !== undefined ? started + opts.budget.minutes * 60_000 : undefined;
   const trials: Trial[] = [];
+  /** The first trial of each plan. */
   const byPlan = new Map<string, Trial>();
   let best: Trial | undefined;
   let baseline = opts.baseline;
@@ -140,8 +152,8 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
 
       const v = validateConfig(p.config, opts.space, opts.setting);
       const dup = v.ok ? byPlan.get(planOf(v.config)) : undefined;
-      if (!v.ok || dup) {
-        const reasons = v.ok ? [`duplicate: trial #${dup!.index} already ran the same per-layer plan (${configKey(dup!.config)})`] : v.errors;
+      const reasons = !v.ok ? v.errors : dup ? repeatRefusal(dup, p.repeat === true, trials) : [];
+      if (reasons.length > 0) {
         refusals++;
         refusedInARow++;
         opts.proposer.observe?.({ kind: 'refused', reasons });
@@ -151,7 +163,8 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
       }
       refusedInARow = 0;
 
-      const config = v.config;
+      // A repeat runs the first trial's config (the same plan) and measures speed only.
+      const config = dup ? dup.config : (v as { config: Config }).config;
       const index = trials.length + 1;
       emit({ type: 'trial-start', index, config, rationale: p.rationale });
       const t0 = Date.now();
@@ -160,9 +173,9 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
       try {
         const bestScore = bestFeasible?.score;
         evaluation = await opts.evaluator.evaluate(config, {
-          signal,
+          signal, speedOnly: dup !== undefined,
           trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
-          afterSpeed: bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
+          afterSpeed: dup || bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
             const s = speed[opts.objective.field];
             if (typeof s !== 'number') return 'continue';
             const worse = opts.objective.direction === 'min' ? s > bestScore * pruneFactor : s * pruneFactor < bestScore;
@@ -173,14 +186,16 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
         if (isAbort(err, signal)) return finish('cancelled', 'cancelled during a trial');
         evaluation = { metrics: {}, status: 'failed' as const, error: (err as Error).message ?? String(err) };
       }
+      // A repeat's accuracy is its plan's: the compressed model is the same, only the timing is new.
+      if (dup && evaluation.status === 'ok') evaluation = { ...evaluation, metrics: { ...dup.metrics, ...evaluation.metrics } };
       const j = judge(opts.objective, evaluation.status, evaluation.metrics, baseline);
       const trial: Trial = {
         index, config, rationale: p.rationale, proposer: opts.proposer.name, status: evaluation.status, metrics: evaluation.metrics,
-        error: evaluation.error, ...j, seconds: (Date.now() - t0) / 1000,
+        error: evaluation.error, ...j, seconds: (Date.now() - t0) / 1000, ...(dup ? { repeatOf: dup.index } : {}),
       };
       trials.push(trial);
-      byPlan.set(planOf(config), trial);
-      if (!best || compareTrials(trial, best) < 0) best = trial;
+      if (!dup) byPlan.set(planOf(config), trial);
+      best = bestPlan(trials);
       opts.proposer.observe?.({ kind: 'trial', trial });
       emit({ type: 'trial-end', trial, best, trialsLeft: opts.budget.trials - trials.length });
       failedInARow = trial.status === 'failed' ? failedInARow + 1 : 0;

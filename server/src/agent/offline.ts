@@ -6,10 +6,16 @@
 // each value, Laplace-smoothed with the prior as pseudo-counts — and proposes the candidate, drawn
 // from the good density, that maximises l(x)/g(x) (which is monotone in expected improvement). The
 // first trials are the priors' seeds; early stopping of slow trials lives in the loop.
+//
+// Noise: one measurement of a configuration can be tens of percent off on a busy machine, and the
+// best of many noisy measurements is biased to a lucky one. So, as SMAC's intensification does, a plan
+// that becomes the incumbent is re-measured before the search trusts it (`confirm` measurements), and
+// trials rank by their plan's median (standings.ts) in the densities and in the loop's answer.
 import { Rng } from './rng';
 import { hardwarePriors, Priors } from './priors';
 import { firstUnseen, uniformConfig } from './random';
 import { compareTrials } from './objective';
+import { MAX_MEASUREMENTS, standings } from './standings';
 import type { Proposal, Proposer, ProposerContext } from './proposer';
 import type { Config } from './types';
 
@@ -23,6 +29,8 @@ export interface TpeOptions {
   startup?: number;
   /** Probability that a knob of a candidate is drawn uniformly instead (keeps exploring). */
   explore?: number;
+  /** Measurements of the incumbent plan before it is trusted (1 turns re-measuring off). */
+  confirm?: number;
 }
 
 export class TpeSearch implements Proposer {
@@ -33,6 +41,7 @@ export class TpeSearch implements Proposer {
   private readonly candidates: number;
   private readonly startup: number;
   private readonly explore: number;
+  private readonly confirm: number;
 
   constructor(opts: TpeOptions) {
     this.rng = new Rng(opts.seed);
@@ -40,6 +49,7 @@ export class TpeSearch implements Proposer {
     this.candidates = opts.candidates ?? 48;
     this.startup = opts.startup ?? 4;
     this.explore = opts.explore ?? 0.1;
+    this.confirm = Math.min(opts.confirm ?? 2, MAX_MEASUREMENTS);
   }
 
   async propose(ctx: ProposerContext): Promise<Proposal> {
@@ -54,7 +64,12 @@ export class TpeSearch implements Proposer {
       const c = firstUnseen(ctx, () => this.sample(ctx, (key) => priors.weights[key]), 200);
       return c ? { kind: 'trial', config: c, rationale: 'prior sample' } : this.exhausted();
     }
-    // 3. TPE.
+    // 3. An incumbent measured fewer than `confirm` times is measured again first.
+    const inc = this.incumbent(ctx);
+    if (inc && (inc.measurements ?? 1) < this.confirm) {
+      return { kind: 'trial', config: inc.config, repeat: true, rationale: `re-measure the incumbent (trial #${inc.index}, ${inc.measurements ?? 1} measurement${(inc.measurements ?? 1) > 1 ? 's' : ''} so far): one run can be off by the machine's noise` };
+    }
+    // 4. TPE.
     const { l, g } = this.densities(ctx);
     let best: Config | undefined;
     let bestScore = -Infinity;
@@ -80,8 +95,13 @@ export class TpeSearch implements Proposer {
     return best ? { kind: 'trial', config: best, rationale: `TPE: highest l/g among candidates from the good density (log ratio ${bestScore.toFixed(2)})` } : this.exhausted();
   }
 
+  /** The best feasible plan so far, by its median. */
+  private incumbent(ctx: ProposerContext) {
+    return standings(ctx.trials).filter((t) => t.feasible).sort(compareTrials)[0];
+  }
+
   private neighbours(ctx: ProposerContext): Config[] {
-    const inc = [...ctx.trials].filter((t) => t.feasible).sort(compareTrials)[0];
+    const inc = this.incumbent(ctx);
     if (!inc) return [];
     const out: Config[] = [];
     for (const k of ctx.space.knobs) {
@@ -104,7 +124,7 @@ export class TpeSearch implements Proposer {
 
   /** Per-knob densities of the good (l) and bad (g) sets: counts plus prior pseudo-counts, normalised. */
   densities(ctx: ProposerContext): { l: Record<string, number[]>; g: Record<string, number[]> } {
-    const ranked = [...ctx.trials].sort(compareTrials);
+    const ranked = standings(ctx.trials).sort(compareTrials);
     const nGood = Math.max(1, Math.ceil(this.gamma * ranked.length));
     const good = ranked.slice(0, nGood);
     const bad = ranked.slice(nGood);

@@ -111,6 +111,7 @@ export class SyntheticEvaluator implements Evaluator {
     const decode = m.decode * Math.exp((this.opts.noise ?? 0.02) * rng.normal());
     const speed: TrialMetrics = { decode_ms_per_token: decode, throughput: 1000 / decode, model_bytes: m.bytes, prefill_ms: decode * 8 };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
+    if (opts.speedOnly) return { metrics: speed, status: 'ok' };
     await this.wait(opts.signal);
     this.accuracyRuns++;
     const ppl_fp32 = this.opts.ppl_fp32 ?? 10;

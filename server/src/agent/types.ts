@@ -47,6 +47,14 @@ export interface Trial {
   /** Why the trial is infeasible (accuracy budget, pruned, failed). */
   violations: string[];
   seconds: number;
+  /**
+   * Set on a re-measurement: the index of the trial that first ran this plan. A repeat measures speed
+   * only; its accuracy metrics are that trial's. Plans rank by the median of their measurements
+   * (standings.ts).
+   */
+  repeatOf?: number;
+  /** In a plan's aggregated view (standings.ts): how many measurements its figures are the median of. */
+  measurements?: number;
 }
 
 /** What the evaluator learns first; if `decide` answers 'prune', the accuracy stage is skipped. */
@@ -59,6 +67,8 @@ export interface EvaluateOptions {
    * pruned yet (no feasible trial to compare with): evaluators may then measure everything at once.
    */
   afterSpeed?: (speed: TrialMetrics) => SpeedVerdict;
+  /** Measure speed only (a re-measurement: the plan's accuracy is already known). */
+  speedOnly?: boolean;
   /** For the run record: which trial of which session this is. */
   trial?: { index: number; rationale?: string; proposer: string; session?: string };
 }

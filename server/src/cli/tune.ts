@@ -39,7 +39,8 @@ export function trialLine(t: Trial, baseline: TrialMetrics | undefined): string 
   const d = t.metrics.decode_ms_per_token;
   const sp = d && baseline?.decode_ms_per_token ? ` (${(baseline.decode_ms_per_token / d).toFixed(2)}x)` : '';
   const state = t.feasible ? 'feasible' : t.status === 'pruned' ? 'pruned' : t.status === 'failed' ? `failed: ${t.error}` : `infeasible: ${t.violations.join('; ')}`;
-  return `#${String(t.index).padEnd(3)} ${configText(t.config)}\n     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`;
+  const again = t.repeatOf !== undefined ? ` (re-measure of #${t.repeatOf}: speed only)` : '';
+  return `#${String(t.index).padEnd(3)} ${configText(t.config)}${again}\n     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`;
 }
 
 export interface TuneRun {
@@ -174,7 +175,7 @@ export const tuneCommand: Command = {
       if (best) {
         const b = result.baseline;
         const d = best.metrics.decode_ms_per_token;
-        io.out(`best: trial #${best.index} ${configText(best.config)}`);
+        io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`);
         io.out(`  decode ${d?.toFixed(3)} ms/token${d && b?.decode_ms_per_token ? `, ${(b.decode_ms_per_token / d).toFixed(2)}x vs fp32` : ''}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');

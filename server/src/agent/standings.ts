@@ -1,0 +1,64 @@
+// Plans, not measurements. On a noisy machine one measurement of a configuration can be off by tens of
+// percent (bench/REPORT.md §2 gives the spread measured here), so a search may re-measure a plan (a
+// trial with `repeatOf`, speed only) and every consumer — the loop's best, the optimizer's densities,
+// the agent's history, the benchmark's scoring — ranks plans by the median of their measurements.
+// This module is the one place that aggregation is defined.
+import { compareTrials } from './objective';
+import type { Trial, TrialMetrics } from './types';
+
+/** The speed figures a re-measurement brings; accuracy is the plan's first trial's (it is deterministic). */
+export const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput'] as const satisfies readonly (keyof TrialMetrics)[];
+
+/** How many measurements of one plan the loop runs at most (the first trial and its repeats). */
+export const MAX_MEASUREMENTS = 3;
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The index of the trial that first ran this trial's plan. */
+export function planIndex(t: Trial): number {
+  return t.repeatOf ?? t.index;
+}
+
+/**
+ * One entry per plan, in the order plans were first tried: the plan's first trial, with its speed
+ * metrics, score and loss replaced by the medians over its successful measurements and `measurements`
+ * set to their count. A plan measured once is its trial unchanged.
+ */
+export function standings(trials: readonly Trial[]): Trial[] {
+  const groups = new Map<number, Trial[]>();
+  for (const t of trials) {
+    const g = groups.get(planIndex(t));
+    if (g) g.push(t);
+    else groups.set(planIndex(t), [t]);
+  }
+  const out: Trial[] = [];
+  for (const group of groups.values()) {
+    const first = group[0];
+    const measured = group.filter((t) => t.status !== 'failed' && Number.isFinite(t.loss));
+    if (group.length === 1 || measured.length <= 1) {
+      out.push(group.length === 1 ? first : { ...first, measurements: measured.length });
+      continue;
+    }
+    const metrics: TrialMetrics = { ...first.metrics };
+    for (const f of SPEED_FIELDS) {
+      const xs = measured.map((t) => t.metrics[f]).filter((x): x is number => typeof x === 'number');
+      if (xs.length) metrics[f] = median(xs);
+    }
+    const scores = measured.map((t) => t.score).filter((x): x is number => x !== undefined);
+    out.push({
+      ...first, metrics, measurements: measured.length,
+      score: scores.length ? median(scores) : first.score,
+      loss: median(measured.map((t) => t.loss)),
+    });
+  }
+  return out;
+}
+
+/** The best plan (feasible first, then by median loss), or undefined before any trial. */
+export function bestPlan(trials: readonly Trial[]): Trial | undefined {
+  return standings(trials).sort(compareTrials)[0];
+}
