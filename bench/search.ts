@@ -4,16 +4,18 @@
 // better than random search at equal trials.
 //
 //   node --import tsx bench/search.ts [--evaluator table|synthetic] [--recipe examples/tiny-llama/haqa.yaml]
-//        [--seeds 5] [--trials 24] [--remeasure] [--sigma S] [--out bench/results]
+//        [--seeds 5] [--trials 24] [--runs 3] [--remeasure] [--out bench/results]
 //
 // Method (`table`, the default): every configuration of the recipe's (small) search space is compressed
-// and measured ONCE on this machine (quick runs; cached in <out>/search-table.json, keyed by the model
-// file, the space and the CPU); a few configurations are measured 3 more times to estimate the
-// run-to-run noise of decode latency (σ of log latency). The searches are then replayed against the
-// table: a trial's latency is the table value × exp(σ·N(0,1)) from a generator seeded by (seed,
-// config, repeat), its accuracy the table value. Replays cost nothing, so 5 seeds × 3 strategies see
-// the same measured landscape, and each search's best-so-far is scored by the table's (noise-free)
-// value of the configuration it would pick. The sweep's best is the best feasible table entry.
+// and measured on this machine in `--runs` independent quick runs (each a fresh worker process, as a
+// tuner's trial is), in interleaved passes over the whole space so that drift of the machine spreads
+// over all configurations alike. The first pass measures accuracy too (it is deterministic: the
+// compressed artifact is reused); the later passes only speed. Cached in <out>/search-table.json, keyed
+// by the model's content, the space, the CPU and its ISA flags.
+// A configuration's true value is the median of its runs, so the sweep's best is the best feasible
+// median. The searches are replayed against the table: each trial draws one of the configuration's
+// real measurements (seeded by seed, config and repeat), so a search sees the machine's real run-to-run
+// noise, not a model of it, and is scored by the true value of the configuration it would pick.
 // `synthetic` replays against the cost model in server/src/agent/synthetic.ts instead (no model needed).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -39,9 +41,8 @@ const { values } = parseArgs({
     recipe: { type: 'string', default: 'examples/tiny-llama/haqa.yaml' },
     seeds: { type: 'string', default: '5' },
     trials: { type: 'string', default: '24' },
+    runs: { type: 'string', default: '3' },
     remeasure: { type: 'boolean', default: false },
-    /** Replay with this σ (log latency) instead of the measured one: how the searches fare on the same landscape on a quieter machine. */
-    sigma: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
@@ -49,10 +50,29 @@ const SEEDS = Number(values.seeds);
 const TRIALS = Number(values.trials);
 const OUT = path.resolve(values.out!);
 
-interface Entry { config: Config; metrics: TrialMetrics; status: 'ok' | 'failed'; error?: string }
-interface Table { key: string; sigma: number; hardware?: SpaceContext['hardware']; baseline: TrialMetrics; entries: Record<string, Entry>; measured_at: string; cpu: string }
+/** One configuration: its true (median) metrics and every run's speed figures. */
+interface Entry { config: Config; metrics: TrialMetrics; runs: TrialMetrics[]; status: 'ok' | 'failed'; error?: string }
+interface Table {
+  key: string;
+  runs: number;
+  /** Pooled run-to-run spread of log decode latency (σ), for the report. */
+  sigma: number;
+  hardware?: SpaceContext['hardware'];
+  baseline: TrialMetrics;
+  entries: Record<string, Entry>;
+  measured_at: string;
+  cpu: string;
+}
 
-/** Replays a measured table with measured noise. */
+const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput'] as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Replays a measured table: each trial is one of the configuration's real runs. */
 class TableEvaluator implements Evaluator {
   private repeats = new Map<string, number>();
   constructor(private table: Table, private setting: SpaceContext, private seed: number) {}
@@ -67,55 +87,69 @@ class TableEvaluator implements Evaluator {
     const rep = this.repeats.get(key) ?? 0;
     this.repeats.set(key, rep + 1);
     const rng = new Rng(parseInt(sha256(`${this.seed}/${key}/${rep}`).slice(0, 8), 16));
-    const f = Math.exp(this.table.sigma * rng.normal());
-    const m = e.metrics;
-    const speed: TrialMetrics = {
-      decode_ms_per_token: m.decode_ms_per_token! * f, prefill_ms: m.prefill_ms && m.prefill_ms * f,
-      throughput: m.throughput && m.throughput / f, model_bytes: m.model_bytes,
-    };
+    const run = e.runs[Math.floor(rng.next() * e.runs.length)];
+    const speed: TrialMetrics = { ...pick(run, SPEED_FIELDS), model_bytes: e.metrics.model_bytes };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
-    return { metrics: { ...m, ...speed }, status: 'ok' };
+    return { metrics: { ...e.metrics, ...speed }, status: 'ok' };
   }
 }
 
+function pick(m: TrialMetrics, fields: readonly (keyof TrialMetrics)[]): TrialMetrics {
+  return Object.fromEntries(fields.filter((f) => m[f] !== undefined).map((f) => [f, m[f]]));
+}
+
+/** The table's key: what the measurements depend on. The model by content, so a fresh clone reuses a committed table. */
+function tableKey(setting: SpaceContext, space: SearchSpace, runs: number): string {
+  const model = sha256(fs.readFileSync(setting.recipe.model));
+  const hw = setting.hardware;
+  return sha256(JSON.stringify([model, space.knobs.map((k) => [k.key, k.values]), hw.cpu, hw.isa, hw.cores, runs])).slice(0, 16);
+}
+
 async function measureTable(file: string): Promise<{ table: Table; setting: SpaceContext; space: SearchSpace }> {
-  const loaded = await loadSetting(file);
-  const { setting, space } = loaded;
-  const st = fs.statSync(setting.recipe.model);
-  const key = sha256(JSON.stringify([setting.recipe.model, st.size, st.mtimeMs, space.knobs.map((k) => [k.key, k.values]), setting.hardware.cpu])).slice(0, 16);
+  const { setting, space } = await loadSetting(file);
+  const runs = Math.max(1, Number(values.runs));
+  const key = tableKey(setting, space, runs);
   const cache = path.join(OUT, 'search-table.json');
   if (!values.remeasure && fs.existsSync(cache)) {
     const t = JSON.parse(fs.readFileSync(cache, 'utf8')) as Table;
     // Replays see the machine as it was when the table was measured (its load included).
     if (t.key === key) return { table: t, setting: t.hardware ? { ...setting, hardware: t.hardware } : setting, space };
+    console.error(`${cache} was measured for another model, space or machine: measuring anew`);
   }
   const ev = new RecipeEvaluator(setting.recipe, { quick: true });
-  console.error(`measuring the fp32 baseline and ${space.size} configurations of ${file} once each (quick runs)...`);
+  const configs = [...new Map([...enumerate(space)].map((c) => [planKey(c, setting), c])).entries()];
+  console.error(`measuring the fp32 baseline and ${configs.length} configurations of ${file} in ${runs} passes (quick runs)...`);
   const baseline = await ev.baseline();
   const entries: Record<string, Entry> = {};
-  const configs = [...enumerate(space)];
-  for (const [i, c] of configs.entries()) {
-    const k = planKey(c, setting);
-    if (entries[k]) continue;
-    const r = await ev.evaluate(c, {});
-    entries[k] = { config: c, metrics: r.metrics, status: r.status === 'ok' ? 'ok' : 'failed', error: r.error };
-    console.error(`  ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`);
-  }
-  // Noise: three configurations (fastest, median, slowest) measured three more times.
-  const ok = Object.values(entries).filter((e) => e.status === 'ok').sort((a, b) => a.metrics.decode_ms_per_token! - b.metrics.decode_ms_per_token!);
-  const probe = [ok[0], ok[Math.floor(ok.length / 2)], ok[ok.length - 1]].filter(Boolean);
-  const devs: number[] = [];
-  for (const e of probe) {
-    const logs = [Math.log(e.metrics.decode_ms_per_token!)];
-    for (let r = 0; r < 3; r++) {
-      const m = (await ev.evaluate(e.config, {})).metrics.decode_ms_per_token;
-      if (m) logs.push(Math.log(m));
+  for (let pass = 0; pass < runs; pass++) {
+    for (const [i, [k, c]] of configs.entries()) {
+      if (entries[k]?.status === 'failed') continue;
+      // Later passes measure speed only (the afterSpeed verdict 'prune' skips the accuracy stage).
+      const r = await ev.evaluate(c, pass === 0 ? {} : { afterSpeed: () => 'prune' });
+      if (r.status === 'failed') {
+        entries[k] = { config: c, metrics: r.metrics, runs: [], status: 'failed', error: r.error };
+      } else {
+        entries[k] ??= { config: c, metrics: r.metrics, runs: [], status: 'ok' };
+        entries[k].runs.push(pick(r.metrics, SPEED_FIELDS));
+      }
+      console.error(`  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`);
     }
+  }
+  const devs: number[] = [];
+  let groups = 0;
+  for (const e of Object.values(entries)) {
+    if (e.status !== 'ok') continue;
+    for (const f of SPEED_FIELDS) {
+      const xs = e.runs.map((r) => r[f]).filter((x): x is number => x !== undefined);
+      if (xs.length) e.metrics[f] = median(xs);
+    }
+    const logs = e.runs.map((r) => Math.log(r.decode_ms_per_token!));
     const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
     devs.push(...logs.map((x) => x - mean));
+    groups++;
   }
-  const sigma = Math.sqrt(devs.reduce((a, b) => a + b * b, 0) / Math.max(1, devs.length - probe.length));
-  const table: Table = { key, sigma, hardware: setting.hardware, baseline, entries, measured_at: new Date().toISOString(), cpu: setting.hardware.cpu };
+  const sigma = Math.sqrt(devs.reduce((a, b) => a + b * b, 0) / Math.max(1, devs.length - groups));
+  const table: Table = { key, runs, sigma, hardware: setting.hardware, baseline, entries, measured_at: new Date().toISOString(), cpu: setting.hardware.cpu };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(cache, JSON.stringify(table, null, 1));
   return { table, setting, space };
@@ -162,10 +196,8 @@ async function main(): Promise<void> {
       const e = m.table.entries[planKey(c, setting)];
       return { ok: e?.status === 'ok', metrics: e?.metrics ?? {} };
     };
-    const measuredSigma = m.table.sigma;
-    if (values.sigma !== undefined) m.table.sigma = Number(values.sigma);
     makeEvaluator = (seed) => new TableEvaluator(m.table, setting, seed);
-    method = `measured table of ${Object.keys(m.table.entries).length} configurations (${m.table.cpu}, ${m.table.measured_at}), replayed with ${values.sigma !== undefined ? `σ=${m.table.sigma} (given; measured σ was ${measuredSigma.toFixed(3)})` : `measured noise σ=${measuredSigma.toFixed(3)}`} (log latency)`;
+    method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a configuration's value is the median of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
   const objective = objectiveOf(setting.recipe);
   const { truth, best } = truthOf(setting, space, objective, value, baseline);
@@ -174,25 +206,27 @@ async function main(): Promise<void> {
 
   const strategies: Record<string, (seed: number) => Proposer> = {
     offline: (s) => new TpeSearch({ seed: s }),
+    // Ablation: the same optimizer trusting single measurements (no re-measuring of the incumbent).
+    'offline, no re-measure': (s) => new TpeSearch({ seed: s, confirm: 1 }),
     random: (s) => new RandomSearch(s),
     sweep: () => new Sweep(),
   };
-  // curves[strategy][seed][t] = true loss of the best-so-far (by the search's own, noisy, view) / sweep best
+  // curves[strategy][seed][t] = true loss of the search's best-so-far (by its own, noisy, view) / sweep best
   const curves: Record<string, number[][]> = {};
   for (const [name, make] of Object.entries(strategies)) {
     curves[name] = [];
     for (let seed = 0; seed < SEEDS; seed++) {
-      const r = await runLoop({ setting, space, objective, evaluator: makeEvaluator(seed), proposer: make(seed), budget: { trials }, baseline });
+      // After each trial, the search's own answer so far (the loop's best plan, by its median when it
+      // was re-measured) is scored by that plan's true value.
       const curve: number[] = [];
-      let pick: { feasible: boolean; loss: number } | undefined;
-      let trueLoss = Infinity;
-      for (const t of r.trials) {
-        if (t.feasible && (!pick || t.loss < pick.loss)) {
-          pick = t;
-          trueLoss = truth.get(planKey(t.config, setting))!.loss;
-        }
-        curve.push(trueLoss / best);
-      }
+      await runLoop({
+        setting, space, objective, evaluator: makeEvaluator(seed), proposer: make(seed), budget: { trials }, baseline,
+        onEvent: (e) => {
+          if (e.type !== 'trial-end') return;
+          const pick = e.best?.feasible ? e.best : undefined;
+          curve.push(pick ? truth.get(planKey(pick.config, setting))!.loss / best : Infinity);
+        },
+      });
       while (curve.length < trials) curve.push(curve[curve.length - 1] ?? Infinity);
       curves[name].push(curve);
     }
@@ -205,21 +239,23 @@ async function main(): Promise<void> {
     within_5pct_by_12_in_4_of_5: within5('offline', Math.min(12, trials)) >= Math.min(4, SEEDS),
     beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every((t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9),
   };
-  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
+  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best,
+    within_5pct_plans: [...truth.values()].filter((t) => t.feasible && t.loss <= best * 1.05).length, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
 
   // Table: mean (over seeds) of best/sweep-best, and seeds within 5%, at a few trial counts.
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= trials);
   console.log(`method: ${method}`);
-  console.log(`objective ${objective.metric}; ${truth.size} distinct plans; sweep best ${best.toFixed(4)}; ${SEEDS} seeds`);
-  console.log(['trials', ...marks.map(String)].map((s) => s.padStart(9)).join(''));
+  console.log(`objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within 5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`);
+  const row = (cells: string[]) => cells[0].padEnd(24) + cells.slice(1).map((c) => c.padStart(9)).join('');
+  console.log(row(['trials', ...marks.map(String)]));
   for (const name of Object.keys(strategies)) {
-    console.log([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : "—"))].map((s) => s.padStart(9)).join(''));
-    console.log([' ≤5%', ...marks.map((t) => `${within5(name, t)}/${SEEDS}`)].map((s) => s.padStart(9)).join(''));
+    console.log(row([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : '—'))]));
+    console.log(row(['  within 5%', ...marks.map((t) => `${within5(name, t)}/${SEEDS}`)]));
   }
   console.log(`goals: ${JSON.stringify(goals)}`);
 
   fs.mkdirSync(OUT, { recursive: true });
-  const tag = values.evaluator === 'synthetic' ? 'search-synthetic' : values.sigma !== undefined ? `search-sigma${values.sigma}` : 'search';
+  const tag = values.evaluator === 'synthetic' ? 'search-synthetic' : 'search';
   fs.writeFileSync(path.join(OUT, `${tag}.json`), JSON.stringify(report, null, 1));
   fs.writeFileSync(path.join(OUT, `${tag}.svg`), svg(curves, trials, `${objective.metric}: best found / sweep best (mean of ${SEEDS} seeds)`));
   console.log(`wrote ${path.join(OUT, `${tag}.json`)} and ${tag}.svg`);
@@ -228,7 +264,7 @@ async function main(): Promise<void> {
 /** Convergence curves: mean over seeds of best-so-far / sweep best, per strategy, against trials. */
 function svg(curves: Record<string, number[][]>, trials: number, title: string): string {
   const W = 640, H = 400, L = 60, R = 120, T = 40, B = 50;
-  const colors: Record<string, string> = { offline: '#1f77b4', random: '#d62728', sweep: '#7f7f7f' };
+  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, no re-measure': '#9ecae1', random: '#d62728', sweep: '#7f7f7f' };
   const means = Object.fromEntries(Object.entries(curves).map(([n, cs]) => [n, Array.from({ length: trials }, (_, i) => cs.reduce((s, c) => s + Math.min(c[i], 4), 0) / cs.length)]));
   const ymax = Math.min(4, Math.max(1.1, ...Object.values(means).flat().filter(Number.isFinite)));
   const x = (t: number) => L + ((t - 1) / Math.max(1, trials - 1)) * (W - L - R);
