@@ -34,6 +34,7 @@ import { RecipeEvaluator } from '../server/src/agent/evaluator';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from '../server/src/agent/types';
 import { sha256 } from '../server/src/bench/record';
+import { median, SPEED_FIELDS } from '../server/src/agent/standings';
 
 const { values } = parseArgs({
   options: {
@@ -62,14 +63,6 @@ interface Table {
   entries: Record<string, Entry>;
   measured_at: string;
   cpu: string;
-}
-
-const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput'] as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Replays a measured table: each trial is one of the configuration's real runs. */
@@ -206,8 +199,9 @@ async function main(): Promise<void> {
 
   const strategies: Record<string, (seed: number) => Proposer> = {
     offline: (s) => new TpeSearch({ seed: s }),
-    // Ablation: the same optimizer trusting single measurements (no re-measuring of the incumbent).
-    'offline, no re-measure': (s) => new TpeSearch({ seed: s, confirm: 1 }),
+    // Ablations: the same optimizer never re-measuring, and re-measuring every new incumbent.
+    'offline, never re-measure': (s) => new TpeSearch({ seed: s, confirm: 'never' }),
+    'offline, re-measure each incumbent': (s) => new TpeSearch({ seed: s, confirm: 'always' }),
     random: (s) => new RandomSearch(s),
     sweep: () => new Sweep(),
   };
@@ -246,7 +240,7 @@ async function main(): Promise<void> {
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= trials);
   console.log(`method: ${method}`);
   console.log(`objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within 5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`);
-  const row = (cells: string[]) => cells[0].padEnd(24) + cells.slice(1).map((c) => c.padStart(9)).join('');
+  const row = (cells: string[]) => cells[0].padEnd(36) + cells.slice(1).map((c) => c.padStart(9)).join('');
   console.log(row(['trials', ...marks.map(String)]));
   for (const name of Object.keys(strategies)) {
     console.log(row([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : '—'))]));
@@ -263,8 +257,8 @@ async function main(): Promise<void> {
 
 /** Convergence curves: mean over seeds of best-so-far / sweep best, per strategy, against trials. */
 function svg(curves: Record<string, number[][]>, trials: number, title: string): string {
-  const W = 640, H = 400, L = 60, R = 120, T = 40, B = 50;
-  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, no re-measure': '#9ecae1', random: '#d62728', sweep: '#7f7f7f' };
+  const W = 820, H = 400, L = 60, R = 240, T = 40, B = 50;
+  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, never re-measure': '#9ecae1', 'offline, re-measure each incumbent': '#17becf', random: '#d62728', sweep: '#7f7f7f' };
   const means = Object.fromEntries(Object.entries(curves).map(([n, cs]) => [n, Array.from({ length: trials }, (_, i) => cs.reduce((s, c) => s + Math.min(c[i], 4), 0) / cs.length)]));
   const ymax = Math.min(4, Math.max(1.1, ...Object.values(means).flat().filter(Number.isFinite)));
   const x = (t: number) => L + ((t - 1) / Math.max(1, trials - 1)) * (W - L - R);

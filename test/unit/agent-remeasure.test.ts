@@ -1,6 +1,6 @@
 // Re-measurement: on a noisy machine the loop lets a search measure a plan again (speed only), and
 // ranks plans by the median of their measurements (server/src/agent/standings.ts). The offline
-// optimizer uses it to confirm an incumbent before trusting it.
+// optimizer uses it to confirm its answer with the budget's last trial.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLoop, LoopOptions } from '../../server/src/agent/loop';
@@ -112,28 +112,43 @@ test('repeats are refused with reasons: without repeat, of an infeasible plan, p
   assert.equal(ev.calls.length, r.trials.length, 'nothing refused was evaluated');
 });
 
-test('the offline optimizer re-measures each new incumbent once before trusting it', async () => {
+function countsByPlan(trials: readonly { index: number; repeatOf?: number }[]): number[] {
+  const counts = new Map<number, number>();
+  for (const t of trials) counts.set(t.repeatOf ?? t.index, (counts.get(t.repeatOf ?? t.index) ?? 0) + 1);
+  return [...counts.values()];
+}
+
+test('by default the offline optimizer spends its last trial re-measuring the incumbent, and nothing else', async () => {
   for (const seed of [0, 1, 2]) {
     const ev = new SyntheticEvaluator(setting, { seed, noise: 0.15 });
-    const r = await loop(new TpeSearch({ seed }), ev, 16);
+    const r = await loop(new TpeSearch({ seed }), ev, 12);
     const repeats = r.trials.filter((t) => t.repeatOf !== undefined);
-    assert.ok(repeats.length > 0, `seed ${seed}: some incumbent was re-measured`);
-    for (const t of repeats) {
-      // The repeated plan was the best feasible plan (by median) just before the repeat, measured once.
-      const before = standings(r.trials.slice(0, t.index - 1)).filter((x) => x.feasible).sort((a, b) => a.loss - b.loss || a.index - b.index)[0];
-      assert.equal(t.repeatOf, before.index, `seed ${seed}: trial #${t.index} re-measures the incumbent`);
-      assert.equal(before.measurements ?? 1, 1);
-      assert.match(t.rationale!, /re-measure the incumbent/);
-    }
-    const counts = new Map<number, number>();
-    for (const t of r.trials) counts.set(t.repeatOf ?? t.index, (counts.get(t.repeatOf ?? t.index) ?? 0) + 1);
-    assert.ok([...counts.values()].every((n) => n <= 2), 'confirm = 2: never a third measurement');
-    assert.equal(ev.accuracyRuns, r.trials.filter((t) => t.repeatOf === undefined && t.status === 'ok').length, 'repeats run no accuracy stage');
+    assert.equal(repeats.length, 1, `seed ${seed}`);
+    assert.equal(repeats[0].index, 12, 'the last trial');
+    const before = standings(r.trials.slice(0, 11)).filter((x) => x.feasible).sort((a, b) => a.loss - b.loss || a.index - b.index)[0];
+    assert.equal(repeats[0].repeatOf, before.index, 'it re-measures the incumbent');
+    assert.match(repeats[0].rationale!, /re-measure the incumbent/);
+    assert.equal(ev.accuracyRuns, r.trials.filter((t) => t.repeatOf === undefined && t.status === 'ok').length, 'the repeat runs no accuracy stage');
+    if (r.best!.index === before.index) assert.equal(r.best!.measurements, 2, 'an answer that survived is the median of two runs');
   }
 });
 
-test('confirm: 1 turns re-measuring off', async () => {
-  const r = await loop(new TpeSearch({ seed: 0, confirm: 1 }), new SyntheticEvaluator(setting, { seed: 0, noise: 0.15 }), 16);
+test("confirm: 'always' re-measures each new incumbent once before moving on", async () => {
+  for (const seed of [0, 1, 2]) {
+    const r = await loop(new TpeSearch({ seed, confirm: 'always' }), new SyntheticEvaluator(setting, { seed, noise: 0.15 }), 16);
+    const repeats = r.trials.filter((t) => t.repeatOf !== undefined);
+    assert.ok(repeats.length > 0, `seed ${seed}: some incumbent was re-measured`);
+    for (const t of repeats) {
+      const before = standings(r.trials.slice(0, t.index - 1)).filter((x) => x.feasible).sort((a, b) => a.loss - b.loss || a.index - b.index)[0];
+      assert.equal(t.repeatOf, before.index, `seed ${seed}: trial #${t.index} re-measures the incumbent`);
+      assert.equal(before.measurements ?? 1, 1);
+    }
+    assert.ok(countsByPlan(r.trials).every((n) => n <= 2), 'never a third measurement');
+  }
+});
+
+test("confirm: 'never' turns re-measuring off", async () => {
+  const r = await loop(new TpeSearch({ seed: 0, confirm: 'never' }), new SyntheticEvaluator(setting, { seed: 0, noise: 0.15 }), 16);
   assert.equal(r.trials.filter((t) => t.repeatOf !== undefined).length, 0);
   assert.equal(new Set(r.trials.map((t) => key(t.config))).size, r.trials.length);
 });

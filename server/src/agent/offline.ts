@@ -8,14 +8,16 @@
 // first trials are the priors' seeds; early stopping of slow trials lives in the loop.
 //
 // Noise: one measurement of a configuration can be tens of percent off on a busy machine, and the
-// best of many noisy measurements is biased to a lucky one. So, as SMAC's intensification does, a plan
-// that becomes the incumbent is re-measured before the search trusts it (`confirm` measurements), and
-// trials rank by their plan's median (standings.ts) in the densities and in the loop's answer.
+// best of many noisy measurements is biased to a lucky one. Trials rank by their plan's median
+// (standings.ts) in the densities and in the loop's answer, and by default the last trial of the budget
+// re-measures the incumbent if it was measured once, so the configuration written as the answer was
+// measured twice. Re-measuring every new incumbent (SMAC's intensification, `confirm: 'always'`) cost
+// more exploration than it saved at 12-trial budgets in replays (bench/REPORT.md §2).
 import { Rng } from './rng';
 import { hardwarePriors, Priors } from './priors';
 import { firstUnseen, uniformConfig } from './random';
 import { compareTrials } from './objective';
-import { MAX_MEASUREMENTS, standings } from './standings';
+import { standings } from './standings';
 import type { Proposal, Proposer, ProposerContext } from './proposer';
 import type { Config } from './types';
 
@@ -29,8 +31,8 @@ export interface TpeOptions {
   startup?: number;
   /** Probability that a knob of a candidate is drawn uniformly instead (keeps exploring). */
   explore?: number;
-  /** Measurements of the incumbent plan before it is trusted (1 turns re-measuring off). */
-  confirm?: number;
+  /** When the incumbent is re-measured: with the budget's last trial (default), each time a new one appears, or never. */
+  confirm?: 'last' | 'always' | 'never';
 }
 
 export class TpeSearch implements Proposer {
@@ -41,7 +43,7 @@ export class TpeSearch implements Proposer {
   private readonly candidates: number;
   private readonly startup: number;
   private readonly explore: number;
-  private readonly confirm: number;
+  private readonly confirm: 'last' | 'always' | 'never';
 
   constructor(opts: TpeOptions) {
     this.rng = new Rng(opts.seed);
@@ -49,7 +51,7 @@ export class TpeSearch implements Proposer {
     this.candidates = opts.candidates ?? 48;
     this.startup = opts.startup ?? 4;
     this.explore = opts.explore ?? 0.1;
-    this.confirm = Math.min(opts.confirm ?? 2, MAX_MEASUREMENTS);
+    this.confirm = opts.confirm ?? 'last';
   }
 
   async propose(ctx: ProposerContext): Promise<Proposal> {
@@ -64,10 +66,11 @@ export class TpeSearch implements Proposer {
       const c = firstUnseen(ctx, () => this.sample(ctx, (key) => priors.weights[key]), 200);
       return c ? { kind: 'trial', config: c, rationale: 'prior sample' } : this.exhausted();
     }
-    // 3. An incumbent measured fewer than `confirm` times is measured again first.
+    // 3. An incumbent measured once is measured again (always, or with the last trial).
     const inc = this.incumbent(ctx);
-    if (inc && (inc.measurements ?? 1) < this.confirm) {
-      return { kind: 'trial', config: inc.config, repeat: true, rationale: `re-measure the incumbent (trial #${inc.index}, ${inc.measurements ?? 1} measurement${(inc.measurements ?? 1) > 1 ? 's' : ''} so far): one run can be off by the machine's noise` };
+    const due = this.confirm === 'always' || (this.confirm === 'last' && ctx.budget.trialsLeft === 1);
+    if (inc && due && (inc.measurements ?? 1) < 2) {
+      return { kind: 'trial', config: inc.config, repeat: true, rationale: `re-measure the incumbent (trial #${inc.index}, measured once): one run can be off by the machine's noise` };
     }
     // 4. TPE.
     const { l, g } = this.densities(ctx);

@@ -4,6 +4,7 @@
 // the agent's history, the benchmark's scoring — ranks plans by the median of their measurements.
 // This module is the one place that aggregation is defined.
 import { compareTrials } from './objective';
+import { quantile } from '../bench/stats';
 import type { Trial, TrialMetrics } from './types';
 
 /** The speed figures a re-measurement brings; accuracy is the plan's first trial's (it is deterministic). */
@@ -13,9 +14,7 @@ export const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput'] 
 export const MAX_MEASUREMENTS = 3;
 
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return quantile([...xs].sort((a, b) => a - b), 0.5);
 }
 
 /** The index of the trial that first ran this trial's plan. */
