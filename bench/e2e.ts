@@ -9,7 +9,8 @@
 //
 //   node --import tsx bench/e2e.ts [--quick] [--json out.json] [--models fixture,llama-1b] [--trials N]
 //
-// Quick mode: the 1B-shaped model keeps 4 of its 16 layers (labelled as such), fewer tuner trials.
+// Quick mode: the 1B-shaped model keeps 4 of its 16 layers (labelled as such), fewer tuner trials, and
+// every variant is timed with the quick repetition policy (the full run is the figure of record).
 // Every figure comes from runRecipe (bench/run.ts): medians with p10/p90 over repetitions in a worker.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -164,7 +165,7 @@ async function measure(label: string, recipeFile: string, config: Config | undef
   // Compressed variants time the fp32 model interleaved in the same worker (baseline: true), so their
   // speedups are paired per repetition and see the same machine load; ratios between variants measured
   // in different runs would carry the drift between those runs.
-  const record = await runRecipe(recipe, { quick: false, baseline: !fp32, storeDir: path.dirname(recipeFile), timeoutMs: 45 * 60_000 });
+  const record = await runRecipe(recipe, { quick: QUICK, baseline: !fp32, storeDir: path.dirname(recipeFile), timeoutMs: 45 * 60_000 });
   if (record.status !== 'ok') throw new Error(`${label} failed: ${record.error?.stage}: ${record.error?.message}`);
   const bytesPerToken = await bytesReadPerToken(record.artifact ?? recipe.model);
   log(`  decode ${record.metrics.decode_ms_per_token?.median?.toFixed(2)} ms/token, prefill ${record.metrics.prefill_ms?.median?.toFixed(1)} ms${record.speedups?.paired?.decode ? `, decode ${record.speedups.paired.decode.median.toFixed(2)}× vs fp32 (paired)` : ''}`);

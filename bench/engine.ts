@@ -2,8 +2,10 @@
 // models with external data, and `inspect` time and memory on the largest. Each measurement runs in a
 // child process so its peak RSS is its own.
 //
-//   node --import tsx bench/engine.ts [--quick] [--sizes 100MB,400MB,1GB,4GB] [--dir D] [--keep] [--json out.json]
+//   node --import tsx bench/engine.ts [--quick] [--sizes 100MB,400MB,1GB,4GB] [--reps 3] [--dir D] [--keep] [--json out.json]
 //
+// Each size is quantized `--reps` times (a fresh process each time) and inspected 5 times; figures are
+// medians with their min–max.
 // Goals (issue #4): ≥ 150 MB/s of fp32 weights, peak RSS < 1.5 GB for a 4 GB model, inspect < 1 s
 // with < 200 MB extra memory. Models go to a temporary folder (removed unless --keep).
 import { execFileSync } from 'node:child_process';
@@ -16,6 +18,7 @@ import { node, valueInfo, model } from '../server/src/model/build';
 import { resolveRecipe, parseBytes } from '../server/src/config/recipe';
 import { compressModel } from '../server/src/compress/pipeline';
 import { inspectModel } from '../server/src/model/graph';
+import { quantile } from '../server/src/bench/stats';
 
 const HIDDEN = 2048;
 
@@ -76,6 +79,12 @@ async function child(kind: string, file: string, out?: string): Promise<void> {
   }
 }
 
+/** Median, min and max of a few repetitions. */
+function spread(xs: number[]): { median: number; min: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: quantile(s, 0.5), min: s[0], max: s[s.length - 1] };
+}
+
 function runChild(args: string[]): Record<string, number> {
   const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop()!);
@@ -87,7 +96,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean' }, sizes: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' },
-      json: { type: 'string' }, child: { type: 'string' },
+      json: { type: 'string' }, child: { type: 'string' }, reps: { type: 'string' },
     },
     allowPositionals: true, strict: false,
   });
@@ -98,6 +107,7 @@ async function main(): Promise<void> {
   }
   let sizes = (typeof values.sizes === 'string' ? values.sizes : '100MB,400MB,1GB,4GB').split(',').map((s) => parseBytes(s.trim()));
   if (values.quick) sizes = sizes.filter((s) => s <= parseBytes('400MB'));
+  const reps = Math.max(1, Number(typeof values.reps === 'string' ? values.reps : 3));
   const dir = typeof values.dir === 'string' ? values.dir : fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-bench-'));
   fs.mkdirSync(dir, { recursive: true });
   const results: Record<string, unknown>[] = [];
@@ -109,15 +119,19 @@ async function main(): Promise<void> {
       const { layers, weightBytes } = await generate(file, size);
       console.error(`generated ${file}: ${layers} × [${HIDDEN}, ${HIDDEN}] fp32, ${(weightBytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       const out = path.join(dir, `chain-${Math.round(size / 1e6)}MB.q4.onnx`);
-      const r = runChild(['quantize', file, out]);
+      const runs = Array.from({ length: reps }, () => runChild(['quantize', file, out]));
+      const seconds = spread(runs.map((r) => r.seconds));
+      const cpuSeconds = spread(runs.map((r) => r.cpuSeconds));
+      const peak = spread(runs.map((r) => r.maxRssKb / 1024));
       const row = {
-        kind: 'rtn4', weightMB: weightBytes / 1e6, layers, seconds: r.seconds, mbPerS: weightBytes / 1e6 / r.seconds,
+        kind: 'rtn4', weightMB: weightBytes / 1e6, layers, reps, seconds: seconds.median, secondsMin: seconds.min, secondsMax: seconds.max,
+        mbPerS: weightBytes / 1e6 / seconds.median,
         // Per CPU-second: what the code does on an idle core, robust to other jobs sharing the machine.
-        cpuSeconds: r.cpuSeconds, mbPerCpuS: weightBytes / 1e6 / r.cpuSeconds, loadAvg: os.loadavg()[0],
-        peakRssMB: r.maxRssKb / 1024, outMB: r.bytes / 1e6,
+        cpuSeconds: cpuSeconds.median, mbPerCpuS: weightBytes / 1e6 / cpuSeconds.median, loadAvg: os.loadavg()[0],
+        peakRssMB: peak.median, peakRssMaxMB: peak.max, outMB: runs[0].bytes / 1e6,
       };
       results.push(row);
-      console.error(`  RTN 4-bit b32: ${row.seconds.toFixed(2)} s, ${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`);
+      console.error(`  RTN 4-bit b32 (median of ${reps}): ${row.seconds.toFixed(2)} s (${row.secondsMin.toFixed(2)}–${row.secondsMax.toFixed(2)}), ${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`);
       fs.rmSync(out, { force: true });
       fs.rmSync(out + '.data', { force: true });
       if (largest && !values.keep) {
@@ -127,8 +141,13 @@ async function main(): Promise<void> {
       largest = file;
     }
     if (largest) {
-      const r = runChild(['inspect', largest]);
-      const row = { kind: 'inspect', model: path.basename(largest), seconds: r.seconds, extraMB: r.extraRssBytes / 1e6, peakRssMB: r.maxRssKb / 1024 };
+      const runs = Array.from({ length: 5 }, () => runChild(['inspect', largest]));
+      const seconds = spread(runs.map((r) => r.seconds));
+      const extra = spread(runs.map((r) => r.extraRssBytes / 1e6));
+      const row = {
+        kind: 'inspect', model: path.basename(largest), reps: runs.length, seconds: seconds.median, secondsMin: seconds.min, secondsMax: seconds.max,
+        extraMB: extra.median, extraMaxMB: extra.max, peakRssMB: spread(runs.map((r) => r.maxRssKb / 1024)).median,
+      };
       results.push(row);
       console.error(`inspect ${row.model}: ${(row.seconds * 1000).toFixed(1)} ms, extra memory ${row.extraMB.toFixed(1)} MB (peak RSS ${row.peakRssMB.toFixed(0)} MB)`);
     }
@@ -139,7 +158,7 @@ async function main(): Promise<void> {
     throughput: results.filter((r) => r.kind === 'rtn4').every((r) => (r.mbPerS as number) >= 150),
     // The same goal per CPU-second: what wall time would be on an otherwise idle machine.
     throughputPerCpuSecond: results.filter((r) => r.kind === 'rtn4').every((r) => (r.mbPerCpuS as number) >= 150),
-    peakUnder1_5GB: results.filter((r) => r.kind === 'rtn4').every((r) => (r.peakRssMB as number) < 1536),
+    peakUnder1_5GB: results.filter((r) => r.kind === 'rtn4').every((r) => (r.peakRssMaxMB as number) < 1536),
     inspect: results.filter((r) => r.kind === 'inspect').every((r) => (r.seconds as number) < 1 && (r.extraMB as number) < 200),
   };
   const report = { machine: { cpus: os.cpus().length, node: process.version }, results, goals };

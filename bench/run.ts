@@ -97,7 +97,7 @@ function e2eSection(j: Json): string[] {
 
 function searchSection(j: Json): string[] {
   const lines = ['## 2. Search efficiency: offline optimizer vs random search vs exhaustive sweep', ''];
-  lines.push(`Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}). Every configuration was measured on this machine; searches are replayed against those measurements with the measured run-to-run noise (see bench/search.ts). Figures: best found / sweep best (1.000 = the sweep's optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%.`, '');
+  lines.push(`Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: the true value of the configuration each search would answer with after t trials, over the sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%. \`offline\` re-measures its incumbent with the last trial; the two ablations never re-measure, or re-measure every new incumbent.`, '');
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= j.trials);
   lines.push(`| strategy | ${marks.map((t) => `${t} trials`).join(' | ')} |`, `| --- | ${marks.map(() => '---').join(' | ')} |`);
   for (const [name, curves] of Object.entries<number[][]>(j.curves)) {
@@ -111,13 +111,15 @@ function searchSection(j: Json): string[] {
 
 function engineSection(j: Json): string[] {
   const lines = ['## 3. The engine: quantization throughput and memory, inspect', ''];
-  lines.push('MatMul chains of [2048, 2048] fp32 weights with external data; each step in its own process (peak RSS is its own).', '');
-  lines.push('| fp32 weights MB | layers | RTN 4-bit s | MB/s | MB per CPU-s | peak RSS MB | output MB | load avg |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('MatMul chains of [2048, 2048] fp32 weights with external data; each step in its own process (peak RSS is its own). Medians over repetitions, min–max in brackets.', '');
+  lines.push('| fp32 weights MB | layers | runs | RTN 4-bit s | MB/s | MB per CPU-s | peak RSS MB (max) | output MB | load avg |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of j.results.filter((x: Json) => x.kind === 'rtn4')) {
-    lines.push(`| ${f(r.weightMB, 0)} | ${r.layers} | ${f(r.seconds)} | ${f(r.mbPerS, 0)} | ${f(r.mbPerCpuS, 0)} | ${f(r.peakRssMB, 0)} | ${f(r.outMB, 0)} | ${f(r.loadAvg, 1)} |`);
+    const range = r.secondsMin !== undefined ? ` (${f(r.secondsMin)}–${f(r.secondsMax)})` : '';
+    lines.push(`| ${f(r.weightMB, 0)} | ${r.layers} | ${r.reps ?? 1} | ${f(r.seconds)}${range} | ${f(r.mbPerS, 0)} | ${f(r.mbPerCpuS, 0)} | ${f(r.peakRssMB, 0)} (${f(r.peakRssMaxMB ?? r.peakRssMB, 0)}) | ${f(r.outMB, 0)} | ${f(r.loadAvg, 1)} |`);
   }
   for (const r of j.results.filter((x: Json) => x.kind === 'inspect')) {
-    lines.push('', `Inspect of ${r.model}: ${f(r.seconds * 1000, 1)} ms, ${f(r.extraMB, 1)} MB extra memory.`);
+    const range = r.secondsMin !== undefined ? ` (${f(r.secondsMin * 1000, 1)}–${f(r.secondsMax * 1000, 1)}, ${r.reps} runs)` : '';
+    lines.push('', `Inspect of ${r.model}: ${f(r.seconds * 1000, 1)} ms${range}, ${f(r.extraMB, 1)} MB extra memory.`);
   }
   lines.push('', `Goals: ≥ 150 MB/s — **${j.goals.throughput ? 'met' : 'not met'}**; peak < 1.5 GB — **${j.goals.peakUnder1_5GB ? 'met' : 'not met'}**; inspect < 1 s and < 200 MB — **${j.goals.inspect ? 'met' : 'not met'}**${QUICK ? ' (quick mode stops at 400 MB; run without --quick for 1 GB and 4 GB)' : ''}.`, '');
   return lines;
