@@ -14,6 +14,7 @@ import { inspectModel } from '../../server/src/model/graph';
 import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
 import { parse } from 'yaml';
+import { int8Saturates } from '../../server/src/util/cpu';
 
 // SMALL: 2 layers × (q 64×64, k 64×16, v 64×16, o 64×64, gate 64×96, up 64×96, down 96×64) + lm_head 64×128.
 const dir = tempDir('haqa-config-');
@@ -236,6 +237,24 @@ test('8 bits with accuracy_level 0 on CPU warns with the measured slowdown; leve
   assert.match(messageText(d), /30×/);
   assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'accuracy_level'], value: 4, title: 'Set accuracy_level: 4 (int8 compute)' });
   assert.deepEqual((await check(BASE.replace('accuracy_level: 0', 'accuracy_level: 4'))).diagnostics, []);
+});
+
+test('int8 W8A8 weights warn where this CPU\'s int8 kernels saturate (no VNNI), with a fix to uint8', async () => {
+  const w8a8 = BASE.replace('bits: 4', 'bits: 8') + '  activations: dynamic\n';
+  const text = w8a8 + '  weight_type: int8\n';
+  const found = (await check(text)).diagnostics.filter((d) => d.code === 'int8-saturates');
+  if (int8Saturates()) {
+    const [d] = found;
+    assert.equal(found.length, 1);
+    assert.equal(covered(text, d), 'int8');
+    assert.match(messageText(d), /no VNNI/);
+    assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'weight_type'], value: 'uint8', title: 'Set weight_type: uint8' });
+  } else {
+    assert.deepEqual(found, [], 'a CPU with VNNI does not saturate');
+  }
+  // uint8, and the default (which is uint8 on such a CPU), never warn.
+  assert.deepEqual((await check(w8a8 + '  weight_type: uint8\n')).diagnostics, []);
+  assert.deepEqual((await check(w8a8)).diagnostics, []);
 });
 
 test('N:M sparsity: a hint on CPU, an error when N >= M, nothing on CUDA', async () => {

@@ -11,6 +11,7 @@ import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
 import { validateSchema, knobValueError } from './schema';
 import { BlockSize, Recipe, resolveRecipe, parseBytes } from './recipe';
 import { parseKnob } from './plan';
+import { int8Saturates } from '../util/cpu';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
 
 export interface CheckContext {
@@ -293,6 +294,12 @@ function checkQuantPlan(a: RecipeAnalysis): void {
       a.diagnostics.push(diag(rangeOf(a.parsed, src), 'warning', 'slow-8bit-kernel',
         `8-bit MatMulNBits with accuracy_level 0 (fp32 compute) ran ~30× slower than fp32 on this CPU (FIELD-NOTES: 658 ms vs 21 ms for 4 MatMuls of 4096×4096); accuracy_level 4 (int8 compute) ran 2.7× faster than fp32. ${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(group.map((p) => p.layer), 3)}`,
         { fix: 'set', path: target, value: 4, title: 'Set accuracy_level: 4 (int8 compute)' }));
+    }
+    const q = a.recipe!.quantize;
+    if (q && q.activations !== 'none' && q.weight_type === 'int8' && int8Saturates()) {
+      a.diagnostics.push(diag(rangeOf(a.parsed, ['quantize', 'weight_type']), 'warning', 'int8-saturates',
+        `int8 weights with 8-bit activations: this CPU has no VNNI, and onnxruntime's u8×int8 kernels add pairs of products in 16 bits, which saturates (static W8A8 logits measured 11% off fp32 against under 5% with uint8 weights); uint8 weights take a kernel that cannot overflow`,
+        { fix: 'set', path: ['quantize', 'weight_type'], value: 'uint8', title: 'Set weight_type: uint8' }));
     }
   }
 }
