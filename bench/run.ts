@@ -105,7 +105,13 @@ function searchSection(j: Json): string[] {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     lines.push(`| ${name} | ${marks.map((t) => `${f(mean(at(t)), 3)} (${at(t).filter((x) => x <= 1.05).length}/${curves.length})`).join(' | ')} |`);
   }
-  lines.push('', `Goals: within 5% of the sweep's best in ≤ 12 trials in 4 of 5 seeds — **${j.goals.within_5pct_by_12_in_4_of_5 ? 'met' : 'not met'}**; better than random search at equal trials — **${j.goals.beats_random_at_equal_trials ? 'met' : 'not met'}**.`, '', '![convergence](results/search.svg)', '');
+  if (j.at_budget) {
+    lines.push('', `Searches given a budget of ${j.goal_budget} trials (their answer at the end): ${Object.entries<number[]>(j.at_budget).map(([n, xs]) => `${n} ${f(xs.reduce((a, b) => a + b, 0) / xs.length, 3)} (${xs.filter((x) => x <= 1.05).length}/${xs.length} within 5%)`).join('; ')}.`);
+  }
+  if (j.noise) {
+    lines.push('', `Measurement resolution: the runs of one configuration differ by a median of ${f(j.noise.spread * 100, 0)}% (fastest to slowest of ${j.method.match(/× (\d+) independent/)?.[1] ?? 'its'} runs; σ=${f(j.noise.sigma, 3)} of log latency).${j.noise.sigma > 0.05 ? ` That is more than the 5% the goal asks a search to resolve: with ${j.within_5pct_plans} of ${j.distinct_plans} configurations within 5% of the best, which configurations are "within 5%" is itself uncertain at this noise, and the table's differences between strategies are within what the seeds' luck explains. (\`node --import tsx bench/search.ts --seeds 20\` replays the same table over more seeds.)` : ''}`);
+  }
+  lines.push('', `Goals: within 5% of the sweep's best in ≤ 12 trials in 4 of 5 seeds (four fifths of the seeds) — **${j.goals.within_5pct_by_12_in_4_of_5 ? 'met' : 'not met'}**; better than random search at equal trials — **${j.goals.beats_random_at_equal_trials ? 'met' : 'not met'}**.`, '', '![convergence](results/search.svg)', '');
   return lines;
 }
 

@@ -169,6 +169,8 @@ async function main(): Promise<void> {
   let value: (c: Config) => { metrics: TrialMetrics; ok: boolean };
   let baseline: TrialMetrics;
   let method: string;
+  /** Run-to-run noise of the measured table: σ of log latency, and the median spread (max/min − 1) of a configuration's runs. */
+  let noise: { sigma: number; spread: number } | undefined;
   if (values.evaluator === 'synthetic') {
     setting = syntheticSetting();
     space = defaultSpace(setting);
@@ -190,6 +192,11 @@ async function main(): Promise<void> {
       return { ok: e?.status === 'ok', metrics: e?.metrics ?? {} };
     };
     makeEvaluator = (seed) => new TableEvaluator(m.table, setting, seed);
+    const spreads = Object.values(m.table.entries).filter((e) => e.status === 'ok' && e.runs.length > 1).map((e) => {
+      const xs = e.runs.map((r) => r.decode_ms_per_token!);
+      return Math.max(...xs) / Math.min(...xs) - 1;
+    });
+    noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0 };
     method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a configuration's value is the median of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
   const objective = objectiveOf(setting.recipe);
@@ -207,22 +214,31 @@ async function main(): Promise<void> {
   };
   // curves[strategy][seed][t] = true loss of the search's best-so-far (by its own, noisy, view) / sweep best
   const curves: Record<string, number[][]> = {};
+  // After each trial, the search's own answer so far (the loop's best plan, by its median when it was
+  // re-measured) is scored by that plan's true value.
+  const search = async (make: (seed: number) => Proposer, seed: number, budget: number): Promise<number[]> => {
+    const curve: number[] = [];
+    await runLoop({
+      setting, space, objective, evaluator: makeEvaluator(seed), proposer: make(seed), budget: { trials: budget }, baseline,
+      onEvent: (e) => {
+        if (e.type !== 'trial-end') return;
+        const pick = e.best?.feasible ? e.best : undefined;
+        curve.push(pick ? truth.get(planKey(pick.config, setting))!.loss / best : Infinity);
+      },
+    });
+    while (curve.length < budget) curve.push(curve[curve.length - 1] ?? Infinity);
+    return curve;
+  };
+  // Anytime curves from searches with the whole budget, and the answers of searches given a budget of
+  // 12 (the goal's; the offline optimizer spends its last trial re-measuring, so it needs to know).
+  const GOAL_BUDGET = Math.min(12, trials);
+  const atBudget: Record<string, number[]> = {};
   for (const [name, make] of Object.entries(strategies)) {
     curves[name] = [];
+    atBudget[name] = [];
     for (let seed = 0; seed < SEEDS; seed++) {
-      // After each trial, the search's own answer so far (the loop's best plan, by its median when it
-      // was re-measured) is scored by that plan's true value.
-      const curve: number[] = [];
-      await runLoop({
-        setting, space, objective, evaluator: makeEvaluator(seed), proposer: make(seed), budget: { trials }, baseline,
-        onEvent: (e) => {
-          if (e.type !== 'trial-end') return;
-          const pick = e.best?.feasible ? e.best : undefined;
-          curve.push(pick ? truth.get(planKey(pick.config, setting))!.loss / best : Infinity);
-        },
-      });
-      while (curve.length < trials) curve.push(curve[curve.length - 1] ?? Infinity);
-      curves[name].push(curve);
+      curves[name].push(await search(make, seed, trials));
+      atBudget[name].push((await search(make, seed, GOAL_BUDGET))[GOAL_BUDGET - 1]);
     }
   }
 
@@ -230,10 +246,11 @@ async function main(): Promise<void> {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const within5 = (name: string, t: number) => at(name, t).filter((x) => x <= 1.05).length;
   const goals = {
-    within_5pct_by_12_in_4_of_5: within5('offline', Math.min(12, trials)) >= Math.min(4, SEEDS),
+    // "4 of 5 seeds": four fifths of however many seeds ran.
+    within_5pct_by_12_in_4_of_5: atBudget.offline.filter((x) => x <= 1.05).length >= Math.ceil(0.8 * SEEDS),
     beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every((t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9),
   };
-  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best,
+  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, goal_budget: GOAL_BUDGET, at_budget: atBudget, noise,
     within_5pct_plans: [...truth.values()].filter((t) => t.feasible && t.loss <= best * 1.05).length, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
 
   // Table: mean (over seeds) of best/sweep-best, and seeds within 5%, at a few trial counts.
@@ -246,6 +263,7 @@ async function main(): Promise<void> {
     console.log(row([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : '—'))]));
     console.log(row(['  within 5%', ...marks.map((t) => `${within5(name, t)}/${SEEDS}`)]));
   }
+  for (const name of Object.keys(strategies)) console.log(`budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} (${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
   console.log(`goals: ${JSON.stringify(goals)}`);
 
   fs.mkdirSync(OUT, { recursive: true });
