@@ -34,7 +34,7 @@ import { RecipeEvaluator } from '../server/src/agent/evaluator';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from '../server/src/agent/types';
 import { sha256 } from '../server/src/bench/record';
-import { median, SPEED_FIELDS } from '../server/src/agent/standings';
+import { median, speedOf, SPEED_FIELDS } from '../server/src/agent/standings';
 
 const { values } = parseArgs({
   options: {
@@ -81,14 +81,10 @@ class TableEvaluator implements Evaluator {
     this.repeats.set(key, rep + 1);
     const rng = new Rng(parseInt(sha256(`${this.seed}/${key}/${rep}`).slice(0, 8), 16));
     const run = e.runs[Math.floor(rng.next() * e.runs.length)];
-    const speed: TrialMetrics = { ...pick(run, SPEED_FIELDS), model_bytes: e.metrics.model_bytes };
+    const speed: TrialMetrics = { ...speedOf(run), model_bytes: e.metrics.model_bytes };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
     return { metrics: { ...e.metrics, ...speed }, status: 'ok' };
   }
-}
-
-function pick(m: TrialMetrics, fields: readonly (keyof TrialMetrics)[]): TrialMetrics {
-  return Object.fromEntries(fields.filter((f) => m[f] !== undefined).map((f) => [f, m[f]]));
 }
 
 /** The table's key: what the measurements depend on. The model by content, so a fresh clone reuses a committed table. */
@@ -123,7 +119,7 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
         entries[k] = { config: c, metrics: r.metrics, runs: [], status: 'failed', error: r.error };
       } else {
         entries[k] ??= { config: c, metrics: r.metrics, runs: [], status: 'ok' };
-        entries[k].runs.push(pick(r.metrics, SPEED_FIELDS));
+        entries[k].runs.push(speedOf(r.metrics));
       }
       console.error(`  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`);
     }

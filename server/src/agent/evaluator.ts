@@ -9,6 +9,7 @@ import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
 import { runRecipe, RunOptions, RunProgress } from '../bench/run';
 import { fp32Recipe, RunRecord } from '../bench/record';
+import { speedOf } from './standings';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
 export interface RecipeEvaluatorOptions {
@@ -33,10 +34,6 @@ export function metricsOf(r: RunRecord): TrialMetrics {
     kl: m.kl,
     top1: m.top1,
   };
-}
-
-function speedOf(m: TrialMetrics): TrialMetrics {
-  return { decode_ms_per_token: m.decode_ms_per_token, prefill_ms: m.prefill_ms, throughput: m.throughput, model_bytes: m.model_bytes };
 }
 
 function abortError(): Error {
@@ -73,7 +70,8 @@ export class RecipeEvaluator implements Evaluator {
     if (opts.speedOnly) {
       // A re-measurement: the artifact is reused from the store, only the timing runs again.
       const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
-      return speed.status === 'ok' ? { metrics: speedOf(metricsOf(speed)), status: 'ok' } : failed(speed);
+      const m = metricsOf(speed);
+      return speed.status === 'ok' ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes }, status: 'ok' } : failed(speed);
     }
     if (opts.afterSpeed && recipe.evaluation.text) {
       const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });

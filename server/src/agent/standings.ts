@@ -10,6 +10,13 @@ import type { Trial, TrialMetrics } from './types';
 /** The speed figures a re-measurement brings; accuracy is the plan's first trial's (it is deterministic). */
 export const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput'] as const satisfies readonly (keyof TrialMetrics)[];
 
+/** The speed figures of a measurement (the fields a re-measurement replaces). */
+export function speedOf(m: TrialMetrics): TrialMetrics {
+  const out: TrialMetrics = {};
+  for (const f of SPEED_FIELDS) if (m[f] !== undefined) out[f] = m[f];
+  return out;
+}
+
 /** How many measurements of one plan the loop runs at most (the first trial and its repeats). */
 export const MAX_MEASUREMENTS = 3;
 
