@@ -31,6 +31,7 @@ import { recipeTextEdits, knobEdits, RecipeEditError } from '../config/edit';
 import { recipeHash, type RunRecord } from '../bench/record';
 import { RunStore } from '../bench/store';
 import type { Config } from '../agent/types';
+import { median } from '../agent/standings';
 
 /** The run engine, loaded on the first run request (see runEngine.ts). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -336,14 +337,9 @@ export function createRunsFeature(): ServerFeature {
         return knobsEdit(p.uri, best.config, 'apply best trial');
       });
 
-      /** After a restart: the fastest trial within the accuracy budget of the newest tuning session in the store. */
+      /** After a restart: the newest tuning session's best plan, from the store. */
       function bestFromStore(file: string, budget: number): BestTrial | undefined {
-        const recs = recordsOf(storeFor(file), file).map((x) => x.record).filter((r) => r.trial?.session && r.trial.assignment);
-        if (!recs.length) return undefined;
-        const session = recs[recs.length - 1].trial!.session;
-        const ok = recs.filter((r) => r.trial!.session === session && r.status === 'ok' && r.metrics.decode_ms_per_token && r.metrics.ppl !== undefined && (pctDelta(r.metrics.ppl, r.metrics.ppl_fp32) ?? Infinity) / 100 <= budget);
-        ok.sort((a, b) => a.metrics.decode_ms_per_token!.median - b.metrics.decode_ms_per_token!.median);
-        return ok[0] && { config: ok[0].trial!.assignment as Config, headline: headline(summarize(ok[0])) };
+        return bestOfNewestSession(recordsOf(storeFor(file), file), budget);
       }
 
       connection.onRequest(Methods.runs, async (p: { uri?: string }): Promise<RunsResult> => {
@@ -465,6 +461,35 @@ export function mergeTrialSteps(recs: { record: RunRecord; line: number }[]): { 
     }
   }
   return out;
+}
+
+/**
+ * The newest tuning session's best plan within the accuracy budget, from run records alone (after a
+ * restart, when the loop's answer is gone): trials merged from their two steps, a plan's re-measurements
+ * (speed only, same assignment) grouped with its first trial, plans ranked by the median of their decode
+ * medians — as the loop ranks them (agent/standings.ts).
+ */
+export function bestOfNewestSession(recs: { record: RunRecord; line: number }[], budget: number): { config: Config; headline: string } | undefined {
+  const trials = mergeTrialSteps(recs).map((x) => x.record).filter((r) => r.trial?.session && r.trial.assignment);
+  if (!trials.length) return undefined;
+  const session = trials[trials.length - 1].trial!.session;
+  const plans = new Map<string, RunRecord[]>();
+  for (const r of trials) {
+    if (r.trial!.session !== session || r.status !== 'ok' || !r.metrics.decode_ms_per_token) continue;
+    const key = JSON.stringify(Object.entries(r.trial!.assignment!).sort(([a], [b]) => (a < b ? -1 : 1)));
+    plans.set(key, [...(plans.get(key) ?? []), r]);
+  }
+  let best: { first: RunRecord; decode: number } | undefined;
+  for (const runs of plans.values()) {
+    const first = runs.find((r) => r.metrics.ppl !== undefined);
+    if (!first || !((pctDelta(first.metrics.ppl, first.metrics.ppl_fp32) ?? Infinity) / 100 <= budget)) continue;
+    const decode = median(runs.map((r) => r.metrics.decode_ms_per_token!.median));
+    if (!best || decode < best.decode) best = { first, decode };
+  }
+  if (!best) return undefined;
+  const s = summarize(best.first);
+  const ratio = s.decode_ms !== undefined ? best.decode / s.decode_ms : 1;
+  return { config: best.first.trial!.assignment as Config, headline: headline({ ...s, decode_ms: best.decode, speedup_decode: s.speedup_decode && s.speedup_decode / ratio }) };
 }
 
 function lens(range: Range, command: { title: string; command: string; arguments?: unknown[] }): CodeLens {
