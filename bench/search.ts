@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   let baseline: TrialMetrics;
   let method: string;
   /** Run-to-run noise of the measured table: σ of log latency, and the median spread (max/min − 1) of a configuration's runs. */
-  let noise: { sigma: number; spread: number } | undefined;
+  let noise: { sigma: number; spread: number; runs: number } | undefined;
   if (values.evaluator === 'synthetic') {
     setting = syntheticSetting();
     space = defaultSpace(setting);
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
       const xs = e.runs.map((r) => r.decode_ms_per_token!);
       return Math.max(...xs) / Math.min(...xs) - 1;
     });
-    noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0 };
+    noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0, runs: m.table.runs };
     method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a configuration's value is the median of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
   const objective = objectiveOf(setting.recipe);

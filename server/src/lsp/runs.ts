@@ -32,6 +32,7 @@ import { recipeHash, type RunRecord } from '../bench/record';
 import { RunStore } from '../bench/store';
 import type { Config } from '../agent/types';
 import { median } from '../agent/standings';
+import { configKey } from '../agent/space';
 
 /** The run engine, loaded on the first run request (see runEngine.ts). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -476,7 +477,7 @@ export function bestOfNewestSession(recs: { record: RunRecord; line: number }[],
   const plans = new Map<string, RunRecord[]>();
   for (const r of trials) {
     if (r.trial!.session !== session || r.status !== 'ok' || !r.metrics.decode_ms_per_token) continue;
-    const key = JSON.stringify(Object.entries(r.trial!.assignment!).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const key = configKey(r.trial!.assignment as Config);
     plans.set(key, [...(plans.get(key) ?? []), r]);
   }
   let best: { first: RunRecord; decode: number } | undefined;
