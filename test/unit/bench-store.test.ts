@@ -149,6 +149,11 @@ test('recipe hash: same content same hash; compression and runtime knobs change 
   const d = resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 1 } }, file);
   assert.notEqual(recipeHash(a), recipeHash(c));
   assert.notEqual(recipeHash(a), recipeHash(d));
+  // weight_type (whose default depends on the CPU) counts only where 8-bit activations use it.
+  const wt = (weight_type: string, activations?: string) => recipeHash(resolveRecipe({ model: 'm.onnx', quantize: { bits: 8, weight_type, activations }, runtime: { intra_op_threads: 2 } }, file));
+  assert.equal(wt('int8'), wt('uint8'));
+  assert.equal(wt('int8'), recipeHash(c));
+  assert.notEqual(wt('int8', 'dynamic'), wt('uint8', 'dynamic'));
   // Moving the workspace (same relative layout) keeps the hash.
   assert.equal(recipeHash(a), recipeHash(resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 2 } }, '/elsewhere/haqa.yaml')));
   const f = fp32Recipe(a);

@@ -189,8 +189,11 @@ export function usesCalibration(recipe: Recipe): boolean {
 /** The recipe sections that decide the compressed model's bytes (paths made relative to the recipe). */
 export function compressionSections(recipe: Recipe): Record<string, unknown> {
   const rel = (p: string | undefined) => (p === undefined ? undefined : path.relative(path.dirname(recipe.file), p));
+  // weight_type only shapes the 8-bit-activation paths; its machine-dependent default must not change
+  // the key of a weight-only model.
+  const q = recipe.quantize;
   return {
-    quantize: recipe.quantize,
+    quantize: q && q.activations === 'none' ? { ...q, weight_type: undefined } : q,
     sparsity: recipe.sparsity?.rules.length ? recipe.sparsity : undefined,
     low_rank: recipe.low_rank?.rules.length ? recipe.low_rank : undefined,
     calibration: usesCalibration(recipe) ? { ...recipe.calibration, text: rel(recipe.calibration.text) } : undefined,

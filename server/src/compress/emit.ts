@@ -13,6 +13,7 @@ import { DataType, onnx } from '../model/onnx';
 import { node } from '../model/build';
 import type { PackedWeight } from './quant';
 import { toHalfArray } from './quant';
+import type { W8WeightType } from '../config/recipe';
 
 export interface TensorSink {
   add(name: string, dataType: DataType, dims: number[], data: ArrayBufferView): Promise<void>;
@@ -65,7 +66,7 @@ export function int8Weight(codes: Int16Array, K: number, N: number): Int8Array {
 }
 
 /** Adds a W8A8 weight [K, N] and its per-channel zero point in the given type: int8 codes as they are, or shifted by 128 into uint8. */
-async function addW8Weight(sink: TensorSink, w: string, zp: string, wq: Int8Array, K: number, N: number, type: 'int8' | 'uint8'): Promise<void> {
+async function addW8Weight(sink: TensorSink, w: string, zp: string, wq: Int8Array, K: number, N: number, type: W8WeightType): Promise<void> {
   if (type === 'uint8') {
     await sink.add(w, DataType.UINT8, [K, N], Uint8Array.from(wq, (v) => v + 128));
     await sink.add(zp, DataType.UINT8, [N], new Uint8Array(N).fill(128));
@@ -83,7 +84,7 @@ export class ActivationCache {
 
 export async function emitDynamicW8A8(
   sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: 'int8' | 'uint8';
+    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: W8WeightType;
   },
 ): Promise<onnx.NodeProto[]> {
   const nodes: onnx.NodeProto[] = [];
@@ -112,7 +113,7 @@ export async function emitDynamicW8A8(
 
 export async function emitStaticW8A8(
   sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: 'int8' | 'uint8';
+    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: W8WeightType;
     range: { min: number; max: number };
   },
 ): Promise<onnx.NodeProto[]> {

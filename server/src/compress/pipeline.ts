@@ -18,7 +18,7 @@
 // one layer at a time. Models with external data are written through ExternalDataWriter.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Recipe, QuantSettings } from '../config/recipe';
+import type { Recipe, QuantSettings, W8WeightType } from '../config/recipe';
 import { globMatcher, planLayers, LayerPlan } from '../config/plan';
 import { inspectLoaded, Layer } from '../model/graph';
 import {
@@ -335,7 +335,7 @@ interface LayerCtx {
   calib?: CalibrationData;
   half: boolean;
   /** Storage of the 8-bit-activation paths' weights (recipe quantize.weight_type). */
-  weightType: 'int8' | 'uint8';
+  weightType: W8WeightType;
   where: string;
   lowRankMethod: 'svd' | 'randomized_svd';
   seed: number;

@@ -13,6 +13,9 @@ export type Metric = 'decode_latency' | 'prefill_latency' | 'throughput' | 'size
 export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
+/** How the 8-bit-activation paths store their int8 weight codes (onnxruntime's weight_type). */
+export type W8WeightType = 'int8' | 'uint8';
+
 export interface QuantSettings {
   method: QuantMethod;
   bits: Bits;
@@ -45,7 +48,7 @@ export interface Recipe {
   quantize?: QuantSettings & {
     activations: 'none' | 'dynamic' | 'static';
     /** Weight type of the 8-bit-activation paths (default: uint8 where u8×s8 kernels saturate, util/cpu.ts). */
-    weight_type: 'int8' | 'uint8';
+    weight_type: W8WeightType;
     skip: string[];
     overrides: QuantOverride[];
   };
@@ -72,7 +75,7 @@ export function defaultQuantize(): NonNullable<Recipe['quantize']> {
 }
 
 /** uint8 weights where this CPU's u8×s8 int8 kernels saturate (x86 without VNNI), int8 elsewhere. */
-function defaultWeightType(): 'int8' | 'uint8' {
+function defaultWeightType(): W8WeightType {
   return int8Saturates() ? 'uint8' : 'int8';
 }
 

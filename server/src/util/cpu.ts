@@ -25,5 +25,6 @@ export function cpuFlagSet(): ReadonlySet<string> {
  */
 export function int8Saturates(isa: ReadonlySet<string> = cpuFlagSet(), arch: string = os.arch()): boolean {
   if (arch !== 'x64' && arch !== 'ia32') return false;
+  // No flags to read (not Linux): assume the worst. u8×u8 never saturates; it only gives up VNNI's speed.
   return ![...isa].some((f) => /vnni|amx_int8/.test(f));
 }
