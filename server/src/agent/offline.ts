@@ -10,8 +10,8 @@
 // Noise: one measurement of a configuration can be tens of percent off on a busy machine, and the
 // best of many noisy measurements is biased to a lucky one. Trials rank by their plan's median
 // (standings.ts) in the densities and in the loop's answer, and by default the last trial of the budget
-// re-measures the incumbent if it was measured once, so the configuration written as the answer was
-// measured twice. Re-measuring every new incumbent (SMAC's intensification, `confirm: 'always'`) cost
+// re-measures the incumbent if it was measured once, so a lucky single run is challenged before it
+// becomes the answer (if the re-measure drops it, the answer is the next plan). Re-measuring every new incumbent (SMAC's intensification, `confirm: 'always'`) cost
 // more exploration than it saved at 12-trial budgets in replays (bench/REPORT.md §2).
 import { Rng } from './rng';
 import { hardwarePriors, Priors } from './priors';
