@@ -97,7 +97,7 @@ function e2eSection(j: Json): string[] {
 
 function searchSection(j: Json): string[] {
   const lines = ['## 2. Search efficiency: offline optimizer vs random search vs exhaustive sweep', ''];
-  lines.push(`Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: the true value of the configuration each search would answer with after t trials, over the sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%. \`offline\` re-measures its incumbent with the last trial; the two ablations never re-measure, or re-measure every new incumbent.`, '');
+  lines.push(`Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: the true value of the configuration each search would answer with after t trials, over the sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%. A run's speed is the fastest sample of its quick window and a configuration's value the fastest of its runs, as the loop ranks plans (load on a shared machine only ever adds time). \`offline\` gives the runner-up a second measurement with its last trial when it is within 25% of the best; the ablation spends that trial exploring.`, '');
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= j.trials);
   lines.push(`| strategy | ${marks.map((t) => `${t} trials`).join(' | ')} |`, `| --- | ${marks.map(() => '---').join(' | ')} |`);
   for (const [name, curves] of Object.entries<number[][]>(j.curves)) {
@@ -107,6 +107,13 @@ function searchSection(j: Json): string[] {
   }
   if (j.at_budget) {
     lines.push('', `Searches given a budget of ${j.goal_budget} trials (their answer at the end): ${Object.entries<number[]>(j.at_budget).map(([n, xs]) => `${n} ${f(xs.reduce((a, b) => a + b, 0) / xs.length, 3)} (${xs.filter((x) => x <= 1.05).length}/${xs.length} within 5%)`).join('; ')}.`);
+  }
+  const share = (xs: number[]) => `${f(xs.reduce((a, b) => a + b, 0) / xs.length, 3)} (${xs.filter((x) => x <= 1.05).length}/${xs.length} within 5%)`;
+  if (j.noise_free_at_budget) {
+    lines.push('', `The same searches at ${j.goal_budget} trials on the measured landscape with the noise taken out (each trial returns its configuration's true value): ${Object.entries<number[]>(j.noise_free_at_budget).map(([n, xs]) => `${n} ${share(xs)}`).join('; ')}.`);
+  }
+  if (j.full_sweep) {
+    lines.push('', `With the noise: the exhaustive sweep, measuring all ${j.distinct_plans} plans once each (${Math.round(j.distinct_plans / j.goal_budget)}× the goal's budget), answers ${share(j.full_sweep)}.`);
   }
   if (j.noise) {
     lines.push('', `Measurement resolution: the runs of one configuration differ by a median of ${f(j.noise.spread * 100, 0)}% (fastest to slowest of ${j.noise.runs ?? 'its'} runs; σ=${f(j.noise.sigma, 3)} of log latency).${j.noise.sigma > 0.05 ? ` That is more than the 5% the goal asks a search to resolve: with ${j.within_5pct_plans} of ${j.distinct_plans} configurations within 5% of the best, which configurations are "within 5%" is itself uncertain at this noise, and the table's differences between strategies are within what the seeds' luck explains. (\`node --import tsx bench/search.ts --seeds 20\` replays the same table over more seeds.)` : ''}`);

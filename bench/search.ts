@@ -4,7 +4,7 @@
 // better than random search at equal trials.
 //
 //   node --import tsx bench/search.ts [--evaluator table|synthetic] [--recipe examples/tiny-llama/haqa.yaml]
-//        [--seeds 5] [--trials 24] [--runs 3] [--remeasure] [--out bench/results]
+//        [--seeds 5] [--trials 24] [--runs 4] [--remeasure] [--out bench/results]
 //
 // Method (`table`, the default): every configuration of the recipe's (small) search space is compressed
 // and measured on this machine in `--runs` independent quick runs (each a fresh worker process, as a
@@ -12,10 +12,12 @@
 // over all configurations alike. The first pass measures accuracy too (it is deterministic: the
 // compressed artifact is reused); the later passes only speed. Cached in <out>/search-table.json, keyed
 // by the model's content, the space, the CPU and its ISA flags.
-// A configuration's true value is the median of its runs, so the sweep's best is the best feasible
-// median. The searches are replayed against the table: each trial draws one of the configuration's
-// real measurements (seeded by seed, config and repeat), so a search sees the machine's real run-to-run
-// noise, not a model of it, and is scored by the true value of the configuration it would pick.
+// A run's speed is its window's fastest sample (agent/evaluator.ts metricsOf: load only ever adds
+// time), and a configuration's true value is the fastest of its runs — the same rule the loop ranks
+// plans by (agent/standings.ts) — so the sweep's best is the best feasible such value. The searches are
+// replayed against the table: each trial draws one of the configuration's real measurements (seeded by
+// seed, config and repeat), so a search sees the machine's real run-to-run noise, not a model of it,
+// and is scored by the true value of the configuration it would pick.
 // `synthetic` replays against the cost model in server/src/agent/synthetic.ts instead (no model needed).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,7 +36,7 @@ import { RecipeEvaluator } from '../server/src/agent/evaluator';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from '../server/src/agent/types';
 import { sha256 } from '../server/src/bench/record';
-import { median, speedOf, SPEED_FIELDS } from '../server/src/agent/standings';
+import { bestSpeed, median, speedOf } from '../server/src/agent/standings';
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +44,7 @@ const { values } = parseArgs({
     recipe: { type: 'string', default: 'examples/tiny-llama/haqa.yaml' },
     seeds: { type: 'string', default: '5' },
     trials: { type: 'string', default: '24' },
-    runs: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '4' },
     remeasure: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -51,7 +53,7 @@ const SEEDS = Number(values.seeds);
 const TRIALS = Number(values.trials);
 const OUT = path.resolve(values.out!);
 
-/** One configuration: its true (median) metrics and every run's speed figures. */
+/** One configuration: its true metrics (speed: the fastest run) and every run's speed figures. */
 interface Entry { config: Config; metrics: TrialMetrics; runs: TrialMetrics[]; status: 'ok' | 'failed'; error?: string }
 interface Table {
   key: string;
@@ -68,7 +70,8 @@ interface Table {
 /** Replays a measured table: each trial is one of the configuration's real runs. */
 class TableEvaluator implements Evaluator {
   private repeats = new Map<string, number>();
-  constructor(private table: Table, private setting: SpaceContext, private seed: number) {}
+  /** draw 'truth': every trial returns the configuration's true value (the landscape without the noise). */
+  constructor(private table: Table, private setting: SpaceContext, private seed: number, private draw: 'run' | 'truth' = 'run') {}
   async baseline(): Promise<TrialMetrics> {
     return this.table.baseline;
   }
@@ -80,18 +83,21 @@ class TableEvaluator implements Evaluator {
     const rep = this.repeats.get(key) ?? 0;
     this.repeats.set(key, rep + 1);
     const rng = new Rng(parseInt(sha256(`${this.seed}/${key}/${rep}`).slice(0, 8), 16));
-    const run = e.runs[Math.floor(rng.next() * e.runs.length)];
+    const run = this.draw === 'truth' ? e.metrics : e.runs[Math.floor(rng.next() * e.runs.length)];
     const speed: TrialMetrics = { ...speedOf(run), model_bytes: e.metrics.model_bytes };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
     return { metrics: { ...e.metrics, ...speed }, status: 'ok' };
   }
 }
 
+/** What a run's speed figure is (agent/evaluator.ts metricsOf): a table of medians is another table. */
+const STATISTIC = 'fastest sample of a quick window of at least 2 s';
+
 /** The table's key: what the measurements depend on. The model by content, so a fresh clone reuses a committed table. */
 function tableKey(setting: SpaceContext, space: SearchSpace, runs: number): string {
   const model = sha256(fs.readFileSync(setting.recipe.model));
   const hw = setting.hardware;
-  return sha256(JSON.stringify([model, space.knobs.map((k) => [k.key, k.values]), hw.cpu, hw.isa, hw.cores, runs])).slice(0, 16);
+  return sha256(JSON.stringify([model, space.knobs.map((k) => [k.key, k.values]), hw.cpu, hw.isa, hw.cores, runs, STATISTIC])).slice(0, 16);
 }
 
 async function measureTable(file: string): Promise<{ table: Table; setting: SpaceContext; space: SearchSpace }> {
@@ -128,10 +134,7 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
   let groups = 0;
   for (const e of Object.values(entries)) {
     if (e.status !== 'ok') continue;
-    for (const f of SPEED_FIELDS) {
-      const xs = e.runs.map((r) => r[f]).filter((x): x is number => x !== undefined);
-      if (xs.length) e.metrics[f] = median(xs);
-    }
+    Object.assign(e.metrics, bestSpeed(e.runs));
     const logs = e.runs.map((r) => Math.log(r.decode_ms_per_token!));
     const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
     devs.push(...logs.map((x) => x - mean));
@@ -161,7 +164,8 @@ function truthOf(setting: SpaceContext, space: SearchSpace, objective: Objective
 async function main(): Promise<void> {
   let setting: SpaceContext;
   let space: SearchSpace;
-  let makeEvaluator: (seed: number) => Evaluator;
+  /** A replay's evaluator; `exact`: without measurement noise (to tell the search's efficiency from the machine's noise). */
+  let makeEvaluator: (seed: number, exact?: boolean) => Evaluator;
   let value: (c: Config) => { metrics: TrialMetrics; ok: boolean };
   let baseline: TrialMetrics;
   let method: string;
@@ -176,7 +180,7 @@ async function main(): Promise<void> {
       const m = exact.model(c);
       return { ok: true, metrics: { decode_ms_per_token: m.decode, model_bytes: m.bytes, ppl: 10 * (1 + m.pplInc), ppl_fp32: 10 } };
     };
-    makeEvaluator = (seed) => new SyntheticEvaluator(setting, { seed, noise: 0.03 });
+    makeEvaluator = (seed, exact) => new SyntheticEvaluator(setting, { seed, noise: exact ? 0 : 0.03 });
     method = 'synthetic cost model (server/src/agent/synthetic.ts), 3% log-normal latency noise';
   } else {
     const m = await measureTable(path.resolve(values.recipe!));
@@ -187,13 +191,13 @@ async function main(): Promise<void> {
       const e = m.table.entries[planKey(c, setting)];
       return { ok: e?.status === 'ok', metrics: e?.metrics ?? {} };
     };
-    makeEvaluator = (seed) => new TableEvaluator(m.table, setting, seed);
+    makeEvaluator = (seed, exact) => new TableEvaluator(m.table, setting, seed, exact ? 'truth' : 'run');
     const spreads = Object.values(m.table.entries).filter((e) => e.status === 'ok' && e.runs.length > 1).map((e) => {
       const xs = e.runs.map((r) => r.decode_ms_per_token!);
       return Math.max(...xs) / Math.min(...xs) - 1;
     });
     noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0, runs: m.table.runs };
-    method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a configuration's value is the median of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
+    method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a run's speed is its window's fastest sample and a configuration's value the fastest of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
   const objective = objectiveOf(setting.recipe);
   const { truth, best } = truthOf(setting, space, objective, value, baseline);
@@ -202,20 +206,19 @@ async function main(): Promise<void> {
 
   const strategies: Record<string, (seed: number) => Proposer> = {
     offline: (s) => new TpeSearch({ seed: s }),
-    // Ablations: the same optimizer never re-measuring, and re-measuring every new incumbent.
-    'offline, never re-measure': (s) => new TpeSearch({ seed: s, confirm: 'never' }),
-    'offline, re-measure each incumbent': (s) => new TpeSearch({ seed: s, confirm: 'always' }),
+    // Ablation: the same optimizer spending its last trial exploring instead of on a rematch.
+    'offline, no rematch': (s) => new TpeSearch({ seed: s, rematch: 'never' }),
     random: (s) => new RandomSearch(s),
     sweep: () => new Sweep(),
   };
   // curves[strategy][seed][t] = true loss of the search's best-so-far (by its own, noisy, view) / sweep best
   const curves: Record<string, number[][]> = {};
-  // After each trial, the search's own answer so far (the loop's best plan, by its median when it was
-  // re-measured) is scored by that plan's true value.
-  const search = async (make: (seed: number) => Proposer, seed: number, budget: number): Promise<number[]> => {
+  // After each trial, the search's own answer so far (the loop's best plan, by its fastest measurement
+  // when it was re-measured) is scored by that plan's true value.
+  const search = async (make: (seed: number) => Proposer, seed: number, budget: number, exact = false): Promise<number[]> => {
     const curve: number[] = [];
     await runLoop({
-      setting, space, objective, evaluator: makeEvaluator(seed), proposer: make(seed), budget: { trials: budget }, baseline,
+      setting, space, objective, evaluator: makeEvaluator(seed, exact), proposer: make(seed), budget: { trials: budget }, baseline,
       onEvent: (e) => {
         if (e.type !== 'trial-end') return;
         const pick = e.best?.feasible ? e.best : undefined;
@@ -226,7 +229,7 @@ async function main(): Promise<void> {
     return curve;
   };
   // Anytime curves from searches with the whole budget, and the answers of searches given a budget of
-  // 12 (the goal's; the offline optimizer spends its last trial re-measuring, so it needs to know).
+  // 12 (the goal's; the offline optimizer may spend its last trial on a rematch, so it needs to know).
   const GOAL_BUDGET = Math.min(12, trials);
   const atBudget: Record<string, number[]> = {};
   for (const [name, make] of Object.entries(strategies)) {
@@ -238,6 +241,17 @@ async function main(): Promise<void> {
     }
   }
 
+  // Two references that say how much of the gap is the machine's noise rather than the search:
+  // the same searches at the goal's budget on the measured landscape with the noise taken out, and the
+  // exhaustive sweep measuring every configuration once (six times the goal's budget here), with noise.
+  const noiseFree: Record<string, number[]> = {};
+  for (const name of ['offline', 'random']) {
+    noiseFree[name] = [];
+    for (let seed = 0; seed < SEEDS; seed++) noiseFree[name].push((await search(strategies[name], seed, GOAL_BUDGET, true))[GOAL_BUDGET - 1]);
+  }
+  const fullSweep: number[] = [];
+  for (let seed = 0; seed < SEEDS; seed++) fullSweep.push((await search(strategies.sweep, seed, truth.size))[truth.size - 1]);
+
   const at = (name: string, t: number) => curves[name].map((c) => c[t - 1]);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const within5 = (name: string, t: number) => at(name, t).filter((x) => x <= 1.05).length;
@@ -246,7 +260,7 @@ async function main(): Promise<void> {
     within_5pct_by_12_in_4_of_5: atBudget.offline.filter((x) => x <= 1.05).length >= Math.ceil(0.8 * SEEDS),
     beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every((t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9),
   };
-  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, goal_budget: GOAL_BUDGET, at_budget: atBudget, noise,
+  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, goal_budget: GOAL_BUDGET, at_budget: atBudget, noise_free_at_budget: noiseFree, full_sweep: fullSweep, noise,
     within_5pct_plans: [...truth.values()].filter((t) => t.feasible && t.loss <= best * 1.05).length, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
 
   // Table: mean (over seeds) of best/sweep-best, and seeds within 5%, at a few trial counts.
@@ -260,6 +274,8 @@ async function main(): Promise<void> {
     console.log(row(['  within 5%', ...marks.map((t) => `${within5(name, t)}/${SEEDS}`)]));
   }
   for (const name of Object.keys(strategies)) console.log(`budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} (${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
+  for (const name of Object.keys(noiseFree)) console.log(`budget ${GOAL_BUDGET}, noise taken out: ${name}: ${mean(noiseFree[name]).toFixed(3)} (${noiseFree[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
+  console.log(`sweep of all ${truth.size} plans, each measured once: ${mean(fullSweep).toFixed(3)} (${fullSweep.filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
   console.log(`goals: ${JSON.stringify(goals)}`);
 
   fs.mkdirSync(OUT, { recursive: true });
@@ -272,7 +288,7 @@ async function main(): Promise<void> {
 /** Convergence curves: mean over seeds of best-so-far / sweep best, per strategy, against trials. */
 function svg(curves: Record<string, number[][]>, trials: number, title: string): string {
   const W = 820, H = 400, L = 60, R = 240, T = 40, B = 50;
-  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, never re-measure': '#9ecae1', 'offline, re-measure each incumbent': '#17becf', random: '#d62728', sweep: '#7f7f7f' };
+  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, no rematch': '#9ecae1', random: '#d62728', sweep: '#7f7f7f' };
   const means = Object.fromEntries(Object.entries(curves).map(([n, cs]) => [n, Array.from({ length: trials }, (_, i) => cs.reduce((s, c) => s + Math.min(c[i], 4), 0) / cs.length)]));
   const ymax = Math.min(4, Math.max(1.1, ...Object.values(means).flat().filter(Number.isFinite)));
   const x = (t: number) => L + ((t - 1) / Math.max(1, trials - 1)) * (W - L - R);

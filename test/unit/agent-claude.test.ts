@@ -206,7 +206,7 @@ test('a final answer naming a config that never ran is refused', async () => {
   assert.deepEqual(result.answer?.config, A);
 });
 
-test('the agent may re-measure a feasible trial (repeat: true); the history shows the plan by its median', async () => {
+test('the agent may re-measure a feasible trial (repeat: true); the history shows the plan at its fastest', async () => {
   const { fake, result, evaluator } = await tune([
     reply([toolUse('run_trial', { config: A, rationale: 'a' }, 't1'), toolUse('run_trial', { config: B, rationale: 'b' }, 't2')]),
     reply([

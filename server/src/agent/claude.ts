@@ -73,7 +73,7 @@ export const TOOLS: Anthropic.Tool[] = [
       properties: {
         config: CONFIG_SCHEMA,
         rationale: { type: 'string', maxLength: RATIONALE_LIMIT, description: 'why this trial, briefly' },
-        repeat: { type: 'boolean', description: `re-measure the speed of a feasible config already run (costs a trial; at most ${MAX_MEASUREMENTS} measurements per plan); plans rank by the median of their measurements` },
+        repeat: { type: 'boolean', description: `re-measure the speed of a feasible config already run (costs a trial; at most ${MAX_MEASUREMENTS} measurements per plan); plans rank by the fastest of their measurements (load on a shared machine only ever adds time)` },
       },
     },
   },
@@ -97,7 +97,7 @@ export function systemPrompt(ctx: ProposerContext, budget: { trials: number; min
   return [
     'You are HAQA\'s tuning agent. You choose quantization and runtime settings for an ONNX language model on the machine described below, by running measured trials, to optimise the objective within the accuracy budget.',
     'Work like an engineer: form a hypothesis from the hardware and kernel facts, test it with run_trial, read the measurements, and revise. Measurements beat intuition; counterintuitive results (8-bit faster than 4-bit, a setting slower than fp32) are real on some hardware.',
-    'A trial is feasible when its perplexity increase over fp32 is within the budget (and top-1/KL limits when set). Infeasible trials never win. Configs whose per-layer plan equals an earlier trial are refused as duplicates, unless you ask for a re-measurement (repeat: true): one run can be off by tens of percent on a shared machine, so re-measure a contender whose lead is within it; plans rank by the median of their measurements.',
+    'A trial is feasible when its perplexity increase over fp32 is within the budget (and top-1/KL limits when set). Infeasible trials never win. Configs whose per-layer plan equals an earlier trial are refused as duplicates, unless you ask for a re-measurement (repeat: true): a neighbour\'s load can slow one run by tens of percent and never speeds one up, so plans rank by the fastest of their measurements, and a close contender measured once may deserve a second run.',
     'When you are confident, or the budget is nearly used, call final_answer with the config of the best feasible trial you ran and a short explanation for the user.',
     SECURITY_NOTE,
     data('hardware', hardwareSummary(ctx.setting.hardware)),
@@ -323,7 +323,7 @@ export class ClaudeAgent implements Proposer {
       case 'search_space':
         return spaceSummary(ctx.space);
       case 'history': {
-        // Every measurement as it ran, then each plan by the median of its measurements.
+        // Every measurement as it ran, then each re-measured plan at its fastest.
         const plans = standings(ctx.trials);
         const best = plans.filter((t) => t.feasible).sort(compareTrials)[0];
         return {

@@ -21,13 +21,22 @@ export interface RecipeEvaluatorOptions {
   onProgress?: (p: RunProgress & { trial?: number }) => void;
 }
 
-/** The tuner's view of a run record's metrics. */
+/**
+ * The tuner's view of a run record's metrics. Speed is the window's fastest sample, not its median:
+ * on a shared machine load only ever adds time and comes in stretches of seconds, so the median of one
+ * window says as much about the neighbours as about the configuration (bench/REPORT.md §2), while the
+ * fastest sample is the closest the window came to the configuration's own speed. Throughput follows
+ * from the same fastest prefill and step. Records from before `min` was kept fall back to the median.
+ */
 export function metricsOf(r: RunRecord): TrialMetrics {
   const m = r.metrics;
+  const decode = m.decode_ms_per_token && (m.decode_ms_per_token.min ?? m.decode_ms_per_token.median);
+  const prefill = m.prefill_ms && (m.prefill_ms.min ?? m.prefill_ms.median);
+  const w = r.config?.workload;
   return {
-    decode_ms_per_token: m.decode_ms_per_token?.median,
-    prefill_ms: m.prefill_ms?.median,
-    throughput: m.throughput_tok_s,
+    decode_ms_per_token: decode,
+    prefill_ms: prefill,
+    throughput: w && decode !== undefined && prefill !== undefined ? (w.batch * w.decode_tokens * 1000) / (prefill + w.decode_tokens * decode) : m.throughput_tok_s,
     model_bytes: m.model_bytes,
     ppl: m.ppl,
     ppl_fp32: m.ppl_fp32,

@@ -1,7 +1,7 @@
 // The tuning loop: propose → validate → evaluate → record → propose, for any Proposer. Budgets (trials,
 // wall time), validation, duplicate detection, early stopping of hopeless trials and cancellation are
 // all here, so every strategy — the LLM above all — gets exactly the same guard rails. A proposer may
-// re-measure a plan (a repeat, speed only); the best is then the best plan by its median (standings.ts).
+// re-measure a plan (a repeat, speed only); the best is then the best plan at its fastest (standings.ts).
 import { judge, Objective } from './objective';
 import { bestPlan, MAX_MEASUREMENTS, planIndex } from './standings';
 import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';

@@ -37,7 +37,7 @@ const BLOCK_ERR: Record<number, number> = { 16: 0.6, 32: 0.8, 64: 1, 128: 1.3, 2
 
 export interface SyntheticOptions {
   seed: number;
-  /** Standard deviation of the multiplicative latency noise (default 0.02). */
+  /** Scale of the multiplicative latency noise, one-sided: × exp(noise·|N(0,1)|) (default 0.02). */
   noise?: number;
   /** Milliseconds each stage waits (lets tests cancel mid-trial). */
   delayMs?: number;
@@ -108,7 +108,8 @@ export class SyntheticEvaluator implements Evaluator {
     const rng = new Rng(h + rep * 7919);
     const m = this.model(config);
     await this.wait(opts.signal);
-    const decode = m.decode * Math.exp((this.opts.noise ?? 0.02) * rng.normal());
+    // Load only ever adds time (bench/REPORT.md §2): the noise is one-sided, the model's figure the floor.
+    const decode = m.decode * Math.exp((this.opts.noise ?? 0.02) * Math.abs(rng.normal()));
     const speed: TrialMetrics = { decode_ms_per_token: decode, throughput: 1000 / decode, model_bytes: m.bytes, prefill_ms: decode * 8 };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
     if (opts.speedOnly) return { metrics: speed, status: 'ok' };

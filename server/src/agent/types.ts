@@ -49,11 +49,11 @@ export interface Trial {
   seconds: number;
   /**
    * Set on a re-measurement: the index of the trial that first ran this plan. A repeat measures speed
-   * only; its accuracy metrics are that trial's. Plans rank by the median of their measurements
+   * only; its accuracy metrics are that trial's. Plans rank by the fastest of their measurements
    * (standings.ts).
    */
   repeatOf?: number;
-  /** In a plan's aggregated view (standings.ts): how many measurements its figures are the median of. */
+  /** In a plan's aggregated view (standings.ts): how many measurements its figures are the best of. */
   measurements?: number;
 }
 

@@ -4,6 +4,12 @@
 
 export interface Summary {
   median: number;
+  /**
+   * The fastest sample: on a shared machine load only ever adds time, so this is the closest a window
+   * gets to the configuration's own speed (the tuner ranks by it, agent/standings.ts). Absent in
+   * records written before it was kept.
+   */
+  min?: number;
   p10: number;
   p90: number;
   n: number;
@@ -39,12 +45,14 @@ export function summarize(samples: readonly number[]): Summary {
   const median = quantile(s, 0.5);
   const [lo, hi] = medianCI(s);
   const ci_rel = s.length < 3 || !(median > 0) ? null : (hi - lo) / 2 / median;
-  return { median, p10: quantile(s, 0.1), p90: quantile(s, 0.9), n: s.length, ci_rel };
+  return { median, min: s[0], p10: quantile(s, 0.1), p90: quantile(s, 0.9), n: s.length, ci_rel };
 }
 
 export interface RepeatPolicy {
   /** Always take at least this many samples (after warm-up). */
   minReps: number;
+  /** Sample for at least this long, so the window spans the machine's load as it comes and goes. */
+  minMs: number;
   /** Never more than this many. */
   maxReps: number;
   /** Stop once the median's CI half-width is within this fraction of the median... */
@@ -55,13 +63,16 @@ export interface RepeatPolicy {
 
 // Caps are mostly in time: a cheap model may take many samples (it costs little), an expensive one
 // stops on the clock. The tuner runs QUICK; `haqa bench` without --quick runs FULL.
-export const FULL_POLICY: RepeatPolicy = { minReps: 10, maxReps: 400, targetCiRel: 0.02, maxMs: 30_000 };
-export const QUICK_POLICY: RepeatPolicy = { minReps: 5, maxReps: 60, targetCiRel: 0.05, maxMs: 3_000 };
+// QUICK also samples for 2 s at least: the load on a shared machine comes in stretches of seconds
+// (bench/REPORT.md §2), and a window that short-circuits after five quick samples could sit wholly
+// inside one, leaving no fast sample to find.
+export const FULL_POLICY: RepeatPolicy = { minReps: 10, minMs: 0, maxReps: 400, targetCiRel: 0.02, maxMs: 30_000 };
+export const QUICK_POLICY: RepeatPolicy = { minReps: 5, minMs: 2_000, maxReps: 100, targetCiRel: 0.05, maxMs: 3_000 };
 
 /** True when every series has converged (or a cap is hit). */
 export function enough(series: readonly (readonly number[])[], policy: RepeatPolicy, elapsedMs: number): boolean {
   const n = Math.min(...series.map((s) => s.length));
-  if (n < policy.minReps) return false;
+  if (n < policy.minReps || (elapsedMs < policy.minMs && n < policy.maxReps)) return false;
   if (n >= policy.maxReps || elapsedMs >= policy.maxMs) return true;
   return series.every((s) => {
     const ci = summarize(s).ci_rel;

@@ -145,6 +145,7 @@ export const tuneCommand: Command = {
       if (e.type === 'baseline') {
         baseline = e.metrics;
         io.out(`fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`);
+        io.out('  (speeds are each window\'s fastest sample: load on a shared machine only ever adds time)');
       } else if (e.type === 'trial-end') io.out(trialLine(e.trial, baseline));
       else if (e.type === 'refused') io.err(`     refused: ${e.reasons.join('; ')}`);
     };
@@ -175,7 +176,7 @@ export const tuneCommand: Command = {
       if (best) {
         const b = result.baseline;
         const d = best.metrics.decode_ms_per_token;
-        io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`);
+        io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (fastest of ${best.measurements} measurements)` : ''}`);
         io.out(`  decode ${d?.toFixed(3)} ms/token${d && b?.decode_ms_per_token ? `, ${(b.decode_ms_per_token / d).toFixed(2)}x vs fp32` : ''}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');

@@ -31,7 +31,8 @@ import { recipeTextEdits, knobEdits, RecipeEditError } from '../config/edit';
 import { recipeHash, type RunRecord } from '../bench/record';
 import { RunStore } from '../bench/store';
 import type { Config } from '../agent/types';
-import { median } from '../agent/standings';
+import { bestSpeed } from '../agent/standings';
+import { metricsOf } from '../agent/evaluator';
 import { configKey } from '../agent/space';
 
 /** The run engine, loaded on the first run request (see runEngine.ts). */
@@ -467,8 +468,9 @@ export function mergeTrialSteps(recs: { record: RunRecord; line: number }[]): { 
 /**
  * The newest tuning session's best plan within the accuracy budget, from run records alone (after a
  * restart, when the loop's answer is gone): trials merged from their two steps, a plan's re-measurements
- * (speed only, same assignment) grouped with its first trial, plans ranked by the median of their decode
- * medians — as the loop ranks them (agent/standings.ts).
+ * (speed only, same assignment) grouped with its first trial, each run's speed as the tuner reads it
+ * (agent/evaluator.ts metricsOf) and plans ranked by their fastest run — as the loop ranks them
+ * (agent/standings.ts).
  */
 export function bestOfNewestSession(recs: { record: RunRecord; line: number }[], budget: number): { config: Config; headline: string } | undefined {
   const trials = mergeTrialSteps(recs).map((x) => x.record).filter((r) => r.trial?.session && r.trial.assignment);
@@ -480,16 +482,18 @@ export function bestOfNewestSession(recs: { record: RunRecord; line: number }[],
     const key = configKey(r.trial!.assignment as Config);
     plans.set(key, [...(plans.get(key) ?? []), r]);
   }
+  const speed = (r: RunRecord) => metricsOf(r).decode_ms_per_token!;
   let best: { first: RunRecord; decode: number } | undefined;
   for (const runs of plans.values()) {
     const first = runs.find((r) => r.metrics.ppl !== undefined);
     if (!first || !((pctDelta(first.metrics.ppl, first.metrics.ppl_fp32) ?? Infinity) / 100 <= budget)) continue;
-    const decode = median(runs.map((r) => r.metrics.decode_ms_per_token!.median));
+    const decode = bestSpeed(runs.map(metricsOf)).decode_ms_per_token!;
     if (!best || decode < best.decode) best = { first, decode };
   }
   if (!best) return undefined;
   const s = summarize(best.first);
-  const ratio = s.decode_ms !== undefined ? best.decode / s.decode_ms : 1;
+  // The first run's speedup, scaled to the plan's fastest run.
+  const ratio = best.decode / speed(best.first);
   return { config: best.first.trial!.assignment as Config, headline: headline({ ...s, decode_ms: best.decode, speedup_decode: s.speedup_decode && s.speedup_decode / ratio }) };
 }
 
