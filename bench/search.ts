@@ -36,6 +36,7 @@ import { RecipeEvaluator } from '../server/src/agent/evaluator';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from '../server/src/agent/types';
 import { sha256 } from '../server/src/bench/record';
+import { QUICK_POLICY } from '../server/src/bench/stats';
 import { bestSpeed, median, speedOf } from '../server/src/agent/standings';
 
 const { values } = parseArgs({
@@ -90,8 +91,8 @@ class TableEvaluator implements Evaluator {
   }
 }
 
-/** What a run's speed figure is (agent/evaluator.ts metricsOf): a table of medians is another table. */
-const STATISTIC = 'fastest sample of a quick window of at least 2 s';
+/** What a run's speed figure is (agent/evaluator.ts metricsOf) and the window it comes from: another statistic or window, another table. */
+const STATISTIC = ['fastest sample', QUICK_POLICY];
 
 /** The table's key: what the measurements depend on. The model by content, so a fresh clone reuses a committed table. */
 function tableKey(setting: SpaceContext, space: SearchSpace, runs: number): string {

@@ -63,11 +63,14 @@ export interface RepeatPolicy {
 
 // Caps are mostly in time: a cheap model may take many samples (it costs little), an expensive one
 // stops on the clock. The tuner runs QUICK; `haqa bench` without --quick runs FULL.
-// QUICK also samples for 2 s at least: the load on a shared machine comes in stretches of seconds
-// (bench/REPORT.md §2), and a window that short-circuits after five quick samples could sit wholly
-// inside one, leaving no fast sample to find.
+// QUICK also samples for 5 s at least: load on a shared machine comes in stretches of seconds, and the
+// tuner reads a window's fastest sample (agent/evaluator.ts), which needs the window to outlast them.
+// Measured on the 2-core machine (10 fresh processes each, the fixture's 4-bit model, a quiet hour):
+// the fastest sample of a 2 s window varied by σ 0.17–0.23 of log latency, of a 5 s window by 0.02
+// (1 thread) to 0.11 (2 threads). In a busier hour (the search table, bench/REPORT.md §2) even 5 s
+// windows varied by σ 0.17–0.20: a longer window helps only as far as the load's stretches are short.
 export const FULL_POLICY: RepeatPolicy = { minReps: 10, minMs: 0, maxReps: 400, targetCiRel: 0.02, maxMs: 30_000 };
-export const QUICK_POLICY: RepeatPolicy = { minReps: 5, minMs: 2_000, maxReps: 100, targetCiRel: 0.05, maxMs: 3_000 };
+export const QUICK_POLICY: RepeatPolicy = { minReps: 5, minMs: 5_000, maxReps: 400, targetCiRel: 0.05, maxMs: 6_000 };
 
 /** True when every series has converged (or a cap is hit). */
 export function enough(series: readonly (readonly number[])[], policy: RepeatPolicy, elapsedMs: number): boolean {
