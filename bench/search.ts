@@ -36,8 +36,8 @@ import { RecipeEvaluator } from '../server/src/agent/evaluator';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from '../server/src/agent/types';
 import { sha256 } from '../server/src/bench/record';
-import { QUICK_POLICY } from '../server/src/bench/stats';
-import { bestSpeed, median, speedOf } from '../server/src/agent/standings';
+import { median, QUICK_POLICY } from '../server/src/bench/stats';
+import { bestSpeed, speedOf } from '../server/src/agent/standings';
 
 const { values } = parseArgs({
   options: {

@@ -8,7 +8,6 @@
 // unlucky, and a repeat is how it gets a second chance.
 // This module is the one place that aggregation is defined.
 import { compareTrials } from './objective';
-import { quantile } from '../bench/stats';
 import type { Trial, TrialMetrics } from './types';
 
 /** The speed figures a re-measurement brings; accuracy is the plan's first trial's (it is deterministic). */
@@ -24,9 +23,6 @@ export function speedOf(m: TrialMetrics): TrialMetrics {
 /** How many measurements of one plan the loop runs at most (the first trial and its repeats). */
 export const MAX_MEASUREMENTS = 3;
 
-export function median(xs: readonly number[]): number {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
-}
 
 /** The index of the trial that first ran this trial's plan. */
 export function planIndex(t: Trial): number {

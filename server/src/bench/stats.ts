@@ -26,6 +26,10 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
+export function median(xs: readonly number[]): number {
+  return quantile([...xs].sort((a, b) => a - b), 0.5);
+}
+
 /**
  * The ~95% confidence interval of the median from order statistics: with n samples the median lies
  * between the l-th and u-th smallest with probability ≈ 0.95 for l, u = n/2 ∓ 1.96·√n/2 (the normal
