@@ -182,7 +182,7 @@ async function main(): Promise<void> {
       return { ok: true, metrics: { decode_ms_per_token: m.decode, model_bytes: m.bytes, ppl: 10 * (1 + m.pplInc), ppl_fp32: 10 } };
     };
     makeEvaluator = (seed, exact) => new SyntheticEvaluator(setting, { seed, noise: exact ? 0 : 0.03 });
-    method = 'synthetic cost model (server/src/agent/synthetic.ts), 3% log-normal latency noise';
+    method = 'synthetic cost model (server/src/agent/synthetic.ts), one-sided 3% log-normal latency noise (load only adds time)';
   } else {
     const m = await measureTable(path.resolve(values.recipe!));
     setting = m.setting;

@@ -23,8 +23,9 @@ import type { Proposal, Proposer, ProposerContext } from './proposer';
 import type { Config } from './types';
 
 /**
- * How close (as a ratio of losses) the runner-up must be to get the last trial: about twice the
- * run-to-run spread σ≈0.12 of one quick window's fastest sample measured here (bench/REPORT.md §2).
+ * How close (as a ratio of losses) the runner-up must be to get the last trial: about one run-to-run σ
+ * of a quick window's fastest sample in the search table measured here (0.19 of log latency, a factor
+ * of e^0.19 ≈ 1.21; bench/REPORT.md §2). A runner-up further behind rarely overtakes with one more run.
  */
 export const RUNNER_UP_WITHIN = 1.25;
 

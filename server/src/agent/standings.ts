@@ -23,7 +23,6 @@ export function speedOf(m: TrialMetrics): TrialMetrics {
 /** How many measurements of one plan the loop runs at most (the first trial and its repeats). */
 export const MAX_MEASUREMENTS = 3;
 
-
 /** The index of the trial that first ran this trial's plan. */
 export function planIndex(t: Trial): number {
   return t.repeatOf ?? t.index;
@@ -32,7 +31,7 @@ export function planIndex(t: Trial): number {
 /** Lower is better for every speed field but throughput. */
 const HIGHER_IS_BETTER: ReadonlySet<string> = new Set(['throughput']);
 
-/** A plan's speed figures from its measurements' (each field's best: the least-loaded measurement). */
+/** A plan's speed figures from its measurements: each field's best, i.e. from the least-loaded run. */
 export function bestSpeed(measurements: readonly TrialMetrics[]): TrialMetrics {
   const out: TrialMetrics = {};
   for (const f of SPEED_FIELDS) {
