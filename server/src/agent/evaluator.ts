@@ -8,7 +8,7 @@
 import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
 import { runRecipe, RunOptions, RunProgress } from '../bench/run';
-import { fp32Recipe, RunRecord } from '../bench/record';
+import { fp32Recipe, RunRecord, throughputOf } from '../bench/record';
 import { speedOf } from './standings';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
@@ -36,7 +36,7 @@ export function metricsOf(r: RunRecord): TrialMetrics {
   return {
     decode_ms_per_token: decode,
     prefill_ms: prefill,
-    throughput: w && decode !== undefined && prefill !== undefined ? (w.batch * w.decode_tokens * 1000) / (prefill + w.decode_tokens * decode) : m.throughput_tok_s,
+    throughput: w && decode !== undefined && prefill !== undefined ? throughputOf(w, prefill, decode) : m.throughput_tok_s,
     model_bytes: m.model_bytes,
     ppl: m.ppl,
     ppl_fp32: m.ppl_fp32,

@@ -12,7 +12,7 @@
 import * as ort from 'onnxruntime-node';
 import { DecoderConfig, DecoderError, DecoderSession } from '../model/decoder';
 import { writeFileAtomic } from '../util/atomicWrite';
-import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './record';
+import { throughputOf, type BaselineFigures, type Metrics, type RunStage, type SessionOptionsUsed } from './record';
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
@@ -147,8 +147,7 @@ function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: Meas
   if (kind === 'generic') return { inference_ms: summarize(series[0]) };
   const p = summarize(series[0]);
   const d = summarize(series[1]);
-  const { decode_tokens: D, batch: B } = workload;
-  return { prefill_ms: p, decode_ms_per_token: d, throughput_tok_s: (B * D * 1000) / (p.median + D * d.median) };
+  return { prefill_ms: p, decode_ms_per_token: d, throughput_tok_s: throughputOf(workload, p.median, d.median) };
 }
 
 /**

@@ -40,6 +40,11 @@ export interface AccuracyMetrics {
   eval_windows?: number;
 }
 
+/** Generated tokens per second for a workload: batch·decode_tokens / (prefill + decode_tokens·step), times in ms. */
+export function throughputOf(w: { batch: number; decode_tokens: number }, prefillMs: number, stepMs: number): number {
+  return (w.batch * w.decode_tokens * 1000) / (prefillMs + w.decode_tokens * stepMs);
+}
+
 export interface Metrics extends AccuracyMetrics {
   /** Time of one prefill of prompt_length tokens at the workload batch (empty past), ms. */
   prefill_ms?: Summary;
@@ -47,7 +52,7 @@ export interface Metrics extends AccuracyMetrics {
   decode_ms_per_token?: Summary;
   /** Non-decoder models: one inference on seeded inputs, ms. */
   inference_ms?: Summary;
-  /** Generated tokens per second for the whole workload: batch·decode_tokens / (prefill + decode_tokens·step). */
+  /** Generated tokens per second for the whole workload, from the medians (throughputOf). */
   throughput_tok_s?: number;
   /** Peak resident memory of the worker process, bytes. */
   peak_rss_bytes?: number;
