@@ -18,8 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { RunRecord } from './record';
-import { writeFileAtomic } from '../util/atomicWrite';
+import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
+import { fileRefusal, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
 
 export const STORE_DIR = '.haqa';
 
@@ -30,6 +31,8 @@ export interface ReadResult {
 }
 
 export class RunStore {
+  /** The folder holding `.haqa/`. */
+  readonly workspace: string;
   readonly root: string;
   readonly runsFile: string;
   readonly artifactsDir: string;
@@ -38,7 +41,8 @@ export class RunStore {
 
   /** `workspace`: the folder that holds (or will hold) `.haqa/`. */
   constructor(workspace: string) {
-    this.root = path.join(path.resolve(workspace), STORE_DIR);
+    this.workspace = path.resolve(workspace);
+    this.root = path.join(this.workspace, STORE_DIR);
     this.runsFile = path.join(this.root, 'runs', 'runs.jsonl');
     this.lockFile = path.join(this.root, 'runs', '.lock');
     this.artifactsDir = path.join(this.root, 'artifacts');
@@ -154,7 +158,7 @@ export class RunStore {
   findArtifact(key: string): { model: string; meta: ArtifactMeta } | undefined {
     const dir = this.artifactDir(key);
     try {
-      const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as ArtifactMeta;
+      const meta = JSON.parse(readRegularTextSync(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
       const model = path.join(dir, 'model.onnx');
       if (!fs.existsSync(model)) return undefined;
       return { model, meta };
@@ -203,8 +207,14 @@ export class RunStore {
    * Remove artifacts not referenced by the `keep` most recent records, and temporary leftovers of
    * interrupted builds. Artifacts younger than `graceMs` are kept: a run may be measuring one whose
    * record is not written yet.
+   * Nothing outside the store is deleted: `.haqa`, `.haqa/artifacts` or an entry that is a symlink out
+   * of the workspace is left alone (util/paths.ts mayDelete), and `.haqa` itself pointing out of the
+   * workspace refuses the prune.
    */
   async prune(keep: number, graceMs = 60_000): Promise<{ removed: string[]; kept: string[]; freedBytes: number }> {
+    if (fs.existsSync(this.root) && !strictlyInside(this.root, this.workspace)) {
+      throw new PathError(`${this.root} resolves outside the workspace ${this.workspace} (a symlink); nothing pruned`, 'path-outside-workspace', this.root);
+    }
     const { records } = this.read();
     const wanted = new Set(
       records.slice(Math.max(0, records.length - keep))
@@ -218,9 +228,9 @@ export class RunStore {
     // Temporary files of atomic writes (references, hardware.json) whose writer died before renaming.
     for (const dir of [this.referenceDir, this.root]) {
       for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-        const pid = Number(/^\..*\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
-        if (!pid || pidAlive(pid)) continue;
+        if (!isStaleTemp(name)) continue;
         const full = path.join(dir, name);
+        if (!mayDelete(full, this.root, this.workspace)) continue;
         freedBytes += (await fs.promises.stat(full).catch(() => undefined))?.size ?? 0;
         await fs.promises.rm(full, { force: true });
         removed.push(path.relative(this.root, full));
@@ -236,7 +246,7 @@ export class RunStore {
     for (const name of entries) {
       const full = path.join(this.artifactsDir, name);
       const st = await fs.promises.stat(full).catch(() => undefined);
-      if (!st?.isDirectory()) continue;
+      if (!st?.isDirectory() || !mayDelete(full, this.root, this.workspace)) continue;
       const keepIt = name.startsWith('.tmp-')
         ? tmpOwnerAlive(name) // a build in progress in a live process; a dead owner's is garbage
         : wanted.has(name) || now - st.mtimeMs < graceMs;
@@ -271,15 +281,6 @@ function tmpOwnerAlive(name: string): boolean {
   return pid > 0 && pidAlive(pid);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
@@ -309,6 +310,8 @@ async function syncDir(dir: string): Promise<void> {
  */
 export async function hashModelFiles(modelPath: string): Promise<{ hash: string; bytes: number }> {
   const dir = path.dirname(modelPath);
+  const refused = fileRefusal(modelPath, 'model'); // a FIFO or device would hang the read below
+  if (refused) throw refused;
   const proto = decodeModel(await fs.promises.readFile(modelPath), modelPath);
   const locations = new Set<string>();
   for (const t of proto.graph?.initializer ?? []) {
