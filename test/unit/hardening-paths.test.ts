@@ -92,6 +92,31 @@ test('prune: .haqa itself a symlink out of the workspace is refused, and nothing
   assert.ok(fs.existsSync(path.join(elsewhere, 'artifacts', 'dddd', 'precious.txt')));
 });
 
+test('the store reads and writes nothing through symlinks a repository committed into .haqa/', async () => {
+  const ws = tempDir('haqa-store-ws-');
+  const outside = tempDir('haqa-outside-');
+  const target = path.join(outside, 'bashrc');
+  fs.writeFileSync(target, 'export PATH=/usr/bin\n');
+  fs.mkdirSync(path.join(ws, '.haqa', 'runs'), { recursive: true });
+  fs.symlinkSync(target, path.join(ws, '.haqa', 'runs', 'runs.jsonl'));
+  const store = new RunStore(ws);
+  const r = store.read();
+  assert.deepEqual(r.records, []);
+  assert.match(r.skipped[0]?.reason ?? '', /outside the workspace/);
+  await assert.rejects(store.append({ id: 'x', status: 'ok' } as never), /outside the workspace/);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'export PATH=/usr/bin\n', 'nothing appended outside');
+  // A link to /dev/zero: refused at once, nothing read.
+  fs.rmSync(path.join(ws, '.haqa', 'runs', 'runs.jsonl'));
+  fs.symlinkSync('/dev/zero', path.join(ws, '.haqa', 'runs', 'runs.jsonl'));
+  assert.deepEqual(store.read().records, []);
+  // Artifacts and references are not built through a link out either.
+  fs.symlinkSync(outside, path.join(ws, '.haqa', 'artifacts'));
+  fs.symlinkSync(outside, path.join(ws, '.haqa', 'reference'));
+  await assert.rejects(store.buildArtifact('k'.repeat(32), async () => {}), /outside the workspace/);
+  assert.throws(() => store.referencePath('abc'), /outside the workspace/);
+  assert.deepEqual(fs.readdirSync(outside), ['bashrc']);
+});
+
 // ---------------------------------------------------------------- item 2: "not read" is not read
 
 const GPTQ = 'quantize:\n  bits: 4\n  block_size: 16\n  method: gptq\n';
@@ -215,6 +240,21 @@ test('a FIFO as evaluation text or tokenizer: check errors, bench gives an error
   const beside = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt' } }, file), { quick: true, noStore: true, timeoutMs: 60_000 });
   assert.equal(beside.status, 'error');
   assert.match(beside.error!.message, /tokenizer .*not a regular file/);
+});
+
+test('a FIFO as config.json beside the model does not hang the tuner\'s setup (loadSetting)', { skip: !haveMkfifo && 'no mkfifo' }, async () => {
+  const dir = tempDir('haqa-ws-');
+  await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
+  mkfifo(path.join(dir, 'config.json'));
+  const file = path.join(dir, 'haqa.yaml');
+  fs.writeFileSync(file, 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');
+  // In a child process with a deadline: a blocking read of a FIFO would stall this one's event loop for good.
+  const SETTING_TS = path.resolve(__dirname, '../../server/src/agent/setting.ts');
+  const code = `require(${JSON.stringify(SETTING_TS)}).loadSetting(${JSON.stringify(file)}).then((l) => { console.log(l.architecture === undefined ? 'no-arch' : 'arch'); process.exit(0); })`;
+  const p = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { timeout: 30_000, encoding: 'utf8' });
+  assert.equal(p.signal, null, 'it did not hang');
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, /no-arch/);
 });
 
 // ---------------------------------------------------------------- item 4: external data

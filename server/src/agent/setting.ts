@@ -2,10 +2,12 @@
 // machine's profile, the architecture from config.json, the search space. Shared by `haqa tune`,
 // `haqa advise` and the editor, so they refuse the same broken recipes with the same diagnostics.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { analyzeRecipe, RecipeAnalysis } from '../config/check';
 import { ModelCache } from '../config/modelCache';
 import { architectureFromConfig, ModelArchitecture } from '../config/hfConfig';
 import { configPathFor } from '../model/graph';
+import { besideModel, readRegularTextSync, READ_CAPS } from '../util/paths';
 import { hardwareFingerprint } from '../bench/hardware';
 import { busyCores, HardwareProfile } from './profile';
 import { buildSpace, SearchSpace, SpaceContext } from './space';
@@ -49,7 +51,9 @@ export async function loadSetting(file: string, models = new ModelCache(), hardw
   }
   let architecture: ModelArchitecture | undefined;
   try {
-    architecture = architectureFromConfig(JSON.parse(fs.readFileSync(configPathFor(analysis.recipe.model), 'utf8')));
+    // Beside the model, a regular file under the cap (util/paths.ts): a FIFO here must not hang the tuner.
+    const cfg = besideModel(analysis.recipe.model, path.basename(configPathFor(analysis.recipe.model)), 'config.json');
+    architecture = architectureFromConfig(JSON.parse(readRegularTextSync(cfg, 'config.json', READ_CAPS.config)));
   } catch {
     architecture = undefined; // config.json is optional
   }

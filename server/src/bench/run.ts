@@ -361,7 +361,7 @@ function hardwareFile(store: RunStore): string {
 
 function withCachedBandwidth(h: HardwareFingerprint, store: RunStore): HardwareFingerprint {
   try {
-    const c = JSON.parse(fs.readFileSync(hardwareFile(store), 'utf8')) as { key: string; bandwidth_gbps: number };
+    const c = JSON.parse(store.readText(hardwareFile(store), 'hardware.json', READ_CAPS.config)) as { key: string; bandwidth_gbps: number };
     if (c.key === machineKey(h) && typeof c.bandwidth_gbps === 'number') return { ...h, bandwidth_gbps: c.bandwidth_gbps };
   } catch {
     /* not measured yet */
@@ -384,6 +384,6 @@ export async function hardwareProfile(opts: { storeDir: string; refresh?: boolea
   const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
   if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
   await fs.promises.mkdir(store.root, { recursive: true });
-  await writeFileAtomic(hardwareFile(store), JSON.stringify({ key: machineKey(h), bandwidth_gbps: out.bandwidth.gbps, threads: out.bandwidth.threads, bytes: out.bandwidth.bytes, measured: new Date().toISOString() }, null, 2) + '\n');
+  await writeFileAtomic(store.inside(hardwareFile(store)), JSON.stringify({ key: machineKey(h), bandwidth_gbps: out.bandwidth.gbps, threads: out.bandwidth.threads, bytes: out.bandwidth.bytes, measured: new Date().toISOString() }, null, 2) + '\n');
   return { ...h, bandwidth_gbps: out.bandwidth.gbps };
 }

@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { RunRecord } from './record';
 import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
-import { fileRefusal, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
+import { fileRefusal, insideRoots, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
 
 export const STORE_DIR = '.haqa';
 
@@ -49,11 +49,25 @@ export class RunStore {
     this.referenceDir = path.join(this.root, 'reference');
   }
 
+  /**
+   * `file` of the store, refused when it resolves outside the workspace (a symlink committed into
+   * `.haqa/` by a repository): the store reads and writes nothing there.
+   */
+  inside(file: string): string {
+    if (insideRoots(file, [this.workspace])) return file;
+    throw new PathError(`${file} resolves outside the workspace ${this.workspace} (a symlink); the run store does not read or write there`, 'path-outside-workspace', file);
+  }
+
+  /** The text of a store file: inside the workspace, a regular file, at most `cap` bytes (util/paths.ts). */
+  readText(file: string, what: string, cap: number = READ_CAPS.text): string {
+    return readRegularTextSync(this.inside(file), what, cap);
+  }
+
   // ---------------------------------------------------------------- records
 
   async append(record: RunRecord): Promise<void> {
     const line = JSON.stringify(record) + '\n';
-    await fs.promises.mkdir(path.dirname(this.runsFile), { recursive: true });
+    await fs.promises.mkdir(path.dirname(this.inside(this.runsFile)), { recursive: true });
     await this.withLock(async () => {
       const fh = await fs.promises.open(this.runsFile, 'a+');
       try {
@@ -76,9 +90,11 @@ export class RunStore {
   read(): ReadResult {
     let text: string;
     try {
-      text = fs.readFileSync(this.runsFile, 'utf8');
-    } catch {
-      return { records: [], skipped: [] };
+      text = this.readText(this.runsFile, 'run records');
+    } catch (err) {
+      // Absent: no runs yet. A link out of the workspace, a FIFO, an oversized file: said, not read.
+      const refused = err instanceof PathError && err.code !== 'file-not-found';
+      return { records: [], skipped: refused ? [{ line: 0, reason: err.message }] : [] };
     }
     const records: RunRecord[] = [];
     const skipped: ReadResult['skipped'] = [];
@@ -158,7 +174,7 @@ export class RunStore {
   findArtifact(key: string): { model: string; meta: ArtifactMeta } | undefined {
     const dir = this.artifactDir(key);
     try {
-      const meta = JSON.parse(readRegularTextSync(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
+      const meta = JSON.parse(this.readText(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
       const model = path.join(dir, 'model.onnx');
       if (!fs.existsSync(model)) return undefined;
       return { model, meta };
@@ -176,7 +192,7 @@ export class RunStore {
   async buildArtifact(
     key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
   ): Promise<{ model: string; meta: ArtifactMeta }> {
-    await fs.promises.mkdir(this.artifactsDir, { recursive: true });
+    await fs.promises.mkdir(this.inside(this.artifactsDir), { recursive: true });
     const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fs.promises.mkdir(tmp);
     try {
@@ -264,7 +280,7 @@ export class RunStore {
   // ---------------------------------------------------------------- fp32 references
 
   referencePath(key: string): string {
-    return path.join(this.referenceDir, `${key}.json`);
+    return this.inside(path.join(this.referenceDir, `${key}.json`));
   }
 }
 

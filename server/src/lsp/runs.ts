@@ -77,7 +77,7 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
 export function recordsOf(store: RunStore, recipeFile: string): { record: RunRecord; line: number }[] {
   let text: string;
   try {
-    text = fs.readFileSync(store.runsFile, 'utf8');
+    text = store.readText(store.runsFile, 'run records'); // inside the workspace, a regular file, capped
   } catch {
     return [];
   }
