@@ -99,7 +99,9 @@ async function prepareFixture(): Promise<{ recipe: string; description: string }
   const dir = path.join(WORK, 'fixture');
   fs.mkdirSync(dir, { recursive: true });
   // Texts too: a recipe reads no file outside its folder (server/src/util/paths.ts).
-  for (const f of ['model.onnx', 'config.json', 'tokenizer.json', 'data/eval.txt', 'data/calib.txt']) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, path.basename(f)));
+  for (const f of ['model.onnx', 'config.json', 'tokenizer.json', 'data/eval.txt', 'data/calib.txt']) {
+    fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, path.basename(f)));
+  }
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
     objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 32, batch: 1 }, accuracy: { max_ppl_increase: '5%' } },

@@ -139,7 +139,8 @@ test('calibration.text outside the workspace: check says "not read", quantize re
   assert.match(row.message, /it is not read/);
   const q = await cli(['quantize', recipe]);
   assert.equal(q.code, 2, q.out);
-  assert.ok(q.err.includes(`${recipe}:${row.range.start.line + 1}:${row.range.start.character + 1} error path-outside-workspace ${row.message}`), q.err);
+  const at = `${recipe}:${row.range.start.line + 1}:${row.range.start.character + 1}`;
+  assert.ok(q.err.includes(`${at} error path-outside-workspace ${row.message}`), q.err);
   assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')), 'nothing written');
 });
 
@@ -172,7 +173,8 @@ test('bench: evaluation.text outside the workspace is refused before anything ru
   fs.writeFileSync(file, `model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\nevaluation:\n  text: ${secret}\n`);
   const row = (await checkRows(file)).find((d) => d.code === 'path-outside-workspace');
   assert.ok(row);
-  const rec = await runRecipe(resolveRecipe({ model: 'model.onnx', quantize: { bits: 4, block_size: 16 }, evaluation: { text: secret } }, file), { quick: true, noStore: true });
+  const doc = { model: 'model.onnx', quantize: { bits: 4, block_size: 16 }, evaluation: { text: secret } };
+  const rec = await runRecipe(resolveRecipe(doc, file), { quick: true, noStore: true });
   assert.equal(rec.status, 'error');
   assert.equal(rec.error?.message, row.message);
   assert.deepEqual(rec.error?.recipe_path, ['evaluation', 'text']);
@@ -186,15 +188,16 @@ test('bench: evaluation.text outside the workspace is refused before anything ru
 // ---------------------------------------------------------------- item 3: bounded reads
 
 test('bounded reads: /dev/zero and a FIFO are refused without blocking; a file over the cap is refused', { timeout: 20_000 }, () => {
-  assert.throws(() => readRegularTextSync('/dev/zero', 'calibration text', 1 << 20), (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file');
+  const code = (c: string) => (e: Error) => e instanceof PathError && e.code === c;
+  assert.throws(() => readRegularTextSync('/dev/zero', 'calibration text', 1 << 20), code('path-not-regular-file'));
   const dir = tempDir('haqa-reads-');
   const big = path.join(dir, 'big.txt');
   fs.writeFileSync(big, 'x'.repeat(4096));
-  assert.throws(() => readRegularTextSync(big, 'evaluation text', 1000), (e: Error) => e instanceof PathError && e.code === 'file-too-large');
+  assert.throws(() => readRegularTextSync(big, 'evaluation text', 1000), code('file-too-large'));
   assert.equal(readRegularTextSync(big, 'evaluation text', 4096).length, 4096);
   if (haveMkfifo) {
     mkfifo(path.join(dir, 'fifo'));
-    assert.throws(() => readRegularTextSync(path.join(dir, 'fifo'), 'tokenizer', 1 << 20), (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file');
+    assert.throws(() => readRegularTextSync(path.join(dir, 'fifo'), 'tokenizer', 1 << 20), code('path-not-regular-file'));
   }
 });
 
@@ -207,15 +210,20 @@ test('calibration.text /dev/zero (or a link to it) is refused, never read into m
   assert.ok((await checkRows(recipe)).some((d) => d.code === 'path-outside-workspace'));
   fs.writeFileSync(recipe, `model: model.onnx\n${GPTQ}calibration:\n  text: calib.txt\n`);
   // The link's target is outside the workspace too; with the device's folder named as a root it is still not a file.
-  const r = resolveRecipe({ model: 'model.onnx', quantize: { bits: 4, block_size: 16, method: 'gptq' }, calibration: { text: 'calib.txt' } }, recipe);
-  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx'), roots: [dir, '/dev'] }), (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file');
+  const doc = { model: 'model.onnx', quantize: { bits: 4, block_size: 16, method: 'gptq' }, calibration: { text: 'calib.txt' } };
+  const r = resolveRecipe(doc, recipe);
+  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx'), roots: [dir, '/dev'] }),
+    (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file');
   const q = await cli(['quantize', recipe]);
   assert.equal(q.code, 2);
   assert.match(q.err, /calibration text .*calib\.txt is outside the workspace/);
   assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')));
 });
 
-test('a FIFO as evaluation text or tokenizer: check errors, bench gives an error record instead of hanging', { skip: !haveMkfifo && 'no mkfifo', timeout: 30_000 }, async () => {
+const FIFO_TEST = { skip: !haveMkfifo && 'no mkfifo', timeout: 30_000 };
+const BOUNDED_RUN = { quick: true, noStore: true, timeoutMs: 60_000 };
+
+test('a FIFO as evaluation text or tokenizer: check errors, bench gives an error record instead of hanging', FIFO_TEST, async () => {
   const dir = tempDir('haqa-ws-');
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
@@ -226,23 +234,23 @@ test('a FIFO as evaluation text or tokenizer: check errors, bench gives an error
   const rows = await checkRows(file);
   assert.equal(rows.filter((d) => d.code === 'path-not-regular-file' && d.severity === 'error').length, 2, JSON.stringify(rows));
   const base = { model: 'model.onnx', quantize: { bits: 4, block_size: 16 } };
-  const text = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'fifo' } }, file), { quick: true, noStore: true, timeoutMs: 60_000 });
+  const text = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'fifo' } }, file), BOUNDED_RUN);
   assert.equal(text.status, 'error');
   assert.match(text.error!.message, /evaluation text .*fifo is not a regular file/);
   assert.deepEqual(text.error?.recipe_path, ['evaluation', 'text']);
-  const tok = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt', tokenizer: 'fifo' } }, file), { quick: true, noStore: true, timeoutMs: 60_000 });
+  const tok = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt', tokenizer: 'fifo' } }, file), BOUNDED_RUN);
   assert.equal(tok.status, 'error');
   assert.match(tok.error!.message, /tokenizer .*fifo is not a regular file/);
   assert.deepEqual(tok.error?.recipe_path, ['evaluation', 'tokenizer']);
   // tokenizer.json beside the model as a FIFO (no evaluation.tokenizer): refused as well.
   fs.rmSync(path.join(dir, 'tokenizer.json'));
   mkfifo(path.join(dir, 'tokenizer.json'));
-  const beside = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt' } }, file), { quick: true, noStore: true, timeoutMs: 60_000 });
+  const beside = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt' } }, file), BOUNDED_RUN);
   assert.equal(beside.status, 'error');
   assert.match(beside.error!.message, /tokenizer .*not a regular file/);
 });
 
-test('a FIFO as config.json beside the model does not hang the tuner\'s setup (loadSetting)', { skip: !haveMkfifo && 'no mkfifo' }, async () => {
+test('a FIFO as config.json beside the model does not hang the tuner\'s setup (loadSetting)', FIFO_TEST, async () => {
   const dir = tempDir('haqa-ws-');
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
   mkfifo(path.join(dir, 'config.json'));
@@ -250,7 +258,8 @@ test('a FIFO as config.json beside the model does not hang the tuner\'s setup (l
   fs.writeFileSync(file, 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');
   // In a child process with a deadline: a blocking read of a FIFO would stall this one's event loop for good.
   const SETTING_TS = path.resolve(__dirname, '../../server/src/agent/setting.ts');
-  const code = `require(${JSON.stringify(SETTING_TS)}).loadSetting(${JSON.stringify(file)}).then((l) => { console.log(l.architecture === undefined ? 'no-arch' : 'arch'); process.exit(0); })`;
+  const code = `require(${JSON.stringify(SETTING_TS)}).loadSetting(${JSON.stringify(file)})
+    .then((l) => { console.log(l.architecture === undefined ? 'no-arch' : 'arch'); process.exit(0); })`;
   const p = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { timeout: 30_000, encoding: 'utf8' });
   assert.equal(p.signal, null, 'it did not hang');
   assert.equal(p.status, 0, p.stderr);
@@ -275,7 +284,9 @@ test('external data: a location that is a symlink out of the model folder is ref
   fs.symlinkSync(path.join(secretDir, 'secret.bin'), `${model}.data`);
   const loaded = await readModel(model);
   const t = loaded.proto.graph!.initializer!.find((x) => x.dataLocation === 1)!;
-  await assert.rejects(readTensorBytes(t, loaded.baseDir), (e: Error) => e.message.includes(`tensor ${t.name}`) && e.message.includes(`${model}.data`) && /outside the model's folder/.test(e.message));
+  await assert.rejects(readTensorBytes(t, loaded.baseDir),
+    (e: Error) => e.message.includes(`tensor ${t.name}`) && e.message.includes(`${model}.data`)
+      && /outside the model's folder/.test(e.message));
   const recipe = path.join(dir, 'haqa.yaml');
   fs.writeFileSync(recipe, 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');
   const q = await cli(['quantize', recipe]);
@@ -285,15 +296,16 @@ test('external data: a location that is a symlink out of the model folder is ref
   await assert.rejects(hashModelFiles(model), /outside the model's folder/);
 });
 
-test('external data that is a FIFO is refused by quantize and by the bench\'s hashing, without hanging', { skip: !haveMkfifo && 'no mkfifo', timeout: 30_000 }, async () => {
+test('external data that is a FIFO is refused by quantize and by the bench\'s hashing, without hanging', FIFO_TEST, async () => {
   const dir = tempDir('haqa-ext-');
   const model = await externalModel(dir);
   fs.rmSync(`${model}.data`);
   mkfifo(`${model}.data`);
   const r = resolveRecipe({ model: 'model.onnx', quantize: { bits: 4, block_size: 16 } }, path.join(dir, 'haqa.yaml'));
-  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx') }), /external data file .*model\.onnx\.data is not a regular file/);
+  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx') }),
+    /external data file .*model\.onnx\.data is not a regular file/);
   await assert.rejects(hashModelFiles(model), /not a regular file/);
-  const rec = await runRecipe(r, { quick: true, noStore: true, timeoutMs: 60_000 });
+  const rec = await runRecipe(r, BOUNDED_RUN);
   assert.equal(rec.status, 'error');
   assert.match(rec.error!.message, /not a regular file/);
 });

@@ -45,7 +45,8 @@ function evalWindows(ev: EvalSettings, quick: boolean): { windows: number[][]; t
   try {
     text = readRegularTextSync(ev.text, 'evaluation text', READ_CAPS.text); // regular files only, capped
   } catch (err) {
-    throw new BenchError(err instanceof PathError && err.code !== 'file-not-found' ? err.message : `evaluation text not found: ${ev.text}`, 'accuracy', ev.text);
+    const refused = err instanceof PathError && err.code !== 'file-not-found';
+    throw new BenchError(refused ? err.message : `evaluation text not found: ${ev.text}`, 'accuracy', ev.text);
   }
   let tok: Tokenizer;
   try {

@@ -100,7 +100,8 @@ function evaluationOf(recipe: Recipe): EvalSettings | undefined {
     throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer, recipe_path });
   }
   // The one beside the model must really be there (not a symlink out of its folder), and be a regular file under the cap.
-  const refused = (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer'))) ?? fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
+  const refused = (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer')))
+    ?? fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
   if (refused) throw new RunFailure('error', { message: refused.message, stage: 'setup', where: tokenizer, recipe_path });
   return { text: ev.text, tokenizer, window: ev.window, max_windows: ev.max_windows };
 }
@@ -215,7 +216,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     const refused = recipeReadRefusal(recipe, opts.roots ?? recipeRoots(recipe.file), {
       model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: wantAccuracy,
     });
-    if (refused) throw new RunFailure('error', { message: refused.message, stage: 'setup', where: refused.file, recipe_path: refused.recipePath });
+    if (refused) {
+      throw new RunFailure('error', { message: refused.message, stage: 'setup', where: refused.file, recipe_path: refused.recipePath });
+    }
     const evaluation = wantAccuracy ? evaluationOf(recipe) : undefined;
     const config = decoderConfig(recipe.model);
     progress('setup', 'hashing the source model');
@@ -239,7 +242,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         progress('compress', 'compressing');
         const t0 = Date.now();
         // Compression runs in a worker as well: a crash or out-of-memory there costs this record only.
-        art = await store.buildArtifact(key, async (out) => (await worker({ kind: 'compress', recipe, out, roots: opts.roots, debug: opts.debug }, 'compress')).artifact, {
+        const job = (out: string) => ({ kind: 'compress' as const, recipe, out, roots: opts.roots, debug: opts.debug });
+        art = await store.buildArtifact(key, async (out) => (await worker(job(out), 'compress')).artifact, {
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
         }).catch((err: Error) => {
           if (err instanceof RunFailure) throw err;
@@ -384,6 +388,8 @@ export async function hardwareProfile(opts: { storeDir: string; refresh?: boolea
   const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
   if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
   await fs.promises.mkdir(store.root, { recursive: true });
-  await writeFileAtomic(store.inside(hardwareFile(store)), JSON.stringify({ key: machineKey(h), bandwidth_gbps: out.bandwidth.gbps, threads: out.bandwidth.threads, bytes: out.bandwidth.bytes, measured: new Date().toISOString() }, null, 2) + '\n');
+  const { gbps, threads, bytes } = out.bandwidth;
+  const cached = { key: machineKey(h), bandwidth_gbps: gbps, threads, bytes, measured: new Date().toISOString() };
+  await writeFileAtomic(store.inside(hardwareFile(store)), JSON.stringify(cached, null, 2) + '\n');
   return { ...h, bandwidth_gbps: out.bandwidth.gbps };
 }

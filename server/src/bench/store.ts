@@ -55,7 +55,8 @@ export class RunStore {
    */
   inside(file: string): string {
     if (insideRoots(file, [this.workspace])) return file;
-    throw new PathError(`${file} resolves outside the workspace ${this.workspace} (a symlink); the run store does not read or write there`, 'path-outside-workspace', file);
+    const message = `${file} resolves outside the workspace ${this.workspace} (a symlink); the run store does not read or write there`;
+    throw new PathError(message, 'path-outside-workspace', file);
   }
 
   /** The text of a store file: inside the workspace, a regular file, at most `cap` bytes (util/paths.ts). */
@@ -229,7 +230,8 @@ export class RunStore {
    */
   async prune(keep: number, graceMs = 60_000): Promise<{ removed: string[]; kept: string[]; freedBytes: number }> {
     if (fs.existsSync(this.root) && !strictlyInside(this.root, this.workspace)) {
-      throw new PathError(`${this.root} resolves outside the workspace ${this.workspace} (a symlink); nothing pruned`, 'path-outside-workspace', this.root);
+      const message = `${this.root} resolves outside the workspace ${this.workspace} (a symlink); nothing pruned`;
+      throw new PathError(message, 'path-outside-workspace', this.root);
     }
     const { records } = this.read();
     const wanted = new Set(

@@ -254,7 +254,8 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
     try {
       text = readRegularTextSync(s.text, 'calibration text', READ_CAPS.text); // regular files only, capped
     } catch (err) {
-      throw new CalibrationError(`calibration: cannot read calibration.text ${s.text}${err instanceof PathError ? `: ${err.message}` : ''}`);
+      const why = err instanceof PathError ? `: ${err.message}` : '';
+      throw new CalibrationError(`calibration: cannot read calibration.text ${s.text}${why}`);
     }
     try {
       ids = Tokenizer.fromFile(besideModel(model.path, 'tokenizer.json', 'tokenizer')).encode(text);

@@ -84,13 +84,18 @@ function prune(value: Record<string, unknown>, refused: { path: JsonPath; keywor
 
 // ---------------------------------------------------------------- semantics
 
+interface FileCodes { missing: string; dir: string; outside: PathCode }
+const FILE_CODES: FileCodes = { missing: 'file-not-found', dir: 'path-is-directory', outside: 'path-outside-workspace' };
+const MODEL_CODES: FileCodes = { missing: 'model-not-found', dir: 'model-is-directory', outside: 'model-outside-workspace' };
+
 /**
  * Checks a referenced file with the path policy (util/paths.ts), the rule the engine enforces: inside
  * the workspace (symlinks resolved), exists, a regular file within its size cap. Returns whether it may
  * be read.
  */
-function checkFileRef(a: RecipeAnalysis, roots: string[], p: JsonPath, abs: string, what: string, maxBytes?: number,
-  codes: { missing: string; dir: string; outside: PathCode } = { missing: 'file-not-found', dir: 'path-is-directory', outside: 'path-outside-workspace' }): boolean {
+function checkFileRef(
+  a: RecipeAnalysis, roots: string[], p: JsonPath, abs: string, what: string, maxBytes?: number, codes = FILE_CODES,
+): boolean {
   a.dependencies.push(abs);
   const range = rangeOf(a.parsed, p);
   const outside = outsideRefusal(abs, roots, what, codes.outside);
@@ -128,7 +133,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   checkSparsityPatterns(a);
 
   // The model.
-  const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', undefined, { missing: 'model-not-found', dir: 'model-is-directory', outside: 'model-outside-workspace' });
+  const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', undefined, MODEL_CODES);
   if (!modelOk) return;
   const load = await ctx.models.get(r.model);
   if (!load.ok) {

@@ -124,10 +124,12 @@ export function resolveExternal(baseDir: string, location: string, tensor?: stri
   const kind = fileKind(full);
   if (kind === 'missing') return full;
   if (!insideRoots(full, [baseDir])) {
-    throw new OnnxError(`tensor ${tensor}: external data file ${full} resolves to ${realPath(full)}, outside the model's folder ${baseDir} (a symlink out of it); it is not read`, full, tensor);
+    const where = `resolves to ${realPath(full)}, outside the model's folder ${baseDir} (a symlink out of it)`;
+    throw new OnnxError(`tensor ${tensor}: external data file ${full} ${where}; it is not read`, full, tensor);
   }
   if (kind !== 'file') {
-    throw new OnnxError(`tensor ${tensor}: external data file ${full} is not a regular file (${kind === 'directory' ? 'a directory' : 'a FIFO, socket or device'}); it is not read`, full, tensor);
+    const what = kind === 'directory' ? 'a directory' : 'a FIFO, socket or device';
+    throw new OnnxError(`tensor ${tensor}: external data file ${full} is not a regular file (${what}); it is not read`, full, tensor);
   }
   return full;
 }

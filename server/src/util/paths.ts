@@ -82,9 +82,13 @@ export function recipeRoots(recipeFile: string, workspaceRoots?: readonly string
 }
 
 /** The refusal of a path outside the roots, worded once for the check and the engine. */
-export function outsideRefusal(file: string, roots: readonly string[], what: string, code: PathCode = 'path-outside-workspace'): PathError | undefined {
+export function outsideRefusal(
+  file: string, roots: readonly string[], what: string, code: PathCode = 'path-outside-workspace',
+): PathError | undefined {
   if (insideRoots(file, roots)) return undefined;
-  return new PathError(`${what} ${file} is outside the workspace (${roots.join(', ')}); it is not read. Move it inside or open a folder that contains it.`, code, file);
+  const message = `${what} ${file} is outside the workspace (${roots.join(', ')}); it is not read. `
+    + 'Move it inside or open a folder that contains it.';
+  return new PathError(message, code, file);
 }
 
 export type FileKind = 'file' | 'directory' | 'missing' | 'special';
@@ -101,9 +105,13 @@ export function fileRefusal(file: string, what: string, maxBytes?: number): Path
   const st = fs.statSync(file, { throwIfNoEntry: false });
   if (!st) return new PathError(`${what} not found: ${file}`, 'file-not-found', file);
   if (st.isDirectory()) return new PathError(`${what} ${file} is a directory, not a file`, 'path-is-directory', file);
-  if (!st.isFile()) return new PathError(`${what} ${file} is not a regular file (a FIFO, socket or device); it is not read`, 'path-not-regular-file', file);
+  if (!st.isFile()) return notRegular(file, what);
   if (maxBytes !== undefined && st.size > maxBytes) return tooLarge(file, what, st.size, maxBytes);
   return undefined;
+}
+
+function notRegular(file: string, what: string): PathError {
+  return new PathError(`${what} ${file} is not a regular file (a FIFO, socket or device); it is not read`, 'path-not-regular-file', file);
 }
 
 function tooLarge(file: string, what: string, size: number, maxBytes: number): PathError {
@@ -128,7 +136,7 @@ function openRegular(file: string, what: string, maxBytes?: number): { fd: numbe
   }
   const st = fs.fstatSync(fd);
   const refusal = st.isDirectory() ? new PathError(`${what} ${file} is a directory, not a file`, 'path-is-directory', file)
-    : !st.isFile() ? new PathError(`${what} ${file} is not a regular file (a FIFO, socket or device); it is not read`, 'path-not-regular-file', file)
+    : !st.isFile() ? notRegular(file, what)
     : maxBytes !== undefined && st.size > maxBytes ? tooLarge(file, what, st.size, maxBytes) : undefined;
   if (refusal) {
     fs.closeSync(fd);
@@ -181,7 +189,8 @@ export function besideModel(modelPath: string, name: string, what: string): stri
   const dir = path.dirname(path.resolve(modelPath));
   const file = path.resolve(dir, name);
   if (!below(realPath(file), realPath(dir))) {
-    throw new PathError(`${what} ${file} resolves outside the model's folder ${dir} (a symlink out of it); it is not read`, 'path-outside-model', file);
+    const message = `${what} ${file} resolves outside the model's folder ${dir} (a symlink out of it); it is not read`;
+    throw new PathError(message, 'path-outside-model', file);
   }
   return file;
 }
@@ -200,9 +209,12 @@ interface RecipeRef { file: string; recipePath: string[]; what: string; outside:
 /** The files a recipe names, with their recipe key and how the check words them. */
 export function recipeRefs(recipe: Recipe, reads: RecipeReads = { model: true, calibration: true, evaluation: true }): RecipeRef[] {
   const refs: RecipeRef[] = [];
-  if (reads.evaluation && recipe.evaluation.text) refs.push({ file: recipe.evaluation.text, recipePath: ['evaluation', 'text'], what: 'evaluation text', outside: 'path-outside-workspace', cap: READ_CAPS.text });
-  if (reads.calibration && recipe.calibration.text) refs.push({ file: recipe.calibration.text, recipePath: ['calibration', 'text'], what: 'calibration text', outside: 'path-outside-workspace', cap: READ_CAPS.text });
-  if (reads.evaluation && recipe.evaluation.tokenizer) refs.push({ file: recipe.evaluation.tokenizer, recipePath: ['evaluation', 'tokenizer'], what: 'tokenizer', outside: 'path-outside-workspace', cap: READ_CAPS.tokenizer });
+  const text = (file: string | undefined, recipePath: string[], what: string, cap: number) => {
+    if (file) refs.push({ file, recipePath, what, outside: 'path-outside-workspace', cap });
+  };
+  if (reads.evaluation) text(recipe.evaluation.text, ['evaluation', 'text'], 'evaluation text', READ_CAPS.text);
+  if (reads.calibration) text(recipe.calibration.text, ['calibration', 'text'], 'calibration text', READ_CAPS.text);
+  if (reads.evaluation) text(recipe.evaluation.tokenizer, ['evaluation', 'tokenizer'], 'tokenizer', READ_CAPS.tokenizer);
   if (reads.model) refs.push({ file: recipe.model, recipePath: ['model'], what: 'model', outside: 'model-outside-workspace' });
   return refs;
 }
