@@ -156,6 +156,10 @@ test('a model in another folder: check says "not read", quantize refuses it at m
   assert.equal(q.code, 2);
   assert.ok(q.err.includes(`${recipe}:1:${row.range.start.character + 1} error model-outside-workspace ${row.message}`), q.err);
   assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')));
+  // haqa tune refuses it in the same words, at the same place.
+  const t = await cli(['tune', recipe]);
+  assert.equal(t.code, 1);
+  assert.ok(t.err.includes(`${recipe}:1:${row.range.start.character + 1}: ${row.message}`), t.err);
   // A model symlinked into the workspace is still outside it.
   fs.symlinkSync(model, path.join(dir, 'linked.onnx'));
   fs.writeFileSync(recipe, 'model: linked.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');

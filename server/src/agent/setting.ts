@@ -45,7 +45,8 @@ export async function loadSetting(file: string, models = new ModelCache(), hardw
   const analysis = await analyzeRecipe(text, file, { models });
   const errors = analysis.diagnostics.filter((d) => d.severity === 1);
   if (errors.length > 0 || !analysis.recipe || !analysis.graph) {
-    const first = errors[0];
+    // No error but no graph: the model was not read, e.g. outside the workspace (the path policy's warning says why).
+    const first = errors[0] ?? analysis.diagnostics.find((d) => d.code === 'model-outside-workspace');
     const where = first ? `${file}:${first.range.start.line + 1}:${first.range.start.character + 1}: ` : `${file}: `;
     throw new SettingError(`${where}${first?.message ?? 'the recipe could not be resolved'}${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`, analysis);
   }
