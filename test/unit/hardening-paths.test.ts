@@ -183,6 +183,11 @@ test('bench: evaluation.text outside the workspace is refused before anything ru
   assert.equal(rec.error?.message, row.message);
   assert.deepEqual(rec.error?.recipe_path, ['evaluation', 'text']);
   assert.equal(rec.artifact, undefined, 'nothing was compressed');
+  // haqa bench: the same refusal at evaluation.text's line:col, with the check's code.
+  const b = await cli(['bench', file, '--quick', '--store', tempDir('haqa-store-')]);
+  assert.equal(b.code, 1);
+  const at = `${file}:${row.range.start.line + 1}:${row.range.start.character + 1}`;
+  assert.ok(b.err.includes(`${at} error path-outside-workspace ${row.message}`), b.err);
   // One rule: named roots (the editor's workspace folders) widen what may be read, for the check and the engine alike.
   const r = resolveRecipe({ model: 'model.onnx', evaluation: { text: secret } }, file);
   assert.equal(recipeReadRefusal(r, recipeRoots(file))?.code, 'path-outside-workspace');

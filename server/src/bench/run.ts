@@ -217,7 +217,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: wantAccuracy,
     });
     if (refused) {
-      throw new RunFailure('error', { message: refused.message, stage: 'setup', where: refused.file, recipe_path: refused.recipePath });
+      const { message, file: where, recipePath: recipe_path, code } = refused;
+      throw new RunFailure('error', { message, stage: 'setup', where, recipe_path, code });
     }
     const evaluation = wantAccuracy ? evaluationOf(recipe) : undefined;
     const config = decoderConfig(recipe.model);
