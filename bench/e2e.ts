@@ -98,12 +98,15 @@ function writeRecipe(dir: string, model: string, extra: Record<string, unknown>)
 async function prepareFixture(): Promise<{ recipe: string; description: string }> {
   const dir = path.join(WORK, 'fixture');
   fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['model.onnx', 'config.json', 'tokenizer.json']) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+  // Texts too: a recipe reads no file outside its folder (server/src/util/paths.ts).
+  for (const f of ['model.onnx', 'config.json', 'tokenizer.json', 'data/eval.txt', 'data/calib.txt']) {
+    fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, path.basename(f)));
+  }
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
     objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 32, batch: 1 }, accuracy: { max_ppl_increase: '5%' } },
-    evaluation: { text: path.join(FIXTURE, 'data', 'eval.txt'), window: 128, ...(QUICK ? { max_windows: 8 } : {}) },
-    calibration: { text: path.join(FIXTURE, 'data', 'calib.txt'), samples: 8, seq_len: 64 },
+    evaluation: { text: './eval.txt', window: 128, ...(QUICK ? { max_windows: 8 } : {}) },
+    calibration: { text: './calib.txt', samples: 8, seq_len: 64 },
     search: {
       trials: Number(values.trials ?? (QUICK ? 8 : 16)),
       seed: 0,
@@ -137,10 +140,11 @@ async function prepareLlama1b(): Promise<{ recipe: string; description: string }
   // Random weights have no meaningful perplexity: the fixture's tokenizer turns the evaluation text into
   // valid token ids, and accuracy is read as KL / top-1 agreement with the fp32 model.
   fs.copyFileSync(path.join(FIXTURE, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  fs.copyFileSync(path.join(FIXTURE, 'data', 'eval.txt'), path.join(dir, 'eval.txt'));
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
     objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 16, batch: 1 }, accuracy: { max_ppl_increase: '5%' } },
-    evaluation: { text: path.join(FIXTURE, 'data', 'eval.txt'), window: 64, max_windows: QUICK ? 1 : 2 },
+    evaluation: { text: './eval.txt', window: 64, max_windows: QUICK ? 1 : 2 },
     search: {
       trials: Number(values.trials ?? (QUICK ? 4 : 8)),
       seed: 0,

@@ -1,6 +1,7 @@
 // `haqa`: the engine from the command line. Each subcommand is a module in ./cli.
 import { Command, CliIO, UsageError } from './cli/command';
 import { OnnxError } from './model/onnx';
+import { PathError } from './util/paths';
 import { inspectCommand } from './cli/inspect';
 import { checkCommand } from './cli/check';
 import { synthCommand } from './cli/synth';
@@ -37,7 +38,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   try {
     return await cmd.run(rest, io);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof OnnxError) {
+    if (err instanceof UsageError || err instanceof OnnxError || err instanceof PathError) {
       io.err(`haqa ${name}: ${err.message}`);
       return 2;
     }

@@ -23,10 +23,13 @@ process.env.HAQA_BENCH_TEST_HOOKS = '1';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TOKENIZER = path.join(ROOT, 'examples/tiny-llama/tokenizer.json');
-const EVAL = path.join(ROOT, 'examples/tiny-llama/data/eval.txt');
-const haveFixtureData = fs.existsSync(TOKENIZER) && fs.existsSync(EVAL);
+const EVAL_SRC = path.join(ROOT, 'examples/tiny-llama/data/eval.txt');
+const haveFixtureData = fs.existsSync(TOKENIZER) && fs.existsSync(EVAL_SRC);
 
 const ws = tempDir('haqa-bench-run-');
+// Inside the workspace: the path policy (util/paths.ts) reads no text outside it.
+const EVAL = path.join(ws, 'eval.txt');
+if (haveFixtureData) fs.copyFileSync(EVAL_SRC, EVAL);
 const CONFIG = {
   model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
   num_key_value_heads: 2, vocab_size: 1024, tie_word_embeddings: false, max_position_embeddings: 256,
@@ -262,7 +265,7 @@ test('bad input gives error records naming the file', async () => {
   const dir = path.join(ws, 'bad');
   fs.mkdirSync(dir, { recursive: true });
   const recipe = (doc: Record<string, unknown>) => resolveRecipe({ target: { threads: 1 }, objective: { workload: { prompt_length: 8, decode_tokens: 2, batch: 1 } }, ...doc }, path.join(dir, 'haqa.yaml'));
-  const store = { ...quick, storeDir: dir };
+  const store = { ...quick, storeDir: dir, roots: [ws] }; // the workspace holds dec/ and bad/
 
   const missing = await runRecipe(recipe({ model: 'nope.onnx' }), store);
   assert.equal(missing.status, 'error');

@@ -1,6 +1,6 @@
 // Run features of the language server: the headline figure, where lenses attach, what a run record
 // turns into as diagnostics, reading records with their line numbers; and over the real protocol, that
-// an untrusted workspace gets no runs and that a suggestion comes back as one comment-keeping edit.
+// an untrusted workspace gets no runs (nor prunes) and that a suggestion comes back as one comment-keeping edit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -134,7 +134,10 @@ test('protocol: runs are refused untrusted; a suggestion is one edit that keeps 
     await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version: 1, text } });
     await assert.rejects(conn.sendRequest('haqa/benchmark', { uri }), /Restricted Mode/);
     await assert.rejects(conn.sendRequest('haqa/tune', { uri }), /Restricted Mode/);
+    // Prune deletes files, so a restricted workspace cannot ask for it either.
+    await assert.rejects(conn.sendRequest('haqa/pruneRuns', { uri, keep: 1 }), /Restricted Mode/);
     await conn.sendNotification('haqa/trust', { trusted: true });
+    assert.deepEqual(await conn.sendRequest('haqa/pruneRuns', { uri, keep: 1 }), { removed: 0, kept: 0 }, 'trusted: prune runs');
     // Trusted now: the request gets past the trust check and fails on the missing model instead.
     await assert.rejects(conn.sendRequest('haqa/benchmark', { uri }), (e: Error) => !/Restricted Mode/.test(e.message));
 

@@ -2,10 +2,12 @@
 // machine's profile, the architecture from config.json, the search space. Shared by `haqa tune`,
 // `haqa advise` and the editor, so they refuse the same broken recipes with the same diagnostics.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { analyzeRecipe, RecipeAnalysis } from '../config/check';
 import { ModelCache } from '../config/modelCache';
 import { architectureFromConfig, ModelArchitecture } from '../config/hfConfig';
 import { configPathFor } from '../model/graph';
+import { besideModel, readRegularTextSync, READ_CAPS } from '../util/paths';
 import { hardwareFingerprint } from '../bench/hardware';
 import { busyCores, HardwareProfile } from './profile';
 import { buildSpace, SearchSpace, SpaceContext } from './space';
@@ -43,13 +45,16 @@ export async function loadSetting(file: string, models = new ModelCache(), hardw
   const analysis = await analyzeRecipe(text, file, { models });
   const errors = analysis.diagnostics.filter((d) => d.severity === 1);
   if (errors.length > 0 || !analysis.recipe || !analysis.graph) {
-    const first = errors[0];
+    // No error but no graph: the model was not read, e.g. outside the workspace (the path policy's warning says why).
+    const first = errors[0] ?? analysis.diagnostics.find((d) => d.code === 'model-outside-workspace');
     const where = first ? `${file}:${first.range.start.line + 1}:${first.range.start.character + 1}: ` : `${file}: `;
     throw new SettingError(`${where}${first?.message ?? 'the recipe could not be resolved'}${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`, analysis);
   }
   let architecture: ModelArchitecture | undefined;
   try {
-    architecture = architectureFromConfig(JSON.parse(fs.readFileSync(configPathFor(analysis.recipe.model), 'utf8')));
+    // Beside the model, a regular file under the cap (util/paths.ts): a FIFO here must not hang the tuner.
+    const cfg = besideModel(analysis.recipe.model, path.basename(configPathFor(analysis.recipe.model)), 'config.json');
+    architecture = architectureFromConfig(JSON.parse(readRegularTextSync(cfg, 'config.json', READ_CAPS.config)));
   } catch {
     architecture = undefined; // config.json is optional
   }

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import type * as ort from 'onnxruntime-node';
 import type { DecoderSession } from '../model/decoder';
 import { Tokenizer } from '../model/tokenizer';
+import { PathError, readRegularTextSync, READ_CAPS } from '../util/paths';
 import type { AccuracyMetrics } from './record';
 import { BenchError, EvalSettings, MeasureJob, Progress, ReferenceJob } from './protocol';
 
@@ -42,9 +43,10 @@ function fromB64<T>(s: string, C: { new (b: ArrayBuffer): T }): T {
 function evalWindows(ev: EvalSettings, quick: boolean): { windows: number[][]; tokenCount: number } {
   let text: string;
   try {
-    text = fs.readFileSync(ev.text, 'utf8');
-  } catch {
-    throw new BenchError(`evaluation text not found: ${ev.text}`, 'accuracy', ev.text);
+    text = readRegularTextSync(ev.text, 'evaluation text', READ_CAPS.text); // regular files only, capped
+  } catch (err) {
+    const refused = err instanceof PathError && err.code !== 'file-not-found';
+    throw new BenchError(refused ? err.message : `evaluation text not found: ${ev.text}`, 'accuracy', ev.text);
   }
   let tok: Tokenizer;
   try {

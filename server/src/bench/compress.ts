@@ -7,10 +7,10 @@ import { compressModel } from '../compress/pipeline';
  * keeping in the artifact's meta.json: the engine's per-layer weight errors.
  */
 export async function compressInto(
-  recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void,
+  recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void, roots?: string[],
 ): Promise<Record<string, unknown>> {
   const res = await compressModel(recipe, {
-    out, signal,
+    out, signal, roots,
     onProgress: (done, total, layer) => progress(`compressing ${layer}`, total ? done / total : undefined),
   });
   return {

@@ -250,7 +250,9 @@ export async function runJob(
     progress('compress', 'compressing');
     await maybeHang(job, 'compress');
     try {
-      const artifact = await compressInto(job.recipe, job.out, new AbortController().signal, (m, f) => progress('compress', m, f));
+      const artifact = await compressInto(
+        job.recipe, job.out, new AbortController().signal, (m, f) => progress('compress', m, f), job.roots,
+      );
       return { metrics: peak(), artifact: { ...artifact, compress_peak_rss_bytes: peak().peak_rss_bytes } };
     } catch (err) {
       const e = err as Error & { file?: string };

@@ -60,6 +60,8 @@ export interface CompressJob {
   recipe: Recipe;
   /** model.onnx inside the artifact's temporary folder. */
   out: string;
+  /** Folders the recipe may name files in (util/paths.ts); default the recipe's folder. */
+  roots?: string[];
   debug?: MeasureJob['debug'];
 }
 

@@ -20,6 +20,8 @@ export interface RunError {
    * diagnostic on the recipe at the right place; absent when no one key is to blame.
    */
   recipe_path?: (string | number)[];
+  /** The diagnostic code when the error is one `haqa check` reports too (a path the policy refuses). */
+  code?: string;
 }
 
 export interface AccuracyMetrics {

@@ -8,7 +8,7 @@ import type { Recipe } from '../config/recipe';
 import type { DecoderConfig } from '../model/decoder';
 import {
   BaselineFigures, canonicalJson, compresses, compressionSections, fp32Recipe, Metrics, newRunId, recipeHash, RunError,
-  RunRecord, RunStage, RunStatus, runConfig, SessionOptionsUsed, sha256, speedupsOf, TrialInfo,
+  RunRecord, RunStage, RunStatus, runConfig, SessionOptionsUsed, sha256, speedupsOf, TrialInfo, usesCalibration,
 } from './record';
 import { hardwareFingerprint, onnxruntimeVersion } from './hardware';
 import { hashSourceModel, RunStore } from './store';
@@ -17,6 +17,9 @@ import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
 import { runWorker, WorkerOutcome } from './spawn';
+import {
+  besideModel, fileRefusal, hashRegularFile, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
+} from '../util/paths';
 
 export { fp32Recipe, recipeHash } from './record';
 
@@ -46,6 +49,8 @@ export interface RunOptions {
   onWorker?: (pid: number, stage: RunStage) => void;
   /** Test hooks passed to the worker (honoured only with HAQA_BENCH_TEST_HOOKS=1). */
   debug?: MeasureJob['debug'];
+  /** Folders the recipe may name files in (the editor's workspace folders); default the recipe's folder. */
+  roots?: string[];
 }
 
 /** Bump when what a reference holds or how its windows are chosen changes: old ones are then ignored. */
@@ -70,7 +75,7 @@ function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
 /** num_key_value_heads etc. from the config.json beside the source model, when there is one. */
 function decoderConfig(model: string): DecoderConfig | undefined {
   try {
-    const c = JSON.parse(fs.readFileSync(path.join(path.dirname(model), 'config.json'), 'utf8'));
+    const c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
     if (typeof c.num_key_value_heads !== 'number' && typeof c.num_attention_heads !== 'number') return undefined;
     return {
       num_key_value_heads: c.num_key_value_heads ?? c.num_attention_heads,
@@ -89,10 +94,15 @@ function evaluationOf(recipe: Recipe): EvalSettings | undefined {
     throw new RunFailure('error', { message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`, stage: 'setup', where: ev.text, recipe_path: ['evaluation', 'text'] });
   }
   const tokenizer = ev.tokenizer ?? path.join(path.dirname(recipe.model), 'tokenizer.json');
+  const recipe_path = ev.tokenizer ? ['evaluation', 'tokenizer'] : ['model'];
   if (!fs.existsSync(tokenizer)) {
     const why = ev.tokenizer ? `evaluation.tokenizer in ${recipe.file}` : 'set evaluation.tokenizer, or put tokenizer.json beside the model';
-    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer, recipe_path: ev.tokenizer ? ['evaluation', 'tokenizer'] : ['model'] });
+    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer, recipe_path });
   }
+  // The one beside the model must really be there (not a symlink out of its folder), and be a regular file under the cap.
+  const refused = (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer')))
+    ?? fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
+  if (refused) throw new RunFailure('error', { message: refused.message, stage: 'setup', where: tokenizer, recipe_path });
   return { text: ev.text, tokenizer, window: ev.window, max_windows: ev.max_windows };
 }
 
@@ -100,8 +110,24 @@ function evaluationFiles(recipe: Recipe): string[] {
   return [recipe.evaluation.text, recipe.evaluation.tokenizer].filter((x): x is string => x !== undefined);
 }
 
-async function fileHash(file: string): Promise<string> {
-  return sha256(await fs.promises.readFile(file));
+/**
+ * Hash of a text or tokenizer, read in this (the parent) process before any worker: so only a regular
+ * file within its cap (util/paths.ts), which cannot hang the read; FIFOs and devices were refused.
+ */
+async function fileHash(file: string, what: string, cap: number): Promise<string> {
+  const refused = fileRefusal(file, what, cap);
+  if (refused) throw refused;
+  return hashRegularFile(file, what);
+}
+
+function guard(fn: () => unknown): PathError | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    if (err instanceof PathError) return err;
+    throw err;
+  }
 }
 
 /**
@@ -122,7 +148,7 @@ async function artifactKey(recipe: Recipe, sourceHash: string): Promise<string> 
     if (!fs.existsSync(recipe.calibration.text)) {
       throw new RunFailure('error', { message: `calibration text not found: ${recipe.calibration.text} (calibration.text in ${recipe.file})`, stage: 'setup', where: recipe.calibration.text, recipe_path: ['calibration', 'text'] });
     }
-    calibrationText = await fileHash(recipe.calibration.text);
+    calibrationText = await fileHash(recipe.calibration.text, 'calibration text', READ_CAPS.text);
   }
   return sha256(canonicalJson({ format: ARTIFACT_FORMAT, source: sourceHash, ...sections, calibration_text: calibrationText })).slice(0, 32);
 }
@@ -186,6 +212,14 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     }
     const wantLatency = opts.measure?.latency ?? true;
     const wantAccuracy = opts.measure?.accuracy ?? true;
+    // The path policy (util/paths.ts), the rule `haqa check` reports with: what it calls "not read" is not read.
+    const refused = recipeReadRefusal(recipe, opts.roots ?? recipeRoots(recipe.file), {
+      model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: wantAccuracy,
+    });
+    if (refused) {
+      const { message, file: where, recipePath: recipe_path, code } = refused;
+      throw new RunFailure('error', { message, stage: 'setup', where, recipe_path, code });
+    }
     const evaluation = wantAccuracy ? evaluationOf(recipe) : undefined;
     const config = decoderConfig(recipe.model);
     progress('setup', 'hashing the source model');
@@ -209,7 +243,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         progress('compress', 'compressing');
         const t0 = Date.now();
         // Compression runs in a worker as well: a crash or out-of-memory there costs this record only.
-        art = await store.buildArtifact(key, async (out) => (await worker({ kind: 'compress', recipe, out, debug: opts.debug }, 'compress')).artifact, {
+        const job = (out: string) => ({ kind: 'compress' as const, recipe, out, roots: opts.roots, debug: opts.debug });
+        art = await store.buildArtifact(key, async (out) => (await worker(job(out), 'compress')).artifact, {
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
         }).catch((err: Error) => {
           if (err instanceof RunFailure) throw err;
@@ -233,7 +268,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         format: REFERENCE_FORMAT,
         fp32: source.hash,
         evaluation: evaluation && {
-          text: await fileHash(evaluation.text), tokenizer: await fileHash(evaluation.tokenizer),
+          text: await fileHash(evaluation.text, 'evaluation text', READ_CAPS.text),
+          tokenizer: await fileHash(evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer),
           window: evaluation.window, max_windows: evaluation.max_windows, quick, k: REFERENCE_TOPK,
         },
         workload: evaluation ? undefined : recipe.objective.workload, // seeded inputs of non-decoders follow the workload
@@ -330,7 +366,7 @@ function hardwareFile(store: RunStore): string {
 
 function withCachedBandwidth(h: HardwareFingerprint, store: RunStore): HardwareFingerprint {
   try {
-    const c = JSON.parse(fs.readFileSync(hardwareFile(store), 'utf8')) as { key: string; bandwidth_gbps: number };
+    const c = JSON.parse(store.readText(hardwareFile(store), 'hardware.json', READ_CAPS.config)) as { key: string; bandwidth_gbps: number };
     if (c.key === machineKey(h) && typeof c.bandwidth_gbps === 'number') return { ...h, bandwidth_gbps: c.bandwidth_gbps };
   } catch {
     /* not measured yet */
@@ -353,6 +389,8 @@ export async function hardwareProfile(opts: { storeDir: string; refresh?: boolea
   const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
   if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
   await fs.promises.mkdir(store.root, { recursive: true });
-  await writeFileAtomic(hardwareFile(store), JSON.stringify({ key: machineKey(h), bandwidth_gbps: out.bandwidth.gbps, threads: out.bandwidth.threads, bytes: out.bandwidth.bytes, measured: new Date().toISOString() }, null, 2) + '\n');
+  const { gbps, threads, bytes } = out.bandwidth;
+  const cached = { key: machineKey(h), bandwidth_gbps: gbps, threads, bytes, measured: new Date().toISOString() };
+  await writeFileAtomic(store.inside(hardwareFile(store)), JSON.stringify(cached, null, 2) + '\n');
   return { ...h, bandwidth_gbps: out.bandwidth.gbps };
 }

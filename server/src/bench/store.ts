@@ -18,8 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { RunRecord } from './record';
-import { writeFileAtomic } from '../util/atomicWrite';
+import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
+import { fileRefusal, insideRoots, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
 
 export const STORE_DIR = '.haqa';
 
@@ -30,6 +31,8 @@ export interface ReadResult {
 }
 
 export class RunStore {
+  /** The folder holding `.haqa/`. */
+  readonly workspace: string;
   readonly root: string;
   readonly runsFile: string;
   readonly artifactsDir: string;
@@ -38,18 +41,34 @@ export class RunStore {
 
   /** `workspace`: the folder that holds (or will hold) `.haqa/`. */
   constructor(workspace: string) {
-    this.root = path.join(path.resolve(workspace), STORE_DIR);
+    this.workspace = path.resolve(workspace);
+    this.root = path.join(this.workspace, STORE_DIR);
     this.runsFile = path.join(this.root, 'runs', 'runs.jsonl');
     this.lockFile = path.join(this.root, 'runs', '.lock');
     this.artifactsDir = path.join(this.root, 'artifacts');
     this.referenceDir = path.join(this.root, 'reference');
   }
 
+  /**
+   * `file` of the store, refused when it resolves outside the workspace (a symlink committed into
+   * `.haqa/` by a repository): the store reads and writes nothing there.
+   */
+  inside(file: string): string {
+    if (insideRoots(file, [this.workspace])) return file;
+    const message = `${file} resolves outside the workspace ${this.workspace} (a symlink); the run store does not read or write there`;
+    throw new PathError(message, 'path-outside-workspace', file);
+  }
+
+  /** The text of a store file: inside the workspace, a regular file, at most `cap` bytes (util/paths.ts). */
+  readText(file: string, what: string, cap: number = READ_CAPS.text): string {
+    return readRegularTextSync(this.inside(file), what, cap);
+  }
+
   // ---------------------------------------------------------------- records
 
   async append(record: RunRecord): Promise<void> {
     const line = JSON.stringify(record) + '\n';
-    await fs.promises.mkdir(path.dirname(this.runsFile), { recursive: true });
+    await fs.promises.mkdir(path.dirname(this.inside(this.runsFile)), { recursive: true });
     await this.withLock(async () => {
       const fh = await fs.promises.open(this.runsFile, 'a+');
       try {
@@ -72,9 +91,11 @@ export class RunStore {
   read(): ReadResult {
     let text: string;
     try {
-      text = fs.readFileSync(this.runsFile, 'utf8');
-    } catch {
-      return { records: [], skipped: [] };
+      text = this.readText(this.runsFile, 'run records');
+    } catch (err) {
+      // Absent: no runs yet. A link out of the workspace, a FIFO, an oversized file: said, not read.
+      const refused = err instanceof PathError && err.code !== 'file-not-found';
+      return { records: [], skipped: refused ? [{ line: 0, reason: err.message }] : [] };
     }
     const records: RunRecord[] = [];
     const skipped: ReadResult['skipped'] = [];
@@ -154,7 +175,7 @@ export class RunStore {
   findArtifact(key: string): { model: string; meta: ArtifactMeta } | undefined {
     const dir = this.artifactDir(key);
     try {
-      const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as ArtifactMeta;
+      const meta = JSON.parse(this.readText(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
       const model = path.join(dir, 'model.onnx');
       if (!fs.existsSync(model)) return undefined;
       return { model, meta };
@@ -172,7 +193,7 @@ export class RunStore {
   async buildArtifact(
     key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
   ): Promise<{ model: string; meta: ArtifactMeta }> {
-    await fs.promises.mkdir(this.artifactsDir, { recursive: true });
+    await fs.promises.mkdir(this.inside(this.artifactsDir), { recursive: true });
     const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fs.promises.mkdir(tmp);
     try {
@@ -203,8 +224,15 @@ export class RunStore {
    * Remove artifacts not referenced by the `keep` most recent records, and temporary leftovers of
    * interrupted builds. Artifacts younger than `graceMs` are kept: a run may be measuring one whose
    * record is not written yet.
+   * Nothing outside the store is deleted: `.haqa`, `.haqa/artifacts` or an entry that is a symlink out
+   * of the workspace is left alone (util/paths.ts mayDelete), and `.haqa` itself pointing out of the
+   * workspace refuses the prune.
    */
   async prune(keep: number, graceMs = 60_000): Promise<{ removed: string[]; kept: string[]; freedBytes: number }> {
+    if (fs.existsSync(this.root) && !strictlyInside(this.root, this.workspace)) {
+      const message = `${this.root} resolves outside the workspace ${this.workspace} (a symlink); nothing pruned`;
+      throw new PathError(message, 'path-outside-workspace', this.root);
+    }
     const { records } = this.read();
     const wanted = new Set(
       records.slice(Math.max(0, records.length - keep))
@@ -218,9 +246,9 @@ export class RunStore {
     // Temporary files of atomic writes (references, hardware.json) whose writer died before renaming.
     for (const dir of [this.referenceDir, this.root]) {
       for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-        const pid = Number(/^\..*\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
-        if (!pid || pidAlive(pid)) continue;
+        if (!isStaleTemp(name)) continue;
         const full = path.join(dir, name);
+        if (!mayDelete(full, this.root, this.workspace)) continue;
         freedBytes += (await fs.promises.stat(full).catch(() => undefined))?.size ?? 0;
         await fs.promises.rm(full, { force: true });
         removed.push(path.relative(this.root, full));
@@ -236,7 +264,7 @@ export class RunStore {
     for (const name of entries) {
       const full = path.join(this.artifactsDir, name);
       const st = await fs.promises.stat(full).catch(() => undefined);
-      if (!st?.isDirectory()) continue;
+      if (!st?.isDirectory() || !mayDelete(full, this.root, this.workspace)) continue;
       const keepIt = name.startsWith('.tmp-')
         ? tmpOwnerAlive(name) // a build in progress in a live process; a dead owner's is garbage
         : wanted.has(name) || now - st.mtimeMs < graceMs;
@@ -254,7 +282,7 @@ export class RunStore {
   // ---------------------------------------------------------------- fp32 references
 
   referencePath(key: string): string {
-    return path.join(this.referenceDir, `${key}.json`);
+    return this.inside(path.join(this.referenceDir, `${key}.json`));
   }
 }
 
@@ -269,15 +297,6 @@ export interface ArtifactMeta {
 function tmpOwnerAlive(name: string): boolean {
   const pid = Number(/^\.tmp-[^-]+-(\d+)-/.exec(name)?.[1]);
   return pid > 0 && pidAlive(pid);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -309,6 +328,8 @@ async function syncDir(dir: string): Promise<void> {
  */
 export async function hashModelFiles(modelPath: string): Promise<{ hash: string; bytes: number }> {
   const dir = path.dirname(modelPath);
+  const refused = fileRefusal(modelPath, 'model'); // a FIFO or device would hang the read below
+  if (refused) throw refused;
   const proto = decodeModel(await fs.promises.readFile(modelPath), modelPath);
   const locations = new Set<string>();
   for (const t of proto.graph?.initializer ?? []) {

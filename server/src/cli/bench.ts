@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes } from './command';
 import { analyzeRecipe } from '../config/check';
 import { ModelCache } from '../config/modelCache';
+import { ParsedYaml, rangeOf } from '../config/parse';
 import { severityName } from '../config/diagnostics';
 import type { Recipe } from '../config/recipe';
 import { runRecipe } from '../bench/run';
@@ -16,6 +17,10 @@ const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--time
 
 /** A recipe file checked like `haqa check` does; errors become a UsageError listing them by line. */
 export async function loadRecipeFile(file: string): Promise<Recipe> {
+  return (await loadRecipeAnalysis(file)).recipe;
+}
+
+async function loadRecipeAnalysis(file: string): Promise<{ recipe: Recipe; parsed: ParsedYaml }> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -29,7 +34,7 @@ export async function loadRecipeFile(file: string): Promise<Recipe> {
     const lines = errors.map((d) => `${abs}:${d.range.start.line + 1}:${d.range.start.character + 1}: error: ${d.message}`);
     throw new UsageError(lines.join('\n') || `${abs}: not a usable recipe`);
   }
-  return a.recipe;
+  return { recipe: a.recipe, parsed: a.parsed };
 }
 
 function ms(s: Summary | undefined): string {
@@ -91,7 +96,7 @@ export const benchCommand: Command = {
       if (!(t > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got '${values.timeout}'`);
       timeoutMs = t * 1000;
     }
-    const recipe = await loadRecipeFile(positionals[0]);
+    const { recipe, parsed } = await loadRecipeAnalysis(positionals[0]);
     let last = '';
     const record = await runRecipe(recipe, {
       quick: values.quick ?? false,
@@ -105,6 +110,12 @@ export const benchCommand: Command = {
         last = p.stage;
       },
     });
+    const e = record.error;
+    if (e?.code && e.recipe_path) {
+      // A path `haqa check` reports as not read: refused at its place in the recipe, in the check's words.
+      const at = rangeOf(parsed, e.recipe_path).start;
+      io.err(`${recipe.file}:${at.line + 1}:${at.character + 1} error ${e.code} ${e.message}`);
+    }
     if (values.json) io.out(JSON.stringify(record, null, 2));
     else for (const l of formatRecord(record)) io.out(l);
     return record.status === 'ok' ? 0 : record.status === 'cancelled' ? 130 : 1;

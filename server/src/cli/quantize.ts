@@ -8,6 +8,8 @@ import { analyzeRecipe } from '../config/check';
 import { ModelCache } from '../config/modelCache';
 import { messageText, severityName } from '../config/diagnostics';
 import { compressModel } from '../compress/pipeline';
+import { rangeOf } from '../config/parse';
+import { PathError } from '../util/paths';
 
 const usage = 'haqa quantize <haqa.yaml> [-o out.onnx] [--json]';
 
@@ -40,11 +42,21 @@ export const quantizeCommand: Command = {
     const recipe = analysis.recipe;
     const out = path.resolve(values.out ?? defaultOutput(file, recipe.model));
     if (out === path.resolve(recipe.model)) throw new UsageError(`the output ${out} is the input model; choose another -o`);
-    const res = await compressModel(recipe, {
-      out,
-      signal: io.signal,
-      onProgress: values.json ? undefined : (done, total, layer) => io.err(`  [${done}/${total}] ${layer}`),
-    });
+    let res;
+    try {
+      res = await compressModel(recipe, {
+        out,
+        signal: io.signal,
+        onProgress: values.json ? undefined : (done, total, layer) => io.err(`  [${done}/${total}] ${layer}`),
+      });
+    } catch (err) {
+      // A path the policy refuses (the check's "not read"): reported at its key in the recipe.
+      if (!(err instanceof PathError) || !err.recipePath) throw err;
+      const at = rangeOf(analysis.parsed, err.recipePath).start;
+      io.err(`${file}:${at.line + 1}:${at.character + 1} error ${err.code} ${err.message}`);
+      io.err(`haqa quantize: ${file}: ${err.recipePath.join('.')} is refused; nothing written`);
+      return 2;
+    }
     if (values.json) {
       io.out(JSON.stringify(res, null, 2));
       return 0;

@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { DataType, LoadedModel, OnnxError, encodeModel, externalRef, makeTensor, num, onnx } from '../model/onnx';
 import { node } from '../model/build';
 import { Tokenizer } from '../model/tokenizer';
+import { besideModel, PathError, readRegularTextSync, READ_CAPS } from '../util/paths';
 import { gaussian } from './linalg';
 import { tempPathFor } from '../util/atomicWrite';
 
@@ -241,7 +242,7 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
   const dir = path.dirname(model.path);
   let cfg: Record<string, number> = {};
   try {
-    cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    cfg = JSON.parse(readRegularTextSync(besideModel(model.path, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
   } catch {
     /* shapes from the model's inputs then */
   }
@@ -251,12 +252,13 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
   if (s.text && fs.existsSync(tokPath)) {
     let text: string;
     try {
-      text = fs.readFileSync(s.text, 'utf8');
-    } catch {
-      throw new CalibrationError(`calibration: cannot read calibration.text ${s.text}`);
+      text = readRegularTextSync(s.text, 'calibration text', READ_CAPS.text); // regular files only, capped
+    } catch (err) {
+      const why = err instanceof PathError ? `: ${err.message}` : '';
+      throw new CalibrationError(`calibration: cannot read calibration.text ${s.text}${why}`);
     }
     try {
-      ids = Tokenizer.fromFile(tokPath).encode(text);
+      ids = Tokenizer.fromFile(besideModel(model.path, 'tokenizer.json', 'tokenizer')).encode(text);
     } catch (err) {
       throw new CalibrationError(`calibration: cannot tokenize with ${tokPath}: ${(err as Error).message}`);
     }

@@ -32,6 +32,7 @@ import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid
 import { lowRank } from './lowrank';
 import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, floatToHalf as floatToHalfBits, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
+import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
 export interface LayerReport {
   name: string;
@@ -61,6 +62,14 @@ export interface CompressOptions {
   calibration?: CalibrationData;
   /** Slice size for streamed weights (default 32 MiB; tests use tiny slices to exercise the seams). */
   chunkBytes?: number;
+  /** Folders the recipe may name files in (default: the recipe's folder); see util/paths.ts. */
+  roots?: string[];
+}
+
+/** The path policy's gate: the model and calibration text are read only where `haqa check` says they may be. */
+function refuseUnreadable(recipe: Recipe, roots: string[] | undefined, reads: RecipeReads): void {
+  const refused = recipeReadRefusal(recipe, roots ?? recipeRoots(recipe.file), reads);
+  if (refused) throw refused;
 }
 
 export class CompressError extends OnnxError {}
@@ -73,7 +82,8 @@ export type { CalibrationData } from './calibrate';
  * passed as `calibration` to many compressModel calls: the tuner calibrates once per model, not once
  * per trial. Costs O(K²) memory per distinct layer input.
  */
-export async function calibrateModel(recipe: Recipe, signal?: AbortSignal): Promise<CalibrationData> {
+export async function calibrateModel(recipe: Recipe, signal?: AbortSignal, roots?: string[]): Promise<CalibrationData> {
+  refuseUnreadable(recipe, roots, { model: true, calibration: true });
   const model = await readModel(recipe.model);
   const graph = inspectLoaded(model);
   const needs = new Map<string, InputNeeds>();
@@ -91,6 +101,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   const t0 = process.hrtime.bigint();
   const out = path.resolve(opts.out);
   if (out === path.resolve(recipe.model)) throw new CompressError(`refusing to overwrite the input model ${out}`, out);
+  refuseUnreadable(recipe, opts.roots, { model: true });
   const model = await readModel(recipe.model);
   const graph = inspectLoaded(model);
   const plans = planLayers(recipe, graph.layers);
@@ -111,6 +122,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   }
   let calib = opts.calibration;
   if (needs.size > 0 && !calib) {
+    refuseUnreadable(recipe, opts.roots, { calibration: true });
     calib = await calibrate(model, needs, { ...recipe.calibration, seed: recipe.search.seed }, opts.signal);
   }
 

@@ -1,7 +1,6 @@
 // The recipe checks, in three stages that each need the previous one: YAML syntax (parse.ts), the JSON
 // Schema (schema.ts), then semantics against the model graph and the target (here). The editor and
 // `haqa check` both call `analyzeRecipe`; hover, completion and quick fixes reuse its result.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelGraph } from '../model/graph';
 import { humanBytes } from '../cli/command';
@@ -12,6 +11,7 @@ import { validateSchema, knobValueError } from './schema';
 import { BlockSize, Recipe, resolveRecipe, parseBytes } from './recipe';
 import { parseKnob } from './plan';
 import { int8Saturates } from '../util/cpu';
+import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
 
 export interface CheckContext {
@@ -84,47 +84,29 @@ function prune(value: Record<string, unknown>, refused: { path: JsonPath; keywor
 
 // ---------------------------------------------------------------- semantics
 
-function insideRoots(file: string, roots: string[]): boolean {
-  let real = file;
-  try {
-    real = fs.realpathSync(file); // a symlink inside the workspace that points outside is outside
-  } catch {
-    /* a missing file: judge the path as written */
-  }
-  return roots.some((r) => {
-    const rel = path.relative(r, real);
-    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-  });
-}
+interface FileCodes { missing: string; dir: string; outside: PathCode }
+const FILE_CODES: FileCodes = { missing: 'file-not-found', dir: 'path-is-directory', outside: 'path-outside-workspace' };
+const MODEL_CODES: FileCodes = { missing: 'model-not-found', dir: 'model-is-directory', outside: 'model-outside-workspace' };
 
-function rootsFor(a: RecipeAnalysis, ctx: CheckContext): string[] {
-  const roots = ctx.workspaceRoots?.length ? ctx.workspaceRoots : [path.dirname(a.file)];
-  return roots.map((r) => {
-    try {
-      return fs.realpathSync(r);
-    } catch {
-      return path.resolve(r);
-    }
-  });
-}
-
-/** Checks a referenced file: inside the workspace, exists, is a file. Returns whether it may be read. */
-function checkFileRef(a: RecipeAnalysis, roots: string[], p: JsonPath, abs: string, what: string, codes = { missing: 'file-not-found', dir: 'path-is-directory', outside: 'path-outside-workspace' }): boolean {
+/**
+ * Checks a referenced file with the path policy (util/paths.ts), the rule the engine enforces: inside
+ * the workspace (symlinks resolved), exists, a regular file within its size cap. Returns whether it may
+ * be read.
+ */
+function checkFileRef(
+  a: RecipeAnalysis, roots: string[], p: JsonPath, abs: string, what: string, maxBytes?: number, codes = FILE_CODES,
+): boolean {
   a.dependencies.push(abs);
   const range = rangeOf(a.parsed, p);
-  if (!insideRoots(abs, roots)) {
-    a.diagnostics.push(diag(range, 'warning', codes.outside, `${what} ${abs} is outside the workspace (${roots.join(', ')}); it is not read. Move it inside or open a folder that contains it.`));
+  const outside = outsideRefusal(abs, roots, what, codes.outside);
+  if (outside) {
+    a.diagnostics.push(diag(range, 'warning', outside.code, outside.message));
     return false;
   }
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    a.diagnostics.push(diag(range, 'error', codes.missing, `${what} not found: ${abs}`));
-    return false;
-  }
-  if (st.isDirectory()) {
-    a.diagnostics.push(diag(range, 'error', codes.dir, `${what} ${abs} is a directory, not a file`));
+  const refused = fileRefusal(abs, what, maxBytes);
+  if (refused) {
+    const code = refused.code === 'file-not-found' ? codes.missing : refused.code === 'path-is-directory' ? codes.dir : refused.code;
+    a.diagnostics.push(diag(range, 'error', code, refused.message));
     return false;
   }
   return true;
@@ -133,13 +115,13 @@ function checkFileRef(a: RecipeAnalysis, roots: string[], p: JsonPath, abs: stri
 async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<void> {
   const r = a.recipe!;
   const doc = a.doc!;
-  const roots = rootsFor(a, ctx);
+  const roots = recipeRoots(a.file, ctx.workspaceRoots);
   const d = doc as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
   // Texts and tokenizer.
-  if (r.evaluation.text) checkFileRef(a, roots, ['evaluation', 'text'], r.evaluation.text, 'evaluation text');
-  if (r.calibration.text) checkFileRef(a, roots, ['calibration', 'text'], r.calibration.text, 'calibration text');
-  if (r.evaluation.tokenizer) checkFileRef(a, roots, ['evaluation', 'tokenizer'], r.evaluation.tokenizer, 'tokenizer');
+  if (r.evaluation.text) checkFileRef(a, roots, ['evaluation', 'text'], r.evaluation.text, 'evaluation text', READ_CAPS.text);
+  if (r.calibration.text) checkFileRef(a, roots, ['calibration', 'text'], r.calibration.text, 'calibration text', READ_CAPS.text);
+  if (r.evaluation.tokenizer) checkFileRef(a, roots, ['evaluation', 'tokenizer'], r.evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer);
   const needsCalib = r.quantize?.method === 'gptq' || r.quantize?.overrides.some((o) => o.method === 'gptq') || r.sparsity?.method === 'wanda' || r.quantize?.activations === 'static';
   if (needsCalib && !r.calibration.text) {
     a.diagnostics.push(diag(rangeOf(a.parsed, d.calibration ? ['calibration'] : ['quantize'], 'key'), 'warning', 'calibration-missing',
@@ -151,7 +133,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   checkSparsityPatterns(a);
 
   // The model.
-  const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', { missing: 'model-not-found', dir: 'model-is-directory', outside: 'model-outside-workspace' });
+  const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', undefined, MODEL_CODES);
   if (!modelOk) return;
   const load = await ctx.models.get(r.model);
   if (!load.ok) {

@@ -77,7 +77,7 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
 export function recordsOf(store: RunStore, recipeFile: string): { record: RunRecord; line: number }[] {
   let text: string;
   try {
-    text = fs.readFileSync(store.runsFile, 'utf8');
+    text = store.readText(store.runsFile, 'run records'); // inside the workspace, a regular file, capped
   } catch {
     return [];
   }
@@ -228,6 +228,7 @@ export function createRunsFeature(): ServerFeature {
           const { runRecipe } = await engine();
           const record = await runRecipe(recipe, {
             baseline: true, signal: j.signal, timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
+            roots: service.roots.length ? service.roots : undefined, // the folders the check judged paths by
             onProgress: (pr) => j.report(`${pr.stage}: ${pr.message}`, pr.fraction),
           });
           const line = recordsOf(storeFor(recipe.file), recipe.file).find((x) => x.record.id === record.id)?.line;
@@ -363,6 +364,7 @@ export function createRunsFeature(): ServerFeature {
       });
 
       connection.onRequest(Methods.pruneRuns, async (p: PruneParams): Promise<PruneResult> => {
+        refuseUntrusted(); // it deletes files: a restricted workspace's folder layout decides where
         const r = await storeFor(fileOf(p.uri)).prune(Math.max(1, p.keep ?? 20));
         return { removed: r.removed.length, kept: r.kept.length };
       });

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { tempPathFor } from '../util/atomicWrite';
+import { fileKind, insideRoots, realPath } from '../util/paths';
 
 export { onnx };
 export const DataType = onnx.TensorProto.DataType;
@@ -47,6 +48,7 @@ export async function readModel(file: string): Promise<LoadedModel> {
     throw new OnnxError(`model file not found: ${abs}`, abs);
   }
   if (stat.isDirectory()) throw new OnnxError(`${abs} is a directory, not an ONNX model file`, abs);
+  if (!stat.isFile()) throw new OnnxError(`${abs} is not a regular file (a FIFO, socket or device); it is not read`, abs);
   if (stat.size === 0) throw new OnnxError(`${abs} is empty`, abs);
   const bytes = await fs.promises.readFile(abs);
   return { proto: decodeModel(bytes, abs), path: abs, baseDir: path.dirname(abs), fileBytes: stat.size };
@@ -107,12 +109,27 @@ export function externalRef(t: onnx.ITensorProto): ExternalRef | undefined {
   return { location, offset, length };
 }
 
-/** Resolve an external data location, refusing anything that leaves the model's directory. */
+/**
+ * Resolve an external data location, refusing anything that leaves the model's directory: a `..` or
+ * absolute location, or a symlink whose target is outside (resolved with realpath), and anything that
+ * is not a regular file (a FIFO would hang the reader, a device never ends). A missing file resolves
+ * to its path; the reader reports it as not found.
+ */
 export function resolveExternal(baseDir: string, location: string, tensor?: string): string {
   const full = path.resolve(baseDir, location);
   const rel = path.relative(baseDir, full);
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new OnnxError(`tensor ${tensor}: external data location '${location}' is outside the model's folder`, undefined, tensor);
+  }
+  const kind = fileKind(full);
+  if (kind === 'missing') return full;
+  if (!insideRoots(full, [baseDir])) {
+    const where = `resolves to ${realPath(full)}, outside the model's folder ${baseDir} (a symlink out of it)`;
+    throw new OnnxError(`tensor ${tensor}: external data file ${full} ${where}; it is not read`, full, tensor);
+  }
+  if (kind !== 'file') {
+    const what = kind === 'directory' ? 'a directory' : 'a FIFO, socket or device';
+    throw new OnnxError(`tensor ${tensor}: external data file ${full} is not a regular file (${what}); it is not read`, full, tensor);
   }
   return full;
 }

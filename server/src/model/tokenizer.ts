@@ -6,7 +6,7 @@
 // behavior "Isolated") and ByteLevel; decoder ByteLevel; added tokens matched literally before
 // pre-tokenization. Anything else throws an Error that names what is not supported, rather than
 // tokenizing differently from the model's own tokenizer.
-import * as fs from 'node:fs';
+import { readRegularTextSync, READ_CAPS } from '../util/paths';
 
 /** The pre-tokenization regex of GPT-2, the default of the ByteLevel pre-tokenizer. */
 export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -96,7 +96,8 @@ export class Tokenizer {
 
   /** Reads a Hugging Face tokenizer.json. */
   static fromFile(file: string): Tokenizer {
-    return new Tokenizer(JSON.parse(fs.readFileSync(file, 'utf8')) as Json);
+    // Regular files only, capped: a FIFO or /dev/zero named as a tokenizer must not hang or fill memory.
+    return new Tokenizer(JSON.parse(readRegularTextSync(file, 'tokenizer', READ_CAPS.tokenizer)) as Json);
   }
 
   constructor(json: Json) {
