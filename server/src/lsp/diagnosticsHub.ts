@@ -5,6 +5,7 @@
 import type { Connection, Diagnostic, Disposable } from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextDocuments } from 'vscode-languageserver/node';
+import { displayText } from '../util/sanitize';
 
 export interface DiagnosticSource {
   /** Stable id; diagnostics of a source are replaced as a whole on each computation. */
@@ -70,7 +71,8 @@ export class DiagnosticsHub {
     for (const s of this.sources) {
       if (!s.appliesTo(doc)) continue;
       try {
-        all.push(...(await s.compute(doc)));
+        // Messages quote names from model files: no raw control or bidi characters reach the editor.
+        for (const d of await s.compute(doc)) all.push({ ...d, message: displayText(d.message) });
       } catch (err) {
         this.connection.console.error(`haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`);
       }

@@ -8,6 +8,7 @@ import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
 import { parse } from 'yaml';
+import { displayText } from '../util/sanitize';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -36,7 +37,10 @@ export const recipeFeature: ServerFeature = {
       safe('hover', async () => {
         const doc = documents.get(p.textDocument.uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
-        return hoverRecipe(await service.recipe(doc), p.position) ?? null;
+        const h = hoverRecipe(await service.recipe(doc), p.position);
+        // Hover text quotes layer names from the model file: shown without raw control characters.
+        if (h && typeof h.contents === 'object' && 'value' in h.contents) h.contents = { ...h.contents, value: displayText(h.contents.value) };
+        return h ?? null;
       }, null),
     );
 

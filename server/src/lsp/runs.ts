@@ -9,6 +9,8 @@
 //   the same recipe, memory over the target — each pointing at its record line in runs.jsonl.
 // Runs execute the workspace's model and may call an LLM: refused unless the client says the
 // workspace is trusted (initializationOptions.trusted, then haqa/trust notifications).
+// Text from the LLM and from model files (advice, progress, refusals) reaches the editor through
+// util/sanitize's displayText/lineText: no raw control or bidi characters.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
@@ -34,6 +36,7 @@ import type { Config } from '../agent/types';
 import { bestSpeed } from '../agent/standings';
 import { metricsOf } from '../agent/evaluator';
 import { configKey } from '../agent/space';
+import { displayText, lineText } from '../util/sanitize';
 
 /** The run engine, loaded on the first run request (see runEngine.ts). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -201,11 +204,11 @@ export function createRunsFeature(): ServerFeature {
         return {
           signal: ac.signal,
           report(message: string, fraction?: number) {
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message, percentage: fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined });
+            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message: lineText(message), percentage: fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined });
           },
           end(message: string) {
             sub.dispose();
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message });
+            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
           },
         };
       }
@@ -249,7 +252,7 @@ export function createRunsFeature(): ServerFeature {
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
         } catch (err) {
-          throw new ResponseError(REFUSED, err instanceof SettingError ? err.message : (err as Error).message);
+          throw new ResponseError(REFUSED, displayText(err instanceof SettingError ? err.message : (err as Error).message));
         }
         // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
         const search = loaded.setting.recipe.search;
@@ -285,7 +288,7 @@ export function createRunsFeature(): ServerFeature {
           if (best) bestByUri.set(p.uri, { config: best.config, headline: text });
           j.end(text);
           afterRun(p.uri);
-          return { outcome: result.outcome, trials: result.trials.length, best: summary, headline: text };
+          return { outcome: result.outcome, trials: result.trials.length, best: summary, headline: lineText(text) };
         } catch (err) {
           j.end('failed');
           throw err;
@@ -299,16 +302,17 @@ export function createRunsFeature(): ServerFeature {
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
         } catch (err) {
-          throw new ResponseError(REFUSED, (err as Error).message);
+          throw new ResponseError(REFUSED, displayText((err as Error).message));
         }
-        if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'rules' };
+        const shown = ({ title, rationale, knobs }: { title: string; rationale: string; knobs: Config }) => ({ title: lineText(title), rationale: displayText(rationale), knobs });
+        if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(shown), source: 'rules' };
         const j = job(p.workDoneToken, cancel, 'Advise');
         j.report(`asking ${p.model ?? 'Claude'}`);
         try {
           const res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), { apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl, signal: j.signal, architecture: loaded.architecture });
           j.end(`${res.suggestions.length} suggestions`);
-          if (res.outcome !== 'completed' && res.suggestions.length === 0) throw new ResponseError(REFUSED, `the advisor gave no suggestions: ${res.reason}`);
-          return { suggestions: res.suggestions.map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'claude' };
+          if (res.outcome !== 'completed' && res.suggestions.length === 0) throw new ResponseError(REFUSED, displayText(`the advisor gave no suggestions: ${res.reason}`));
+          return { suggestions: res.suggestions.map(shown), source: 'claude' };
         } catch (err) {
           j.end('failed');
           throw err;
