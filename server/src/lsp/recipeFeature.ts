@@ -8,7 +8,7 @@ import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
 import { parse } from 'yaml';
-import { displayText } from '../util/sanitize';
+import { displayText, lineText } from '../util/sanitize';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -58,7 +58,8 @@ export const recipeFeature: ServerFeature = {
       safe('codeAction', () => {
         const doc = documents.get(p.textDocument.uri);
         if (!doc || !docKind(doc.uri)) return [];
-        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics);
+        // Titles may quote layer names; the edits themselves keep the names as the model spells them.
+        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics).map((a) => ({ ...a, title: lineText(a.title) }));
       }, []),
     );
 
