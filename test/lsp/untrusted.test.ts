@@ -23,7 +23,9 @@ const dir = tempDir('haqa-lsp-untrusted-');
 const proc = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
 const conn = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
 const published = new Map<string, Diagnostic[]>();
-conn.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => published.set(p.uri, p.diagnostics));
+conn.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => {
+  published.set(p.uri, p.diagnostics);
+});
 conn.onRequest('client/registerCapability', () => null);
 conn.listen();
 after(async () => {
@@ -43,18 +45,24 @@ async function until<T>(get: () => T | undefined, ms = 10_000): Promise<T> {
 
 test('diagnostics, hover and quick-fix titles quote hostile layer names escaped', async () => {
   const m = tinyMlpModel({ hidden: 16, intermediate: 32, layers: 2 });
-  m.graph.node.filter((n) => n.opType === 'MatMul')[0].name = `/model/layers.0/mlp/${HOSTILE}/MatMul`;
+  m.graph!.node!.filter((n) => n.opType === 'MatMul')[0].name = `/model/layers.0/mlp/${HOSTILE}/MatMul`;
   await writeModel(m, path.join(dir, 'model.onnx'));
   const text = 'model: ./model.onnx\nquantize:\n  bits: 4\n  skip:\n    - model.layers.0.mlp.evil\n    - model.layers.0.mlp.*\n';
   const uri = pathToFileURL(path.join(dir, 'haqa.yaml')).href;
-  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, workspaceFolders: [{ uri: pathToFileURL(dir).href, name: 'ws' }], capabilities: {}, initializationOptions: { diagnosticsDelayMs: 20 } });
+  await conn.sendRequest('initialize', {
+    processId: process.pid, rootUri: null, workspaceFolders: [{ uri: pathToFileURL(dir).href, name: 'ws' }],
+    capabilities: {}, initializationOptions: { diagnosticsDelayMs: 20 },
+  });
   await conn.sendNotification('initialized', {});
   await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version: 1, text } });
-  const diags = await until(() => published.get(uri)?.some((d) => d.code === 'pattern-no-match') ? published.get(uri) : undefined);
+  const diags = await until(() => (published.get(uri)?.some((d) => d.code === 'pattern-no-match') ? published.get(uri) : undefined));
   const miss = diags.find((d) => d.code === 'pattern-no-match')!;
-  assert.ok(miss.message.includes('model.layers.0.mlp.evil\\u001b[2J\\u001b]0;pwned\\u0007\\u202e'), miss.message);
-  for (const d of diags) assert.doesNotMatch(d.message, RAW, d.message);
-  const actions = (await conn.sendRequest('textDocument/codeAction', { textDocument: { uri }, range: miss.range, context: { diagnostics: [miss] } })) as CodeAction[];
+  const text0 = (d: Diagnostic) => (typeof d.message === 'string' ? d.message : d.message.value);
+  assert.ok(text0(miss).includes('model.layers.0.mlp.evil\\u001b[2J\\u001b]0;pwned\\u0007\\u202e'), text0(miss));
+  for (const d of diags) assert.doesNotMatch(text0(d), RAW, text0(d));
+  const actions = (await conn.sendRequest('textDocument/codeAction', {
+    textDocument: { uri }, range: miss.range, context: { diagnostics: [miss] },
+  })) as CodeAction[];
   assert.ok(actions.length > 0);
   for (const a of actions) assert.doesNotMatch(a.title, RAW, a.title);
   const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 5, character: 10 } })) as Hover;

@@ -64,11 +64,12 @@ function assertCleanRequests(fake: FakeAnthropic): void {
 
 test('haqa inspect prints hostile layer and op names as visible escapes; --json stays exact', async () => {
   const m = tinyMlpModel({ hidden: 16, intermediate: 32, layers: 2 });
-  const matmuls = m.graph.node.filter((n) => n.opType === 'MatMul');
+  const graph = m.graph!;
+  const matmuls = graph.node!.filter((n) => n.opType === 'MatMul');
   matmuls[0].name = `/model/layers.0/${ESCAPES}/MatMul`;
   matmuls[1].name = `/model/layers.0/${TAG.replace(/\//g, '')}/MatMul`;
-  m.graph.input[0].name = `x${ESCAPES}`;
-  for (const n of m.graph.node) n.input = n.input.map((i) => (i === 'x' ? `x${ESCAPES}` : i));
+  graph.input![0].name = `x${ESCAPES}`;
+  for (const n of graph.node!) n.input = n.input!.map((i) => (i === 'x' ? `x${ESCAPES}` : i));
   const file = path.join(dir, 'hostile.onnx');
   await writeModel(m, file);
   const r = await run(['inspect', file]);
@@ -86,7 +87,10 @@ let fixture: Promise<string> | undefined;
 /** A small decoder whose up_proj nodes carry escape codes and a tag in their names, with a recipe. */
 function hostileDecoder(): Promise<string> {
   fixture ??= (async () => {
-    const arch = architectureFromConfig({ model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 256 });
+    const arch = architectureFromConfig({
+      model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      vocab_size: 1024, max_position_embeddings: 256,
+    });
     const file = path.join(dir, 'decoder', 'model.onnx');
     await synthesizeDecoder(arch, { out: file, seed: 1 });
     const m = decodeModel(fs.readFileSync(file));
@@ -101,7 +105,8 @@ function hostileDecoder(): Promise<string> {
     const recipe = path.join(dir, 'decoder', 'haqa.yaml');
     fs.writeFileSync(recipe, [
       'model: ./model.onnx', 'target: { provider: cpu, threads: 2 }',
-      'objective:', '  metric: decode_latency', '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }', '  accuracy: { max_ppl_increase: 50% }',
+      'objective:', '  metric: decode_latency', '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }',
+      '  accuracy: { max_ppl_increase: 50% }',
       'quantize:', '  bits: 4', '  block_size: 32', '  accuracy_level: 4',
       'evaluation:', '  text: ./eval.txt', '  tokenizer: ./tokenizer.json', '  window: 32', '  max_windows: 1',
       'search:', '  trials: 1', '  space:', '    quantize.bits: [4, 8]', '',
@@ -116,7 +121,8 @@ test('haqa advise --agent claude: hostile layer names go out escaped, the adviso
   const fake = await FakeAnthropic.start([
     reply([toolUse('model_summary', {})]),
     reply([toolUse('submit_suggestions', { suggestions: [{
-      title: `Eight bits${ESCAPES}`, rationale: `line one\u001b[31m red\r\nline two \u202eevil\u202c\u009b2J`, knobs: { 'quantize.bits': 8 },
+      title: `Eight bits${ESCAPES}`, knobs: { 'quantize.bits': 8 },
+      rationale: `line one\u001b[31m red\r\nline two \u202eevil\u202c\u009b2J`,
     }] })]),
   ]);
   servers.push(fake);
@@ -125,7 +131,7 @@ test('haqa advise --agent claude: hostile layer names go out escaped, the adviso
   assert.equal(r.code, 0, r.err);
   assert.doesNotMatch(r.out + r.err, RAW);
   assert.match(r.out, /• Eight bits\\u001b\[2J\\u001b\]0;pwned\\u0007\n/);
-  assert.match(r.out, /why: line one\\u001b\[31m red\n {9}line two \\u202eevil\\u202c\\u009b2J/, 'prose keeps its lines, indented under why');
+  assert.match(r.out, /why: line one\\u001b\[31m red\n {9}line two \\u202eevil\\u202c\\u009b2J/, 'prose keeps its lines');
   assertCleanRequests(fake);
   const modelSummary = lastToolResults(fake.requests[1].body)[0].content;
   assert.match(modelSummary, /layer-group-withheld-\d+/, 'implausible names are replaced by a placeholder');
@@ -135,7 +141,10 @@ test('haqa tune --agent claude on the hostile model: no ESC/BEL printed, the exp
   const recipe = await hostileDecoder();
   const cfg = { 'quantize.bits': 8 };
   const fake = await FakeAnthropic.start([
-    reply([toolUse('model_summary', {}), toolUse('search_space', {}), toolUse('run_trial', { config: { [`quantize.bits@${ESCAPES}`]: 4 }, rationale: 'evil' })]),
+    reply([
+      toolUse('model_summary', {}), toolUse('search_space', {}),
+      toolUse('run_trial', { config: { [`quantize.bits@${ESCAPES}`]: 4 }, rationale: 'evil' }),
+    ]),
     reply([toolUse('run_trial', { config: cfg, rationale: `int8${ESCAPES}` })]),
     (body) => {
       assert.doesNotMatch(JSON.stringify(lastToolResults(body)), /\\u001b|<system>/);

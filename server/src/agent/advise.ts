@@ -183,11 +183,13 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
   ].join('\n\n');
   const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Suggest changes to this recipe.' }];
   const done = (outcome: AdviseResult['outcome'], reason: string, suggestions: Suggestion[] = []): AdviseResult => ({
-    suggestions, outcome, reason, usage: { ...usage, cost_usd: estimateCost(model, usage), tool_calls: meter.toolCalls, bytes_sent: meter.bytesSent },
+    suggestions, outcome, reason,
+    usage: { ...usage, cost_usd: estimateCost(model, usage), tool_calls: meter.toolCalls, bytes_sent: meter.bytesSent },
   });
   for (;;) {
     const body: Anthropic.MessageCreateParamsNonStreaming = {
-      model, max_tokens: 2048, system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }], tools: ADVISE_TOOLS, messages,
+      model, max_tokens: 2048, system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }],
+      tools: ADVISE_TOOLS, messages,
     };
     const capped = meter.request(bodyBytes(body));
     if (capped) return done('budget', `no valid suggestions: ${capped}`);
@@ -220,10 +222,10 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
       try {
         if (typeof u.name !== 'string') throw new InputError(`tool name must be a string, got ${short(u.name)}`);
         if (u.name === 'model_summary' || u.name === 'hardware_profile') checkKeys(u.input, [], []);
-        if (u.name === 'model_summary') results.push({ type: 'tool_result', tool_use_id: u.id, content: promptJson(modelSummary(setting, opts.architecture)) });
-        else if (u.name === 'hardware_profile') {
-          results.push({ type: 'tool_result', tool_use_id: u.id, content: promptJson({ ...hardwareSummary(setting.hardware), kernel_facts: KERNEL_FACTS }) });
-        } else if (u.name === 'submit_suggestions') {
+        const answer = (v: unknown) => results.push({ type: 'tool_result', tool_use_id: u.id, content: promptJson(v) });
+        if (u.name === 'model_summary') answer(modelSummary(setting, opts.architecture));
+        else if (u.name === 'hardware_profile') answer({ ...hardwareSummary(setting.hardware), kernel_facts: KERNEL_FACTS });
+        else if (u.name === 'submit_suggestions') {
           const o = checkKeys(u.input, ['suggestions'], ['suggestions']);
           if (!Array.isArray(o.suggestions) || o.suggestions.length > 12) throw new InputError('suggestions must be an array of at most 12');
           accepted = o.suggestions.map((s, i) => parseSuggestion(s, i, setting));
@@ -231,7 +233,8 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
         } else throw new InputError(`unknown tool ${JSON.stringify(u.name.slice(0, 40))}`);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: promptText(clip(`refused: ${err.message}`, 4000)) });
+        const content = promptText(clip(`refused: ${err.message}`, 4000));
+        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content });
       }
     }
     if (accepted) return done('completed', 'the agent submitted its suggestions', accepted);

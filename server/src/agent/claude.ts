@@ -176,7 +176,8 @@ export class ClaudeAgent implements Proposer {
   }
 
   usage(): Usage {
-    return { ...this.used, cost_usd: estimateCost(this.model, this.used), tool_calls: this.meter.toolCalls, bytes_sent: this.meter.bytesSent };
+    const m = this.meter;
+    return { ...this.used, cost_usd: estimateCost(this.model, this.used), tool_calls: m.toolCalls, bytes_sent: m.bytesSent };
   }
 
   /** The requests' static part, for tests and for showing the user what the agent was told. */
@@ -293,7 +294,8 @@ export class ClaudeAgent implements Proposer {
       // The SDK has already retried what can be retried (429, 5xx, 529 overloaded, with retry-after).
       this.messages.pop();
       if (err instanceof Anthropic.APIError) {
-        return { error: `Anthropic API error${err.status ? ` ${err.status}` : ''}${err.type ? ` (${err.type})` : ''}: ${err.apiMessage ?? err.message}`, outcome: 'error' };
+        const what = `${err.status ? ` ${err.status}` : ''}${err.type ? ` (${err.type})` : ''}`;
+        return { error: `Anthropic API error${what}: ${err.apiMessage ?? err.message}`, outcome: 'error' };
       }
       return { error: `Anthropic API request failed: ${(err as Error).message}`, outcome: 'error' };
     }
@@ -303,7 +305,9 @@ export class ClaudeAgent implements Proposer {
   private handle(message: Anthropic.Message, ctx: ProposerContext, finalOnly = false): Proposal | undefined {
     const uses = toolUses(message.content);
     if (message.stop_reason === 'refusal') return { kind: 'done', outcome: 'error', reason: 'the model refused to continue' };
-    if (uses.some((u) => typeof u.id !== 'string' || !u.id)) return { kind: 'done', outcome: 'error', reason: 'malformed API response: a tool_use block has no id' };
+    if (uses.some((u) => typeof u.id !== 'string' || !u.id)) {
+      return { kind: 'done', outcome: 'error', reason: 'malformed API response: a tool_use block has no id' };
+    }
     const capped = this.meter.reply(uses.length);
     if (capped) return { kind: 'done', outcome: 'budget', reason: capped };
     if (uses.length === 0) {
@@ -376,7 +380,9 @@ export class ClaudeAgent implements Proposer {
 
 /** The tool_use blocks of a reply, skipping anything that is not a block. */
 export function toolUses(content: readonly unknown[]): Anthropic.ToolUseBlock[] {
-  return content.filter((b): b is Anthropic.ToolUseBlock => typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use');
+  const isUse = (b: unknown): b is Anthropic.ToolUseBlock =>
+    typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use';
+  return content.filter(isUse);
 }
 
 /** The same plan? (for callers comparing the agent's answer with the measured best) */

@@ -36,7 +36,8 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
     file: flatText(path.basename(setting.recipe.model)),
     architecture: arch
       ? {
-          model_type: promptName(arch.model_type, 1, 'model_type'), hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
+          model_type: promptName(arch.model_type, 1, 'model_type'),
+          hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
           num_hidden_layers: arch.num_hidden_layers, num_attention_heads: arch.num_attention_heads,
           num_key_value_heads: arch.num_key_value_heads, vocab_size: arch.vocab_size, tie_word_embeddings: arch.tie_word_embeddings,
         }
@@ -44,7 +45,8 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
     layers: q.length,
     params: q.reduce((s, l) => s + l.params, 0),
     groups: layerGroups(q).slice(0, 40).map((g, i) => ({
-      glob: promptName(g.glob, i + 1, 'layer-group'), count: g.layers.length, K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
+      glob: promptName(g.glob, i + 1, 'layer-group'), count: g.layers.length,
+      K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
       params: g.layers.reduce((s, l) => s + l.params, 0), plan: planText(g.layers[0].name),
     })),
   };
@@ -58,7 +60,8 @@ export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {
 }
 
 export function spaceSummary(space: SearchSpace): Record<string, unknown> {
-  return { source: space.source, assignments: space.size, knobs: space.knobs.map((k, i) => ({ knob: promptName(k.key, i + 1, 'knob'), values: k.values, layers: k.layers.length })) };
+  const knobs = space.knobs.map((k, i) => ({ knob: promptName(k.key, i + 1, 'knob'), values: k.values, layers: k.layers.length }));
+  return { source: space.source, assignments: space.size, knobs };
 }
 
 export function objectiveSummary(o: Objective, budget: { trials: number; minutes?: number }): Record<string, unknown> {

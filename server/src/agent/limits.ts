@@ -26,7 +26,12 @@ export function tuningLimits(trials: number, given: Partial<AgentLimits> = {}): 
 
 /** Defaults for an advisor session (no runs: a few turns). */
 export function adviceLimits(given: Partial<AgentLimits> = {}): AgentLimits {
-  return { requests: given.requests ?? 5, toolCallsPerTurn: given.toolCallsPerTurn ?? 16, toolCalls: given.toolCalls ?? 40, bytesSent: given.bytesSent ?? 8 * 2 ** 20 };
+  return {
+    requests: given.requests ?? 5,
+    toolCallsPerTurn: given.toolCallsPerTurn ?? 16,
+    toolCalls: given.toolCalls ?? 40,
+    bytesSent: given.bytesSent ?? 8 * 2 ** 20,
+  };
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 3 : 1)} MiB`;

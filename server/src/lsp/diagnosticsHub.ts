@@ -14,6 +14,16 @@ export interface DiagnosticSource {
   compute(doc: TextDocument): Promise<Diagnostic[]> | Diagnostic[];
 }
 
+/** A diagnostic whose message is safe to show: messages quote names from model files (util/sanitize). */
+function shown(d: Diagnostic): Diagnostic {
+  const m: unknown = d.message;
+  if (typeof m === 'string') return { ...d, message: displayText(m) };
+  if (m && typeof m === 'object' && typeof (m as { value?: unknown }).value === 'string') {
+    return { ...d, message: { ...(m as object), value: displayText((m as { value: string }).value) } as Diagnostic['message'] };
+  }
+  return d;
+}
+
 interface DocState { timer?: NodeJS.Timeout; running: boolean; dirty: boolean; lastRun: number }
 
 export class DiagnosticsHub {
@@ -72,7 +82,7 @@ export class DiagnosticsHub {
       if (!s.appliesTo(doc)) continue;
       try {
         // Messages quote names from model files: no raw control or bidi characters reach the editor.
-        for (const d of await s.compute(doc)) all.push({ ...d, message: displayText(d.message) });
+        for (const d of await s.compute(doc)) all.push(shown(d));
       } catch (err) {
         this.connection.console.error(`haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`);
       }

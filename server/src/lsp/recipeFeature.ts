@@ -39,7 +39,9 @@ export const recipeFeature: ServerFeature = {
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
         const h = hoverRecipe(await service.recipe(doc), p.position);
         // Hover text quotes layer names from the model file: shown without raw control characters.
-        if (h && typeof h.contents === 'object' && 'value' in h.contents) h.contents = { ...h.contents, value: displayText(h.contents.value) };
+        if (h && typeof h.contents === 'object' && 'value' in h.contents) {
+          h.contents = { ...h.contents, value: displayText(h.contents.value) };
+        }
         return h ?? null;
       }, null),
     );

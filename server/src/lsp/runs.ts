@@ -204,11 +204,16 @@ export function createRunsFeature(): ServerFeature {
         return {
           signal: ac.signal,
           report(message: string, fraction?: number) {
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message: lineText(message), percentage: fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined });
+            const percentage = fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined;
+            if (token !== undefined) {
+              void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message: lineText(message), percentage });
+            }
           },
           end(message: string) {
             sub.dispose();
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
+            if (token !== undefined) {
+              void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
+            }
           },
         };
       }
@@ -304,14 +309,17 @@ export function createRunsFeature(): ServerFeature {
         } catch (err) {
           throw new ResponseError(REFUSED, displayText((err as Error).message));
         }
-        const shown = ({ title, rationale, knobs }: { title: string; rationale: string; knobs: Config }) => ({ title: lineText(title), rationale: displayText(rationale), knobs });
+        type Shown = { title: string; rationale: string; knobs: Config };
+        const shown = ({ title, rationale, knobs }: Shown) => ({ title: lineText(title), rationale: displayText(rationale), knobs });
         if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(shown), source: 'rules' };
         const j = job(p.workDoneToken, cancel, 'Advise');
         j.report(`asking ${p.model ?? 'Claude'}`);
         try {
           const res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), { apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl, signal: j.signal, architecture: loaded.architecture });
           j.end(`${res.suggestions.length} suggestions`);
-          if (res.outcome !== 'completed' && res.suggestions.length === 0) throw new ResponseError(REFUSED, displayText(`the advisor gave no suggestions: ${res.reason}`));
+          if (res.outcome !== 'completed' && res.suggestions.length === 0) {
+            throw new ResponseError(REFUSED, displayText(`the advisor gave no suggestions: ${res.reason}`));
+          }
           return { suggestions: res.suggestions.map(shown), source: 'claude' };
         } catch (err) {
           j.end('failed');
