@@ -7,6 +7,8 @@ import {
   clip, displayText, flatText, hasUnsafeDisplayChars, isPlausibleName, lineText, promptJson, promptName, promptText,
 } from '../../server/src/util/sanitize';
 import { main } from '../../server/src/cli';
+import { summarize } from '../../server/src/lsp/runs';
+import type { RunRecord } from '../../server/src/bench/record';
 
 // eslint-disable-next-line no-control-regex
 const TERMINAL_RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/;
@@ -71,4 +73,15 @@ test('every CLI line goes through the sanitizer, usage errors included', async (
   const bad: string[] = [];
   await main(['frobnicate\u001b[2J'], { out: (l) => bad.push(l), err: (l) => bad.push(l), signal: new AbortController().signal });
   assert.match(bad.join('\n'), /unknown command 'frobnicate\\u001b\[2J'/);
+});
+
+test('the results view gets a run record\'s rationale and error escaped (the store is a file in the workspace)', () => {
+  const rec = {
+    id: 'r1', recipe_file: '/w/haqa.yaml', recipe_hash: 'h', status: 'error', started: '2026-01-01T00:00:00Z',
+    error: { message: 'layer \u001b]0;pwned\u0007 failed', stage: 'compress' },
+    trial: { number: 1, session: 's', rationale: 'because\u001b[2J\u202e', agent: 'claude', assignment: {} },
+  } as unknown as RunRecord;
+  const s = summarize(rec);
+  assert.equal(s.error, 'layer \\u001b]0;pwned\\u0007 failed');
+  assert.equal(s.trial?.rationale, 'because\\u001b[2J\\u202e');
 });

@@ -66,9 +66,12 @@ export function headline(r: RunSummary): string {
 
 export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary[]): RunSummary {
   const m = r.metrics ?? {};
+  // The record's words (the agent's rationale, an error quoting the model) are shown in the editor.
+  const shown = (s: string | undefined) => (s === undefined ? undefined : displayText(s));
+  const t = r.trial;
   return {
-    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: r.error?.message, started: r.started,
-    trial: r.trial && { number: r.trial.number, session: r.trial.session, rationale: r.trial.rationale, agent: r.trial.agent, assignment: r.trial.assignment },
+    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: shown(r.error?.message), started: r.started,
+    trial: t && { number: t.number, session: t.session, rationale: shown(t.rationale), agent: t.agent, assignment: t.assignment },
     decode_ms: m.decode_ms_per_token?.median, prefill_ms: m.prefill_ms?.median, inference_ms: m.inference_ms?.median,
     throughput_tok_s: m.throughput_tok_s, ppl: m.ppl, ppl_fp32: m.ppl_fp32, ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
     kl: m.kl, top1: m.top1, model_bytes: m.model_bytes, peak_rss_bytes: m.peak_rss_bytes,
