@@ -3,7 +3,7 @@
 // the best recipe beside the original (comments kept) — the original only with --write. Knob names (globs
 // over layer names from the model) and the agent's explanation are untrusted: printed through util/sanitize.
 import * as path from 'node:path';
-import { Command, parse, UsageError } from './command';
+import { Command, humanBytes, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
 import { objectiveOf, pplChange } from '../agent/objective';
 import { runLoop, LoopEvent, LoopResult } from '../agent/loop';
@@ -183,7 +183,12 @@ export const tuneCommand: Command = {
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');
       if (result.answer) io.out(`agent: ${displayText(result.answer.explanation).replace(/\n/g, '\n       ')}`);
-      if (result.usage) io.out(`tokens: ${result.usage.input_tokens} in, ${result.usage.output_tokens} out, ${result.usage.cache_read_input_tokens} cache reads, ${result.usage.cache_creation_input_tokens} cache writes; ${result.usage.requests} requests${result.usage.cost_usd !== undefined ? `, ~$${result.usage.cost_usd.toFixed(4)}` : ''}`);
+      if (result.usage) {
+        const u = result.usage;
+        const session = `${u.tool_calls !== undefined ? `, ${u.tool_calls} tool calls` : ''}${u.bytes_sent !== undefined ? `, ${humanBytes(u.bytes_sent)} sent` : ''}`;
+        io.out(`tokens: ${u.input_tokens} in, ${u.output_tokens} out, ${u.cache_read_input_tokens} cache reads, ${u.cache_creation_input_tokens} cache writes; ` +
+          `${u.requests} requests${session}${u.cost_usd !== undefined ? `, ~$${u.cost_usd.toFixed(4)}` : ''}`);
+      }
     }
     if (result.outcome === 'cancelled') return 130;
     if (result.outcome === 'error') {
