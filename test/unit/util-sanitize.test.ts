@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  clip, displayText, flatText, hasUnsafeDisplayChars, isPlausibleName, lineText, promptJson, promptName, promptText,
+  clip, displayText, flatText, isPlausibleName, lineText, promptJson, promptName, promptText,
 } from '../../server/src/util/sanitize';
 import { main } from '../../server/src/cli';
 import { summarize } from '../../server/src/lsp/runs';
@@ -20,8 +20,7 @@ test('displayText: escapes what a terminal acts on, keeps newlines and tabs; lin
   assert.equal(d, 'a\\u001b[2J\\u001b]0;pwned\\u0007 b\nc\\u000dd\\u202eevil\\u2066x\\u009b2J\\u0000\\u007f\t');
   assert.equal(displayText('plain text, ünïcödé 漢字 🙂\nline 2'), 'plain text, ünïcödé 漢字 🙂\nline 2', 'ordinary text is untouched');
   assert.equal(lineText('a\nb\tc\u001b'), 'a\\u000ab\\u0009c\\u001b');
-  assert.ok(hasUnsafeDisplayChars(HOSTILE));
-  assert.ok(!hasUnsafeDisplayChars('fine\r\nlines\tand tabs'));
+  assert.equal(displayText('fine\r\nlines\tand tabs'), 'fine\nlines\tand tabs');
   // JSON text through the terminal sink stays the same JSON
   const obj = { s: HOSTILE, t: '\u0085\u2028' };
   assert.deepEqual(JSON.parse(displayText(JSON.stringify(obj, null, 2))), obj);
@@ -46,8 +45,8 @@ test('promptText/promptJson: no raw control characters or angle brackets; JSON r
 });
 
 test('names: plausible identifiers and globs are kept, anything else is withheld with its index; clip and flatText', () => {
-  const names = ['model.layers.0.mlp.down_proj', 'model.layers.*.self_attn.q_proj', '/model/layers.0/MatMul', 'onnx::MatMul_1', 'lm_head#1'];
-  for (const ok of [...names, 'quantize.bits@model.layers.[0-3].*']) {
+  const names = ['model.layers.0.mlp.down_proj', 'model.layers.*.self_attn.q_proj', '/model/layers.0/MatMul', 'onnx::MatMul_1'];
+  for (const ok of [...names, 'lm_head#1', 'quantize.bits@model.layers.[0-3].*']) {
     assert.ok(isPlausibleName(ok), ok);
     assert.equal(promptName(ok, 3), ok);
   }

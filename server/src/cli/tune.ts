@@ -185,9 +185,11 @@ export const tuneCommand: Command = {
       if (result.answer) io.out(`agent: ${displayText(result.answer.explanation).replace(/\n/g, '\n       ')}`);
       if (result.usage) {
         const u = result.usage;
-        const session = `${u.tool_calls !== undefined ? `, ${u.tool_calls} tool calls` : ''}${u.bytes_sent !== undefined ? `, ${humanBytes(u.bytes_sent)} sent` : ''}`;
-        io.out(`tokens: ${u.input_tokens} in, ${u.output_tokens} out, ${u.cache_read_input_tokens} cache reads, ${u.cache_creation_input_tokens} cache writes; ` +
-          `${u.requests} requests${session}${u.cost_usd !== undefined ? `, ~$${u.cost_usd.toFixed(4)}` : ''}`);
+        const calls = u.tool_calls !== undefined ? `, ${u.tool_calls} tool calls` : '';
+        const sent = u.bytes_sent !== undefined ? `, ${humanBytes(u.bytes_sent)} sent` : '';
+        const cost = u.cost_usd !== undefined ? `, ~$${u.cost_usd.toFixed(4)}` : '';
+        io.out(`tokens: ${u.input_tokens} in, ${u.output_tokens} out, ${u.cache_read_input_tokens} cache reads, ` +
+          `${u.cache_creation_input_tokens} cache writes; ${u.requests} requests${calls}${sent}${cost}`);
       }
     }
     if (result.outcome === 'cancelled') return 130;

@@ -13,7 +13,6 @@
 /** Control characters past C0 (DEL, C1), bidi marks, embeddings, overrides and isolates, line/paragraph separators, BOM. */
 const INVISIBLE = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff';
 const DISPLAY_UNSAFE = new RegExp(`\\r\\n|[\\u0000-\\u0008\\u000b-\\u001f${INVISIBLE}]`, 'g');
-const DISPLAY_UNSAFE_ONE = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f${INVISIBLE}]`);
 const PROMPT_UNSAFE = new RegExp(`[\\u0000-\\u001f${INVISIBLE}<>]`, 'g');
 const PROMPT_UNSAFE_KEEP_NL = new RegExp(`[\\u0000-\\u0009\\u000b-\\u001f${INVISIBLE}<>]`, 'g');
 const FLAT_UNSAFE = new RegExp(`[\\u0000-\\u001f${INVISIBLE}]`, 'g');
@@ -28,11 +27,6 @@ export function displayText(s: unknown): string {
 /** One line for a terminal or the editor (a name, a table cell): displayText with newlines and tabs escaped too. */
 export function lineText(s: unknown): string {
   return displayText(s).replace(/[\n\t]/g, escape);
-}
-
-/** Does the text carry anything displayText would escape? */
-export function hasUnsafeDisplayChars(s: string): boolean {
-  return DISPLAY_UNSAFE_ONE.test(s.replace(/\r\n/g, '\n'));
 }
 
 /** At most `max` characters (a trailing … says it was cut), never splitting a surrogate pair. */
