@@ -1,5 +1,7 @@
-// `haqa`: the engine from the command line. Each subcommand is a module in ./cli.
+// `haqa`: the engine from the command line. Each subcommand is a module in ./cli. Every line any of them
+// prints goes through displayText (util/sanitize): model files and the LLM cannot reach the terminal raw.
 import { Command, CliIO, UsageError } from './cli/command';
+import { displayText } from './util/sanitize';
 import { OnnxError } from './model/onnx';
 import { PathError } from './util/paths';
 import { inspectCommand } from './cli/inspect';
@@ -20,7 +22,13 @@ function help(io: CliIO): void {
   io.out('\nRun `haqa <command> --help` for its options.');
 }
 
-export async function main(argv: string[], io: CliIO): Promise<number> {
+/** The same sink with every line made safe for a terminal (escapes visible, newlines kept; JSON stays JSON). */
+export function safeIO(io: CliIO): CliIO {
+  return { out: (l) => io.out(displayText(l)), err: (l) => io.err(displayText(l)), signal: io.signal };
+}
+
+export async function main(argv: string[], rawIO: CliIO): Promise<number> {
+  const io = safeIO(rawIO);
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     help(io);
@@ -67,7 +75,7 @@ export function runCli(): void {
       process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(`haqa: internal error: ${(err as Error).stack ?? err}\n`);
+      process.stderr.write(`haqa: internal error: ${displayText((err as Error).stack ?? err)}\n`);
       process.exitCode = 70;
     },
   );

@@ -107,7 +107,7 @@ test('haqa tune --agent claude through a fake API: the agent runs a trial and an
   assert.deepEqual(fake.problems, []);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /agent: EIGHT-BIT-WINS/);
-  assert.match(r.out, /tokens: 200 in, 100 out.*2 requests/);
+  assert.match(r.out, /tokens: 200 in, 100 out.*2 requests, 2 tool calls, [\d.]+ KiB sent/);
   assert.ok(!r.out.includes(KEY) && !r.err.includes(KEY));
   // without a key, asking for claude is a usage error
   const nokey = await run(['tune', file, '--agent', 'claude'], { ANTHROPIC_API_KEY: undefined });

@@ -1,14 +1,18 @@
 // Advise mode: no runs. Suggestions for a recipe from the model and the hardware — by Claude when an
 // API key is given, else by rules that encode the same kernel facts. Each suggestion is a knob
 // assignment (plan.ts's language) with a rationale; the editor turns them into diagnostics whose quick
-// fixes apply `knobEdits`. Every suggestion is validated (schema, model) before it is returned.
+// fixes apply `knobEdits`. Every suggestion is validated (schema, model) before it is returned. A Claude
+// session has the same hard caps as the tuning agent (limits.ts: requests, tool calls, bytes sent) and
+// the same sanitizing of what goes out (util/sanitize); a malformed tool call is refused, never thrown.
 import Anthropic from '@anthropic-ai/sdk';
 import { applyKnobs, planLayers, parseNM } from '../config/plan';
 import { knobValueError } from '../config/schema';
 import { nearestBlockSize } from '../config/check';
 import type { ModelArchitecture } from '../config/hfConfig';
-import { hardwareSummary, KERNEL_FACTS, modelSummary, objectiveSummary } from './describe';
-import { checkKeys, DEFAULT_MODEL, estimateCost, InputError, SECURITY_NOTE, RATIONALE_LIMIT } from './claude';
+import { dataBlock, hardwareSummary, KERNEL_FACTS, modelSummary, objectiveSummary } from './describe';
+import { checkKeys, DEFAULT_MODEL, estimateCost, InputError, SECURITY_NOTE, RATIONALE_LIMIT, toolUses } from './claude';
+import { adviceLimits, AgentLimits, bodyBytes, SessionMeter } from './limits';
+import { clip, promptJson, promptText } from '../util/sanitize';
 import { knobKeyError, layerGroups, planErrors, quantizable, short, SpaceContext } from './space';
 import type { Objective } from './objective';
 import { emptyUsage, SearchValue, Usage } from './types';
@@ -146,7 +150,10 @@ export interface AdviseClaudeOptions {
   model?: string;
   baseURL?: string;
   maxRetries?: number;
+  /** Requests per session (the request cap; default 5). */
   maxTurns?: number;
+  /** Tool-call and byte caps (limits.ts; `requests` defaults to maxTurns). */
+  limits?: Partial<AgentLimits>;
   signal?: AbortSignal;
   architecture?: ModelArchitecture;
 }
@@ -165,23 +172,30 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
   const model = opts.model ?? DEFAULT_MODEL;
   const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 3 });
   const usage = emptyUsage();
-  const data = (tag: string, v: unknown) => `<${tag}>\n${JSON.stringify(v, null, 1).replace(/</g, '\\u003c').replace(/>/g, '\\u003e')}\n</${tag}>`;
+  const meter = new SessionMeter(adviceLimits({ requests: opts.maxTurns, ...opts.limits }));
   const system = [
     'You are HAQA\'s advisor. Without running anything, suggest changes to a quantization recipe for an ONNX language model on the machine below: per-layer bit-widths, block sizes, accuracy levels, layers to keep in float, sparsity patterns and low-rank ranks that make sense on this hardware, within the accuracy budget. Give each suggestion a short title, a rationale grounded in the facts below, and its knobs. Submit them with submit_suggestions.',
     SECURITY_NOTE,
-    data('hardware', hardwareSummary(setting.hardware)),
-    data('kernel_facts', KERNEL_FACTS),
-    data('model', modelSummary(setting, opts.architecture)),
-    data('objective', objectiveSummary(objective, { trials: 0 })),
+    dataBlock('hardware', hardwareSummary(setting.hardware)),
+    dataBlock('kernel_facts', KERNEL_FACTS),
+    dataBlock('model', modelSummary(setting, opts.architecture)),
+    dataBlock('objective', objectiveSummary(objective, { trials: 0 })),
   ].join('\n\n');
   const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Suggest changes to this recipe.' }];
   const done = (outcome: AdviseResult['outcome'], reason: string, suggestions: Suggestion[] = []): AdviseResult => ({
-    suggestions, outcome, reason, usage: { ...usage, cost_usd: estimateCost(model, usage) },
+    suggestions, outcome, reason,
+    usage: { ...usage, cost_usd: estimateCost(model, usage), tool_calls: meter.toolCalls, bytes_sent: meter.bytesSent },
   });
-  for (let turn = 0; turn < (opts.maxTurns ?? 5); turn++) {
+  for (;;) {
+    const body: Anthropic.MessageCreateParamsNonStreaming = {
+      model, max_tokens: 2048, system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }],
+      tools: ADVISE_TOOLS, messages,
+    };
+    const capped = meter.request(bodyBytes(body));
+    if (capped) return done('budget', `no valid suggestions: ${capped}`);
     let msg: Anthropic.Message;
     try {
-      msg = await client.messages.create({ model, max_tokens: 2048, system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }], tools: ADVISE_TOOLS, messages }, { signal: opts.signal });
+      msg = await client.messages.create(body, { signal: opts.signal });
     } catch (err) {
       if (opts.signal?.aborted || err instanceof Anthropic.APIUserAbortError) return done('cancelled', 'cancelled');
       const e = err as InstanceType<typeof Anthropic.APIError>;
@@ -192,8 +206,12 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
     usage.output_tokens += msg.usage?.output_tokens ?? 0;
     usage.cache_creation_input_tokens += msg.usage?.cache_creation_input_tokens ?? 0;
     usage.cache_read_input_tokens += msg.usage?.cache_read_input_tokens ?? 0;
+    if (!Array.isArray(msg?.content)) return done('error', 'malformed API response: content is not a list of blocks');
     messages.push({ role: 'assistant', content: msg.content as Anthropic.ContentBlockParam[] });
-    const uses = msg.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    const uses = toolUses(msg.content);
+    if (uses.some((u) => typeof u.id !== 'string' || !u.id)) return done('error', 'malformed API response: a tool_use block has no id');
+    const over = meter.reply(uses.length);
+    if (over) return done('budget', over);
     if (uses.length === 0) {
       messages.push({ role: 'user', content: 'Submit your suggestions with submit_suggestions.' });
       continue;
@@ -202,8 +220,11 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
     let accepted: Suggestion[] | undefined;
     for (const u of uses) {
       try {
-        if (u.name === 'model_summary') results.push({ type: 'tool_result', tool_use_id: u.id, content: JSON.stringify(modelSummary(setting, opts.architecture)) });
-        else if (u.name === 'hardware_profile') results.push({ type: 'tool_result', tool_use_id: u.id, content: JSON.stringify({ ...hardwareSummary(setting.hardware), kernel_facts: KERNEL_FACTS }) });
+        if (typeof u.name !== 'string') throw new InputError(`tool name must be a string, got ${short(u.name)}`);
+        if (u.name === 'model_summary' || u.name === 'hardware_profile') checkKeys(u.input, [], []);
+        const answer = (v: unknown) => results.push({ type: 'tool_result', tool_use_id: u.id, content: promptJson(v) });
+        if (u.name === 'model_summary') answer(modelSummary(setting, opts.architecture));
+        else if (u.name === 'hardware_profile') answer({ ...hardwareSummary(setting.hardware), kernel_facts: KERNEL_FACTS });
         else if (u.name === 'submit_suggestions') {
           const o = checkKeys(u.input, ['suggestions'], ['suggestions']);
           if (!Array.isArray(o.suggestions) || o.suggestions.length > 12) throw new InputError('suggestions must be an array of at most 12');
@@ -212,13 +233,13 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
         } else throw new InputError(`unknown tool ${JSON.stringify(u.name.slice(0, 40))}`);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `refused: ${err.message}` });
+        const content = promptText(clip(`refused: ${err.message}`, 4000));
+        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content });
       }
     }
     if (accepted) return done('completed', 'the agent submitted its suggestions', accepted);
     messages.push({ role: 'user', content: results });
   }
-  return done('budget', `no valid suggestions within ${opts.maxTurns ?? 5} turns`);
 }
 
 /** Apply a suggestion to a recipe (for previews and tests). */

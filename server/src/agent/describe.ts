@@ -1,19 +1,19 @@
 // What the agent is told about the model, the machine, the objective and the space, as JSON data.
-// Everything that comes from model files (layer names, config.json fields) is untrusted: it is
-// sanitised (control characters out, length capped) and only ever shown quoted inside JSON, never
-// spliced into the instructions.
+// Everything that comes from model files (layer names, config.json fields) is untrusted: names that are
+// not plausible identifiers are replaced by a placeholder with their index, other strings have their
+// control characters taken out and their length capped (util/sanitize), and all of it is only ever shown
+// as JSON (promptJson: no raw control characters, no `<`/`>`), never spliced into the instructions.
 import * as path from 'node:path';
 import type { ModelArchitecture } from '../config/hfConfig';
 import { planLayers } from '../config/plan';
+import { flatText, promptJson, promptName } from '../util/sanitize';
 import { hasInt8Dot, HardwareProfile } from './profile';
 import type { Objective } from './objective';
 import { layerGroups, quantizable, SearchSpace, SpaceContext } from './space';
 
-/** A string from a file, safe to quote: no control characters, at most `max` characters. */
-export function untrusted(s: unknown, max = 120): string {
-  // eslint-disable-next-line no-control-regex
-  const t = String(s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+/** A tag-delimited block of JSON data for a system prompt; nothing inside can close or open a tag. */
+export function dataBlock(tag: string, v: unknown): string {
+  return `<${tag}>\n${promptJson(v, 1)}\n</${tag}>`;
 }
 
 export interface ModelSummary {
@@ -33,18 +33,20 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
   };
   const uniq = (xs: number[]) => [...new Set(xs)].slice(0, 4);
   return {
-    file: untrusted(path.basename(setting.recipe.model)),
+    file: flatText(path.basename(setting.recipe.model)),
     architecture: arch
       ? {
-          model_type: untrusted(arch.model_type, 40), hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
+          model_type: promptName(arch.model_type, 1, 'model_type'),
+          hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
           num_hidden_layers: arch.num_hidden_layers, num_attention_heads: arch.num_attention_heads,
           num_key_value_heads: arch.num_key_value_heads, vocab_size: arch.vocab_size, tie_word_embeddings: arch.tie_word_embeddings,
         }
       : undefined,
     layers: q.length,
     params: q.reduce((s, l) => s + l.params, 0),
-    groups: layerGroups(q).slice(0, 40).map((g) => ({
-      glob: untrusted(g.glob), count: g.layers.length, K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
+    groups: layerGroups(q).slice(0, 40).map((g, i) => ({
+      glob: promptName(g.glob, i + 1, 'layer-group'), count: g.layers.length,
+      K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
       params: g.layers.reduce((s, l) => s + l.params, 0), plan: planText(g.layers[0].name),
     })),
   };
@@ -52,13 +54,14 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
 
 export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {
   return {
-    cpu: untrusted(hw.cpu, 80), arch: hw.arch, cores: hw.cores, isa: hw.isa, memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
+    cpu: flatText(hw.cpu, 80), arch: hw.arch, cores: hw.cores, isa: hw.isa, memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
     bandwidth_gbs: hw.bandwidth_gbs, busy_cores: hw.busy_cores, providers: hw.providers, int8_dot_product: hasInt8Dot(hw),
   };
 }
 
 export function spaceSummary(space: SearchSpace): Record<string, unknown> {
-  return { source: space.source, assignments: space.size, knobs: space.knobs.map((k) => ({ knob: untrusted(k.key, 200), values: k.values, layers: k.layers.length })) };
+  const knobs = space.knobs.map((k, i) => ({ knob: promptName(k.key, i + 1, 'knob'), values: k.values, layers: k.layers.length }));
+  return { source: space.source, assignments: space.size, knobs };
 }
 
 export function objectiveSummary(o: Objective, budget: { trials: number; minutes?: number }): Record<string, unknown> {

@@ -96,6 +96,9 @@ export interface Usage {
   cache_read_input_tokens: number;
   /** US dollars, estimated from the price table (undefined for unknown models). */
   cost_usd?: number;
+  /** Agent sessions: tool calls received and request bytes sent (what the session caps count, agent/limits.ts). */
+  tool_calls?: number;
+  bytes_sent?: number;
 }
 
 export function emptyUsage(): Usage {

@@ -1,5 +1,6 @@
 // haqa advise <haqa.yaml>: suggestions without running anything — from Claude with an API key, else from
 // the rule-based advisor. Each is a knob assignment with a rationale (what the editor offers as a fix).
+// The advisor's words are untrusted: printed through util/sanitize.
 import * as path from 'node:path';
 import { Command, parse, UsageError } from './command';
 import { loadSetting, SettingError } from '../agent/setting';
@@ -8,6 +9,7 @@ import { objectiveOf } from '../agent/objective';
 import { DEFAULT_MODEL } from '../agent/claude';
 import { emptyUsage } from '../agent/types';
 import { configText } from './tune';
+import { displayText, lineText } from '../util/sanitize';
 
 const usage = 'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]';
 
@@ -46,9 +48,9 @@ export const adviseCommand: Command = {
     } else {
       if (res.suggestions.length === 0) io.out(`${path.basename(file)}: no suggestions`);
       for (const s of res.suggestions) {
-        io.out(`• ${s.title}`);
+        io.out(`• ${lineText(s.title)}`);
         io.out(`    set: ${configText(s.knobs)}`);
-        io.out(`    why: ${s.rationale}`);
+        io.out(`    why: ${displayText(s.rationale).replace(/\n/g, '\n         ')}`);
       }
       if (agent === 'claude') io.out(`tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`);
     }

@@ -1,8 +1,9 @@
 // haqa tune <haqa.yaml>: the closed loop. Proposes configurations (offline TPE, random, sweep, or Claude),
 // compresses and benchmarks each, prints every trial as it ends and the best against fp32, and writes
-// the best recipe beside the original (comments kept) — the original only with --write.
+// the best recipe beside the original (comments kept) — the original only with --write. Knob names (globs
+// over layer names from the model) and the agent's explanation are untrusted: printed through util/sanitize.
 import * as path from 'node:path';
-import { Command, parse, UsageError } from './command';
+import { Command, humanBytes, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
 import { objectiveOf, pplChange } from '../agent/objective';
 import { runLoop, LoopEvent, LoopResult } from '../agent/loop';
@@ -15,6 +16,7 @@ import type { Proposer } from '../agent/proposer';
 import type { Config, Evaluator, Trial, TrialMetrics } from '../agent/types';
 import { applyConfig } from '../agent/edits';
 import { writeFileAtomic } from '../util/atomicWrite';
+import { displayText, lineText } from '../util/sanitize';
 
 const usage = 'haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent claude|offline|random|sweep] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]';
 
@@ -27,7 +29,7 @@ function int(v: string | undefined, flag: string, min: number, max: number): num
 }
 
 export function configText(c: Config): string {
-  const parts = Object.entries(c).map(([k, v]) => `${k}=${v}`);
+  const parts = Object.entries(c).map(([k, v]) => `${lineText(k)}=${lineText(v)}`);
   return parts.length ? parts.join(' ') : '(recipe as written)';
 }
 
@@ -180,8 +182,15 @@ export const tuneCommand: Command = {
         io.out(`  decode ${d?.toFixed(3)} ms/token${d && b?.decode_ms_per_token ? `, ${(b.decode_ms_per_token / d).toFixed(2)}x vs fp32` : ''}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');
-      if (result.answer) io.out(`agent: ${result.answer.explanation}`);
-      if (result.usage) io.out(`tokens: ${result.usage.input_tokens} in, ${result.usage.output_tokens} out, ${result.usage.cache_read_input_tokens} cache reads, ${result.usage.cache_creation_input_tokens} cache writes; ${result.usage.requests} requests${result.usage.cost_usd !== undefined ? `, ~$${result.usage.cost_usd.toFixed(4)}` : ''}`);
+      if (result.answer) io.out(`agent: ${displayText(result.answer.explanation).replace(/\n/g, '\n       ')}`);
+      if (result.usage) {
+        const u = result.usage;
+        const calls = u.tool_calls !== undefined ? `, ${u.tool_calls} tool calls` : '';
+        const sent = u.bytes_sent !== undefined ? `, ${humanBytes(u.bytes_sent)} sent` : '';
+        const cost = u.cost_usd !== undefined ? `, ~$${u.cost_usd.toFixed(4)}` : '';
+        io.out(`tokens: ${u.input_tokens} in, ${u.output_tokens} out, ${u.cache_read_input_tokens} cache reads, ` +
+          `${u.cache_creation_input_tokens} cache writes; ${u.requests} requests${calls}${sent}${cost}`);
+      }
     }
     if (result.outcome === 'cancelled') return 130;
     if (result.outcome === 'error') {

@@ -5,12 +5,23 @@
 import type { Connection, Diagnostic, Disposable } from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextDocuments } from 'vscode-languageserver/node';
+import { displayText } from '../util/sanitize';
 
 export interface DiagnosticSource {
   /** Stable id; diagnostics of a source are replaced as a whole on each computation. */
   id: string;
   appliesTo(doc: TextDocument): boolean;
   compute(doc: TextDocument): Promise<Diagnostic[]> | Diagnostic[];
+}
+
+/** A diagnostic whose message is safe to show: messages quote names from model files (util/sanitize). */
+function shown(d: Diagnostic): Diagnostic {
+  const m: unknown = d.message;
+  if (typeof m === 'string') return { ...d, message: displayText(m) };
+  if (m && typeof m === 'object' && typeof (m as { value?: unknown }).value === 'string') {
+    return { ...d, message: { ...(m as object), value: displayText((m as { value: string }).value) } as Diagnostic['message'] };
+  }
+  return d;
 }
 
 interface DocState { timer?: NodeJS.Timeout; running: boolean; dirty: boolean; lastRun: number }
@@ -70,7 +81,8 @@ export class DiagnosticsHub {
     for (const s of this.sources) {
       if (!s.appliesTo(doc)) continue;
       try {
-        all.push(...(await s.compute(doc)));
+        // Messages quote names from model files: no raw control or bidi characters reach the editor.
+        for (const d of await s.compute(doc)) all.push(shown(d));
       } catch (err) {
         this.connection.console.error(`haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`);
       }

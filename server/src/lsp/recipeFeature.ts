@@ -8,6 +8,7 @@ import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
 import { parse } from 'yaml';
+import { displayText, lineText } from '../util/sanitize';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -36,7 +37,12 @@ export const recipeFeature: ServerFeature = {
       safe('hover', async () => {
         const doc = documents.get(p.textDocument.uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
-        return hoverRecipe(await service.recipe(doc), p.position) ?? null;
+        const h = hoverRecipe(await service.recipe(doc), p.position);
+        // Hover text quotes layer names from the model file: shown without raw control characters.
+        if (h && typeof h.contents === 'object' && 'value' in h.contents) {
+          h.contents = { ...h.contents, value: displayText(h.contents.value) };
+        }
+        return h ?? null;
       }, null),
     );
 
@@ -54,7 +60,8 @@ export const recipeFeature: ServerFeature = {
       safe('codeAction', () => {
         const doc = documents.get(p.textDocument.uri);
         if (!doc || !docKind(doc.uri)) return [];
-        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics);
+        // Titles may quote layer names; the edits themselves keep the names as the model spells them.
+        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics).map((a) => ({ ...a, title: lineText(a.title) }));
       }, []),
     );
 

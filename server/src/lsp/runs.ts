@@ -9,6 +9,8 @@
 //   the same recipe, memory over the target — each pointing at its record line in runs.jsonl.
 // Runs execute the workspace's model and may call an LLM: refused unless the client says the
 // workspace is trusted (initializationOptions.trusted, then haqa/trust notifications).
+// Text from the LLM and from model files (advice, progress, refusals) reaches the editor through
+// util/sanitize's displayText/lineText: no raw control or bidi characters.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
@@ -34,6 +36,7 @@ import type { Config } from '../agent/types';
 import { bestSpeed } from '../agent/standings';
 import { metricsOf } from '../agent/evaluator';
 import { configKey } from '../agent/space';
+import { displayText, lineText } from '../util/sanitize';
 
 /** The run engine, loaded on the first run request (see runEngine.ts). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -63,9 +66,12 @@ export function headline(r: RunSummary): string {
 
 export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary[]): RunSummary {
   const m = r.metrics ?? {};
+  // The record's words (the agent's rationale, an error quoting the model) are shown in the editor.
+  const shown = (s: string | undefined) => (s === undefined ? undefined : displayText(s));
+  const t = r.trial;
   return {
-    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: r.error?.message, started: r.started,
-    trial: r.trial && { number: r.trial.number, session: r.trial.session, rationale: r.trial.rationale, agent: r.trial.agent, assignment: r.trial.assignment },
+    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: shown(r.error?.message), started: r.started,
+    trial: t && { number: t.number, session: t.session, rationale: shown(t.rationale), agent: t.agent, assignment: t.assignment },
     decode_ms: m.decode_ms_per_token?.median, prefill_ms: m.prefill_ms?.median, inference_ms: m.inference_ms?.median,
     throughput_tok_s: m.throughput_tok_s, ppl: m.ppl, ppl_fp32: m.ppl_fp32, ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
     kl: m.kl, top1: m.top1, model_bytes: m.model_bytes, peak_rss_bytes: m.peak_rss_bytes,
@@ -201,11 +207,16 @@ export function createRunsFeature(): ServerFeature {
         return {
           signal: ac.signal,
           report(message: string, fraction?: number) {
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message, percentage: fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined });
+            const percentage = fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined;
+            if (token !== undefined) {
+              void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message: lineText(message), percentage });
+            }
           },
           end(message: string) {
             sub.dispose();
-            if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message });
+            if (token !== undefined) {
+              void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
+            }
           },
         };
       }
@@ -250,7 +261,7 @@ export function createRunsFeature(): ServerFeature {
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
         } catch (err) {
-          throw new ResponseError(REFUSED, err instanceof SettingError ? err.message : (err as Error).message);
+          throw new ResponseError(REFUSED, displayText(err instanceof SettingError ? err.message : (err as Error).message));
         }
         // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
         const search = loaded.setting.recipe.search;
@@ -286,7 +297,7 @@ export function createRunsFeature(): ServerFeature {
           if (best) bestByUri.set(p.uri, { config: best.config, headline: text });
           j.end(text);
           afterRun(p.uri);
-          return { outcome: result.outcome, trials: result.trials.length, best: summary, headline: text };
+          return { outcome: result.outcome, trials: result.trials.length, best: summary, headline: lineText(text) };
         } catch (err) {
           j.end('failed');
           throw err;
@@ -300,16 +311,20 @@ export function createRunsFeature(): ServerFeature {
         try {
           loaded = await loadSetting(fileOf(p.uri), service.models);
         } catch (err) {
-          throw new ResponseError(REFUSED, (err as Error).message);
+          throw new ResponseError(REFUSED, displayText((err as Error).message));
         }
-        if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'rules' };
+        type Shown = { title: string; rationale: string; knobs: Config };
+        const shown = ({ title, rationale, knobs }: Shown) => ({ title: lineText(title), rationale: displayText(rationale), knobs });
+        if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(shown), source: 'rules' };
         const j = job(p.workDoneToken, cancel, 'Advise');
         j.report(`asking ${p.model ?? 'Claude'}`);
         try {
           const res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), { apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl, signal: j.signal, architecture: loaded.architecture });
           j.end(`${res.suggestions.length} suggestions`);
-          if (res.outcome !== 'completed' && res.suggestions.length === 0) throw new ResponseError(REFUSED, `the advisor gave no suggestions: ${res.reason}`);
-          return { suggestions: res.suggestions.map(({ title, rationale, knobs }) => ({ title, rationale, knobs })), source: 'claude' };
+          if (res.outcome !== 'completed' && res.suggestions.length === 0) {
+            throw new ResponseError(REFUSED, displayText(`the advisor gave no suggestions: ${res.reason}`));
+          }
+          return { suggestions: res.suggestions.map(shown), source: 'claude' };
         } catch (err) {
           j.end('failed');
           throw err;
