@@ -155,7 +155,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   if (!modelOk) return;
   const load = await ctx.models.get(r.model);
   if (!load.ok) {
-    a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', load.kind === 'corrupt' ? 'model-unreadable' : load.kind === 'directory' ? 'model-is-directory' : 'model-not-found', load.message));
+    a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', load.kind === 'invalid' ? 'model-invalid' : load.kind === 'corrupt' ? 'model-unreadable' : load.kind === 'directory' ? 'model-is-directory' : 'model-not-found', load.message));
     return;
   }
   const g = load.graph;
