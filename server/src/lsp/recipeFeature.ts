@@ -7,7 +7,7 @@ import { completeRecipe } from '../config/complete';
 import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
-import { parse } from 'yaml';
+import { boundedYamlValue } from '../config/parse';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -65,7 +65,7 @@ export const recipeFeature: ServerFeature = {
         const doc = documents.get(p.uri);
         if (!doc) throw new Error(`document not open: ${p.uri}`);
         const text = doc.getText();
-        return { edits: recipeTextEdits(text, knobEdits(p.assignment, parse(text))) };
+        return { edits: recipeTextEdits(text, knobEdits(p.assignment, boundedYamlValue(text))) };
       }, { edits: [] }),
     );
 

@@ -11,7 +11,7 @@
 // workspace is trusted (initializationOptions.trusted, then haqa/trust notifications).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYamlValue } from 'yaml';
+import { boundedYamlValue as parseYamlValue } from '../config/parse';
 import {
   DiagnosticSeverity, type CodeLens, ResponseError, WorkDoneProgress, type CancellationToken, type Diagnostic, type Range, type WorkspaceEdit,
 } from 'vscode-languageserver/node';
