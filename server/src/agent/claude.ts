@@ -279,7 +279,9 @@ export class ClaudeAgent implements Proposer {
 
   /** Answer the info tools, queue trials, accept a final answer. Returns a 'done' proposal when the agent finished. */
   private handle(message: Anthropic.Message, ctx: ProposerContext, finalOnly = false): Proposal | undefined {
-    const uses = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    // The reply is untrusted input: content that is no list, or blocks that are no objects, are skipped.
+    const content: unknown[] = Array.isArray(message.content) ? message.content : [];
+    const uses = content.filter((b): b is Anthropic.ToolUseBlock => typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use');
     if (message.stop_reason === 'refusal') return { kind: 'done', outcome: 'error', reason: 'the model refused to continue' };
     if (uses.length === 0) {
       if (++this.nudges > 2) return { kind: 'done', outcome: 'error', reason: 'the model stopped without calling final_answer' };
@@ -289,6 +291,7 @@ export class ClaudeAgent implements Proposer {
     let done: Proposal | undefined;
     for (const u of uses) {
       try {
+        if (typeof u.name !== 'string') throw new InputError(`the tool name must be a string, got ${short(u.name)}`);
         if (u.name === 'final_answer') {
           const answer = this.finalAnswer(u.input, ctx);
           done = { kind: 'done', outcome: 'completed', reason: 'the agent gave its final answer', answer };

@@ -8,6 +8,7 @@ import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
 import { boundedYamlValue } from '../config/parse';
+import { contextDiagnostics, documentUri, isObj, isPosition, plainUri } from './params';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -34,7 +35,8 @@ export const recipeFeature: ServerFeature = {
 
     connection.onHover((p) =>
       safe('hover', async () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined || !isPosition(p.position) ? undefined : documents.get(uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
         return hoverRecipe(await service.recipe(doc), p.position) ?? null;
       }, null),
@@ -42,7 +44,8 @@ export const recipeFeature: ServerFeature = {
 
     connection.onCompletion((p) =>
       safe('completion', async () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined || !isPosition(p.position) ? undefined : documents.get(uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return [];
         // The model of the last finished analysis is good enough for names; wait only the first time.
         const a = service.lastRecipe.get(doc.uri) ?? (await service.recipe(doc));
@@ -52,9 +55,10 @@ export const recipeFeature: ServerFeature = {
 
     connection.onCodeAction((p) =>
       safe('codeAction', () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined ? undefined : documents.get(uri);
         if (!doc || !docKind(doc.uri)) return [];
-        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics);
+        return recipeCodeActions(doc.getText(), doc.uri, contextDiagnostics(p));
       }, []),
     );
 
@@ -62,8 +66,10 @@ export const recipeFeature: ServerFeature = {
     // recipe (comments kept). The client applies them with workspace.applyEdit.
     connection.onRequest(KnobEditsRequest, (p: KnobEditsParams) =>
       safe('haqa/knobEdits', () => {
-        const doc = documents.get(p.uri);
-        if (!doc) throw new Error(`document not open: ${p.uri}`);
+        const uri = plainUri(p);
+        const doc = uri === undefined ? undefined : documents.get(uri);
+        if (!doc) throw new Error(`document not open: ${uri}`);
+        if (!isObj(p.assignment)) throw new Error('assignment must be an object of knob → value');
         const text = doc.getText();
         return { edits: recipeTextEdits(text, knobEdits(p.assignment, boundedYamlValue(text))) };
       }, { edits: [] }),
@@ -72,7 +78,8 @@ export const recipeFeature: ServerFeature = {
     connection.onDidChangeWatchedFiles((p) =>
       safe('didChangeWatchedFiles', async () => {
         const open = documents.all().map((d) => d.uri);
-        for (const c of p.changes) {
+        for (const c of Array.isArray(p?.changes) ? p.changes : []) {
+          if (!isObj(c) || typeof c.uri !== 'string') continue;
           const file = uriToPath(c.uri);
           const hits = await service.fileChanged(file, open);
           for (const uri of hits) diagnostics.schedule(uri);
