@@ -132,7 +132,7 @@ type Note = (target: Target, index: number, kind: Kind, input: string, detail: s
 
 // ---------------------------------------------------------------- recipes
 
-const RECIPES = [
+export const RECIPES = [
   fs.readFileSync(path.resolve(__dirname, '../../examples/tiny-llama/haqa.yaml'), 'utf8'),
   'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  skip: [lm_head]\n  overrides:\n    - match: model.layers.*.mlp.down_proj\n      bits: 8\n    - match: model.layers.0.self_attn.*\n      bits: 8\n',
   'version: 1\nmodel: ./model.onnx\nsparsity:\n  rules:\n    - match: "**"\n      pattern: "2:4"\nlow_rank:\n  rules:\n    - match: model.layers.*.mlp.*\n      rank: 8\ncalibration:\n  text: ./calib.txt\n',

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { main } from '../../server/src/cli';
 import type { CliIO } from '../../server/src/cli/command';
-import { parseYaml } from '../../server/src/config/parse';
+import { parseYaml, boundedYamlValue } from '../../server/src/config/parse';
 import { messageText } from '../../server/src/config/diagnostics';
 import { yamlTooDeep, jsonTooDeep, MAX_NESTING } from '../../server/src/config/depth';
 import { globMatcher } from '../../server/src/config/plan';
@@ -141,4 +141,37 @@ test('a 50,000-line recipe is refused by its line count before the yaml parser s
   const small = 'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 8\n';
   const prev = parseYaml(small);
   assert.equal(parseYaml(small + '#\n'.repeat(10_001), prev).diagnostics[0]?.code, 'file-too-large');
+});
+
+test('a mapping key that is a list or a mapping is a diagnostic on the key (not stringified with a warning)', () => {
+  for (const text of ['model: ./m.onnx\n? [a, b]\n: 1\n', 'model: ./m.onnx\nquantize:\n  {a: 1}: 2\n']) {
+    const p = parseYaml(text);
+    assert.deepEqual(p.diagnostics.map((d) => d.code), ['yaml-unsupported-value'], text);
+    assert.equal(p.diagnostics[0].range.start.line, text.includes('?') ? 1 : 2);
+    assert.equal(p.value, undefined);
+  }
+});
+
+test('token-heavy junk is refused before the yaml parser (a megabyte of "- " in a flow list took seconds)', () => {
+  for (const text of [`model: ./m.onnx\nx: [${'- '.repeat(500_000)}`, `model: ./m.onnx\nx: [${': '.repeat(200_000)}`, `${'- '.repeat(30)}x\n`.repeat(3000)]) {
+    const p = parseYaml(text);
+    assert.deepEqual(p.diagnostics.map((d) => d.code), ['yaml-too-complex']);
+  }
+  // A large but ordinary recipe is under the bound.
+  let ok = 'version: 1\nmodel: ./m.onnx\nquantize:\n  overrides:\n';
+  for (let i = 0; i < 2400; i++) ok += `    - match: model.layers.${i}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+  assert.ok(!parseYaml(ok).diagnostics.some((d) => d.code === 'yaml-too-complex'));
+});
+
+test('thousands of YAML errors are reported as the first 100 and a count', () => {
+  const p = parseYaml(`    quantize.bits: [4, \n${'- '.repeat(5000)}x\n`);
+  const syntax = p.diagnostics.filter((d) => d.code === 'yaml-syntax');
+  assert.equal(syntax.length, 101);
+  assert.match(messageText(syntax[100]), /^and \d+ more YAML errors$/);
+});
+
+test('the plain-value reader used by edits and the tuner refuses with an Error, not a ReferenceError', () => {
+  assert.throws(() => boundedYamlValue('a: *nothing\n'), (e: Error) => e.constructor === Error && /cannot read the recipe: .*alias/i.test(e.message));
+  assert.throws(() => boundedYamlValue(`x: ${'['.repeat(100)}`), /nests deeper than 64/);
+  assert.deepEqual(boundedYamlValue('a: 1\n'), { a: 1 });
 });

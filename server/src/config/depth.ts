@@ -1,7 +1,8 @@
-// Nesting depth, bounded before any parser sees the text. The yaml and jsonc parsers recurse once per
-// level (about a thousand levels overflow the stack) and the yaml parser slows down sharply with depth
-// (100,000 levels took seconds). No recipe or config.json nests more than a handful of levels, so a
-// linear, iterative scan refuses deep text up front, pointing at where the limit is crossed.
+// Nesting depth and size in tokens, bounded before any parser sees the text. The yaml and jsonc parsers
+// recurse once per level (about a thousand levels overflow the stack), the yaml parser slows down
+// sharply with depth (100,000 levels took seconds) and costs tens of µs per structure token even on junk.
+// No recipe or config.json nests more than a handful of levels, so a linear, iterative scan refuses
+// deep or token-heavy text up front, pointing at where the limit is crossed.
 
 /** Deeper than any recipe or config.json needs; shallow enough for every recursive step after parsing. */
 export const MAX_NESTING = 64;
@@ -32,6 +33,20 @@ export function jsonTooDeep(text: string, max = MAX_NESTING): number | undefined
  * Quoted strings, comments and block scalars (`|`, `>`) are skipped.
  */
 export function yamlTooDeep(text: string, max = MAX_NESTING): number | undefined {
+  const b = yamlBounds(text, max, Infinity);
+  return b?.kind === 'depth' ? b.offset : undefined;
+}
+
+/**
+ * More structure tokens than any recipe has (`:`, `-`, `?` before a space, `[ ] { } ,` in flow), about
+ * 12 a line in a real recipe. The yaml parser's cost is per token and far from cheap on junk (a
+ * megabyte of `- ` inside a flow list took seconds), so the token count bounds the parse time.
+ */
+export const MAX_YAML_TOKENS = 20_000;
+
+/** Where nesting (`depth`) or the token count (`tokens`) first exceeds its bound, or undefined. */
+export function yamlBounds(text: string, max = MAX_NESTING, maxTokens = MAX_YAML_TOKENS): { offset: number; kind: 'depth' | 'tokens' } | undefined {
+  let tokens = 0;
   const indents: number[] = [];
   let flow = 0;
   let quote = 0; // 0, or the quote character code of a string that spans lines
@@ -65,8 +80,10 @@ export function yamlTooDeep(text: string, max = MAX_NESTING): number | undefined
         i += 2;
         while (i < end && text.charCodeAt(i) === 0x20) i++;
       }
+      tokens += depth;
+      if (tokens > maxTokens) return { offset: i, kind: 'tokens' };
       depth += indents.length;
-      if (depth + flow > max) return i;
+      if (depth + flow > max) return { offset: i, kind: 'depth' };
     }
     let valueStart = true; // where a `[`/`{` opens a flow collection in block context
     let last = '';
@@ -78,11 +95,16 @@ export function yamlTooDeep(text: string, max = MAX_NESTING): number | undefined
         continue;
       }
       if (ch === '#' && (last === '' || last === ' ' || last === '\t')) break;
+      const next = i + 1 < end ? text[i + 1] : ' ';
+      const spaced = next === ' ' || next === '\t' || next === '\r';
+      if (((ch === ':' || ch === '-' || ch === '?') && spaced) || (flow > 0 && (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}'))) {
+        if (++tokens > maxTokens) return { offset: i, kind: 'tokens' };
+      }
       const tokenStart = last === '' || last === ' ' || last === '\t' || last === ',' || last === '[' || last === '{';
       if ((ch === '"' || ch === "'") && tokenStart) quote = ch.charCodeAt(0);
       else if ((ch === '[' || ch === '{') && (flow > 0 || valueStart)) {
         flow++;
-        if (depth + flow > max) return i;
+        if (depth + flow > max) return { offset: i, kind: 'depth' };
       } else if ((ch === ']' || ch === '}') && flow > 0) flow--;
       if (ch !== ' ' && ch !== '\t') {
         valueStart = flow > 0 ? false : ch === ':' || ch === '-' || ch === '?';

@@ -3,7 +3,7 @@
 // huge files and binary junk become diagnostics; nothing here throws on any input.
 import { parse, parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
-import { MAX_NESTING, yamlTooDeep } from './depth';
+import { MAX_NESTING, MAX_YAML_TOKENS, yamlBounds, yamlTooDeep } from './depth';
 
 export type JsonPath = (string | number)[];
 
@@ -15,6 +15,9 @@ export const MAX_RECIPE_BYTES = 2 * 1024 * 1024;
  * projection of a 300-layer model.
  */
 export const MAX_RECIPE_LINES = 10_000;
+
+/** YAML errors reported one by one; the rest are counted in one more diagnostic. */
+const MAX_SYNTAX_DIAGNOSTICS = 100;
 
 /** Whether `text` has more than `max` lines, counted without splitting it. */
 export function linesOver(text: string, max: number): number | undefined {
@@ -44,7 +47,8 @@ export function yamlBoundsError(text: string): string | undefined {
   if (text.length > MAX_RECIPE_BYTES || linesOver(text, MAX_RECIPE_LINES) !== undefined) {
     return `the recipe is too large to read (over ${MAX_RECIPE_BYTES / 1048576} MB or ${MAX_RECIPE_LINES} lines)`;
   }
-  if (yamlTooDeep(text) !== undefined) return `the recipe nests deeper than ${MAX_NESTING} levels`;
+  const b = yamlBounds(text);
+  if (b) return b.kind === 'depth' ? `the recipe nests deeper than ${MAX_NESTING} levels` : `the recipe has more than ${MAX_YAML_TOKENS} YAML structure tokens`;
   return undefined;
 }
 
@@ -55,7 +59,12 @@ export function yamlBoundsError(text: string): string | undefined {
 export function boundedYamlValue(text: string): unknown {
   const why = yamlBoundsError(text);
   if (why) throw new Error(why);
-  return parse(text, { maxAliasCount: 100 });
+  try {
+    return parse(text, { maxAliasCount: 100 });
+  } catch (err) {
+    // yaml throws a ReferenceError for an unresolved alias: still the recipe's fault, not ours.
+    throw new Error(`cannot read the recipe: ${firstLine((err as Error).message)}`);
+  }
 }
 
 /** Text that is not text: NUL bytes or mostly control characters in the first few KB. */
@@ -77,7 +86,9 @@ export function looksBinary(text: string): boolean {
  */
 export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   const tooManyLines = text.length <= MAX_RECIPE_BYTES ? linesOver(text, MAX_RECIPE_LINES) : undefined;
-  if (prev && tooManyLines === undefined) {
+  // Bounds before any parse, on every version: an incremental patch must not grow a document past them.
+  const bound = text.length <= MAX_RECIPE_BYTES && tooManyLines === undefined ? yamlBounds(text) : undefined;
+  if (prev && tooManyLines === undefined && !bound) {
     const patched = patchScalarEdit(prev, text) ?? patchSeqItemEdit(prev, text);
     if (patched) return patched;
   }
@@ -96,10 +107,11 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     out.diagnostics.push(diag(top, 'error', 'binary-file', 'file looks binary (NUL or control characters), not YAML text'));
     return out;
   }
-  const deep = yamlTooDeep(text);
-  if (deep !== undefined) {
-    out.diagnostics.push(diag(lines.range(deep, deep + 1), 'error', 'yaml-too-deep',
-      `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so the file is not parsed`));
+  if (bound) {
+    const at = lines.range(bound.offset, bound.offset + 1);
+    out.diagnostics.push(bound.kind === 'depth'
+      ? diag(at, 'error', 'yaml-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so the file is not parsed`)
+      : diag(at, 'error', 'yaml-too-complex', `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`));
     return out;
   }
   let doc: Document.Parsed;
@@ -110,13 +122,25 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     return out;
   }
   out.doc = doc;
-  for (const e of doc.errors) {
+  // Junk can make thousands of errors: the first few are what a reader can use.
+  for (const e of doc.errors.slice(0, MAX_SYNTAX_DIAGNOSTICS)) {
     const [a, b] = e.pos;
     out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'error', 'yaml-syntax', firstLine(e.message)));
+  }
+  if (doc.errors.length > MAX_SYNTAX_DIAGNOSTICS) {
+    const [a] = doc.errors[MAX_SYNTAX_DIAGNOSTICS].pos;
+    out.diagnostics.push(diag(lines.range(a, a + 1), 'error', 'yaml-syntax', `and ${doc.errors.length - MAX_SYNTAX_DIAGNOSTICS} more YAML errors`));
   }
   for (const w of doc.warnings) {
     const [a, b] = w.pos;
     out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'warning', 'yaml-syntax', firstLine(w.message)));
+  }
+  const badKey = collectionKey(doc);
+  if (badKey) {
+    // toJS would stringify it (and warn on stderr); no recipe key is a list or a mapping.
+    out.diagnostics.push(diag(lines.range(badKey[0], Math.max(badKey[1], badKey[0] + 1)), 'error', 'yaml-unsupported-value',
+      'a key that is a list or a mapping is not plain data; recipe keys are names'));
+    return out;
   }
   try {
     // maxAliasCount guards against alias bombs ("billion laughs").
@@ -134,6 +158,21 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   }
   out.fatal = doc.errors.length > 0;
   return out;
+}
+
+/** The range of the first mapping key that is itself a collection (`? [a, b]`), if any. Iterative. */
+function collectionKey(doc: Document.Parsed): [number, number] | undefined {
+  const stack: unknown[] = [doc.contents];
+  while (stack.length) {
+    const n = stack.pop();
+    if (isMap(n)) {
+      for (const it of n.items) {
+        if (isMap(it.key) || isSeq(it.key)) return [(it.key as Node).range?.[0] ?? 0, (it.key as Node).range?.[1] ?? 0];
+        stack.push(it.value);
+      }
+    } else if (isSeq(n)) stack.push(...n.items);
+  }
+  return undefined;
 }
 
 /**
@@ -330,7 +369,7 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   // The item must end where the slice ends: the next content line may not be indented past the dash.
   const after = text.slice(end + delta).split('\n').find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   if (after !== undefined && /^ */.exec(after)![0].length > dash[1].length) return undefined;
-  if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined; // deep: the full parse bounds it
+  if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined; // deep: leave it to the full parse
   let part: Document.Parsed;
   try {
     part = parseDocument(slice, { prettyErrors: false, uniqueKeys: true, strict: true });
@@ -338,7 +377,7 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
     return undefined;
   }
   const c = part.contents;
-  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1) return undefined;
+  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1 || collectionKey(part)) return undefined;
   const oldItem = seq.items[index];
   const item = c.items[0] as Node;
   if (contextSensitive(item) || contextSensitive(oldItem) || endsOpen(item) || endsOpen(oldItem)) return undefined;
