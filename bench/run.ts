@@ -155,13 +155,15 @@ function fuzzSection(j: Json): string[] {
   const row = (name: string, c: Json) => `| ${name} | ${c.inputs} | ${c.clear} | ${c.accepted} | ${c.crash} | ${c.hang} | ${c.dataLost} |`;
   const what: Record<string, string> = {
     recipe: 'recipes (`haqa check`, and the editor\'s incremental parse)', config: 'config.json (`haqa check`)',
-    onnx: 'ONNX models (`inspect`, `check`, `quantize`)', lsp: 'LSP messages to the built server', tool: 'agent tool calls (Claude handler, validator)',
+    onnx: 'ONNX models (`inspect`, `check`, `quantize`)', lsp: 'LSP messages to the built server',
+    tool: 'agent tool calls (Claude handler, validator)',
   };
   const t = j.total;
   const ok = t.crash === 0 && t.hang === 0 && t.dataLost === 0;
   const lines = [
     '## 5. Fuzzing: hostile inputs', '',
-    `Seed ${j.seed}, ${t.inputs} inputs in ${f(j.seconds, 1)} s (\`node --import tsx test/fuzz/fuzz.ts --seed ${j.seed} --n ${j.n}\`; mutators in test/fuzz/mutators.ts). An outcome is a *clear error* (a diagnostic, exit 1/2, a refusal), *accepted*, a *crash* (an engine error such as a TypeError, exit 70, a dead server, a handler failure logged with a stack trace), a *hang* (over ${j.deadlineMs / 1000} s for one input) or *data lost* (a partial output or temp file after a refusal, an output that does not read back, a changed input model).`, '',
+    `Seed ${j.seed}, ${t.inputs} inputs in ${f(j.seconds, 1)} s (\`node --import tsx test/fuzz/fuzz.ts --seed ${j.seed} --n ${j.n}\`; mutators in test/fuzz/mutators.ts).` +
+    `An outcome is a *clear error* (a diagnostic, exit 1/2, a refusal), *accepted*, a *crash* (an engine error such as a TypeError, exit 70, a dead server, a handler failure logged with a stack trace), a *hang* (over ${j.deadlineMs / 1000} s for one input) or *data lost* (a partial output or temp file after a refusal, an output that does not read back, a changed input model).`, '',
     '| target | inputs | clear errors | accepted | crashes | hangs | data lost |', '| --- | --- | --- | --- | --- | --- | --- |',
     ...Object.entries<Json>(j.perTarget).map(([k, c]) => row(what[k] ?? k, c)),
     row('**total**', t), '',
@@ -170,7 +172,9 @@ function fuzzSection(j: Json): string[] {
   ];
   if (j.failures?.length) {
     lines.push('', 'First failures:', '');
-    for (const x of j.failures.slice(0, 8)) lines.push(`- ${x.target} #${x.index} ${x.kind}: ${String(x.input).slice(0, 160)} — ${String(x.detail).split('\n')[0].slice(0, 200)}`);
+    for (const x of j.failures.slice(0, 8)) {
+      lines.push(`- ${x.target} #${x.index} ${x.kind}: ${String(x.input).slice(0, 160)} — ${String(x.detail).split('\n')[0].slice(0, 200)}`);
+    }
   }
   lines.push('');
   return lines;

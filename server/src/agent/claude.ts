@@ -281,7 +281,8 @@ export class ClaudeAgent implements Proposer {
   private handle(message: Anthropic.Message, ctx: ProposerContext, finalOnly = false): Proposal | undefined {
     // The reply is untrusted input: content that is no list, or blocks that are no objects, are skipped.
     const content: unknown[] = Array.isArray(message.content) ? message.content : [];
-    const uses = content.filter((b): b is Anthropic.ToolUseBlock => typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use');
+    const uses = content.filter((b): b is Anthropic.ToolUseBlock =>
+      typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use');
     if (message.stop_reason === 'refusal') return { kind: 'done', outcome: 'error', reason: 'the model refused to continue' };
     if (uses.length === 0) {
       if (++this.nudges > 2) return { kind: 'done', outcome: 'error', reason: 'the model stopped without calling final_answer' };

@@ -8,8 +8,9 @@
 // Crash safety. A record is appended with one write() of the whole line followed by fsync, so a kill
 // leaves at most a torn *last* line, which readers skip; the next append first terminates a torn line
 // so the new record starts on a line of its own. A write that fails or comes up short (a full disk) is
-// cut back off the file and reported as StoreWriteError: no torn line, no silent success. Artifacts are built in `.haqa/artifacts/.tmp-*` and
-// renamed into place whole, so a key directory either holds a complete model or does not exist.
+// cut back off the file and reported as StoreWriteError: no torn line, no silent success. Artifacts are
+// built in `.haqa/artifacts/.tmp-*` and renamed into place whole, so a key directory either holds a
+// complete model or does not exist.
 //
 // Concurrency. O_APPEND makes each write land at the end, but "one write() is atomic" is only promised
 // for pipes (PIPE_BUF), not files, and the torn-line repair is read-then-write. So appends take an

@@ -45,7 +45,9 @@ export function yamlTooDeep(text: string, max = MAX_NESTING): number | undefined
 export const MAX_YAML_TOKENS = 20_000;
 
 /** Where nesting (`depth`) or the token count (`tokens`) first exceeds its bound, or undefined. */
-export function yamlBounds(text: string, max = MAX_NESTING, maxTokens = MAX_YAML_TOKENS): { offset: number; kind: 'depth' | 'tokens' } | undefined {
+export function yamlBounds(
+  text: string, max = MAX_NESTING, maxTokens = MAX_YAML_TOKENS,
+): { offset: number; kind: 'depth' | 'tokens' } | undefined {
   let tokens = 0;
   const indents: number[] = [];
   let flow = 0;
@@ -97,7 +99,8 @@ export function yamlBounds(text: string, max = MAX_NESTING, maxTokens = MAX_YAML
       if (ch === '#' && (last === '' || last === ' ' || last === '\t')) break;
       const next = i + 1 < end ? text[i + 1] : ' ';
       const spaced = next === ' ' || next === '\t' || next === '\r';
-      if (((ch === ':' || ch === '-' || ch === '?') && spaced) || (flow > 0 && (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}'))) {
+      const indicator = (ch === ':' || ch === '-' || ch === '?') && spaced;
+      if (indicator || (flow > 0 && (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}'))) {
         if (++tokens > maxTokens) return { offset: i, kind: 'tokens' };
       }
       const tokenStart = last === '' || last === ' ' || last === '\t' || last === ',' || last === '[' || last === '{';

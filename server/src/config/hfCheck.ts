@@ -38,7 +38,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   const deep = jsonTooDeep(text);
   if (deep !== undefined) {
     // jsonc-parser recurses per level: refuse before it overflows the stack.
-    a.diagnostics.push(diag(lines.range(deep, deep + 1), 'error', 'json-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a config.json needs a few, so the file is not parsed`));
+    a.diagnostics.push(diag(lines.range(deep, deep + 1), 'error', 'json-too-deep',
+      `nesting deeper than ${MAX_NESTING} levels here; a config.json needs a few, so the file is not parsed`));
     return a;
   }
   const errors: ParseError[] = [];

@@ -35,7 +35,9 @@ export class ModelCache {
       .then(() => (require('../model/graph') as typeof import('../model/graph')).inspectModel(abs))
       .then(
       (graph) => ({ ok: true as const, graph }),
-      (err: Error) => ({ ok: false as const, kind: err.name === 'GraphError' ? ('invalid' as const) : ('corrupt' as const), message: err.message }),
+      (err: Error) => ({
+        ok: false as const, kind: err.name === 'GraphError' ? ('invalid' as const) : ('corrupt' as const), message: err.message,
+      }),
     );
     this.entries.set(abs, { mtimeMs: st.mtimeMs, size: st.size, load });
     return load;

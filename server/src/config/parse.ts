@@ -48,8 +48,9 @@ export function yamlBoundsError(text: string): string | undefined {
     return `the recipe is too large to read (over ${MAX_RECIPE_BYTES / 1048576} MB or ${MAX_RECIPE_LINES} lines)`;
   }
   const b = yamlBounds(text);
-  if (b) return b.kind === 'depth' ? `the recipe nests deeper than ${MAX_NESTING} levels` : `the recipe has more than ${MAX_YAML_TOKENS} YAML structure tokens`;
-  return undefined;
+  if (!b) return undefined;
+  if (b.kind === 'depth') return `the recipe nests deeper than ${MAX_NESTING} levels`;
+  return `the recipe has more than ${MAX_YAML_TOKENS} structure tokens`;
 }
 
 /**
@@ -100,7 +101,8 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     return out;
   }
   if (tooManyLines !== undefined) {
-    out.diagnostics.push(diag(top, 'error', 'file-too-large', `file has ${tooManyLines} lines; recipes over ${MAX_RECIPE_LINES} lines are not checked`));
+    const why = `file has ${tooManyLines} lines; recipes over ${MAX_RECIPE_LINES} lines are not checked`;
+    out.diagnostics.push(diag(top, 'error', 'file-too-large', why));
     return out;
   }
   if (looksBinary(text)) {
@@ -110,8 +112,9 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   if (bound) {
     const at = lines.range(bound.offset, bound.offset + 1);
     out.diagnostics.push(bound.kind === 'depth'
-      ? diag(at, 'error', 'yaml-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so the file is not parsed`)
-      : diag(at, 'error', 'yaml-too-complex', `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`));
+      ? diag(at, 'error', 'yaml-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so it is not parsed`)
+      : diag(at, 'error', 'yaml-too-complex',
+        `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`));
     return out;
   }
   let doc: Document.Parsed;
@@ -129,7 +132,8 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   }
   if (doc.errors.length > MAX_SYNTAX_DIAGNOSTICS) {
     const [a] = doc.errors[MAX_SYNTAX_DIAGNOSTICS].pos;
-    out.diagnostics.push(diag(lines.range(a, a + 1), 'error', 'yaml-syntax', `and ${doc.errors.length - MAX_SYNTAX_DIAGNOSTICS} more YAML errors`));
+    const rest = doc.errors.length - MAX_SYNTAX_DIAGNOSTICS;
+    out.diagnostics.push(diag(lines.range(a, a + 1), 'error', 'yaml-syntax', `and ${rest} more YAML errors`));
   }
   for (const w of doc.warnings) {
     const [a, b] = w.pos;

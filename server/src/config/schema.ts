@@ -142,7 +142,8 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
       if (pn !== undefined) {
         const keyPath = [...path, pn];
         out.paths.push({ path: keyPath, keyword: 'additionalProperties' });
-        return diag(rangeOf(p, keyPath, 'key'), 'error', 'out-of-range', `a key in ${where(path)} is ${String(pn).length} characters long: ${e.message ?? 'not valid'}`);
+        const msg = `a key in ${where(path)} is ${String(pn).length} characters long: ${e.message ?? 'not valid'}`;
+        return diag(rangeOf(p, keyPath, 'key'), 'error', 'out-of-range', msg);
       }
       out.paths.push({ path, keyword: e.keyword });
       const code = /^(minimum|maximum|exclusiveMinimum|exclusiveMaximum|minLength|maxLength|minItems|maxItems)$/.test(e.keyword) ? 'out-of-range' : 'invalid-value';

@@ -41,7 +41,8 @@ export { isObj };
  */
 export const SafeTextDocument = {
   create(uri: unknown, languageId: unknown, version: unknown, content: unknown): TextDocument {
-    return TextDocument.create(String(uri), String(languageId), Number.isInteger(version) ? (version as number) : 0, typeof content === 'string' ? content : '');
+    const v = Number.isInteger(version) ? (version as number) : 0;
+    return TextDocument.create(String(uri), String(languageId), v, typeof content === 'string' ? content : '');
   },
   update: TextDocument.update,
 };

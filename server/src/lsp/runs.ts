@@ -339,7 +339,8 @@ export function createRunsFeature(): ServerFeature {
       }
 
       connection.onRequest(Methods.suggestionEdit, (p: RecipeParams & { knobs: Record<string, unknown>; title?: string }) =>
-        knobsEdit(uriParam(p), isObj(p.knobs) ? p.knobs : {}, `apply suggestion${typeof p.title === 'string' && p.title ? ` “${p.title}”` : ''}`));
+        knobsEdit(uriParam(p), isObj(p.knobs) ? p.knobs : {},
+          `apply suggestion${typeof p.title === 'string' && p.title ? ` “${p.title}”` : ''}`));
 
       connection.onRequest(Methods.bestTrialEdit, async (p: RecipeParams): Promise<EditResult> => {
         uriParam(p);

@@ -38,7 +38,9 @@ export class GraphError extends OnnxError {
 export function writeFailure(err: unknown, out: string): Error {
   const code = (err as NodeJS.ErrnoException)?.code;
   if (err instanceof OnnxError || (err as Error)?.name === 'AbortError') return err as Error;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new OnnxError(`cannot write ${out}: no space left on device; nothing was written`, out);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new OnnxError(`cannot write ${out}: no space left on device; nothing was written`, out);
+  }
   if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || code === 'EIO' || code === 'EFBIG') {
     return new OnnxError(`cannot write ${out}: ${(err as Error).message}; nothing was written`, out);
   }
@@ -133,7 +135,9 @@ export function externalRef(t: onnx.ITensorProto): ExternalRef | undefined {
     if (v === undefined) return undefined;
     const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
     if (!Number.isSafeInteger(n)) {
-      throw new OnnxError(`tensor ${t.name}: external data '${key}' is ${JSON.stringify(v.slice(0, 40))}, not a non-negative integer`, undefined, t.name ?? undefined);
+      const shownValue = JSON.stringify(v.slice(0, 40));
+      const why = `tensor ${t.name}: external data '${key}' is ${shownValue}, not a non-negative integer`;
+      throw new OnnxError(why, undefined, t.name ?? undefined);
     }
     return n;
   };

@@ -25,9 +25,13 @@ function checkDims(dims: LongLike[] | null | undefined, what: string, file: stri
   let elements = 1;
   for (const raw of dims ?? []) {
     const d = dimOf(raw);
-    if (!Number.isSafeInteger(d) || d < 0) throw new GraphError(`${file}: ${what} has dimension ${String(raw)}; dims must be non-negative integers`, file, where);
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new GraphError(`${file}: ${what} has dimension ${String(raw)}; dims must be non-negative integers`, file, where);
+    }
     elements *= d;
-    if (elements > MAX_TENSOR_BYTES) throw new GraphError(`${file}: ${what} has shape [${(dims ?? []).map(String)}], over ${MAX_TENSOR_BYTES} elements`, file, where);
+    if (elements > MAX_TENSOR_BYTES) {
+      throw new GraphError(`${file}: ${what} has shape [${(dims ?? []).map(String)}], over ${MAX_TENSOR_BYTES} elements`, file, where);
+    }
   }
   return elements;
 }
@@ -86,7 +90,9 @@ function checkTensor(t: onnx.ITensorProto, baseDir: string, file: string, sizes:
   const storedElems = t.rawData && t.rawData.length > 0 ? stored / size : typedCount(t);
   if (storedElems !== elements && !(elements === 0 && stored === 0)) {
     throw new GraphError(`${file}: ${what}: holds ${t.rawData?.length ? `${stored} bytes` : `${storedElems} values`}, its shape ` +
-      `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} needs ${t.rawData?.length ? `${want} bytes` : `${elements} values`}`, file, name);
+      `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} needs ` +
+      `${t.rawData?.length ? `${want} bytes` : `${elements} values`}`,
+      file, name);
   }
 }
 
@@ -103,7 +109,9 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
     available.add(t.name ?? '');
   }
   const realInputs = (g.input ?? []).filter((i) => !available.has(i.name ?? ''));
-  if (realInputs.length === 0) throw new GraphError(`${file}: the graph has no inputs (every graph input is an initializer or there are none)`, file);
+  if (realInputs.length === 0) {
+    throw new GraphError(`${file}: the graph has no inputs (every graph input is an initializer or there are none)`, file);
+  }
   if ((g.output ?? []).length === 0) throw new GraphError(`${file}: the graph has no outputs`, file);
   for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
     const dims = v.type?.tensorType?.shape?.dim ?? [];
@@ -111,7 +119,11 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
       if (d.dimParam) continue;
       const x = dimOf(d.dimValue as LongLike);
       if (!Number.isSafeInteger(x) || x < 0) {
-        throw new GraphError(`${file}: graph input/output ${v.name} has dimension ${String(d.dimValue)}; dims must be non-negative integers`, file, v.name ?? undefined);
+        throw new GraphError(
+          `${file}: graph input/output ${v.name} has dimension ${String(d.dimValue)}; ` +
+          `dims must be non-negative integers`,
+          file, v.name ?? undefined,
+        );
       }
     }
   }
@@ -127,9 +139,13 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
     }
     for (const o of n.output ?? []) {
       if (o === '') continue;
-      if (available.has(o)) throw new GraphError(`${file}: node ${label} writes '${o}', which is a graph input or initializer`, file, label);
+      if (available.has(o)) {
+        throw new GraphError(`${file}: node ${label} writes '${o}', which is a graph input or initializer`, file, label);
+      }
       const prev = producer.get(o);
-      if (prev !== undefined) throw new GraphError(`${file}: '${o}' is produced twice (nodes ${nodeLabel(nodes[prev], prev)} and ${label})`, file, label);
+      if (prev !== undefined) {
+        throw new GraphError(`${file}: '${o}' is produced twice (nodes ${nodeLabel(nodes[prev], prev)} and ${label})`, file, label);
+      }
       producer.set(o, i);
     }
   });
@@ -144,13 +160,19 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
         consumers[p].push(i);
         indegree[i]++;
       } else if (!available.has(x)) {
-        throw new GraphError(`${file}: node ${nodeLabel(n, i)} reads '${x}', which is no graph input, initializer or node output`, file, nodeLabel(n, i));
+        throw new GraphError(
+          `${file}: node ${nodeLabel(n, i)} reads '${x}', which is no graph input, initializer ` +
+          `or node output`,
+          file, nodeLabel(n, i),
+        );
       }
     }
   });
   for (const o of g.output ?? []) {
     const name = o.name ?? '';
-    if (!producer.has(name) && !available.has(name)) throw new GraphError(`${file}: graph output '${name}' is produced by no node`, file, name);
+    if (!producer.has(name) && !available.has(name)) {
+      throw new GraphError(`${file}: graph output '${name}' is produced by no node`, file, name);
+    }
   }
   // Kahn's algorithm: whatever is left with inputs pending sits on a cycle.
   const queue: number[] = [];
@@ -172,7 +194,11 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
       cur = back;
     }
     const label = nodeLabel(nodes[cur], cur);
-    throw new GraphError(`${file}: the graph has a cycle through node ${label} (${nodes.length - done} of ${nodes.length} nodes can never run)`, file, label);
+    throw new GraphError(
+      `${file}: the graph has a cycle through node ${label} (${nodes.length - done} ` +
+      `of ${nodes.length} nodes can never run)`,
+      file, label,
+    );
   }
 }
 
