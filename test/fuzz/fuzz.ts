@@ -65,8 +65,9 @@ const empty = (): Counts => ({ inputs: 0, clear: 0, accepted: 0, crash: 0, hang:
 export function isEngineError(err: unknown): boolean {
   const e = err as Error;
   if (!(e instanceof Error) && typeof e !== 'object') return true;
-  return ['TypeError', 'RangeError', 'ReferenceError', 'SyntaxError', 'DataCloneError', 'EvalError', 'InternalError'].includes(e?.name ?? '') ||
-    /Maximum call stack|Cannot read propert|is not a function|is not iterable|Invalid (typed )?array length|out of memory/i.test(e?.message ?? '');
+  const names = ['TypeError', 'RangeError', 'ReferenceError', 'SyntaxError', 'DataCloneError', 'EvalError', 'InternalError'];
+  const internal = /Maximum call stack|Cannot read propert|is not a function|is not iterable|Invalid (typed )?array length|out of memory/i;
+  return names.includes(e?.name ?? '') || internal.test(e?.message ?? '');
 }
 
 const shown = (s: string) => (s.length > 160 ? `${JSON.stringify(s.slice(0, 120))}… (${s.length} chars)` : JSON.stringify(s));
@@ -105,7 +106,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     c[kind]++;
     report.total.inputs++;
     report.total[kind]++;
-    if (kind === 'crash' || kind === 'hang' || kind === 'dataLost') report.failures.push({ target, index, kind, input, detail: `${detail} (${Math.round(ms)} ms)` });
+    if (kind === 'crash' || kind === 'hang' || kind === 'dataLost') {
+      report.failures.push({ target, index, kind, input, detail: `${detail} (${Math.round(ms)} ms)` });
+    }
   };
   fs.mkdirSync(opts.dir, { recursive: true });
   const ws = path.join(opts.dir, 'ws');
@@ -134,9 +137,12 @@ type Note = (target: Target, index: number, kind: Kind, input: string, detail: s
 
 export const RECIPES = [
   fs.readFileSync(path.resolve(__dirname, '../../examples/tiny-llama/haqa.yaml'), 'utf8'),
-  'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  skip: [lm_head]\n  overrides:\n    - match: model.layers.*.mlp.down_proj\n      bits: 8\n    - match: model.layers.0.self_attn.*\n      bits: 8\n',
-  'version: 1\nmodel: ./model.onnx\nsparsity:\n  rules:\n    - match: "**"\n      pattern: "2:4"\nlow_rank:\n  rules:\n    - match: model.layers.*.mlp.*\n      rank: 8\ncalibration:\n  text: ./calib.txt\n',
-  'version: 1\nmodel: ./model.onnx\nsearch:\n  trials: 4\n  space:\n    quantize.bits: [4, 8]\n    quantize.bits@model.layers.*.mlp.down_proj: [4, 8, 32]\n    runtime.intra_op_threads: [1, 2]\n',
+  'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  skip: [lm_head]\n  overrides:\n' +
+    '    - match: model.layers.*.mlp.down_proj\n      bits: 8\n    - match: model.layers.0.self_attn.*\n      bits: 8\n',
+  'version: 1\nmodel: ./model.onnx\nsparsity:\n  rules:\n    - match: "**"\n      pattern: "2:4"\nlow_rank:\n  rules:\n' +
+    '    - match: model.layers.*.mlp.*\n      rank: 8\ncalibration:\n  text: ./calib.txt\n',
+  'version: 1\nmodel: ./model.onnx\nsearch:\n  trials: 4\n  space:\n    quantize.bits: [4, 8]\n' +
+    '    quantize.bits@model.layers.*.mlp.down_proj: [4, 8, 32]\n    runtime.intra_op_threads: [1, 2]\n',
 ];
 
 async function fuzzRecipes(r: Rng, n: number, ws: string, note: Note, mismatch: () => void): Promise<void> {
@@ -180,7 +186,8 @@ const CONFIGS = fs.readdirSync(path.resolve(__dirname, '../../examples/configs')
 async function fuzzConfigs(r: Rng, n: number, ws: string, note: Note): Promise<void> {
   for (let i = 0; i < n; i++) {
     const base = r.pick(CONFIGS);
-    const text = r.chance(0.7) ? JSON.stringify(mutateJson(r, JSON.parse(base)), null, r.chance(0.5) ? 2 : 0) ?? 'null' : mutateText(r, base);
+    const asJson = () => JSON.stringify(mutateJson(r, JSON.parse(base)), null, r.chance(0.5) ? 2 : 0) ?? 'null';
+    const text = r.chance(0.7) ? asJson() : mutateText(r, base);
     // Beside the model half the time (then the graph comparison runs too).
     const dir = r.chance(0.5) ? ws : path.join(ws, 'alone');
     fs.mkdirSync(dir, { recursive: true });
@@ -188,7 +195,8 @@ async function fuzzConfigs(r: Rng, n: number, ws: string, note: Note): Promise<v
     fs.writeFileSync(file, text);
     const t = performance.now();
     const res = await cli(['check', file]);
-    note('config', i, cliKind(res), shown(text), res.thrown ? String((res.thrown as Error).stack) : res.err.split('\n').slice(-1)[0], performance.now() - t);
+    const detail = res.thrown ? String((res.thrown as Error).stack) : res.err.split('\n').slice(-1)[0];
+    note('config', i, cliKind(res), shown(text), detail, performance.now() - t);
   }
 }
 
@@ -271,6 +279,8 @@ async function fuzzModels(r: Rng, n: number, root: string, note: Note): Promise<
 
 // ---------------------------------------------------------------- LSP messages
 
+const EDIT_TEXTS = ['', 'x', '\n', '  bits: 8\n', '[[[[', '!!merge x'];
+
 async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline: number, note: Note): Promise<void> {
   const proc = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -297,7 +307,8 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
     const good = pathToFileURL(path.join(ws, 'haqa.yaml')).href;
     await conn.sendNotification('textDocument/didOpen', { textDocument: { uri: good, languageId: 'yaml', version: 1, text: RECIPES[1] } });
     let version = 1;
-    const uris = [good, pathToFileURL(path.join(ws, 'other.haqa.yaml')).href, pathToFileURL(path.join(ws, 'config.json')).href, 'file:///nowhere/haqa.yaml', 'untitled:x', 'not a uri'];
+    const inWs = (name: string) => pathToFileURL(path.join(ws, name)).href;
+    const uris = [good, inWs('other.haqa.yaml'), inWs('config.json'), 'file:///nowhere/haqa.yaml', 'untitled:x', 'not a uri'];
     const pos = () => ({ line: r.int(40), character: r.int(200) });
     const range = () => ({ start: pos(), end: pos() });
     // Requests that start runs are sent too: the workspace is never trusted here, so they must refuse.
@@ -305,16 +316,33 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
     const templates: [string, boolean, () => unknown][] = [
       ['textDocument/hover', true, () => ({ textDocument: { uri: r.pick(uris) }, position: pos() })],
       ['textDocument/completion', true, () => ({ textDocument: { uri: r.pick(uris) }, position: pos() })],
-      ['textDocument/codeAction', true, () => ({ textDocument: { uri: r.pick(uris) }, range: range(), context: { diagnostics: [{ range: range(), message: 'x', source: 'haqa', code: 'unknown-key', data: { fix: r.pick(['remove', 'rename-key', 'replace', 'set', 'nope']), path: [r.pick(['quantize', 'model', 0, -1]), r.int(3)], to: 'bits', values: [4], value: 8 } }] } })],
-      ['haqa/knobEdits', true, () => ({ uri: r.pick(uris), assignment: { [r.pick(['quantize.bits', 'quantize.bits@lm_head', 'nope', '__proto__'])]: r.pick([4, 8, 'x', null]) } })],
+      // (Random draws in the order they always had: a seed's campaign stays the same.)
+      ['textDocument/codeAction', true, () => {
+        const uri = r.pick(uris), outer = range(), inner = range();
+        const fix = r.pick(['remove', 'rename-key', 'replace', 'set', 'nope']);
+        const data = { fix, path: [r.pick(['quantize', 'model', 0, -1]), r.int(3)], to: 'bits', values: [4], value: 8 };
+        const diagnostics = [{ range: inner, message: 'x', source: 'haqa', code: 'unknown-key', data }];
+        return { textDocument: { uri }, range: outer, context: { diagnostics } };
+      }],
+      ['haqa/knobEdits', true, () => {
+        const uri = r.pick(uris);
+        const knob = r.pick(['quantize.bits', 'quantize.bits@lm_head', 'nope', '__proto__']);
+        return { uri, assignment: { [knob]: r.pick([4, 8, 'x', null]) } };
+      }],
       ['haqa/suggestionEdit', true, () => ({ uri: r.pick(uris), knobs: { 'quantize.bits': r.pick([4, 8, 'x']) }, title: 'x' })],
       ['haqa/bestTrialEdit', true, () => ({ uri: r.pick(uris) })],
       ['haqa/runs', true, () => ({ uri: r.pick(uris) })],
       ['haqa/benchmark', true, () => ({ uri: r.pick(uris), quick: true })],
       ['haqa/tune', true, () => ({ uri: r.pick(uris), trials: 2 })],
       ['haqa/advise', true, () => ({ uri: r.pick(uris) })],
-      ['textDocument/didOpen', false, () => ({ textDocument: { uri: r.pick(uris.slice(1)), languageId: 'yaml', version: r.int(5), text: mutateText(r, r.pick(RECIPES)) } })],
-      ['textDocument/didChange', false, () => ({ textDocument: { uri: good, version: ++version }, contentChanges: [{ range: range(), text: r.pick(['', 'x', '\n', '  bits: 8\n', '[[[[', '!!merge x']) }] })],
+      ['textDocument/didOpen', false, () => {
+        const uri = r.pick(uris.slice(1)), v = r.int(5);
+        return { textDocument: { uri, languageId: 'yaml', version: v, text: mutateText(r, r.pick(RECIPES)) } };
+      }],
+      ['textDocument/didChange', false, () => {
+        const v = ++version, rg = range();
+        return { textDocument: { uri: good, version: v }, contentChanges: [{ range: rg, text: r.pick(EDIT_TEXTS) }] };
+      }],
       ['textDocument/didClose', false, () => ({ textDocument: { uri: r.pick(uris.slice(1)) } })],
       ['workspace/didChangeWatchedFiles', false, () => ({ changes: [{ uri: r.pick(uris), type: r.int(4) }] })],
       ['$/nonsense', true, () => ({})],
@@ -341,10 +369,12 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
         await conn.sendNotification(method, params);
       }
       // Still alive and answering?
-      const ping = exited ? 'timeout' : await within(conn.sendRequest('textDocument/hover', { textDocument: { uri: good }, position: { line: 1, character: 2 } }).catch(() => 'error'), deadline);
+      const hover = () => conn.sendRequest('textDocument/hover', { textDocument: { uri: good }, position: { line: 1, character: 2 } });
+      const ping = exited ? 'timeout' : await within(hover().catch(() => 'error'), deadline);
       if (exited) (kind = 'crash'), (detail = `the server exited: ${stderr.slice(-400)}`);
       else if (ping === 'timeout') (kind = 'hang'), (detail = 'the server stopped answering');
-      const failed = logs.slice(logsBefore).find((l) => /failed: (TypeError|RangeError|ReferenceError|SyntaxError)|Maximum call stack|uncaught|unhandled/i.test(l));
+      const engineFailure = /failed: (TypeError|RangeError|ReferenceError|SyntaxError)|Maximum call stack|uncaught|unhandled/i;
+      const failed = logs.slice(logsBefore).find((l) => engineFailure.test(l));
       if (failed && kind !== 'hang') (kind = 'crash'), (detail = failed.slice(0, 600));
       note('lsp', i, kind, input, detail, performance.now() - t);
       if (exited) break;
@@ -366,7 +396,10 @@ async function fuzzTools(r: Rng, n: number, note: Note): Promise<void> {
     validate: (c: unknown) => validateConfig(c, space, setting), duplicateOf: () => undefined,
   };
   const good = { config: { 'quantize.bits': 4, 'quantize.accuracy_level': 4 }, rationale: 'x', explanation: 'x' };
-  const names: unknown[] = ['run_trial', 'final_answer', 'history', 'search_space', 'model_summary', 'hardware_profile', 'frobnicate', '', 42, null, {}, ['run_trial'], 'x'.repeat(5000)];
+  const names: unknown[] = [
+    'run_trial', 'final_answer', 'history', 'search_space', 'model_summary', 'hardware_profile', 'frobnicate', '', 42, null, {},
+    ['run_trial'], 'x'.repeat(5000),
+  ];
   for (let i = 0; i < n; i++) {
     const agent = new ClaudeAgent({ apiKey: 'sk-ant-fuzz-0000', baseURL: 'http://127.0.0.1:9' }, { trials: 5 });
     const uses = Array.from({ length: 1 + r.int(4) }, (_, j) => ({
