@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../server/src/util/atomicWrite';
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,search,engine,lsp' },
+    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz' },
   },
 });
 const QUICK = values.quick!;
@@ -151,6 +151,35 @@ function lspSection(j: Json): string[] {
   ];
 }
 
+function fuzzSection(j: Json): string[] {
+  const row = (name: string, c: Json) => `| ${name} | ${c.inputs} | ${c.clear} | ${c.accepted} | ${c.crash} | ${c.hang} | ${c.dataLost} |`;
+  const what: Record<string, string> = {
+    recipe: 'recipes (`haqa check`, and the editor\'s incremental parse)', config: 'config.json (`haqa check`)',
+    onnx: 'ONNX models (`inspect`, `check`, `quantize`)', lsp: 'LSP messages to the built server',
+    tool: 'agent tool calls (Claude handler, validator)',
+  };
+  const t = j.total;
+  const ok = t.crash === 0 && t.hang === 0 && t.dataLost === 0;
+  const lines = [
+    '## 5. Fuzzing: hostile inputs', '',
+    `Seed ${j.seed}, ${t.inputs} inputs in ${f(j.seconds, 1)} s (\`node --import tsx test/fuzz/fuzz.ts --seed ${j.seed} --n ${j.n}\`; mutators in test/fuzz/mutators.ts).` +
+    `An outcome is a *clear error* (a diagnostic, exit 1/2, a refusal), *accepted*, a *crash* (an engine error such as a TypeError, exit 70, a dead server, a handler failure logged with a stack trace), a *hang* (over ${j.deadlineMs / 1000} s for one input) or *data lost* (a partial output or temp file after a refusal, an output that does not read back, a changed input model).`, '',
+    '| target | inputs | clear errors | accepted | crashes | hangs | data lost |', '| --- | --- | --- | --- | --- | --- | --- |',
+    ...Object.entries<Json>(j.perTarget).map(([k, c]) => row(what[k] ?? k, c)),
+    row('**total**', t), '',
+    `Incremental parses that disagreed with a fresh parse: ${j.incrementalMismatches}.`, '',
+    `Goal: 0 crashes, 0 hangs, 0 data lost — **${ok ? 'met' : 'not met'}**.`,
+  ];
+  if (j.failures?.length) {
+    lines.push('', 'First failures:', '');
+    for (const x of j.failures.slice(0, 8)) {
+      lines.push(`- ${x.target} #${x.index} ${x.kind}: ${String(x.input).slice(0, 160)} — ${String(x.detail).split('\n')[0].slice(0, 200)}`);
+    }
+  }
+  lines.push('');
+  return lines;
+}
+
 async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
@@ -189,6 +218,13 @@ async function main(): Promise<void> {
     const r = runPart('lsp', ['bench/lsp.ts', '--edits', QUICK ? '40' : '100']);
     if (r.json) fs.writeFileSync(path.join(OUT, 'lsp.json'), JSON.stringify(r.json, null, 2));
     record('language server', r, lspSection);
+  }
+
+  if (!parts.has('fuzz')) reuse('fuzz', path.join(OUT, 'fuzz.json'), fuzzSection);
+  if (parts.has('fuzz')) {
+    const file = path.join(OUT, 'fuzz.json');
+    const n = QUICK ? '300' : '1500';
+    record('fuzz', runPart('fuzz', ['test/fuzz/fuzz.ts', '--seed', '1', '--n', n, '--json', file], file), fuzzSection);
   }
 
   const hw = hardwareFingerprint();

@@ -4,12 +4,12 @@
 import {
   createConnection, ProposedFeatures, TextDocuments, TextDocumentSyncKind, InitializeParams, InitializeResult, ServerCapabilities,
 } from 'vscode-languageserver/node';
-import { TextDocument } from 'vscode-languageserver-textdocument';
 import { DiagnosticsHub } from './lsp/diagnosticsHub';
 import { HaqaService, docKind, uriToPath } from './lsp/service';
 import type { ServerContext, ServerFeature } from './lsp/features';
 import { recipeFeature } from './lsp/recipeFeature';
 import { createRunsFeature } from './lsp/runs';
+import { SafeTextDocument } from './lsp/params';
 
 const features: ServerFeature[] = [recipeFeature, createRunsFeature()];
 
@@ -22,7 +22,7 @@ export interface InitOptions {
 
 export function startServer(): void {
   const connection = createConnection(ProposedFeatures.all);
-  const documents = new TextDocuments(TextDocument);
+  const documents = new TextDocuments(SafeTextDocument); // didOpen params are untrusted too
   const service = new HaqaService();
   const diagnostics = new DiagnosticsHub(connection, documents);
   const log = (m: string) => {

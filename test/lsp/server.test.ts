@@ -195,3 +195,33 @@ test('config.json gets diagnostics; junk and odd requests never crash the server
   await client.conn.sendNotification('textDocument/didClose', { textDocument: { uri: junkUri } });
   await client.diagnostics(junkUri, (ds) => ds.length === 0);
 });
+
+test('hostile documents get a bounded diagnostic at their place, and the server keeps answering', async () => {
+  await started;
+  const open = async (name: string, text: string) => {
+    const uri = pathToFileURL(path.join(dir, name)).href;
+    await client.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: name.endsWith('.json') ? 'json' : 'yaml', version: 1, text } });
+    return uri;
+  };
+  let long = 'model: ./model.onnx\nquantize:\n  overrides:\n';
+  for (let i = 0; i < 12_500; i++) long += `    - match: model.layers.${i % 2}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+  const cases: [string, string, string, number][] = [
+    ['merge.haqa.yaml', 'model: !!merge x\n', 'yaml-unsupported-value', 0],
+    ['deep.haqa.yaml', `model: ./model.onnx\nx: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, 'yaml-too-deep', 1],
+    ['long.haqa.yaml', long, 'file-too-large', 0],
+    ['deep/config.json', `{"model_type": "llama", "x": ${'['.repeat(10_000)}${']'.repeat(10_000)}}`, 'json-too-deep', 0],
+  ];
+  fs.mkdirSync(path.join(dir, 'deep'), { recursive: true });
+  for (const [name, text, code, line] of cases) {
+    const uri = await open(name, text);
+    const ds = await client.diagnostics(uri, has(code));
+    assert.equal(ds.find((d) => d.code === code)!.range.start.line, line, name);
+    // Requests on the hostile document are answered, not crashed on.
+    await client.conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 0, character: 2 } });
+    await client.conn.sendRequest('textDocument/completion', { textDocument: { uri }, position: { line: 1, character: 2 } });
+    await client.conn.sendRequest('haqa/knobEdits', { uri, assignment: { 'quantize.bits': 8 } });
+  }
+  const h = await client.conn.sendRequest('textDocument/hover', { textDocument: { uri: recipeUri }, position: { line: 1, character: 2 } });
+  assert.ok(h);
+  assert.equal(client.proc.exitCode, null);
+});

@@ -324,6 +324,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       if (record.status === 'ok') {
         record.status = 'error';
         record.error = { message: `measured, but the record could not be stored: ${(err as Error).message}`, stage: 'store', where: store.runsFile };
+      } else if (record.error) {
+        record.error.message += ` (and the record could not be stored: ${(err as Error).message})`;
       }
     }
   }

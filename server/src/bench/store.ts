@@ -7,8 +7,10 @@
 //
 // Crash safety. A record is appended with one write() of the whole line followed by fsync, so a kill
 // leaves at most a torn *last* line, which readers skip; the next append first terminates a torn line
-// so the new record starts on a line of its own. Artifacts are built in `.haqa/artifacts/.tmp-*` and
-// renamed into place whole, so a key directory either holds a complete model or does not exist.
+// so the new record starts on a line of its own. A write that fails or comes up short (a full disk) is
+// cut back off the file and reported as StoreWriteError: no torn line, no silent success. Artifacts are
+// built in `.haqa/artifacts/.tmp-*` and renamed into place whole, so a key directory either holds a
+// complete model or does not exist.
 //
 // Concurrency. O_APPEND makes each write land at the end, but "one write() is atomic" is only promised
 // for pipes (PIPE_BUF), not files, and the torn-line repair is read-then-write. So appends take an
@@ -21,8 +23,28 @@ import type { RunRecord } from './record';
 import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
 import { fileRefusal, insideRoots, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
+import { validateModel } from '../model/validate';
 
 export const STORE_DIR = '.haqa';
+
+/** The one write of an append; a seam so tests can make it fail part-way (a full disk). */
+export const appendIo = {
+  write: (fh: fs.promises.FileHandle, bytes: Buffer): Promise<{ bytesWritten: number }> => fh.write(bytes, 0, bytes.length),
+};
+
+/** A failed append, with what happened on disk: nothing of the record remains. */
+export class StoreWriteError extends Error {
+  constructor(message: string, readonly file: string, readonly code?: string) {
+    super(message);
+    this.name = 'StoreWriteError';
+  }
+}
+
+function appendError(file: string, err: NodeJS.ErrnoException): StoreWriteError {
+  const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+  const why = full ? 'no space left on device' : err.message;
+  return new StoreWriteError(`${full ? 'disk full: ' : ''}the run record was not saved (${file}: ${why})`, file, err.code);
+}
 
 export interface ReadResult {
   records: RunRecord[];
@@ -79,8 +101,18 @@ export class RunStore {
           await fh.read(last, 0, 1, size - 1);
           if (last[0] !== 0x0a) prefix = '\n'; // a torn line from a crash: end it, don't extend it
         }
-        await fh.write(prefix + line);
-        await fh.sync();
+        const bytes = Buffer.from(prefix + line);
+        try {
+          const { bytesWritten } = await appendIo.write(fh, bytes);
+          if (bytesWritten !== bytes.length) {
+            throw Object.assign(new Error(`short write: ${bytesWritten} of ${bytes.length} bytes`), { code: 'ENOSPC' });
+          }
+          await fh.sync();
+        } catch (err) {
+          // Never leave a torn record behind: cut the file back to where this append began.
+          await fh.truncate(size).catch(() => undefined);
+          throw appendError(this.runsFile, err as NodeJS.ErrnoException);
+        }
       } finally {
         await fh.close();
       }
@@ -331,6 +363,7 @@ export async function hashModelFiles(modelPath: string): Promise<{ hash: string;
   const refused = fileRefusal(modelPath, 'model'); // a FIFO or device would hang the read below
   if (refused) throw refused;
   const proto = decodeModel(await fs.promises.readFile(modelPath), modelPath);
+  validateModel(proto, dir, modelPath); // a broken graph is refused before any worker loads it
   const locations = new Set<string>();
   for (const t of proto.graph?.initializer ?? []) {
     const ext = externalRef(t);

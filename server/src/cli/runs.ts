@@ -6,6 +6,16 @@ import { RunStore } from '../bench/store';
 
 const usage = 'haqa runs list [--json] [--dir WORKSPACE|RECIPE] | haqa runs prune [--keep N] [--dir WORKSPACE|RECIPE]';
 
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** The recipe column: a record from an older version or a hand edit may lack the path, or hold junk. */
+function recipeColumn(file: unknown): string {
+  if (typeof file !== 'string' || file === '') return '-';
+  return path.relative(process.cwd(), file) || file;
+}
+
 export const runsCommand: Command = {
   name: 'runs',
   summary: 'list recorded benchmark runs, or prune stored model artifacts no recent run refers to',
@@ -35,14 +45,19 @@ export const runsCommand: Command = {
       }
       const rows: (string | number)[][] = [['id', 'status', 'recipe', 'decode ms/tok', 'prefill ms', 'speedup', 'ppl', 'size']];
       for (const r of records) {
-        const m = r.metrics ?? {};
+        // Lines are hand-editable: every field is checked for its type before it is formatted.
+        const m = (typeof r.metrics === 'object' && r.metrics !== null ? r.metrics : {}) as Record<string, unknown>;
+        const med = (k: string) => num((m[k] as { median?: unknown } | undefined)?.median);
+        const sp = (typeof r.speedups === 'object' && r.speedups !== null ? r.speedups : {}) as Record<string, unknown>;
+        const decode = med('decode_ms_per_token'), inference = med('inference_ms'), prefill = med('prefill_ms');
+        const spd = num(sp.decode), spi = num(sp.inference), ppl = num(m.ppl), bytes = num(m.model_bytes);
         rows.push([
-          r.id, r.status + (r.quick ? '*' : ''), path.relative(process.cwd(), r.recipe_file) || r.recipe_file,
-          m.decode_ms_per_token ? m.decode_ms_per_token.median.toFixed(3) : m.inference_ms ? `(${m.inference_ms.median.toFixed(3)})` : '-',
-          m.prefill_ms ? m.prefill_ms.median.toFixed(2) : '-',
-          r.speedups?.decode ? `${r.speedups.decode.toFixed(2)}×` : r.speedups?.inference ? `${r.speedups.inference.toFixed(2)}×` : '-',
-          m.ppl !== undefined ? m.ppl.toFixed(3) : '-',
-          m.model_bytes !== undefined ? humanBytes(m.model_bytes) : '-',
+          r.id, r.status + (r.quick ? '*' : ''), recipeColumn(r.recipe_file),
+          decode !== undefined ? decode.toFixed(3) : inference !== undefined ? `(${inference.toFixed(3)})` : '-',
+          prefill !== undefined ? prefill.toFixed(2) : '-',
+          spd ? `${spd.toFixed(2)}×` : spi ? `${spi.toFixed(2)}×` : '-',
+          ppl !== undefined ? ppl.toFixed(3) : '-',
+          bytes !== undefined ? humanBytes(bytes) : '-',
         ]);
       }
       for (const l of table(rows, [3, 4, 5, 6, 7])) io.out(l);

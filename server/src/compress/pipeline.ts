@@ -23,7 +23,7 @@ import { globMatcher, planLayers, LayerPlan } from '../config/plan';
 import { inspectLoaded, Layer } from '../model/graph';
 import {
   DataType, EXTERNAL_DATA_THRESHOLD, ExternalDataWriter, LoadedModel, OnnxError, attrInt, dataTypeName, elementSize,
-  externalRef, makeTensor, num, onnx, readModel, readTensorBytes, readTensorFloat32, resolveExternal, tensorDims, writeModel,
+  externalRef, makeTensor, num, onnx, readModel, readTensorBytes, readTensorFloat32, resolveExternal, tensorDims, writeModel, writeFailure,
 } from '../model/onnx';
 import { node as mkNode } from '../model/build';
 import { CalibrationData, InputNeeds, calibrate } from './calibrate';
@@ -260,7 +260,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
     }
   } catch (err) {
     await writer.abort();
-    throw err;
+    throw writeFailure(err, out); // a full disk is the user's to fix, not an internal error
   }
 
   const bytes = await diskBytes(out);

@@ -137,7 +137,9 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   if (!modelOk) return;
   const load = await ctx.models.get(r.model);
   if (!load.ok) {
-    a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', load.kind === 'corrupt' ? 'model-unreadable' : load.kind === 'directory' ? 'model-is-directory' : 'model-not-found', load.message));
+    const codes = { invalid: 'model-invalid', corrupt: 'model-unreadable', directory: 'model-is-directory', missing: 'model-not-found' };
+    const code = codes[load.kind];
+    a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', code, load.message));
     return;
   }
   const g = load.graph;

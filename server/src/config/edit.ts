@@ -5,7 +5,7 @@
 import { parseDocument, stringify, isMap, isSeq, isScalar, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 import type { TextEdit } from 'vscode-languageserver-types';
 import { LineIndex } from './diagnostics';
-import { JsonPath, locate } from './parse';
+import { JsonPath, locate, yamlBoundsError } from './parse';
 import { parseKnob } from './plan';
 import type { SearchValue } from './recipe';
 
@@ -99,6 +99,8 @@ class Text {
 }
 
 function applyOne(text: string, e: RecipeEdit): string {
+  const tooBig = yamlBoundsError(text); // size and depth bounded before the position-keeping parse
+  if (tooBig) throw new RecipeEditError(`cannot edit this recipe: ${tooBig}`);
   const doc = parseDocument(text);
   if (doc.errors.length) throw new RecipeEditError(`cannot edit a recipe with YAML errors: ${doc.errors[0].message.split('\n')[0]}`);
   const T = new Text(text);

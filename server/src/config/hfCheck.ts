@@ -8,6 +8,7 @@ import { architectureFromConfig, HfConfigError, ModelArchitecture } from './hfCo
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
 import { MAX_RECIPE_BYTES, looksBinary } from './parse';
+import { MAX_NESTING, jsonTooDeep } from './depth';
 import type { ModelGraph } from '../model/graph';
 
 export interface HfConfigAnalysis {
@@ -34,6 +35,13 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     return a;
   }
   const lines = new LineIndex(text);
+  const deep = jsonTooDeep(text);
+  if (deep !== undefined) {
+    // jsonc-parser recurses per level: refuse before it overflows the stack.
+    a.diagnostics.push(diag(lines.range(deep, deep + 1), 'error', 'json-too-deep',
+      `nesting deeper than ${MAX_NESTING} levels here; a config.json needs a few, so the file is not parsed`));
+    return a;
+  }
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true });
   for (const e of errors) {

@@ -7,7 +7,8 @@ import type { ModelGraph } from '../model/graph';
 
 export type ModelLoad =
   | { ok: true; graph: ModelGraph }
-  | { ok: false; kind: 'missing' | 'directory' | 'corrupt'; message: string };
+  /** `invalid`: it decodes but model/validate.ts refuses the graph (a cycle, a dangling input, bad dims). */
+  | { ok: false; kind: 'missing' | 'directory' | 'corrupt' | 'invalid'; message: string };
 
 interface Entry { mtimeMs: number; size: number; load: Promise<ModelLoad> }
 
@@ -34,7 +35,9 @@ export class ModelCache {
       .then(() => (require('../model/graph') as typeof import('../model/graph')).inspectModel(abs))
       .then(
       (graph) => ({ ok: true as const, graph }),
-      (err: Error) => ({ ok: false as const, kind: 'corrupt' as const, message: err.message }),
+      (err: Error) => ({
+        ok: false as const, kind: err.name === 'GraphError' ? ('invalid' as const) : ('corrupt' as const), message: err.message,
+      }),
     );
     this.entries.set(abs, { mtimeMs: st.mtimeMs, size: st.size, load });
     return load;

@@ -1,13 +1,30 @@
 // YAML with positions: the recipe text → its JS value, plus a way back from a JSON path
 // (['quantize','overrides',3,'bits']) to the exact key and value ranges in the text. Syntax errors,
 // huge files and binary junk become diagnostics; nothing here throws on any input.
-import { parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import { parse, parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
+import { MAX_NESTING, MAX_YAML_TOKENS, yamlBounds, yamlTooDeep } from './depth';
 
 export type JsonPath = (string | number)[];
 
 /** Above this a recipe is refused: nobody writes one this big, and parsing it would stall the editor. */
 export const MAX_RECIPE_BYTES = 2 * 1024 * 1024;
+/**
+ * Above this many lines too: the yaml parser costs tens of µs a line, so a 50,000-line recipe held the
+ * language server for seconds per check. 10,000 lines is 2,500 four-line overrides — more than one per
+ * projection of a 300-layer model.
+ */
+export const MAX_RECIPE_LINES = 10_000;
+
+/** YAML errors reported one by one; the rest are counted in one more diagnostic. */
+const MAX_SYNTAX_DIAGNOSTICS = 100;
+
+/** Whether `text` has more than `max` lines, counted without splitting it. */
+export function linesOver(text: string, max: number): number | undefined {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n > max ? n : undefined;
+}
 
 export interface ParsedYaml {
   text: string;
@@ -23,6 +40,32 @@ export interface ParsedYaml {
   consumed?: boolean;
   /** Whether this parse came from patching the previous one (for tests and benchmarks). */
   incremental?: boolean;
+}
+
+/** Why YAML text is too large or too deep to parse (cheap: no parse), or undefined when it is not. */
+export function yamlBoundsError(text: string): string | undefined {
+  if (text.length > MAX_RECIPE_BYTES || linesOver(text, MAX_RECIPE_LINES) !== undefined) {
+    return `the recipe is too large to read (over ${MAX_RECIPE_BYTES / 1048576} MB or ${MAX_RECIPE_LINES} lines)`;
+  }
+  const b = yamlBounds(text);
+  if (!b) return undefined;
+  if (b.kind === 'depth') return `the recipe nests deeper than ${MAX_NESTING} levels`;
+  return `the recipe has more than ${MAX_YAML_TOKENS} structure tokens`;
+}
+
+/**
+ * The plain value of YAML text for callers that need no positions (edits, the tuner), bounded like
+ * parseYaml: too large, too many lines or too deep throws an Error saying so instead of stalling.
+ */
+export function boundedYamlValue(text: string): unknown {
+  const why = yamlBoundsError(text);
+  if (why) throw new Error(why);
+  try {
+    return parse(text, { maxAliasCount: 100 });
+  } catch (err) {
+    // yaml throws a ReferenceError for an unresolved alias: still the recipe's fault, not ours.
+    throw new Error(`cannot read the recipe: ${firstLine((err as Error).message)}`);
+  }
 }
 
 /** Text that is not text: NUL bytes or mostly control characters in the first few KB. */
@@ -43,7 +86,10 @@ export function looksBinary(text: string): boolean {
  * previous tree instead of re-parsing: the yaml parser costs tens of ms on a 1,000-override recipe.
  */
 export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
-  if (prev) {
+  const tooManyLines = text.length <= MAX_RECIPE_BYTES ? linesOver(text, MAX_RECIPE_LINES) : undefined;
+  // Bounds before any parse, on every version: an incremental patch must not grow a document past them.
+  const bound = text.length <= MAX_RECIPE_BYTES && tooManyLines === undefined ? yamlBounds(text) : undefined;
+  if (prev && tooManyLines === undefined && !bound) {
     const patched = patchScalarEdit(prev, text) ?? patchSeqItemEdit(prev, text);
     if (patched) return patched;
   }
@@ -54,8 +100,21 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     out.diagnostics.push(diag(top, 'error', 'file-too-large', `file is ${(text.length / 1048576).toFixed(1)} MB; recipes over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`));
     return out;
   }
+  if (tooManyLines !== undefined) {
+    const why = `file has ${tooManyLines} lines; recipes over ${MAX_RECIPE_LINES} lines are not checked`;
+    out.diagnostics.push(diag(top, 'error', 'file-too-large', why));
+    return out;
+  }
   if (looksBinary(text)) {
     out.diagnostics.push(diag(top, 'error', 'binary-file', 'file looks binary (NUL or control characters), not YAML text'));
+    return out;
+  }
+  if (bound) {
+    const at = lines.range(bound.offset, bound.offset + 1);
+    out.diagnostics.push(bound.kind === 'depth'
+      ? diag(at, 'error', 'yaml-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so it is not parsed`)
+      : diag(at, 'error', 'yaml-too-complex',
+        `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`));
     return out;
   }
   let doc: Document.Parsed;
@@ -66,13 +125,26 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     return out;
   }
   out.doc = doc;
-  for (const e of doc.errors) {
+  // Junk can make thousands of errors: the first few are what a reader can use.
+  for (const e of doc.errors.slice(0, MAX_SYNTAX_DIAGNOSTICS)) {
     const [a, b] = e.pos;
     out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'error', 'yaml-syntax', firstLine(e.message)));
+  }
+  if (doc.errors.length > MAX_SYNTAX_DIAGNOSTICS) {
+    const [a] = doc.errors[MAX_SYNTAX_DIAGNOSTICS].pos;
+    const rest = doc.errors.length - MAX_SYNTAX_DIAGNOSTICS;
+    out.diagnostics.push(diag(lines.range(a, a + 1), 'error', 'yaml-syntax', `and ${rest} more YAML errors`));
   }
   for (const w of doc.warnings) {
     const [a, b] = w.pos;
     out.diagnostics.push(diag(lines.range(a, Math.max(b, a + 1)), 'warning', 'yaml-syntax', firstLine(w.message)));
+  }
+  const badKey = collectionKey(doc);
+  if (badKey) {
+    // toJS would stringify it (and warn on stderr); no recipe key is a list or a mapping.
+    out.diagnostics.push(diag(lines.range(badKey[0], Math.max(badKey[1], badKey[0] + 1)), 'error', 'yaml-unsupported-value',
+      'a key that is a list or a mapping is not plain data; recipe keys are names'));
+    return out;
   }
   try {
     // maxAliasCount guards against alias bombs ("billion laughs").
@@ -81,8 +153,54 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     out.diagnostics.push(diag(top, 'error', 'yaml-syntax', `cannot read the document: ${(err as Error).message}`));
     return out;
   }
+  const odd = notPlainData(out.value);
+  if (odd) {
+    out.diagnostics.push(diag(rangeOf(out, odd.path), 'error', 'yaml-unsupported-value',
+      `${odd.what} is not plain data (YAML tags such as !!merge, !!set or !!binary are not part of a recipe)`));
+    out.value = undefined;
+    return out;
+  }
   out.fatal = doc.errors.length > 0;
   return out;
+}
+
+/** The range of the first mapping key that is itself a collection (`? [a, b]`), if any. Iterative. */
+function collectionKey(doc: Document.Parsed): [number, number] | undefined {
+  const stack: unknown[] = [doc.contents];
+  while (stack.length) {
+    const n = stack.pop();
+    if (isMap(n)) {
+      for (const it of n.items) {
+        if (isMap(it.key) || isSeq(it.key)) return [(it.key as Node).range?.[0] ?? 0, (it.key as Node).range?.[1] ?? 0];
+        stack.push(it.value);
+      }
+    } else if (isSeq(n)) stack.push(...n.items);
+  }
+  return undefined;
+}
+
+/**
+ * The first value that is not JSON-like data (a Symbol from `!!merge`, a Map, Set, Date, Uint8Array
+ * from other YAML 1.1 tags), with its path. Iterative: the depth is bounded already, but cheaply so.
+ */
+export function notPlainData(value: unknown): { path: JsonPath; what: string } | undefined {
+  const stack: { v: unknown; path: JsonPath }[] = [{ v: value, path: [] }];
+  while (stack.length) {
+    const { v, path } = stack.pop()!;
+    const t = typeof v;
+    if (v === null || t === 'string' || t === 'number' || t === 'boolean' || t === 'undefined') continue;
+    const where = path.length ? `the value at ${path.join('.')}` : 'the document';
+    if (t !== 'object') return { path, what: `${where} (${t === 'symbol' ? String(v) : t})` };
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push({ v: x, path: [...path, i] }));
+      continue;
+    }
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return { path, what: `${where} (${proto?.constructor?.name ?? 'object'})` };
+    if (Object.getOwnPropertySymbols(v).length) return { path, what: `a key in ${where}` };
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) stack.push({ v: x, path: [...path, k] });
+  }
+  return undefined;
 }
 
 // A `key: value` line whose value is a plain scalar that cannot change the structure when edited.
@@ -255,7 +373,7 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   // The item must end where the slice ends: the next content line may not be indented past the dash.
   const after = text.slice(end + delta).split('\n').find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   if (after !== undefined && /^ */.exec(after)![0].length > dash[1].length) return undefined;
-  if (slice.includes('\t')) return undefined;
+  if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined; // deep: leave it to the full parse
   let part: Document.Parsed;
   try {
     part = parseDocument(slice, { prettyErrors: false, uniqueKeys: true, strict: true });
@@ -263,7 +381,7 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
     return undefined;
   }
   const c = part.contents;
-  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1) return undefined;
+  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1 || collectionKey(part)) return undefined;
   const oldItem = seq.items[index];
   const item = c.items[0] as Node;
   if (contextSensitive(item) || contextSensitive(oldItem) || endsOpen(item) || endsOpen(oldItem)) return undefined;
@@ -279,6 +397,7 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   } catch {
     return undefined;
   }
+  if (notPlainData(out.value)) return undefined; // a tag in the new item: the full parse reports it
   return out;
 }
 

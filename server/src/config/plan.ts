@@ -15,12 +15,23 @@ export interface LayerPlan {
   lowRank?: { rank: number };
 }
 
+/** Longest glob the recipe schema allows (picomatch throws past 64 KiB; no layer name comes close). */
+export const MAX_GLOB_LENGTH = 1024;
+
 // Layer names are dotted; globs treat each dotted part like a path segment.
 const matchers = new Map<string, (s: string) => boolean>();
+/** A glob that is too long or that picomatch cannot compile matches nothing (the check reports it). */
 export function globMatcher(glob: string): (name: string) => boolean {
   let m = matchers.get(glob);
   if (!m) {
-    const pm = picomatch(glob.replace(/\./g, '/'), { dot: true });
+    let pm: (s: string) => boolean = () => false;
+    if (glob.length <= MAX_GLOB_LENGTH) {
+      try {
+        pm = picomatch(glob.replace(/\./g, '/'), { dot: true });
+      } catch {
+        /* not a glob picomatch can compile: matches nothing */
+      }
+    }
     m = (name: string) => pm(name.replace(/\./g, '/'));
     if (matchers.size > 10000) matchers.clear();
     matchers.set(glob, m);

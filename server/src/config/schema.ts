@@ -138,6 +138,13 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
       return diag(rangeOf(p, path), 'error', 'invalid-value', `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ''}`);
     }
     default: {
+      const pn = (e as any).propertyName;
+      if (pn !== undefined) {
+        const keyPath = [...path, pn];
+        out.paths.push({ path: keyPath, keyword: 'additionalProperties' });
+        const msg = `a key in ${where(path)} is ${String(pn).length} characters long: ${e.message ?? 'not valid'}`;
+        return diag(rangeOf(p, keyPath, 'key'), 'error', 'out-of-range', msg);
+      }
       out.paths.push({ path, keyword: e.keyword });
       const code = /^(minimum|maximum|exclusiveMinimum|exclusiveMaximum|minLength|maxLength|minItems|maxItems)$/.test(e.keyword) ? 'out-of-range' : 'invalid-value';
       return diag(rangeOf(p, path), 'error', code, `${where(path)} ${e.message ?? 'is not valid'}${desc ? ` — ${desc}` : ''}`);

@@ -7,8 +7,9 @@ import { completeRecipe } from '../config/complete';
 import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
-import { parse } from 'yaml';
 import { displayText, lineText } from '../util/sanitize';
+import { boundedYamlValue } from '../config/parse';
+import { contextDiagnostics, documentUri, isObj, isPosition, plainUri } from './params';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
 export const KnobEditsRequest = 'haqa/knobEdits';
@@ -35,7 +36,8 @@ export const recipeFeature: ServerFeature = {
 
     connection.onHover((p) =>
       safe('hover', async () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined || !isPosition(p.position) ? undefined : documents.get(uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
         const h = hoverRecipe(await service.recipe(doc), p.position);
         // Hover text quotes layer names from the model file: shown without raw control characters.
@@ -48,7 +50,8 @@ export const recipeFeature: ServerFeature = {
 
     connection.onCompletion((p) =>
       safe('completion', async () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined || !isPosition(p.position) ? undefined : documents.get(uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return [];
         // The model of the last finished analysis is good enough for names; wait only the first time.
         const a = service.lastRecipe.get(doc.uri) ?? (await service.recipe(doc));
@@ -58,10 +61,11 @@ export const recipeFeature: ServerFeature = {
 
     connection.onCodeAction((p) =>
       safe('codeAction', () => {
-        const doc = documents.get(p.textDocument.uri);
+        const uri = documentUri(p);
+        const doc = uri === undefined ? undefined : documents.get(uri);
         if (!doc || !docKind(doc.uri)) return [];
         // Titles may quote layer names; the edits themselves keep the names as the model spells them.
-        return recipeCodeActions(doc.getText(), doc.uri, p.context.diagnostics).map((a) => ({ ...a, title: lineText(a.title) }));
+        return recipeCodeActions(doc.getText(), doc.uri, contextDiagnostics(p)).map((a) => ({ ...a, title: lineText(a.title) }));
       }, []),
     );
 
@@ -69,17 +73,20 @@ export const recipeFeature: ServerFeature = {
     // recipe (comments kept). The client applies them with workspace.applyEdit.
     connection.onRequest(KnobEditsRequest, (p: KnobEditsParams) =>
       safe('haqa/knobEdits', () => {
-        const doc = documents.get(p.uri);
-        if (!doc) throw new Error(`document not open: ${p.uri}`);
+        const uri = plainUri(p);
+        const doc = uri === undefined ? undefined : documents.get(uri);
+        if (!doc) throw new Error(`document not open: ${uri}`);
+        if (!isObj(p.assignment)) throw new Error('assignment must be an object of knob → value');
         const text = doc.getText();
-        return { edits: recipeTextEdits(text, knobEdits(p.assignment, parse(text))) };
+        return { edits: recipeTextEdits(text, knobEdits(p.assignment, boundedYamlValue(text))) };
       }, { edits: [] }),
     );
 
     connection.onDidChangeWatchedFiles((p) =>
       safe('didChangeWatchedFiles', async () => {
         const open = documents.all().map((d) => d.uri);
-        for (const c of p.changes) {
+        for (const c of Array.isArray(p?.changes) ? p.changes : []) {
+          if (!isObj(c) || typeof c.uri !== 'string') continue;
           const file = uriToPath(c.uri);
           const hits = await service.fileChanged(file, open);
           for (const uri of hits) diagnostics.schedule(uri);

@@ -13,7 +13,8 @@
 // util/sanitize's displayText/lineText: no raw control or bidi characters.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYamlValue } from 'yaml';
+import { boundedYamlValue as parseYamlValue } from '../config/parse';
+import { isObj, plainUri } from './params';
 import {
   DiagnosticSeverity, type CodeLens, ResponseError, WorkDoneProgress, type CancellationToken, type Diagnostic, type Range, type WorkspaceEdit,
 } from 'vscode-languageserver/node';
@@ -187,6 +188,13 @@ export function createRunsFeature(): ServerFeature {
       const storeFor = (file: string) => new RunStore(path.dirname(file));
 
       /** The checked recipe for the document's current text (open document) or the file on disk. */
+      /** The request's `uri`, or a refusal for params without one (they come from the client, unchecked). */
+      function uriParam(p: unknown): string {
+        const uri = plainUri(p);
+        if (uri === undefined) throw new ResponseError(REFUSED, 'the request needs a uri (a string)');
+        return uri;
+      }
+
       async function recipeOf(uri: string): Promise<{ recipe: Recipe; layers?: readonly Layer[] }> {
         const doc = documents.get(uri);
         const { loadSetting } = await engine();
@@ -347,9 +355,11 @@ export function createRunsFeature(): ServerFeature {
       }
 
       connection.onRequest(Methods.suggestionEdit, (p: RecipeParams & { knobs: Record<string, unknown>; title?: string }) =>
-        knobsEdit(p.uri, p.knobs ?? {}, `apply suggestion${p.title ? ` “${p.title}”` : ''}`));
+        knobsEdit(uriParam(p), isObj(p.knobs) ? p.knobs : {},
+          `apply suggestion${typeof p.title === 'string' && p.title ? ` “${p.title}”` : ''}`));
 
       connection.onRequest(Methods.bestTrialEdit, async (p: RecipeParams): Promise<EditResult> => {
+        uriParam(p);
         const best = bestByUri.get(p.uri) ?? bestFromStore(fileOf(p.uri), (await recipeOf(p.uri)).recipe.objective.accuracy.max_ppl_increase);
         if (!best) return { message: 'no tuning result for this recipe yet: run HAQA: Tune first' };
         return knobsEdit(p.uri, best.config, 'apply best trial');
@@ -361,12 +371,13 @@ export function createRunsFeature(): ServerFeature {
       }
 
       connection.onRequest(Methods.runs, async (p: { uri?: string }): Promise<RunsResult> => {
-        if (!p.uri) return { runs: [], storeFile: '' };
-        const file = fileOf(p.uri);
+        const uri = plainUri(p);
+        if (!uri) return { runs: [], storeFile: '' };
+        const file = fileOf(uri);
         const store = storeFor(file);
         let current: { recipe: Recipe; layers?: readonly Layer[] } | undefined;
         try {
-          current = await recipeOf(p.uri);
+          current = await recipeOf(uri);
         } catch {
           current = undefined; // a broken recipe still shows its history
         }

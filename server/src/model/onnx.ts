@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { tempPathFor } from '../util/atomicWrite';
 import { fileKind, insideRoots, realPath } from '../util/paths';
+import { validateModel } from './validate';
 
 export { onnx };
 export const DataType = onnx.TensorProto.DataType;
@@ -20,6 +21,31 @@ export class OnnxError extends Error {
     super(message);
     this.name = 'OnnxError';
   }
+}
+
+/** A model that decodes but cannot be run as it stands (model/validate.ts says why). */
+export class GraphError extends OnnxError {
+  constructor(message: string, file?: string, where?: string) {
+    super(message, file, where);
+    this.name = 'GraphError';
+  }
+}
+
+/**
+ * A failed write of `out` as the user should read it: a full disk (or quota) is said plainly, other
+ * errors keep their message; either way the output is named. Atomic writers remove their temp files
+ * first, so "nothing was written" holds.
+ */
+export function writeFailure(err: unknown, out: string): Error {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (err instanceof OnnxError || (err as Error)?.name === 'AbortError') return err as Error;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new OnnxError(`cannot write ${out}: no space left on device; nothing was written`, out);
+  }
+  if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || code === 'EIO' || code === 'EFBIG') {
+    return new OnnxError(`cannot write ${out}: ${(err as Error).message}; nothing was written`, out);
+  }
+  return err as Error;
 }
 
 export interface LoadedModel {
@@ -51,7 +77,9 @@ export async function readModel(file: string): Promise<LoadedModel> {
   if (!stat.isFile()) throw new OnnxError(`${abs} is not a regular file (a FIFO, socket or device); it is not read`, abs);
   if (stat.size === 0) throw new OnnxError(`${abs} is empty`, abs);
   const bytes = await fs.promises.readFile(abs);
-  return { proto: decodeModel(bytes, abs), path: abs, baseDir: path.dirname(abs), fileBytes: stat.size };
+  const proto = decodeModel(bytes, abs);
+  validateModel(proto, path.dirname(abs), abs);
+  return { proto, path: abs, baseDir: path.dirname(abs), fileBytes: stat.size };
 }
 
 export function decodeModel(bytes: Uint8Array, file = '<memory>'): onnx.ModelProto {
@@ -104,8 +132,19 @@ export function externalRef(t: onnx.ITensorProto): ExternalRef | undefined {
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
   if (!location) throw new OnnxError(`tensor ${t.name}: external data without a location`, undefined, t.name ?? undefined);
-  const offset = Number(kv.get('offset') ?? 0);
-  const length = kv.has('length') ? Number(kv.get('length')) : tensorElements(t) * elementSize(t.dataType ?? 0);
+  const count = (key: string): number | undefined => {
+    const v = kv.get(key);
+    if (v === undefined) return undefined;
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n)) {
+      const shownValue = JSON.stringify(v.slice(0, 40));
+      const why = `tensor ${t.name}: external data '${key}' is ${shownValue}, not a non-negative integer`;
+      throw new OnnxError(why, undefined, t.name ?? undefined);
+    }
+    return n;
+  };
+  const offset = count('offset') ?? 0;
+  const length = count('length') ?? tensorElements(t) * elementSize(t.dataType ?? 0);
   return { location, offset, length };
 }
 
@@ -258,6 +297,15 @@ export function attrInt(node: onnx.INodeProto, name: string, dflt: number): numb
 
 // ---------------------------------------------------------------- writing
 
+/** Write all of `bytes` at `position`, looping over short writes; a full disk ends in ENOSPC. */
+async function writeAll(fh: fs.promises.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC' });
+    done += bytesWritten;
+  }
+}
+
 /** Initializers at least this large go to the external data file when external data is used. */
 const EXTERNAL_MIN_BYTES = 1024;
 /** Above this many bytes of weights a model must use external data (protobuf's 2 GB limit). */
@@ -284,9 +332,9 @@ export class ExternalDataWriter {
     if (!this.fh) this.fh = await fs.promises.open(this.tmpData, 'w');
     const bytes = asBytes(data);
     const pad = (64 - (this.offset % 64)) % 64; // keep tensors 64-byte aligned for mmap-friendly loads
-    if (pad) await this.fh.write(new Uint8Array(pad), 0, pad, this.offset);
+    if (pad) await writeAll(this.fh, new Uint8Array(pad), this.offset);
     this.offset += pad;
-    await this.fh.write(bytes, 0, bytes.length, this.offset);
+    await writeAll(this.fh, bytes, this.offset); // a write may come up short (a nearly full disk)
     const t = onnx.TensorProto.create({
       name, dataType, dims,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
@@ -412,6 +460,6 @@ export async function writeModel(
     };
   } catch (err) {
     await writer.abort();
-    throw err;
+    throw writeFailure(err, out);
   }
 }
