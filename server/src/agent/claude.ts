@@ -379,7 +379,8 @@ export class ClaudeAgent implements Proposer {
 }
 
 /** The tool_use blocks of a reply, skipping anything that is not a block. */
-export function toolUses(content: readonly unknown[]): Anthropic.ToolUseBlock[] {
+export function toolUses(content: unknown): Anthropic.ToolUseBlock[] {
+  if (!Array.isArray(content)) return []; // the reply is untrusted: content that is no list has no tool calls
   const isUse = (b: unknown): b is Anthropic.ToolUseBlock =>
     typeof b === 'object' && b !== null && (b as { type?: unknown }).type === 'tool_use';
   return content.filter(isUse);
