@@ -40,7 +40,7 @@ export function suggestionErrors(knobs: unknown, setting: SpaceContext): string[
   return errors.length ? errors : planErrors(knobs as Record<string, SearchValue>, setting);
 }
 
-/** The rule-based advisor: the kernel facts of FIELD-NOTES applied to this recipe's plan. */
+/** The rule-based advisor: the kernel facts measured in bench/REPORT.md applied to this recipe's plan. */
 export function adviseOffline(setting: SpaceContext): Suggestion[] {
   const { recipe, layers, hardware } = setting;
   const out: Suggestion[] = [];

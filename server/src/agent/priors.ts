@@ -1,5 +1,5 @@
 // Hardware-aware priors: what is known about onnxruntime's CPU kernels before anything is measured
-// (../shared/FIELD-NOTES.md and public onnxruntime discussions). They weight the first trials and the
+// (the kernel cliff bench/REPORT.md measures, and public onnxruntime discussions). They weight the first trials and the
 // optimizer's densities; measurements override them.
 //
 // - MatMulNBits with accuracy_level 4 computes in int8 (activations quantized on the fly). On AVX2

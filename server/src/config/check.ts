@@ -38,7 +38,7 @@ export interface RecipeAnalysis {
 }
 
 export const BLOCK_SIZES: BlockSize[] = [16, 32, 64, 128, 256];
-/** Bit-widths onnxruntime's CPU MatMulNBits kernels run (see FIELD-NOTES). */
+/** Bit-widths onnxruntime's CPU MatMulNBits kernels run (the 4- and 8-bit paths bench/REPORT.md measures). */
 export const CPU_BITS = [4, 8];
 
 /** `previous`: the last analysis of the same document, whose parse tree an edit may patch (parse.ts). */
@@ -276,7 +276,7 @@ function checkQuantPlan(a: RecipeAnalysis): void {
       const accPath = [...src.slice(0, -1), 'accuracy_level'];
       const target = src[src.length - 1] === 'bits' ? accPath : ['quantize', 'accuracy_level'];
       a.diagnostics.push(diag(rangeOf(a.parsed, src), 'warning', 'slow-8bit-kernel',
-        `8-bit MatMulNBits with accuracy_level 0 (fp32 compute) ran ~30× slower than fp32 on this CPU (FIELD-NOTES: 658 ms vs 21 ms for 4 MatMuls of 4096×4096); accuracy_level 4 (int8 compute) ran 2.7× faster than fp32. ${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(group.map((p) => p.layer), 3)}`,
+        `8-bit MatMulNBits with accuracy_level 0 (fp32 compute) takes a slow kernel path on CPUs: bench/REPORT.md §2 measured it several times slower than fp32 on the bundled model, while accuracy_level 4 (int8 compute) ran faster than fp32; 'haqa bench' measures it on this machine. ${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(group.map((p) => p.layer), 3)}`,
         { fix: 'set', path: target, value: 4, title: 'Set accuracy_level: 4 (int8 compute)' }));
     }
     const q = a.recipe!.quantize;
