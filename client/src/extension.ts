@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, type WorkspaceEdit } from 'vscode-languageclient/node';
 import { Jobs } from './jobs';
 import { ApiKey } from './apiKey';
+import { keyFor, trustedBaseUrl } from './keyHost';
 import { ResultsPanel } from './resultsView';
 import { RunQuickFixes } from './runActions';
 import { redactingChannel } from './redact';
@@ -97,13 +98,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     return vscode.workspace.getConfiguration('haqa');
   }
 
+  /** Key, model and base URL for the agent; undefined when the user declined to send the key to a non-default host. */
   async function agentParams() {
-    const key = await apiKey.get();
-    return {
-      apiKey: key,
-      model: cfg().get<string>('agent.model') || undefined,
-      baseUrl: cfg().get<string>('agent.baseUrl') || undefined,
-    };
+    // The SDK falls back to ANTHROPIC_BASE_URL: that is where the key would go, so it is confirmed too.
+    const baseUrl = trustedBaseUrl(cfg().inspect<string>('agent.baseUrl')) ?? (process.env.ANTHROPIC_BASE_URL || undefined);
+    const sent = await keyFor(await apiKey.get(), baseUrl, context.globalState, async (host) => {
+      const yes = 'Send Key to ' + host;
+      const a = await vscode.window.showWarningMessage(
+        `HAQA: send your Anthropic API key to ${host}?`,
+        { modal: true, detail: `haqa.agent.baseUrl points at ${baseUrl}, not api.anthropic.com. Only continue if you run or trust that server; the answer is remembered for this host.` },
+        yes,
+      );
+      return a === yes;
+    });
+    if (sent.refused) {
+      log.warn(sent.refused);
+      void vscode.window.showWarningMessage(`HAQA: ${sent.refused}.`);
+      return undefined;
+    }
+    return { apiKey: sent.key, model: cfg().get<string>('agent.model') || undefined, baseUrl };
   }
 
   async function applyEdit(result: EditResult | undefined): Promise<boolean> {
@@ -137,11 +150,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.tune', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
+    const agent = await agentParams();
+    if (!agent) return;
     const r = await jobs.run<TuneResult>(client, `Tune ${path.basename(uri.fsPath)}`, Methods.tune, {
       uri: uri.toString(),
       trials: cfg().get<number>('tune.trials'),
       timeoutSeconds: cfg().get<number>('bench.timeoutSeconds'),
-      ...(await agentParams()),
+      ...agent,
     });
     if (!r) return;
     log.info(`tune: ${r.outcome}, ${r.trials} trials; ${r.headline}`);
@@ -153,7 +168,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.advise', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
-    const r = await jobs.run<AdviseResult>(client, `Advise ${path.basename(uri.fsPath)}`, Methods.advise, { uri: uri.toString(), ...(await agentParams()) });
+    const agent = await agentParams();
+    if (!agent) return;
+    const r = await jobs.run<AdviseResult>(client, `Advise ${path.basename(uri.fsPath)}`, Methods.advise, { uri: uri.toString(), ...agent });
     if (!r) return;
     if (r.suggestions.length === 0) {
       void vscode.window.showInformationMessage('HAQA: no suggestions for this recipe.');
