@@ -413,14 +413,10 @@ export function createRunsFeature(): ServerFeature {
           if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} runs)`, command: 'haqa.showResults', arguments: [uri] }));
           if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
           // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
-          const measured = recs.filter((x) => !x.record.trial);
           const a = await service.recipe(doc);
-          const hash = a.recipe ? recipeHash(a.recipe) : undefined;
-          const fresh = [...recs].reverse().find((x) => x.record.recipe_hash === hash && x.record.status === 'ok' && x.record.metrics.decode_ms_per_token && x.record.metrics.ppl !== undefined)
-            ?? [...recs].reverse().find((x) => x.record.recipe_hash === hash);
-          if (!fresh && !measured.length) return lenses;
-          const shown = fresh ?? measured[measured.length - 1];
-          const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale (edited since)');
+          const pick = lensRecord(recs, a.recipe ? recipeHash(a.recipe) : undefined);
+          if (!pick) return lenses;
+          const text = headline(summarize(pick.record)) + (pick.fresh ? '' : ' · stale (edited since)');
           const anchors = recipeAnchors(doc.getText());
           for (const at of [...anchors.sections.map((s) => s.line), ...anchors.overrides.map((o) => o.line)]) {
             lenses.push(lens(lineRange(doc.getText(), at), { title: text, command: 'haqa.showResults', arguments: [uri] }));
@@ -440,10 +436,9 @@ export function createRunsFeature(): ServerFeature {
           const file = fileOf(doc.uri);
           const store = storeFor(file);
           const hash = recipeHash(a.recipe);
-          const same = recordsOf(store, file).filter((x) => x.record.recipe_hash === hash && !x.record.trial);
-          if (!same.length) return [];
-          const latest = same[same.length - 1];
-          const previous = same.slice(0, -1).reverse().find((x) => x.record.status === 'ok');
+          const runs = findingRuns(recordsOf(store, file), hash);
+          if (!runs) return [];
+          const { latest, previous } = runs;
           const text = doc.getText();
           const anchors = recipeAnchors(text);
           const runUri = URI.file(store.runsFile).toString();
@@ -463,6 +458,30 @@ export function createRunsFeature(): ServerFeature {
       });
     },
   };
+}
+
+/**
+ * The runs diagnostics speak from: the newest plain benchmark of exactly this content and the ok one
+ * before it. A cancelled run is the user's choice, not a finding, and is passed over.
+ */
+export function findingRuns<T extends { record: RunRecord }>(recs: T[], hash: string): { latest: T; previous?: T } | undefined {
+  const same = recs.filter((x) => x.record.recipe_hash === hash && !x.record.trial && x.record.status !== 'cancelled');
+  if (!same.length) return undefined;
+  return { latest: same[same.length - 1], previous: same.slice(0, -1).reverse().find((x) => x.record.status === 'ok') };
+}
+
+/**
+ * The run the code lens shows: the newest complete run of exactly this content (a tuning trial too, its
+ * two steps merged), else the newest run of it, else the newest plain benchmark (stale). Cancelled runs
+ * have no figures and are passed over.
+ */
+export function lensRecord(recs: { record: RunRecord; line: number }[], hash: string | undefined): { record: RunRecord; fresh: boolean } | undefined {
+  const done = mergeTrialSteps(recs).filter((x) => x.record.status !== 'cancelled').reverse();
+  const fresh = done.find((x) => x.record.recipe_hash === hash && x.record.status === 'ok' && x.record.metrics.decode_ms_per_token && x.record.metrics.ppl !== undefined)
+    ?? done.find((x) => x.record.recipe_hash === hash);
+  if (fresh) return { record: fresh.record, fresh: true };
+  const measured = done.find((x) => !x.record.trial);
+  return measured ? { record: measured.record, fresh: false } : undefined;
 }
 
 /**
