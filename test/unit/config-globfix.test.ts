@@ -10,6 +10,7 @@ import { ModelCache } from '../../server/src/config/modelCache';
 import { recipeCodeActions } from '../../server/src/config/actions';
 import { LineIndex, messageText } from '../../server/src/config/diagnostics';
 import { nearestPatterns } from '../../server/src/config/nearest';
+import { completeRecipe } from '../../server/src/config/complete';
 import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
 
@@ -63,4 +64,15 @@ test('a skip entry: the removal removes only that pattern', async () => {
   const [act] = recipeCodeActions(text, 'u', d);
   assert.equal(act.title, 'Remove the pattern that matches no layer');
   assert.deepEqual(parse(applyEdits(text, act.edit!.changes!.u)).quantize, { bits: 4, skip: ['lm_head'] });
+});
+
+test('layer completion on an empty match: right after the colon (with the space YAML needs) and after it', async () => {
+  const good = (await analyze(TEXT)).graph!;
+  for (const [line, insert] of [['    - match:', ' '], ['    - match: ', '']] as const) {
+    const text = `model: ./model.onnx\nquantize:\n  overrides:\n${line}\n`;
+    const items = completeRecipe(text, { line: 3, character: line.length }, { layers: good.layers });
+    const down = items.find((i) => i.label === 'model.layers.*.mlp.down_proj');
+    assert.ok(down, `${JSON.stringify(line)}: ${items.map((i) => i.label).slice(0, 5)}`);
+    assert.equal((down!.textEdit as TextEdit).newText, `${insert}model.layers.*.mlp.down_proj`);
+  }
 });

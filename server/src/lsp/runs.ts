@@ -410,7 +410,7 @@ export function createRunsFeature(): ServerFeature {
           ];
           const file = fileOf(uri);
           const recs = recordsOf(storeFor(file), file);
-          if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} runs)`, command: 'haqa.showResults', arguments: [uri] }));
+          if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} run${recs.length === 1 ? '' : 's'})`, command: 'haqa.showResults', arguments: [uri] }));
           if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
           // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
           const a = await service.recipe(doc);
