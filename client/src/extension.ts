@@ -124,13 +124,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     return { apiKey: sent.key, model: cfg().get<string>('agent.model') || undefined, baseUrl };
   }
 
-  async function applyEdit(result: EditResult | undefined): Promise<boolean> {
+  /** Applies a server edit; `preview`: through VS Code's refactor preview (a diff to accept or discard). */
+  async function applyEdit(result: EditResult | undefined, preview = false): Promise<boolean> {
     if (!result || !client) return false;
     if (!result.edit) {
       void vscode.window.showInformationMessage(`HAQA: ${result.message}`);
       return false;
     }
-    const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
+    let edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
+    if (preview) {
+      const confirmed = new vscode.WorkspaceEdit();
+      const meta = { needsConfirmation: true, label: `HAQA: ${result.message}` };
+      for (const [u, edits] of edit.entries()) for (const e of edits) confirmed.replace(u, e.range, e.newText, meta);
+      edit = confirmed;
+    }
     const ok = await vscode.workspace.applyEdit(edit);
     log.info(`${result.message}${ok ? '' : ' (the edit was rejected)'}`);
     return ok;
@@ -155,17 +162,35 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.tune', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
-    const agent = await agentParams();
+    // Budget and agent for this run. The recipe's search.trials wins over the haqa.tune.trials setting unless a number is picked here.
+    const setting = cfg().get<number>('tune.trials') ?? 12;
+    const budget = await vscode.window.showQuickPick([
+      { label: 'As the recipe says', description: `search.trials, else ${setting} (setting haqa.tune.trials)`, n: undefined },
+      ...[5, 12, 25, 50].map((n) => ({ label: `${n} trials`, description: 'for this run, over the recipe’s search.trials', n })),
+    ], { title: 'HAQA: Tune — trial budget', placeHolder: 'Each trial compresses and benchmarks the model' });
+    if (!budget) return;
+    const hasKey = !!(await apiKey.get());
+    const who = hasKey ? await vscode.window.showQuickPick([
+      { label: 'As the recipe says', description: 'search.agent', agent: undefined },
+      { label: 'Claude', description: 'the LLM agent (sends the recipe and layer names to the API)', agent: 'claude' as const },
+      { label: 'Offline optimizer', description: 'nothing leaves this machine', agent: 'offline' as const },
+    ], { title: 'HAQA: Tune — who proposes the trials' }) : { agent: 'offline' as const };
+    if (!who) return;
+    const agent = who.agent === 'offline' ? { apiKey: undefined } : await agentParams();
     if (!agent) return;
     const r = await jobs.run<TuneResult>(client, `Tune ${path.basename(uri.fsPath)}`, Methods.tune, {
       uri: uri.toString(),
-      trials: cfg().get<number>('tune.trials'),
+      trials: budget.n ?? setting,
+      trialsChosen: budget.n !== undefined,
+      agent: who.agent,
       timeoutSeconds: cfg().get<number>('bench.timeoutSeconds'),
       ...agent,
     });
     if (!r) return;
     log.info(`tune: ${r.outcome}, ${r.trials} trials; ${r.headline}`);
-    const a = await vscode.window.showInformationMessage(`HAQA: tuning ${r.outcome} after ${r.trials} trials. ${r.headline}`, 'Apply Best Trial', 'Show Results');
+    // Modal: a toast hid itself before it could be clicked; this stays until answered.
+    const a = await vscode.window.showInformationMessage(`HAQA: tuning ${r.outcome} after ${r.trials} trials`,
+      { modal: true, detail: r.headline }, 'Apply Best Trial', 'Show Results');
     if (a === 'Apply Best Trial') await vscode.commands.executeCommand('haqa.applyBestTrial', uri);
     else if (a === 'Show Results') await results.show(uri);
   });
@@ -209,7 +234,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.applyBestTrial', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client) return;
-    await applyEdit(await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: uri.toString() }));
+    await applyEdit(await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: uri.toString() }), true);
   });
 
   command('haqa.applySuggestion', async (uriArg, knobs, title) => {

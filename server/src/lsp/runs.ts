@@ -274,8 +274,8 @@ export function createRunsFeature(): ServerFeature {
         // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
         const search = loaded.setting.recipe.search;
         const written = (parseYamlValue(loaded.text) as { search?: { trials?: unknown } } | null)?.search?.trials;
-        const trials = typeof written === 'number' ? written : p.trials ?? search.trials;
-        const agent = search.agent === 'claude' && p.apiKey ? 'claude' : 'offline';
+        const trials = p.trialsChosen && p.trials ? p.trials : typeof written === 'number' ? written : p.trials ?? search.trials;
+        const agent = (p.agent ?? search.agent) === 'claude' && p.apiKey ? 'claude' : 'offline';
         const j = job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
         if (search.agent === 'claude' && !p.apiKey) j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
         let done = 0;
