@@ -32,7 +32,11 @@ export const recipeFeature: ServerFeature = {
       id: 'haqa.recipe',
       appliesTo: (doc) => docKind(doc.uri) !== undefined,
       async compute(doc) {
-        if (docKind(doc.uri) === 'recipe') return (await service.recipe(doc)).diagnostics;
+        if (docKind(doc.uri) === 'recipe') {
+          const a = await service.recipe(doc);
+          if (a.graph) lastModel.set(doc.uri, { layers: a.graph.layers, index: a.index });
+          return a.diagnostics;
+        }
         return (await service.hfConfig(doc)).diagnostics;
       },
     });
