@@ -25,7 +25,9 @@ export function newestSession(records: readonly RunRecord[], o: Objective): Sess
   // The evaluator's fp32 baseline run carries no session: it is the last one before the session's first trial.
   const start = records.indexOf(mine[0]);
   const base = records.slice(0, start).reverse().find((r) => r.trial?.agent === 'baseline' && r.status === 'ok');
-  const baseline = base ? metricsOf(base) : undefined;
+  // Without it (an older store), the fp32 figures a trial's record carries stand in.
+  const carried = mine.find((r) => r.baseline?.decode_ms_per_token)?.baseline;
+  const baseline = base ? metricsOf(base) : carried ? { decode_ms_per_token: carried.decode_ms_per_token!.median, prefill_ms: carried.prefill_ms?.median } : undefined;
   const trials: Trial[] = [];
   const ids = new Map<number, string>();
   const first = new Map<string, Trial>();
