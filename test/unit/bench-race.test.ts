@@ -118,3 +118,35 @@ test('pairFits says when two sessions do not fit, with sizes', () => {
   assert.match(pairFits(a, b, 4 << 20)!, /unpaired: the contender \(1 MiB\) and the fp32 reference \(4 MiB\) need about 9 MiB, 4 MiB free/);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('the worker races a 4-bit decoder against its fp32 model: paired, in the record; unpaired (noted) when memory is short', async (t) => {
+  const { resolveRecipe } = await import('../../server/src/config/recipe');
+  const { synthesizeDecoder } = await import('../../server/src/model/synth');
+  const { architectureFromConfig } = await import('../../server/src/config/hfConfig');
+  const { runRecipe } = await import('../../server/src/bench/run');
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-race-run-'));
+  t.after(() => fs.rmSync(ws, { recursive: true, force: true }));
+  const config = {
+    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+    num_key_value_heads: 2, vocab_size: 512, tie_word_embeddings: false, max_position_embeddings: 128,
+  };
+  fs.mkdirSync(path.join(ws, 'dec'));
+  fs.writeFileSync(path.join(ws, 'dec', 'config.json'), JSON.stringify(config));
+  await synthesizeDecoder(architectureFromConfig(config), { out: path.join(ws, 'dec', 'model.onnx'), seed: 3 });
+  const recipe = resolveRecipe({
+    model: 'dec/model.onnx', target: { threads: 1 }, quantize: { bits: 4, accuracy_level: 4 },
+    objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
+  }, path.join(ws, 'haqa.yaml'));
+  const measure = { latency: true, accuracy: false };
+  const rec = await runRecipe(recipe, { quick: true, measure, race: { tolerance: 0.03, capMs: 1500 } });
+  assert.equal(rec.status, 'ok', rec.error?.message);
+  assert.equal(rec.race?.paired, true);
+  assert.ok(rec.race!.pairs >= 1 && rec.race!.decode!.ratio > 0 && Number.isFinite(rec.race!.decode!.ratio));
+  assert.ok(['better', 'worse', 'tied', 'unresolved'].includes(rec.race!.verdict));
+  assert.ok(rec.race!.wall_ms > 0);
+  assert.ok(rec.metrics.decode_ms_per_token!.n >= 2, 'the contender\'s own samples are summarized as usual');
+  const short = await runRecipe(recipe, { quick: true, measure, race: { tolerance: 0.03, capMs: 800, memoryBytes: 1, referenceMs: { decode: 1, prefill: 1 } } });
+  assert.equal(short.status, 'ok', short.error?.message);
+  assert.equal(short.race?.paired, false);
+  assert.match(short.race!.note!, /unpaired: the contender .* and the fp32 reference .* need about/);
+});
