@@ -150,3 +150,29 @@ test('the worker races a 4-bit decoder against its fp32 model: paired, in the re
   assert.equal(short.race?.paired, false);
   assert.match(short.race!.note!, /unpaired: the contender .* and the fp32 reference .* need about/);
 });
+
+test('the load generator: a seeded schedule of bursts, a child process that loads the CPU and stops', async () => {
+  const { schedule, startLoad } = await import('../../server/src/bench/loadgen');
+  const o = { seed: 5, threads: 2, burstMs: [50, 100] as [number, number] };
+  assert.deepEqual(schedule(o, 20), schedule(o, 20), 'the same seed, the same bursts');
+  assert.notDeepEqual(schedule(o, 20), schedule({ ...o, seed: 6 }, 20));
+  const s = schedule(o, 200);
+  assert.ok(s.some(([t]) => t === 0) && s.some(([t]) => t > 0) && s.every(([t, ms]) => t <= 2 && ms >= 50 && ms <= 100));
+  const load = startLoad({ ...o, busyShare: 1, memoryBytes: 2 ** 20 });
+  const cpu0 = await cpuOf(load.pid);
+  await new Promise((r) => setTimeout(r, 1500));
+  const cpu1 = await cpuOf(load.pid);
+  await load.stop();
+  if (process.platform === 'linux') assert.ok(cpu1 - cpu0 > 20, `the child used ${cpu1 - cpu0} clock ticks of CPU in 1.5 s`);
+  assert.throws(() => process.kill(load.pid, 0), 'it is gone after stop()');
+});
+
+/** utime + stime of a process, in clock ticks (Linux /proc; the check runs on Linux only). */
+async function cpuOf(pid: number): Promise<number> {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
