@@ -7,6 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { blockLogRatio, medianRanks, pairFits, race, RaceSubject, ratioFigure, verdictOf } from '../../server/src/bench/race';
 import { Rng } from '../../server/src/agent/rng';
+import { resolveRecipe } from '../../server/src/config/recipe';
+import { synthesizeDecoder } from '../../server/src/model/synth';
+import { architectureFromConfig } from '../../server/src/config/hfConfig';
+import { runRecipe } from '../../server/src/bench/run';
+import { schedule, startLoad } from '../../server/src/bench/loadgen';
 
 test('medianRanks gives the exact binomial ranks of a 95% interval', () => {
   assert.equal(medianRanks(5), null); // 2·(1/32) > 5%: no interval from 5 samples
@@ -120,10 +125,6 @@ test('pairFits says when two sessions do not fit, with sizes', () => {
 });
 
 test('the worker races a 4-bit decoder against its fp32 model: paired, in the record; unpaired (noted) when memory is short', async (t) => {
-  const { resolveRecipe } = await import('../../server/src/config/recipe');
-  const { synthesizeDecoder } = await import('../../server/src/model/synth');
-  const { architectureFromConfig } = await import('../../server/src/config/hfConfig');
-  const { runRecipe } = await import('../../server/src/bench/run');
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-race-run-'));
   t.after(() => fs.rmSync(ws, { recursive: true, force: true }));
   const config = {
@@ -152,7 +153,6 @@ test('the worker races a 4-bit decoder against its fp32 model: paired, in the re
 });
 
 test('the load generator: a seeded schedule of bursts, a child process that loads the CPU and stops', async () => {
-  const { schedule, startLoad } = await import('../../server/src/bench/loadgen');
   const o = { seed: 5, threads: 2, burstMs: [50, 100] as [number, number] };
   assert.deepEqual(schedule(o, 20), schedule(o, 20), 'the same seed, the same bursts');
   assert.notDeepEqual(schedule(o, 20), schedule({ ...o, seed: 6 }, 20));
