@@ -12,7 +12,7 @@ import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
 export type LoopEvent =
   | { type: 'baseline'; metrics: TrialMetrics }
   | { type: 'trial-start'; index: number; config: Config; rationale?: string }
-  | { type: 'trial-end'; trial: Trial; best?: Trial; trialsLeft: number }
+  | { type: 'trial-end'; trial: Trial; best?: Plan; trialsLeft: number }
   | { type: 'refused'; reasons: string[] }
   | { type: 'usage'; usage: Usage }
   | { type: 'done'; result: LoopResult };
@@ -23,7 +23,7 @@ export interface LoopResult {
   outcome: Outcome;
   reason: string;
   proposer: string;
-  best?: Trial;
+  best?: Plan;
   trials: Trial[];
   baseline?: TrialMetrics;
   usage?: Usage;
