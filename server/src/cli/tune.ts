@@ -151,7 +151,7 @@ export const tuneCommand: Command = {
       if (e.type === 'baseline') {
         baseline = e.metrics;
         io.out(`fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`);
-        io.out('  (speeds are each window\'s fastest sample: load on a shared machine only ever adds time)');
+        io.out('  (each trial races fp32 in one worker; its "x" is the paired ratio, which both saw under the same load)');
       } else if (e.type === 'trial-end') io.out(trialLine(e.trial, baseline));
       else if (e.type === 'refused') io.err(`     refused: ${e.reasons.join('; ')}`);
     };
@@ -185,7 +185,7 @@ export const tuneCommand: Command = {
         io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`);
         // The ranking's own figure (agent/ranking.ts): the paired ratio against fp32 when the trial raced.
         const race = best.metrics.race;
-        const vs = best.ratio ? `, ${(1 / best.ratio).toFixed(2)}x vs fp32 (${best.paired ? 'paired' : 'unpaired'})` : '';
+        const vs = best.ratio ? `, ${best.paired ? 'paired' : 'unpaired'} ${(1 / best.ratio).toFixed(2)}x vs fp32` : '';
         io.out(`  decode ${d?.toFixed(3)} ms/token${vs}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         if (race) io.out(`  race: ${race.verdict} after ${race.pairs} pairs in ${(race.wall_ms / 1000).toFixed(1)} s${race.note ? ` (${race.note})` : ''}`);
         io.out(`  written to ${written}`);
