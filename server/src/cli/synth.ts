@@ -1,16 +1,14 @@
-// haqa synth <config.json> -o model.onnx: a Llama-family decoder with seeded random weights, at the
+// haqa synth <config.json> -o model.onnx: a decoder of any family in config/families.ts with seeded random weights, at the
 // real size of the config, to measure speed and memory before the real weights are here.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes, humanCount } from './command';
-import { architectureFromConfig, HfConfigError, isLlamaFamily, ModelArchitecture } from '../config/hfConfig';
+import { architectureFromConfig, familyOfArch, HfConfigError, ModelArchitecture } from '../config/hfConfig';
+import { acceptedModelTypes } from '../config/families';
 import { synthesizeDecoder, synthParameterCount } from '../model/synth';
 import { writeFileAtomic } from '../util/atomicWrite';
 
 const usage = 'haqa synth <config.json> -o <model.onnx> [--seed N] [--layers N] [--vocab N] [--external-data]';
-
-/** Model types whose graph is exactly the Llama one (others of the family differ in details). */
-const EXACT = new Set(['llama', 'mistral', 'qwen2']);
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -41,7 +39,7 @@ export function readHfConfig(file: string): { raw: Record<string, unknown>; arch
 
 export const synthCommand: Command = {
   name: 'synth',
-  summary: 'generate a Llama-family ONNX decoder with random weights from a Hugging Face config.json',
+  summary: 'generate an ONNX decoder (Llama, Mistral, Qwen, Phi-3, Gemma, GPT-2 families) with random weights from a Hugging Face config.json',
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, {
@@ -61,12 +59,11 @@ export const synthCommand: Command = {
     const vocab = positiveInt(values.vocab, '--vocab');
 
     const { raw, arch } = readHfConfig(cfgFile);
-    if (!isLlamaFamily(arch)) {
-      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a Llama-family decoder (llama, mistral, qwen2)`);
+    const fam = familyOfArch(arch);
+    if (!fam) {
+      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a decoder family HAQA knows (${acceptedModelTypes()})`);
     }
-    if (!EXACT.has(arch.model_type)) {
-      io.err(`haqa synth: note: '${arch.model_type}' is built as a Llama graph; its own differences are not modelled`);
-    }
+    for (const note of fam.synthNotes ?? []) io.err(`haqa synth: note: ${fam.label}: ${note}`);
     try {
       synthParameterCount(arch, { layers, vocab });
     } catch (err) {

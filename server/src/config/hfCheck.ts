@@ -3,7 +3,7 @@
 // config agrees with the graph. jsonc-parser keeps offsets, so each diagnostic lands on its key.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, printParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
+import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, ParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
 import { architectureFromConfig, HfConfigError, ModelArchitecture } from './hfConfig';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
@@ -19,8 +19,32 @@ export interface HfConfigAnalysis {
   dependencies: string[];
 }
 
+/** jsonc-parser's error codes in words (its own printer says `CommaExpected`). */
+const PARSE_ERROR_TEXT: Record<number, string> = {
+  [ParseErrorCode.InvalidSymbol]: 'unexpected character (not part of any JSON value)',
+  [ParseErrorCode.InvalidNumberFormat]: 'malformed number',
+  [ParseErrorCode.PropertyNameExpected]: 'a property name in double quotes is expected here',
+  [ParseErrorCode.ValueExpected]: 'a value is expected here',
+  [ParseErrorCode.ColonExpected]: "a ':' is expected after the property name",
+  [ParseErrorCode.CommaExpected]: "a ',' is expected between entries",
+  [ParseErrorCode.CloseBraceExpected]: "a closing '}' is missing",
+  [ParseErrorCode.CloseBracketExpected]: "a closing ']' is missing",
+  [ParseErrorCode.EndOfFileExpected]: 'text after the end of the JSON value',
+  [ParseErrorCode.InvalidCommentToken]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfComment]: 'comment not closed (comments are not allowed in JSON)',
+  [ParseErrorCode.UnexpectedEndOfString]: 'string not closed: a closing double quote is missing',
+  [ParseErrorCode.UnexpectedEndOfNumber]: 'number cut off',
+  [ParseErrorCode.InvalidUnicode]: 'invalid \\u escape (four hex digits are expected)',
+  [ParseErrorCode.InvalidEscapeCharacter]: 'invalid escape sequence in a string',
+  [ParseErrorCode.InvalidCharacter]: 'control character inside a string (escape it)',
+};
+
+export function parseErrorText(code: ParseErrorCode): string {
+  return PARSE_ERROR_TEXT[code] ?? 'invalid JSON';
+}
+
 /** Keys that mark a config.json as a Hugging Face model config (other config.json files are left alone). */
-const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers'];
+const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers', 'n_embd', 'n_layer'];
 export const HF_QUANT_BITS = [2, 3, 4, 8];
 
 export async function analyzeHfConfig(text: string, file: string, ctx: { models: ModelCache; modelFile?: string }): Promise<HfConfigAnalysis> {
@@ -45,7 +69,7 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true });
   for (const e of errors) {
-    a.diagnostics.push(diag(lines.range(e.offset, e.offset + Math.max(1, e.length)), 'error', 'json-syntax', `JSON: ${printParseErrorCode(e.error)}`));
+    a.diagnostics.push(diag(lines.range(e.offset, e.offset + Math.max(1, e.length)), 'error', 'json-syntax', `JSON: ${parseErrorText(e.error)}`));
   }
   if (!root || root.type !== 'object') {
     if (!errors.length) a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
@@ -73,8 +97,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     arch = architectureFromConfig(value);
   } catch (err) {
     const key = err instanceof HfConfigError ? err.key : undefined;
-    const notMultiple = key === 'num_attention_heads' && /not a multiple/.test((err as Error).message);
-    const at = notMultiple ? 'hidden_size' : key;
+    const notMultiple = /not a multiple/.test((err as Error).message);
+    const at = err instanceof HfConfigError ? (err.at ?? key) : undefined;
     a.diagnostics.push(diag(at && at in value ? valueRange([at]) : lines.range(root.offset, root.offset + 1),
       'error', notMultiple ? 'hidden-not-divisible' : 'hf-config-invalid', (err as Error).message));
     return a;
