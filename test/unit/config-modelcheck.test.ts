@@ -78,3 +78,17 @@ test('at run time the graph wins over config.json, and the record says so', asyn
   assert.equal(rec.notes?.length, 1);
   assert.match(rec.notes![0], /config\.json says 4 kv heads but the graph's past_key_values\.0\.key dim 1 is 2/);
 });
+
+test('a sliding window smaller than the workload gets a note on the workload', async () => {
+  const mistral = { ...CONFIG, model_type: 'mistral', sliding_window: 16 };
+  const ws = await workspace(mistral, mistral);
+  const text = 'version: 1\nmodel: ./model.onnx\nobjective:\n  workload:\n    prompt_length: 16\n    decode_tokens: 8\n    batch: 1\n';
+  const a = await analyzeRecipe(text, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
+  const d = a.diagnostics.find((x) => x.code === 'sliding-window-workload');
+  assert.ok(d, JSON.stringify(a.diagnostics.map((x) => x.code)));
+  assert.equal(d.range.start.line, 3);
+  assert.match(messageText(d), /sliding_window 16 is smaller than this workload's 24 tokens/);
+  const short = text.replace('prompt_length: 16', 'prompt_length: 4');
+  const b = await analyzeRecipe(short, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
+  assert.equal(b.diagnostics.find((x) => x.code === 'sliding-window-workload'), undefined);
+});

@@ -64,6 +64,11 @@ export const synthCommand: Command = {
       throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a decoder family HAQA knows (${acceptedModelTypes()})`);
     }
     for (const note of fam.synthNotes ?? []) io.err(`haqa synth: note: ${fam.label}: ${note}`);
+    if (arch.sliding_window !== undefined) {
+      const which = fam.attention.slidingLayers === 'even' ? 'even-numbered layers' : 'every layer';
+      io.err(`haqa synth: note: sliding_window ${arch.sliding_window}: ${which} attend to the last ${arch.sliding_window} tokens; `
+        + 'prompts longer than that are measured with windowed attention');
+    }
     try {
       synthParameterCount(arch, { layers, vocab });
     } catch (err) {

@@ -70,6 +70,10 @@ export interface Family {
     softcap?: { attn: string; final: string };
     /** Config key of the sliding attention window (Mistral, Gemma 2, Qwen 2 when enabled). */
     slidingWindow?: string;
+    /** Config key that must be true for the window to apply (Qwen 2's use_sliding_window, off by default). */
+    slidingWindowSwitch?: string;
+    /** Which layers use the window: all, or the even ones (Gemma 2 alternates sliding and global layers). */
+    slidingLayers?: 'all' | 'even';
     /** Qwen 3: RMSNorm on q and k per head before rotary. */
     qkNorm?: boolean;
     /** Gemma 2: queries scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5. */
@@ -126,7 +130,7 @@ export const FAMILIES: readonly Family[] = [
   }),
   llamaLike({
     id: 'qwen2', label: 'Qwen 2/2.5', modelTypes: ['qwen2'],
-    attention: { bias: 'qkv', explicitHeadDim: false, slidingWindow: 'sliding_window' },
+    attention: { bias: 'qkv', explicitHeadDim: false, slidingWindow: 'sliding_window', slidingWindowSwitch: 'use_sliding_window' },
   }),
   llamaLike({
     id: 'qwen3', label: 'Qwen 3', modelTypes: ['qwen3'],
@@ -161,9 +165,8 @@ export const FAMILIES: readonly Family[] = [
     attention: {
       bias: 'none', explicitHeadDim: true, embedScale: true, postNorms: true,
       softcap: { attn: 'attn_logit_softcapping', final: 'final_logit_softcapping' },
-      slidingWindow: 'sliding_window', queryScaleKey: 'query_pre_attn_scalar',
+      slidingWindow: 'sliding_window', slidingLayers: 'even', queryScaleKey: 'query_pre_attn_scalar',
     },
-    synthNotes: ['every layer attends to the whole context; Gemma 2 alternates sliding-window and global layers'],
   }),
   {
     id: 'gpt2', label: 'GPT-2', modelTypes: ['gpt2'],

@@ -92,8 +92,8 @@ export function architectureFromConfig(cfg: unknown): ModelArchitecture {
     : int(interKey);
   const qc = c.quantization_config;
   const att = fam?.attention;
-  // Qwen 2 and Mistral write `sliding_window` but use it only with use_sliding_window: true.
-  const slidingOn = att?.slidingWindow !== undefined && c.use_sliding_window !== false;
+  // Qwen 2 writes `sliding_window` but uses it only with use_sliding_window: true.
+  const slidingOn = att?.slidingWindow !== undefined && (att.slidingWindowSwitch === undefined || c[att.slidingWindowSwitch] === true);
   return {
     model_type,
     architectures: Array.isArray(c.architectures) ? c.architectures.map(String) : [],

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelGraph } from '../model/graph';
-import { architectureFromConfig, ModelArchitecture } from './hfConfig';
+import { architectureFromConfig, familyOfArch, ModelArchitecture } from './hfConfig';
 import { readRegularTextSync, READ_CAPS } from '../util/paths';
 import { diag } from './diagnostics';
 import { JsonPath, rangeOf } from './parse';
@@ -140,6 +140,15 @@ export function checkModelInputs(a: RecipeAnalysis): void {
     for (const m of configGraphMismatches(cfg.arch, shapes, cfg.text)) {
       a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', 'model-config-mismatch', mismatchText(m, cfg.file, r.model)));
     }
+  }
+  const w = r.objective.workload;
+  const win = cfg?.arch.sliding_window;
+  if (win !== undefined && win < w.prompt_length + w.decode_tokens) {
+    const fam = familyOfArch(cfg!.arch);
+    const which = fam?.attention.slidingLayers === 'even' ? 'the even-numbered layers attend' : 'every layer attends';
+    a.diagnostics.push(diag(rangeOf(a.parsed, a.doc?.objective ? ['objective', 'workload'] : ['model'], 'key'), 'hint', 'sliding-window-workload',
+      `config.json's sliding_window ${win} is smaller than this workload's ${w.prompt_length + w.decode_tokens} tokens ` +
+      `(prompt_length + decode_tokens): ${which} to the last ${win} tokens only, while the KV cache still holds all of them`));
   }
   const vocab = shapes.vocab ?? cfg?.arch.vocab_size;
   const tok = r.evaluation.tokenizer ?? path.join(path.dirname(r.model), 'tokenizer.json');
