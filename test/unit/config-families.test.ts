@@ -68,3 +68,20 @@ test('JSON syntax errors are said in words, not as parser codes', async () => {
   assert.match(messageText(d!), /',' is expected/);
   assert.equal(d!.range.start.line, 2);
 });
+
+test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at the family\'s module paths', async () => {
+  const { synthesizeDecoder } = await import('../../server/src/model/synth');
+  const fs = await import('node:fs');
+  for (const id of ['gpt2', 'phi3']) {
+    const ws = tempDir(`haqa-fam-${id}-`);
+    await synthesizeDecoder(architectureFromConfig(FAMILY_CONFIGS[id]), { out: path.join(ws, 'model.onnx') });
+    const run = (o: Record<string, unknown>) => analyzeHfConfig(JSON.stringify(o, null, 2), path.join(ws, 'config.json'), { models: new ModelCache() });
+    assert.deepEqual((await run(FAMILY_CONFIGS[id])).diagnostics.map((d) => messageText(d)), [], id);
+    const layersKey = id === 'gpt2' ? 'n_layer' : 'num_hidden_layers';
+    const bad = await run({ ...FAMILY_CONFIGS[id], [layersKey]: 3 });
+    const d = bad.diagnostics.find((x) => x.code === 'config-graph-mismatch');
+    assert.ok(d, id);
+    assert.match(messageText(d!), new RegExp(`${layersKey} is 3 but model\\.onnx has 2`));
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
