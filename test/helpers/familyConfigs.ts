@@ -30,6 +30,11 @@ export const FAMILY_CONFIGS: Record<string, Record<string, unknown>> = {
     num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 96, max_position_embeddings: 128,
     attn_logit_softcapping: 50.0, final_logit_softcapping: 30.0, sliding_window: 8, query_pre_attn_scalar: 16,
   },
+  starcoder2: {
+    model_type: 'starcoder2', architectures: ['Starcoder2ForCausalLM'], hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 96, max_position_embeddings: 128, norm_epsilon: 1e-5,
+    use_bias: true, sliding_window: 4096,
+  },
   gpt2: {
     model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: 32, n_layer: 2, n_head: 4, n_inner: null,
     vocab_size: 96, n_positions: 128, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new',

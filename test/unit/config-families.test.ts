@@ -2,7 +2,9 @@
 // and the config checks' words for JSON syntax errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { synthesizeDecoder } from '../../server/src/model/synth';
 import { architectureFromConfig, parameterCount } from '../../server/src/config/hfConfig';
 import { FAMILIES, acceptedModelTypes, familyOf } from '../../server/src/config/families';
 import { analyzeHfConfig } from '../../server/src/config/hfCheck';
@@ -70,8 +72,6 @@ test('JSON syntax errors are said in words, not as parser codes', async () => {
 });
 
 test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at the family\'s module paths', async () => {
-  const { synthesizeDecoder } = await import('../../server/src/model/synth');
-  const fs = await import('node:fs');
   for (const id of ['gpt2', 'phi3']) {
     const ws = tempDir(`haqa-fam-${id}-`);
     await synthesizeDecoder(architectureFromConfig(FAMILY_CONFIGS[id]), { out: path.join(ws, 'model.onnx') });
@@ -84,4 +84,19 @@ test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at th
     assert.match(messageText(d!), new RegExp(`${layersKey} is 3 but model\\.onnx has 2`));
     fs.rmSync(ws, { recursive: true, force: true });
   }
+});
+
+test('the example configs of other families (examples/configs/families) are read and check clean', async () => {
+  const d = path.join(__dirname, '..', '..', 'examples', 'configs', 'families');
+  const want: Record<string, string> = { 'gpt2.json': 'gpt2', 'Phi-3-mini-4k.json': 'phi3', 'gemma-2-2b.json': 'gemma2' };
+  for (const [f, fam] of Object.entries(want)) {
+    const text = fs.readFileSync(path.join(d, f), 'utf8');
+    const a = await analyzeHfConfig(text, path.join(d, f), { models });
+    assert.deepEqual(a.diagnostics, [], f);
+    assert.equal(a.arch?.family, fam, f);
+  }
+  // Gemma 2 2B: head_dim 256 while hidden / heads is 288.
+  const g = architectureFromConfig(JSON.parse(fs.readFileSync(path.join(d, 'gemma-2-2b.json'), 'utf8')));
+  assert.equal(g.head_dim, 256);
+  assert.equal(g.tie_word_embeddings, true);
 });

@@ -168,6 +168,13 @@ export const FAMILIES: readonly Family[] = [
       slidingWindow: 'sliding_window', slidingLayers: 'even', queryScaleKey: 'query_pre_attn_scalar',
     },
   }),
+  llamaLike({
+    id: 'starcoder2', label: 'StarCoder2', modelTypes: ['starcoder2'],
+    keys: { ...LLAMA_KEYS, norm_eps: ['norm_epsilon'] },
+    modules: { ...LLAMA_MODULES, mlp: { up: 'mlp.c_fc', down: 'mlp.c_proj' } },
+    norm: 'layer', activation: 'gelu_tanh', tiedDefault: true,
+    attention: { bias: 'all', explicitHeadDim: false, slidingWindow: 'sliding_window' },
+  }),
   {
     id: 'gpt2', label: 'GPT-2', modelTypes: ['gpt2'],
     keys: {
