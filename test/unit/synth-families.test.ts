@@ -10,6 +10,8 @@ import { FAMILIES, familyById, projectionPaths } from '../../server/src/config/f
 import { synthesizeDecoder } from '../../server/src/model/synth';
 import { inspectModel } from '../../server/src/model/graph';
 import { readModel, readTensorFloat32, makeTensor, DataType, writeModel } from '../../server/src/model/onnx';
+import { modelSummary } from '../../server/src/agent/describe';
+import { resolveRecipe } from '../../server/src/config/recipe';
 import { tempDir } from '../helpers/tinyModel';
 import { FAMILY_CONFIGS } from '../helpers/familyConfigs';
 
@@ -126,4 +128,17 @@ test('a sliding window hides tokens beyond it (one layer); Gemma 2 alternates sl
   const x = (await run(session, arch, TOKENS.slice(0, 8), 0)).logits as ort.Tensor;
   const y = (await run(session, arch, changed, 0)).logits as ort.Tensor;
   assert.ok(maxDiff(lastRow(x, 7), lastRow(y, 7)) > 1e-4, 'the global layer sees the whole context');
+});
+
+test("the advisor and tuner see a family's own facts and its HF layer groups (GPT-2's fused c_attn)", async () => {
+  const { res, arch } = await synth(FAMILY_CONFIGS.gpt2);
+  const g = await inspectModel(res.out);
+  const recipe = resolveRecipe({ model: path.basename(res.out) }, path.join(dir, 'haqa.yaml'));
+  const hardware = { cpu: 'test', arch: 'x64', cores: 2, isa: [], memory_bytes: 2 ** 30, providers: ['cpu'] } as never;
+  const s = modelSummary({ recipe, layers: g.layers, hardware }, arch);
+  assert.equal(s.architecture?.family, 'GPT-2');
+  assert.deepEqual(s.architecture?.fused_projections, ['attn.c_attn = q + k + v']);
+  assert.deepEqual(s.groups.map((x) => x.glob).sort(), [
+    'lm_head', 'transformer.h.*.attn.c_attn', 'transformer.h.*.attn.c_proj', 'transformer.h.*.mlp.c_fc', 'transformer.h.*.mlp.c_proj',
+  ]);
 });
