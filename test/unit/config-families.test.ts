@@ -57,7 +57,8 @@ test('every family in the table reads its tiny config cleanly; quirks land in th
   assert.equal(g2.sliding_window, 8);
   assert.equal(g2.tie_word_embeddings, true);
   assert.equal(architectureFromConfig(FAMILY_CONFIGS.qwen2).attention_bias, true);
-  assert.equal(architectureFromConfig({ ...FAMILY_CONFIGS.qwen2, use_sliding_window: false, sliding_window: 64 }).sliding_window, undefined);
+  const qwenOff = architectureFromConfig({ ...FAMILY_CONFIGS.qwen2, use_sliding_window: false, sliding_window: 64 });
+  assert.equal(qwenOff.sliding_window, undefined);
   assert.equal(familyOf('phi3')!.fused.map((x) => x.module).join(), 'self_attn.qkv_proj,mlp.gate_up_proj');
   for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gpt2']) assert.ok(acceptedModelTypes().includes(t), t);
 });
@@ -75,7 +76,8 @@ test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at th
   for (const id of ['gpt2', 'phi3']) {
     const ws = tempDir(`haqa-fam-${id}-`);
     await synthesizeDecoder(architectureFromConfig(FAMILY_CONFIGS[id]), { out: path.join(ws, 'model.onnx') });
-    const run = (o: Record<string, unknown>) => analyzeHfConfig(JSON.stringify(o, null, 2), path.join(ws, 'config.json'), { models: new ModelCache() });
+    const run = (o: Record<string, unknown>) =>
+      analyzeHfConfig(JSON.stringify(o, null, 2), path.join(ws, 'config.json'), { models: new ModelCache() });
     assert.deepEqual((await run(FAMILY_CONFIGS[id])).diagnostics.map((d) => messageText(d)), [], id);
     const layersKey = id === 'gpt2' ? 'n_layer' : 'num_hidden_layers';
     const bad = await run({ ...FAMILY_CONFIGS[id], [layersKey]: 3 });

@@ -20,7 +20,9 @@ interface Proj { node: string; weight: string; K: number; N: number }
  * the head → logits. `head.transposedCopy`: the exporter stored the tied head as its own transposed
  * initializer (`onnx::MatMul_900`), as torch.onnx does when it folds the Transpose of a tied weight.
  */
-function exportLike(embedName: string, H: number, V: number, projs: Proj[], head: { node: string; weight?: string; gemm?: boolean }): onnx.ModelProto {
+function exportLike(
+  embedName: string, H: number, V: number, projs: Proj[], head: { node: string; weight?: string; gemm?: boolean },
+): onnx.ModelProto {
   const nodes: onnx.NodeProto[] = [];
   const inits: onnx.TensorProto[] = [makeTensor(embedName, DataType.FLOAT, [V, H], randn(V * H, 1))];
   nodes.push(node('Gather', [embedName, 'input_ids'], ['emb'], { name: '/transformer/wte/Gather', attrs: { axis: 0 } }));
@@ -75,7 +77,8 @@ test('a GPT-2 export with scopes that skip the module tree gets HF names from it
     'lm_head',
   ]);
   const ix = layerIndex(g.layers);
-  assert.deepEqual(ix.match('transformer.h.*.mlp.c_proj').map((i) => g.layers[i].name), ['transformer.h.0.mlp.c_proj', 'transformer.h.1.mlp.c_proj']);
+  const mlpProj = ix.match('transformer.h.*.mlp.c_proj').map((i) => g.layers[i].name);
+  assert.deepEqual(mlpProj, ['transformer.h.0.mlp.c_proj', 'transformer.h.1.mlp.c_proj']);
   assert.equal(ix.match('lm_head').length, 1);
 });
 

@@ -32,7 +32,8 @@ function past(a: ModelArchitecture, out?: ort.InferenceSession.OnnxValueMapType)
   }
   return p;
 }
-async function run(s: ort.InferenceSession, a: ModelArchitecture, ids: number[], from: number, prev?: ort.InferenceSession.OnnxValueMapType) {
+type Outputs = ort.InferenceSession.OnnxValueMapType;
+async function run(s: ort.InferenceSession, a: ModelArchitecture, ids: number[], from: number, prev?: Outputs) {
   return s.run({
     input_ids: i64([ids]), attention_mask: i64([Array(from + ids.length).fill(1)]),
     position_ids: i64([ids.map((_, i) => from + i)]), ...past(a, prev),
@@ -66,7 +67,8 @@ for (const f of FAMILIES) {
       assert.ok(d < 1e-3, `${f.id} position ${t}: cached decoding differs from the full pass by ${d}`);
     }
     if (arch.final_logit_softcapping) {
-      for (const v of logits.data as Float32Array) assert.ok(Math.abs(v) <= arch.final_logit_softcapping + 1e-4, 'final logits are soft-capped');
+      const cap = arch.final_logit_softcapping;
+      for (const v of logits.data as Float32Array) assert.ok(Math.abs(v) <= cap + 1e-4, 'final logits are soft-capped');
     }
   });
 }

@@ -99,11 +99,13 @@ async function decoderConfig(model: string, notes: string[]): Promise<DecoderCon
       const arch = { num_key_value_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim ?? (hidden && heads ? hidden / heads : NaN) };
       const shapes = graphShapes(await inspectModel(model));
       if (shapes.kvHeads !== undefined && shapes.kvHeads !== arch.num_key_value_heads) {
-        notes.push(`config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: measured with the graph's ${shapes.kvHeads}`);
+        notes.push(`config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: `
+          + `measured with the graph's ${shapes.kvHeads}`);
         cfg.num_key_value_heads = shapes.kvHeads;
       }
       if (shapes.headDim !== undefined && shapes.headDim !== arch.head_dim) {
-        notes.push(`config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: measured with the graph's ${shapes.headDim}`);
+        notes.push(`config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: `
+          + `measured with the graph's ${shapes.headDim}`);
         cfg.head_dim = shapes.headDim;
       }
     }

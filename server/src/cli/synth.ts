@@ -39,7 +39,7 @@ export function readHfConfig(file: string): { raw: Record<string, unknown>; arch
 
 export const synthCommand: Command = {
   name: 'synth',
-  summary: 'generate an ONNX decoder (Llama, Mistral, Qwen, Phi-3, Gemma, GPT-2 families) with random weights from a Hugging Face config.json',
+  summary: 'generate an ONNX decoder of a known family (docs/families.md) with random weights from a Hugging Face config.json',
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, {
@@ -61,7 +61,8 @@ export const synthCommand: Command = {
     const { raw, arch } = readHfConfig(cfgFile);
     const fam = familyOfArch(arch);
     if (!fam) {
-      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a decoder family HAQA knows (${acceptedModelTypes()})`);
+      const known = acceptedModelTypes();
+      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a decoder family HAQA knows (${known})`);
     }
     for (const note of fam.synthNotes ?? []) io.err(`haqa synth: note: ${fam.label}: ${note}`);
     if (arch.sliding_window !== undefined) {

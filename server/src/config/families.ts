@@ -241,9 +241,8 @@ export const PROJECTION_LEAVES: ReadonlySet<string> = new Set(
 export function familyFromWeights(names: Iterable<string>): Family | undefined {
   const list = [...names];
   for (const f of FAMILIES) {
-    if (f.modules.blocks !== 'model.layers' && list.some((n) => n.startsWith(`${f.modules.blocks}.`) || n.startsWith(`${f.modules.embed}.`))) {
-      return f;
-    }
+    if (f.modules.blocks === 'model.layers') continue;
+    if (list.some((n) => n.startsWith(`${f.modules.blocks}.`) || n.startsWith(`${f.modules.embed}.`))) return f;
   }
   return list.some((n) => n.startsWith('model.layers.') || n.startsWith('model.embed_tokens.')) ? familyById('llama') : undefined;
 }

@@ -70,7 +70,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true });
   for (const e of errors) {
-    a.diagnostics.push(diag(lines.range(e.offset, e.offset + Math.max(1, e.length)), 'error', 'json-syntax', `JSON: ${parseErrorText(e.error)}`));
+    const at = lines.range(e.offset, e.offset + Math.max(1, e.length));
+    a.diagnostics.push(diag(at, 'error', 'json-syntax', `JSON: ${parseErrorText(e.error)}`));
   }
   if (!root || root.type !== 'object') {
     if (!errors.length) a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
@@ -157,7 +158,9 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
 }
 
 /** The numbers a graph implies, read from its layer shapes at the module paths of its family (Llama's by default). */
-export function graphArchitecture(g: ModelGraph, family?: Family): { hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string> } {
+export function graphArchitecture(g: ModelGraph, family?: Family): {
+  hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string>;
+} {
   const f = family ?? familyById('llama');
   const M = f.modules;
   const by = (leaf: string | undefined) => (leaf === undefined ? undefined : g.layers.find((l) => l.name.endsWith(`.${leaf}`)));

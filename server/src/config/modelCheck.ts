@@ -84,7 +84,8 @@ export function configGraphMismatches(arch: ModelArchitecture, shapes: GraphShap
   for (const [k, key, want] of pairs) {
     const have = shapes[k];
     if (have !== undefined && have !== want) {
-      out.push({ key: k === 'headDim' && key !== 'head_dim' ? 'head_dim' : key, config: want, graph: have, witness: shapes.witness[k]!, line: keyLine(configText, key) });
+      const shown = k === 'headDim' && key !== 'head_dim' ? 'head_dim' : key;
+      out.push({ key: shown, config: want, graph: have, witness: shapes.witness[k]!, line: keyLine(configText, key) });
     }
   }
   return out;
@@ -146,7 +147,8 @@ export function checkModelInputs(a: RecipeAnalysis): void {
   if (win !== undefined && win < w.prompt_length + w.decode_tokens) {
     const fam = familyOfArch(cfg!.arch);
     const which = fam?.attention.slidingLayers === 'even' ? 'the even-numbered layers attend' : 'every layer attends';
-    a.diagnostics.push(diag(rangeOf(a.parsed, a.doc?.objective ? ['objective', 'workload'] : ['model'], 'key'), 'hint', 'sliding-window-workload',
+    const at: JsonPath = a.doc?.objective ? ['objective', 'workload'] : ['model'];
+    a.diagnostics.push(diag(rangeOf(a.parsed, at, 'key'), 'hint', 'sliding-window-workload',
       `config.json's sliding_window ${win} is smaller than this workload's ${w.prompt_length + w.decode_tokens} tokens ` +
       `(prompt_length + decode_tokens): ${which} to the last ${win} tokens only, while the KV cache still holds all of them`));
   }

@@ -301,7 +301,9 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
         gate = linear(`${m}.${M.mlp.gate}`, hn, H, I, false);
         up = linear(`${m}.${M.mlp.up}`, hn, H, I, false);
       }
-      const act = f.activation === 'silu' ? b.op(`${mp}/act_fn`, 'Mul', [gate, b.op(`${mp}/act_fn`, 'Sigmoid', [gate])]) : gelu(`${mp}/act_fn`, gate);
+      const act = f.activation === 'silu'
+        ? b.op(`${mp}/act_fn`, 'Mul', [gate, b.op(`${mp}/act_fn`, 'Sigmoid', [gate])])
+        : gelu(`${mp}/act_fn`, gate);
       inner = b.op(mp, 'Mul', [act, up]);
     }
     let down = linear(`${m}.${M.mlp.down}`, inner, I, H, allBias);
@@ -323,7 +325,10 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
   } else {
     logits = linear(M.head, xf, H, V, false, logitsOut);
   }
-  if (capped !== undefined) b.op('/model', 'Mul', [b.op('/model', 'Tanh', [b.op('/model', 'Div', [logits, b.f32([capped], true)])]), b.f32([capped], true)], undefined, 'logits');
+  if (capped !== undefined) {
+    const tanh = b.op('/model', 'Tanh', [b.op('/model', 'Div', [logits, b.f32([capped], true)])]);
+    b.op('/model', 'Mul', [tanh, b.f32([capped], true)], undefined, 'logits');
+  }
 
   const model = modelProto(
     { name: `haqa-synth-${a.model_type}`, node: b.nodes, input: inputs, output: [...outputs, ...presents], initializer: [] },
