@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { main } from '../../server/src/cli';
 import { synthesizeDecoder } from '../../server/src/model/synth';
 import { architectureFromConfig } from '../../server/src/config/hfConfig';
-import { decodeModel, encodeModel, writeModel } from '../../server/src/model/onnx';
+import { decodeModel, encodeModel, writeModel, onnx } from '../../server/src/model/onnx';
 import { tempDir, tinyMlpModel } from '../helpers/tinyModel';
 import { FakeAnthropic, lastToolResults, reply, toolUse } from '../helpers/fakeAnthropic';
 
@@ -68,6 +68,9 @@ test('haqa inspect prints hostile layer and op names as visible escapes; --json 
   const matmuls = graph.node!.filter((n) => n.opType === 'MatMul');
   matmuls[0].name = `/model/layers.0/${ESCAPES}/MatMul`;
   matmuls[1].name = `/model/layers.0/${TAG.replace(/\//g, '')}/MatMul`;
+  // Exporter-made weight names, so the (hostile) scopes are what names these layers (model/layerNames.ts).
+  anonymousWeight(graph, matmuls[0], 1);
+  anonymousWeight(graph, matmuls[1], 2);
   graph.input![0].name = `x${ESCAPES}`;
   for (const n of graph.node!) n.input = n.input!.map((i) => (i === 'x' ? `x${ESCAPES}` : i));
   const file = path.join(dir, 'hostile.onnx');
@@ -83,6 +86,12 @@ test('haqa inspect prints hostile layer and op names as visible escapes; --json 
   assert.equal(g.layers[0].name, `model.layers.0.${ESCAPES}`, 'JSON output escapes, and the value round-trips');
 });
 
+/** Renames a node's weight initializer to an exporter-made name (`onnx::MatMul_<i>`). */
+function anonymousWeight(graph: onnx.IGraphProto, n: onnx.INodeProto, i: number): void {
+  const t = graph.initializer!.find((x) => x.name === n.input![1])!;
+  t.name = n.input![1] = `onnx::MatMul_${i}`;
+}
+
 let fixture: Promise<string> | undefined;
 /** A small decoder whose up_proj nodes carry escape codes and a tag in their names, with a recipe. */
 function hostileDecoder(): Promise<string> {
@@ -96,7 +105,9 @@ function hostileDecoder(): Promise<string> {
     const m = decodeModel(fs.readFileSync(file));
     for (const n of m.graph!.node!) {
       if (n.name === '/model/layers.0/mlp/up_proj/MatMul') n.name = `/model/layers.0/mlp/${ESCAPES}/MatMul`;
-      if (n.name === '/model/layers.1/mlp/up_proj/MatMul') n.name = `/model/layers.1/mlp/${TAG.replace(/\//g, '')}/MatMul`;
+      else if (n.name === '/model/layers.1/mlp/up_proj/MatMul') n.name = `/model/layers.1/mlp/${TAG.replace(/\//g, '')}/MatMul`;
+      else continue;
+      anonymousWeight(m.graph!, n, m.graph!.node!.indexOf(n));
     }
     fs.writeFileSync(file, encodeModel(m));
     const ex = path.resolve(__dirname, '../../examples/tiny-llama');

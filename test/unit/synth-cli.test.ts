@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { main } from '../../server/src/cli';
 import { inspectModel } from '../../server/src/model/graph';
 import { architectureFromConfig, parameterCount } from '../../server/src/config/hfConfig';
+import { FAMILIES } from '../../server/src/config/families';
 import { tempDir } from '../helpers/tinyModel';
 
 async function run(argv: string[]) {
@@ -57,9 +58,12 @@ test('haqa synth: bad configs and arguments are usage errors naming the problem'
   const json = await run(['synth', write('j.json', '{"hidden_size": 32,'), ...o]);
   assert.equal(json.code, 2);
   assert.match(json.err, /j\.json: not valid JSON/);
-  const notLlama = await run(['synth', write('g.json', JSON.stringify({ ...TINY, model_type: 'gpt2' })), ...o]);
-  assert.equal(notLlama.code, 2);
-  assert.match(notLlama.err, /'model_type' "gpt2"/);
+  // The refusal lists exactly the model types synth accepts (the family table's), no fewer.
+  const unknown = await run(['synth', write('g.json', JSON.stringify({ ...TINY, model_type: 'mamba' })), ...o]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /'model_type' "mamba"/);
+  const listed = /\(([^)]*)\)\s*$/.exec(unknown.err.trim())?.[1].split(', ').sort();
+  assert.deepEqual(listed, FAMILIES.flatMap((f) => f.modelTypes).sort());
   assert.equal((await run(['synth', write('ok.json', JSON.stringify(TINY))])).code, 2, 'no -o');
   assert.match((await run(['synth', path.join(dir, 'ok.json'), ...o, '--layers', 'x'])).err, /--layers must be a positive integer/);
   assert.match((await run(['synth', path.join(dir, 'nope.json'), ...o])).err, /config file not found/);

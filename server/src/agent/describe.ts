@@ -4,7 +4,7 @@
 // control characters taken out and their length capped (util/sanitize), and all of it is only ever shown
 // as JSON (promptJson: no raw control characters, no `<`/`>`), never spliced into the instructions.
 import * as path from 'node:path';
-import type { ModelArchitecture } from '../config/hfConfig';
+import { familyOfArch, ModelArchitecture } from '../config/hfConfig';
 import { planLayers } from '../config/plan';
 import { flatText, promptJson, promptName } from '../util/sanitize';
 import { hasInt8Dot, HardwareProfile } from './profile';
@@ -40,6 +40,7 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
           hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
           num_hidden_layers: arch.num_hidden_layers, num_attention_heads: arch.num_attention_heads,
           num_key_value_heads: arch.num_key_value_heads, vocab_size: arch.vocab_size, tie_word_embeddings: arch.tie_word_embeddings,
+          ...familyFacts(arch),
         }
       : undefined,
     layers: q.length,
@@ -50,6 +51,18 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
       params: g.layers.reduce((s, l) => s + l.params, 0), plan: planText(g.layers[0].name),
     })),
   };
+}
+
+/** What the family table says about the model (config/families.ts): fused projections and attention quirks. */
+function familyFacts(arch: ModelArchitecture): Record<string, unknown> {
+  const f = familyOfArch(arch);
+  if (!f) return {};
+  const facts: Record<string, unknown> = { family: f.label, head_dim: arch.head_dim, norm: f.norm, activation: f.activation };
+  if (f.fused.length) facts.fused_projections = f.fused.map((x) => `${x.module} = ${x.parts.join(' + ')}`);
+  if (arch.sliding_window !== undefined) facts.sliding_window = arch.sliding_window;
+  if (arch.attn_logit_softcapping !== undefined) facts.attn_logit_softcapping = arch.attn_logit_softcapping;
+  if (arch.final_logit_softcapping !== undefined) facts.final_logit_softcapping = arch.final_logit_softcapping;
+  return facts;
 }
 
 export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {

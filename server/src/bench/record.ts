@@ -152,6 +152,8 @@ export interface RunRecord {
   started: string;
   finished: string;
   trial?: TrialInfo;
+  /** What the run decided on its own that the user should know (e.g. the graph's kv heads over config.json's). */
+  notes?: string[];
 }
 
 export interface RunConfig {

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
 import type { DecoderConfig } from '../model/decoder';
+import { inspectModel } from '../model/graph';
+import { graphShapes } from '../config/modelCheck';
 import {
   BaselineFigures, canonicalJson, compresses, compressionSections, fp32Recipe, Metrics, newRunId, recipeHash, RunError,
   RunRecord, RunStage, RunStatus, runConfig, SessionOptionsUsed, sha256, speedupsOf, TrialInfo, usesCalibration,
@@ -78,18 +80,45 @@ function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
   };
 }
 
-/** num_key_value_heads etc. from the config.json beside the source model, when there is one. */
-function decoderConfig(model: string): DecoderConfig | undefined {
+/**
+ * num_key_value_heads etc. for the decoder session: config.json beside the source model, corrected by the
+ * graph's own static shapes where they disagree (the graph is what onnxruntime runs), with a note saying so.
+ */
+async function decoderConfig(model: string, notes: string[]): Promise<DecoderConfig | undefined> {
+  let c: Record<string, unknown>;
   try {
-    const c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
-    if (typeof c.num_key_value_heads !== 'number' && typeof c.num_attention_heads !== 'number') return undefined;
-    return {
-      num_key_value_heads: c.num_key_value_heads ?? c.num_attention_heads,
-      head_dim: c.head_dim, hidden_size: c.hidden_size, num_attention_heads: c.num_attention_heads,
-    };
+    c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
   } catch {
     return undefined;
   }
+  const heads = (c.num_attention_heads ?? c.n_head) as number | undefined;
+  const hidden = (c.hidden_size ?? c.n_embd) as number | undefined;
+  if (typeof c.num_key_value_heads !== 'number' && typeof heads !== 'number') return undefined;
+  const cfg: DecoderConfig = {
+    num_key_value_heads: (c.num_key_value_heads as number | undefined) ?? heads!,
+    head_dim: c.head_dim as number | undefined, hidden_size: hidden, num_attention_heads: heads,
+  };
+  // The graph's declared input shapes, read without weights when the file is small enough to decode here;
+  // DecoderSession applies the same rule to larger ones (their static dims win there too).
+  try {
+    if (fs.statSync(model).size <= 256 * 2 ** 20) {
+      const arch = { num_key_value_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim ?? (hidden && heads ? hidden / heads : NaN) };
+      const shapes = graphShapes(await inspectModel(model));
+      if (shapes.kvHeads !== undefined && shapes.kvHeads !== arch.num_key_value_heads) {
+        notes.push(`config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: `
+          + `measured with the graph's ${shapes.kvHeads}`);
+        cfg.num_key_value_heads = shapes.kvHeads;
+      }
+      if (shapes.headDim !== undefined && shapes.headDim !== arch.head_dim) {
+        notes.push(`config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: `
+          + `measured with the graph's ${shapes.headDim}`);
+        cfg.head_dim = shapes.headDim;
+      }
+    }
+  } catch {
+    /* an unreadable graph fails in the load stage with its own message */
+  }
+  return cfg;
 }
 
 /** Evaluation settings with the tokenizer found, or a failure naming the missing file. */
@@ -227,7 +256,10 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       throw new RunFailure('error', { message, stage: 'setup', where, recipe_path, code });
     }
     const evaluation = wantAccuracy ? evaluationOf(recipe) : undefined;
-    const config = decoderConfig(recipe.model);
+    const notes: string[] = [];
+    const config = await decoderConfig(recipe.model, notes);
+    for (const n of notes) progress('setup', `note: ${n}`);
+    if (notes.length) record.notes = notes;
     progress('setup', 'hashing the source model');
     const source = await hashSourceModel(recipe.model).catch((err: Error) => {
       // The model is read (for its external data) before any worker loads it.

@@ -1,16 +1,14 @@
-// haqa synth <config.json> -o model.onnx: a Llama-family decoder with seeded random weights, at the
+// haqa synth <config.json> -o model.onnx: a decoder of any family in config/families.ts with seeded random weights, at the
 // real size of the config, to measure speed and memory before the real weights are here.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes, humanCount } from './command';
-import { architectureFromConfig, HfConfigError, isLlamaFamily, ModelArchitecture } from '../config/hfConfig';
+import { architectureFromConfig, familyOfArch, HfConfigError, ModelArchitecture } from '../config/hfConfig';
+import { acceptedModelTypes } from '../config/families';
 import { synthesizeDecoder, synthParameterCount } from '../model/synth';
 import { writeFileAtomic } from '../util/atomicWrite';
 
 const usage = 'haqa synth <config.json> -o <model.onnx> [--seed N] [--layers N] [--vocab N] [--external-data]';
-
-/** Model types whose graph is exactly the Llama one (others of the family differ in details). */
-const EXACT = new Set(['llama', 'mistral', 'qwen2']);
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -41,7 +39,7 @@ export function readHfConfig(file: string): { raw: Record<string, unknown>; arch
 
 export const synthCommand: Command = {
   name: 'synth',
-  summary: 'generate a Llama-family ONNX decoder with random weights from a Hugging Face config.json',
+  summary: 'generate an ONNX decoder of a known family (docs/families.md) with random weights from a Hugging Face config.json',
   usage,
   async run(argv, io) {
     const { values, positionals } = parse(argv, {
@@ -61,11 +59,16 @@ export const synthCommand: Command = {
     const vocab = positiveInt(values.vocab, '--vocab');
 
     const { raw, arch } = readHfConfig(cfgFile);
-    if (!isLlamaFamily(arch)) {
-      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a Llama-family decoder (llama, mistral, qwen2)`);
+    const fam = familyOfArch(arch);
+    if (!fam) {
+      const known = acceptedModelTypes();
+      throw new UsageError(`${cfgFile}: 'model_type' ${JSON.stringify(arch.model_type)} is not a decoder family HAQA knows (${known})`);
     }
-    if (!EXACT.has(arch.model_type)) {
-      io.err(`haqa synth: note: '${arch.model_type}' is built as a Llama graph; its own differences are not modelled`);
+    for (const note of fam.synthNotes ?? []) io.err(`haqa synth: note: ${fam.label}: ${note}`);
+    if (arch.sliding_window !== undefined) {
+      const which = fam.attention.slidingLayers === 'even' ? 'even-numbered layers' : 'every layer';
+      io.err(`haqa synth: note: sliding_window ${arch.sliding_window}: ${which} attend to the last ${arch.sliding_window} tokens; `
+        + 'prompts longer than that are measured with windowed attention');
     }
     try {
       synthParameterCount(arch, { layers, vocab });

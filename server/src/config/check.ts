@@ -14,6 +14,7 @@ import { parseKnob } from './plan';
 import { int8Saturates } from '../util/cpu';
 import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
+import { checkModelInputs } from './modelCheck';
 
 export interface CheckContext {
   models: ModelCache;
@@ -146,6 +147,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   const g = load.graph;
   a.graph = g;
   a.index = layerIndex(g.layers);
+  checkModelInputs(a);
   if (g.layers.length === 0) {
     a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'warning', 'model-no-layers', `${path.basename(r.model)} has no compressible layers (MatMul/Gemm with a constant 2-D weight)`));
     return;

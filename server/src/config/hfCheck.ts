@@ -3,8 +3,9 @@
 // config agrees with the graph. jsonc-parser keeps offsets, so each diagnostic lands on its key.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, printParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
-import { architectureFromConfig, HfConfigError, ModelArchitecture } from './hfConfig';
+import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, ParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
+import { architectureFromConfig, familyOfArch, HfConfigError, ModelArchitecture } from './hfConfig';
+import { Family, familyById } from './families';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
 import { MAX_RECIPE_BYTES, looksBinary } from './parse';
@@ -19,8 +20,32 @@ export interface HfConfigAnalysis {
   dependencies: string[];
 }
 
+/** jsonc-parser's error codes in words (its own printer says `CommaExpected`). */
+const PARSE_ERROR_TEXT: Record<number, string> = {
+  [ParseErrorCode.InvalidSymbol]: 'unexpected character (not part of any JSON value)',
+  [ParseErrorCode.InvalidNumberFormat]: 'malformed number',
+  [ParseErrorCode.PropertyNameExpected]: 'a property name in double quotes is expected here',
+  [ParseErrorCode.ValueExpected]: 'a value is expected here',
+  [ParseErrorCode.ColonExpected]: "a ':' is expected after the property name",
+  [ParseErrorCode.CommaExpected]: "a ',' is expected between entries",
+  [ParseErrorCode.CloseBraceExpected]: "a closing '}' is missing",
+  [ParseErrorCode.CloseBracketExpected]: "a closing ']' is missing",
+  [ParseErrorCode.EndOfFileExpected]: 'text after the end of the JSON value',
+  [ParseErrorCode.InvalidCommentToken]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfComment]: 'comment not closed (comments are not allowed in JSON)',
+  [ParseErrorCode.UnexpectedEndOfString]: 'string not closed: a closing double quote is missing',
+  [ParseErrorCode.UnexpectedEndOfNumber]: 'number cut off',
+  [ParseErrorCode.InvalidUnicode]: 'invalid \\u escape (four hex digits are expected)',
+  [ParseErrorCode.InvalidEscapeCharacter]: 'invalid escape sequence in a string',
+  [ParseErrorCode.InvalidCharacter]: 'control character inside a string (escape it)',
+};
+
+export function parseErrorText(code: ParseErrorCode): string {
+  return PARSE_ERROR_TEXT[code] ?? 'invalid JSON';
+}
+
 /** Keys that mark a config.json as a Hugging Face model config (other config.json files are left alone). */
-const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers'];
+const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers', 'n_embd', 'n_layer'];
 export const HF_QUANT_BITS = [2, 3, 4, 8];
 
 export async function analyzeHfConfig(text: string, file: string, ctx: { models: ModelCache; modelFile?: string }): Promise<HfConfigAnalysis> {
@@ -45,7 +70,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true });
   for (const e of errors) {
-    a.diagnostics.push(diag(lines.range(e.offset, e.offset + Math.max(1, e.length)), 'error', 'json-syntax', `JSON: ${printParseErrorCode(e.error)}`));
+    const at = lines.range(e.offset, e.offset + Math.max(1, e.length));
+    a.diagnostics.push(diag(at, 'error', 'json-syntax', `JSON: ${parseErrorText(e.error)}`));
   }
   if (!root || root.type !== 'object') {
     if (!errors.length) a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
@@ -73,8 +99,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     arch = architectureFromConfig(value);
   } catch (err) {
     const key = err instanceof HfConfigError ? err.key : undefined;
-    const notMultiple = key === 'num_attention_heads' && /not a multiple/.test((err as Error).message);
-    const at = notMultiple ? 'hidden_size' : key;
+    const notMultiple = /not a multiple/.test((err as Error).message);
+    const at = err instanceof HfConfigError ? (err.at ?? key) : undefined;
     a.diagnostics.push(diag(at && at in value ? valueRange([at]) : lines.range(root.offset, root.offset + 1),
       'error', notMultiple ? 'hidden-not-divisible' : 'hf-config-invalid', (err as Error).message));
     return a;
@@ -131,34 +157,47 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   return a;
 }
 
-/** The numbers a Llama-family graph implies, read from its layer shapes. */
-export function graphArchitecture(g: ModelGraph): { hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string> } {
-  const by = (suffix: string) => g.layers.find((l) => l.name.endsWith(suffix));
-  const q = by('self_attn.q_proj') ?? by('mlp.up_proj') ?? by('mlp.gate_proj');
-  const up = by('mlp.up_proj') ?? by('mlp.gate_proj');
+/** The numbers a graph implies, read from its layer shapes at the module paths of its family (Llama's by default). */
+export function graphArchitecture(g: ModelGraph, family?: Family): {
+  hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string>;
+} {
+  const f = family ?? familyById('llama');
+  const M = f.modules;
+  const by = (leaf: string | undefined) => (leaf === undefined ? undefined : g.layers.find((l) => l.name.endsWith(`.${leaf}`)));
+  const fusedUp = f.fused.find((x) => x.split === 'halves');
+  const qLeaf = M.attn.q ?? f.fused.find((x) => x.parts.includes('q'))?.module;
+  const q = by(qLeaf) ?? by(M.mlp.up);
+  const up = by(M.mlp.up) ?? by(M.mlp.gate);
   const head = g.layers.find((l) => l.name === 'lm_head');
-  const k = by('self_attn.k_proj');
+  const k = by(M.attn.k);
   const idx = new Set<number>();
+  const blockRe = new RegExp(`^${M.blocks.replace(/\./g, '\\.')}\\.(\\d+)\\.`);
   for (const l of g.layers) {
-    const m = /^model\.layers\.(\d+)\./.exec(l.name);
+    const m = blockRe.exec(l.name);
     if (m) idx.add(Number(m[1]));
   }
+  const upHalves = up !== undefined && fusedUp !== undefined && up.name.endsWith(`.${fusedUp.module}`);
   return {
     hidden: q?.K,
-    intermediate: up?.N,
+    intermediate: up ? (upHalves ? up.N / 2 : up.N) : undefined,
     layers: idx.size || undefined,
     vocab: head?.N,
     kvWidth: k?.N,
-    witness: { hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N` : '', vocab: head ? 'lm_head N' : '', layers: 'model.layers.<i>', kvWidth: k ? `${k.name} N` : '' },
+    witness: {
+      hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N${upHalves ? ' / 2' : ''}` : '', vocab: head ? 'lm_head N' : '',
+      layers: `${M.blocks}.<i>`, kvWidth: k ? `${k.name} N` : '',
+    },
   };
 }
 
 function compareWithGraph(a: HfConfigAnalysis, arch: ModelArchitecture, g: ModelGraph, at: (p: string[]) => Range): void {
-  const ga = graphArchitecture(g);
+  const f = familyOfArch(arch);
+  const ga = graphArchitecture(g, f);
+  const keys = (f ?? familyById('llama')).keys;
   const pairs: [keyof typeof ga & string, string, number][] = [
-    ['hidden', 'hidden_size', arch.hidden_size],
-    ['intermediate', 'intermediate_size', arch.intermediate_size],
-    ['layers', 'num_hidden_layers', arch.num_hidden_layers],
+    ['hidden', keys.hidden_size[0], arch.hidden_size],
+    ['intermediate', keys.intermediate_size[0] ?? 'intermediate_size', arch.intermediate_size],
+    ['layers', keys.num_hidden_layers[0], arch.num_hidden_layers],
     ['vocab', 'vocab_size', arch.vocab_size],
   ];
   // Grouped-query attention: k_proj's output width is num_key_value_heads × head_dim.

@@ -2,7 +2,7 @@
 // docs/decoder-interface.md (the Hugging Face Optimum "text-generation-with-past" export).
 //
 // The interface is discovered from the session: the layers from the `past_key_values.{i}.key` inputs,
-// the kv heads and head dim from the given config or else from the static dims of those inputs.
+// the kv heads and head dim from the static dims of those inputs, or else from the given config.
 import * as ort from 'onnxruntime-node';
 
 /** The cache after a step: per layer, keys and values of shape [batch, kv_heads, length, head_dim]. */
@@ -86,11 +86,12 @@ export class DecoderSession {
       numKvHeads = config.num_key_value_heads;
       headDim = config.head_dim ?? (config.hidden_size && config.num_attention_heads ? config.hidden_size / config.num_attention_heads : undefined);
     }
+    // The graph's static dims win over config.json: they are what onnxruntime checks the feeds against.
     const meta = session.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
     if (meta && meta.isTensor && meta.shape.length === 4) {
       const [, kv, , hd] = meta.shape;
-      if (typeof kv === 'number') numKvHeads ??= kv;
-      if (typeof hd === 'number') headDim ??= hd;
+      if (typeof kv === 'number' && kv > 0) numKvHeads = kv;
+      if (typeof hd === 'number' && hd > 0) headDim = hd;
     }
     if (!numKvHeads || !headDim || !Number.isInteger(headDim)) {
       throw new DecoderError('cannot tell the kv heads and head dim from the model: pass config (num_key_value_heads, head_dim or hidden_size/num_attention_heads)');

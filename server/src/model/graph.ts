@@ -1,10 +1,11 @@
 // The one model-graph model: what a model is, as the rest of HAQA needs to know it — its inputs and
 // outputs and the compressible layers (MatMul/Gemm with a constant weight), named the way Hugging Face
-// names modules. Built from the graph alone: no weight bytes are read.
+// names modules (model/layerNames.ts). Built from the graph alone: no weight bytes are read.
 import * as path from 'node:path';
 import {
   LoadedModel, onnx, readModel, tensorDims, dataTypeName, attrInt, externalRef, elementSize, num,
 } from './onnx';
+import { layerNamer, LayerNamer } from './layerNames';
 
 export type LayerOp = 'MatMul' | 'Gemm' | 'MatMulNBits';
 
@@ -55,19 +56,7 @@ export async function inspectModel(file: string): Promise<ModelGraph> {
   return inspectLoaded(await readModel(file));
 }
 
-/** Module name from an exporter's scoped node name: `/model/layers.3/mlp/down_proj/MatMul` → `model.layers.3.mlp.down_proj`. */
-export function moduleFromNodeName(node: string): string | undefined {
-  if (!node.startsWith('/')) return undefined;
-  const parts = node.slice(1).split('/');
-  if (parts.length < 2) return undefined;
-  return parts.slice(0, -1).join('.');
-}
-
-/** Module name from a weight initializer name: `model.layers.3.mlp.down_proj.weight` → `model.layers.3.mlp.down_proj`. */
-export function moduleFromWeightName(weight: string): string | undefined {
-  const m = /^([A-Za-z_][\w.]*)\.weight$/.exec(weight);
-  return m ? m[1] : undefined;
-}
+export { moduleFromNodeName, moduleFromWeightName } from './layerNames';
 
 function valueInfo(v: onnx.IValueInfoProto): ValueInfo {
   const tt = v.type?.tensorType;
@@ -90,13 +79,14 @@ export function inspectLoaded(model: LoadedModel): ModelGraph {
     }
   }
 
+  const namer = layerNamer(g, inits.keys());
   const layers: Layer[] = [];
   const taken = new Map<string, number>();
   const opTypes: Record<string, number> = {};
   (g.node ?? []).forEach((node, nodeIndex) => {
     const op = node.opType ?? '';
     opTypes[op] = (opTypes[op] ?? 0) + 1;
-    const layer = layerOf(node, nodeIndex, inits);
+    const layer = layerOf(node, nodeIndex, inits, namer);
     if (!layer) return;
     const count = taken.get(layer.name) ?? 0;
     taken.set(layer.name, count + 1);
@@ -140,13 +130,13 @@ export function inspectLoaded(model: LoadedModel): ModelGraph {
   };
 }
 
-function layerOf(node: onnx.INodeProto, nodeIndex: number, inits: Map<string, onnx.ITensorProto>): Layer | undefined {
+function layerOf(node: onnx.INodeProto, nodeIndex: number, inits: Map<string, onnx.ITensorProto>, namer: LayerNamer): Layer | undefined {
   const op = node.opType;
   const nodeName = node.name || `${op}_${nodeIndex}`;
   const weightName = node.input?.[1] ?? '';
   const w = inits.get(weightName);
   if (!w) return undefined;
-  const name = moduleFromNodeName(nodeName) ?? moduleFromWeightName(weightName) ?? `${op}_${nodeIndex}`;
+  const name = namer.name(node, nodeIndex, weightName);
   const dims = tensorDims(w);
 
   if (op === 'MatMul' || op === 'Gemm') {

@@ -1,4 +1,4 @@
-// Synthetic Llama-family decoders at real scale: the graph of any Llama / Qwen2 / Mistral config.json
+// Synthetic decoders at real scale: the graph of any config.json of a family in config/families.ts
 // with seeded random weights, to measure speed and memory of a model before its weights exist here.
 //
 // The graph (synth/graph.ts) is only a description; weights are drawn one tensor at a time, in chunks,
@@ -56,7 +56,8 @@ const CHUNK = 1 << 20;
 function chunksOf(w: WeightSpec, seed: number, std: number): Generator<Float32Array> {
   const n = w.dims.reduce((x, y) => x * y, 1);
   // Biases are drawn too (HF initialises them to zero): a zero bias would leave the bias path untested.
-  return w.fill === 'ones' ? constantChunks(1, n, CHUNK) : normalChunks(seed, w.name, n, std, CHUNK);
+  if (w.fill === 'ones' || w.fill === 'zeros') return constantChunks(w.fill === 'ones' ? 1 : 0, n, CHUNK);
+  return normalChunks(seed, w.name, n, std, CHUNK);
 }
 
 function abortIf(signal: AbortSignal | undefined): void {
