@@ -3,7 +3,7 @@
 // `haqa check` both call `analyzeRecipe`; hover, completion and quick fixes reuse its result.
 import * as path from 'node:path';
 import type { ModelGraph } from '../model/graph';
-import { humanBytes } from '../cli/command';
+import { humanBytes } from '../util/format';
 import { Diagnostic, closest, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
 import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
