@@ -2,7 +2,9 @@
 // requirement is the entry's, and the CLI's --agent check reads the same table.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PROPOSERS, PROPOSER_NAMES, ProposerError, createProposer, isProposerName, proposerList, proposerProblem } from '../../server/src/agent/proposers';
+import {
+  PROPOSERS, PROPOSER_NAMES, ProposerError, createProposer, isProposerName, proposerList, proposerProblem,
+} from '../../server/src/agent/proposers';
 import { makeProposer } from '../../server/src/cli/tune';
 import { UsageError } from '../../server/src/cli/command';
 

@@ -54,7 +54,10 @@ test('the section kind decides where a knob lands', () => {
 });
 
 test('the default search values come from the table, shaped by the model and the machine', () => {
-  const layer = { name: 'a', node: 'a', nodeIndex: 0, op: 'MatMul' as const, weight: 'w', K: 48, N: 8, transB: false, dtype: 'FLOAT', bits: 32, params: 1, bytes: 4 };
+  const layer = {
+    name: 'a', node: 'a', nodeIndex: 0, op: 'MatMul' as const, weight: 'w', K: 48, N: 8, transB: false,
+    dtype: 'FLOAT', bits: 32, params: 1, bytes: 4,
+  };
   const one = defaultKnobValues({ quantizable: [layer], cores: 1 });
   assert.deepEqual(one.map((k) => k.knob), ['quantize.bits', 'quantize.block_size', 'quantize.accuracy_level', 'quantize.symmetric']);
   assert.deepEqual(one[1].values, [16]);

@@ -15,7 +15,10 @@ import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
 
 function layer(name: string, op: Layer['op'] = 'MatMul'): Layer {
-  return { name, node: name, nodeIndex: 0, op, weight: `${name}.weight`, K: 64, N: 64, transB: false, dtype: 'FLOAT', bits: 32, params: 4096, bytes: 16384 };
+  return {
+    name, node: name, nodeIndex: 0, op, weight: `${name}.weight`, K: 64, N: 64, transB: false,
+    dtype: 'FLOAT', bits: 32, params: 4096, bytes: 16384,
+  };
 }
 const LAYERS: Layer[] = [
   layer('model.layers.0.self_attn.q_proj'),
@@ -41,7 +44,9 @@ test('the planner applies section, skip, overrides (last wins per field) and rul
         { match: 'model.layers.1.mlp.down_proj', method: 'gptq' }, // and again
       ],
     },
-    sparsity: { rules: [{ match: '**', pattern: '2:4' }, { match: 'model.layers.0.**', ratio: 0.25 }, { match: 'lm_head', pattern: '9:4' }] },
+    sparsity: {
+      rules: [{ match: '**', pattern: '2:4' }, { match: 'model.layers.0.**', ratio: 0.25 }, { match: 'lm_head', pattern: '9:4' }],
+    },
     low_rank: { rules: [{ match: '**.mlp.*', rank: 8 }, { match: 'model.layers.1.**', rank: 4 }] },
   };
   const plan = planRecipe(recipe(doc), LAYERS);
@@ -81,13 +86,15 @@ test('the planner applies section, skip, overrides (last wins per field) and rul
 });
 
 test('a skipping override is a skip reason; a later skip glob does not outrank an override', () => {
-  const plan = planRecipe(recipe({ quantize: { skip: ['lm_head'], overrides: [{ match: 'lm_head', bits: 8 }, { match: '**.q_proj', skip: true }] } }), LAYERS);
+  const overrides = [{ match: 'lm_head', bits: 8 }, { match: '**.q_proj', skip: true }];
+  const plan = planRecipe(recipe({ quantize: { skip: ['lm_head'], overrides } }), LAYERS);
   assert.deepEqual(byName(plan, 'model.layers.0.self_attn.q_proj').float, { kind: 'override-skip', index: 1 });
   assert.equal(byName(plan, 'lm_head').quant?.bits, 8);
 });
 
 test('planLayers and planWithSources are projections of the one plan', () => {
-  const doc = { quantize: { bits: 4, overrides: [{ match: '**.down_proj', bits: 8 }, { match: 'lm_head', skip: true }, { match: 'lm_head', accuracy_level: 4 }] } };
+  const overrides = [{ match: '**.down_proj', bits: 8 }, { match: 'lm_head', skip: true }, { match: 'lm_head', accuracy_level: 4 }];
+  const doc = { quantize: { bits: 4, overrides } };
   const r = recipe(doc);
   const one = planRecipe(r, LAYERS);
   const layers = planLayers(r, LAYERS);

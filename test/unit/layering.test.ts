@@ -24,7 +24,8 @@ function importsOf(file: string): string[] {
 }
 
 test('the server does not import the client', () => {
-  const bad = tsFiles(path.join(root, 'server/src')).flatMap((f) => importsOf(f).filter((i) => i.startsWith('client/')).map((i) => `${path.relative(root, f)} → ${i}`));
+  const bad = tsFiles(path.join(root, 'server/src'))
+    .flatMap((f) => importsOf(f).filter((i) => i.startsWith('client/')).map((i) => `${path.relative(root, f)} → ${i}`));
   assert.deepEqual(bad, []);
 });
 

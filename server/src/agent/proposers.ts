@@ -33,7 +33,11 @@ export const PROPOSERS = {
   claude: {
     summary: 'the Claude agent with tool use (needs an API key)',
     needsApiKey: true,
-    create: (o) => new ClaudeAgent({ apiKey: o.apiKey!, model: o.model, baseURL: o.baseURL, architecture: o.architecture }, { trials: o.trials, minutes: o.minutes }),
+    create: (o) =>
+      new ClaudeAgent(
+        { apiKey: o.apiKey!, model: o.model, baseURL: o.baseURL, architecture: o.architecture },
+        { trials: o.trials, minutes: o.minutes },
+      ),
   },
   offline: { summary: 'the built-in model-based optimizer (TPE)', create: (o) => new TpeSearch({ seed: o.seed }) },
   random: { summary: 'random search over the space', create: (o) => new RandomSearch(o.seed) },

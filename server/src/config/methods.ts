@@ -98,8 +98,13 @@ export const SECTIONS: readonly SectionDecl[] = [
     methods: ['magnitude', 'wanda'],
     create: () => ({ method: 'magnitude', rules: [] }),
     knobs: [
-      { field: 'pattern', method: 'N:M sparsity', schemaPath: ['rules', '*', 'pattern'], excludes: ['ratio'], coerce: (v) => String(v) },
-      { field: 'ratio', method: 'unstructured sparsity', schemaPath: ['rules', '*', 'ratio'], excludes: ['pattern'], coerce: (v) => Number(v) },
+      {
+        field: 'pattern', method: 'N:M sparsity', schemaPath: ['rules', '*', 'pattern'], excludes: ['ratio'], coerce: (v) => String(v),
+      },
+      {
+        field: 'ratio', method: 'unstructured sparsity', schemaPath: ['rules', '*', 'ratio'], excludes: ['pattern'],
+        coerce: (v) => Number(v),
+      },
     ],
   },
   {
