@@ -79,6 +79,11 @@ export function llamaTensorName(initializer: string): Mapped | undefined {
 
 // ---------------------------------------------------------------- types per tensor
 
+/** The recipe's GGUF file type: quantize.gguf_type; Q4_K_M when a quantize section names none; F32 without one. */
+export function ggufFileType(recipe: Recipe): GgufFileType {
+  return recipe.quantize ? recipe.quantize.gguf_type ?? 'Q4_K_M' : 'F32';
+}
+
 function moreBits(layer: number, n: number): boolean {
   return layer < n / 8 || layer >= (7 * n) / 8 || (layer - Math.floor(n / 8)) % 3 === 2;
 }
@@ -87,7 +92,7 @@ function moreBits(layer: number, n: number): boolean {
 export function ggufTensorType(recipe: Recipe, t: Mapped, dims: number[], nLayers: number): GgmlTypeName {
   if (dims.length === 1) return 'F32';
   const q = recipe.quantize;
-  const base = (q?.gguf_type ?? 'F32') as GgufFileType;
+  const base = ggufFileType(recipe);
   let type: GgmlTypeName = base === 'Q4_K_M' ? 'Q4_K' : base;
   if (base === 'Q4_K_M') {
     if (t.gguf === 'output.weight') type = 'Q6_K';
@@ -97,7 +102,7 @@ export function ggufTensorType(recipe: Recipe, t: Mapped, dims: number[], nLayer
   for (const o of q?.overrides ?? []) {
     if (!globMatcher(o.match)(t.module)) continue;
     if (o.skip) type = 'F32';
-    else if (o.gguf_type) type = o.gguf_type;
+    else if (o.gguf_type) type = (o.gguf_type as GgufFileType) === 'Q4_K_M' ? 'Q4_K' : o.gguf_type; // a tuner's scoped knob may say the preset
   }
   return fitType(type, dims[0]);
 }
@@ -201,7 +206,7 @@ export async function exportGguf(
   }
   const bos = typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : undefined;
   const eos = typeof cfg.eos_token_id === 'number' ? cfg.eos_token_id : undefined;
-  const base = (recipe.quantize?.gguf_type ?? 'F32') as GgufFileType;
+  const base = ggufFileType(recipe);
   const metadata: Record<string, GgufValue> = {
     'general.architecture': gv.str('llama'),
     'general.name': gv.str(path.basename(path.dirname(recipe.model))),
