@@ -13,6 +13,7 @@ import { parseKnob } from './plan';
 import { int8Saturates } from '../util/cpu';
 import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
+import { checkRuntime } from './runtimeCheck';
 
 export interface CheckContext {
   models: ModelCache;
@@ -131,6 +132,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   // Checks that need no model.
   checkSearchSpace(a);
   checkSparsityPatterns(a);
+  checkRuntime(a);
 
   // The model.
   const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', undefined, MODEL_CODES);
