@@ -7,7 +7,9 @@
 // then decode_tokens greedy steps of one token each, reusing llama.cpp's KV cache.
 // Scoring: a window is evaluated with next-token probabilities at every position (node-llama-cpp gives
 // the softmax over the whole vocabulary); their logs are the log-probs the scorers compare with fp32.
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
 import { exportGguf } from '../compress/gguf';
 import { BenchError, MeasureJob } from './protocol';
@@ -31,12 +33,15 @@ export function nodeLlamaCpp(): Promise<NodeLlamaCpp> {
 }
 
 export function llamaCppVersion(): string {
-  try {
-    const req = createRequire(__filename);
-    return (req(`${LLAMA_CPP_PACKAGE}/package.json`) as { version: string }).version;
-  } catch {
-    return 'not installed';
+  // The package exports no package.json and no CommonJS entry: find its folder on the resolution paths.
+  for (const dir of createRequire(__filename).resolve.paths(LLAMA_CPP_PACKAGE) ?? []) {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(dir, LLAMA_CPP_PACKAGE, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      /* not in this folder */
+    }
   }
+  return 'not installed';
 }
 
 function now(): number {
