@@ -4,6 +4,7 @@ import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './r
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
 import type { Engine, Recipe } from '../config/recipe';
+import type { RaceSettings } from './race';
 
 export interface EvalSettings {
   text: string;
@@ -30,6 +31,8 @@ export interface MeasureJob {
   engine?: Engine;
   /** llama.cpp's knobs (recipe runtime.llama). */
   llama?: Recipe['runtime']['llama'];
+  /** Race the model against `baseline` (./race.ts) instead of measuring it to a precision: the tuner's measurement. */
+  race?: RaceSettings;
   /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */
   debug?: { hangAt?: RunStage; ignoreSigterm?: boolean };
 }
