@@ -44,3 +44,13 @@ test('the tuner can switch the engine and the GGUF type; artifacts and hashes ke
   // llama.cpp needs its own artifact even at full precision
   assert.equal(compresses(applyKnobs({ ...ort, quantize: undefined }, { 'runtime.engine': 'llama.cpp' })), true);
 });
+
+test('hover and completion know runtime.engine, its values and runtime.llama', async () => {
+  const { hoverRecipe } = await import('../../server/src/config/hover');
+  const { completeRecipe } = await import('../../server/src/config/complete');
+  const a = await analyzeRecipe('version: 1\nmodel: ./model.onnx\nruntime:\n  engine: llama.cpp\n', file, { models: new ModelCache() });
+  assert.match(JSON.stringify(hoverRecipe(a, { line: 3, character: 4 })?.contents), /Which runtime runs the model/);
+  assert.deepEqual(completeRecipe('version: 1\nmodel: ./model.onnx\nruntime:\n  engine: ', { line: 3, character: 10 }).map((c) => c.label), ['onnxruntime', 'llama.cpp']);
+  const keys = completeRecipe('version: 1\nmodel: ./model.onnx\nruntime:\n  ', { line: 3, character: 2 }).map((c) => c.label);
+  assert.ok(keys.includes('engine') && keys.includes('llama'), keys.join(','));
+});
