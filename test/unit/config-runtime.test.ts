@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { analyzeRecipe } from '../../server/src/config/check';
 import { ModelCache } from '../../server/src/config/modelCache';
 import { applyKnobs } from '../../server/src/config/plan';
+import { hoverRecipe } from '../../server/src/config/hover';
+import { completeRecipe } from '../../server/src/config/complete';
 import { knobValueError } from '../../server/src/config/schema';
 import { ggufFileType } from '../../server/src/compress/gguf';
 import { compressionSections, compresses } from '../../server/src/bench/record';
@@ -46,8 +48,6 @@ test('the tuner can switch the engine and the GGUF type; artifacts and hashes ke
 });
 
 test('hover and completion know runtime.engine, its values and runtime.llama', async () => {
-  const { hoverRecipe } = await import('../../server/src/config/hover');
-  const { completeRecipe } = await import('../../server/src/config/complete');
   const a = await analyzeRecipe('version: 1\nmodel: ./model.onnx\nruntime:\n  engine: llama.cpp\n', file, { models: new ModelCache() });
   assert.match(JSON.stringify(hoverRecipe(a, { line: 3, character: 4 })?.contents), /Which runtime runs the model/);
   assert.deepEqual(completeRecipe('version: 1\nmodel: ./model.onnx\nruntime:\n  engine: ', { line: 3, character: 10 }).map((c) => c.label), ['onnxruntime', 'llama.cpp']);
