@@ -4,6 +4,8 @@ import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './r
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
 import type { Recipe } from '../config/recipe';
+import type { ModelProfile, ProfileJob } from './profile';
+import type { SensitivityJob, SensitivityResult } from '../agent/sensitivity';
 
 export interface EvalSettings {
   text: string;
@@ -65,13 +67,16 @@ export interface CompressJob {
   debug?: MeasureJob['debug'];
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob;
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob;
+
+/** What the per-layer jobs (bench/profile.ts, agent/sensitivity.ts) return beside the metrics. */
+export interface LayerFindings { profile?: ModelProfile[]; sensitivity?: SensitivityResult }
 
 export type WorkerMessage =
   /** Sent once the worker listens for its job: the parent sends the job only then. */
   | { type: 'ready' }
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
+  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
