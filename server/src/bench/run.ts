@@ -62,7 +62,7 @@ class RunFailure extends Error {
   }
 }
 
-function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
+export function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
   return {
     provider: recipe.target.provider,
     intra_op_threads: recipe.runtime.intra_op_threads,
@@ -73,7 +73,7 @@ function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
 }
 
 /** num_key_value_heads etc. from the config.json beside the source model, when there is one. */
-function decoderConfig(model: string): DecoderConfig | undefined {
+export function decoderConfig(model: string): DecoderConfig | undefined {
   try {
     const c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
     if (typeof c.num_key_value_heads !== 'number' && typeof c.num_attention_heads !== 'number') return undefined;
@@ -87,7 +87,7 @@ function decoderConfig(model: string): DecoderConfig | undefined {
 }
 
 /** Evaluation settings with the tokenizer found, or a failure naming the missing file. */
-function evaluationOf(recipe: Recipe): EvalSettings | undefined {
+export function evaluationOf(recipe: Recipe): EvalSettings | undefined {
   const ev = recipe.evaluation;
   if (!ev.text) return undefined;
   if (!fs.existsSync(ev.text)) {

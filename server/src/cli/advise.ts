@@ -10,15 +10,20 @@ import { DEFAULT_MODEL } from '../agent/claude';
 import { emptyUsage } from '../agent/types';
 import { configText } from './tune';
 import { displayText, lineText } from '../util/sanitize';
+import type { Recipe } from '../config/recipe';
+import { measureLayers, planAndVerify, planLines } from '../agent/layerAdvice';
+import { profileTable } from '../bench/profile';
+import { sensitivityTable } from '../agent/sensitivity';
 
-const usage = 'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]';
+const usage = 'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]\n'
+  + '       haqa advise <haqa.yaml> --measure [--verify] [--json]   (per layer: profile, sensitivity, a plan)';
 
 export const adviseCommand: Command = {
   name: 'advise',
   summary: 'suggest recipe changes for this model and machine without running anything',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { agent: { type: 'string' }, model: { type: 'string' }, 'base-url': { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, { agent: { type: 'string' }, model: { type: 'string' }, 'base-url': { type: 'string' }, json: { type: 'boolean' }, measure: { type: 'boolean' }, verify: { type: 'boolean' } }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     if (values.agent !== undefined && values.agent !== 'claude' && values.agent !== 'offline') throw new UsageError(`--agent must be claude or offline, got '${values.agent}'`);
     const file = path.resolve(positionals[0]);
@@ -32,6 +37,8 @@ export const adviseCommand: Command = {
       }
       throw err;
     }
+    if (values.measure) return measureCommand(loaded.setting.recipe, { verify: values.verify === true, json: values.json === true }, io);
+    if (values.verify) throw new UsageError('--verify goes with --measure');
     const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
     const agent = values.agent ?? (apiKey ? 'claude' : 'offline');
     let res: AdviseResult;
@@ -62,3 +69,30 @@ export const adviseCommand: Command = {
     return 0;
   },
 };
+
+/** `--measure`: where the decode time goes per layer, what each layer tolerates, and the plan under the budget. */
+async function measureCommand(recipe: Recipe, opts: { verify: boolean; json: boolean }, io: Parameters<Command['run']>[1]): Promise<number> {
+  let m;
+  try {
+    m = await measureLayers(recipe, { signal: io.signal, onProgress: (s) => io.err(`haqa advise: ${lineText(s)}`) });
+  } catch (err) {
+    io.err(`haqa advise: ${(err as Error).message}`);
+    return 1;
+  }
+  const v = await planAndVerify(recipe, m, { verify: opts.verify, signal: io.signal });
+  if (opts.json) {
+    io.out(JSON.stringify({ measurements: m, plan: v }, null, 2));
+    return 0;
+  }
+  io.out(`where the decode time goes (onnxruntime profile, µs per decode step, measured ${m.measured_at}):`);
+  const shown = [m.fp32, ...(m.recipe_plan ? [m.recipe_plan] : [])];
+  for (const line of profileTable(shown)) io.out(`  ${lineText(line)}`);
+  io.out('what each layer tolerates (perplexity change of compressing only that layer):');
+  for (const line of sensitivityTable(m.sensitivity)) io.out(`  ${lineText(line)}`);
+  for (const s of m.skipped) io.out(`  not measured: ${lineText(s.candidate)}: ${lineText(s.reason)}`);
+  for (const line of planLines(v)) io.out(lineText(line));
+  io.out(`set: ${configText(v.knobs)}`);
+  io.out(`measuring took ${m.seconds.total.toFixed(0)} s (build ${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, `
+    + `sensitivity ${m.seconds.sensitivity.toFixed(0)}); cached for the editor's hovers`);
+  return 0;
+}
