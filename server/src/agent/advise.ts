@@ -156,6 +156,8 @@ export interface AdviseClaudeOptions {
   limits?: Partial<AgentLimits>;
   signal?: AbortSignal;
   architecture?: ModelArchitecture;
+  /** Per-layer measurements on this machine (agent/layerViews.ts promptTables), when cached. */
+  layers?: Record<string, unknown>;
 }
 
 /** One suggestion from the model's input, or the reason it is refused. */
@@ -180,6 +182,8 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
     dataBlock('kernel_facts', KERNEL_FACTS),
     dataBlock('model', modelSummary(setting, opts.architecture)),
     dataBlock('objective', objectiveSummary(objective, { trials: 0 })),
+    // Measured here: per-layer decode time, per-layer sensitivity, the plan under the budget (all through promptJson).
+    ...(opts.layers ? [dataBlock('layer_measurements', opts.layers)] : []),
   ].join('\n\n');
   const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Suggest changes to this recipe.' }];
   const done = (outcome: AdviseResult['outcome'], reason: string, suggestions: Suggestion[] = []): AdviseResult => ({

@@ -11,7 +11,9 @@ import { emptyUsage } from '../agent/types';
 import { configText } from './tune';
 import { displayText, lineText } from '../util/sanitize';
 import type { Recipe } from '../config/recipe';
-import { measureLayers, planAndVerify, planLines } from '../agent/layerAdvice';
+import { measureLayers, planAndVerify, planLines, readLayerMeasurements } from '../agent/layerAdvice';
+import { editorKnobs, promptTables } from '../agent/layerViews';
+import { planUnderBudget } from '../agent/layerPlan';
 import { profileTable } from '../bench/profile';
 import { sensitivityTable } from '../agent/sensitivity';
 
@@ -41,14 +43,27 @@ export const adviseCommand: Command = {
     if (values.verify) throw new UsageError('--verify goes with --measure');
     const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
     const agent = values.agent ?? (apiKey ? 'claude' : 'offline');
+    // Per-layer measurements cached by `--measure`: the offline advisor proposes their plan, Claude reads their tables.
+    const recipe = loaded.setting.recipe;
+    const measured = readLayerMeasurements(path.dirname(file), recipe.model);
     let res: AdviseResult;
     if (agent === 'claude') {
       if (!apiKey) throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
       res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
         apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL, signal: io.signal, architecture: loaded.architecture,
+        layers: measured ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase) : undefined,
       });
     } else {
       res = { suggestions: adviseOffline(loaded.setting), outcome: 'completed', reason: 'rules', usage: emptyUsage() };
+      if (measured) {
+        const plan = planUnderBudget(measured, recipe.objective.accuracy.max_ppl_increase);
+        res.suggestions.unshift({
+          id: 'layer-plan', source: 'rules', title: 'Per-layer plan from measurements on this machine',
+          rationale: `Measured ${measured.measured_at} (haqa advise --measure): predicted decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl `
+            + `${(plan.predicted.ppl_change * 100).toFixed(2)}% within the budget; per-layer costs are added, so benchmark to confirm.`,
+          knobs: editorKnobs(plan, loaded.setting.layers, recipe.quantize?.accuracy_level, measured.sensitivity.candidates),
+        });
+      }
     }
     if (values.json) {
       io.out(JSON.stringify(res, null, 2));
