@@ -20,7 +20,7 @@ import type { ModelProfile } from '../bench/profile';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { READ_CAPS } from '../util/paths';
 import { Candidate, DEFAULT_CANDIDATES, SensitivityResult } from './sensitivity';
-import { bestUniform, FP32, LayerMeasurements, LayerPlanResult, planKnobs, planUnderBudget } from './layerPlan';
+import { allowedOn, bestUniform, FP32, LayerMeasurements, LayerPlanResult, planKnobs, planUnderBudget } from './layerPlan';
 
 export const LAYER_FORMAT = 1;
 
@@ -180,8 +180,9 @@ export async function planAndVerify(
 ): Promise<PlanVerification> {
   const t0 = now();
   const budget = recipe.objective.accuracy.max_ppl_increase;
-  const plan = planUnderBudget(m, budget);
-  const uniform = bestUniform(m, budget);
+  const ok = allowedOn(recipe.target.provider, m.sensitivity.candidates);
+  const plan = planUnderBudget(m, budget, ok);
+  const uniform = bestUniform(m, budget, ok);
   const graph = await inspectModel(recipe.model);
   const level = recipe.quantize?.accuracy_level;
   const knobs = planKnobs(plan.groups, m.sensitivity.candidates, graph.layers, level);

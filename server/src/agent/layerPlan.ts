@@ -11,6 +11,7 @@ import type { SearchValue } from '../config/recipe';
 import type { Layer } from '../model/graph';
 import type { ModelProfile } from '../bench/profile';
 import { Candidate, rankOf, SensitivityResult } from './sensitivity';
+import { CPU_BITS } from '../config/check';
 
 export interface Choice { id: string; time: number; cost: number }
 export interface GroupChoices { group: string; choices: Choice[] }
@@ -110,6 +111,17 @@ export interface LayerPlanResult {
   budget: { max_ppl_increase: number; nll: number };
 }
 
+/**
+ * Which candidates a recipe check accepts on this provider (config/check.ts: the CPU MatMulNBits kernels
+ * run 4 and 8 bits): plans offered to users choose among these only; the sensitivity may cover more.
+ */
+export function allowedOn(provider: string, candidates: readonly Candidate[]): (id: string) => boolean {
+  return (id) => {
+    const c = candidates.find((x) => x.id === id);
+    return !!c && (!c.quant || provider !== 'cpu' || CPU_BITS.includes(c.quant.bits));
+  };
+}
+
 /** The plan minimising predicted step time within `maxPplIncrease` (a fraction: 0.05 = 5%). */
 export function planUnderBudget(m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean): LayerPlanResult {
   const budget = Math.log1p(Math.max(0, maxPplIncrease));
@@ -140,11 +152,11 @@ function planResult(m: LayerMeasurements, groups: GroupChoices[], picks: number[
  * The best uniform setting within the same budget: one candidate on every group (or fp32), by the
  * same predicted figures. The per-layer plan is compared against it.
  */
-export function bestUniform(m: LayerMeasurements, maxPplIncrease: number): LayerPlanResult & { candidate: string } {
+export function bestUniform(m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean): LayerPlanResult & { candidate: string } {
   const budget = Math.log1p(Math.max(0, maxPplIncrease));
   const groups = choicesOf(m);
   let best: (LayerPlanResult & { candidate: string }) | undefined;
-  for (const id of [FP32, ...m.sensitivity.candidates.map((c) => c.id)]) {
+  for (const id of [FP32, ...m.sensitivity.candidates.map((c) => c.id).filter((id) => !restrict || restrict(id))]) {
     if (!groups.every((g) => g.choices.some((c) => c.id === id))) continue;
     const picks = groups.map((g) => g.choices.findIndex((c) => c.id === id));
     const r = planResult(m, groups, picks, maxPplIncrease, budget);

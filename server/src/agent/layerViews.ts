@@ -9,7 +9,7 @@ import { matchLayers } from '../config/plan';
 import { locate } from '../config/parse';
 import type { Layer } from '../model/graph';
 import type { StoredLayerMeasurements } from './layerAdvice';
-import { candidateKnobs, FP32, LayerPlanResult, planUnderBudget, bestUniform } from './layerPlan';
+import { allowedOn, candidateKnobs, FP32, LayerPlanResult, planUnderBudget, bestUniform } from './layerPlan';
 
 export const LAYER_PLAN_CODE = 'layer-plan';
 
@@ -48,8 +48,9 @@ function pct(x: number): string {
 export function layerPlanDiagnostic(a: RecipeAnalysis, m: StoredLayerMeasurements): Diagnostic | undefined {
   if (!a.recipe || !a.graph) return undefined;
   const budget = a.recipe.objective.accuracy.max_ppl_increase;
-  const plan = planUnderBudget(m, budget);
-  const uniform = bestUniform(m, budget);
+  const ok = allowedOn(a.recipe.target.provider, m.sensitivity.candidates);
+  const plan = planUnderBudget(m, budget, ok);
+  const uniform = bestUniform(m, budget, ok);
   const knobs = editorKnobs(plan, a.graph.layers, a.recipe.quantize?.accuracy_level, m.sensitivity.candidates);
   const at = (a.doc && 'quantize' in a.doc ? ['quantize'] : ['model']) as string[];
   const loc = locate(a.parsed.doc, at);
@@ -93,8 +94,8 @@ export function layerHoverMarkdown(m: StoredLayerMeasurements, names: readonly s
 }
 
 /** Compact tables for Claude's static prompt (the caller passes them through util/sanitize promptJson). */
-export function promptTables(m: StoredLayerMeasurements, maxPplIncrease: number): Record<string, unknown> {
-  const plan = planUnderBudget(m, maxPplIncrease);
+export function promptTables(m: StoredLayerMeasurements, maxPplIncrease: number, provider = 'cpu'): Record<string, unknown> {
+  const plan = planUnderBudget(m, maxPplIncrease, allowedOn(provider, m.sensitivity.candidates));
   return {
     measured_at: m.measured_at,
     decode_step_us_fp32: Math.round(m.fp32.run_us),

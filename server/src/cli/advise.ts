@@ -13,7 +13,7 @@ import { displayText, lineText } from '../util/sanitize';
 import type { Recipe } from '../config/recipe';
 import { measureLayers, planAndVerify, planLines, readLayerMeasurements } from '../agent/layerAdvice';
 import { editorKnobs, promptTables } from '../agent/layerViews';
-import { planUnderBudget } from '../agent/layerPlan';
+import { allowedOn, planUnderBudget } from '../agent/layerPlan';
 import { profileTable } from '../bench/profile';
 import { sensitivityTable } from '../agent/sensitivity';
 
@@ -51,12 +51,12 @@ export const adviseCommand: Command = {
       if (!apiKey) throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
       res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
         apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL, signal: io.signal, architecture: loaded.architecture,
-        layers: measured ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase) : undefined,
+        layers: measured ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase, recipe.target.provider) : undefined,
       });
     } else {
       res = { suggestions: adviseOffline(loaded.setting), outcome: 'completed', reason: 'rules', usage: emptyUsage() };
       if (measured) {
-        const plan = planUnderBudget(measured, recipe.objective.accuracy.max_ppl_increase);
+        const plan = planUnderBudget(measured, recipe.objective.accuracy.max_ppl_increase, allowedOn(recipe.target.provider, measured.sensitivity.candidates));
         res.suggestions.unshift({
           id: 'layer-plan', source: 'rules', title: 'Per-layer plan from measurements on this machine',
           rationale: `Measured ${measured.measured_at} (haqa advise --measure): predicted decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl `
