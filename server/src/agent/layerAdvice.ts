@@ -17,6 +17,7 @@ import { hardwareFingerprint } from '../bench/hardware';
 import { runWorker } from '../bench/spawn';
 import { RunStore } from '../bench/store';
 import type { ModelProfile } from '../bench/profile';
+import { readKernelProbe, writeKernelProbe } from '../bench/kernelProbe';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { READ_CAPS } from '../util/paths';
 import { Candidate, DEFAULT_CANDIDATES, SensitivityResult } from './sensitivity';
@@ -108,6 +109,15 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
     if (m) models.push({ label: c.id, model: m });
   }
   const tBuild = now();
+
+  // Kernel facts for the advisor, once per hardware fingerprint (bench/kernelProbe.ts).
+  const hw = hardwareFingerprint();
+  if (!readKernelProbe(store, hw)) {
+    say('probing the MatMulNBits kernels');
+    const k = await runWorker({ kind: 'kernel-probe', threads: session.intra_op_threads || 1 }, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+    if (k.status === 'ok' && k.findings?.kernels) await writeKernelProbe(store, hw, k.findings.kernels);
+    else skipped.push({ candidate: 'kernel-probe', reason: k.error?.message ?? k.status });
+  }
 
   const profiles = new Map<string, ModelProfile>();
   await fs.promises.mkdir(store.inside(store.root), { recursive: true });

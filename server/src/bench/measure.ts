@@ -18,6 +18,7 @@ import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
 import { BenchError, LayerFindings, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
 import { runProfileJob } from './profile';
+import { runKernelProbe } from './kernelProbe';
 import { runSensitivityJob } from '../agent/sensitivity';
 import { b64, decoderAccuracy, decoderReference, genericOutputs, outputRelRmse, readReference, ReferenceFile } from './accuracy';
 
@@ -249,6 +250,7 @@ export async function runJob(
   job: WorkerJob, progress: Progress,
 ): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }> {
   if (job.kind === 'profile') return { metrics: {}, findings: { profile: await runProfileJob(job, progress) } };
+  if (job.kind === 'kernel-probe') return { metrics: {}, findings: { kernels: await runKernelProbe(job, progress) } };
   if (job.kind === 'sensitivity') return { metrics: {}, findings: { sensitivity: await runSensitivityJob(job, progress) } };
   if (job.kind === 'compress') {
     progress('compress', 'compressing');

@@ -5,6 +5,7 @@ import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
 import type { Recipe } from '../config/recipe';
 import type { ModelProfile, ProfileJob } from './profile';
+import type { KernelProbeJob, KernelProbeResult } from './kernelProbe';
 import type { SensitivityJob, SensitivityResult } from '../agent/sensitivity';
 
 export interface EvalSettings {
@@ -67,10 +68,10 @@ export interface CompressJob {
   debug?: MeasureJob['debug'];
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob;
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob | KernelProbeJob;
 
 /** What the per-layer jobs (bench/profile.ts, agent/sensitivity.ts) return beside the metrics. */
-export interface LayerFindings { profile?: ModelProfile[]; sensitivity?: SensitivityResult }
+export interface LayerFindings { profile?: ModelProfile[]; sensitivity?: SensitivityResult; kernels?: KernelProbeResult }
 
 export type WorkerMessage =
   /** Sent once the worker listens for its job: the parent sends the job only then. */

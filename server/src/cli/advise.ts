@@ -14,6 +14,9 @@ import type { Recipe } from '../config/recipe';
 import { measureLayers, planAndVerify, planLines, readLayerMeasurements } from '../agent/layerAdvice';
 import { editorKnobs, promptTables } from '../agent/layerViews';
 import { allowedOn, planUnderBudget } from '../agent/layerPlan';
+import { kernelFacts, readKernelProbe } from '../bench/kernelProbe';
+import { RunStore } from '../bench/store';
+import { hardwareFingerprint } from '../bench/hardware';
 import { profileTable } from '../bench/profile';
 import { sensitivityTable } from '../agent/sensitivity';
 
@@ -46,11 +49,13 @@ export const adviseCommand: Command = {
     // Per-layer measurements cached by `--measure`: the offline advisor proposes their plan, Claude reads their tables.
     const recipe = loaded.setting.recipe;
     const measured = readLayerMeasurements(path.dirname(file), recipe.model);
+    const probe = readKernelProbe(new RunStore(path.dirname(file)), hardwareFingerprint());
     let res: AdviseResult;
     if (agent === 'claude') {
       if (!apiKey) throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
       res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
         apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL, signal: io.signal, architecture: loaded.architecture,
+        kernelFacts: probe ? kernelFacts(probe) : undefined,
         layers: measured ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase, recipe.target.provider) : undefined,
       });
     } else {
@@ -106,6 +111,8 @@ async function measureCommand(recipe: Recipe, opts: { verify: boolean; json: boo
   for (const line of sensitivityTable(m.sensitivity)) io.out(`  ${lineText(line)}`);
   for (const s of m.skipped) io.out(`  not measured: ${lineText(s.candidate)}: ${lineText(s.reason)}`);
   for (const line of planLines(v)) io.out(lineText(line));
+  const probe = readKernelProbe(new RunStore(path.dirname(recipe.file)), hardwareFingerprint());
+  if (probe) for (const line of ['kernel facts:', ...kernelFacts(probe).map((l) => `  ${l}`)]) io.out(lineText(line));
   io.out(`set: ${configText(v.knobs)}`);
   io.out(`measuring took ${m.seconds.total.toFixed(0)} s (build ${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, `
     + `sensitivity ${m.seconds.sensitivity.toFixed(0)}); cached for the editor's hovers`);
