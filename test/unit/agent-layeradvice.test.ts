@@ -46,7 +46,7 @@ async function setup() {
   const layers = a.graph!.layers.map((l) => l.name);
   const cands = DEFAULT_CANDIDATES.filter((c) => c.id === 'q4' || c.id === 'q8');
   const prof = (label: string, us: (l: string) => number): ModelProfile => {
-    const groups = layers.map((name) => ({ name, layer: true, us: us(name), share: 0, ops: {} }));
+    const groups = layers.map((name) => ({ name, layer: true, us: us(name), median_us: us(name), share: 0, ops: {} }));
     const total = groups.reduce((s, g) => s + g.us, 0) + 50;
     for (const g of groups) g.share = g.us / total;
     groups.sort((x, y) => y.us - x.us);

@@ -37,18 +37,22 @@ test('only counted runs count, and the groups sum to the node time', () => {
     node('Gather_token_1', 380, 6, 'Gather'),
     run(500, 100), node('/model/layers.0/mlp/down_proj/MatMul', 510, 20), node('/model/layers.0/self_attn/Mul_1', 560, 30, 'Mul'),
     node('custom_lm_head_node', 700, 999), // outside any run
+    run(800, 100), node('/model/layers.0/mlp/down_proj/MatMul', 810, 900), // a preempted step
   ];
   const p = summarizeProfile(events, ix, 1);
-  assert.equal(p.steps, 2);
-  assert.equal(p.node_us, (40 + 10 + 6 + 20 + 30) / 2);
+  assert.equal(p.steps, 3);
+  assert.equal(p.node_us, (40 + 10 + 6 + 20 + 30 + 900) / 3);
   assert.equal(p.run_us, 100);
   const sum = p.groups.reduce((s, g) => s + g.us, 0);
   assert.equal(sum, p.node_us);
   assert.ok(Math.abs(p.groups.reduce((s, g) => s + g.share, 0) - 1) < 1e-12);
   const down = p.groups.find((g) => g.name === 'model.layers.0.mlp.down_proj')!;
-  assert.equal(down.us, 30);
-  assert.deepEqual(down.ops, { MatMul: 30 });
-  assert.equal(p.groups.find((g) => g.name === 'model.layers.0.self_attn')!.us, 20);
+  assert.equal(down.us, 320);
+  assert.equal(down.median_us, 40, 'the median ignores the preempted step');
+  assert.deepEqual(down.ops, { MatMul: 320 });
+  const attn = p.groups.find((g) => g.name === 'model.layers.0.self_attn')!;
+  assert.equal(attn.us, 40 / 3);
+  assert.equal(attn.median_us, 10, 'a step without the group counts as 0');
   assert.equal(p.groups.find((g) => g.name === 'lm_head'), undefined);
   const rows = compareProfiles([p, { ...p, label: 'b', groups: p.groups.filter((g) => g.layer) }]);
   assert.equal(rows.find((r) => r.name === 'model.layers.0.self_attn')!.us[1], undefined);

@@ -38,6 +38,8 @@ export interface GroupTime {
   layer: boolean;
   /** Mean microseconds per decode step. */
   us: number;
+  /** Median over the counted steps of the group's time in a step (robust to preemption spikes). */
+  median_us: number;
   /** Fraction of the step's node time. */
   share: number;
   /** Mean µs per step by op type (`MatMul`, `MatMulNBits`, …). */
@@ -117,17 +119,19 @@ export function summarizeProfile(
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
   const counted = runs.slice(skipRuns);
   const steps = counted.length;
-  const groups = new Map<string, { layer: boolean; us: number; ops: Record<string, number> }>();
+  const groups = new Map<string, { layer: boolean; us: number; perRun: number[]; ops: Record<string, number> }>();
   let total = 0;
   if (steps > 0) {
-    const t0 = counted[0].ts;
-    const inCounted = (ts: number) => ts >= t0 && counted.some((r) => ts >= r.ts && ts <= r.ts + r.dur);
+    const runOf = (ts: number) => counted.findIndex((r) => ts >= r.ts && ts <= r.ts + r.dur);
     for (const e of events) {
-      if (e.cat !== 'Node' || !e.name.endsWith(KERNEL_SUFFIX) || !inCounted(e.ts)) continue;
+      if (e.cat !== 'Node' || !e.name.endsWith(KERNEL_SUFFIX)) continue;
+      const run = runOf(e.ts);
+      if (run < 0) continue;
       const node = e.name.slice(0, -KERNEL_SUFFIX.length);
       const { name, layer } = attributeNode(node, ix);
-      const g = groups.get(name) ?? { layer, us: 0, ops: {} };
+      const g = groups.get(name) ?? { layer, us: 0, perRun: new Array<number>(steps).fill(0), ops: {} };
       g.us += e.dur;
+      g.perRun[run] += e.dur;
       const op = typeof e.args?.op_name === 'string' ? e.args.op_name : '?';
       g.ops[op] = (g.ops[op] ?? 0) + e.dur;
       groups.set(name, g);
@@ -136,13 +140,19 @@ export function summarizeProfile(
   }
   const per = (x: number) => (steps > 0 ? x / steps : 0);
   const list: GroupTime[] = [...groups.entries()].map(([name, g]) => ({
-    name, layer: g.layer, us: per(g.us), share: total > 0 ? g.us / total : 0,
+    name, layer: g.layer, us: per(g.us), median_us: median(g.perRun), share: total > 0 ? g.us / total : 0,
     ops: Object.fromEntries(Object.entries(g.ops).map(([k, v]) => [k, per(v)])),
   }));
   list.sort((a, b) => b.us - a.us || (a.name < b.name ? -1 : 1));
   return {
     label, model, steps, node_us: per(total), run_us: per(counted.reduce((s, r) => s + r.dur, 0)), groups: list,
   };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? 0 : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /** Profiles one decoder: prefill, `warmup` decode steps, then `decode_tokens` counted ones. */
