@@ -87,7 +87,9 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   if (layers.length === 0) throw new Error(`${recipe.model} has no fp32 MatMul/Gemm layers to analyse`);
   const candidates = opts.candidates ?? DEFAULT_CANDIDATES;
   const skipped: StoredLayerMeasurements['skipped'] = [];
-  const common = { storeDir, signal: opts.signal, noStore: true, roots: opts.roots, timeoutMs: opts.timeoutMs, measure: { latency: false, accuracy: false } };
+  const common = {
+    storeDir, signal: opts.signal, noStore: true, roots: opts.roots, timeoutMs: opts.timeoutMs, measure: { latency: false, accuracy: false },
+  };
 
   // Models to profile: fp32, the recipe's plan, each candidate on every analysed layer (artifacts are cached).
   const models: { label: string; model: string }[] = [{ label: FP32, model: recipe.model }];
@@ -114,7 +116,9 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   const hw = hardwareFingerprint();
   if (!readKernelProbe(store, hw)) {
     say('probing the MatMulNBits kernels');
-    const k = await runWorker({ kind: 'kernel-probe', threads: session.intra_op_threads || 1 }, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+    const k = await runWorker({ kind: 'kernel-probe', threads: session.intra_op_threads || 1 }, {
+      signal: opts.signal, timeoutMs: opts.timeoutMs,
+    });
     if (k.status === 'ok' && k.findings?.kernels) await writeKernelProbe(store, hw, k.findings.kernels);
     else skipped.push({ candidate: 'kernel-probe', reason: k.error?.message ?? k.status });
   }
@@ -186,7 +190,8 @@ function figures(rec: RunRecord): NonNullable<PlanVerification['measured']> {
 
 /** The plan under the recipe's budget, the best uniform setting, and (verify) one benchmark of each. */
 export async function planAndVerify(
-  recipe: Recipe, m: LayerMeasurements, opts: { verify?: boolean; verifyUniform?: boolean; storeDir?: string; signal?: AbortSignal; quick?: boolean } = {},
+  recipe: Recipe, m: LayerMeasurements,
+  opts: { verify?: boolean; verifyUniform?: boolean; storeDir?: string; signal?: AbortSignal; quick?: boolean } = {},
 ): Promise<PlanVerification> {
   const t0 = now();
   const budget = recipe.objective.accuracy.max_ppl_increase;
@@ -198,7 +203,9 @@ export async function planAndVerify(
   const knobs = planKnobs(plan.groups, m.sensitivity.candidates, graph.layers, level);
   const out: PlanVerification = { plan, uniform, knobs, seconds: 0 };
   const bench = async (k: Record<string, import('../config/recipe').SearchValue>) =>
-    figures(await runRecipe(applyKnobs(fp32Recipe(recipe), k), { storeDir: opts.storeDir, signal: opts.signal, baseline: true, quick: opts.quick, noStore: true }));
+    figures(await runRecipe(applyKnobs(fp32Recipe(recipe), k), {
+      storeDir: opts.storeDir, signal: opts.signal, baseline: true, quick: opts.quick, noStore: true,
+    }));
   if (opts.verify) out.measured = await bench(knobs);
   if (opts.verifyUniform && uniform.candidate !== FP32) {
     out.measuredUniform = await bench(planKnobs(uniform.groups, m.sensitivity.candidates, graph.layers, level));

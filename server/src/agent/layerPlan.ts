@@ -131,11 +131,15 @@ export function planUnderBudget(m: LayerMeasurements, maxPplIncrease: number, re
   return planResult(m, groups, chosen.picks, maxPplIncrease, budget);
 }
 
-function planResult(m: LayerMeasurements, groups: GroupChoices[], picks: number[], maxPplIncrease: number, budget: number): LayerPlanResult {
+function planResult(
+  m: LayerMeasurements, groups: GroupChoices[], picks: number[], maxPplIncrease: number, budget: number,
+): LayerPlanResult {
   const layersOf = new Map(m.sensitivity.groups.map((g) => [g.name, g.layers] as const));
   const planned: PlannedGroup[] = groups.map((g, gi) => {
     const c = g.choices[picks[gi]];
-    return { group: g.group, layers: layersOf.get(g.group) ?? [], choice: c.id, time_us: c.time, fp32_us: g.choices[0].time, nll_delta: c.cost };
+    return {
+      group: g.group, layers: layersOf.get(g.group) ?? [], choice: c.id, time_us: c.time, fp32_us: g.choices[0].time, nll_delta: c.cost,
+    };
   });
   const layerFp32 = planned.reduce((s, g) => s + g.fp32_us, 0);
   const other = m.fp32.run_us - layerFp32; // everything that is not an analysed layer, and the executor
@@ -152,7 +156,9 @@ function planResult(m: LayerMeasurements, groups: GroupChoices[], picks: number[
  * The best uniform setting within the same budget: one candidate on every group (or fp32), by the
  * same predicted figures. The per-layer plan is compared against it.
  */
-export function bestUniform(m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean): LayerPlanResult & { candidate: string } {
+export function bestUniform(
+  m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean,
+): LayerPlanResult & { candidate: string } {
   const budget = Math.log1p(Math.max(0, maxPplIncrease));
   const groups = choicesOf(m);
   let best: (LayerPlanResult & { candidate: string }) | undefined;
@@ -169,12 +175,16 @@ export function bestUniform(m: LayerMeasurements, maxPplIncrease: number, restri
 // ---------------------------------------------------------------- into recipe knobs
 
 /** Knobs (config/plan.ts's language) that put one candidate on one layer; fp32 keeps it in float. */
-export function candidateKnobs(c: Candidate | undefined, layer: Pick<Layer, 'name' | 'K' | 'N'>, accuracyLevel?: number): Record<string, SearchValue> {
+export function candidateKnobs(
+  c: Candidate | undefined, layer: Pick<Layer, 'name' | 'K' | 'N'>, accuracyLevel?: number,
+): Record<string, SearchValue> {
   const at = `@${layer.name}`;
   if (!c) return { [`quantize.bits${at}`]: 32 };
   if (c.quant) {
     const k: Record<string, SearchValue> = {
-      [`quantize.bits${at}`]: c.quant.bits, [`quantize.block_size${at}`]: c.quant.block_size, [`quantize.symmetric${at}`]: c.quant.symmetric,
+      [`quantize.bits${at}`]: c.quant.bits,
+      [`quantize.block_size${at}`]: c.quant.block_size,
+      [`quantize.symmetric${at}`]: c.quant.symmetric,
     };
     if (accuracyLevel !== undefined) k[`quantize.accuracy_level${at}`] = accuracyLevel;
     return k;

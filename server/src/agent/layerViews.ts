@@ -65,7 +65,8 @@ export function layerPlanDiagnostic(a: RecipeAnalysis, m: StoredLayerMeasurement
     + `at ppl ${pct(plan.predicted.ppl_change)} (budget +${(budget * 100).toFixed(1)}%)`
     + `${ownSpeed ? `; this recipe's plan profiled at ${ownSpeed.toFixed(2)}×` : ''}`
     + `; best uniform setting ${uniform.candidate} predicted ${uniform.predicted.speedup.toFixed(2)}×. Predictions add per-layer costs; benchmark to confirm.`;
-  return diag(range, 'information', LAYER_PLAN_CODE, message, { fix: 'knobs', assignment: knobs, title: 'Apply the per-layer plan (overrides per layer)' });
+  const title = 'Apply the per-layer plan (overrides per layer)';
+  return diag(range, 'information', LAYER_PLAN_CODE, message, { fix: 'knobs', assignment: knobs, title });
 }
 
 /** Markdown rows for a hover on a glob: each matched layer's decode time share and sensitivity. */
@@ -99,12 +100,15 @@ export function promptTables(m: StoredLayerMeasurements, maxPplIncrease: number,
   return {
     measured_at: m.measured_at,
     decode_step_us_fp32: Math.round(m.fp32.run_us),
-    time_share: m.fp32.groups.slice(0, 40).map((g) => ({ group: g.name, layer: g.layer, us: Math.round(g.us), share: Number(g.share.toFixed(4)) })),
+    time_share: m.fp32.groups.slice(0, 40).map((g) => ({
+      group: g.name, layer: g.layer, us: Math.round(g.us), share: Number(g.share.toFixed(4)),
+    })),
     recipe_plan_us: m.recipe_plan?.groups.filter((g) => g.layer).slice(0, 40).map((g) => ({ layer: g.name, us: Math.round(g.us) })),
     candidates: m.sensitivity.candidates,
     ppl_change_if_only_this_layer: m.sensitivity.groups.slice(0, 60).map((g) => ({
       group: g.name,
-      ...Object.fromEntries(m.sensitivity.entries.filter((e) => e.group === g.name).map((e) => [e.candidate, Number(e.ppl_change.toFixed(5))])),
+      ...Object.fromEntries(m.sensitivity.entries.filter((e) => e.group === g.name)
+        .map((e) => [e.candidate, Number(e.ppl_change.toFixed(5))])),
     })),
     uniform_candidate_step_us: Object.fromEntries(Object.entries(m.uniform).map(([k, p]) => [k, Math.round(p.run_us)])),
     plan_under_budget: { choices: plan.groups.map((g) => ({ group: g.group, choice: g.choice })), predicted: plan.predicted },

@@ -106,7 +106,8 @@ export function candidateWeight(w: Float32Array, layer: Pick<Layer, 'K' | 'N' | 
   const kn = layer.transB ? transpose(w, N, K) : w;
   let out: Float32Array;
   if (c.quant) {
-    out = Float32Array.from(dequantize(quantizeRTN(kn, K, N, { bits: c.quant.bits, blockSize: c.quant.block_size, symmetric: c.quant.symmetric })));
+    const spec = { bits: c.quant.bits, blockSize: c.quant.block_size, symmetric: c.quant.symmetric };
+    out = Float32Array.from(dequantize(quantizeRTN(kn, K, N, spec)));
   } else if (c.sparsity) {
     out = Float32Array.from(kn);
     prune(out, K, N, c.sparsity);
@@ -188,7 +189,9 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
   for (const name of asInputs) {
     g.input!.push(onnx.ValueInfoProto.create({
       name,
-      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: fp32.get(name)!.dims.map((d) => ({ dimValue: d })) } } },
+      type: {
+        tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: fp32.get(name)!.dims.map((d) => ({ dimValue: d })) } },
+      },
     }));
   }
   const bytes = encodeModel(loaded.proto);
@@ -274,7 +277,8 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
     const spectra: SensitivityResult['spectra'] = [];
     for (const l of layers) {
       const ranks = candidates.filter((c) => c.rankFraction !== undefined).flatMap((c) => {
-        const e = entries.find((x) => x.candidate === c.id && groups.some((gr) => gr.name === x.group && gr.layers.length === 1 && gr.layers[0] === l.name));
+        const alone = (x: SensitivityEntry) => groups.some((gr) => gr.name === x.group && gr.layers.length === 1 && gr.layers[0] === l.name);
+        const e = entries.find((x) => x.candidate === c.id && alone(x));
         return e ? [{ rank: rankOf(c, l)!, energy: 1 - e.weight_rel_err }] : [];
       });
       if (ranks.length) spectra.push({ layer: l.name, ranks });

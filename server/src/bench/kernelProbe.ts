@@ -43,13 +43,15 @@ function probeModel(K: number, N: number, w: Float32Array, q?: { bits: NBits; le
     n = node('MatMul', ['x', 'W'], ['y'], { name: 'mm' });
   } else {
     const pw = quantizeRTN(w, K, N, { bits: q.bits, blockSize: 32, symmetric: true });
-    init.push(makeTensor('Wq', DataType.UINT8, [N, pw.nBlocks, pw.blobSize], pw.packed), makeTensor('S', DataType.FLOAT, [N, pw.nBlocks], pw.scales));
+    init.push(makeTensor('Wq', DataType.UINT8, [N, pw.nBlocks, pw.blobSize], pw.packed));
+    init.push(makeTensor('S', DataType.FLOAT, [N, pw.nBlocks], pw.scales));
     const attrs: Record<string, number> = { K, N, bits: q.bits, block_size: 32 };
     if (q.level) attrs.accuracy_level = q.level;
     n = node('MatMulNBits', ['x', 'Wq', 'S'], ['y'], { name: 'mm', domain: 'com.microsoft', attrs });
   }
   return encodeModel(model({
-    name: 'probe', node: [n], input: [valueInfo('x', DataType.FLOAT, [1, K])], output: [valueInfo('y', DataType.FLOAT, [1, N])], initializer: init,
+    name: 'probe', node: [n], initializer: init,
+    input: [valueInfo('x', DataType.FLOAT, [1, K])], output: [valueInfo('y', DataType.FLOAT, [1, N])],
   }));
 }
 

@@ -223,7 +223,8 @@ export function compareProfiles(profiles: readonly ModelProfile[]): ProfileRow[]
   const rows = new Map<string, ProfileRow>();
   profiles.forEach((p, i) => {
     for (const g of p.groups) {
-      const row = rows.get(g.name) ?? { name: g.name, layer: g.layer, us: profiles.map(() => undefined), share: profiles.map(() => undefined) };
+      const empty = () => profiles.map(() => undefined);
+      const row = rows.get(g.name) ?? { name: g.name, layer: g.layer, us: empty(), share: empty() };
       row.us[i] = g.us;
       row.share[i] = g.share;
       row.layer ||= g.layer;
