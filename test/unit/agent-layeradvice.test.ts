@@ -50,7 +50,7 @@ async function setup() {
     const total = groups.reduce((s, g) => s + g.us, 0) + 50;
     for (const g of groups) g.share = g.us / total;
     groups.sort((x, y) => y.us - x.us);
-    return { label, model: label, steps: 4, node_us: total, run_us: total, groups };
+    return { label, model: label, steps: 4, node_us: total, run_us: total, run_median_us: total, groups };
   };
   // lm_head is sensitive at 4 bits; everything else tolerates 4 bits.
   const m: StoredLayerMeasurements = {

@@ -64,7 +64,7 @@ test('DP with fractional costs never exceeds the budget (costs round up)', () =>
 const profile = (label: string, times: Record<string, number>, other = 100): ModelProfile => {
   const groups = Object.entries(times).map(([name, us]) => ({ name, layer: true, us, median_us: us, share: 0, ops: {} }));
   const node = Object.values(times).reduce((a, b) => a + b, 0) + other;
-  return { label, model: label, steps: 4, node_us: node, run_us: node, groups };
+  return { label, model: label, steps: 4, node_us: node, run_us: node, run_median_us: node, groups };
 };
 
 test('a plan from measurements: the sensitive layer stays in float, the rest compress; knobs set exactly that', () => {

@@ -43,6 +43,7 @@ test('only counted runs count, and the groups sum to the node time', () => {
   assert.equal(p.steps, 3);
   assert.equal(p.node_us, (40 + 10 + 6 + 20 + 30 + 900) / 3);
   assert.equal(p.run_us, 100);
+  assert.equal(p.run_median_us, 100);
   const sum = p.groups.reduce((s, g) => s + g.us, 0);
   assert.equal(sum, p.node_us);
   assert.ok(Math.abs(p.groups.reduce((s, g) => s + g.share, 0) - 1) < 1e-12);

@@ -142,12 +142,14 @@ function planResult(
     };
   });
   const layerFp32 = planned.reduce((s, g) => s + g.fp32_us, 0);
-  const other = m.fp32.run_us - layerFp32; // everything that is not an analysed layer, and the executor
+  // Medians throughout (layer times and the step), so a preempted step inflates neither side.
+  const fp32Step = m.fp32.run_median_us ?? m.fp32.run_us;
+  const other = Math.max(0, fp32Step - layerFp32); // everything that is not an analysed layer, and the executor
   const step = other + planned.reduce((s, g) => s + g.time_us, 0);
   const nll = planned.reduce((s, g) => s + Math.max(0, g.nll_delta), 0);
   return {
     groups: planned,
-    predicted: { step_us: step, fp32_step_us: m.fp32.run_us, speedup: m.fp32.run_us / step, ppl_change: Math.expm1(nll) },
+    predicted: { step_us: step, fp32_step_us: other + layerFp32, speedup: (other + layerFp32) / step, ppl_change: Math.expm1(nll) },
     budget: { max_ppl_increase: maxPplIncrease, nll: budget },
   };
 }

@@ -57,7 +57,8 @@ export function layerPlanDiagnostic(a: RecipeAnalysis, m: StoredLayerMeasurement
   const key = (loc?.pair?.key ?? loc?.node) as { range?: [number, number] } | undefined;
   if (!key?.range) return undefined;
   const range = a.parsed.lines.range(key.range[0], key.range[1]);
-  const ownSpeed = m.recipe_plan ? m.fp32.run_us / m.recipe_plan.run_us : undefined;
+  const med = (p: { run_us: number; run_median_us?: number }) => p.run_median_us ?? p.run_us;
+  const ownSpeed = m.recipe_plan ? med(m.fp32) / med(m.recipe_plan) : undefined;
   const counts = new Map<string, number>();
   for (const g of plan.groups) counts.set(g.choice, (counts.get(g.choice) ?? 0) + 1);
   const message = `Per-layer plan from measurements on this machine (${m.measured_at.slice(0, 16)}Z, \`haqa advise --measure\`): `
@@ -99,7 +100,7 @@ export function promptTables(m: StoredLayerMeasurements, maxPplIncrease: number,
   const plan = planUnderBudget(m, maxPplIncrease, allowedOn(provider, m.sensitivity.candidates));
   return {
     measured_at: m.measured_at,
-    decode_step_us_fp32: Math.round(m.fp32.run_us),
+    decode_step_us_fp32: Math.round(m.fp32.run_median_us ?? m.fp32.run_us),
     time_share: m.fp32.groups.slice(0, 40).map((g) => ({
       group: g.name, layer: g.layer, us: Math.round(g.us), share: Number(g.share.toFixed(4)),
     })),
@@ -110,7 +111,7 @@ export function promptTables(m: StoredLayerMeasurements, maxPplIncrease: number,
       ...Object.fromEntries(m.sensitivity.entries.filter((e) => e.group === g.name)
         .map((e) => [e.candidate, Number(e.ppl_change.toFixed(5))])),
     })),
-    uniform_candidate_step_us: Object.fromEntries(Object.entries(m.uniform).map(([k, p]) => [k, Math.round(p.run_us)])),
+    uniform_candidate_step_us: Object.fromEntries(Object.entries(m.uniform).map(([k, p]) => [k, Math.round(p.run_median_us ?? p.run_us)])),
     plan_under_budget: { choices: plan.groups.map((g) => ({ group: g.group, choice: g.choice })), predicted: plan.predicted },
   };
 }

@@ -55,6 +55,8 @@ export interface ModelProfile {
   node_us: number;
   /** Mean wall time of a counted model_run, µs (includes the executor's own overhead). */
   run_us: number;
+  /** Median wall time of a counted model_run, µs (what the plan's predictions use, robust to preempted steps). */
+  run_median_us: number;
   groups: GroupTime[];
 }
 
@@ -145,7 +147,8 @@ export function summarizeProfile(
   }));
   list.sort((a, b) => b.us - a.us || (a.name < b.name ? -1 : 1));
   return {
-    label, model, steps, node_us: per(total), run_us: per(counted.reduce((s, r) => s + r.dur, 0)), groups: list,
+    label, model, steps, node_us: per(total), run_us: per(counted.reduce((s, r) => s + r.dur, 0)),
+    run_median_us: median(counted.map((r) => r.dur)), groups: list,
   };
 }
 
