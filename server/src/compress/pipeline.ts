@@ -30,8 +30,9 @@ import { CalibrationData, InputNeeds, calibrate } from './calibrate';
 import { ActivationCache, Names, TensorSink, emitDynamicW8A8, emitMatMulNBits, emitStaticW8A8, int8Weight } from './emit';
 import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid } from './gptq';
 import { lowRank } from './lowrank';
-import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, floatToHalf as floatToHalfBits, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
+import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
+import { FloatType, floatType } from '../model/floatTypes';
 import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
 export interface LayerReport {
@@ -189,12 +190,14 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
         throw new CompressError(`${where}: weight ${layer.weight} is also a graph input, so it can be replaced at run time and is not a constant`, model.path, layer.node);
       }
       const dt = wt.dataType ?? 0;
-      if (dt !== DataType.FLOAT && dt !== DataType.FLOAT16) {
-        throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; only FLOAT and FLOAT16 weights can be compressed`, model.path, layer.node);
+      const ft = floatType(dt);
+      if (!ft) {
+        const why = `only FLOAT, FLOAT16 and BFLOAT16 weights can be compressed`;
+        throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; ${why}`, model.path, layer.weight);
       }
-      const half = dt === DataType.FLOAT16;
+      const half = dt !== DataType.FLOAT;
       const res = await transformLayer({
-        w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
+        w, nd, wt, model, sink, names, actCache, calib, half, ft, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
         lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
       });
       replaced.set(layer.nodeIndex, res.nodes);
@@ -345,7 +348,9 @@ interface LayerCtx {
   names: Names;
   actCache: ActivationCache;
   calib?: CalibrationData;
+  /** The weight is stored in a 16-bit float type (`ft`); the graph computes in that type. */
   half: boolean;
+  ft: FloatType;
   /** Storage of the 8-bit-activation paths' weights (recipe quantize.weight_type). */
   weightType: W8WeightType;
   where: string;
@@ -416,7 +421,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     const pw = newPacked(K, N, spec);
     await streamQuantize(c, pw, layer.transB);
     const node = await emitMatMulNBits(c.sink, c.names, {
-      input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, halfScales: c.half,
+      input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
     });
     return { nodes: finish([node]), actions: [quantLabel(q, 'rtn')], sqErr: pw.sqErr, sqNorm: pw.sqNorm, usesMs: true, dropBias };
   }
@@ -472,13 +477,13 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
         quantizeKNRows(m.W, 0, m.K, pw);
       }
       nodes.push(await emitMatMulNBits(c.sink, c.names, {
-        input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, halfScales: c.half,
+        input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
       }));
       usesMs = true;
       effective.push({ W: dequantize(pw), K: m.K, N: m.N });
       qActions.add(quantLabel(q, method));
     } else if (q && (w.path === 'dynamic' || w.path === 'static')) {
-      if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is FLOAT16)`);
+      if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is ${dataTypeName(c.ft.dataType)})`);
       const grid = int8ChannelGrid(m.K);
       let r: GridResult;
       let method = 'rtn';
@@ -505,7 +510,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     } else {
       if (q && mats.length > 1) qActions.add(`factor K=${m.K} kept in float (not a multiple of block ${q.block_size})`);
       const wn = c.names.take(m.stem);
-      await c.sink.add(wn, c.half ? DataType.FLOAT16 : DataType.FLOAT, [m.K, m.N], c.half ? halfOf(m.W) : m.W);
+      await c.sink.add(wn, c.ft.dataType, [m.K, m.N], c.half ? c.ft.encode(m.W) : m.W);
       nodes.push(mkNode('MatMul', [m.input, wn], [m.output], { name: c.names.take(m.name) }));
       effective.push({ W: m.W, K: m.K, N: m.N });
     }
@@ -551,21 +556,16 @@ function transpose32(a: Float32Array, rows: number, cols: number): Float32Array 
   return t;
 }
 
-function halfOf(a: Float32Array): Uint16Array {
-  const out = new Uint16Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = floatToHalfBits(a[i]);
-  return out;
-}
-
 function attrFloat(n: onnx.INodeProto, name: string, dflt: number): number {
   const a = (n.attribute ?? []).find((x) => x.name === name);
   return a ? (a.f ?? dflt) : dflt;
 }
 
 /**
- * Feed a weight to the RTN quantizer in slices. Float32 weights in external data are read slice by
- * slice straight from the file (the next slice is read while this one is quantized); anything else is
- * read whole (it is in memory already, or small).
+ * Feed a weight to the RTN quantizer in slices. Weights in external data (float32, float16 or
+ * bfloat16) are read slice by slice straight from the file (the next slice is read while this one is
+ * converted to float32 and quantized), so a 16-bit source never has a float32 copy of the whole
+ * tensor; inline weights are read whole (they are in memory already).
  */
 async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): Promise<void> {
   const { K, N } = pw;
@@ -576,35 +576,40 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
     if (transB) quantizeNKRows(chunk, row0, rows, pw);
     else quantizeKNRows(chunk, row0, rows, pw);
   };
-  if (!ext || c.wt.dataType !== DataType.FLOAT) {
+  if (!ext) {
     const all = await readTensorFloat32(c.wt, c.model.baseDir);
     feed(all, 0, totalRows);
     return;
   }
+  const es = c.ft.bytes;
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
-  if (ext.length !== K * N * 4) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * 4}`);
+  if (ext.length !== K * N * es) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`);
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
   if (!transB) rowsPer = Math.max(pw.blockSize, rowsPer - (rowsPer % pw.blockSize));
   rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
-  // Two buffers: one being filled from disk while the other is quantized. Reused across layers: fresh
-  // 30 MB allocations per layer cost more in GC and page faults than the reads themselves.
+  // Two buffers: one being filled from disk while the other is quantized, and for 16-bit sources a third
+  // that holds the slice converted to float32. Reused across layers: fresh 30 MB allocations per layer
+  // cost more in GC and page faults than the reads themselves.
   const need = rowsPer * rowLen * 4;
-  if (c.streamBuffers.length === 0 || c.streamBuffers[0].length < need) c.streamBuffers.splice(0, 2, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+  if (c.streamBuffers.length < 3 || c.streamBuffers[0].length < need) {
+    c.streamBuffers.splice(0, 3, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+  }
   const bufs = c.streamBuffers;
   const read = async (row0: number, i: number) => {
     const rows = Math.min(rowsPer, totalRows - row0);
-    const want = rows * rowLen * 4;
+    const want = rows * rowLen * es;
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * 4 + got);
+      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * es + got);
       if (bytesRead === 0) throw new CompressError(`${c.where}: external data of ${c.wt.name} is truncated (${file})`, file, c.wt.name ?? undefined);
       got += bytesRead;
     }
     return rows;
   };
+  const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
   try {
     let pending: Promise<number> | undefined = read(0, 0);
     for (let row0 = 0, i = 0; row0 < totalRows; row0 += rowsPer, i ^= 1) {
@@ -612,7 +617,13 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
       const next = row0 + rowsPer;
       pending = next < totalRows ? read(next, i ^ 1) : undefined;
       const b = bufs[i];
-      feed(new Float32Array(b.buffer, b.byteOffset, rows * rowLen), row0, rows);
+      const n = rows * rowLen;
+      if (es === 4) {
+        feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
+      } else {
+        c.ft.decode(b.subarray(0, n * es), n, conv);
+        feed(conv.subarray(0, n), row0, rows);
+      }
       if (c.signal?.aborted) {
         await pending?.catch(() => undefined);
         throw abortError();

@@ -12,6 +12,7 @@
 import { onnx, DataType, makeTensor } from '../onnx';
 import { node, valueInfo, model as modelProto, AttrValue } from '../build';
 import { ModelArchitecture, HfConfigError } from '../../config/hfConfig';
+import { FloatType, floatType } from '../floatTypes';
 
 export interface WeightSpec {
   name: string;
@@ -34,12 +35,15 @@ export const DIMS = {
   total: 'past_sequence_length + sequence_length',
 } as const;
 
-/** Added to the scores of masked positions: torch.finfo(float32).min, as HF and Optimum use (finite, unlike -inf). */
+/** Added to the scores of masked positions: torch.finfo(float32).min, as HF and Optimum use (finite, unlike -inf);
+ * fp16/bf16 graphs use their type's own (floatTypes.ts `lowest`). */
 export const MASK_VALUE = -3.4028234663852886e38;
 
 /** Node factory that names nodes and their outputs the way the PyTorch exporter does. */
 class Builder {
   readonly nodes: onnx.NodeProto[] = [];
+  /** The float type the graph computes and stores its weights in (float32, or an fp16/bf16 export's). */
+  constructor(readonly ft: FloatType) {}
   private readonly used = new Map<string, number>();
   private readonly constants = new Map<string, string>();
 
@@ -74,9 +78,10 @@ class Builder {
       makeTensor(n, DataType.INT64, scalar ? [] : [values.length], BigInt64Array.from(values.map(BigInt))));
   }
 
+  /** A float constant in the graph's float type. */
   f32(values: number[] | Float32Array, scalar = false): string {
     return this.constant(`f32:${scalar ? 's' : 'v'}:${Array.from(values).join(',')}`, (n) =>
-      makeTensor(n, DataType.FLOAT, scalar ? [] : [values.length], Float32Array.from(values)));
+      makeTensor(n, this.ft.dataType, scalar ? [] : [values.length], this.ft.encode(Array.from(values))));
   }
 }
 
@@ -99,9 +104,16 @@ export function checkArchitecture(a: ModelArchitecture): void {
   if (a.head_dim % 2 !== 0) fail('head_dim', `rotary embeddings need an even head_dim, got ${a.head_dim}`);
 }
 
-export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
+/**
+ * The decoder graph with weights, activations, cache and logits in `dataType` (FLOAT by default; FLOAT16
+ * or BFLOAT16 as an `--dtype fp16|bf16` export writes them). The mask uses the type's lowest finite value.
+ */
+export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataType.FLOAT): DecoderGraph {
   checkArchitecture(a);
-  const b = new Builder();
+  const ft = floatType(dataType);
+  if (!ft) throw new RangeError(`synthetic decoders are float32, float16 or bfloat16, not data type ${dataType}`);
+  const F = ft.dataType;
+  const b = new Builder(ft);
   const H = a.hidden_size;
   const nH = a.num_attention_heads;
   const nKV = a.num_key_value_heads;
@@ -121,7 +133,7 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
   // ---- rotary cos/sin from position_ids, computed in the graph (a table of max_position_embeddings
   // rows would be 128k × head_dim floats for Llama 3), shared by all layers: [B, 1, S, D].
   const rs = '/model/rotary_emb';
-  const pos = b.op(rs, 'Cast', ['position_ids'], { to: DataType.FLOAT });
+  const pos = b.op(rs, 'Cast', ['position_ids'], { to: F });
   const pos3 = b.op(rs, 'Unsqueeze', [pos, b.i64([-1])]);
   const freqs = b.op(rs, 'Mul', [pos3, b.f32(rotaryInvFreq(D, a.rope_theta))]);
   const emb = b.op(rs, 'Concat', [freqs, freqs], { axis: -1 });
@@ -141,7 +153,7 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
   const causal = b.op(ms, 'LessOrEqual', [keyIdx, qIdx]);
   const padOk = b.op(ms, 'Unsqueeze', [b.op(ms, 'Cast', ['attention_mask'], { to: DataType.BOOL }), b.i64([1, 2, 3])]);
   const allowed = b.op(ms, 'And', [causal, padOk]);
-  const bias = b.op(ms, 'Where', [allowed, b.f32([0], true), b.f32([MASK_VALUE], true)]);
+  const bias = b.op(ms, 'Where', [allowed, b.f32([0], true), b.f32([ft.lowest], true)]);
 
   const rmsNorm = (scope: string, input: string, w: string): string => {
     const sq = b.op(scope, 'Pow', [input, b.f32([2], true)]);
@@ -169,17 +181,17 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
     valueInfo('attention_mask', DataType.INT64, [DIMS.batch, DIMS.total]),
     valueInfo('position_ids', DataType.INT64, [DIMS.batch, DIMS.seq]),
   ];
-  const outputs: onnx.ValueInfoProto[] = [valueInfo('logits', DataType.FLOAT, [DIMS.batch, DIMS.seq, V])];
+  const outputs: onnx.ValueInfoProto[] = [valueInfo('logits', F, [DIMS.batch, DIMS.seq, V])];
   const presents: onnx.ValueInfoProto[] = [];
 
   for (let i = 0; i < a.num_hidden_layers; i++) {
     const m = `model.layers.${i}`;
     const s = `/model/layers.${i}`;
     const sa = `${s}/self_attn`;
-    inputs.push(valueInfo(`past_key_values.${i}.key`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.past, D]));
-    inputs.push(valueInfo(`past_key_values.${i}.value`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.past, D]));
-    presents.push(valueInfo(`present.${i}.key`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.total, D]));
-    presents.push(valueInfo(`present.${i}.value`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.total, D]));
+    inputs.push(valueInfo(`past_key_values.${i}.key`, F, [DIMS.batch, nKV, DIMS.past, D]));
+    inputs.push(valueInfo(`past_key_values.${i}.value`, F, [DIMS.batch, nKV, DIMS.past, D]));
+    presents.push(valueInfo(`present.${i}.key`, F, [DIMS.batch, nKV, DIMS.total, D]));
+    presents.push(valueInfo(`present.${i}.value`, F, [DIMS.batch, nKV, DIMS.total, D]));
 
     // -- self attention
     const xn = rmsNorm(`${s}/input_layernorm`, x, weight(`${m}.input_layernorm.weight`, [H], 'ones'));
