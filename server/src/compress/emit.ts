@@ -27,6 +27,10 @@ export class Names {
   constructor(existing: Iterable<string>) {
     this.used = new Set(existing);
   }
+  /** Whether `name` is unused (the layer cache replays names only where a fresh run would get them). */
+  isFree(name: string): boolean {
+    return !this.used.has(name);
+  }
   take(want: string): string {
     let name = want;
     for (let i = 1; this.used.has(name); i++) name = `${want}_${i}`;

@@ -32,6 +32,7 @@ import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid
 import { lowRank } from './lowrank';
 import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
+import { LayerCache, sourceIdentity, statsDigest } from './layerCache';
 import { FloatType, floatType } from '../model/floatTypes';
 import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
@@ -65,6 +66,8 @@ export interface CompressOptions {
   chunkBytes?: number;
   /** Folders the recipe may name files in (default: the recipe's folder); see util/paths.ts. */
   roots?: string[];
+  /** Compressed layers reused across trials (compress/layerCache.ts); the output is byte-identical either way. */
+  layerCache?: LayerCache;
 }
 
 /** The path policy's gate: the model and calibration text are read only where `haqa check` says they may be. */
@@ -196,10 +199,14 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
         throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; ${why}`, model.path, layer.weight);
       }
       const half = dt !== DataType.FLOAT;
-      const res = await transformLayer({
+      const ctx: LayerCtx = {
         w, nd, wt, model, sink, names, actCache, calib, half, ft, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
         lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
-      });
+      };
+      // Reuse across trials (layerCache.ts): W8A8 layers share activation quantizers, so they are always recomputed.
+      const res = opts.layerCache && w.path !== 'dynamic' && w.path !== 'static'
+        ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx), names, sink, (n, s) => transformLayer({ ...ctx, names: n, sink: s }))
+        : await transformLayer(ctx);
       replaced.set(layer.nodeIndex, res.nodes);
       if (res.usesMs) usesMs = true;
       reports.push({ name: layer.name, actions: res.actions, relError: res.sqNorm > 0 ? Math.sqrt(res.sqErr / res.sqNorm) : 0 });
@@ -528,6 +535,22 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     sqNorm += original[i] * original[i];
   }
   return { nodes: finish(nodes), actions, sqErr, sqNorm, usesMs, dropBias };
+}
+
+/** What a layer's output depends on (layerCache.ts header): its source, node, settings and, where used, calibration. */
+async function layerCacheKey(cache: LayerCache, c: LayerCtx): Promise<string> {
+  const { w } = c;
+  const { layer, ...settings } = w.plan;
+  const x = c.nd.input![0];
+  const usesCalib = w.needsHessian || w.needsNorms || w.needsRange;
+  return cache.key({
+    source: await sourceIdentity(c.wt, c.model),
+    node: Buffer.from(onnx.NodeProto.encode(c.nd as onnx.NodeProto).finish()).toString('base64'),
+    layer: { name: layer.name, op: layer.op, K: layer.K, N: layer.N, transB: layer.transB, weight: layer.weight, nodeIndex: layer.nodeIndex },
+    settings, quant: w.quant ?? null, path: w.path ?? null, needs: [w.needsHessian, w.needsNorms, w.needsRange],
+    weightType: c.weightType, lowRankMethod: c.lowRankMethod, seed: c.seed,
+    calibration: usesCalib ? statsDigest(c.calib?.inputs.get(x)) : null,
+  });
 }
 
 function gptqOrFail(w: Float32Array, K: number, N: number, h: Float64Array, grid: Parameters<typeof gptq>[4], where: string): GridResult {
