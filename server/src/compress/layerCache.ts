@@ -105,6 +105,17 @@ export class LayerCache {
     return new LayerCache(path.join(ws, '.haqa', 'layers'), ws, maxBytes, engine);
   }
 
+  /**
+   * The store for an output written inside a run store (`<workspace>/.haqa/artifacts/…`, as the
+   * benchmark's compress job writes): that workspace's store; undefined for an output elsewhere.
+   */
+  static forOutput(out: string, maxBytes?: number, engine = ''): LayerCache | undefined {
+    for (let d = path.dirname(path.resolve(out)); path.dirname(d) !== d; d = path.dirname(d)) {
+      if (path.basename(d) === '.haqa') return LayerCache.forWorkspace(path.dirname(d), maxBytes, engine);
+    }
+    return undefined;
+  }
+
   key(parts: Record<string, unknown>): string {
     const doc = JSON.stringify(canonical({ format: LAYER_CACHE_FORMAT, engine: this.engine, ...parts }));
     return createHash('sha256').update(doc).digest('hex');
