@@ -33,6 +33,7 @@ import { lowRank } from './lowrank';
 import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
 import { LayerCache, sourceIdentity, statsDigest } from './layerCache';
+import { QuantPool, defaultThreads, sharedPacked } from './parallel';
 import { FloatType, floatType } from '../model/floatTypes';
 import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
@@ -68,6 +69,8 @@ export interface CompressOptions {
   roots?: string[];
   /** Compressed layers reused across trials (compress/layerCache.ts); the output is byte-identical either way. */
   layerCache?: LayerCache;
+  /** Threads quantizing streamed layers (compress/parallel.ts); default min(cores, 4); 1: this thread only. */
+  threads?: number;
 }
 
 /** The path policy's gate: the model and calibration text are read only where `haqa check` says they may be. */
@@ -172,6 +175,9 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   let usesMs = false;
   const active = work.filter((w) => w.active).length;
   let done = 0;
+  const threads = opts.threads ?? defaultThreads();
+  // Only streamed layers (external data) are split over threads; in-memory models are small.
+  const pool = threads > 1 && graph.usesExternalData && work.some((w) => w.active) ? new QuantPool(threads) : undefined;
   try {
     for (const w of work) {
       const layer = w.plan.layer;
@@ -201,7 +207,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       const half = dt !== DataType.FLOAT;
       const ctx: LayerCtx = {
         w, nd, wt, model, sink, names, actCache, calib, half, ft, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
-        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
+        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers, pool,
       };
       // Reuse across trials (layerCache.ts): W8A8 layers share activation quantizers, so they are always recomputed.
       const res = opts.layerCache && w.path !== 'dynamic' && w.path !== 'static'
@@ -271,6 +277,8 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   } catch (err) {
     await writer.abort();
     throw writeFailure(err, out); // a full disk is the user's to fix, not an internal error
+  } finally {
+    await pool?.close();
   }
 
   const bytes = await diskBytes(out);
@@ -366,6 +374,8 @@ interface LayerCtx {
   chunkBytes: number;
   /** Slice buffers shared by all streamed layers of one run. */
   streamBuffers: Buffer[];
+  /** Worker threads for streamed RTN layers (parallel.ts); absent: this thread quantizes. */
+  pool?: QuantPool;
   signal?: AbortSignal;
 }
 
@@ -425,7 +435,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
   const plain = !w.plan.sparsity && !w.plan.lowRank && q && w.path === 'nbits' && (q.method === 'rtn' || !w.needsHessian);
   if (plain && q && alpha === 1) {
     const spec = nbitsSpec(q, c.where);
-    const pw = newPacked(K, N, spec);
+    const pw = c.pool && externalRef(wt) ? sharedPacked(K, N, spec, newPacked(K, N, spec)) : newPacked(K, N, spec);
     await streamQuantize(c, pw, layer.transB);
     const node = await emitMatMulNBits(c.sink, c.names, {
       input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
@@ -595,20 +605,32 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   const rowLen = transB ? K : N;
   const totalRows = transB ? N : K;
   const ext = externalRef(c.wt);
+  // Error sums per slice, added in slice order at the end: the same sums with one thread or several.
+  const parts: (Promise<{ sqErr: number; sqNorm: number }> | { sqErr: number; sqNorm: number })[] = [];
   const feed = (chunk: Float32Array, row0: number, rows: number) => {
-    if (transB) quantizeNKRows(chunk, row0, rows, pw);
-    else quantizeKNRows(chunk, row0, rows, pw);
+    const part = { ...pw, sqErr: 0, sqNorm: 0 };
+    if (transB) quantizeNKRows(chunk, row0, rows, part);
+    else quantizeKNRows(chunk, row0, rows, part);
+    parts.push({ sqErr: part.sqErr, sqNorm: part.sqNorm });
+  };
+  const total = async () => {
+    for (const p of await Promise.all(parts)) {
+      pw.sqErr += p.sqErr;
+      pw.sqNorm += p.sqNorm;
+    }
   };
   if (!ext) {
     const all = await readTensorFloat32(c.wt, c.model.baseDir);
     feed(all, 0, totalRows);
+    await total();
     return;
   }
   const es = c.ft.bytes;
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
   if (ext.length !== K * N * es) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`);
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
-  if (!transB) rowsPer = Math.max(pw.blockSize, rowsPer - (rowsPer % pw.blockSize));
+  // [K, N] slices are whole groups of 4 blocks: threads never share a byte of a packed zero-point row.
+  if (!transB) rowsPer = Math.max(pw.blockSize * 4, rowsPer - (rowsPer % (pw.blockSize * 4)));
   rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
@@ -633,15 +655,29 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
     return rows;
   };
   const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
+  // Parallel: slices converted into `threads + 1` shared slots, each quantized on a free thread.
+  const pool = c.pool;
+  const slots = pool ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4))) : [];
+  const busy: Promise<unknown>[] = [];
   try {
     let pending: Promise<number> | undefined = read(0, 0);
-    for (let row0 = 0, i = 0; row0 < totalRows; row0 += rowsPer, i ^= 1) {
+    for (let row0 = 0, i = 0, s = 0; row0 < totalRows; row0 += rowsPer, i ^= 1, s++) {
       const rows = await pending!;
+      const n = rows * rowLen;
+      const b = bufs[i];
+      if (pool) {
+        const slot = s % slots.length;
+        await busy[slot]?.catch(() => undefined);
+        c.ft.decode(b.subarray(0, n * es), n, slots[slot]);
+      }
       const next = row0 + rowsPer;
       pending = next < totalRows ? read(next, i ^ 1) : undefined;
-      const b = bufs[i];
-      const n = rows * rowLen;
-      if (es === 4) {
+      if (pool) {
+        const slot = s % slots.length;
+        const job = pool.run({ pw, rows: slots[slot].subarray(0, n), row0, count: rows, transB });
+        parts.push(job);
+        busy[slot] = job;
+      } else if (es === 4) {
         feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
       } else {
         c.ft.decode(b.subarray(0, n * es), n, conv);
@@ -649,10 +685,13 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
       }
       if (c.signal?.aborted) {
         await pending?.catch(() => undefined);
+        await Promise.allSettled(parts);
         throw abortError();
       }
     }
+    await total();
   } finally {
+    await Promise.allSettled(parts);
     await fh.close();
   }
 }
