@@ -56,7 +56,9 @@ function chain(file: string, stored: number, round: number, files: 0 | 1 | 2): v
       dataOffsets.set(loc, at + bytes.length);
       inits.push(onnx.TensorProto.create({
         name, dataType: stored, dims, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [{ key: 'location', value: loc }, { key: 'offset', value: String(at) }, { key: 'length', value: String(bytes.length) }],
+        externalData: [
+          { key: 'location', value: loc }, { key: 'offset', value: String(at) }, { key: 'length', value: String(bytes.length) },
+        ],
       }));
     }
     const y = i === LAYERS - 1 ? 'y' : `h${i}`;
@@ -137,7 +139,8 @@ test('a weight type that cannot be compressed is refused, naming the layer and t
   const file = path.join(sub, 'model.onnx');
   const w = Float64Array.from(randn(K * N, 5));
   const m = model({
-    name: 'd', node: [node('MatMul', ['x', 'model.layers.0.mlp.down_proj.weight'], ['y'], { name: '/model/layers.0/mlp/down_proj/MatMul' })],
+    name: 'd',
+    node: [node('MatMul', ['x', 'model.layers.0.mlp.down_proj.weight'], ['y'], { name: '/model/layers.0/mlp/down_proj/MatMul' })],
     initializer: [onnx.TensorProto.create({ name: 'model.layers.0.mlp.down_proj.weight', dataType: DataType.DOUBLE, dims: [K, N],
       rawData: new Uint8Array(w.buffer) })],
     input: [valueInfo('x', DataType.DOUBLE, ['batch', K])], output: [valueInfo('y', DataType.DOUBLE, ['batch', N])],

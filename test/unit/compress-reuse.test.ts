@@ -33,7 +33,8 @@ const base = { bits: 4, block_size: 32, symmetric: true };
 const oneGroup = { ...base, overrides: [{ match: 'model.layers.1.**', bits: 8 }] };
 
 for (const external of [true, false]) {
-  test(`a trial that changes one layer group recompresses only it, byte-identical to a fresh compression (${external ? 'external data' : 'inline'})`, async () => {
+  const where = external ? 'external data' : 'inline';
+  test(`a trial that changes one layer group recompresses only it, byte-identical to a fresh compression (${where})`, async () => {
     const { ws, model } = await workspace(external);
     const cache = LayerCache.forWorkspace(ws);
     // Every output has the same file name (its external data file is named in the model), in its own folder.
@@ -61,7 +62,9 @@ for (const external of [true, false]) {
 test('GPTQ layers are keyed by the calibration they use: other statistics recompress them', async () => {
   const { ws, model } = await workspace(true);
   const cache = LayerCache.forWorkspace(ws);
-  const recipe = (seed: number) => recipeFor(model, { quantize: { ...base, method: 'gptq' }, calibration: { samples: 2, seq_len: 8 }, search: { seed } });
+  const recipe = (seed: number) => recipeFor(model, {
+    quantize: { ...base, method: 'gptq' }, calibration: { samples: 2, seq_len: 8 }, search: { seed },
+  });
   const c1 = await calibrateModel(recipe(1));
   const c2 = await calibrateModel(recipe(2));
   await compressModel(recipe(1), { out: outIn(ws, 'g1'), calibration: c1, layerCache: cache });
@@ -88,7 +91,8 @@ test('the store is bounded (least recently used go first) and haqa runs prune em
 
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['runs', 'prune', '--dir', ws], { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+  const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l), signal: new AbortController().signal };
+  const code = await main(['runs', 'prune', '--dir', ws], io);
   const r = { code, out: out.join('\n'), err: err.join('\n') };
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /layer store: removed \d+ entries/);

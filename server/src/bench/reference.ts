@@ -88,14 +88,16 @@ export async function chooseReference(source: string, opts: { stated?: string; f
     const reason = `the source model (${src.dtype}, ${GiB(src.bytes)} of weights) fits in ${GiB(free)} of free memory`;
     return { model: path.resolve(source), kind: 'source', dtype: src.dtype, weight_bytes: src.bytes, free_bytes: free, reason };
   }
-  const tooBig = `the source model ${source} (${src.dtype}, ${GiB(src.bytes)} of weights, about ${GiB(srcNeed)} to evaluate) does not fit in ${GiB(free)} of free memory`;
+  const tooBig = `the source model ${source} (${src.dtype}, ${GiB(src.bytes)} of weights, about ${GiB(srcNeed)} to evaluate)`
+    + ` does not fit in ${GiB(free)} of free memory`;
   if (!opts.stated) {
-    throw new ReferenceError(`${tooBig}; name a reference that does (haqa bench --reference <fp16 model>), or measure speed only (--speed-only)`, source);
+    throw new ReferenceError(`${tooBig}; name a reference that does (haqa bench --reference <fp16 model>), or measure speed only`, source);
   }
   const st = await weightProfile(opts.stated);
   const stNeed = neededBytes(st.bytes);
   if (stNeed > free) {
-    throw new ReferenceError(`${tooBig}, nor does the stated reference ${opts.stated} (${st.dtype}, ${GiB(st.bytes)} of weights, about ${GiB(stNeed)})`, opts.stated);
+    const stated = `${opts.stated} (${st.dtype}, ${GiB(st.bytes)} of weights, about ${GiB(stNeed)})`;
+    throw new ReferenceError(`${tooBig}, nor does the stated reference ${stated}`, opts.stated);
   }
   const reason = `${tooBig}; the stated reference (${st.dtype}, ${GiB(st.bytes)} of weights) does`;
   return { model: path.resolve(opts.stated), kind: 'stated', dtype: st.dtype, weight_bytes: st.bytes, free_bytes: free, reason };

@@ -134,7 +134,9 @@ export class LayerCache {
    * The layer from the store, replayed into `sink` with its names taken from `names`; or, on a miss,
    * `compute` run with a recording sink and names, and its output stored for the next trial.
    */
-  async layer(key: string, names: Names, sink: TensorSink, compute: (names: Names, sink: TensorSink) => Promise<LayerResult>): Promise<LayerResult> {
+  async layer(
+    key: string, names: Names, sink: TensorSink, compute: (names: Names, sink: TensorSink) => Promise<LayerResult>,
+  ): Promise<LayerResult> {
     const hit = await this.replay(key, names, sink).catch(() => undefined);
     if (hit) {
       this.stats.hits++;
@@ -173,7 +175,7 @@ export class LayerCache {
         const { nodes, ...result } = res;
         const trailer: Trailer = {
           format: LAYER_CACHE_FORMAT,
-          nodes: Buffer.from(onnx.GraphProto.encode(onnx.GraphProto.create({ node: nodes as onnx.NodeProto[] })).finish()).toString('base64'),
+          nodes: encodeNodes(nodes),
           names: pairs.map(([, got]) => got),
           tensors: heads,
           result,
@@ -266,6 +268,10 @@ export class LayerCache {
     }
     return { removed, freedBytes };
   }
+}
+
+function encodeNodes(nodes: onnx.INodeProto[]): string {
+  return Buffer.from(onnx.GraphProto.encode(onnx.GraphProto.create({ node: nodes as onnx.NodeProto[] })).finish()).toString('base64');
 }
 
 function pidAlive(pid: number): boolean {
