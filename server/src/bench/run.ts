@@ -17,6 +17,7 @@ import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
 import { chooseReference, ReferenceChoice } from './reference';
+import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
 import {
   besideModel, fileRefusal, hashRegularFile, outsideRefusal, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
@@ -54,6 +55,11 @@ export interface RunOptions {
   roots?: string[];
   /** The accuracy reference when the source model does not fit in memory (bench/reference.ts). */
   reference?: string;
+  /**
+   * The tuner's measurement: race the compressed model against the fp32 model in one worker (./race.ts);
+   * the record gets `race`. Ignored for fp32 itself and for accuracy-only runs.
+   */
+  race?: RaceSettings;
 }
 
 /** The run's accuracy reference; a stated one must lie inside the roots like every file a run reads. */
@@ -300,14 +306,20 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     }
 
     // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
-    const withBaseline = opts.baseline === true && compresses(recipe) && wantLatency;
+    const racing = opts.race !== undefined && compresses(recipe) && wantLatency;
+    const withBaseline = (opts.baseline === true || racing) && compresses(recipe) && wantLatency;
     const out = await worker({
       kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
       evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
+      race: racing ? opts.race : undefined,
     }, 'latency');
+    if (racing && out.baseline?.race) {
+      record.race = out.baseline.race;
+      delete out.baseline.race;
+    }
     const m = out.metrics;
     record.metrics = { ...m, model_bytes: modelBytes };
-    if (withBaseline && out.baseline) {
+    if (withBaseline && out.baseline && (opts.baseline || !racing)) {
       const b = out.baseline;
       record.baseline = {
         prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
