@@ -1,6 +1,6 @@
 // Bundles the extension client, the language server, the CLI and the benchmark worker.
 // onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules. So do
-// ssh2 and bullmq (optional native parts; loaded only when an SSH or queue runner is used).
+// ssh2, bullmq and ioredis (optional native parts; loaded only when an SSH or queue runner is used).
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -14,7 +14,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
-  external: ['onnxruntime-node', 'ssh2', 'bullmq'],
+  external: ['onnxruntime-node', 'ssh2', 'bullmq', 'ioredis'],
 };
 
 const entries = [

@@ -2,6 +2,7 @@
 // device is a row here and a file beside this one, not a branch in the callers.
 import { LocalRunner } from './local';
 import { SshRunner } from './ssh';
+import { QueueRunner } from './queue';
 import { Runner, RunnerConfig, RunnerError } from './types';
 
 export type { Runner, RunnerConfig, TrialJob, RunnerOptions } from './types';
@@ -17,6 +18,7 @@ interface RunnerRow {
 export const RUNNERS: readonly RunnerRow[] = [
   { scheme: 'local', summary: 'this machine: a worker process (bench/spawn.ts)', create: () => new LocalRunner() },
   { scheme: 'ssh:', summary: 'ssh://user@host[:port]: compress and measure on a host over SSH', create: (u, c) => new SshRunner(u!, c) },
+  { scheme: 'redis:', summary: 'redis://host[:port]?class=NAME: a fleet queue of `haqa worker`s of one hardware class', create: (u, c) => new QueueRunner(u!, c) },
 ];
 
 /** The runner for `host` (absent or 'local': this machine). Bad input is a RunnerError naming it. */
