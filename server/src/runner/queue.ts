@@ -90,6 +90,9 @@ export class QueueRunner implements Runner {
       this.queue = new Queue(queueName(this.cls), { connection: this.connection });
       this.events = new QueueEvents(queueName(this.cls), { connection: this.connection });
       this.redis = redisClient(this.connection);
+      // One listener per trial in flight: a batch for many workers is many.
+      this.queue.setMaxListeners(0);
+      this.events.setMaxListeners(0);
       await Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady(), this.redis.ping()]);
     })().catch((err) => {
       this.ready = undefined;

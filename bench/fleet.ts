@@ -1,0 +1,128 @@
+// `npm run bench` part "fleet" (issue 20): what running trials elsewhere costs and buys, on this machine.
+//  1. SSH overhead: the bundled tiny-llama recipe, speed-only quick trials, local runner and SSH runner
+//     (a real sshd on loopback, the "remote" this machine in another folder) interleaved; the first SSH
+//     trial (worker install, model transfer, remote compression) is reported apart from the warm ones.
+//  2. Fleet: 12 speed-only trials of different configurations through redis-server + BullMQ, with one and
+//     with two `haqa worker`s (one onnxruntime thread each); wall time of the 12 and the ratio.
+// Writes JSON (--json FILE). Skips a part, saying why, when sshd or redis-server is missing.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadRecipeFile } from '../server/src/cli/bench';
+import { applyKnobs } from '../server/src/config/plan';
+import { runnerFor } from '../server/src/runner';
+import type { Recipe } from '../server/src/config/recipe';
+import { redisMissing, sshdMissing, startRedis, startSshd } from '../test/helpers/services';
+
+const { values } = parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-bench-fleet-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+async function workspace(): Promise<Recipe> {
+  const ws = path.join(tmp, 'ws');
+  fs.cpSync(path.join(ROOT, 'examples', 'tiny-llama'), ws, { recursive: true });
+  const r = await loadRecipeFile(path.join(ws, 'haqa.yaml'));
+  return { ...r, target: { ...r.target, threads: 1 }, runtime: { ...r.runtime, intra_op_threads: 1, inter_op_threads: 1 } };
+}
+
+async function sshPart(recipe: Recipe, n: number) {
+  const why = sshdMissing();
+  if (why) return { skipped: why };
+  const remote = path.join(tmp, 'remote');
+  fs.mkdirSync(remote, { recursive: true });
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(remote, 'node_modules'));
+  const sshd = await startSshd(path.join(tmp, 'sshd'));
+  const local = runnerFor('local');
+  const ssh = runnerFor(sshd.url, { knownHosts: sshd.knownHosts, identityFile: sshd.identity, remoteDir: remote });
+  const job = { recipe, quick: true, baseline: false, measure: { accuracy: false } };
+  const rows: { runner: string; seconds: number; decode_ms?: number; status: string }[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      for (const [name, r] of [['local', local], ['ssh', ssh]] as const) {
+        const t = Date.now();
+        const rec = await r.run(job, { noStore: true, storeDir: path.dirname(recipe.file) });
+        rows.push({ runner: name, seconds: (Date.now() - t) / 1000, decode_ms: rec.metrics.decode_ms_per_token?.median, status: rec.status });
+        process.stderr.write(`  ${name} trial ${i + 1}: ${rec.status} ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+      }
+    }
+  } finally {
+    await ssh.close();
+    await sshd.stop();
+  }
+  const warm = (name: string) => rows.filter((r) => r.runner === name).slice(1).map((r) => r.seconds);
+  return {
+    rows,
+    first: { local: rows[0]?.seconds, ssh: rows[1]?.seconds },
+    warm_median: { local: median(warm('local')), ssh: median(warm('ssh')) },
+    overhead_s: median(warm('ssh')) - median(warm('local')),
+  };
+}
+
+function startWorker(url: string, name: string, cache: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--class', 'bench-1t', '--cache', cache, '--name', name], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    c.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('worker ')) resolve(c);
+    });
+    c.once('exit', (code) => reject(new Error(`worker ${name} exited ${code}`)));
+  });
+}
+
+async function fleetPart(recipe: Recipe, trials: number) {
+  const why = redisMissing();
+  if (why) return { skipped: why };
+  const redis = await startRedis(path.join(tmp, 'redis'));
+  const configs = [];
+  for (const bits of [4, 8]) for (const bs of [16, 32, 64]) for (const lvl of [0, 4]) configs.push({ 'quantize.bits': bits, 'quantize.block_size': bs, 'quantize.accuracy_level': lvl });
+  const phases: { workers: number; seconds: number; ok: number; by_worker: Record<string, number> }[] = [];
+  try {
+    for (const workers of [1, 2]) {
+      const procs = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(redis.url, `w${i + 1}`, path.join(tmp, `cache-${workers}-${i}`))));
+      const runner = runnerFor(`${redis.url}?class=bench-1t`);
+      const t = Date.now();
+      const recs = await Promise.all(configs.slice(0, trials).map((c, i) => runner.run(
+        { recipe: applyKnobs(recipe, c), quick: true, baseline: false, measure: { accuracy: false }, trial: { number: i + 1 } },
+        { noStore: true },
+      )));
+      const seconds = (Date.now() - t) / 1000;
+      await runner.close();
+      for (const p of procs) p.kill('SIGKILL');
+      const by: Record<string, number> = {};
+      for (const r of recs) by[r.device?.worker ?? '?'] = (by[r.device?.worker ?? '?'] ?? 0) + 1;
+      phases.push({ workers, seconds, ok: recs.filter((r) => r.status === 'ok').length, by_worker: by });
+      process.stderr.write(`  fleet ${workers} worker(s): ${trials} trials in ${seconds.toFixed(1)} s (${JSON.stringify(by)})\n`);
+    }
+  } finally {
+    await redis.stop();
+  }
+  return { trials, phases, ratio: phases[0].seconds / phases[1].seconds };
+}
+
+async function main() {
+  if (!fs.existsSync(CLI)) throw new Error('dist/cli.js missing: npm run build');
+  const recipe = await workspace();
+  const started = new Date().toISOString();
+  const load0 = os.loadavg();
+  const ssh = await sshPart(recipe, values.quick ? 2 : 3);
+  const fleet = await fleetPart(recipe, values.quick ? 6 : 12);
+  const out = { started, finished: new Date().toISOString(), loadavg_start: load0, loadavg_end: os.loadavg(), cores: os.availableParallelism(), ssh, fleet };
+  const text = JSON.stringify(out, null, 2);
+  if (values.json) fs.writeFileSync(values.json, text + '\n');
+  else process.stdout.write(text + '\n');
+}
+
+main().then(() => process.exit(0), (err) => {
+  process.stderr.write(`fleet bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
