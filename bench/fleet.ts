@@ -16,11 +16,9 @@ import { runnerFor } from '../server/src/runner';
 import type { Recipe } from '../server/src/config/recipe';
 import { redisMissing, sshdMissing, startRedis, startSshd } from '../test/helpers/services';
 
-const { values } = parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-bench-fleet-'));
-process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+let tmp = '';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -110,7 +108,10 @@ async function fleetPart(recipe: Recipe, trials: number) {
 }
 
 async function main() {
+  const { values } = parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean', default: false } } });
   if (!fs.existsSync(CLI)) throw new Error('dist/cli.js missing: npm run build');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-bench-fleet-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
   const recipe = await workspace();
   const started = new Date().toISOString();
   const load0 = os.loadavg();
@@ -122,7 +123,38 @@ async function main() {
   else process.stdout.write(text + '\n');
 }
 
-main().then(() => process.exit(0), (err) => {
-  process.stderr.write(`fleet bench: ${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Json = any;
+const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
+
+/** The report's section (bench/run.ts renders it into bench/REPORT.md). */
+export function fleetSection(j: Json): string[] {
+  const lines = ['## Fleet: trials on other devices (SSH runner, Redis + BullMQ)', ''];
+  lines.push(`Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`, '');
+  const s = j.ssh;
+  if (s.skipped) lines.push(`SSH: skipped — ${s.skipped}.`, '');
+  else {
+    lines.push('SSH runner vs local runner, bundled tiny-llama recipe, quick speed-only trials (1 thread), interleaved local/ssh:', '');
+    lines.push('| | local s | ssh s |', '| --- | --- | --- |');
+    lines.push(`| first trial (both compress; ssh also installs the worker and sends the model) | ${f(s.first.local, 1)} | ${f(s.first.ssh, 1)} |`);
+    lines.push(`| warm trials, median of ${s.rows.length / 2 - 1} | ${f(s.warm_median.local, 1)} | ${f(s.warm_median.ssh, 1)} |`);
+    lines.push('', `Overhead per warm trial (ssh − local median): **${f(s.overhead_s, 2)} s**.`, '');
+  }
+  const q = j.fleet;
+  if (q.skipped) lines.push(`Fleet: skipped — ${q.skipped}.`, '');
+  else {
+    lines.push(`Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`, '');
+    lines.push('| workers | wall s | ok | trials per worker |', '| --- | --- | --- | --- |');
+    for (const p of q.phases) lines.push(`| ${p.workers} | ${f(p.seconds, 1)} | ${p.ok}/${q.trials} | ${Object.entries(p.by_worker).map(([k, v]) => `${k}: ${v}`).join(', ')} |`);
+    lines.push('', `Wall-time ratio 1 worker / 2 workers: **${f(q.ratio, 2)}×** (goal ≥ 1.7× on an otherwise idle 2-core machine).`, '');
+  }
+  lines.push('Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely remote host; memory bandwidth of a remote.', '');
+  return lines;
+}
+
+if (require.main === module) {
+  main().then(() => process.exit(0), (err) => {
+    process.stderr.write(`fleet bench: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  });
+}

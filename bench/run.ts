@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hardwareFingerprint } from '../server/src/bench/hardware';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
+import { fleetSection } from './fleet';
 
 const { values } = parseArgs({
   options: {
@@ -149,30 +150,6 @@ function lspSection(j: Json): string[] {
     `| server start → initialize answered | ${st.n} | ${f(st.p50)} | ${f(st.p95)} | ${f(st.p99)} | ${f(st.max)} |`,
     '', `Goals: p95 < 50 ms — **${j.met.p95 ? 'met' : 'not met'}**; start < 500 ms — **${j.met.start ? 'met' : 'not met'}**. The server debounces edits by 150 ms before checking; the figures above include it.`, '',
   ];
-}
-
-function fleetSection(j: Json): string[] {
-  const lines = ['## Fleet: trials on other devices (SSH runner, Redis + BullMQ)', ''];
-  lines.push(`Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`, '');
-  const s = j.ssh;
-  if (s.skipped) lines.push(`SSH: skipped — ${s.skipped}.`, '');
-  else {
-    lines.push('SSH runner vs local runner, bundled tiny-llama recipe, quick speed-only trials (1 thread), interleaved local/ssh:', '');
-    lines.push('| | local s | ssh s |', '| --- | --- | --- |');
-    lines.push(`| first trial (ssh: worker install, model sent, compressed remotely) | ${f(s.first.local, 1)} | ${f(s.first.ssh, 1)} |`);
-    lines.push(`| warm trials, median of ${s.rows.length / 2 - 1} | ${f(s.warm_median.local, 1)} | ${f(s.warm_median.ssh, 1)} |`);
-    lines.push('', `Overhead per warm trial (ssh − local median): **${f(s.overhead_s, 2)} s**.`, '');
-  }
-  const q = j.fleet;
-  if (q.skipped) lines.push(`Fleet: skipped — ${q.skipped}.`, '');
-  else {
-    lines.push(`Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`, '');
-    lines.push('| workers | wall s | ok | trials per worker |', '| --- | --- | --- | --- |');
-    for (const p of q.phases) lines.push(`| ${p.workers} | ${f(p.seconds, 1)} | ${p.ok}/${q.trials} | ${Object.entries(p.by_worker).map(([k, v]) => `${k}: ${v}`).join(', ')} |`);
-    lines.push('', `Wall-time ratio 1 worker / 2 workers: **${f(q.ratio, 2)}×** (goal ≥ 1.7× on an otherwise idle 2-core machine).`, '');
-  }
-  lines.push('Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely remote host; memory bandwidth of a remote.', '');
-  return lines;
 }
 
 function fuzzSection(j: Json): string[] {
