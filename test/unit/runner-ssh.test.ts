@@ -110,7 +110,7 @@ test('a partial upload resumes where it stopped, and is verified', { skip }, asy
   }
 });
 
-test('cancelling kills the remote process group: no orphans', { skip }, async () => {
+test('cancelling kills the remote process group: no orphans', { skip, timeout: 60_000 }, async () => {
   const r = runner();
   const ac = new AbortController();
   try {
