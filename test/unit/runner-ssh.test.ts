@@ -8,12 +8,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveRecipe, Recipe } from '../../server/src/config/recipe';
-import { runnerFor } from '../../server/src/runner';
+import { runnerFor, runOnTarget } from '../../server/src/runner';
 import { SshRunner } from '../../server/src/runner/ssh';
 import { hardwareKey } from '../../server/src/runner/device';
 import { hardwareFingerprint } from '../../server/src/bench/hardware';
 import { RunStore } from '../../server/src/bench/store';
-import { contentHash } from '../../server/src/runner/bundle';
+import { contentHash, recipeBundle } from '../../server/src/runner/bundle';
 import { verifyHostKey } from '../../server/src/runner/knownHosts';
 import { tempDir, writeTinyModel } from '../helpers/tinyModel';
 import { startSshd, sshdMissing, Sshd } from '../helpers/services';
@@ -159,4 +159,17 @@ test('known_hosts: hashed entries and ports', () => {
   assert.match(verifyHostKey(file, 'h.example', 22, blob).reason!, /does not match/);
   assert.match(verifyHostKey(file, 'x.example', 22, blob).reason!, /not in .*ssh-keyscan/);
   assert.throws(() => runnerFor('ssh://u:secret@h'), /password does not belong/);
+});
+
+test('target.host routes a run; a bad host is a record naming target.host; files the path policy refuses are not sent', async () => {
+  const dir = tempDir('haqa-route-');
+  const inner = path.join(dir, 'ws');
+  fs.mkdirSync(inner);
+  await writeTinyModel(dir, undefined, 'outside.onnx');
+  const r = resolveRecipe({ model: '../outside.onnx', target: { host: 'nosuch://x' } }, path.join(inner, 'haqa.yaml'));
+  const rec = await runOnTarget(r, { noStore: true });
+  assert.equal(rec.status, 'error');
+  assert.deepEqual(rec.error?.recipe_path, ['target', 'host']);
+  assert.match(rec.error!.message, /no runner for 'nosuch:'/);
+  await assert.rejects(recipeBundle(r), /outside/);
 });

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
-import { fileRefusal } from '../util/paths';
+import { fileRefusal, recipeReadRefusal, recipeRoots } from '../util/paths';
+import { compresses, usesCalibration } from '../bench/record';
 
 export interface BundleFile {
   /** Where the file is here. */
@@ -49,7 +50,10 @@ export async function contentHash(file: string): Promise<{ sha256: string; bytes
   return v;
 }
 
-export async function recipeBundle(recipe: Recipe): Promise<Bundle> {
+/** The bundle of a recipe; files the path policy (util/paths.ts) does not read here are not sent either. */
+export async function recipeBundle(recipe: Recipe, roots: readonly string[] = recipeRoots(recipe.file)): Promise<Bundle> {
+  const refused = recipeReadRefusal(recipe, roots, { model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: true });
+  if (refused) throw refused;
   const files: BundleFile[] = [];
   const add = async (local: string, name: string) => {
     const h = await contentHash(local);

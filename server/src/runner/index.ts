@@ -4,6 +4,12 @@ import { LocalRunner } from './local';
 import { SshRunner } from './ssh';
 import { QueueRunner } from './queue';
 import { Runner, RunnerConfig, RunnerError } from './types';
+import type { Recipe } from '../config/recipe';
+import type { RunRecord } from '../bench/record';
+import { runRecipe, RunOptions } from '../bench/run';
+import { hardwareFingerprint } from '../bench/hardware';
+import { emptyRecord } from './device';
+import { runnerConfigFromEnv } from './config';
 
 export type { Runner, RunnerConfig, TrialJob, RunnerOptions } from './types';
 export { RunnerError } from './types';
@@ -34,4 +40,30 @@ export function runnerFor(host: string | undefined, config: RunnerConfig = {}): 
   const row = RUNNERS.find((r) => r.scheme === url.protocol);
   if (!row) throw new RunnerError(`no runner for '${url.protocol}' in '${host}': known ${RUNNERS.map((r) => r.scheme).join(', ')}`, host);
   return row.create(url, config);
+}
+
+/**
+ * A run where the recipe's `target.host` says: this machine exactly as bench/run.ts runs it (absent or
+ * 'local'), else through that host's runner, opened for this run and closed after it. The tuner's
+ * evaluator and the editor's benchmark call this; `haqa bench --host` picks its runner itself.
+ */
+export async function runOnTarget(recipe: Recipe, opts: RunOptions = {}, config: RunnerConfig = runnerConfigFromEnv()): Promise<RunRecord> {
+  const host = recipe.target.host;
+  if (host === undefined || host === 'local') return runRecipe(recipe, opts);
+  let runner: Runner;
+  try {
+    runner = runnerFor(host, config);
+  } catch (err) {
+    const record = emptyRecord({ recipe }, hardwareFingerprint(), new Date());
+    record.error = { message: (err as Error).message, stage: 'setup', where: recipe.file, recipe_path: ['target', 'host'] };
+    return record;
+  }
+  try {
+    return await runner.run(
+      { recipe, quick: opts.quick, baseline: opts.baseline, measure: opts.measure, trial: opts.trial, timeoutMs: opts.timeoutMs, debug: opts.debug },
+      { signal: opts.signal, onProgress: opts.onProgress, storeDir: opts.storeDir, noStore: opts.noStore },
+    );
+  } finally {
+    await runner.close();
+  }
 }
