@@ -62,8 +62,13 @@ export interface RunSummary {
   top1?: number;
   model_bytes?: number;
   peak_rss_bytes?: number;
+  /** fp32 time / this run's: the paired race's median ratio when the run raced (bench/race.ts). */
   speedup_decode?: number;
   speedup_size?: number;
+  /** A tuner's run: whether its race was paired, its verdict and its wall time (part of the trial's cost). */
+  paired?: boolean;
+  race_verdict?: string;
+  race_seconds?: number;
   /** Per-layer plan of the compressed model: what each layer got. */
   layers?: LayerPlanSummary[];
   /** 1-based line of this record in runs.jsonl. */
@@ -87,6 +92,10 @@ export interface RunsResult {
   budgetPct?: number;
   /** The recipe's recipe_hash for its current text, so the view can mark the current config. */
   currentHash?: string;
+  /** The record id of the newest tuning session's best plan, by the loop's ranking (what the tune announced). */
+  bestId?: string;
+  /** Its headline, as the lens and the tune's toast show it. */
+  bestHeadline?: string;
 }
 
 export interface BenchmarkResult {

@@ -18,7 +18,24 @@
   const fmt = (v, d = 2) => (typeof v === 'number' && isFinite(v) ? v.toFixed(d) : '–');
   const latency = (r) => r.decode_ms ?? r.inference_ms ?? r.prefill_ms;
   const accuracy = (r) => r.ppl_delta_pct;
-  const label = (r) => (r.trial && r.trial.number !== undefined ? `trial ${r.trial.number}` : r.id.slice(0, 19));
+  // Runs are named by what they were: the fp32 baseline, a tuning trial, or a benchmark at its local time.
+  const label = (r) => {
+    if (r.trial && r.trial.agent === 'baseline') return 'fp32 baseline';
+    if (r.trial && r.trial.number !== undefined) return `trial ${r.trial.number}${r.trial.agent ? ` (${r.trial.agent})` : ''}`;
+    const d = new Date(r.started);
+    return isNaN(d.getTime()) ? 'benchmark' : `benchmark ${d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })}`;
+  };
+  const short = (r) => (r.trial && r.trial.agent === 'baseline' ? 'fp32' : r.trial && r.trial.number !== undefined ? `#${r.trial.number}` : '');
+
+  /** Tick values at 1, 2 or 5 × 10^k covering [lo, hi], about n of them. */
+  function ticks(lo, hi, n) {
+    const raw = (hi - lo) / n;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || mag * 10;
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
+    return { values: out, digits: Math.max(0, -Math.floor(Math.log10(step))) };
+  }
 
   /** Runs not dominated in (latency, accuracy loss): nobody else is at least as good in both and better in one. */
   function pareto(points) {
@@ -37,17 +54,26 @@
     const W = 640, H = 320, L = 64, R = 16, T = 16, B = 44;
     const xs = pts.map(latency), ys = pts.map(accuracy).concat(budget !== undefined ? [budget] : []);
     const pad = (lo, hi) => (hi - lo < 1e-9 ? [lo - 1, hi + 1] : [lo - (hi - lo) * 0.08, hi + (hi - lo) * 0.08]);
-    const [x0, x1] = pad(Math.min(...xs), Math.max(...xs));
+    // fp32's latency, from the runs' paired ratios (× fp32), so it can be marked even without its own point.
+    const fp32s = runs.filter((r) => typeof r.speedup_decode === 'number' && typeof latency(r) === 'number').map((r) => latency(r) * r.speedup_decode).sort((a, b) => a - b);
+    const fp32 = fp32s.length ? fp32s[Math.floor(fp32s.length / 2)] : undefined;
+    const [x0, x1] = pad(Math.min(...xs, ...(fp32 !== undefined ? [fp32] : [])), Math.max(...xs, ...(fp32 !== undefined ? [fp32] : [])));
     const [y0, y1] = pad(Math.min(0, ...ys), Math.max(...ys));
     const sx = (v) => L + ((v - x0) / (x1 - x0)) * (W - L - R);
     const sy = (v) => H - B - ((v - y0) / (y1 - y0)) * (H - T - B);
     const svg = el('svg:svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', width: '100%' });
-    for (let i = 0; i <= 4; i++) {
-      const xv = x0 + ((x1 - x0) * i) / 4, yv = y0 + ((y1 - y0) * i) / 4;
+    const tx = ticks(x0, x1, 5), ty = ticks(y0, y1, 5);
+    for (const xv of tx.values) {
       svg.append(el('svg:line', { x1: sx(xv), x2: sx(xv), y1: T, y2: H - B, class: 'grid' }));
+      svg.append(el('svg:text', { x: sx(xv), y: H - B + 16, class: 'tick', 'text-anchor': 'middle' }, fmt(xv, tx.digits)));
+    }
+    for (const yv of ty.values) {
       svg.append(el('svg:line', { x1: L, x2: W - R, y1: sy(yv), y2: sy(yv), class: 'grid' }));
-      svg.append(el('svg:text', { x: sx(xv), y: H - B + 16, class: 'tick', 'text-anchor': 'middle' }, fmt(xv, 2)));
-      svg.append(el('svg:text', { x: L - 6, y: sy(yv) + 4, class: 'tick', 'text-anchor': 'end' }, fmt(yv, 1)));
+      svg.append(el('svg:text', { x: L - 6, y: sy(yv) + 4, class: 'tick', 'text-anchor': 'end' }, fmt(yv, ty.digits)));
+    }
+    if (fp32 !== undefined) {
+      svg.append(el('svg:line', { x1: sx(fp32), x2: sx(fp32), y1: T, y2: H - B, class: 'fp32' }));
+      svg.append(el('svg:text', { x: sx(fp32) + 4, y: T + 10, class: 'tick fp32-label' }, `fp32 ${fmt(fp32, 2)} ms`));
     }
     svg.append(el('svg:text', { x: (L + W - R) / 2, y: H - 6, class: 'axis', 'text-anchor': 'middle' }, 'latency, ms (decode per token; lower is better)'));
     svg.append(el('svg:text', { x: 14, y: (T + H - B) / 2, class: 'axis', 'text-anchor': 'middle', transform: `rotate(-90 14 ${(T + H - B) / 2})` }, 'perplexity increase vs fp32, %'));
@@ -67,9 +93,15 @@
       c.addEventListener('click', () => select(p.id));
       c.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') select(p.id); });
       svg.append(c);
+      // Labelled points; the announced best (the tuner's ranking, the same as the lens) is ringed and named.
+      const isBest = p.id === state.bestId;
+      if (isBest) svg.append(el('svg:circle', { cx: sx(latency(p)), cy: sy(accuracy(p)), r: 10, class: 'best-ring' }));
+      const name = isBest ? `${short(p) || label(p)} best` : short(p);
+      if (name) svg.append(el('svg:text', { x: sx(latency(p)) + 8, y: sy(accuracy(p)) - 8, class: `tick pt-label${isBest ? ' best-label' : ''}` }, name));
     }
     box.append(svg);
-    box.append(el('p', { class: 'legend' }, `${pts.length} run${pts.length === 1 ? '' : 's'} · ${front.length} on the Pareto front (larger dots, joined)`));
+    const left = runs.length - pts.length;
+    box.append(el('p', { class: 'legend' }, `${pts.length} of ${runs.length} run${runs.length === 1 ? '' : 's'} plotted${left ? ` (${left} without both figures)` : ''} · ${front.length} on the Pareto front (larger dots, joined) · ringed: the best trial`));
     return onFront;
   }
 
@@ -77,7 +109,7 @@
     const cols = [
       ['run', (r) => label(r)], ['status', (r) => r.status + (r.error ? `: ${r.error}` : '')],
       ['decode ms', (r) => fmt(r.decode_ms, 3)], ['prefill ms', (r) => fmt(r.prefill_ms, 2)], ['tok/s', (r) => fmt(r.throughput_tok_s, 1)],
-      ['× fp32', (r) => fmt(r.speedup_decode, 2)], ['ppl', (r) => fmt(r.ppl, 3)], ['Δppl %', (r) => fmt(r.ppl_delta_pct, 2)],
+      ['× fp32', (r) => fmt(r.speedup_decode, 2) + (r.paired === false ? ' (unpaired)' : '')], ['ppl', (r) => fmt(r.ppl, 3)], ['Δppl %', (r) => fmt(r.ppl_delta_pct, 2)],
       ['top-1', (r) => fmt(r.top1 !== undefined ? r.top1 * 100 : undefined, 1)], ['size MB', (r) => fmt(r.model_bytes !== undefined ? r.model_bytes / 1e6 : undefined, 2)],
       ['started', (r) => (r.started || '').replace('T', ' ').slice(0, 19)],
     ];
@@ -88,8 +120,11 @@
     thead.append(head);
     t.append(thead);
     const body = el('tbody');
+    // One "(current)" row: the newest run of the recipe as it reads now.
+    const current = [...runs].reverse().find((r) => r.recipe_hash === currentHash);
     for (const r of [...runs].reverse()) {
-      const tr = el('tr', { class: [r.id === state.selected ? 'selected' : '', onFront.has(r.id) ? 'onfront' : '', r.recipe_hash === currentHash ? 'current' : ''].join(' ').trim(), tabindex: 0 });
+      const cls = [r.id === state.selected ? 'selected' : '', onFront.has(r.id) ? 'onfront' : '', r === current ? 'current' : '', r.id === state.bestId ? 'best' : ''];
+      const tr = el('tr', { class: cls.join(' ').trim(), tabindex: 0 });
       for (const [, f] of cols) tr.append(el('td', {}, f(r)));
       tr.addEventListener('click', () => select(r.id));
       body.append(tr);
@@ -123,7 +158,9 @@
   function render() {
     const { runs, budgetPct, currentHash } = state;
     $('empty').hidden = runs.length > 0;
-    $('summary').textContent = state.recipe ? `${state.recipe} · ${runs.length} run${runs.length === 1 ? '' : 's'}` : `${runs.length} run${runs.length === 1 ? '' : 's'}`;
+    const count = `${runs.length} run${runs.length === 1 ? '' : 's'}`;
+    const best = state.bestHeadline ? ` · best: ${state.bestHeadline}` : '';
+    $('summary').textContent = (state.recipe ? `${state.recipe} · ${count}` : count) + best;
     const onFront = chart(runs, budgetPct);
     table(runs, onFront, currentHash);
     layers(runs.find((r) => r.id === state.selected));

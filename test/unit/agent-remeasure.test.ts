@@ -1,11 +1,11 @@
-// Re-measurement: on a shared machine the loop lets a search measure a plan again (speed only), and
-// ranks plans by the fastest of their measurements (server/src/agent/standings.ts): load only ever adds
-// time. The offline optimizer uses it to give a close runner-up a second chance with the last trial.
+// Re-measurement: the loop lets a search measure a plan again (speed only); a plan's measurements combine
+// by the median of their ratios against fp32 (server/src/agent/ranking.ts), never the fastest. The offline
+// optimizer uses a repeat to give a close runner-up a second chance with the last trial.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLoop, LoopOptions } from '../../server/src/agent/loop';
 import { RUNNER_UP_WITHIN, TpeSearch } from '../../server/src/agent/offline';
-import { bestSpeed, standings, MAX_MEASUREMENTS } from '../../server/src/agent/standings';
+import { plans, rankPlans, MAX_MEASUREMENTS } from '../../server/src/agent/ranking';
 import { defaultSpace, planKey } from '../../server/src/agent/space';
 import { objectiveOf } from '../../server/src/agent/objective';
 import { SyntheticEvaluator, syntheticSetting } from '../../server/src/agent/synthetic';
@@ -61,9 +61,9 @@ function loop(proposer: Proposer, evaluator: Evaluator, trials: number): Promise
 
 const key = (c: Config) => planKey(c, setting);
 
-test('a repeat measures speed only, keeps the first trial\'s accuracy, and the plan counts at its fastest', async () => {
-  // B's first run was slowed by load (1.3); a repeat catches the machine quiet (0.8): B beats A (1.0).
-  const ev = new ScriptedEvaluator(new Map([[key(A), [1.0]], [key(B), [1.3, 0.8, 1.2]]]));
+test('a repeat measures speed only, keeps the first trial\'s accuracy, and the plan counts at its median', async () => {
+  // B measured 1.3, 0.8, 0.9: its median (0.9) beats A (1.0); the fastest alone would have said 0.8.
+  const ev = new ScriptedEvaluator(new Map([[key(A), [1.0]], [key(B), [1.3, 0.8, 0.9]]]));
   const p = scripted([
     { kind: 'trial', config: A },
     { kind: 'trial', config: B },
@@ -77,29 +77,30 @@ test('a repeat measures speed only, keeps the first trial\'s accuracy, and the p
   assert.equal(r.trials[2].metrics.ppl, 10.1, 'a repeat carries its plan\'s accuracy');
   assert.equal(r.trials[2].metrics.decode_ms_per_token, 0.8);
   assert.ok(r.trials.every((t) => t.feasible));
-  assert.equal(r.best!.index, 2, 'B at its fastest (0.8) beats A (1.0), though B\'s first run was slower');
-  const b = standings(r.trials).find((t) => t.index === 2)!;
+  assert.equal(r.best!.index, 2, 'B at its median (0.9) beats A (1.0), though B\'s first run was slower');
+  const b = plans(r.trials, objective, r.baseline).find((t) => t.index === 2)!;
   assert.equal(b.measurements, 3);
-  assert.equal(b.metrics.decode_ms_per_token, 0.8);
-  assert.equal(b.metrics.prefill_ms, 8 * 0.8);
-  assert.equal(b.score, 0.8);
+  assert.equal(b.metrics.decode_ms_per_token, 0.9);
+  assert.equal(b.metrics.prefill_ms, 8 * 0.9);
+  assert.equal(b.score, 0.9);
+  assert.ok(Math.abs(b.ratio! - 0.9 / 2) < 1e-12, 'unpaired ratio against the fp32 baseline (2 ms)');
+});
+
+test('one lucky fast window does not win: a plan needs its median to beat the best', async () => {
+  const ev = new ScriptedEvaluator(new Map([[key(A), [1.0]], [key(B), [1.3, 0.7, 1.2]]]));
+  const p = scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }, { kind: 'trial', config: B, repeat: true }, { kind: 'trial', config: B, repeat: true }]);
+  const r = await loop(p, ev, 10);
+  assert.equal(r.best!.index, 1, 'B\'s median (1.2) loses to A (1.0) though one window said 0.7');
 });
 
 test('a run slowed by load loses when nothing re-measures it; one repeat gives the plan its due', async () => {
-  const script = () => new Map([[key(A), [1.0]], [key(B), [1.4, 0.8]]]);
+  // Two measurements combine by their geometric mean: √(1.1·0.8) ≈ 0.94 < 1.
+  const script = () => new Map([[key(A), [1.0]], [key(B), [1.1, 0.8]]]);
   const once = await loop(scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }]), new ScriptedEvaluator(script()), 10);
   assert.equal(once.best!.index, 1);
   const twice = await loop(scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }, { kind: 'trial', config: B, repeat: true }]), new ScriptedEvaluator(script()), 10);
   assert.equal(twice.best!.index, 2);
   assert.equal(twice.best!.measurements, 2);
-});
-
-test('each speed field takes its best measurement: least time, most throughput', () => {
-  assert.deepEqual(
-    bestSpeed([{ decode_ms_per_token: 2, prefill_ms: 9, throughput: 400, ppl: 11 }, { decode_ms_per_token: 1.5, prefill_ms: 10, throughput: 450 }, { decode_ms_per_token: Number.NaN }]),
-    { decode_ms_per_token: 1.5, prefill_ms: 9, throughput: 450 },
-  );
-  assert.deepEqual(bestSpeed([]), {});
 });
 
 test('repeats are refused with reasons: without repeat, of an infeasible plan, past the cap', async () => {
@@ -126,8 +127,8 @@ test('by default the offline optimizer spends its last trial on a close runner-u
     const ev = new SyntheticEvaluator(setting, { seed, noise: 0.15 });
     const r = await loop(new TpeSearch({ seed }), ev, 12);
     const repeats = r.trials.filter((t) => t.repeatOf !== undefined);
-    const [best, second] = standings(r.trials.slice(0, 11)).filter((x) => x.feasible).sort((a, b) => a.loss - b.loss || a.index - b.index);
-    const close = second !== undefined && second.loss <= best.loss * RUNNER_UP_WITHIN;
+    const [best, second] = rankPlans(r.trials.slice(0, 11), objective, r.baseline).filter((x) => x.feasible);
+    const close = second !== undefined && second.ratio! <= best.ratio! * RUNNER_UP_WITHIN;
     assert.equal(repeats.length, close ? 1 : 0, `seed ${seed}: a rematch exactly when the runner-up is within ${RUNNER_UP_WITHIN}×`);
     if (!close) continue;
     rematches++;
@@ -135,9 +136,9 @@ test('by default the offline optimizer spends its last trial on a close runner-u
     assert.equal(repeats[0].repeatOf, second.index, 'it re-measures the runner-up');
     assert.match(repeats[0].rationale!, /re-measure the runner-up/);
     assert.equal(ev.accuracyRuns, r.trials.filter((t) => t.repeatOf === undefined && t.status === 'ok').length, 'the repeat runs no accuracy stage');
-    const after = standings(r.trials).find((t) => t.index === second.index)!;
+    const after = plans(r.trials, objective, r.baseline).find((t) => t.index === second.index)!;
     assert.equal(after.measurements, 2);
-    assert.equal(r.best!.index, after.loss < best.loss ? second.index : best.index, 'the runner-up wins only by measuring faster');
+    assert.equal(r.best!.index, rankPlans(r.trials, objective, r.baseline).filter((x) => x.feasible)[0].index, 'the loop\'s best is the ranking\'s');
   }
   assert.ok(rematches > 0, 'some seed had a close runner-up');
 });

@@ -91,27 +91,59 @@ test('a two-step trial (speed record, then accuracy record) is one run with both
   assert.equal(speed.metrics.ppl, undefined, 'the input records are not changed');
 });
 
-test('after a restart, the best trial comes from the store: two-step trials merged, re-measured plans at their fastest', () => {
+/** A raced trial record (bench/race.ts): decode median `ms`, paired ratio `ratio` of fp32's time. */
+function raced(number: number, assignment: Record<string, unknown>, ms: number, ratio: number, extra: Partial<RunRecord['metrics']> = {}, session = 'S2'): RunRecord {
+  const f = { ratio, lo: ratio * 0.98, hi: ratio * 1.02, n: 12 };
+  return record({
+    trial: { session, number, assignment: assignment as never, agent: 'offline' }, baseline: undefined, speedups: undefined,
+    metrics: { decode_ms_per_token: { ...summary(ms), min: ms * 0.5 }, ...extra } as RunRecord['metrics'],
+    race: { paired: true, verdict: 'better', series: 'decode', threshold: 0, tolerance: 0.03, pairs: 12, wall_ms: 900, decode: f },
+  });
+}
+
+test('after a restart, the best trial comes from the store, ranked by the loop\'s rule: paired ratios, not fastest samples', () => {
   const A = { 'quantize.bits': 8, 'quantize.accuracy_level': 4 };
   const B = { 'quantize.bits': 4, 'quantize.accuracy_level': 4 };
   const C = { 'quantize.bits': 4, 'quantize.block_size': 128 };
-  const t = (number: number, assignment: Record<string, unknown>, m: Partial<RunRecord['metrics']>, session = 'S2') =>
-    record({ trial: { session, number, assignment: assignment as never }, metrics: m as RunRecord['metrics'] });
+  const fp32 = record({ id: 'base', trial: { number: 0, agent: 'baseline' }, metrics: { decode_ms_per_token: summary(10), ppl: 10, ppl_fp32: 10 } as RunRecord['metrics'] });
   const recs = [
-    t(1, C, { decode_ms_per_token: summary(1), ppl: 10.1, ppl_fp32: 10 }, 'S1'), // an older session
-    t(1, A, { decode_ms_per_token: summary(5), ppl: 10.1, ppl_fp32: 10 }),
-    t(2, B, { decode_ms_per_token: { ...summary(6), min: 4 } }), t(2, B, { ppl: 10.2, ppl_fp32: 10 }), // two steps of one trial
-    t(3, C, { decode_ms_per_token: summary(2), ppl: 11, ppl_fp32: 10 }), // fastest, over the 5% budget
+    raced(1, C, 1, 0.1, { ppl: 10.1, ppl_fp32: 10 }, 'S1'), // an older session
+    fp32,
+    raced(1, A, 5, 0.5, { ppl: 10.1, ppl_fp32: 10 }),
+    // B's window was loaded (median 3.5 ms, so it looks faster than A in ms) but its paired ratio says 0.6.
+    raced(2, B, 3.5, 0.6), raced(2, B, 0, 0.6, { ppl: 10.2, ppl_fp32: 10 }),
+    raced(3, C, 2, 0.2, { ppl: 11, ppl_fp32: 10 }), // fastest, over the 5% budget
   ].map((record, line) => ({ record, line }));
+  recs[4].record.metrics = { ppl: 10.2, ppl_fp32: 10 } as RunRecord['metrics'];
+  delete recs[4].record.race;
   const best = bestOfNewestSession(recs, 0.05)!;
-  assert.deepEqual(best.config, B, 'B\'s merged trial wins by its fastest sample (4), though its median (6) is slower than A\'s 5');
-  assert.match(best.headline, /^decode 4\.00 ms\/token · 2\.0× vs fp32 · ppl \+2\.0%/);
-  // A re-measured (speed only): its fastest run (3) now beats B; the speedup is scaled to it (2 × 5/3).
-  const again = [...recs, { record: t(4, A, { decode_ms_per_token: summary(7) }), line: 6 }, { record: t(5, A, { decode_ms_per_token: summary(3) }), line: 7 }];
+  assert.deepEqual(best.config, A, 'A\'s paired ratio (0.5) beats B\'s (0.6), though B\'s median and fastest sample are lower');
+  assert.equal(best.id, recs[2].record.id);
+  assert.match(best.headline, /^decode 5\.00 ms\/token · 2\.0× vs fp32 · ppl \+1\.0%/);
+  // The results view's row of the same record says the same: × fp32 from the paired ratio, the same ms.
+  const row = summarize(recs[2].record);
+  assert.equal(row.speedup_decode, 2);
+  assert.equal(row.decode_ms, 5);
+  assert.equal(row.race_seconds, 0.9);
+  // Re-measured B: its median ratio (0.45 of 0.6, 0.45, 0.4) now beats A.
+  const again = [...recs, { record: raced(4, B, 3, 0.45), line: 6 }, { record: raced(5, B, 3, 0.4), line: 7 }];
   const b2 = bestOfNewestSession(again, 0.05)!;
-  assert.deepEqual(b2.config, A);
-  assert.match(b2.headline, /^decode 3\.00 ms\/token · 3\.3× vs fp32 · ppl \+1\.0%/);
+  assert.deepEqual(b2.config, B);
+  assert.match(b2.headline, /2\.2× vs fp32/);
+  // Ties within search.tolerance (3%) go to accuracy: a 1% faster plan with a worse perplexity does not win.
+  const tie = [...recs.slice(0, 3), { record: raced(2, B, 4.9, 0.495, { ppl: 10.3, ppl_fp32: 10 }), line: 3 }];
+  assert.deepEqual(bestOfNewestSession(tie, 0.05)!.config, A);
   assert.equal(bestOfNewestSession([], 0.05), undefined);
+});
+
+test('findings: a raced run is slower than fp32 only when its interval says so', () => {
+  const r = (lo: number, hi: number, verdict: 'worse' | 'unresolved') => {
+    const x = raced(1, {}, 5, (lo + hi) / 2, { ppl: 10.1, ppl_fp32: 10 });
+    x.race = { ...x.race!, verdict, decode: { ratio: (lo + hi) / 2, lo, hi, n: 12 } };
+    return x;
+  };
+  assert.deepEqual(runFindings(recipe, r(0.95, 1.1, 'unresolved'), undefined).map((f) => f.code), []);
+  assert.deepEqual(runFindings(recipe, r(1.1, 1.3, 'worse'), undefined).map((f) => f.code), ['run-slower-than-fp32']);
 });
 
 test('protocol: runs are refused untrusted; a suggestion is one edit that keeps comments', async () => {

@@ -12,8 +12,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { ModelArchitecture } from '../config/hfConfig';
 import { dataBlock, hardwareSummary, KERNEL_FACTS, modelSummary, objectiveSummary, spaceSummary } from './describe';
 import { AgentLimits, bodyBytes, SessionMeter, tuningLimits } from './limits';
-import { compareTrials, pplChange } from './objective';
-import { MAX_MEASUREMENTS, standings } from './standings';
+import { pplChange } from './objective';
+import { MAX_MEASUREMENTS, plans as planView, rankPlans } from './ranking';
 import { planKey, short } from './space';
 import type { Answer, Observation, Proposal, Proposer, ProposerContext } from './proposer';
 import { emptyUsage, totalTokens, Trial, Usage } from './types';
@@ -80,7 +80,7 @@ export const TOOLS: Anthropic.Tool[] = [
       properties: {
         config: CONFIG_SCHEMA,
         rationale: { type: 'string', maxLength: RATIONALE_LIMIT, description: 'why this trial, briefly' },
-        repeat: { type: 'boolean', description: `re-measure the speed of a feasible config already run (costs a trial; at most ${MAX_MEASUREMENTS} measurements per plan); plans rank by the fastest of their measurements (load on a shared machine only ever adds time)` },
+        repeat: { type: 'boolean', description: `re-measure the speed of a feasible config already run (costs a trial; at most ${MAX_MEASUREMENTS} measurements per plan); plans rank by the median of their measurements' paired ratios against fp32` },
       },
     },
   },
@@ -353,9 +353,9 @@ export class ClaudeAgent implements Proposer {
       case 'search_space':
         return spaceSummary(ctx.space);
       case 'history': {
-        // Every measurement as it ran, then each re-measured plan at its fastest.
-        const plans = standings(ctx.trials);
-        const best = plans.filter((t) => t.feasible).sort(compareTrials)[0];
+        // Every measurement as it ran, then each re-measured plan as the ranking sees it (ranking.ts).
+        const plans = planView(ctx.trials, ctx.objective, ctx.baseline);
+        const best = rankPlans(ctx.trials, ctx.objective, ctx.baseline).filter((t) => t.feasible)[0];
         return {
           baseline_fp32: ctx.baseline, trials: ctx.trials.map((t) => trialView(t, ctx.baseline)),
           remeasured_plans: plans.filter((t) => (t.measurements ?? 1) > 1).map((t) => trialView(t, ctx.baseline)),

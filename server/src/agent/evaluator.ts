@@ -8,9 +8,10 @@
 import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
 import type { RunOptions, RunProgress } from '../bench/run';
+import type { RaceSettings } from '../bench/race';
 import { runOnTarget } from '../runner';
 import { fp32Recipe, RunRecord, throughputOf } from '../bench/record';
-import { speedOf } from './standings';
+import { speedOf } from './ranking';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
 export interface RecipeEvaluatorOptions {
@@ -20,10 +21,17 @@ export interface RecipeEvaluatorOptions {
   /** Per-run wall-clock limit, ms. */
   timeoutMs?: number;
   onProgress?: (p: RunProgress & { trial?: number }) => void;
+  /** Per-trial time cap of the paired race against fp32, ms (default 20 s; bench/race.ts). */
+  raceCapMs?: number;
+  /** Race trials against fp32 (default true); false measures each alone (the old unpaired windows, for bench/search.ts). */
+  race?: boolean;
 }
 
+export const DEFAULT_RACE_CAP_MS = 20_000;
+
 /**
- * The tuner's view of a run record's metrics. Speed is the window's fastest sample, not its median:
+ * The tuner's view of a run record's metrics. A raced run (bench/race.ts) gives the medians of its
+ * samples and the race itself (the paired ratios the ranking reads, agent/ranking.ts). Otherwise speed is the window's fastest sample, not its median:
  * on a shared machine load only ever adds time and comes in stretches of seconds, so the median of one
  * window says as much about the neighbours as about the configuration (bench/REPORT.md §2), while the
  * fastest sample is the closest the window came to the configuration's own speed. Throughput follows
@@ -31,8 +39,9 @@ export interface RecipeEvaluatorOptions {
  */
 export function metricsOf(r: RunRecord): TrialMetrics {
   const m = r.metrics;
-  const decode = m.decode_ms_per_token && (m.decode_ms_per_token.min ?? m.decode_ms_per_token.median);
-  const prefill = m.prefill_ms && (m.prefill_ms.min ?? m.prefill_ms.median);
+  const pick = (s?: { min?: number; median: number }) => s && (r.race ? s.median : s.min ?? s.median);
+  const decode = pick(m.decode_ms_per_token);
+  const prefill = pick(m.prefill_ms);
   const w = r.config?.workload;
   return {
     decode_ms_per_token: decode,
@@ -43,6 +52,7 @@ export function metricsOf(r: RunRecord): TrialMetrics {
     ppl_fp32: m.ppl_fp32,
     kl: m.kl,
     top1: m.top1,
+    ...(r.race ? { race: r.race } : {}),
   };
 }
 
@@ -56,9 +66,12 @@ export class RecipeEvaluator implements Evaluator {
 
   constructor(private recipe: Recipe, private opts: RecipeEvaluatorOptions = {}) {}
 
-  private async run(recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config, measure?: RunOptions['measure']): Promise<RunRecord> {
+  private async run(
+    recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config, measure?: RunOptions['measure'],
+    race?: EvaluateOptions['race'],
+  ): Promise<RunRecord> {
     const ro: RunOptions = {
-      signal, measure, quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
+      signal, measure, race: this.raceSettings(race), quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
       onProgress: (p) => this.opts.onProgress?.({ ...p, trial: trial?.index }),
       trial: trial ? { number: trial.index, session: trial.session, assignment: config, rationale: trial.rationale, agent: trial.proposer } : undefined,
     };
@@ -66,6 +79,16 @@ export class RecipeEvaluator implements Evaluator {
     this.records.push(rec);
     if (rec.status === 'cancelled' || signal?.aborted) throw abortError();
     return rec;
+  }
+
+  /** The race of a speed run: against the loop's threshold, with the baseline's medians for the unpaired fallback. */
+  private raceSettings(race?: EvaluateOptions['race']): RaceSettings | undefined {
+    if (!race || this.opts.race === false) return undefined;
+    const b = this.records.find((r) => r.trial?.agent === 'baseline' && r.status === 'ok')?.metrics;
+    return {
+      tolerance: race.tolerance, threshold: race.threshold, capMs: this.opts.raceCapMs ?? DEFAULT_RACE_CAP_MS,
+      referenceMs: { decode: b?.decode_ms_per_token?.median, prefill: b?.prefill_ms?.median, inference: b?.inference_ms?.median },
+    };
   }
 
   async baseline(signal?: AbortSignal): Promise<TrialMetrics> {
@@ -79,12 +102,12 @@ export class RecipeEvaluator implements Evaluator {
     const failed = (rec: RunRecord): Evaluation => ({ metrics: metricsOf(rec), status: 'failed', error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}` });
     if (opts.speedOnly) {
       // A re-measurement: the artifact is reused from the store, only the timing runs again.
-      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
+      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false }, opts.race);
       const m = metricsOf(speed);
       return speed.status === 'ok' ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes }, status: 'ok' } : failed(speed);
     }
     if (opts.afterSpeed && recipe.evaluation.text) {
-      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false });
+      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false }, opts.race);
       if (speed.status !== 'ok') return failed(speed);
       const m = metricsOf(speed);
       if (opts.afterSpeed(m) === 'prune') return { metrics: m, status: 'pruned' };
@@ -93,7 +116,7 @@ export class RecipeEvaluator implements Evaluator {
       const a = metricsOf(acc);
       return { metrics: { ...m, ppl: a.ppl, ppl_fp32: a.ppl_fp32, kl: a.kl, top1: a.top1 }, status: 'ok' };
     }
-    const rec = await this.run(recipe, opts.signal, opts.trial, config);
+    const rec = await this.run(recipe, opts.signal, opts.trial, config, undefined, opts.race);
     if (rec.status !== 'ok') return failed(rec);
     return { metrics: metricsOf(rec), status: 'ok' };
   }

@@ -1,9 +1,10 @@
 // The tuning loop: propose → validate → evaluate → record → propose, for any Proposer. Budgets (trials,
 // wall time), validation, duplicate detection, early stopping of hopeless trials and cancellation are
 // all here, so every strategy — the LLM above all — gets exactly the same guard rails. A proposer may
-// re-measure a plan (a repeat, speed only); the best is then the best plan at its fastest (standings.ts).
+// re-measure a plan (a repeat, speed only). The loop owns the one ranking rule (ranking.ts): its `best`
+// is what every strategy, the CLI and the editor announce, and each trial races the best's paired ratio.
 import { judge, Objective } from './objective';
-import { bestPlan, MAX_MEASUREMENTS, planIndex } from './standings';
+import { bestPlan, type Plan, DEFAULT_TOLERANCE, MAX_MEASUREMENTS, planIndex } from './ranking';
 import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';
 import type { Answer, Proposer, ProposerContext } from './proposer';
 import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
@@ -11,7 +12,7 @@ import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
 export type LoopEvent =
   | { type: 'baseline'; metrics: TrialMetrics }
   | { type: 'trial-start'; index: number; config: Config; rationale?: string }
-  | { type: 'trial-end'; trial: Trial; best?: Trial; trialsLeft: number }
+  | { type: 'trial-end'; trial: Trial; best?: Plan; trialsLeft: number }
   | { type: 'refused'; reasons: string[] }
   | { type: 'usage'; usage: Usage }
   | { type: 'done'; result: LoopResult };
@@ -22,7 +23,7 @@ export interface LoopResult {
   outcome: Outcome;
   reason: string;
   proposer: string;
-  best?: Trial;
+  best?: Plan;
   trials: Trial[];
   baseline?: TrialMetrics;
   usage?: Usage;
@@ -80,7 +81,7 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
   const trials: Trial[] = [];
   /** The first trial of each plan. */
   const byPlan = new Map<string, Trial>();
-  let best: Trial | undefined;
+  let best: Plan | undefined;
   let baseline = opts.baseline;
   let refusals = 0;
   let refusedInARow = 0;
@@ -174,6 +175,10 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
         const bestScore = bestFeasible?.score;
         evaluation = await opts.evaluator.evaluate(config, {
           signal, speedOnly: dup !== undefined,
+          race: {
+            threshold: bestFeasible?.ratio !== undefined ? Math.log(bestFeasible.ratio) : 0,
+            tolerance: opts.objective.tolerance ?? DEFAULT_TOLERANCE,
+          },
           trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
           afterSpeed: dup || bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
             const s = speed[opts.objective.field];
@@ -195,7 +200,7 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
       };
       trials.push(trial);
       if (!dup) byPlan.set(planOf(config), trial);
-      best = bestPlan(trials);
+      best = bestPlan(trials, opts.objective, baseline);
       opts.proposer.observe?.({ kind: 'trial', trial });
       emit({ type: 'trial-end', trial, best, trialsLeft: opts.budget.trials - trials.length });
       failedInARow = trial.status === 'failed' ? failedInARow + 1 : 0;

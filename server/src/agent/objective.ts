@@ -13,6 +13,8 @@ export interface Objective {
   max_ppl_increase: number;
   min_top1_agreement?: number;
   max_kl?: number;
+  /** Speed ratios closer than this fraction are a tie (`search.tolerance`; ranking.ts). */
+  tolerance?: number;
 }
 
 const FIELDS: Record<Metric, { field: keyof TrialMetrics; direction: 'min' | 'max'; unit: string }> = {
@@ -25,7 +27,7 @@ const FIELDS: Record<Metric, { field: keyof TrialMetrics; direction: 'min' | 'ma
 export function objectiveOf(recipe: Recipe): Objective {
   const m = recipe.objective.metric;
   const a = recipe.objective.accuracy;
-  return { metric: m, ...FIELDS[m], max_ppl_increase: a.max_ppl_increase, min_top1_agreement: a.min_top1_agreement, max_kl: a.max_kl };
+  return { metric: m, ...FIELDS[m], max_ppl_increase: a.max_ppl_increase, min_top1_agreement: a.min_top1_agreement, max_kl: a.max_kl, tolerance: recipe.search.tolerance };
 }
 
 export function scoreOf(o: Objective, m: TrialMetrics): number | undefined {

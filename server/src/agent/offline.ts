@@ -7,18 +7,15 @@
 // from the good density, that maximises l(x)/g(x) (which is monotone in expected improvement). The
 // first trials are the priors' seeds; early stopping of slow trials lives in the loop.
 //
-// Noise: one measurement of a configuration can be tens of percent off on a busy machine, and only
-// ever slower. Plans rank by the fastest of their measurements (standings.ts), in the densities and in
-// the loop's answer, so a plan measured once in a loaded stretch looks worse than it is; by default the
-// budget's last trial gives the runner-up a second measurement when it is within RUNNER_UP_WITHIN of
-// the incumbent (`rematch: 'last'`), so a configuration that was merely unlucky can still become the
-// answer. Re-measuring the incumbent itself cannot change the answer under this ranking, so it is
-// never done. bench/REPORT.md §2 compares both settings in replays.
+// Noise: one unpaired measurement of a configuration can be tens of percent off on a busy machine. The
+// real evaluator races each trial against fp32 in one worker (bench/race.ts), so its ratio is paired;
+// plans rank by the loop's one rule (ranking.ts), in the densities and in the loop's answer. By default
+// the budget's last trial gives the runner-up a second measurement when it is within RUNNER_UP_WITHIN
+// of the incumbent (`rematch: 'last'`); a plan's measurements combine by their median ratio.
 import { Rng } from './rng';
 import { hardwarePriors, Priors } from './priors';
 import { firstUnseen, uniformConfig } from './random';
-import { compareTrials } from './objective';
-import { MAX_MEASUREMENTS, standings } from './standings';
+import { MAX_MEASUREMENTS, rankPlans } from './ranking';
 import type { Proposal, Proposer, ProposerContext } from './proposer';
 import type { Config } from './types';
 
@@ -105,16 +102,17 @@ export class TpeSearch implements Proposer {
     return best ? { kind: 'trial', config: best, rationale: `TPE: highest l/g among candidates from the good density (log ratio ${bestScore.toFixed(2)})` } : this.exhausted();
   }
 
-  /** The best feasible plan so far, by its fastest measurement. */
+  /** The best feasible plan so far, by the loop's ranking rule. */
   private incumbent(ctx: ProposerContext) {
-    return standings(ctx.trials).filter((t) => t.feasible).sort(compareTrials)[0];
+    return rankPlans(ctx.trials, ctx.objective, ctx.baseline).filter((t) => t.feasible)[0];
   }
 
   /** The second-best feasible plan, when it may be re-measured and is within RUNNER_UP_WITHIN of the best. */
   private runnerUp(ctx: ProposerContext) {
-    const [best, second] = standings(ctx.trials).filter((t) => t.feasible).sort(compareTrials);
+    const [best, second] = rankPlans(ctx.trials, ctx.objective, ctx.baseline).filter((t) => t.feasible);
     if (!best || !second || (second.measurements ?? 1) >= MAX_MEASUREMENTS) return undefined;
-    const ratio = best.loss > 0 ? second.loss / best.loss : best.loss < 0 ? best.loss / second.loss : Infinity;
+    const ratio = best.ratio !== undefined && second.ratio !== undefined ? second.ratio / best.ratio
+      : best.loss > 0 ? second.loss / best.loss : best.loss < 0 ? best.loss / second.loss : Infinity;
     return ratio <= RUNNER_UP_WITHIN ? second : undefined;
   }
 
@@ -142,7 +140,7 @@ export class TpeSearch implements Proposer {
 
   /** Per-knob densities of the good (l) and bad (g) sets: counts plus prior pseudo-counts, normalised. */
   densities(ctx: ProposerContext): { l: Record<string, number[]>; g: Record<string, number[]> } {
-    const ranked = standings(ctx.trials).sort(compareTrials);
+    const ranked = rankPlans(ctx.trials, ctx.objective, ctx.baseline);
     const nGood = Math.max(1, Math.ceil(this.gamma * ranked.length));
     const good = ranked.slice(0, nGood);
     const bad = ranked.slice(nGood);

@@ -28,7 +28,7 @@ export type Proposal =
   /**
    * Run a config. With `repeat`, a plan that already ran (feasibly) is measured again, speed only, to
    * tell apart plans whose difference is within the machine's noise; each measurement is a trial of the
-   * budget, and a plan is measured at most MAX_MEASUREMENTS times (standings.ts).
+   * budget, and a plan is measured at most MAX_MEASUREMENTS times (ranking.ts).
    */
   | { kind: 'trial'; config: unknown; rationale?: string; repeat?: boolean }
   | { kind: 'done'; outcome: 'completed' | 'exhausted' | 'budget' | 'error'; reason: string; answer?: Answer };

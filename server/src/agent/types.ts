@@ -1,6 +1,7 @@
 // The vocabulary of the tuner, shared by the search space, the optimizers, the Claude agent and the loop.
 // Everything here is plain data (JSON-serialisable) so trials can be printed, stored and sent to the editor.
 import type { SearchValue } from '../config/recipe';
+import type { RaceResult } from '../bench/race';
 
 export type { SearchValue };
 
@@ -24,6 +25,8 @@ export interface TrialMetrics {
   kl?: number;
   /** Share of next-token argmax agreeing with fp32. */
   top1?: number;
+  /** The paired race against fp32 (bench/race.ts) that measured the speed figures, when one ran. */
+  race?: RaceResult;
 }
 
 export type TrialStatus = 'ok' | 'pruned' | 'failed';
@@ -49,11 +52,11 @@ export interface Trial {
   seconds: number;
   /**
    * Set on a re-measurement: the index of the trial that first ran this plan. A repeat measures speed
-   * only; its accuracy metrics are that trial's. Plans rank by the fastest of their measurements
-   * (standings.ts).
+   * only; its accuracy metrics are that trial's. Plans rank by the median of their measurements'
+   * ratios (ranking.ts).
    */
   repeatOf?: number;
-  /** In a plan's aggregated view (standings.ts): how many measurements its figures are the best of. */
+  /** In a plan's aggregated view (ranking.ts): how many measurements it has. */
   measurements?: number;
 }
 
@@ -69,6 +72,11 @@ export interface EvaluateOptions {
   afterSpeed?: (speed: TrialMetrics) => SpeedVerdict;
   /** Measure speed only (a re-measurement: the plan's accuracy is already known). */
   speedOnly?: boolean;
+  /**
+   * Race against the fp32 reference (bench/race.ts): stop once the ratio's interval is better, worse or
+   * tied within `tolerance` of `threshold` (the best plan's log ratio; 0 = fp32's). From the loop's ranking.
+   */
+  race?: { threshold: number; tolerance: number };
   /** For the run record: which trial of which session this is. */
   trial?: { index: number; rationale?: string; proposer: string; session?: string };
 }

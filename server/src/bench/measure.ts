@@ -17,6 +17,7 @@ import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
 import { BenchError, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
+import { pairFits, race } from './race';
 import { b64, decoderAccuracy, decoderReference, genericOutputs, outputRelRmse, readReference, ReferenceFile } from './accuracy';
 
 // ---------------------------------------------------------------- session
@@ -171,6 +172,7 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
   };
   await add(loaded, '');
   const rss = peak();
+  if (job.race) return raceLatency(job, loaded, subjects[0], rss, progress);
   let base: Loaded | undefined;
   try {
     if (job.baseline) {
@@ -204,6 +206,46 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
     };
   }
   return { metrics: { ...latencyMetrics(me.kind, me.series, job.workload), ...rss }, baseline };
+}
+
+/**
+ * The tuner's measurement (./race.ts): the contender raced against the fp32 reference in ABBA order,
+ * or alone (unpaired, noted) when the two do not fit in memory or the reference cannot be loaded.
+ */
+async function raceLatency(
+  job: MeasureJob, loaded: Loaded, me: { timed: Timed }, rss: { peak_rss_bytes: number }, progress: Progress,
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
+  const settings = job.race!;
+  let base: Loaded | undefined;
+  let reference: Timed | undefined;
+  let note: string | undefined = job.baseline ? pairFits(job.model, job.baseline, settings.memoryBytes) : 'unpaired: no reference model';
+  try {
+    if (!note && job.baseline) {
+      progress('baseline', `loading the fp32 reference ${job.baseline}`);
+      try {
+        base = await load(job.baseline, job.session, job.config);
+        if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline');
+        reference = await timedOf(base, job);
+        await reference.sample(); // warm-up
+      } catch (err) {
+        await base?.release();
+        base = undefined;
+        reference = undefined;
+        note = `unpaired: the fp32 reference could not be loaded beside the contender (${(err as Error).message})`;
+      }
+    }
+    await maybeHang(job, 'latency');
+    const out = await race({
+      settings, kind: loaded.kind, contender: me.timed, reference, note,
+      onPair: (n, f) => progress('latency', `pair ${n}: ${f.ratio.toFixed(3)}× fp32 time [${f.lo.toFixed(3)}, ${f.hi.toFixed(3)}]`),
+    });
+    const metrics = { ...latencyMetrics(loaded.kind, out.samples, job.workload), ...rss };
+    const baseline: BaselineFigures = { race: out.result };
+    if (reference) Object.assign(baseline, latencyMetrics(loaded.kind, out.referenceSamples, job.workload));
+    return { metrics, baseline };
+  } finally {
+    await base?.release();
+  }
 }
 
 interface GenericInputs { feeds: Record<string, ort.Tensor>; }

@@ -4,6 +4,7 @@ import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './r
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
 import type { Recipe } from '../config/recipe';
+import type { RaceSettings } from './race';
 
 export interface EvalSettings {
   text: string;
@@ -26,6 +27,8 @@ export interface MeasureJob {
   /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
   baseline?: string;
   config?: DecoderConfig;
+  /** Race the model against `baseline` (./race.ts) instead of measuring it to a precision: the tuner's measurement. */
+  race?: RaceSettings;
   /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */
   debug?: { hangAt?: RunStage; ignoreSigterm?: boolean };
 }

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
 import type { Summary } from './stats';
+import type { RaceResult } from './race';
 
 export type RunStatus = 'ok' | 'error' | 'cancelled' | 'timeout';
 /** Where a run was when it ended. */
@@ -66,6 +67,8 @@ export interface Metrics extends AccuracyMetrics {
 export type BaselineFigures = Pick<Metrics, 'prefill_ms' | 'decode_ms_per_token' | 'inference_ms' | 'throughput_tok_s' | 'peak_rss_bytes' | 'model_bytes'> & {
   /** Per-repetition fp32/model ratios, when the baseline was timed interleaved (see Speedups.paired). */
   paired?: Speedups['paired'];
+  /** The tuner's paired race against fp32 (./race.ts), kept in the record as `race`. */
+  race?: RaceResult;
 };
 
 /** Ratios fp32 / this (above 1 = this is faster or smaller). */
@@ -137,6 +140,8 @@ export interface RunRecord {
   /** fp32 figures measured in the same invocation, when asked for. */
   baseline?: BaselineFigures;
   speedups?: Speedups;
+  /** A tuner's run: the contender's paired race against the fp32 reference (./race.ts). */
+  race?: RaceResult;
   session_options: SessionOptionsUsed;
   hardware: HardwareFingerprint;
   onnxruntime: string;

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../util/atomicWrite';
 import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
+import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
 import {
   besideModel, fileRefusal, hashRegularFile, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
@@ -51,6 +52,11 @@ export interface RunOptions {
   debug?: MeasureJob['debug'];
   /** Folders the recipe may name files in (the editor's workspace folders); default the recipe's folder. */
   roots?: string[];
+  /**
+   * The tuner's measurement: race the compressed model against the fp32 model in one worker (./race.ts);
+   * the record gets `race`. Ignored for fp32 itself and for accuracy-only runs.
+   */
+  race?: RaceSettings;
 }
 
 /** Bump when what a reference holds or how its windows are chosen changes: old ones are then ignored. */
@@ -282,14 +288,20 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     }
 
     // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
-    const withBaseline = opts.baseline === true && compresses(recipe) && wantLatency;
+    const racing = opts.race !== undefined && compresses(recipe) && wantLatency;
+    const withBaseline = (opts.baseline === true || racing) && compresses(recipe) && wantLatency;
     const out = await worker({
       kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
       evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
+      race: racing ? opts.race : undefined,
     }, 'latency');
+    if (racing && out.baseline?.race) {
+      record.race = out.baseline.race;
+      delete out.baseline.race;
+    }
     const m = out.metrics;
     record.metrics = { ...m, model_bytes: modelBytes };
-    if (withBaseline && out.baseline) {
+    if (withBaseline && out.baseline && (opts.baseline || !racing)) {
       const b = out.baseline;
       record.baseline = {
         prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,

@@ -6,7 +6,7 @@ export interface Summary {
   median: number;
   /**
    * The fastest sample: on a shared machine load only ever adds time, so this is the closest a window
-   * gets to the configuration's own speed (the tuner ranks by it, agent/standings.ts). Absent in
+   * gets to the configuration's own speed (unraced runs' tuner figure, agent/evaluator.ts). Absent in
    * records written before it was kept.
    */
   min?: number;

@@ -39,7 +39,11 @@ function pct(x: number | undefined): string {
 
 export function trialLine(t: Trial, baseline: TrialMetrics | undefined): string {
   const d = t.metrics.decode_ms_per_token;
-  const sp = d && baseline?.decode_ms_per_token ? ` (${(baseline.decode_ms_per_token / d).toFixed(2)}x)` : '';
+  // A raced trial shows its paired speedup, verdict and race time (part of the trial's cost, bench/race.ts).
+  const race = t.metrics.race;
+  const f = race?.decode ?? race?.inference;
+  const sp = f ? ` (${(1 / f.ratio).toFixed(2)}x ${race!.paired ? 'paired' : 'unpaired'}, ${race!.verdict} in ${(race!.wall_ms / 1000).toFixed(1)} s)`
+    : d && baseline?.decode_ms_per_token ? ` (${(baseline.decode_ms_per_token / d).toFixed(2)}x)` : '';
   const state = t.feasible ? 'feasible' : t.status === 'pruned' ? 'pruned' : t.status === 'failed' ? `failed: ${t.error}` : `infeasible: ${t.violations.join('; ')}`;
   const again = t.repeatOf !== undefined ? ` (re-measure of #${t.repeatOf}: speed only)` : '';
   return `#${String(t.index).padEnd(3)} ${configText(t.config)}${again}\n     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`;
@@ -147,7 +151,7 @@ export const tuneCommand: Command = {
       if (e.type === 'baseline') {
         baseline = e.metrics;
         io.out(`fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`);
-        io.out('  (speeds are each window\'s fastest sample: load on a shared machine only ever adds time)');
+        io.out('  (each trial races fp32 in one worker; its "x" is the paired ratio, which both saw under the same load)');
       } else if (e.type === 'trial-end') io.out(trialLine(e.trial, baseline));
       else if (e.type === 'refused') io.err(`     refused: ${e.reasons.join('; ')}`);
     };
@@ -178,8 +182,12 @@ export const tuneCommand: Command = {
       if (best) {
         const b = result.baseline;
         const d = best.metrics.decode_ms_per_token;
-        io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (fastest of ${best.measurements} measurements)` : ''}`);
-        io.out(`  decode ${d?.toFixed(3)} ms/token${d && b?.decode_ms_per_token ? `, ${(b.decode_ms_per_token / d).toFixed(2)}x vs fp32` : ''}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
+        io.out(`best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`);
+        // The ranking's own figure (agent/ranking.ts): the paired ratio against fp32 when the trial raced.
+        const race = best.metrics.race;
+        const vs = best.ratio ? `, ${best.paired ? 'paired' : 'unpaired'} ${(1 / best.ratio).toFixed(2)}x vs fp32` : '';
+        io.out(`  decode ${d?.toFixed(3)} ms/token${vs}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
+        if (race) io.out(`  race: ${race.verdict} after ${race.pairs} pairs in ${(race.wall_ms / 1000).toFixed(1)} s${race.note ? ` (${race.note})` : ''}`);
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');
       if (result.answer) io.out(`agent: ${displayText(result.answer.explanation).replace(/\n/g, '\n       ')}`);

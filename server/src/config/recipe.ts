@@ -62,7 +62,7 @@ export interface Recipe {
   };
   calibration: { text?: string; samples: number; seq_len: number };
   evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
-  search: { agent: 'offline' | 'claude'; trials: number; minutes?: number; seed: number; space: Record<string, SearchValue[]> };
+  search: { agent: 'offline' | 'claude'; trials: number; minutes?: number; seed: number; tolerance: number; space: Record<string, SearchValue[]> };
 }
 
 export type SearchValue = number | string | boolean | null;
@@ -170,6 +170,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
       trials: doc.search?.trials ?? 12,
       minutes: doc.search?.minutes,
       seed: doc.search?.seed ?? 0,
+      tolerance: doc.search?.tolerance ?? 0.03,
       space: { ...(doc.search?.space ?? {}) },
     },
   };

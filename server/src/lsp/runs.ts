@@ -33,9 +33,10 @@ import type { Layer } from '../model/graph';
 import { recipeTextEdits, knobEdits, RecipeEditError } from '../config/edit';
 import { recipeHash, type RunRecord } from '../bench/record';
 import { RunStore } from '../bench/store';
-import type { Config } from '../agent/types';
-import { bestSpeed } from '../agent/standings';
-import { metricsOf } from '../agent/evaluator';
+import type { Config, TrialMetrics } from '../agent/types';
+import type { Plan } from '../agent/ranking';
+import { bestOfSession } from '../agent/fromRecords';
+import { objectiveOf as objectiveOfRecipe, type Objective } from '../agent/objective';
 import { configKey } from '../agent/space';
 import { displayText, lineText } from '../util/sanitize';
 
@@ -76,8 +77,16 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
     decode_ms: m.decode_ms_per_token?.median, prefill_ms: m.prefill_ms?.median, inference_ms: m.inference_ms?.median,
     throughput_tok_s: m.throughput_tok_s, ppl: m.ppl, ppl_fp32: m.ppl_fp32, ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
     kl: m.kl, top1: m.top1, model_bytes: m.model_bytes, peak_rss_bytes: m.peak_rss_bytes,
-    speedup_decode: r.speedups?.decode ?? r.speedups?.inference, speedup_size: r.speedups?.size, line, layers,
+    speedup_decode: speedupOf(r), speedup_size: r.speedups?.size, line, layers,
+    ...(r.race ? { paired: r.race.paired, race_verdict: r.race.verdict, race_seconds: r.race.wall_ms / 1000 } : {}),
   };
+}
+
+/** fp32 time / this run's: the paired race's ratio when the run raced (bench/race.ts), else the record's speedup. */
+export function speedupOf(r: RunRecord): number | undefined {
+  const f = r.race?.decode ?? r.race?.inference;
+  if (f && f.ratio > 0) return 1 / f.ratio;
+  return r.speedups?.decode ?? r.speedups?.inference;
 }
 
 /** Records of one recipe file with their 1-based line in runs.jsonl (oldest first). */
@@ -145,8 +154,10 @@ export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunReco
   if (d !== undefined && d / 100 > budget) {
     out.push({ code: 'run-accuracy-budget', severity: DiagnosticSeverity.Warning, message: `measured perplexity is ${d.toFixed(2)}% above fp32 (${m.ppl!.toFixed(3)} vs ${m.ppl_fp32!.toFixed(3)}), over the budget of ${(budget * 100).toFixed(1)}%`, anchor: 'objective.accuracy' });
   }
-  const sp = latest.speedups?.decode ?? latest.speedups?.inference;
-  if (sp !== undefined && sp < 1) {
+  const sp = speedupOf(latest);
+  // A raced run is slower than fp32 only when its interval says so (its verdict against fp32 = 'worse').
+  const slower = latest.race ? latest.race.threshold === 0 ? latest.race.verdict === 'worse' : (latest.race.decode ?? latest.race.inference)!.lo > 1 : sp !== undefined && sp < 1;
+  if (sp !== undefined && slower) {
     out.push({ code: 'run-slower-than-fp32', severity: DiagnosticSeverity.Warning, message: `this recipe runs ${(1 / sp).toFixed(2)}× slower than the fp32 model on this machine (decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms vs fp32 ${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms)`, anchor: 'quantize' });
   }
   const now = m.decode_ms_per_token, before = previous?.metrics.decode_ms_per_token;
@@ -293,14 +304,8 @@ export function createRunsFeature(): ServerFeature {
             onProgress: (t, stage, message) => j.report(`${t !== undefined ? `trial ${t} ` : ''}${stage}: ${message}`),
           });
           const best = result.best;
-          const bm = best?.metrics;
-          const summary: TuneResult['best'] = best && {
-            id: `trial-${best.index}`, recipe_file: fileOf(p.uri), recipe_hash: '', status: best.status, started: '',
-            decode_ms: bm?.decode_ms_per_token, prefill_ms: bm?.prefill_ms, ppl: bm?.ppl, ppl_fp32: bm?.ppl_fp32,
-            ppl_delta_pct: pctDelta(bm?.ppl, bm?.ppl_fp32 ?? result.baseline?.ppl),
-            speedup_decode: bm?.decode_ms_per_token && result.baseline?.decode_ms_per_token ? result.baseline.decode_ms_per_token / bm.decode_ms_per_token : undefined,
-            model_bytes: bm?.model_bytes, assignment: best.config,
-          };
+          // The loop's best under its ranking rule, with its figures: what the view and the lens show too.
+          const summary: TuneResult['best'] = best && { ...planSummary(best, result.baseline), recipe_file: fileOf(p.uri) };
           const text = summary ? `best: trial ${best!.index} — ${headline(summary)}` : `no feasible trial (${result.reason})`;
           if (best) bestByUri.set(p.uri, { config: best.config, headline: text });
           j.end(text);
@@ -360,14 +365,14 @@ export function createRunsFeature(): ServerFeature {
 
       connection.onRequest(Methods.bestTrialEdit, async (p: RecipeParams): Promise<EditResult> => {
         uriParam(p);
-        const best = bestByUri.get(p.uri) ?? bestFromStore(fileOf(p.uri), (await recipeOf(p.uri)).recipe.objective.accuracy.max_ppl_increase);
+        const best = bestByUri.get(p.uri) ?? bestFromStore(fileOf(p.uri), objectiveOfRecipe((await recipeOf(p.uri)).recipe));
         if (!best) return { message: 'no tuning result for this recipe yet: run HAQA: Tune first' };
         return knobsEdit(p.uri, best.config, 'apply best trial');
       });
 
       /** After a restart: the newest tuning session's best plan, from the store. */
-      function bestFromStore(file: string, budget: number): BestTrial | undefined {
-        return bestOfNewestSession(recordsOf(storeFor(file), file), budget);
+      function bestFromStore(file: string, objective: Objective): BestTrial | undefined {
+        return bestOfNewestSession(recordsOf(storeFor(file), file), objective);
       }
 
       connection.onRequest(Methods.runs, async (p: { uri?: string }): Promise<RunsResult> => {
@@ -381,9 +386,11 @@ export function createRunsFeature(): ServerFeature {
         } catch {
           current = undefined; // a broken recipe still shows its history
         }
-        const runs = mergeTrialSteps(recordsOf(store, file)).map(({ record, line }) => summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
+        const recs = recordsOf(store, file);
+        const runs = mergeTrialSteps(recs).map(({ record, line }) => summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
+        const best = current ? bestOfNewestSession(recs, objectiveOfRecipe(current.recipe)) : undefined;
         return {
-          runs, storeFile: store.runsFile,
+          runs, storeFile: store.runsFile, bestId: best?.id, bestHeadline: best && lineText(best.headline),
           budgetPct: current ? current.recipe.objective.accuracy.max_ppl_increase * 100 : undefined,
           currentHash: current ? recipeHash(current.recipe) : undefined,
         };
@@ -410,7 +417,9 @@ export function createRunsFeature(): ServerFeature {
           ];
           const file = fileOf(uri);
           const recs = recordsOf(storeFor(file), file);
-          if (recs.length) lenses.push(lens(top, { title: `Results (${recs.length} runs)`, command: 'haqa.showResults', arguments: [uri] }));
+          // One run count everywhere: runs as the results view lists them (a trial's two steps are one run).
+          const count = mergeTrialSteps(recs).length;
+          if (count) lenses.push(lens(top, { title: `Results (${count} run${count === 1 ? '' : 's'})`, command: 'haqa.showResults', arguments: [uri] }));
           if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
           // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
           const measured = recs.filter((x) => !x.record.trial);
@@ -494,35 +503,32 @@ export function mergeTrialSteps(recs: { record: RunRecord; line: number }[]): { 
 }
 
 /**
- * The newest tuning session's best plan within the accuracy budget, from run records alone (after a
- * restart, when the loop's answer is gone): trials merged from their two steps, a plan's re-measurements
- * (speed only, same assignment) grouped with its first trial, each run's speed as the tuner reads it
- * (agent/evaluator.ts metricsOf) and plans ranked by their fastest run — as the loop ranks them
- * (agent/standings.ts).
+ * The newest tuning session's best plan, from run records alone (after a restart, when the loop's answer
+ * is gone): the session rebuilt as the loop judged it (agent/fromRecords.ts) and ranked by the loop's
+ * one rule (agent/ranking.ts), so the lens, "apply best trial" and the results view name the best the
+ * tuner announced. `id` is the record of the plan's first trial (the view marks it).
  */
-export function bestOfNewestSession(recs: { record: RunRecord; line: number }[], budget: number): { config: Config; headline: string } | undefined {
-  const trials = mergeTrialSteps(recs).map((x) => x.record).filter((r) => r.trial?.session && r.trial.assignment);
-  if (!trials.length) return undefined;
-  const session = trials[trials.length - 1].trial!.session;
-  const plans = new Map<string, RunRecord[]>();
-  for (const r of trials) {
-    if (r.trial!.session !== session || r.status !== 'ok' || !r.metrics.decode_ms_per_token) continue;
-    const key = configKey(r.trial!.assignment as Config);
-    plans.set(key, [...(plans.get(key) ?? []), r]);
-  }
-  const speed = (r: RunRecord) => metricsOf(r).decode_ms_per_token!;
-  let best: { first: RunRecord; decode: number } | undefined;
-  for (const runs of plans.values()) {
-    const first = runs.find((r) => r.metrics.ppl !== undefined);
-    if (!first || !((pctDelta(first.metrics.ppl, first.metrics.ppl_fp32) ?? Infinity) / 100 <= budget)) continue;
-    const decode = bestSpeed(runs.map(metricsOf)).decode_ms_per_token!;
-    if (!best || decode < best.decode) best = { first, decode };
-  }
-  if (!best) return undefined;
-  const s = summarize(best.first);
-  // The first run's speedup, scaled to the plan's fastest run.
-  const ratio = best.decode / speed(best.first);
-  return { config: best.first.trial!.assignment as Config, headline: headline({ ...s, decode_ms: best.decode, speedup_decode: s.speedup_decode && s.speedup_decode / ratio }) };
+export function bestOfNewestSession(
+  recs: { record: RunRecord; line: number }[], objective: Objective | number,
+): { config: Config; headline: string; id: string } | undefined {
+  const o: Objective = typeof objective === 'number'
+    ? { metric: 'decode_latency', field: 'decode_ms_per_token', direction: 'min', unit: 'ms/token', max_ppl_increase: objective }
+    : objective;
+  const found = bestOfSession(mergeTrialSteps(recs).map((x) => x.record), o);
+  if (!found) return undefined;
+  return { config: found.plan.config, headline: headline(planSummary(found.plan, found.view.baseline)), id: found.id };
+}
+
+/** The headline figures of a ranked plan (agent/ranking.ts): the same numbers the loop's answer has. */
+export function planSummary(best: Plan, baseline?: TrialMetrics): NonNullable<TuneResult['best']> {
+  const bm = best.metrics;
+  const ratio = best.ratio ?? (bm.decode_ms_per_token && baseline?.decode_ms_per_token ? bm.decode_ms_per_token / baseline.decode_ms_per_token : undefined);
+  return {
+    id: `trial-${best.index}`, recipe_file: '', recipe_hash: '', status: best.status === 'failed' ? 'error' : 'ok', started: '',
+    decode_ms: bm.decode_ms_per_token, prefill_ms: bm.prefill_ms, ppl: bm.ppl, ppl_fp32: bm.ppl_fp32,
+    ppl_delta_pct: pctDelta(bm.ppl, bm.ppl_fp32 ?? baseline?.ppl),
+    speedup_decode: ratio ? 1 / ratio : undefined, model_bytes: bm.model_bytes, assignment: best.config,
+  };
 }
 
 function lens(range: Range, command: { title: string; command: string; arguments?: unknown[] }): CodeLens {
