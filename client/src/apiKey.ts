@@ -15,7 +15,15 @@ export class ApiKey {
     return this.secrets.store(KEY, value);
   }
 
-  clear(): Thenable<void> {
-    return this.secrets.delete(KEY);
+  /** Whether a key was stored in SecretStorage (the environment's key is not ours to clear). */
+  async stored(): Promise<boolean> {
+    return !!(await this.secrets.get(KEY));
+  }
+
+  /** Removes the stored key; false when none was stored. */
+  async clear(): Promise<boolean> {
+    const had = await this.stored();
+    if (had) await this.secrets.delete(KEY);
+    return had;
   }
 }

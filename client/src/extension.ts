@@ -6,6 +6,8 @@ import * as vscode from 'vscode';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions, type WorkspaceEdit } from 'vscode-languageclient/node';
 import { Jobs } from './jobs';
 import { ApiKey } from './apiKey';
+import { keyFor, trustedBaseUrl } from './keyHost';
+import { checkApiKey, KEYS_PAGE } from './keyCheck';
 import { ResultsPanel } from './resultsView';
 import { RunQuickFixes } from './runActions';
 import { redactingChannel } from './redact';
@@ -97,22 +99,45 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     return vscode.workspace.getConfiguration('haqa');
   }
 
-  async function agentParams() {
-    const key = await apiKey.get();
-    return {
-      apiKey: key,
-      model: cfg().get<string>('agent.model') || undefined,
-      baseUrl: cfg().get<string>('agent.baseUrl') || undefined,
-    };
+  /** Key, model and base URL for the agent; undefined when the user declined to send the key to a non-default host. */
+  async function agentParams(key?: string) {
+    // The SDK falls back to ANTHROPIC_BASE_URL: that is where the key would go, so it is confirmed too.
+    const baseUrl = trustedBaseUrl(cfg().inspect<string>('agent.baseUrl')) ?? (process.env.ANTHROPIC_BASE_URL || undefined);
+    const sent = await keyFor(key ?? (await apiKey.get()), baseUrl, context.globalState, async (host) => {
+      const yes = 'Send Key to ' + host;
+      const a = await vscode.window.showWarningMessage(
+        `HAQA: send your Anthropic API key to ${host}?`,
+        {
+          modal: true,
+          detail: `The API base URL is ${baseUrl}, not api.anthropic.com. Only continue if you run or trust that server; `
+            + 'the answer is remembered for this host.',
+        },
+        yes,
+      );
+      return a === yes;
+    });
+    if (sent.refused) {
+      log.warn(sent.refused);
+      void vscode.window.showWarningMessage(`HAQA: ${sent.refused}.`);
+      return undefined;
+    }
+    return { apiKey: sent.key, model: cfg().get<string>('agent.model') || undefined, baseUrl };
   }
 
-  async function applyEdit(result: EditResult | undefined): Promise<boolean> {
+  /** Applies a server edit; `preview`: through VS Code's refactor preview (a diff to accept or discard). */
+  async function applyEdit(result: EditResult | undefined, preview = false): Promise<boolean> {
     if (!result || !client) return false;
     if (!result.edit) {
       void vscode.window.showInformationMessage(`HAQA: ${result.message}`);
       return false;
     }
-    const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
+    let edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
+    if (preview) {
+      const confirmed = new vscode.WorkspaceEdit();
+      const meta = { needsConfirmation: true, label: `HAQA: ${result.message}` };
+      for (const [u, edits] of edit.entries()) for (const e of edits) confirmed.replace(u, e.range, e.newText, meta);
+      edit = confirmed;
+    }
     const ok = await vscode.workspace.applyEdit(edit);
     log.info(`${result.message}${ok ? '' : ' (the edit was rejected)'}`);
     return ok;
@@ -137,15 +162,35 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.tune', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
+    // Budget and agent for this run. The recipe's search.trials wins over the haqa.tune.trials setting unless a number is picked here.
+    const setting = cfg().get<number>('tune.trials') ?? 12;
+    const budget = await vscode.window.showQuickPick([
+      { label: 'As the recipe says', description: `search.trials, else ${setting} (setting haqa.tune.trials)`, n: undefined },
+      ...[5, 12, 25, 50].map((n) => ({ label: `${n} trials`, description: 'for this run, over the recipe’s search.trials', n })),
+    ], { title: 'HAQA: Tune — trial budget', placeHolder: 'Each trial compresses and benchmarks the model' });
+    if (!budget) return;
+    const hasKey = !!(await apiKey.get());
+    const who = hasKey ? await vscode.window.showQuickPick([
+      { label: 'As the recipe says', description: 'search.agent', agent: undefined },
+      { label: 'Claude', description: 'the LLM agent (sends the recipe and layer names to the API)', agent: 'claude' as const },
+      { label: 'Offline optimizer', description: 'nothing leaves this machine', agent: 'offline' as const },
+    ], { title: 'HAQA: Tune — who proposes the trials' }) : { agent: 'offline' as const };
+    if (!who) return;
+    const agent = who.agent === 'offline' ? { apiKey: undefined } : await agentParams();
+    if (!agent) return;
     const r = await jobs.run<TuneResult>(client, `Tune ${path.basename(uri.fsPath)}`, Methods.tune, {
       uri: uri.toString(),
-      trials: cfg().get<number>('tune.trials'),
+      trials: budget.n ?? setting,
+      trialsChosen: budget.n !== undefined,
+      agent: who.agent,
       timeoutSeconds: cfg().get<number>('bench.timeoutSeconds'),
-      ...(await agentParams()),
+      ...agent,
     });
     if (!r) return;
     log.info(`tune: ${r.outcome}, ${r.trials} trials; ${r.headline}`);
-    const a = await vscode.window.showInformationMessage(`HAQA: tuning ${r.outcome} after ${r.trials} trials. ${r.headline}`, 'Apply Best Trial', 'Show Results');
+    // Modal: a toast hid itself before it could be clicked; this stays until answered.
+    const a = await vscode.window.showInformationMessage(`HAQA: tuning ${r.outcome} after ${r.trials} trials`,
+      { modal: true, detail: r.headline }, 'Apply Best Trial', 'Show Results');
     if (a === 'Apply Best Trial') await vscode.commands.executeCommand('haqa.applyBestTrial', uri);
     else if (a === 'Show Results') await results.show(uri);
   });
@@ -153,25 +198,43 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.advise', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
-    const r = await jobs.run<AdviseResult>(client, `Advise ${path.basename(uri.fsPath)}`, Methods.advise, { uri: uri.toString(), ...(await agentParams()) });
+    const agent = await agentParams();
+    if (!agent) return;
+    const r = await jobs.run<AdviseResult>(client, `Advise ${path.basename(uri.fsPath)}`, Methods.advise, { uri: uri.toString(), ...agent });
     if (!r) return;
     if (r.suggestions.length === 0) {
       void vscode.window.showInformationMessage('HAQA: no suggestions for this recipe.');
       return;
     }
     for (const s of r.suggestions) log.info(`advise (${r.source}): ${s.title} — ${s.rationale} ${JSON.stringify(s.knobs)}`);
-    const pick = await vscode.window.showQuickPick(
-      r.suggestions.map((s, i) => ({ label: s.title, detail: s.rationale, description: Object.entries(s.knobs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' '), i })),
-      { placeHolder: `Suggestions (${r.source}) — pick one to apply to the recipe`, matchOnDetail: true },
-    );
+    const rules = r.source === 'rules';
+    const items: (vscode.QuickPickItem & { i: number })[] = r.suggestions.map((s, i) => ({
+      label: s.title, detail: s.rationale, description: Object.entries(s.knobs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' '), i,
+    }));
+    // Without a key the advice comes from HAQA's built-in rules (the model's layers and this machine), not Claude: say so, offer a key.
+    if (rules) {
+      items.push({
+        label: '$(key) Set an Anthropic API key for Claude’s advice…', i: -1,
+        detail: 'These suggestions come from HAQA’s built-in rules; with a key, Claude reads the recipe and the model’s layers and suggests more.',
+      });
+    }
+    const pick = await vscode.window.showQuickPick(items, {
+      placeHolder: rules ? 'Suggestions from HAQA’s built-in rules (no API key set) — pick one to apply'
+        : `Suggestions from ${r.source === 'claude' ? 'Claude' : r.source} — pick one to apply to the recipe`,
+      matchOnDetail: true,
+    });
     if (!pick) return;
+    if (pick.i < 0) {
+      await vscode.commands.executeCommand('haqa.setApiKey');
+      return;
+    }
     await applyEdit(await client.sendRequest<EditResult>(Methods.suggestionEdit, { uri: uri.toString(), knobs: r.suggestions[pick.i].knobs, title: r.suggestions[pick.i].title }));
   });
 
   command('haqa.applyBestTrial', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client) return;
-    await applyEdit(await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: uri.toString() }));
+    await applyEdit(await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: uri.toString() }), true);
   });
 
   command('haqa.applySuggestion', async (uriArg, knobs, title) => {
@@ -197,22 +260,40 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   });
 
   command('haqa.setApiKey', async () => {
-    const key = await vscode.window.showInputBox({
-      prompt: 'Anthropic API key for the tuning agent (kept in VS Code SecretStorage, never in settings)',
+    const input = await vscode.window.showInputBox({
+      title: 'HAQA: Anthropic API key',
+      prompt: `For the tuning agent and Advise. Create one at ${KEYS_PAGE}. Kept in VS Code SecretStorage, never in settings.`,
+      placeHolder: 'sk-ant-…',
       password: true,
       ignoreFocusOut: true,
-      validateInput: (v) => (v.trim().length < 8 ? 'that does not look like a key' : undefined),
+      validateInput: (v) => (v.trim().length < 8 ? 'that does not look like a key (they start with sk-ant-)' : undefined),
     });
-    if (key === undefined) return;
-    await apiKey.set(key.trim());
-    log.info('API key stored in SecretStorage');
-    void vscode.window.showInformationMessage('HAQA: API key stored.');
+    if (input === undefined) return;
+    const key = input.trim();
+    // Check it with one cheap request (count_tokens) to the configured host, after the host is confirmed.
+    const agent = await agentParams(key);
+    if (!agent) return;
+    const check = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'HAQA: checking the API key…' },
+      () => checkApiKey(key, { baseUrl: agent.baseUrl, model: agent.model ?? 'claude-sonnet-4-6' }));
+    if (!check.ok) {
+      log.warn(`API key check: ${check.message}`);
+      const store = 'Store Anyway', open = 'Open Anthropic Console';
+      const a = await vscode.window.showWarningMessage(`HAQA: ${check.message}. Store the key anyway?`, store, open);
+      if (a === open) void vscode.env.openExternal(vscode.Uri.parse(KEYS_PAGE));
+      if (a !== store) return;
+    }
+    await apiKey.set(key);
+    log.info(`API key stored in SecretStorage${check.ok ? ` (checked${check.note ? `; ${check.note}` : ''})` : ' (unchecked)'}`);
+    void vscode.window.showInformationMessage(`HAQA: API key stored${check.ok ? ' and working' : ''}. Tune and Advise now use Claude.`);
   });
 
   command('haqa.clearApiKey', async () => {
-    await apiKey.clear();
-    log.info('API key removed from SecretStorage');
-    void vscode.window.showInformationMessage('HAQA: API key removed; the agent uses the offline optimizer.');
+    const had = await apiKey.clear();
+    log.info(had ? 'API key removed from SecretStorage' : 'clear API key: no key was stored');
+    const env = process.env.ANTHROPIC_API_KEY ? ' ANTHROPIC_API_KEY is set in the environment and is still used.' : '';
+    void vscode.window.showInformationMessage(had
+      ? `HAQA: API key removed.${env || ' Tune uses the offline optimizer, Advise the built-in rules.'}`
+      : `HAQA: no key was stored.${env}`);
   });
 
   command('haqa.showLog', () => log.show());

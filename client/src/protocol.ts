@@ -35,7 +35,11 @@ export interface BenchmarkParams extends RecipeParams {
 }
 
 export interface TuneParams extends RecipeParams, AgentParams {
+  /** The budget: fills in a recipe without `search.trials`, or (trialsChosen) one the user picked for this run, over the recipe's. */
   trials?: number;
+  trialsChosen?: boolean;
+  /** The user's pick for this run, over the recipe's `search.agent` (Claude still needs a key). */
+  agent?: 'claude' | 'offline';
   timeoutSeconds?: number;
 }
 

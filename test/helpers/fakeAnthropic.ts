@@ -129,7 +129,10 @@ export class FakeAnthropic {
       }
       const recorded: RecordedRequest = { method: req.method, url: req.url, headers: req.headers, body };
       this.requests.push(recorded);
-      const problem = !credential(req.headers) ? 'no credential (x-api-key or authorization: Bearer)' : !req.headers['anthropic-version'] ? 'anthropic-version header missing' : requestProblem(body);
+      // count_tokens takes a message list without max_tokens (the cheap request the key check sends).
+      const counting = req.url.startsWith('/v1/messages/count_tokens');
+      const problem = !credential(req.headers) ? 'no credential (x-api-key or authorization: Bearer)' : !req.headers['anthropic-version'] ? 'anthropic-version header missing'
+        : requestProblem(counting && body && typeof body === 'object' ? { max_tokens: 1, ...body } : body);
       if (problem) {
         this.problems.push(problem);
         send(apiError(400, 'invalid_request_error', problem));

@@ -38,3 +38,10 @@ test('keys, globs, N:M, sizes and knobs are recognised; plain words are not', ()
   assert.ok(rx('knob').exec('    runtime.intra_op_threads: [1, 2]'));
   assert.deepEqual(all('percent', '    max_ppl_increase: 5%'), ['5%']);
 });
+
+test("the key rule is zero-width around the key: YAML's dash, brace and comma are left to the YAML grammar", () => {
+  for (const line of ['    - match: model.layers.*.mlp.down_proj', '    - {match: x, bits: 8}', '  block_size: 32', 'quantize:']) {
+    for (const m of line.matchAll(rx('key'))) assert.equal(m[0], m[1], `${line}: the match is only the key, got ${JSON.stringify(m[0])}`);
+  }
+  assert.deepEqual(all('key', '    - {match: x, bits: 8}'), ['match', 'bits']);
+});

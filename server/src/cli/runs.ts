@@ -61,7 +61,7 @@ export const runsCommand: Command = {
         ]);
       }
       for (const l of table(rows, [3, 4, 5, 6, 7])) io.out(l);
-      io.out(`${records.length} runs (* quick); inference times in parentheses for non-decoder models`);
+      io.out(`${records.length} run${records.length === 1 ? '' : 's'} (* quick); inference times in parentheses for non-decoder models`);
       return 0;
     }
     if (sub === 'prune') {

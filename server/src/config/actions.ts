@@ -7,6 +7,12 @@ import { recipeTextEdits, RecipeEdit } from './edit';
 
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
+/** What a "remove" of a pattern drops, said plainly: a skip entry, or a whole override or rule (match is required there). */
+function removeTitle(p: (string | number)[]): string {
+  if (p[p.length - 1] === 'match' || p[p.length - 2] === 'skip') return 'Remove the pattern that matches no layer';
+  return `Remove this ${p[1] === 'overrides' ? 'override' : 'rule'} (its pattern matches no layer)`;
+}
+
 export function recipeCodeActions(text: string, uri: string, diagnostics: Diagnostic[]): CodeAction[] {
   const out: CodeAction[] = [];
   for (const d of diagnostics) {
@@ -29,10 +35,11 @@ export function recipeCodeActions(text: string, uri: string, diagnostics: Diagno
         make(`Change '${fix.path[fix.path.length - 1]}' to '${fix.to}'`, [{ range: d.range, newText: fix.to }], true);
         break;
       case 'replace':
+        // Only the value's text changes: an override keeps its other keys and its comment.
         fix.values.slice(0, 3).forEach((v, i) => viaRecipe(`Change to ${show(v)}`, [{ path: fix.path, value: v }], i === 0));
         break;
       case 'remove':
-        viaRecipe(d.code === 'pattern-no-match' ? 'Remove the pattern that matches no layer' : `Remove '${fix.path[fix.path.length - 1]}'`, [{ path: fix.path, delete: true }]);
+        viaRecipe(d.code === 'pattern-no-match' ? removeTitle(fix.path) : `Remove '${fix.path[fix.path.length - 1]}'`, [{ path: fix.path, delete: true }]);
         break;
       case 'set':
         viaRecipe(fix.title, [{ path: fix.path, value: fix.value }], true);
@@ -40,9 +47,8 @@ export function recipeCodeActions(text: string, uri: string, diagnostics: Diagno
     }
     // A pattern that matches nothing can also just go (besides "did you mean").
     if (d.code === 'pattern-no-match' && fix.fix === 'replace') {
-      const p = fix.path;
-      const item = p[p.length - 1] === 'match' ? p.slice(0, -1) : p;
-      viaRecipe('Remove the pattern that matches no layer', [{ path: item, delete: true }]);
+      const item = fix.remove ?? fix.path;
+      viaRecipe(removeTitle(item), [{ path: item, delete: true }]);
     }
   }
   return out;

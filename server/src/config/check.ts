@@ -3,8 +3,9 @@
 // `haqa check` both call `analyzeRecipe`; hover, completion and quick fixes reuse its result.
 import * as path from 'node:path';
 import type { ModelGraph } from '../model/graph';
+import { nearestPatterns } from './nearest';
 import { humanBytes } from '../cli/command';
-import { Diagnostic, closest, diag } from './diagnostics';
+import { Diagnostic, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
 import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
 import { validateSchema, knobValueError } from './schema';
@@ -196,12 +197,12 @@ function checkSparsityPatterns(a: RecipeAnalysis): void {
 
 function noMatch(a: RecipeAnalysis, p: JsonPath, glob: string, kind: 'key' | 'value' = 'value', remove: JsonPath = p): void {
   const layers = a.graph!.layers;
-  // "Did you mean" only for literal names: a glob is not a misspelt layer name.
-  const guess = /[*?[\]{}]/.test(glob) ? undefined : closest(glob, layers.map((l) => l.name));
+  // Nearest patterns that match (wildcards kept): the fixes replace only the pattern's text.
+  const guesses = nearestPatterns(glob, layers.map((l) => l.name));
   const example = layers.slice(0, 2).map((l) => l.name).join(', ');
   a.diagnostics.push(diag(rangeOf(a.parsed, p, kind), 'warning', 'pattern-no-match',
-    `'${glob}' matches no layer of ${path.basename(a.graph!.path)} (${layers.length} layers, e.g. ${example})${guess ? `; did you mean '${guess}'?` : ''}`,
-    guess && kind === 'value' ? { fix: 'replace', path: p, values: [guess] } : { fix: 'remove', path: remove }));
+    `'${glob}' matches no layer of ${path.basename(a.graph!.path)} (${layers.length} layers, e.g. ${example})${guesses.length ? `; did you mean '${guesses[0]}'?` : ''}`,
+    guesses.length && kind === 'value' ? { fix: 'replace', path: p, values: guesses, ...(remove !== p ? { remove } : {}) } : { fix: 'remove', path: remove }));
 }
 
 function checkPatterns(a: RecipeAnalysis): void {

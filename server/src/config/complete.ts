@@ -82,16 +82,19 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
   const replaceFrom = (prefix: string) => ({ start: { line: pos.line, character: pos.character - prefix.length }, end: pos });
 
   // Value position: `key: <cursor>` (also `- key: <cursor>`).
-  const vm = /^(\s*)(-\s+)?([\w.@*?/-]+|"[^"]*"):\s+(\S*)$/.exec(before);
+  // Right after the colon (`match:|`) too: the items then bring the space YAML needs.
+  const vm = /^(\s*)(-\s+)?([\w.@*?/-]+|"[^"]*"):(?:\s+(\S*))?$/.exec(before);
   if (vm) {
     const base = pathForLine(lines, pos.line, vm[1].length);
     if (vm[2]) base.push('*');
     const key = vm[3].replace(/^"|"$/g, '');
-    const prefix = vm[4];
+    const prefix = vm[4] ?? '';
     const full = [...base, key];
-    if (base.length === 2 && base[0] === 'search' && base[1] === 'space') return knobValueItems(key, prefix, replaceFrom(prefix));
-    if (key === 'match') return globItems(ctx, prefix, replaceFrom(prefix));
-    return valueItems(schemaAt(full), prefix, replaceFrom(prefix));
+    const spaced = (items: CompletionItem[]) => (vm[4] !== undefined ? items : items.map((i) =>
+      (i.textEdit && 'newText' in i.textEdit ? { ...i, textEdit: { ...i.textEdit, newText: ` ${i.textEdit.newText}` } } : i)));
+    if (base.length === 2 && base[0] === 'search' && base[1] === 'space') return spaced(knobValueItems(key, prefix, replaceFrom(prefix)));
+    if (key === 'match') return spaced(globItems(ctx, prefix, replaceFrom(prefix)));
+    return spaced(valueItems(schemaAt(full), prefix, replaceFrom(prefix)));
   }
   // Key or sequence-item position.
   const km = /^(\s*)(-\s+)?([^:#\s]*)$/.exec(before);

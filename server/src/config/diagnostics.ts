@@ -15,7 +15,8 @@ export const severityName = (s: number | undefined): SeverityName =>
  * computed from the diagnostics the client sends back, without re-running the checks.
  */
 export type FixData =
-  | { fix: 'replace'; path: (string | number)[]; values: unknown[] } // set the value at path to one of these
+  // set the value at path to one of these (`remove`: the entry a "remove" alternative drops, e.g. a whole override)
+  | { fix: 'replace'; path: (string | number)[]; values: unknown[]; remove?: (string | number)[] }
   | { fix: 'rename-key'; path: (string | number)[]; to: string } // key at path (last element) renamed
   | { fix: 'remove'; path: (string | number)[] } // drop the entry (a sequence item or a key)
   | { fix: 'set'; path: (string | number)[]; value: unknown; title: string }; // set a related value

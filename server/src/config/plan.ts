@@ -107,7 +107,8 @@ export function parseKnob(key: string): Knob {
 }
 
 /**
- * A recipe with the knobs set. Layer-scoped knobs become overrides / rules appended last, so they win.
+ * A recipe with the knobs set. A layer-scoped quantize knob sets the field on the last override matching exactly
+ * that glob (else appends one); rules are replaced or appended last, so they win.
  * `null` (or 'none', or 0 for ranks) removes a sparsity or low-rank rule; `quantize.bits = 32` keeps float.
  */
 export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValue>): Recipe {
@@ -123,7 +124,16 @@ export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValu
         if (field === 'skip') throw new Error('quantize.skip needs a layer scope (quantize.skip@pattern)');
         (r.quantize as unknown as Record<string, SearchValue>)[field] = value;
       } else {
-        r.quantize.overrides.push({ match: scope, [field]: value });
+        // As the text edit does (edit.ts knobEdits): set the field on the last override whose match is
+        // exactly this glob, else append one. Then a trial's recipe, and its recipe_hash, is the recipe
+        // Apply Best Trial writes, and the lens finds that trial's figures.
+        const os = r.quantize.overrides;
+        let i = os.length - 1;
+        while (i >= 0 && os[i].match !== scope) i--;
+        const o = (i >= 0 ? os[i] : undefined) as unknown as Record<string, SearchValue> | undefined;
+        if (o && value === null) delete o[field];
+        else if (o) o[field] = value;
+        else if (value !== null) os.push({ match: scope, [field]: value });
       }
     } else if (section === 'sparsity') {
       const match = scope ?? '**';

@@ -6,6 +6,7 @@ import type { Connection, Diagnostic, Disposable } from 'vscode-languageserver/n
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextDocuments } from 'vscode-languageserver/node';
 import { displayText } from '../util/sanitize';
+import { withCodeLink } from './codeLinks';
 
 export interface DiagnosticSource {
   /** Stable id; diagnostics of a source are replaced as a whole on each computation. */
@@ -82,7 +83,7 @@ export class DiagnosticsHub {
       if (!s.appliesTo(doc)) continue;
       try {
         // Messages quote names from model files: no raw control or bidi characters reach the editor.
-        for (const d of await s.compute(doc)) all.push(shown(d));
+        for (const d of await s.compute(doc)) all.push(withCodeLink(shown(d)));
       } catch (err) {
         this.connection.console.error(`haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`);
       }

@@ -7,6 +7,7 @@ import { completeRecipe } from '../config/complete';
 import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
+import type { RecipeAnalysis } from '../config/check';
 import { displayText, lineText } from '../util/sanitize';
 import { boundedYamlValue } from '../config/parse';
 import { contextDiagnostics, documentUri, isObj, isPosition, plainUri } from './params';
@@ -24,12 +25,18 @@ export const recipeFeature: ServerFeature = {
   }),
   register(ctx) {
     const { connection, documents, service, diagnostics, safe } = ctx;
+    const lastModel = new Map<string, { layers: NonNullable<RecipeAnalysis['graph']>['layers']; index: RecipeAnalysis['index'] }>();
+    documents.onDidClose((e) => lastModel.delete(e.document.uri));
 
     diagnostics.register({
       id: 'haqa.recipe',
       appliesTo: (doc) => docKind(doc.uri) !== undefined,
       async compute(doc) {
-        if (docKind(doc.uri) === 'recipe') return (await service.recipe(doc)).diagnostics;
+        if (docKind(doc.uri) === 'recipe') {
+          const a = await service.recipe(doc);
+          if (a.graph) lastModel.set(doc.uri, { layers: a.graph.layers, index: a.index });
+          return a.diagnostics;
+        }
         return (await service.hfConfig(doc)).diagnostics;
       },
     });
@@ -55,7 +62,10 @@ export const recipeFeature: ServerFeature = {
         if (!doc || docKind(doc.uri) !== 'recipe') return [];
         // The model of the last finished analysis is good enough for names; wait only the first time.
         const a = service.lastRecipe.get(doc.uri) ?? (await service.recipe(doc));
-        return completeRecipe(doc.getText(), p.position, { layers: a.graph?.layers, index: a.index });
+        // A half-typed line (an empty `match:`) makes the recipe invalid and unresolved: the layers of its last good state serve.
+        if (a.graph) lastModel.set(doc.uri, { layers: a.graph.layers, index: a.index });
+        const m = a.graph ? { layers: a.graph.layers, index: a.index } : lastModel.get(doc.uri);
+        return completeRecipe(doc.getText(), p.position, { layers: m?.layers, index: m?.index });
       }, []),
     );
 

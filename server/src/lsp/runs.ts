@@ -285,8 +285,8 @@ export function createRunsFeature(): ServerFeature {
         // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
         const search = loaded.setting.recipe.search;
         const written = (parseYamlValue(loaded.text) as { search?: { trials?: unknown } } | null)?.search?.trials;
-        const trials = typeof written === 'number' ? written : p.trials ?? search.trials;
-        const agent = search.agent === 'claude' && p.apiKey ? 'claude' : 'offline';
+        const trials = p.trialsChosen && p.trials ? p.trials : typeof written === 'number' ? written : p.trials ?? search.trials;
+        const agent = (p.agent ?? search.agent) === 'claude' && p.apiKey ? 'claude' : 'offline';
         const j = job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
         if (search.agent === 'claude' && !p.apiKey) j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
         let done = 0;
@@ -422,14 +422,10 @@ export function createRunsFeature(): ServerFeature {
           if (count) lenses.push(lens(top, { title: `Results (${count} run${count === 1 ? '' : 's'})`, command: 'haqa.showResults', arguments: [uri] }));
           if (bestByUri.has(uri)) lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
           // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
-          const measured = recs.filter((x) => !x.record.trial);
           const a = await service.recipe(doc);
-          const hash = a.recipe ? recipeHash(a.recipe) : undefined;
-          const fresh = [...recs].reverse().find((x) => x.record.recipe_hash === hash && x.record.status === 'ok' && x.record.metrics.decode_ms_per_token && x.record.metrics.ppl !== undefined)
-            ?? [...recs].reverse().find((x) => x.record.recipe_hash === hash);
-          if (!fresh && !measured.length) return lenses;
-          const shown = fresh ?? measured[measured.length - 1];
-          const text = headline(summarize(shown.record)) + (fresh ? '' : ' · stale (edited since)');
+          const pick = lensRecord(recs, a.recipe ? recipeHash(a.recipe) : undefined);
+          if (!pick) return lenses;
+          const text = headline(summarize(pick.record)) + (pick.fresh ? '' : ' · stale (edited since)');
           const anchors = recipeAnchors(doc.getText());
           for (const at of [...anchors.sections.map((s) => s.line), ...anchors.overrides.map((o) => o.line)]) {
             lenses.push(lens(lineRange(doc.getText(), at), { title: text, command: 'haqa.showResults', arguments: [uri] }));
@@ -449,10 +445,9 @@ export function createRunsFeature(): ServerFeature {
           const file = fileOf(doc.uri);
           const store = storeFor(file);
           const hash = recipeHash(a.recipe);
-          const same = recordsOf(store, file).filter((x) => x.record.recipe_hash === hash && !x.record.trial);
-          if (!same.length) return [];
-          const latest = same[same.length - 1];
-          const previous = same.slice(0, -1).reverse().find((x) => x.record.status === 'ok');
+          const runs = findingRuns(recordsOf(store, file), hash);
+          if (!runs) return [];
+          const { latest, previous } = runs;
           const text = doc.getText();
           const anchors = recipeAnchors(text);
           const runUri = URI.file(store.runsFile).toString();
@@ -472,6 +467,30 @@ export function createRunsFeature(): ServerFeature {
       });
     },
   };
+}
+
+/**
+ * The runs diagnostics speak from: the newest plain benchmark of exactly this content and the ok one
+ * before it. A cancelled run is the user's choice, not a finding, and is passed over.
+ */
+export function findingRuns<T extends { record: RunRecord }>(recs: T[], hash: string): { latest: T; previous?: T } | undefined {
+  const same = recs.filter((x) => x.record.recipe_hash === hash && !x.record.trial && x.record.status !== 'cancelled');
+  if (!same.length) return undefined;
+  return { latest: same[same.length - 1], previous: same.slice(0, -1).reverse().find((x) => x.record.status === 'ok') };
+}
+
+/**
+ * The run the code lens shows: the newest complete run of exactly this content (a tuning trial too, its
+ * two steps merged), else the newest run of it, else the newest plain benchmark (stale). Cancelled runs
+ * have no figures and are passed over.
+ */
+export function lensRecord(recs: { record: RunRecord; line: number }[], hash: string | undefined): { record: RunRecord; fresh: boolean } | undefined {
+  const done = mergeTrialSteps(recs).filter((x) => x.record.status !== 'cancelled').reverse();
+  const fresh = done.find((x) => x.record.recipe_hash === hash && x.record.status === 'ok' && x.record.metrics.decode_ms_per_token && x.record.metrics.ppl !== undefined)
+    ?? done.find((x) => x.record.recipe_hash === hash);
+  if (fresh) return { record: fresh.record, fresh: true };
+  const measured = done.find((x) => !x.record.trial);
+  return measured ? { record: measured.record, fresh: false } : undefined;
 }
 
 /**
