@@ -45,7 +45,11 @@ async function until<T>(get: () => T | undefined, ms = 10_000): Promise<T> {
 
 test('diagnostics, hover and quick-fix titles quote hostile layer names escaped', async () => {
   const m = tinyMlpModel({ hidden: 16, intermediate: 32, layers: 2 });
-  m.graph!.node!.filter((n) => n.opType === 'MatMul')[0].name = `/model/layers.0/mlp/${HOSTILE}/MatMul`;
+  const first = m.graph!.node!.filter((n) => n.opType === 'MatMul')[0];
+  first.name = `/model/layers.0/mlp/${HOSTILE}/MatMul`;
+  // An exporter-made weight name, so the (hostile) scope is what names this layer (model/layerNames.ts).
+  const w = m.graph!.initializer!.find((x) => x.name === first.input![1])!;
+  w.name = first.input![1] = 'onnx::MatMul_1';
   await writeModel(m, path.join(dir, 'model.onnx'));
   const text = 'model: ./model.onnx\nquantize:\n  bits: 4\n  skip:\n    - model.layers.0.mlp.evil\n    - model.layers.0.mlp.*\n';
   const uri = pathToFileURL(path.join(dir, 'haqa.yaml')).href;
