@@ -1,4 +1,4 @@
-// Bundles the extension client, the language server, the CLI and the benchmark worker.
+// Bundles the extension client, the language server, the CLI, the benchmark worker and the compression thread.
 // onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules.
 import * as esbuild from 'esbuild';
 
@@ -21,6 +21,7 @@ const entries = [
   { entryPoints: ['server/src/server.ts'], outfile: 'dist/server.js' },
   { entryPoints: ['server/src/cli.ts'], outfile: 'dist/cli.js' },
   { entryPoints: ['server/src/bench/worker.ts'], outfile: 'dist/worker.js' },
+  { entryPoints: ['server/src/compress/layerWorker.ts'], outfile: 'dist/layerWorker.js' },
 ];
 
 const contexts = await Promise.all(entries.map((e) => esbuild.context({ ...common, ...e })));

@@ -1,6 +1,7 @@
 // The one place the benchmark calls the compression engine (server/src/compress/pipeline.ts).
 import type { Recipe } from '../config/recipe';
 import { compressModel } from '../compress/pipeline';
+import { LayerCache } from '../compress/layerCache';
 
 /**
  * Write the recipe's compressed model to `out` (its external data beside it). Returns what is worth
@@ -9,14 +10,17 @@ import { compressModel } from '../compress/pipeline';
 export async function compressInto(
   recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void, roots?: string[],
 ): Promise<Record<string, unknown>> {
+  // Trials of one workspace share compressed layers (compress/layerCache.ts): only changed groups are recompressed.
+  const layerCache = LayerCache.forOutput(out);
   const res = await compressModel(recipe, {
-    out, signal, roots,
+    out, signal, roots, layerCache,
     onProgress: (done, total, layer) => progress(`compressing ${layer}`, total ? done / total : undefined),
   });
   return {
     rel_error: res.relError,
     bytes_before: res.bytesBefore,
     compress_seconds: res.seconds,
+    layer_reuse: layerCache ? { ...layerCache.stats } : undefined,
     layers: res.layers.map((l) => ({ name: l.name, actions: l.actions, rel_error: l.relError })),
   };
 }

@@ -1,6 +1,7 @@
 // THE run record: what one quantize-and-benchmark run measured, in one place. The store appends these
 // as JSON lines, the editor's code lenses and diagnostics read them, the tuner and the agent reason over
 // them. A record never carries API keys, environment variables or anything else from the user's shell.
+import type { ReferenceChoice } from './reference';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
@@ -154,6 +155,8 @@ export interface RunRecord {
   trial?: TrialInfo;
   /** What the run decided on its own that the user should know (e.g. the graph's kv heads over config.json's). */
   notes?: string[];
+  /** What accuracy was measured against, and why (bench/reference.ts): the source, or a stated model where it does not fit. */
+  reference?: ReferenceChoice;
 }
 
 export interface RunConfig {

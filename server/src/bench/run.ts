@@ -18,10 +18,11 @@ import { writeFileAtomic } from '../util/atomicWrite';
 import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
+import { chooseReference, ReferenceChoice } from './reference';
 import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
 import {
-  besideModel, fileRefusal, hashRegularFile, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
+  besideModel, fileRefusal, hashRegularFile, outsideRefusal, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
 } from '../util/paths';
 
 export { fp32Recipe, recipeHash } from './record';
@@ -54,11 +55,24 @@ export interface RunOptions {
   debug?: MeasureJob['debug'];
   /** Folders the recipe may name files in (the editor's workspace folders); default the recipe's folder. */
   roots?: string[];
+  /** The accuracy reference when the source model does not fit in memory (bench/reference.ts). */
+  reference?: string;
   /**
    * The tuner's measurement: race the compressed model against the fp32 model in one worker (./race.ts);
    * the record gets `race`. Ignored for fp32 itself and for accuracy-only runs.
    */
   race?: RaceSettings;
+}
+
+/** The run's accuracy reference; a stated one must lie inside the roots like every file a run reads. */
+async function pickReference(recipe: Recipe, opts: RunOptions): Promise<ReferenceChoice> {
+  if (opts.reference) {
+    const refused = outsideRefusal(opts.reference, opts.roots ?? recipeRoots(recipe.file), 'reference model');
+    if (refused) throw new RunFailure('error', { message: refused.message, stage: 'reference', where: opts.reference });
+  }
+  return chooseReference(recipe.model, { stated: opts.reference }).catch((err: Error & { file?: string }) => {
+    throw new RunFailure('error', { message: err.message, stage: 'reference', where: err.file ?? recipe.model });
+  });
 }
 
 /** Bump when what a reference holds or how its windows are chosen changes: old ones are then ignored. */
@@ -302,9 +316,13 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     // ---- the fp32 reference, computed once per (fp32 model, evaluation settings)
     let reference: string | undefined;
     if (compresses(recipe) && wantAccuracy) {
+      // The source, or a stated model where the source would not fit in memory (bench/reference.ts).
+      const ref = await pickReference(recipe, opts);
+      record.reference = ref;
+      const refHash = ref.kind === 'source' ? source.hash : (await hashSourceModel(ref.model)).hash;
       const refKey = sha256(canonicalJson({
         format: REFERENCE_FORMAT,
-        fp32: source.hash,
+        fp32: refHash,
         evaluation: evaluation && {
           text: await fileHash(evaluation.text, 'evaluation text', READ_CAPS.text),
           tokenizer: await fileHash(evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer),
@@ -315,7 +333,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       reference = store.referencePath(refKey);
       if (!validReference(reference, refKey)) {
         await fs.promises.mkdir(path.dirname(reference), { recursive: true });
-        await worker({ kind: 'reference', model: recipe.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
+        await worker({ kind: 'reference', model: ref.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
       }
     }
 

@@ -13,7 +13,7 @@ import { runRecipe } from '../bench/run';
 import type { RunRecord } from '../bench/record';
 import type { Summary } from '../bench/stats';
 
-const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR]';
+const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]';
 
 /** A recipe file checked like `haqa check` does; errors become a UsageError listing them by line. */
 export async function loadRecipeFile(file: string): Promise<Recipe> {
@@ -71,6 +71,10 @@ export function formatRecord(r: RunRecord): string[] {
   if (m.top1 !== undefined) acc.push(`top-1 ${(m.top1 * 100).toFixed(1)}%`);
   if (m.output_rel_rmse !== undefined) acc.push(`output rel. RMS error ${m.output_rel_rmse.toExponential(2)}`);
   if (acc.length) out.push(`  accuracy   ${acc.join(', ')}${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`);
+  if (acc.length && r.reference) {
+    const ref = r.reference;
+    out.push(`  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} (${ref.dtype}): ${ref.reason}`);
+  }
   if (m.peak_rss_bytes !== undefined) out.push(`  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`);
   const so = r.session_options;
   out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
@@ -88,6 +92,7 @@ export const benchCommand: Command = {
       'no-baseline': { type: 'boolean' },
       timeout: { type: 'string' },
       store: { type: 'string' },
+      reference: { type: 'string' },
     }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     let timeoutMs: number | undefined;
@@ -104,6 +109,7 @@ export const benchCommand: Command = {
       timeoutMs,
       signal: io.signal,
       storeDir: values.store ? path.resolve(values.store) : undefined,
+      reference: values.reference ? path.resolve(values.reference) : undefined,
       onProgress: (p) => {
         const line = `${p.stage}: ${p.message}`;
         if (!values.json && p.stage !== last && !/^repetition/.test(p.message)) io.err(`  ${line}`);
