@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz,advice]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -9,11 +9,12 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hardwareFingerprint } from '../server/src/bench/hardware';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
+import { adviceSection } from './advice';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz' },
+    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz,advice' },
   },
 });
 const QUICK = values.quick!;
@@ -225,6 +226,12 @@ async function main(): Promise<void> {
     const file = path.join(OUT, 'fuzz.json');
     const n = QUICK ? '300' : '1500';
     record('fuzz', runPart('fuzz', ['test/fuzz/fuzz.ts', '--seed', '1', '--n', n, '--json', file], file), fuzzSection);
+  }
+
+  if (!parts.has('advice')) reuse('per-layer advice', path.join(OUT, 'advice.json'), adviceSection);
+  if (parts.has('advice')) {
+    const file = path.join(OUT, 'advice.json');
+    record('per-layer advice', runPart('advice', ['bench/advice.ts', ...(QUICK ? ['--quick'] : []), '--json', file], file), adviceSection);
   }
 
   const hw = hardwareFingerprint();

@@ -16,8 +16,11 @@ import { throughputOf, type BaselineFigures, type Metrics, type RunStage, type S
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
-import { BenchError, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
+import { BenchError, LayerFindings, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
 import { pairFits, race } from './race';
+import { runProfileJob } from './profile';
+import { runKernelProbe } from './kernelProbe';
+import { runSensitivityJob } from '../agent/sensitivity';
 import { b64, decoderAccuracy, decoderReference, genericOutputs, outputRelRmse, readReference, ReferenceFile } from './accuracy';
 
 // ---------------------------------------------------------------- session
@@ -287,7 +290,10 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
 
 export async function runJob(
   job: WorkerJob, progress: Progress,
-): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }> {
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }> {
+  if (job.kind === 'profile') return { metrics: {}, findings: { profile: await runProfileJob(job, progress) } };
+  if (job.kind === 'kernel-probe') return { metrics: {}, findings: { kernels: await runKernelProbe(job, progress) } };
+  if (job.kind === 'sensitivity') return { metrics: {}, findings: { sensitivity: await runSensitivityJob(job, progress) } };
   if (job.kind === 'compress') {
     progress('compress', 'compressing');
     await maybeHang(job, 'compress');

@@ -84,7 +84,7 @@ class RunFailure extends Error {
   }
 }
 
-function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
+export function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
   return {
     provider: recipe.target.provider,
     intra_op_threads: recipe.runtime.intra_op_threads,
@@ -98,7 +98,7 @@ function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
  * num_key_value_heads etc. for the decoder session: config.json beside the source model, corrected by the
  * graph's own static shapes where they disagree (the graph is what onnxruntime runs), with a note saying so.
  */
-async function decoderConfig(model: string, notes: string[]): Promise<DecoderConfig | undefined> {
+export async function decoderConfig(model: string, notes: string[] = []): Promise<DecoderConfig | undefined> {
   let c: Record<string, unknown>;
   try {
     c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
@@ -136,7 +136,7 @@ async function decoderConfig(model: string, notes: string[]): Promise<DecoderCon
 }
 
 /** Evaluation settings with the tokenizer found, or a failure naming the missing file. */
-function evaluationOf(recipe: Recipe): EvalSettings | undefined {
+export function evaluationOf(recipe: Recipe): EvalSettings | undefined {
   const ev = recipe.evaluation;
   if (!ev.text) return undefined;
   if (!fs.existsSync(ev.text)) {
