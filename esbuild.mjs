@@ -13,7 +13,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
-  external: ['onnxruntime-node'],
+  external: ['onnxruntime-node', 'node-llama-cpp'],
 };
 
 const entries = [

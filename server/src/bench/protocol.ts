@@ -3,7 +3,7 @@
 import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './record';
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
-import type { Recipe } from '../config/recipe';
+import type { Engine, Recipe } from '../config/recipe';
 import type { ModelProfile, ProfileJob } from './profile';
 import type { KernelProbeJob, KernelProbeResult } from './kernelProbe';
 import type { SensitivityJob, SensitivityResult } from '../agent/sensitivity';
@@ -30,6 +30,10 @@ export interface MeasureJob {
   /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
   baseline?: string;
   config?: DecoderConfig;
+  /** The runtime that runs `model` (bench/runtimes.ts); absent: onnxruntime. The baseline is always onnxruntime's fp32. */
+  engine?: Engine;
+  /** llama.cpp's knobs (recipe runtime.llama). */
+  llama?: Recipe['runtime']['llama'];
   /** Race the model against `baseline` (./race.ts) instead of measuring it to a precision: the tuner's measurement. */
   race?: RaceSettings;
   /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */

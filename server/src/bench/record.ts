@@ -4,7 +4,7 @@
 import type { ReferenceChoice } from './reference';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { Recipe } from '../config/recipe';
+import type { Engine, Recipe } from '../config/recipe';
 import type { Summary } from './stats';
 import type { RaceResult } from './race';
 
@@ -146,6 +146,8 @@ export interface RunRecord {
   session_options: SessionOptionsUsed;
   hardware: HardwareFingerprint;
   onnxruntime: string;
+  /** The runtime the figures come from (bench/runtimes.ts); records without it are onnxruntime's. */
+  runtime?: { engine: Engine; version: string };
   quick: boolean;
   /** Wall time of the compression step; 0 when the artifact was reused. */
   compress_seconds?: number;
@@ -193,7 +195,9 @@ export function sha256(text: string | Uint8Array): string {
 
 /** True when the recipe changes the model's weights (anything but the fp32 model itself). */
 export function compresses(recipe: Recipe): boolean {
-  return Boolean(recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
+  // A runtime other than onnxruntime needs its own artifact (a GGUF file for llama.cpp), even at full precision.
+  const converts = (recipe.runtime.engine ?? 'onnxruntime') !== 'onnxruntime';
+  return Boolean(converts || recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
 }
 
 /** Whether a compression step reads calibration data (GPTQ, Wanda, static activation ranges). */
@@ -214,6 +218,7 @@ export function compressionSections(recipe: Recipe): Record<string, unknown> {
     sparsity: recipe.sparsity?.rules.length ? recipe.sparsity : undefined,
     low_rank: recipe.low_rank?.rules.length ? recipe.low_rank : undefined,
     calibration: usesCalibration(recipe) ? { ...recipe.calibration, text: rel(recipe.calibration.text) } : undefined,
+    engine: recipe.runtime.engine, // absent for onnxruntime: keys of existing artifacts stay
   };
 }
 

@@ -21,6 +21,7 @@ import { REFERENCE_TOPK } from './accuracy';
 import { chooseReference, ReferenceChoice } from './reference';
 import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
+import { engineOf, runtimeFor } from './runtimes';
 import {
   besideModel, fileRefusal, hashRegularFile, outsideRefusal, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
 } from '../util/paths';
@@ -219,6 +220,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     session_options: session,
     hardware: withCachedBandwidth(hardwareFingerprint(), store),
     onnxruntime: onnxruntimeVersion(),
+    runtime: { engine: engineOf(recipe), version: runtimeFor(engineOf(recipe)).version() },
     quick,
     started: started.toISOString(),
     finished: '',
@@ -286,7 +288,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     if (compresses(recipe)) {
       stage = 'compress';
       const key = await artifactKey(recipe, source.hash);
-      let art = store.findArtifact(key);
+      const artifactFile = runtimeFor(engineOf(recipe)).artifactFile;
+      let art = store.findArtifact(key, artifactFile);
       if (art) {
         progress('compress', `reusing artifact ${key}`);
         record.artifact_reused = true;
@@ -298,7 +301,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         const job = (out: string) => ({ kind: 'compress' as const, recipe, out, roots: opts.roots, debug: opts.debug });
         art = await store.buildArtifact(key, async (out) => (await worker(job(out), 'compress')).artifact, {
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
-        }).catch((err: Error) => {
+        }, artifactFile).catch((err: Error) => {
           if (err instanceof RunFailure) throw err;
           throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model, recipe_path: ['quantize'] });
         });
@@ -343,6 +346,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     const out = await worker({
       kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
       evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
+      engine: recipe.runtime.engine, llama: recipe.runtime.llama,
       race: racing ? opts.race : undefined,
     }, 'latency');
     if (racing && out.baseline?.race) {

@@ -77,7 +77,13 @@ export function formatRecord(r: RunRecord): string[] {
   }
   if (m.peak_rss_bytes !== undefined) out.push(`  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`);
   const so = r.session_options;
-  out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  if (r.runtime && r.runtime.engine !== 'onnxruntime') {
+    const ll = r.config.runtime.llama ?? {};
+    const knobs = Object.entries(ll).map(([k, v]) => `${k} ${v}`).join(', ');
+    out.push(`  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  } else {
+    out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  }
   return out;
 }
 
