@@ -1,5 +1,6 @@
 // Bundles the extension client, the language server, the CLI, the benchmark worker and the compression thread.
-// onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules.
+// onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules. So do
+// node-llama-cpp, ssh2, bullmq and ioredis (optional native parts; loaded only when their runtime or runner is used).
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -13,7 +14,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
-  external: ['onnxruntime-node', 'node-llama-cpp'],
+  external: ['onnxruntime-node', 'node-llama-cpp', 'ssh2', 'bullmq', 'ioredis'],
 };
 
 const entries = [

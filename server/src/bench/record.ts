@@ -159,6 +159,22 @@ export interface RunRecord {
   notes?: string[];
   /** What accuracy was measured against, and why (bench/reference.ts): the source, or a stated model where it does not fit. */
   reference?: ReferenceChoice;
+  /** Which device ran it (server/src/runner): absent on records from before runners, i.e. this machine. */
+  device?: DeviceInfo;
+}
+
+/** Where a run ran: the runner, a host without credentials, and a short hash of its hardware fingerprint. */
+export interface DeviceInfo {
+  /** The runner's kind: 'local', 'ssh', 'queue'. */
+  runner: string;
+  /** `local`, `ssh://user@host:port`, `redis://host:port?class=…` (never a password). */
+  host: string;
+  /** sha256 (16 hex) of the hardware fingerprint's cpu, arch, isa, cores, memory and os. */
+  fingerprint: string;
+  /** The queue job that produced it (queue runner): the key of its idempotent append. */
+  job?: string;
+  /** The fleet worker that ran it. */
+  worker?: string;
 }
 
 export interface RunConfig {

@@ -9,11 +9,13 @@ import { ModelCache } from '../config/modelCache';
 import { ParsedYaml, rangeOf } from '../config/parse';
 import { severityName } from '../config/diagnostics';
 import type { Recipe } from '../config/recipe';
-import { runRecipe } from '../bench/run';
-import type { RunRecord } from '../bench/record';
+import { runnerFor, RunnerError } from '../runner';
+import { runnerConfigFromEnv } from '../runner/config';
+import type { RunRecord, RunStage } from '../bench/record';
 import type { Summary } from '../bench/stats';
 
-const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]';
+const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]'
+  + ' [--host URL] [--measure latency|accuracy] [--progress-json]';
 
 /** A recipe file checked like `haqa check` does; errors become a UsageError listing them by line. */
 export async function loadRecipeFile(file: string): Promise<Recipe> {
@@ -99,6 +101,11 @@ export const benchCommand: Command = {
       timeout: { type: 'string' },
       store: { type: 'string' },
       reference: { type: 'string' },
+      host: { type: 'string' },
+      measure: { type: 'string' },
+      'progress-json': { type: 'boolean' },
+      // A test hook passed to the worker, which honours it only with HAQA_BENCH_TEST_HOOKS=1 (not in usage).
+      'debug-hang': { type: 'string' },
     }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     let timeoutMs: number | undefined;
@@ -107,21 +114,38 @@ export const benchCommand: Command = {
       if (!(t > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got '${values.timeout}'`);
       timeoutMs = t * 1000;
     }
+    if (values.measure !== undefined && !['latency', 'accuracy'].includes(values.measure)) {
+      throw new UsageError(`--measure must be latency or accuracy, got '${values.measure}'`);
+    }
     const { recipe, parsed } = await loadRecipeAnalysis(positionals[0]);
     let last = '';
-    const record = await runRecipe(recipe, {
+    // Where it runs: --host, else the recipe's target.host, else this machine (server/src/runner).
+    let runner;
+    try {
+      runner = runnerFor(values.host ?? recipe.target.host, runnerConfigFromEnv());
+    } catch (err) {
+      if (err instanceof RunnerError) throw new UsageError(err.message);
+      throw err;
+    }
+    const record = await runner.run({
+      recipe,
       quick: values.quick ?? false,
       baseline: !values['no-baseline'],
       timeoutMs,
+      measure: values.measure === 'latency' ? { accuracy: false } : values.measure === 'accuracy' ? { latency: false } : undefined,
+      debug: values['debug-hang'] ? { hangAt: values['debug-hang'] as RunStage } : undefined,
+      reference: values.reference ? path.resolve(values.reference) : undefined,
+    }, {
       signal: io.signal,
       storeDir: values.store ? path.resolve(values.store) : undefined,
-      reference: values.reference ? path.resolve(values.reference) : undefined,
       onProgress: (p) => {
+        // --progress-json: one JSON line per progress event on stderr (what the SSH runner reads back).
+        if (values['progress-json']) io.err(JSON.stringify({ stage: p.stage, message: p.message, fraction: p.fraction }));
         const line = `${p.stage}: ${p.message}`;
         if (!values.json && p.stage !== last && !/^repetition/.test(p.message)) io.err(`  ${line}`);
         last = p.stage;
       },
-    });
+    }).finally(() => runner.close());
     const e = record.error;
     if (e?.code && e.recipe_path) {
       // A path `haqa check` reports as not read: refused at its place in the recipe, in the check's words.

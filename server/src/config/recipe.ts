@@ -48,7 +48,7 @@ export interface Recipe {
   file: string;
   /** Absolute path of the model. */
   model: string;
-  target: { provider: Provider; threads: number; memory_limit?: number };
+  target: { provider: Provider; threads: number; memory_limit?: number; host?: string };
   objective: {
     metric: Metric;
     workload: { prompt_length: number; decode_tokens: number; batch: number };
@@ -132,6 +132,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
       provider: doc.target?.provider ?? 'cpu',
       threads,
       memory_limit: doc.target?.memory_limit !== undefined ? parseBytes(doc.target.memory_limit) : undefined,
+      host: doc.target?.host,
     },
     objective: {
       metric: doc.objective?.metric ?? 'decode_latency',
