@@ -24,7 +24,7 @@ import { hardwareFingerprint, measureBandwidth } from '../server/src/bench/hardw
 import { applyKnobs } from '../server/src/config/plan';
 import { ORT_DEFAULT_4BIT } from '../server/src/compress/quant';
 import { loadSetting } from '../server/src/agent/setting';
-import { tune } from '../server/src/cli/tune';
+import { tune } from '../server/src/agent/session';
 import type { Config } from '../server/src/agent/types';
 import { architectureFromConfig } from '../server/src/config/hfConfig';
 import { synthesizeDecoder } from '../server/src/model/synth';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSetting } from '../../server/src/agent/setting';
-import { tune } from '../../server/src/cli/tune';
+import { tune } from '../../server/src/agent/session';
 import { RecipeEvaluator } from '../../server/src/agent/evaluator';
 import { objectiveOf, pplChange } from '../../server/src/agent/objective';
 import { ratioOf } from '../../server/src/agent/ranking';

@@ -1,5 +1,6 @@
 // Imports follow the layering: the server never imports the client, and the engine folders (config,
-// model, compress, bench, agent, util) never import the CLI or the language server. Client and server
+// model, compress, bench, agent, util) never import the CLI or the language server, and the language server
+// never imports the CLI (the tuning session is agent/session.ts, called by both). Client and server
 // share their contract through server/src/lsp/protocol.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,5 +40,11 @@ test('engine folders do not import the CLI or the language server', () => {
       }
     }
   }
+  assert.deepEqual(bad, []);
+});
+
+test('the language server does not import the CLI', () => {
+  const bad = tsFiles(path.join(root, 'server/src/lsp'))
+    .flatMap((f) => importsOf(f).filter((i) => /^server\/src\/cli(\/|\.ts$|$)/.test(i)).map((i) => `${path.relative(root, f)} → ${i}`));
   assert.deepEqual(bad, []);
 });

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { findingRuns, lensRecord } from '../../server/src/lsp/runs';
+import { findingRuns } from '../../server/src/lsp/runDiagnostics';
+import { lensRecord } from '../../server/src/lsp/runLenses';
 import type { RunRecord } from '../../server/src/bench/record';
 import { recipeHash } from '../../server/src/bench/record';
 import { loadSetting } from '../../server/src/agent/setting';

@@ -10,7 +10,10 @@ import { pathToFileURL } from 'node:url';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextEdit } from 'vscode-languageserver-types';
-import { bestOfNewestSession, headline, mergeTrialSteps, recipeAnchors, recordsOf, runFindings, summarize } from '../../server/src/lsp/runs';
+import { bestOfNewestSession, headline, summarize } from '../../server/src/lsp/runViews';
+import { runFindings } from '../../server/src/lsp/runDiagnostics';
+import { recipeAnchors } from '../../server/src/config/anchors';
+import { mergeTrialSteps } from '../../server/src/agent/fromRecords';
 import { RunStore } from '../../server/src/bench/store';
 import type { RunRecord } from '../../server/src/bench/record';
 import type { Recipe } from '../../server/src/config/recipe';
@@ -75,7 +78,7 @@ test('recordsOf: this recipe only, with 1-based lines, skipping torn lines', asy
   await store.append(record({ recipe_file: path.join(dir, 'other.haqa.yaml'), id: 'b' }));
   await store.append(record({ recipe_file: mine, id: 'c' }));
   fs.appendFileSync(store.runsFile, '{"id": "torn');
-  assert.deepEqual(recordsOf(store, mine).map((x) => [x.record.id, x.line]), [['a', 1], ['c', 3]]);
+  assert.deepEqual(store.recordsOf(mine).map((x) => [x.record.id, x.line]), [['a', 1], ['c', 3]]);
 });
 
 test('a two-step trial (speed record, then accuracy record) is one run with both figures', () => {

@@ -7,7 +7,7 @@ import {
   clip, displayText, flatText, isPlausibleName, lineText, promptJson, promptName, promptText,
 } from '../../server/src/util/sanitize';
 import { main } from '../../server/src/cli';
-import { summarize } from '../../server/src/lsp/runs';
+import { summarize } from '../../server/src/lsp/runViews';
 import type { RunRecord } from '../../server/src/bench/record';
 
 // eslint-disable-next-line no-control-regex

@@ -1,6 +1,7 @@
 // A tuning session rebuilt from its run records (after a restart, when the loop's answer is gone): the
 // trials as the loop judged them, so the editor's lens, "apply best trial" and the results view rank
-// them with the loop's own rule (ranking.ts) and announce the same best.
+// them with the loop's own rule (ranking.ts) and announce the same best. A trial's two records (speed, then
+// accuracy) are one trial: mergeTrialSteps, which the results view and the lens count by too.
 import type { RunRecord } from '../bench/record';
 import { metricsOf } from './evaluator';
 import { judge, type Objective } from './objective';
@@ -57,4 +58,33 @@ export function bestOfSession(records: readonly RunRecord[], o: Objective): { pl
   if (!view) return undefined;
   const plan = rankPlans(view.trials, o, view.baseline).find((p) => p.feasible);
   return plan ? { plan, id: view.ids.get(plan.index)!, view } : undefined;
+}
+
+/**
+ * The tuner measures a trial in two steps (speed, then accuracy if the speed is promising), each its
+ * own record: one entry per trial, at its first record's place, metrics filled from both (copies; the
+ * inputs are not changed). Records that are not trials pass through as copies.
+ */
+export function mergeTrialSteps<T extends { record: RunRecord }>(recs: readonly T[]): T[] {
+  const out: T[] = [];
+  const byTrial = new Map<string, T>();
+  for (const x of recs) {
+    const t = x.record.trial;
+    const key = t?.session !== undefined && t.number !== undefined ? `${t.session}#${t.number}` : undefined;
+    const prev = key ? byTrial.get(key) : undefined;
+    if (!prev) {
+      const copy = { ...x, record: { ...x.record, metrics: { ...x.record.metrics } } };
+      if (key) byTrial.set(key, copy);
+      out.push(copy);
+      continue;
+    }
+    for (const [k, v] of Object.entries(x.record.metrics ?? {})) if (v !== undefined) (prev.record.metrics as Record<string, unknown>)[k] = v;
+    prev.record.baseline = { ...prev.record.baseline, ...x.record.baseline };
+    prev.record.speedups = { ...prev.record.speedups, ...x.record.speedups };
+    if (x.record.status !== 'ok') {
+      prev.record.status = x.record.status;
+      prev.record.error = x.record.error;
+    }
+  }
+  return out;
 }

@@ -52,6 +52,12 @@ export interface ReadResult {
   skipped: { line: number; reason: string }[];
 }
 
+/** A record and its 1-based line in runs.jsonl. */
+export interface RecordAt {
+  record: RunRecord;
+  line: number;
+}
+
 export class RunStore {
   /** The folder holding `.haqa/`. */
   readonly workspace: string;
@@ -121,28 +127,40 @@ export class RunStore {
 
   /** All records, oldest first; unparseable lines are reported, never fatal. */
   read(): ReadResult {
+    const { entries, skipped } = this.readLines();
+    return { records: entries.map((e) => e.record), skipped };
+  }
+
+  /** All records with their 1-based line in runs.jsonl (what the editor links to), oldest first. */
+  readLines(): { entries: RecordAt[]; skipped: ReadResult['skipped'] } {
     let text: string;
     try {
       text = this.readText(this.runsFile, 'run records');
     } catch (err) {
       // Absent: no runs yet. A link out of the workspace, a FIFO, an oversized file: said, not read.
       const refused = err instanceof PathError && err.code !== 'file-not-found';
-      return { records: [], skipped: refused ? [{ line: 0, reason: err.message }] : [] };
+      return { entries: [], skipped: refused ? [{ line: 0, reason: err.message }] : [] };
     }
-    const records: RunRecord[] = [];
+    const entries: RecordAt[] = [];
     const skipped: ReadResult['skipped'] = [];
     const lines = text.split('\n');
     lines.forEach((l, i) => {
       if (l.trim() === '') return;
       try {
         const r = JSON.parse(l) as RunRecord;
-        if (r && typeof r === 'object' && typeof r.id === 'string' && typeof r.status === 'string') records.push(r);
+        if (r && typeof r === 'object' && typeof r.id === 'string' && typeof r.status === 'string') entries.push({ record: r, line: i + 1 });
         else skipped.push({ line: i + 1, reason: 'not a run record' });
       } catch {
         skipped.push({ line: i + 1, reason: i === lines.length - 1 ? 'torn last line (interrupted write)' : 'not valid JSON' });
       }
     });
-    return { records, skipped };
+    return { entries, skipped };
+  }
+
+  /** The records of one recipe file (by its resolved path), with their lines, oldest first. */
+  recordsOf(recipeFile: string): RecordAt[] {
+    const want = path.resolve(recipeFile);
+    return this.readLines().entries.filter((e) => path.resolve(e.record.recipe_file ?? '') === want);
   }
 
   /** The newest record for a recipe hash (what a code lens shows), if any. */

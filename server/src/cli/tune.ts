@@ -5,13 +5,13 @@
 import * as path from 'node:path';
 import { Command, humanBytes, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
-import { objectiveOf, pplChange } from '../agent/objective';
-import { runLoop, LoopEvent, LoopResult } from '../agent/loop';
-import { PROPOSER_NAMES, type ProposerName, createProposer, isProposerName, proposerList, proposerProblem } from '../agent/proposers';
+import { pplChange } from '../agent/objective';
+import type { LoopResult } from '../agent/loop';
+import { PROPOSER_NAMES, type ProposerName, isProposerName, proposerList } from '../agent/proposers';
 import { DEFAULT_MODEL } from '../agent/claude';
-import { RecipeEvaluator } from '../agent/evaluator';
 import type { Proposer } from '../agent/proposer';
-import type { Config, Evaluator, Trial, TrialMetrics } from '../agent/types';
+import type { Config, Trial, TrialMetrics } from '../agent/types';
+import { sessionProposer, tune, TuneSetupError, type TuneOptions } from '../agent/session';
 import { applyConfig } from '../agent/edits';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { displayText, lineText } from '../util/sanitize';
@@ -52,42 +52,19 @@ export interface TuneRun {
   written?: string;
 }
 
-export interface TuneOptions {
-  agent: AgentKind;
-  trials: number;
-  minutes?: number;
-  seed: number;
-  apiKey?: string;
-  model?: string;
-  baseURL?: string;
-  signal?: AbortSignal;
-  onEvent?: (e: LoopEvent) => void;
-  /** Default: the real RecipeEvaluator (compress + benchmark). */
-  evaluator?: Evaluator;
-  quick?: boolean;
-  /** Stage messages of the real evaluator (compress, reference, latency...). */
-  onProgress?: (trial: number | undefined, stage: string, message: string) => void;
-}
-
+/** The session's proposer (agent/session.ts), its setup problems as usage errors of the command. */
 export function makeProposer(loaded: LoadedSetting, o: TuneOptions): Proposer {
-  const problem = proposerProblem(o.agent, o);
-  if (problem) throw new UsageError(problem);
-  return createProposer(o.agent, { ...o, architecture: loaded.architecture });
+  try {
+    return sessionProposer(loaded, o);
+  } catch (err) {
+    throw asUsage(err);
+  }
 }
 
-export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopResult> {
-  const { setting, space } = loaded;
-  if (space.knobs.length === 0) throw new UsageError('the search space is empty (every search.space entry was dropped)');
-  return runLoop({
-    setting, space, objective: objectiveOf(setting.recipe),
-    evaluator: o.evaluator ?? new RecipeEvaluator(setting.recipe, { quick: o.quick ?? true, onProgress: (p) => o.onProgress?.(p.trial, p.stage, p.message) }),
-    proposer: makeProposer(loaded, o),
-    budget: { trials: o.trials, minutes: o.minutes },
-    signal: o.signal, onEvent: o.onEvent,
-    session: `tune-${Date.now().toString(36)}`,
-  });
+/** A session that cannot start as asked is the command line's fault: exit 2 with the reason. */
+function asUsage(err: unknown): unknown {
+  return err instanceof TuneSetupError ? new UsageError(err.message) : err;
 }
-
 
 export const tuneCommand: Command = {
   name: 'tune',
@@ -155,7 +132,9 @@ export const tuneCommand: Command = {
         io.err(`     ${trial ? `trial #${trial}` : 'baseline'}: ${stage}…`);
       };
     }
-    const result = await tune(loaded, o);
+    const result = await tune(loaded, o).catch((err: unknown) => {
+      throw asUsage(err);
+    });
 
     let written: string | undefined;
     const best = result.best?.feasible ? result.best : undefined;

@@ -6,4 +6,4 @@ export { runOnTarget } from '../runner';
 export { loadSetting, SettingError } from '../agent/setting';
 export { adviseOffline, adviseWithClaude } from '../agent/advise';
 export { objectiveOf } from '../agent/objective';
-export { tune } from '../cli/tune';
+export { tune } from '../agent/session';
