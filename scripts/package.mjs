@@ -180,6 +180,8 @@ export function checkVsix(file, target) {
 export function packageTargets({ targets = TARGETS, outDir = path.join(ROOT, 'dist-vsix'), root = ROOT, strict = false } = {}) {
   for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; targets: ${TARGETS.join(', ')}`);
   if (!fs.existsSync(path.join(root, 'README.marketplace.md'))) throw new Error('README.marketplace.md is missing');
+  const why = new Map(targets.map((t) => [t, unavailable(t, root)]));
+  if (strict) for (const [t, w] of why) if (w) throw new Error(`${t}: cannot be built: ${w}`);
   const vsce = path.join(root, 'node_modules', '@vscode', 'vsce', 'vsce');
   const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-package-'));
   const rows = [];
@@ -187,10 +189,8 @@ export function packageTargets({ targets = TARGETS, outDir = path.join(ROOT, 'di
     const manifest = stageCommon(root, staging);
     fs.mkdirSync(outDir, { recursive: true });
     for (const target of targets) {
-      const why = unavailable(target, root);
-      if (why) {
-        if (strict) throw new Error(`${target}: cannot be built: ${why}`);
-        rows.push({ target, skipped: why });
+      if (why.get(target)) {
+        rows.push({ target, skipped: why.get(target) });
         continue;
       }
       const started = Date.now();
