@@ -13,7 +13,9 @@ import { tempDir, tinyMlpModel } from '../helpers/tinyModel';
 
 const record = (id: string) => ({ id, status: 'ok', metrics: {} }) as unknown as RunRecord;
 const git = (cwd: string, ...args: string[]) => spawnSync('git', args, { cwd, encoding: 'utf8' });
-const build = (out: string) => writeModel(tinyMlpModel({ hidden: 16, intermediate: 32, layers: 1 }), out);
+const build = async (out: string): Promise<void> => {
+  await writeModel(tinyMlpModel({ hidden: 16, intermediate: 32, layers: 1 }), out);
+};
 const hasGit = git(process.cwd(), '--version').status === 0;
 
 test('the first append creates .haqa/ with a .gitignore that hides the whole store from git', { skip: !hasGit && 'no git' }, async () => {
