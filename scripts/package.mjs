@@ -37,6 +37,12 @@ export const NATIVE = [
       const m = /^bin\/napi-v\d+\/([^/]+)\/([^/]+)\//.exec(rel);
       return m ? `${m[1]}-${m[2]}` : null;
     },
+    /**
+     * Files never shipped: the CUDA / TensorRT execution providers that onnxruntime-node's install script
+     * downloads for linux-x64 unless told not to (.npmrc's onnxruntime-node-install=skip does). HAQA runs the
+     * CPU provider only, and they are hundreds of MB.
+     */
+    omit: (rel) => /(^|\/)libonnxruntime_providers_(cuda|tensorrt|shared)\./.test(rel),
     /** Files that must be in a target's package for the runtime to load there. */
     required: (target) => [`bin/napi-v6/${target.replace('-', '/')}/onnxruntime_binding.node`],
   },
@@ -147,6 +153,7 @@ function stageModules(root, dir, target) {
         const inPkg = path.relative(src, file).split(path.sep).join('/');
         if (inPkg.startsWith('node_modules')) return false; // nested packages are staged on their own
         if (!dep) return true;
+        if (dep.omit(inPkg)) return false;
         const p = dep.platformOf(inPkg + '/');
         return p === null || p === target;
       },
@@ -167,6 +174,7 @@ export function checkVsix(file, target) {
       if (!e.name.startsWith(prefix)) continue;
       const p = dep.platformOf(e.name.slice(prefix.length));
       if (p !== null && p !== target) problems.push(`${e.name} belongs to ${p}`);
+      if (dep.omit(e.name.slice(prefix.length))) problems.push(`${e.name} is never shipped`);
     }
   }
   if (problems.length) throw new Error(`${file}:\n  ${problems.join('\n  ')}`);
