@@ -15,6 +15,7 @@ type Row = { target: string; file?: string; bytes?: number; skipped?: string };
 type Entry = { name: string; size: number; compressedSize: number };
 type Packager = {
   TARGETS: string[];
+  NATIVE: { name: string; omit(rel: string): boolean; platformOf(rel: string): string | null }[];
   packageTargets(o: { targets?: string[]; outDir?: string; root?: string; strict?: boolean }): Row[];
   unavailable(target: string, root?: string): string | null;
 };
@@ -130,7 +131,8 @@ test('the host package runs: every module the bundles require is shipped, and it
     for (const b of ['client', 'server', 'cli', 'worker']) {
       const js = fs.readFileSync(path.join(ext, 'dist', `${b}.js`), 'utf8');
       // A require inside a string or template is generated code (ajv's standalone mode), not a load of this bundle.
-      const bare = [...js.matchAll(/(?<![`'])require\("([^"./][^"]*)"\)/g)].map((m) => m[1]).filter((m) => !builtins.has(m) && m !== 'vscode');
+      const bare = [...js.matchAll(/(?<![`'])require\("([^"./][^"]*)"\)/g)].map((m) => m[1])
+        .filter((m) => !builtins.has(m) && m !== 'vscode');
       for (const m of new Set(bare)) {
         assert.ok(fs.existsSync(path.join(ext, 'node_modules', m, 'package.json')), `dist/${b}.js requires ${m}, not shipped`);
       }
@@ -146,6 +148,14 @@ test('the host package runs: every module the bundles require is shipped, and it
 test('packaging leaves the working tree and dist/ as they were', () => {
   assert.equal(gitStatus(), statusBefore);
   assert.equal(distStamp(), distBefore);
+});
+
+test('onnxruntime\'s GPU providers are never staged; the CPU runtime is', () => {
+  const ort = pkg.NATIVE.find((d) => d.name === 'onnxruntime-node')!;
+  for (const f of ['cuda.so', 'tensorrt.so', 'shared.so']) assert.ok(ort.omit(`bin/napi-v6/linux/x64/libonnxruntime_providers_${f}`), f);
+  assert.equal(ort.omit('bin/napi-v6/linux/x64/libonnxruntime.so.1'), false);
+  assert.equal(ort.platformOf('bin/napi-v6/win32/arm64/DirectML.dll'), 'win32-arm64');
+  assert.equal(ort.platformOf('dist/binding.js'), null);
 });
 
 test('a target whose binaries are missing is refused by name, and when asked for explicitly the packager errors', () => {
