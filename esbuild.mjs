@@ -1,5 +1,6 @@
-// Bundles the extension client, the language server, the CLI and the benchmark worker.
-// onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules.
+// Bundles the extension client, the language server, the CLI, the benchmark worker and the compression thread.
+// onnxruntime-node stays external: it ships native binaries that must be loaded from node_modules. So do
+// node-llama-cpp, ssh2, bullmq and ioredis (optional native parts; loaded only when their runtime or runner is used).
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -15,7 +16,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
-  external: ['onnxruntime-node'],
+  external: ['onnxruntime-node', 'node-llama-cpp', 'ssh2', 'bullmq', 'ioredis'],
 };
 
 const entries = [
@@ -23,6 +24,7 @@ const entries = [
   { entryPoints: ['server/src/server.ts'], outfile: `${outdir}/server.js` },
   { entryPoints: ['server/src/cli.ts'], outfile: `${outdir}/cli.js` },
   { entryPoints: ['server/src/bench/worker.ts'], outfile: `${outdir}/worker.js` },
+  { entryPoints: ['server/src/compress/layerWorker.ts'], outfile: `${outdir}/layerWorker.js` },
 ];
 
 const contexts = await Promise.all(entries.map((e) => esbuild.context({ ...common, ...e })));

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -9,16 +9,19 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { hardwareFingerprint } from '../server/src/bench/hardware';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
+import { adviceSection } from './advice';
+import { fleetSection } from './fleet';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz' },
+    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz,advice,fleet' },
   },
 });
 const QUICK = values.quick!;
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'bench', 'results');
+const REPORT = path.join(ROOT, 'bench', 'REPORT.md');
 const parts = new Set(values.only!.split(','));
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -180,6 +183,34 @@ function fuzzSection(j: Json): string[] {
   return lines;
 }
 
+/** A part of the report: a script that writes its JSON (`args`), or a section its own script keeps (`keep`). */
+type Part =
+  | { key: string; name: string; args: (json: string) => string[]; render: (j: Json) => string[]; writesJson?: boolean }
+  | { name: string; keep: string };
+
+/** The report's parts, in the report's order. `--only` names the keys of the measured ones. */
+const PARTS: Part[] = [
+  { key: 'e2e', name: 'end to end', args: (file) => ['bench/e2e.ts', ...(QUICK ? ['--quick'] : []), '--json', file], render: e2eSection },
+  { key: 'search', name: 'search', args: () => ['bench/search.ts', '--out', OUT, '--seeds', '5', '--trials', QUICK ? '16' : '24'], render: searchSection },
+  { key: 'engine', name: 'engine', args: (file) => ['bench/engine.ts', ...(QUICK ? ['--quick'] : []), '--json', file], render: engineSection },
+  // bench/lsp.ts prints its JSON on stdout.
+  { key: 'lsp', name: 'language server', args: () => ['bench/lsp.ts', '--edits', QUICK ? '40' : '100'], render: lspSection, writesJson: false },
+  { key: 'fuzz', name: 'fuzz', args: (file) => ['test/fuzz/fuzz.ts', '--seed', '1', '--n', QUICK ? '300' : '1500', '--json', file], render: fuzzSection },
+  { name: 'real sizes', keep: '## 6.' },
+  { key: 'advice', name: 'per-layer advice', args: (file) => ['bench/advice.ts', ...(QUICK ? ['--quick'] : []), '--json', file], render: adviceSection },
+  { name: 'runtimes', keep: '## 8.' },
+  { key: 'fleet', name: 'fleet', args: (file) => ['bench/fleet.ts', ...(QUICK ? ['--quick'] : []), '--json', file], render: fleetSection },
+];
+
+/** The lines of the section of `report` whose heading starts with `heading`, up to the next `## `. */
+export function keptSection(report: string, heading: string): string[] | undefined {
+  const lines = report.split('\n');
+  const i = lines.findIndex((l) => l.startsWith(heading));
+  if (i < 0) return undefined;
+  const j = lines.findIndex((l, k) => k > i && l.startsWith('## '));
+  return lines.slice(i, j < 0 ? undefined : j);
+}
+
 async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
@@ -198,33 +229,27 @@ async function main(): Promise<void> {
     status.push(`| ${name} | from an earlier run (${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC) | — |`);
     sections.push(render(j));
   };
-  if (!parts.has('e2e')) reuse('end to end', path.join(OUT, 'e2e.json'), e2eSection);
-  if (parts.has('e2e')) {
-    const file = path.join(OUT, 'e2e.json');
-    record('end to end', runPart('e2e', ['bench/e2e.ts', ...(QUICK ? ['--quick'] : []), '--json', file], file), e2eSection);
-  }
-  if (!parts.has('search')) reuse('search', path.join(OUT, 'search.json'), searchSection);
-  if (parts.has('search')) {
-    const args = ['bench/search.ts', '--out', OUT, '--seeds', '5', '--trials', QUICK ? '16' : '24'];
-    record('search', runPart('search', args, path.join(OUT, 'search.json')), searchSection);
-  }
-  if (!parts.has('engine')) reuse('engine', path.join(OUT, 'engine.json'), engineSection);
-  if (parts.has('engine')) {
-    const file = path.join(OUT, 'engine.json');
-    record('engine', runPart('engine', ['bench/engine.ts', ...(QUICK ? ['--quick'] : []), '--json', file], file), engineSection);
-  }
-  if (!parts.has('lsp')) reuse('language server', path.join(OUT, 'lsp.json'), lspSection);
-  if (parts.has('lsp')) {
-    const r = runPart('lsp', ['bench/lsp.ts', '--edits', QUICK ? '40' : '100']);
-    if (r.json) fs.writeFileSync(path.join(OUT, 'lsp.json'), JSON.stringify(r.json, null, 2));
-    record('language server', r, lspSection);
-  }
-
-  if (!parts.has('fuzz')) reuse('fuzz', path.join(OUT, 'fuzz.json'), fuzzSection);
-  if (parts.has('fuzz')) {
-    const file = path.join(OUT, 'fuzz.json');
-    const n = QUICK ? '300' : '1500';
-    record('fuzz', runPart('fuzz', ['test/fuzz/fuzz.ts', '--seed', '1', '--n', n, '--json', file], file), fuzzSection);
+  // Sections measured by their own scripts (long runs, not yet parts): kept as they stand in the report.
+  const previous = fs.existsSync(REPORT) ? fs.readFileSync(REPORT, 'utf8') : '';
+  const keep = (name: string, heading: string) => {
+    const text = keptSection(previous, heading);
+    if (!text) return;
+    status.push(`| ${name} | kept from the last report (its own script; see the section) | — |`);
+    sections.push(text);
+  };
+  for (const part of PARTS) {
+    if ('keep' in part) {
+      keep(part.name, part.keep);
+      continue;
+    }
+    const file = path.join(OUT, `${part.key}.json`);
+    if (!parts.has(part.key)) {
+      reuse(part.name, file, part.render);
+      continue;
+    }
+    const r = runPart(part.key, part.args(file), part.writesJson === false ? undefined : file);
+    if (part.writesJson === false && r.json) fs.writeFileSync(file, JSON.stringify(r.json, null, 2));
+    record(part.name, r, part.render);
   }
 
   const hw = hardwareFingerprint();
@@ -236,7 +261,7 @@ async function main(): Promise<void> {
     '| part | status | minutes |', '| --- | --- | --- |', ...status, '',
     ...sections.flat(),
   ].join('\n');
-  await writeFileAtomic(path.join(ROOT, 'bench', 'REPORT.md'), report + '\n');
+  await writeFileAtomic(REPORT, report + '\n');
   process.stderr.write(`\nwrote bench/REPORT.md (${status.length} parts)\n`);
 }
 

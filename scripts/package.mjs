@@ -48,8 +48,33 @@ export const NATIVE = [
   },
 ];
 
+/**
+ * Plain-JavaScript dependencies the bundles leave external (the SSH runner and the fleet queue load them
+ * only when a recipe's `runner` names them). Each ships with its production closure, whatever the target,
+ * but without optional native accelerators: only `dependencies` are followed, so cpu-features (ssh2) and
+ * msgpackr-extract (msgpackr) stay out, and ssh2's host-built sshcrypto.node is omitted; each package falls
+ * back to JavaScript without them. Only their .js/.cjs/.mjs/.json files and licences ship.
+ */
+export const PURE = [
+  { name: 'ssh2', omit: (rel) => rel.startsWith('lib/protocol/crypto/build/') },
+  { name: 'bullmq', omit: (rel) => rel.startsWith('dist/esm/') }, // require() loads dist/cjs
+  { name: 'ioredis', omit: () => false },
+];
+
+/**
+ * Upper bounds of each package's size (bytes), checked on every build: the sizes measured on 2 Dec 2026
+ * (onnxruntime-node 1.30.0, with ssh2, bullmq and ioredis: win32-x64 31.3 MB, win32-arm64 32.4, darwin-arm64
+ * 28.6, linux-x64 20.3, linux-arm64 12.8) plus about 12 %. Each is below its package plus any other
+ * platform's binaries, so a leaked platform fails the build.
+ */
+export const MAX_BYTES = {
+  'win32-x64': 35e6, 'win32-arm64': 36.5e6, 'darwin-arm64': 32e6, 'linux-x64': 23e6, 'linux-arm64': 14.5e6,
+};
+/** Everything but the native binaries (bundles, schema, media, the runtime's JS, the pure externals): 2.3 MB measured. */
+export const MAX_NON_NATIVE_BYTES = 3.2e6;
+
 /** Files of the bundles every package must carry. */
-export const BUNDLES = ['dist/client.js', 'dist/server.js', 'dist/cli.js', 'dist/worker.js'];
+export const BUNDLES = ['dist/client.js', 'dist/server.js', 'dist/cli.js', 'dist/worker.js', 'dist/layerWorker.js'];
 
 /** Top-level files and folders staged for every target (.vscodeignore still decides what ships). */
 const STAGED = ['LICENSE', 'CHANGELOG.md', '.vscodeignore', 'schemas', 'syntaxes', 'media', 'bin/haqa.js'];
@@ -84,23 +109,14 @@ function closure(root, names) {
         if (found.has(rel)) return;
         found.add(rel);
         const pkg = readJson(path.join(cand, 'package.json'));
+        // Optional dependencies are not followed: they are native accelerators of a package that works without.
         for (const d of Object.keys(pkg.dependencies ?? {})) visit(cand, d);
-        for (const d of Object.keys(pkg.optionalDependencies ?? {})) {
-          if (resolvable(cand, d)) visit(cand, d);
-        }
         return;
       }
       if (path.relative(root, dir) === '' || !dir.startsWith(root)) {
         throw new Error(`${name} (needed by ${path.relative(root, fromDir) || 'package.json'}) is not installed; run npm ci`);
       }
     }
-  };
-  const resolvable = (fromDir, name) => {
-    for (let dir = fromDir; dir.startsWith(root); dir = path.dirname(path.dirname(dir))) {
-      if (fs.existsSync(path.join(dir, 'node_modules', name, 'package.json'))) return true;
-      if (dir === root) break;
-    }
-    return false;
   };
   for (const n of names) visit(root, n);
   return [...found].sort();
@@ -109,7 +125,7 @@ function closure(root, names) {
 /** The manifest as shipped: dependencies cut to the external ones, no dev tooling. */
 export function stagedManifest(manifest) {
   const shipped = Object.fromEntries(
-    Object.entries(manifest.dependencies ?? {}).filter(([name]) => NATIVE.some((d) => d.name === name)),
+    Object.entries(manifest.dependencies ?? {}).filter(([name]) => [...NATIVE, ...PURE].some((d) => d.name === name)),
   );
   const { devDependencies, optionalDependencies, scripts, ...rest } = manifest;
   void devDependencies;
@@ -144,9 +160,11 @@ function stageCommon(root, dir) {
 function stageModules(root, dir, target) {
   fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true });
   const native = new Map(NATIVE.map((d) => [path.join('node_modules', d.name), d]));
-  for (const rel of closure(root, NATIVE.map((d) => d.name))) {
+  const pure = new Map(PURE.map((d) => [path.join('node_modules', d.name), d]));
+  const shipped = closure(root, PURE.map((d) => d.name));
+  for (const rel of new Set([...closure(root, NATIVE.map((d) => d.name)), ...shipped])) {
     const src = path.join(root, rel);
-    const dep = native.get(rel);
+    const dep = native.get(rel) ?? pure.get(rel);
     fs.cpSync(src, path.join(dir, rel), {
       recursive: true,
       filter: (file) => {
@@ -154,16 +172,24 @@ function stageModules(root, dir, target) {
         if (inPkg.startsWith('node_modules')) return false; // nested packages are staged on their own
         if (!dep) return true;
         if (dep.omit(inPkg)) return false;
+        if (!dep.platformOf) return true;
         const p = dep.platformOf(inPkg + '/');
         return p === null || p === target;
       },
     });
   }
+  // The repository's .vscodeignore, plus the pure closure's files (its members are known only here).
+  const whitelist = shipped.flatMap((rel) => ['js', 'cjs', 'mjs', 'json'].map((x) => `!${rel.split(path.sep).join('/')}/**/*.${x}`)
+    .concat(`!${rel.split(path.sep).join('/')}/LICENSE*`));
+  const base = fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8');
+  const added = `# Added by scripts/package.mjs: the plain-JS externals' closure\n${whitelist.join('\n')}\n`;
+  fs.writeFileSync(path.join(dir, '.vscodeignore'), `${base}\n${added}`);
 }
 
 /** Checks a packed .vsix; returns its entries. Throws with every problem found. */
-export function checkVsix(file, target) {
+export function checkVsix(file, target, maxBytes = MAX_BYTES[target]) {
   const entries = zipEntries(file);
+  const bytes = fs.statSync(file).size;
   const names = new Set(entries.map((e) => e.name));
   const problems = [];
   for (const b of BUNDLES) if (!names.has(`extension/${b}`)) problems.push(`missing extension/${b}`);
@@ -177,6 +203,11 @@ export function checkVsix(file, target) {
       if (dep.omit(e.name.slice(prefix.length))) problems.push(`${e.name} is never shipped`);
     }
   }
+  if (maxBytes === undefined) problems.push(`no size bound for ${target} in MAX_BYTES: measure one and add it`);
+  else if (bytes > maxBytes) problems.push(`${bytes} bytes, larger than the bound of ${maxBytes} (MAX_BYTES)`);
+  const nonNative = entries.filter((e) => !NATIVE.some((d) => e.name.startsWith(`extension/node_modules/${d.name}/bin/`)))
+    .reduce((sum, e) => sum + e.compressedSize, 0);
+  if (nonNative > MAX_NON_NATIVE_BYTES) problems.push(`${nonNative} bytes besides the native binaries, over ${MAX_NON_NATIVE_BYTES}`);
   if (problems.length) throw new Error(`${file}:\n  ${problems.join('\n  ')}`);
   return entries;
 }

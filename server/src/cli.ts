@@ -12,8 +12,9 @@ import { runsCommand } from './cli/runs';
 import { tuneCommand } from './cli/tune';
 import { adviseCommand } from './cli/advise';
 import { quantizeCommand } from './cli/quantize';
+import { workerCommand } from './cli/worker';
 
-const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand, tuneCommand, adviseCommand];
+const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand, tuneCommand, adviseCommand, workerCommand];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');

@@ -9,9 +9,10 @@ import { HaqaService, docKind, uriToPath } from './lsp/service';
 import type { ServerContext, ServerFeature } from './lsp/features';
 import { recipeFeature } from './lsp/recipeFeature';
 import { createRunsFeature } from './lsp/runs';
+import { layerAdviceFeature } from './lsp/layerHover';
 import { SafeTextDocument } from './lsp/params';
 
-const features: ServerFeature[] = [recipeFeature, createRunsFeature()];
+const features: ServerFeature[] = [recipeFeature, createRunsFeature(), layerAdviceFeature];
 
 export interface InitOptions {
   /** Folders recipes may reference files in (besides the workspace folders). */

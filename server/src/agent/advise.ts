@@ -156,6 +156,10 @@ export interface AdviseClaudeOptions {
   limits?: Partial<AgentLimits>;
   signal?: AbortSignal;
   architecture?: ModelArchitecture;
+  /** Per-layer measurements on this machine (agent/layerViews.ts promptTables), when cached. */
+  layers?: Record<string, unknown>;
+  /** Kernel facts measured on this machine (bench/kernelProbe.ts): they replace the quoted figures. */
+  kernelFacts?: string[];
 }
 
 /** One suggestion from the model's input, or the reason it is refused. */
@@ -173,13 +177,17 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
   const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 3 });
   const usage = emptyUsage();
   const meter = new SessionMeter(adviceLimits({ requests: opts.maxTurns, ...opts.limits }));
+  // Measured here beats quoted: the fixed "measured ~N×" lines give way to the probe's figures.
+  const facts = opts.kernelFacts?.length ? [...KERNEL_FACTS.filter((l) => !/measured ~/.test(l)), ...opts.kernelFacts] : KERNEL_FACTS;
   const system = [
     'You are HAQA\'s advisor. Without running anything, suggest changes to a quantization recipe for an ONNX language model on the machine below: per-layer bit-widths, block sizes, accuracy levels, layers to keep in float, sparsity patterns and low-rank ranks that make sense on this hardware, within the accuracy budget. Give each suggestion a short title, a rationale grounded in the facts below, and its knobs. Submit them with submit_suggestions.',
     SECURITY_NOTE,
     dataBlock('hardware', hardwareSummary(setting.hardware)),
-    dataBlock('kernel_facts', KERNEL_FACTS),
+    dataBlock('kernel_facts', facts),
     dataBlock('model', modelSummary(setting, opts.architecture)),
     dataBlock('objective', objectiveSummary(objective, { trials: 0 })),
+    // Measured here: per-layer decode time, per-layer sensitivity, the plan under the budget (all through promptJson).
+    ...(opts.layers ? [dataBlock('layer_measurements', opts.layers)] : []),
   ].join('\n\n');
   const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Suggest changes to this recipe.' }];
   const done = (outcome: AdviseResult['outcome'], reason: string, suggestions: Suggestion[] = []): AdviseResult => ({
@@ -224,7 +232,7 @@ export async function adviseWithClaude(setting: SpaceContext, objective: Objecti
         if (u.name === 'model_summary' || u.name === 'hardware_profile') checkKeys(u.input, [], []);
         const answer = (v: unknown) => results.push({ type: 'tool_result', tool_use_id: u.id, content: promptJson(v) });
         if (u.name === 'model_summary') answer(modelSummary(setting, opts.architecture));
-        else if (u.name === 'hardware_profile') answer({ ...hardwareSummary(setting.hardware), kernel_facts: KERNEL_FACTS });
+        else if (u.name === 'hardware_profile') answer({ ...hardwareSummary(setting.hardware), kernel_facts: facts });
         else if (u.name === 'submit_suggestions') {
           const o = checkKeys(u.input, ['suggestions'], ['suggestions']);
           if (!Array.isArray(o.suggestions) || o.suggestions.length > 12) throw new InputError('suggestions must be an array of at most 12');

@@ -7,8 +7,9 @@
 // the speed-only run alone.
 import type { Recipe } from '../config/recipe';
 import { applyKnobs } from '../config/plan';
-import { runRecipe, RunOptions, RunProgress } from '../bench/run';
+import type { RunOptions, RunProgress } from '../bench/run';
 import type { RaceSettings } from '../bench/race';
+import { runOnTarget } from '../runner';
 import { fp32Recipe, RunRecord, throughputOf } from '../bench/record';
 import { speedOf } from './ranking';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
@@ -74,7 +75,7 @@ export class RecipeEvaluator implements Evaluator {
       onProgress: (p) => this.opts.onProgress?.({ ...p, trial: trial?.index }),
       trial: trial ? { number: trial.index, session: trial.session, assignment: config, rationale: trial.rationale, agent: trial.proposer } : undefined,
     };
-    const rec = await runRecipe(recipe, ro);
+    const rec = await runOnTarget(recipe, ro); // where target.host says (server/src/runner)
     this.records.push(rec);
     if (rec.status === 'cancelled' || signal?.aborted) throw abortError();
     return rec;

@@ -264,7 +264,9 @@ export function configKey(config: Config): string {
 export function planKey(config: Config, ctx: SpaceContext): string {
   const r = applyKnobs(ctx.recipe, config);
   const plans = planLayers(r, ctx.layers).map((p) => [p.quant ? [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level] : 0, p.sparsity ?? 0, p.lowRank?.rank ?? 0]);
-  return JSON.stringify([plans, r.runtime, r.quantize?.activations ?? 'none', r.sparsity?.method, r.low_rank?.method]);
+  // llama.cpp's GGUF types are not in the ONNX plan: configs that differ there are different experiments.
+  const gguf = r.runtime.engine === 'llama.cpp' ? [r.quantize?.gguf_type, r.quantize?.overrides.filter((o) => o.gguf_type)] : undefined;
+  return JSON.stringify([plans, r.runtime, r.quantize?.activations ?? 'none', r.sparsity?.method, r.low_rank?.method, gguf]);
 }
 
 /** Every assignment of the space, in a fixed order (the first knob varies slowest). */

@@ -7,7 +7,7 @@
 // Other models: the fp32 outputs on seeded inputs, and the relative RMS error against them.
 import * as fs from 'node:fs';
 import type * as ort from 'onnxruntime-node';
-import type { DecoderSession } from '../model/decoder';
+import type { Scorer } from './runtime';
 import { Tokenizer } from '../model/tokenizer';
 import { PathError, readRegularTextSync, READ_CAPS } from '../util/paths';
 import type { AccuracyMetrics } from './record';
@@ -99,7 +99,7 @@ function topk(row: Float32Array, k: number): number[] {
   return idx;
 }
 
-export async function decoderReference(job: ReferenceJob, d: DecoderSession, progress: Progress): Promise<ReferenceFile> {
+export async function decoderReference(job: ReferenceJob, d: Scorer, progress: Progress): Promise<ReferenceFile> {
   const { windows, tokenCount } = evalWindows(job.evaluation!, job.quick);
   let nll = 0;
   let V = 0;
@@ -127,7 +127,7 @@ export async function decoderReference(job: ReferenceJob, d: DecoderSession, pro
   };
 }
 
-export async function decoderAccuracy(job: MeasureJob, d: DecoderSession, ref: ReferenceFile | undefined, progress: Progress): Promise<AccuracyMetrics> {
+export async function decoderAccuracy(job: MeasureJob, d: Scorer, ref: ReferenceFile | undefined, progress: Progress): Promise<AccuracyMetrics> {
   const { windows, tokenCount } = evalWindows(job.evaluation!, job.quick);
   const refIds = ref?.topk_ids ? fromB64(ref.topk_ids, Int32Array) : undefined;
   const refLogp = ref?.topk_logp ? fromB64(ref.topk_logp, Float32Array) : undefined;

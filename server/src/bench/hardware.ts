@@ -13,8 +13,13 @@ const X86_FLAGS = /^(sse4_1|sse4_2|avx|avx2|avx512\w*|avx_vnni\w*|avx_ifma|amx\w
 const ARM_FLAGS = /^(neon|asimd|asimddp|dotprod|i8mm|sve\w*|fphp|asimdhp|bf16)$/;
 
 function cpuFlags(): string[] {
-  const re = os.arch() === 'arm64' || os.arch() === 'arm' ? ARM_FLAGS : X86_FLAGS;
-  return [...cpuFlagSet()].filter((f) => re.test(f)).sort();
+  return isaFlags(os.arch(), cpuFlagSet());
+}
+
+/** The flags worth recording out of a CPU's flag list, for `arch` as Node names it (also for a remote's). */
+export function isaFlags(arch: string, flags: Iterable<string>): string[] {
+  const re = arch === 'arm64' || arch === 'arm' ? ARM_FLAGS : X86_FLAGS;
+  return [...new Set(flags)].filter((f) => re.test(f)).sort();
 }
 
 let cached: HardwareFingerprint | undefined;

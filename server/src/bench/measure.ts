@@ -10,86 +10,35 @@
 // Other models: one inference on seeded inputs built from the input value-infos.
 // Compression jobs run the engine here too (./compress.ts).
 import * as ort from 'onnxruntime-node';
-import { DecoderConfig, DecoderError, DecoderSession } from '../model/decoder';
 import { writeFileAtomic } from '../util/atomicWrite';
-import { throughputOf, type BaselineFigures, type Metrics, type RunStage, type SessionOptionsUsed } from './record';
+import { throughputOf, type BaselineFigures, type Metrics, type RunStage } from './record';
 import { enough, FULL_POLICY, QUICK_POLICY, summarize } from './stats';
 import { BandwidthResult, measureBandwidth } from './hardware';
 import { compressInto } from './compress';
-import { BenchError, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
+import { BenchError, LayerFindings, MeasureJob, Progress, ReferenceJob, WorkerJob } from './protocol';
+import { Loaded, loadOrt } from './onnxruntime';
+import { now, seededInts, type Timed } from './runtime';
+import { runtimeFor } from './runtimes';
 import { pairFits, race } from './race';
+import { runProfileJob } from './profile';
+import { runKernelProbe } from './kernelProbe';
+import { runSensitivityJob } from '../agent/sensitivity';
 import { b64, decoderAccuracy, decoderReference, genericOutputs, outputRelRmse, readReference, ReferenceFile } from './accuracy';
 
-// ---------------------------------------------------------------- session
+// ---------------------------------------------------------------- loading (the runtimes: ./runtimes.ts)
 
-export function ortSessionOptions(s: SessionOptionsUsed): ort.InferenceSession.SessionOptions {
-  if (s.provider !== 'cpu') {
-    throw new BenchError(`execution provider '${s.provider}' is not available in onnxruntime-node on this machine (only 'cpu')`, 'load');
-  }
-  return {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: s.intra_op_threads,
-    interOpNumThreads: s.inter_op_threads,
-    graphOptimizationLevel: s.graph_optimization as ort.InferenceSession.SessionOptions['graphOptimizationLevel'],
-    executionMode: s.execution_mode as 'sequential' | 'parallel',
-    logSeverityLevel: 3,
-  };
-}
+export { ortSessionOptions } from './onnxruntime';
 
-type Loaded =
-  | { kind: 'decoder'; decoder: DecoderSession; release(): Promise<void> }
-  | { kind: 'generic'; session: ort.InferenceSession; release(): Promise<void> };
-
-async function load(model: string, so: SessionOptionsUsed, config: DecoderConfig | undefined): Promise<Loaded> {
-  const options = ortSessionOptions(so);
-  // Decoders are the common case and load once. DecoderSession checks the whole interface; a model
-  // that is not a decoder is then loaded as a plain session (small non-LLM models: a second load is cheap).
-  let why: string;
-  try {
-    const decoder = await DecoderSession.create(model, { sessionOptions: options, config });
+/** The model under test in the runtime the job names (a decoder), or onnxruntime's generic session. */
+async function load(model: string, job: Pick<MeasureJob, 'session' | 'config' | 'llama' | 'engine'>): Promise<Loaded> {
+  if (job.engine && job.engine !== 'onnxruntime') {
+    const decoder = await runtimeFor(job.engine).load(model, job);
     return { kind: 'decoder', decoder, release: () => decoder.release() };
-  } catch (err) {
-    if (!(err instanceof DecoderError)) throw new BenchError(`onnxruntime cannot load ${model}: ${(err as Error).message}`, 'load', model);
-    why = err.message;
   }
-  const session = await ort.InferenceSession.create(model, options).catch((err: Error) => {
-    throw new BenchError(`onnxruntime cannot load ${model}: ${err.message}`, 'load', model);
-  });
-  if (session.inputNames.includes('input_ids')) {
-    await session.release();
-    throw new BenchError(`${model}: has input_ids but not the decoder interface HAQA runs (docs/decoder-interface.md): ${why}`, 'load', model);
-  }
-  return { kind: 'generic', session, release: () => session.release() };
+  return loadOrt(model, job.session, job.config);
 }
 
 // ---------------------------------------------------------------- helpers
-
-function seededInts(n: number, max: number, seed: number): number[] {
-  let s = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out.push(s % max);
-  }
-  return out;
-}
-
-function now(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
-}
-
-/** Row-wise argmax of the last position of [batch, seq, vocab] logits. */
-function lastArgmax(logits: { data: Float32Array; dims: number[] }): number[][] {
-  const [B, S, V] = logits.dims;
-  const rows: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const off = (b * S + S - 1) * V;
-    let best = 0;
-    for (let v = 1; v < V; v++) if (logits.data[off + v] > logits.data[off + best]) best = v;
-    rows.push([best]);
-  }
-  return rows;
-}
 
 async function maybeHang(job: { debug?: MeasureJob['debug'] }, stage: RunStage): Promise<void> {
   if (process.env.HAQA_BENCH_TEST_HOOKS !== '1' || job.debug?.hangAt !== stage) return;
@@ -99,36 +48,6 @@ async function maybeHang(job: { debug?: MeasureJob['debug'] }, stage: RunStage):
 }
 
 // ---------------------------------------------------------------- latency
-
-/** Something to time: each sample gives one value per series (prefill and decode; or one inference). */
-interface Timed {
-  sample(): Promise<number[]>;
-}
-
-async function decoderTimed(d: DecoderSession, workload: MeasureJob['workload']): Promise<Timed> {
-  const { prompt_length: P, decode_tokens: D, batch: B } = workload;
-  // The vocabulary size, from a one-token step: prompt ids must be valid token ids.
-  const probe = await d.step([[0]]);
-  const V = probe.logits.dims[2];
-  const prompt = Array.from({ length: B }, (_, b) => seededInts(P, V, 1234 + b));
-  return {
-    // One generation: the prefill, then D greedy single-token steps with the cache; [prefill, mean step].
-    async sample() {
-      const t0 = now();
-      let r = await d.step(prompt);
-      const prefill = now() - t0;
-      let next = lastArgmax(r.logits);
-      let decode = 0;
-      for (let i = 0; i < D; i++) {
-        const s = now();
-        r = await d.step(next, r.cache);
-        decode += now() - s;
-        next = lastArgmax(r.logits);
-      }
-      return [prefill, decode / D];
-    },
-  };
-}
 
 function genericTimed(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Timed {
   return {
@@ -141,7 +60,7 @@ function genericTimed(session: ort.InferenceSession, feeds: Record<string, ort.T
 }
 
 async function timedOf(l: Loaded, job: MeasureJob): Promise<Timed> {
-  return l.kind === 'decoder' ? decoderTimed(l.decoder, job.workload) : genericTimed(l.session, genericInputs(l.session, job.model, job.workload).feeds);
+  return l.kind === 'decoder' ? l.decoder.timed(job.workload) : genericTimed(l.session, genericInputs(l.session, job.model, job.workload).feeds);
 }
 
 function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: MeasureJob['workload']): Metrics {
@@ -177,7 +96,7 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
   try {
     if (job.baseline) {
       progress('baseline', `loading the fp32 baseline ${job.baseline}`);
-      base = await load(job.baseline, job.session, job.config);
+      base = await loadOrt(job.baseline, job.session, job.config); // the fp32 baseline is onnxruntime's, whatever the runtime
       if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline', job.baseline);
       await add(base, ' (fp32)');
     }
@@ -223,7 +142,7 @@ async function raceLatency(
     if (!note && job.baseline) {
       progress('baseline', `loading the fp32 reference ${job.baseline}`);
       try {
-        base = await load(job.baseline, job.session, job.config);
+        base = await loadOrt(job.baseline, job.session, job.config); // the fp32 reference is onnxruntime's, whatever the runtime
         if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline');
         reference = await timedOf(base, job);
         await reference.sample(); // warm-up
@@ -287,7 +206,10 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
 
 export async function runJob(
   job: WorkerJob, progress: Progress,
-): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }> {
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }> {
+  if (job.kind === 'profile') return { metrics: {}, findings: { profile: await runProfileJob(job, progress) } };
+  if (job.kind === 'kernel-probe') return { metrics: {}, findings: { kernels: await runKernelProbe(job, progress) } };
+  if (job.kind === 'sensitivity') return { metrics: {}, findings: { sensitivity: await runSensitivityJob(job, progress) } };
   if (job.kind === 'compress') {
     progress('compress', 'compressing');
     await maybeHang(job, 'compress');
@@ -311,7 +233,7 @@ export async function runJob(
 async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   progress('load', `loading ${job.model}`);
   await maybeHang(job, 'load');
-  const loaded = await load(job.model, job.session, job.config);
+  const loaded = await load(job.model, job);
   try {
     if (job.kind === 'reference') {
       progress('reference', 'computing the fp32 reference');

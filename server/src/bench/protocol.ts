@@ -3,7 +3,10 @@
 import type { BaselineFigures, Metrics, RunStage, SessionOptionsUsed } from './record';
 import type { BandwidthResult } from './hardware';
 import type { DecoderConfig } from '../model/decoder';
-import type { Recipe } from '../config/recipe';
+import type { Engine, Recipe } from '../config/recipe';
+import type { ModelProfile, ProfileJob } from './profile';
+import type { KernelProbeJob, KernelProbeResult } from './kernelProbe';
+import type { SensitivityJob, SensitivityResult } from '../agent/sensitivity';
 import type { RaceSettings } from './race';
 
 export interface EvalSettings {
@@ -27,6 +30,10 @@ export interface MeasureJob {
   /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
   baseline?: string;
   config?: DecoderConfig;
+  /** The runtime that runs `model` (bench/runtimes.ts); absent: onnxruntime. The baseline is always onnxruntime's fp32. */
+  engine?: Engine;
+  /** llama.cpp's knobs (recipe runtime.llama). */
+  llama?: Recipe['runtime']['llama'];
   /** Race the model against `baseline` (./race.ts) instead of measuring it to a precision: the tuner's measurement. */
   race?: RaceSettings;
   /** Test hooks, honoured only with HAQA_BENCH_TEST_HOOKS=1 in the environment. */
@@ -68,13 +75,16 @@ export interface CompressJob {
   debug?: MeasureJob['debug'];
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob;
+export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob | KernelProbeJob;
+
+/** What the per-layer jobs (bench/profile.ts, agent/sensitivity.ts) return beside the metrics. */
+export interface LayerFindings { profile?: ModelProfile[]; sensitivity?: SensitivityResult; kernels?: KernelProbeResult }
 
 export type WorkerMessage =
   /** Sent once the worker listens for its job: the parent sends the job only then. */
   | { type: 'ready' }
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown> }
+  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;

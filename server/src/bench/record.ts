@@ -1,9 +1,10 @@
 // THE run record: what one quantize-and-benchmark run measured, in one place. The store appends these
 // as JSON lines, the editor's code lenses and diagnostics read them, the tuner and the agent reason over
 // them. A record never carries API keys, environment variables or anything else from the user's shell.
+import type { ReferenceChoice } from './reference';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { Recipe } from '../config/recipe';
+import type { Engine, Recipe } from '../config/recipe';
 import type { Summary } from './stats';
 import type { RaceResult } from './race';
 
@@ -145,6 +146,8 @@ export interface RunRecord {
   session_options: SessionOptionsUsed;
   hardware: HardwareFingerprint;
   onnxruntime: string;
+  /** The runtime the figures come from (bench/runtimes.ts); records without it are onnxruntime's. */
+  runtime?: { engine: Engine; version: string };
   quick: boolean;
   /** Wall time of the compression step; 0 when the artifact was reused. */
   compress_seconds?: number;
@@ -154,6 +157,24 @@ export interface RunRecord {
   trial?: TrialInfo;
   /** What the run decided on its own that the user should know (e.g. the graph's kv heads over config.json's). */
   notes?: string[];
+  /** What accuracy was measured against, and why (bench/reference.ts): the source, or a stated model where it does not fit. */
+  reference?: ReferenceChoice;
+  /** Which device ran it (server/src/runner): absent on records from before runners, i.e. this machine. */
+  device?: DeviceInfo;
+}
+
+/** Where a run ran: the runner, a host without credentials, and a short hash of its hardware fingerprint. */
+export interface DeviceInfo {
+  /** The runner's kind: 'local', 'ssh', 'queue'. */
+  runner: string;
+  /** `local`, `ssh://user@host:port`, `redis://host:port?class=…` (never a password). */
+  host: string;
+  /** sha256 (16 hex) of the hardware fingerprint's cpu, arch, isa, cores, memory and os. */
+  fingerprint: string;
+  /** The queue job that produced it (queue runner): the key of its idempotent append. */
+  job?: string;
+  /** The fleet worker that ran it. */
+  worker?: string;
 }
 
 export interface RunConfig {
@@ -190,7 +211,9 @@ export function sha256(text: string | Uint8Array): string {
 
 /** True when the recipe changes the model's weights (anything but the fp32 model itself). */
 export function compresses(recipe: Recipe): boolean {
-  return Boolean(recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
+  // A runtime other than onnxruntime needs its own artifact (a GGUF file for llama.cpp), even at full precision.
+  const converts = (recipe.runtime.engine ?? 'onnxruntime') !== 'onnxruntime';
+  return Boolean(converts || recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
 }
 
 /** Whether a compression step reads calibration data (GPTQ, Wanda, static activation ranges). */
@@ -211,6 +234,7 @@ export function compressionSections(recipe: Recipe): Record<string, unknown> {
     sparsity: recipe.sparsity?.rules.length ? recipe.sparsity : undefined,
     low_rank: recipe.low_rank?.rules.length ? recipe.low_rank : undefined,
     calibration: usesCalibration(recipe) ? { ...recipe.calibration, text: rel(recipe.calibration.text) } : undefined,
+    engine: recipe.runtime.engine, // absent for onnxruntime: keys of existing artifacts stay
   };
 }
 

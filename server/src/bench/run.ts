@@ -18,10 +18,12 @@ import { writeFileAtomic } from '../util/atomicWrite';
 import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
+import { chooseReference, ReferenceChoice } from './reference';
 import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
+import { engineOf, runtimeFor } from './runtimes';
 import {
-  besideModel, fileRefusal, hashRegularFile, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
+  besideModel, fileRefusal, hashRegularFile, outsideRefusal, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
 } from '../util/paths';
 
 export { fp32Recipe, recipeHash } from './record';
@@ -54,11 +56,24 @@ export interface RunOptions {
   debug?: MeasureJob['debug'];
   /** Folders the recipe may name files in (the editor's workspace folders); default the recipe's folder. */
   roots?: string[];
+  /** The accuracy reference when the source model does not fit in memory (bench/reference.ts). */
+  reference?: string;
   /**
    * The tuner's measurement: race the compressed model against the fp32 model in one worker (./race.ts);
    * the record gets `race`. Ignored for fp32 itself and for accuracy-only runs.
    */
   race?: RaceSettings;
+}
+
+/** The run's accuracy reference; a stated one must lie inside the roots like every file a run reads. */
+async function pickReference(recipe: Recipe, opts: RunOptions): Promise<ReferenceChoice> {
+  if (opts.reference) {
+    const refused = outsideRefusal(opts.reference, opts.roots ?? recipeRoots(recipe.file), 'reference model');
+    if (refused) throw new RunFailure('error', { message: refused.message, stage: 'reference', where: opts.reference });
+  }
+  return chooseReference(recipe.model, { stated: opts.reference }).catch((err: Error & { file?: string }) => {
+    throw new RunFailure('error', { message: err.message, stage: 'reference', where: err.file ?? recipe.model });
+  });
 }
 
 /** Bump when what a reference holds or how its windows are chosen changes: old ones are then ignored. */
@@ -70,7 +85,7 @@ class RunFailure extends Error {
   }
 }
 
-function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
+export function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
   return {
     provider: recipe.target.provider,
     intra_op_threads: recipe.runtime.intra_op_threads,
@@ -84,7 +99,7 @@ function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
  * num_key_value_heads etc. for the decoder session: config.json beside the source model, corrected by the
  * graph's own static shapes where they disagree (the graph is what onnxruntime runs), with a note saying so.
  */
-async function decoderConfig(model: string, notes: string[]): Promise<DecoderConfig | undefined> {
+export async function decoderConfig(model: string, notes: string[] = []): Promise<DecoderConfig | undefined> {
   let c: Record<string, unknown>;
   try {
     c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
@@ -122,7 +137,7 @@ async function decoderConfig(model: string, notes: string[]): Promise<DecoderCon
 }
 
 /** Evaluation settings with the tokenizer found, or a failure naming the missing file. */
-function evaluationOf(recipe: Recipe): EvalSettings | undefined {
+export function evaluationOf(recipe: Recipe): EvalSettings | undefined {
   const ev = recipe.evaluation;
   if (!ev.text) return undefined;
   if (!fs.existsSync(ev.text)) {
@@ -205,6 +220,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     session_options: session,
     hardware: withCachedBandwidth(hardwareFingerprint(), store),
     onnxruntime: onnxruntimeVersion(),
+    runtime: { engine: engineOf(recipe), version: runtimeFor(engineOf(recipe)).version() },
     quick,
     started: started.toISOString(),
     finished: '',
@@ -272,7 +288,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     if (compresses(recipe)) {
       stage = 'compress';
       const key = await artifactKey(recipe, source.hash);
-      let art = store.findArtifact(key);
+      const artifactFile = runtimeFor(engineOf(recipe)).artifactFile;
+      let art = store.findArtifact(key, artifactFile);
       if (art) {
         progress('compress', `reusing artifact ${key}`);
         record.artifact_reused = true;
@@ -284,7 +301,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         const job = (out: string) => ({ kind: 'compress' as const, recipe, out, roots: opts.roots, debug: opts.debug });
         art = await store.buildArtifact(key, async (out) => (await worker(job(out), 'compress')).artifact, {
           source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
-        }).catch((err: Error) => {
+        }, artifactFile).catch((err: Error) => {
           if (err instanceof RunFailure) throw err;
           throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model, recipe_path: ['quantize'] });
         });
@@ -302,9 +319,13 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     // ---- the fp32 reference, computed once per (fp32 model, evaluation settings)
     let reference: string | undefined;
     if (compresses(recipe) && wantAccuracy) {
+      // The source, or a stated model where the source would not fit in memory (bench/reference.ts).
+      const ref = await pickReference(recipe, opts);
+      record.reference = ref;
+      const refHash = ref.kind === 'source' ? source.hash : (await hashSourceModel(ref.model)).hash;
       const refKey = sha256(canonicalJson({
         format: REFERENCE_FORMAT,
-        fp32: source.hash,
+        fp32: refHash,
         evaluation: evaluation && {
           text: await fileHash(evaluation.text, 'evaluation text', READ_CAPS.text),
           tokenizer: await fileHash(evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer),
@@ -316,7 +337,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       if (!validReference(reference, refKey)) {
         await store.ensureRoot();
         await fs.promises.mkdir(path.dirname(reference), { recursive: true });
-        await worker({ kind: 'reference', model: recipe.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
+        await worker({ kind: 'reference', model: ref.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
       }
     }
 
@@ -326,6 +347,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     const out = await worker({
       kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
       evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
+      engine: recipe.runtime.engine, llama: recipe.runtime.llama,
       race: racing ? opts.race : undefined,
     }, 'latency');
     if (racing && out.baseline?.race) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BaselineFigures, Metrics, RunError, RunStage, RunStatus } from './record';
-import type { WorkerJob, WorkerMessage } from './protocol';
+import type { LayerFindings, WorkerJob, WorkerMessage } from './protocol';
 import type { BandwidthResult } from './hardware';
 
 /**
@@ -35,6 +35,8 @@ export interface WorkerOutcome {
   /** What a compress job reports for the artifact's meta.json. */
   artifact?: Record<string, unknown>;
   error?: RunError;
+  /** Per-layer profile or sensitivity, from those jobs. */
+  findings?: LayerFindings;
   /** Stage the worker last reported. */
   stage: RunStage;
 }
@@ -117,7 +119,7 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       if (ending) {
         finish({ status: ending.status, stage, error: { message: `${ending.message} (worker stopped during ${stage})`, stage } });
       } else if (reply?.type === 'result') {
-        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth, artifact: reply.artifact });
+        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth, artifact: reply.artifact, findings: reply.findings });
       } else if (reply?.type === 'error') {
         finish({ status: 'error', stage: reply.stage, error: { message: reply.message, stage: reply.stage, where: reply.where } });
       } else {

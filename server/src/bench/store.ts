@@ -212,11 +212,11 @@ export class RunStore {
   }
 
   /** The model of a complete artifact, or undefined. */
-  findArtifact(key: string): { model: string; meta: ArtifactMeta } | undefined {
+  findArtifact(key: string, file = 'model.onnx'): { model: string; meta: ArtifactMeta } | undefined {
     const dir = this.artifactDir(key);
     try {
       const meta = JSON.parse(this.readText(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
-      const model = path.join(dir, 'model.onnx');
+      const model = path.join(dir, file);
       if (!fs.existsSync(model)) return undefined;
       return { model, meta };
     } catch {
@@ -232,13 +232,14 @@ export class RunStore {
    */
   async buildArtifact(
     key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
+    file = 'model.onnx',
   ): Promise<{ model: string; meta: ArtifactMeta }> {
     await this.ensureRoot();
     await fs.promises.mkdir(this.inside(this.artifactsDir), { recursive: true });
     const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fs.promises.mkdir(tmp);
     try {
-      const model = path.join(tmp, 'model.onnx');
+      const model = path.join(tmp, file);
       const built = await build(model);
       const { hash, bytes } = await hashModelFiles(model);
       const meta: ArtifactMeta = { ...extra, ...(built ?? {}), key, model_hash: hash, model_bytes: bytes, created: new Date().toISOString() };
@@ -252,7 +253,7 @@ export class RunStore {
         await fs.promises.rm(tmp, { recursive: true, force: true }); // someone else built it: use theirs
       }
       await syncDir(this.artifactsDir);
-      const found = this.findArtifact(key);
+      const found = this.findArtifact(key, file);
       if (!found) throw new Error(`artifact ${key} vanished after it was built`);
       return found;
     } catch (err) {
@@ -371,6 +372,7 @@ export async function hashModelFiles(modelPath: string): Promise<{ hash: string;
   const dir = path.dirname(modelPath);
   const refused = fileRefusal(modelPath, 'model'); // a FIFO or device would hang the read below
   if (refused) throw refused;
+  if (modelPath.endsWith('.gguf')) return hashFiles([modelPath]); // one self-contained file (llama.cpp)
   const proto = decodeModel(await fs.promises.readFile(modelPath), modelPath);
   validateModel(proto, dir, modelPath); // a broken graph is refused before any worker loads it
   const locations = new Set<string>();
@@ -378,7 +380,10 @@ export async function hashModelFiles(modelPath: string): Promise<{ hash: string;
     const ext = externalRef(t);
     if (ext) locations.add(ext.location);
   }
-  const files = [modelPath, ...[...locations].sort().map((l) => resolveExternal(dir, l))];
+  return hashFiles([modelPath, ...[...locations].sort().map((l) => resolveExternal(dir, l))]);
+}
+
+async function hashFiles(files: string[]): Promise<{ hash: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;
   for (const f of files) {

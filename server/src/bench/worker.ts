@@ -25,8 +25,8 @@ process.once('message', (job: WorkerJob) => {
     stage = s;
     void send({ type: 'progress', stage: s, message, fraction });
   }).then(
-    async ({ metrics, baseline, bandwidth, artifact }) => {
-      await send({ type: 'result', metrics, baseline, bandwidth, artifact });
+    async ({ metrics, baseline, bandwidth, artifact, findings }) => {
+      await send({ type: 'result', metrics, baseline, bandwidth, artifact, findings });
       process.exit(0);
     },
     async (err: unknown) => {

@@ -9,11 +9,13 @@ import { ModelCache } from '../config/modelCache';
 import { ParsedYaml, rangeOf } from '../config/parse';
 import { severityName } from '../config/diagnostics';
 import type { Recipe } from '../config/recipe';
-import { runRecipe } from '../bench/run';
-import type { RunRecord } from '../bench/record';
+import { runnerFor, RunnerError } from '../runner';
+import { runnerConfigFromEnv } from '../runner/config';
+import type { RunRecord, RunStage } from '../bench/record';
 import type { Summary } from '../bench/stats';
 
-const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR]';
+const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]'
+  + ' [--host URL] [--measure latency|accuracy] [--progress-json]';
 
 /** A recipe file checked like `haqa check` does; errors become a UsageError listing them by line. */
 export async function loadRecipeFile(file: string): Promise<Recipe> {
@@ -71,9 +73,19 @@ export function formatRecord(r: RunRecord): string[] {
   if (m.top1 !== undefined) acc.push(`top-1 ${(m.top1 * 100).toFixed(1)}%`);
   if (m.output_rel_rmse !== undefined) acc.push(`output rel. RMS error ${m.output_rel_rmse.toExponential(2)}`);
   if (acc.length) out.push(`  accuracy   ${acc.join(', ')}${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`);
+  if (acc.length && r.reference) {
+    const ref = r.reference;
+    out.push(`  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} (${ref.dtype}): ${ref.reason}`);
+  }
   if (m.peak_rss_bytes !== undefined) out.push(`  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`);
   const so = r.session_options;
-  out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  if (r.runtime && r.runtime.engine !== 'onnxruntime') {
+    const ll = r.config.runtime.llama ?? {};
+    const knobs = Object.entries(ll).map(([k, v]) => `${k} ${v}`).join(', ');
+    out.push(`  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  } else {
+    out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+  }
   return out;
 }
 
@@ -88,6 +100,12 @@ export const benchCommand: Command = {
       'no-baseline': { type: 'boolean' },
       timeout: { type: 'string' },
       store: { type: 'string' },
+      reference: { type: 'string' },
+      host: { type: 'string' },
+      measure: { type: 'string' },
+      'progress-json': { type: 'boolean' },
+      // A test hook passed to the worker, which honours it only with HAQA_BENCH_TEST_HOOKS=1 (not in usage).
+      'debug-hang': { type: 'string' },
     }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     let timeoutMs: number | undefined;
@@ -96,20 +114,38 @@ export const benchCommand: Command = {
       if (!(t > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got '${values.timeout}'`);
       timeoutMs = t * 1000;
     }
+    if (values.measure !== undefined && !['latency', 'accuracy'].includes(values.measure)) {
+      throw new UsageError(`--measure must be latency or accuracy, got '${values.measure}'`);
+    }
     const { recipe, parsed } = await loadRecipeAnalysis(positionals[0]);
     let last = '';
-    const record = await runRecipe(recipe, {
+    // Where it runs: --host, else the recipe's target.host, else this machine (server/src/runner).
+    let runner;
+    try {
+      runner = runnerFor(values.host ?? recipe.target.host, runnerConfigFromEnv());
+    } catch (err) {
+      if (err instanceof RunnerError) throw new UsageError(err.message);
+      throw err;
+    }
+    const record = await runner.run({
+      recipe,
       quick: values.quick ?? false,
       baseline: !values['no-baseline'],
       timeoutMs,
+      measure: values.measure === 'latency' ? { accuracy: false } : values.measure === 'accuracy' ? { latency: false } : undefined,
+      debug: values['debug-hang'] ? { hangAt: values['debug-hang'] as RunStage } : undefined,
+      reference: values.reference ? path.resolve(values.reference) : undefined,
+    }, {
       signal: io.signal,
       storeDir: values.store ? path.resolve(values.store) : undefined,
       onProgress: (p) => {
+        // --progress-json: one JSON line per progress event on stderr (what the SSH runner reads back).
+        if (values['progress-json']) io.err(JSON.stringify({ stage: p.stage, message: p.message, fraction: p.fraction }));
         const line = `${p.stage}: ${p.message}`;
         if (!values.json && p.stage !== last && !/^repetition/.test(p.message)) io.err(`  ${line}`);
         last = p.stage;
       },
-    });
+    }).finally(() => runner.close());
     const e = record.error;
     if (e?.code && e.recipe_path) {
       // A path `haqa check` reports as not read: refused at its place in the recipe, in the check's words.

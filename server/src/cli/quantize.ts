@@ -11,7 +11,7 @@ import { compressModel } from '../compress/pipeline';
 import { rangeOf } from '../config/parse';
 import { PathError } from '../util/paths';
 
-const usage = 'haqa quantize <haqa.yaml> [-o out.onnx] [--json]';
+const usage = 'haqa quantize <haqa.yaml> [-o out.onnx] [--threads N] [--json]';
 
 export function defaultOutput(recipeFile: string, model: string): string {
   const base = path.basename(model).replace(/\.onnx$/i, '');
@@ -23,7 +23,12 @@ export const quantizeCommand: Command = {
   summary: 'compress the model a recipe names (quantization, sparsity, low rank) and write the result',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { out: { type: 'string', short: 'o' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, { out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, threads: { type: 'string' } }, usage);
+    // Threads quantizing streamed layers (compress/parallel.ts); default min(cores, 4).
+    const threads = values.threads === undefined ? undefined : Number(values.threads);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+      throw new UsageError(`--threads must be an integer in 1..256, got '${values.threads}'`);
+    }
     if (positionals.length !== 1) throw new UsageError(`expected one recipe file\nusage: ${usage}`);
     const file = positionals[0];
     let text: string;
@@ -46,6 +51,7 @@ export const quantizeCommand: Command = {
     try {
       res = await compressModel(recipe, {
         out,
+        threads,
         signal: io.signal,
         onProgress: values.json ? undefined : (done, total, layer) => io.err(`  [${done}/${total}] ${layer}`),
       });

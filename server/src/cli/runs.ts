@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes, table } from './command';
 import { RunStore } from '../bench/store';
+import { LayerCache } from '../compress/layerCache';
 
 const usage = 'haqa runs list [--json] [--dir WORKSPACE|RECIPE] | haqa runs prune [--keep N] [--dir WORKSPACE|RECIPE]';
 
@@ -69,6 +70,9 @@ export const runsCommand: Command = {
       if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep must be a non-negative integer, got '${values.keep}'`);
       const res = await store.prune(keep);
       io.out(`removed ${res.removed.length} artifacts (${humanBytes(res.freedBytes)}), kept ${res.kept.length}`);
+      // Compressed layers reused across trials (compress/layerCache.ts): all of them go; trials rebuild them.
+      const layers = await LayerCache.forWorkspace(dir).evict(0);
+      io.out(`layer store: removed ${layers.removed} entries (${humanBytes(layers.freedBytes)})`);
       return 0;
     }
     throw new UsageError(`expected 'list' or 'prune'\nusage: ${usage}`);

@@ -12,7 +12,7 @@
 import { DataType, onnx } from '../model/onnx';
 import { node } from '../model/build';
 import type { PackedWeight } from './quant';
-import { toHalfArray } from './quant';
+import type { FloatType } from '../model/floatTypes';
 import type { W8WeightType } from '../config/recipe';
 
 export interface TensorSink {
@@ -27,6 +27,10 @@ export class Names {
   constructor(existing: Iterable<string>) {
     this.used = new Set(existing);
   }
+  /** Whether `name` is unused (the layer cache replays names only where a fresh run would get them). */
+  isFree(name: string): boolean {
+    return !this.used.has(name);
+  }
   take(want: string): string {
     let name = want;
     for (let i = 1; this.used.has(name); i++) name = `${want}_${i}`;
@@ -37,15 +41,17 @@ export class Names {
 
 export async function emitMatMulNBits(
   sink: TensorSink, names: Names, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; pw: PackedWeight; accuracyLevel: number; halfScales: boolean;
+    input: string; output: string; nodeName: string; weightStem: string; pw: PackedWeight; accuracyLevel: number;
+    /** The scales' type: the source weight's float type (MatMulNBits' T1 is the activations' type). */
+    scaleType: FloatType;
   },
 ): Promise<onnx.NodeProto> {
   const { pw } = opts;
   const b = names.take(`${opts.weightStem}_Q${pw.bits}`);
   const s = names.take(`${opts.weightStem}_scales`);
   await sink.add(b, DataType.UINT8, [pw.N, pw.nBlocks, pw.blobSize], pw.packed);
-  if (opts.halfScales) await sink.add(s, DataType.FLOAT16, [pw.N, pw.nBlocks], toHalfArray(pw.scales));
-  else await sink.add(s, DataType.FLOAT, [pw.N, pw.nBlocks], pw.scales);
+  const st = opts.scaleType;
+  await sink.add(s, st.dataType, [pw.N, pw.nBlocks], st.dataType === DataType.FLOAT ? pw.scales : st.encode(pw.scales));
   const inputs = [opts.input, b, s];
   if (pw.zeroPoints) {
     const z = names.take(`${opts.weightStem}_zero_points`);

@@ -30,8 +30,11 @@ import { CalibrationData, InputNeeds, calibrate } from './calibrate';
 import { ActivationCache, Names, TensorSink, emitDynamicW8A8, emitMatMulNBits, emitStaticW8A8, int8Weight } from './emit';
 import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid } from './gptq';
 import { lowRank } from './lowrank';
-import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, floatToHalf as floatToHalfBits, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
+import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
 import { prune } from './sparsity';
+import { LayerCache, sourceIdentity, statsDigest } from './layerCache';
+import { QuantPool, defaultThreads, sharedPacked } from './parallel';
+import { FloatType, floatType } from '../model/floatTypes';
 import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
 export interface LayerReport {
@@ -64,6 +67,10 @@ export interface CompressOptions {
   chunkBytes?: number;
   /** Folders the recipe may name files in (default: the recipe's folder); see util/paths.ts. */
   roots?: string[];
+  /** Compressed layers reused across trials (compress/layerCache.ts); the output is byte-identical either way. */
+  layerCache?: LayerCache;
+  /** Threads quantizing streamed layers (compress/parallel.ts); default min(cores, 4); 1: this thread only. */
+  threads?: number;
 }
 
 /** The path policy's gate: the model and calibration text are read only where `haqa check` says they may be. */
@@ -168,6 +175,9 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   let usesMs = false;
   const active = work.filter((w) => w.active).length;
   let done = 0;
+  const threads = opts.threads ?? defaultThreads();
+  // Only streamed layers (external data) are split over threads; in-memory models are small.
+  const pool = threads > 1 && graph.usesExternalData && work.some((w) => w.active) ? new QuantPool(threads) : undefined;
   try {
     for (const w of work) {
       const layer = w.plan.layer;
@@ -189,14 +199,20 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
         throw new CompressError(`${where}: weight ${layer.weight} is also a graph input, so it can be replaced at run time and is not a constant`, model.path, layer.node);
       }
       const dt = wt.dataType ?? 0;
-      if (dt !== DataType.FLOAT && dt !== DataType.FLOAT16) {
-        throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; only FLOAT and FLOAT16 weights can be compressed`, model.path, layer.node);
+      const ft = floatType(dt);
+      if (!ft) {
+        const why = `only FLOAT, FLOAT16 and BFLOAT16 weights can be compressed`;
+        throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; ${why}`, model.path, layer.weight);
       }
-      const half = dt === DataType.FLOAT16;
-      const res = await transformLayer({
-        w, nd, wt, model, sink, names, actCache, calib, half, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
-        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers,
-      });
+      const half = dt !== DataType.FLOAT;
+      const ctx: LayerCtx = {
+        w, nd, wt, model, sink, names, actCache, calib, half, ft, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
+        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers, pool,
+      };
+      // Reuse across trials (layerCache.ts): W8A8 layers share activation quantizers, so they are always recomputed.
+      const res = opts.layerCache && w.path !== 'dynamic' && w.path !== 'static'
+        ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx), names, sink, (n, s) => transformLayer({ ...ctx, names: n, sink: s }))
+        : await transformLayer(ctx);
       replaced.set(layer.nodeIndex, res.nodes);
       if (res.usesMs) usesMs = true;
       reports.push({ name: layer.name, actions: res.actions, relError: res.sqNorm > 0 ? Math.sqrt(res.sqErr / res.sqNorm) : 0 });
@@ -261,6 +277,8 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   } catch (err) {
     await writer.abort();
     throw writeFailure(err, out); // a full disk is the user's to fix, not an internal error
+  } finally {
+    await pool?.close();
   }
 
   const bytes = await diskBytes(out);
@@ -345,7 +363,9 @@ interface LayerCtx {
   names: Names;
   actCache: ActivationCache;
   calib?: CalibrationData;
+  /** The weight is stored in a 16-bit float type (`ft`); the graph computes in that type. */
   half: boolean;
+  ft: FloatType;
   /** Storage of the 8-bit-activation paths' weights (recipe quantize.weight_type). */
   weightType: W8WeightType;
   where: string;
@@ -354,6 +374,8 @@ interface LayerCtx {
   chunkBytes: number;
   /** Slice buffers shared by all streamed layers of one run. */
   streamBuffers: Buffer[];
+  /** Worker threads for streamed RTN layers (parallel.ts); absent: this thread quantizes. */
+  pool?: QuantPool;
   signal?: AbortSignal;
 }
 
@@ -413,10 +435,10 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
   const plain = !w.plan.sparsity && !w.plan.lowRank && q && w.path === 'nbits' && (q.method === 'rtn' || !w.needsHessian);
   if (plain && q && alpha === 1) {
     const spec = nbitsSpec(q, c.where);
-    const pw = newPacked(K, N, spec);
+    const pw = c.pool && externalRef(wt) ? sharedPacked(K, N, spec, newPacked(K, N, spec)) : newPacked(K, N, spec);
     await streamQuantize(c, pw, layer.transB);
     const node = await emitMatMulNBits(c.sink, c.names, {
-      input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, halfScales: c.half,
+      input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
     });
     return { nodes: finish([node]), actions: [quantLabel(q, 'rtn')], sqErr: pw.sqErr, sqNorm: pw.sqNorm, usesMs: true, dropBias };
   }
@@ -472,13 +494,13 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
         quantizeKNRows(m.W, 0, m.K, pw);
       }
       nodes.push(await emitMatMulNBits(c.sink, c.names, {
-        input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, halfScales: c.half,
+        input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
       }));
       usesMs = true;
       effective.push({ W: dequantize(pw), K: m.K, N: m.N });
       qActions.add(quantLabel(q, method));
     } else if (q && (w.path === 'dynamic' || w.path === 'static')) {
-      if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is FLOAT16)`);
+      if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is ${dataTypeName(c.ft.dataType)})`);
       const grid = int8ChannelGrid(m.K);
       let r: GridResult;
       let method = 'rtn';
@@ -505,7 +527,7 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     } else {
       if (q && mats.length > 1) qActions.add(`factor K=${m.K} kept in float (not a multiple of block ${q.block_size})`);
       const wn = c.names.take(m.stem);
-      await c.sink.add(wn, c.half ? DataType.FLOAT16 : DataType.FLOAT, [m.K, m.N], c.half ? halfOf(m.W) : m.W);
+      await c.sink.add(wn, c.ft.dataType, [m.K, m.N], c.half ? c.ft.encode(m.W) : m.W);
       nodes.push(mkNode('MatMul', [m.input, wn], [m.output], { name: c.names.take(m.name) }));
       effective.push({ W: m.W, K: m.K, N: m.N });
     }
@@ -523,6 +545,22 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     sqNorm += original[i] * original[i];
   }
   return { nodes: finish(nodes), actions, sqErr, sqNorm, usesMs, dropBias };
+}
+
+/** What a layer's output depends on (layerCache.ts header): its source, node, settings and, where used, calibration. */
+async function layerCacheKey(cache: LayerCache, c: LayerCtx): Promise<string> {
+  const { w } = c;
+  const { layer, ...settings } = w.plan;
+  const x = c.nd.input![0];
+  const usesCalib = w.needsHessian || w.needsNorms || w.needsRange;
+  return cache.key({
+    source: await sourceIdentity(c.wt, c.model),
+    node: Buffer.from(onnx.NodeProto.encode(c.nd as onnx.NodeProto).finish()).toString('base64'),
+    layer: { name: layer.name, op: layer.op, K: layer.K, N: layer.N, transB: layer.transB, weight: layer.weight, nodeIndex: layer.nodeIndex },
+    settings, quant: w.quant ?? null, path: w.path ?? null, needs: [w.needsHessian, w.needsNorms, w.needsRange],
+    weightType: c.weightType, lowRankMethod: c.lowRankMethod, seed: c.seed,
+    calibration: usesCalib ? statsDigest(c.calib?.inputs.get(x)) : null,
+  });
 }
 
 function gptqOrFail(w: Float32Array, K: number, N: number, h: Float64Array, grid: Parameters<typeof gptq>[4], where: string): GridResult {
@@ -551,74 +589,109 @@ function transpose32(a: Float32Array, rows: number, cols: number): Float32Array 
   return t;
 }
 
-function halfOf(a: Float32Array): Uint16Array {
-  const out = new Uint16Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = floatToHalfBits(a[i]);
-  return out;
-}
-
 function attrFloat(n: onnx.INodeProto, name: string, dflt: number): number {
   const a = (n.attribute ?? []).find((x) => x.name === name);
   return a ? (a.f ?? dflt) : dflt;
 }
 
 /**
- * Feed a weight to the RTN quantizer in slices. Float32 weights in external data are read slice by
- * slice straight from the file (the next slice is read while this one is quantized); anything else is
- * read whole (it is in memory already, or small).
+ * Feed a weight to the RTN quantizer in slices. Weights in external data (float32, float16 or
+ * bfloat16) are read slice by slice straight from the file (the next slice is read while this one is
+ * converted to float32 and quantized), so a 16-bit source never has a float32 copy of the whole
+ * tensor; inline weights are read whole (they are in memory already).
  */
 async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): Promise<void> {
   const { K, N } = pw;
   const rowLen = transB ? K : N;
   const totalRows = transB ? N : K;
   const ext = externalRef(c.wt);
+  // Error sums per slice, added in slice order at the end: the same sums with one thread or several.
+  const parts: (Promise<{ sqErr: number; sqNorm: number }> | { sqErr: number; sqNorm: number })[] = [];
   const feed = (chunk: Float32Array, row0: number, rows: number) => {
-    if (transB) quantizeNKRows(chunk, row0, rows, pw);
-    else quantizeKNRows(chunk, row0, rows, pw);
+    const part = { ...pw, sqErr: 0, sqNorm: 0 };
+    if (transB) quantizeNKRows(chunk, row0, rows, part);
+    else quantizeKNRows(chunk, row0, rows, part);
+    parts.push({ sqErr: part.sqErr, sqNorm: part.sqNorm });
   };
-  if (!ext || c.wt.dataType !== DataType.FLOAT) {
+  const total = async () => {
+    for (const p of await Promise.all(parts)) {
+      pw.sqErr += p.sqErr;
+      pw.sqNorm += p.sqNorm;
+    }
+  };
+  if (!ext) {
     const all = await readTensorFloat32(c.wt, c.model.baseDir);
     feed(all, 0, totalRows);
+    await total();
     return;
   }
+  const es = c.ft.bytes;
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
-  if (ext.length !== K * N * 4) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * 4}`);
+  if (ext.length !== K * N * es) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`);
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
-  if (!transB) rowsPer = Math.max(pw.blockSize, rowsPer - (rowsPer % pw.blockSize));
+  // [K, N] slices are whole groups of 4 blocks: threads never share a byte of a packed zero-point row.
+  if (!transB) rowsPer = Math.max(pw.blockSize * 4, rowsPer - (rowsPer % (pw.blockSize * 4)));
   rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
-  // Two buffers: one being filled from disk while the other is quantized. Reused across layers: fresh
-  // 30 MB allocations per layer cost more in GC and page faults than the reads themselves.
+  // Two buffers: one being filled from disk while the other is quantized, and for 16-bit sources a third
+  // that holds the slice converted to float32. Reused across layers: fresh 30 MB allocations per layer
+  // cost more in GC and page faults than the reads themselves.
   const need = rowsPer * rowLen * 4;
-  if (c.streamBuffers.length === 0 || c.streamBuffers[0].length < need) c.streamBuffers.splice(0, 2, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+  if (c.streamBuffers.length < 3 || c.streamBuffers[0].length < need) {
+    c.streamBuffers.splice(0, 3, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+  }
   const bufs = c.streamBuffers;
   const read = async (row0: number, i: number) => {
     const rows = Math.min(rowsPer, totalRows - row0);
-    const want = rows * rowLen * 4;
+    const want = rows * rowLen * es;
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * 4 + got);
+      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * es + got);
       if (bytesRead === 0) throw new CompressError(`${c.where}: external data of ${c.wt.name} is truncated (${file})`, file, c.wt.name ?? undefined);
       got += bytesRead;
     }
     return rows;
   };
+  const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
+  // Parallel: slices converted into `threads + 1` shared slots, each quantized on a free thread.
+  const pool = c.pool;
+  const slots = pool ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4))) : [];
+  const busy: Promise<unknown>[] = [];
   try {
     let pending: Promise<number> | undefined = read(0, 0);
-    for (let row0 = 0, i = 0; row0 < totalRows; row0 += rowsPer, i ^= 1) {
+    for (let row0 = 0, i = 0, s = 0; row0 < totalRows; row0 += rowsPer, i ^= 1, s++) {
       const rows = await pending!;
+      const n = rows * rowLen;
+      const b = bufs[i];
+      if (pool) {
+        const slot = s % slots.length;
+        await busy[slot]?.catch(() => undefined);
+        c.ft.decode(b.subarray(0, n * es), n, slots[slot]);
+      }
       const next = row0 + rowsPer;
       pending = next < totalRows ? read(next, i ^ 1) : undefined;
-      const b = bufs[i];
-      feed(new Float32Array(b.buffer, b.byteOffset, rows * rowLen), row0, rows);
+      if (pool) {
+        const slot = s % slots.length;
+        const job = pool.run({ pw, rows: slots[slot].subarray(0, n), row0, count: rows, transB });
+        parts.push(job);
+        busy[slot] = job;
+      } else if (es === 4) {
+        feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
+      } else {
+        c.ft.decode(b.subarray(0, n * es), n, conv);
+        feed(conv.subarray(0, n), row0, rows);
+      }
       if (c.signal?.aborted) {
         await pending?.catch(() => undefined);
+        await Promise.allSettled(parts);
         throw abortError();
       }
     }
+    await total();
   } finally {
+    await Promise.allSettled(parts);
     await fh.close();
   }
 }

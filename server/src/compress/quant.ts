@@ -13,6 +13,7 @@
 // `MatMulNBitsQuantizer`'s on every real element (checked against those formulas and against what
 // onnxruntime computes from our bytes; the Python tool itself is not installed here to diff against). When K is not a multiple of blockSize the last block
 // is padded; the padding gets the zero point's code (dequantizes to 0); min/max ignore it, as ORT does.
+import { floatToHalf } from '../model/floatTypes'; // one float16 rounding, beside the other float types
 
 export type NBits = 2 | 4 | 8;
 
@@ -317,35 +318,7 @@ export function dequantize(pw: PackedWeight): Float64Array {
 
 // ---------------------------------------------------------------- float16
 
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-/** IEEE float32 → float16 bits, round to nearest even (for fp16 models' scales and weights). */
-export function floatToHalf(v: number): number {
-  f32buf[0] = v;
-  const x = u32buf[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  e = h; // carries into the exponent are correct by construction
-  return sign | e;
-}
+export { floatToHalf };
 
 export function toHalfArray(a: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(a.length);

@@ -3,7 +3,8 @@
 // fix a typo'd key, replace an invalid value. Edits are minimal and keep comments (edit.ts).
 import type { CodeAction, Diagnostic, TextEdit } from 'vscode-languageserver-types';
 import type { FixData } from './diagnostics';
-import { recipeTextEdits, RecipeEdit } from './edit';
+import { knobEdits, recipeTextEdits, RecipeEdit } from './edit';
+import { boundedYamlValue } from './parse';
 
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
@@ -43,6 +44,13 @@ export function recipeCodeActions(text: string, uri: string, diagnostics: Diagno
         break;
       case 'set':
         viaRecipe(fix.title, [{ path: fix.path, value: fix.value }], true);
+        break;
+      case 'knobs':
+        try {
+          viaRecipe(fix.title, knobEdits(fix.assignment, boundedYamlValue(text)));
+        } catch {
+          /* a document the bounded parser refuses: no fix */
+        }
         break;
     }
     // A pattern that matches nothing can also just go (besides "did you mean").

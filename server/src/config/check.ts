@@ -15,6 +15,7 @@ import { int8Saturates } from '../util/cpu';
 import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
 import { checkModelInputs } from './modelCheck';
+import { checkRuntime } from './runtimeCheck';
 
 export interface CheckContext {
   models: ModelCache;
@@ -133,6 +134,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
   // Checks that need no model.
   checkSearchSpace(a);
   checkSparsityPatterns(a);
+  checkRuntime(a);
 
   // The model.
   const modelOk = checkFileRef(a, roots, ['model'], r.model, 'model', undefined, MODEL_CODES);

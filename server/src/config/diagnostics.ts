@@ -19,7 +19,8 @@ export type FixData =
   | { fix: 'replace'; path: (string | number)[]; values: unknown[]; remove?: (string | number)[] }
   | { fix: 'rename-key'; path: (string | number)[]; to: string } // key at path (last element) renamed
   | { fix: 'remove'; path: (string | number)[] } // drop the entry (a sequence item or a key)
-  | { fix: 'set'; path: (string | number)[]; value: unknown; title: string }; // set a related value
+  | { fix: 'set'; path: (string | number)[]; value: unknown; title: string } // set a related value
+  | { fix: 'knobs'; assignment: Record<string, string | number | boolean | null>; title: string }; // tuner knobs (plan.ts), via edit.ts
 
 export function diag(
   range: Range,

@@ -27,7 +27,17 @@ export interface QuantSettings {
 export interface QuantOverride extends Partial<QuantSettings> {
   match: string;
   skip?: boolean;
+  /** llama.cpp engine: this tensor's GGUF type (as llama.cpp's --tensor-type). */
+  gguf_type?: GgufTensorType;
 }
+
+/** The runtime a recipe's model runs in (bench/runtimes.ts lists them). */
+export type Engine = 'onnxruntime' | 'llama.cpp';
+/** GGUF tensor types HAQA writes (compress/gguf.ts), and the file types a recipe may ask for. */
+export type GgufTensorType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K';
+export type GgufFileType = GgufTensorType | 'Q4_K_M';
+/** llama.cpp's KV-cache element types (type_k / type_v). */
+export type KvCacheType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 
 export interface SparsityRule { match: string; pattern?: string; ratio?: number }
 export interface LowRankRule { match: string; rank: number }
@@ -38,7 +48,7 @@ export interface Recipe {
   file: string;
   /** Absolute path of the model. */
   model: string;
-  target: { provider: Provider; threads: number; memory_limit?: number };
+  target: { provider: Provider; threads: number; memory_limit?: number; host?: string };
   objective: {
     metric: Metric;
     workload: { prompt_length: number; decode_tokens: number; batch: number };
@@ -51,6 +61,8 @@ export interface Recipe {
     weight_type: W8WeightType;
     skip: string[];
     overrides: QuantOverride[];
+    /** llama.cpp engine: the GGUF type of the exported weights (default Q4_K_M). */
+    gguf_type?: GgufFileType;
   };
   sparsity?: { method: 'magnitude' | 'wanda'; rules: SparsityRule[] };
   low_rank?: { method: 'svd' | 'randomized_svd'; rules: LowRankRule[] };
@@ -59,6 +71,12 @@ export interface Recipe {
     inter_op_threads: number;
     graph_optimization: GraphOptimization;
     execution_mode: 'sequential' | 'parallel';
+    /**
+     * Which runtime runs the model; absent means onnxruntime (kept absent, so the hashes of recipes
+     * that don't name one stay what they were). `llama` holds llama.cpp's knobs.
+     */
+    engine?: Engine;
+    llama?: { threads?: number; batch_size?: number; ubatch_size?: number; flash_attention?: boolean; type_k?: KvCacheType; type_v?: KvCacheType };
   };
   calibration: { text?: string; samples: number; seq_len: number };
   evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
@@ -114,6 +132,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
       provider: doc.target?.provider ?? 'cpu',
       threads,
       memory_limit: doc.target?.memory_limit !== undefined ? parseBytes(doc.target.memory_limit) : undefined,
+      host: doc.target?.host,
     },
     objective: {
       metric: doc.objective?.metric ?? 'decode_latency',
@@ -139,6 +158,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
           weight_type: q.weight_type ?? defaultWeightType(),
           skip: [...(q.skip ?? [])],
           overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
+          ...(q.gguf_type !== undefined || doc.runtime?.engine === 'llama.cpp' ? { gguf_type: q.gguf_type ?? 'Q4_K_M' } : {}),
         }
       : undefined,
     sparsity: doc.sparsity
@@ -152,6 +172,8 @@ export function resolveRecipe(doc: any, file: string): Recipe {
       inter_op_threads: doc.runtime?.inter_op_threads ?? 1,
       graph_optimization: doc.runtime?.graph_optimization ?? 'all',
       execution_mode: doc.runtime?.execution_mode ?? 'sequential',
+      ...(doc.runtime?.engine ? { engine: doc.runtime.engine } : {}),
+      ...(doc.runtime?.llama ? { llama: { ...doc.runtime.llama } } : {}),
     },
     calibration: {
       text: abs(doc.calibration?.text),

@@ -10,6 +10,7 @@ import type { SearchValue } from '../config/recipe';
 import type { RecipeAnalysis } from '../config/check';
 import { displayText, lineText } from '../util/sanitize';
 import { boundedYamlValue } from '../config/parse';
+import { layerHover } from './layerHover';
 import { contextDiagnostics, documentUri, isObj, isPosition, plainUri } from './params';
 
 /** Custom request: the edits that set tuner knobs in an open recipe. */
@@ -46,7 +47,10 @@ export const recipeFeature: ServerFeature = {
         const uri = documentUri(p);
         const doc = uri === undefined || !isPosition(p.position) ? undefined : documents.get(uri);
         if (!doc || docKind(doc.uri) !== 'recipe') return null;
-        const h = hoverRecipe(await service.recipe(doc), p.position);
+        const a = await service.recipe(doc);
+        const h = hoverRecipe(a, p.position);
+        const extra = h ? layerHover(a, p.position) : undefined; // measured time share and sensitivity
+        if (h && extra && typeof h.contents === 'object' && 'value' in h.contents) h.contents = { ...h.contents, value: `${h.contents.value}\n\n${extra}` };
         // Hover text quotes layer names from the model file: shown without raw control characters.
         if (h && typeof h.contents === 'object' && 'value' in h.contents) {
           h.contents = { ...h.contents, value: displayText(h.contents.value) };

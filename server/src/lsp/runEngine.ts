@@ -2,6 +2,7 @@
 // it pulls in onnxruntime-node and the Anthropic SDK, which the server should not pay for at start-up
 // (diagnostics, hovers and completions never need them).
 export { runRecipe } from '../bench/run';
+export { runOnTarget } from '../runner';
 export { loadSetting, SettingError } from '../agent/setting';
 export { adviseOffline, adviseWithClaude } from '../agent/advise';
 export { objectiveOf } from '../agent/objective';

@@ -255,8 +255,8 @@ export function createRunsFeature(): ServerFeature {
         const { recipe } = await recipeOf(p.uri);
         const j = job(p.workDoneToken, cancel, `Benchmark ${path.basename(recipe.file)}`);
         try {
-          const { runRecipe } = await engine();
-          const record = await runRecipe(recipe, {
+          const { runOnTarget } = await engine();
+          const record = await runOnTarget(recipe, {
             baseline: true, signal: j.signal, timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
             roots: service.roots.length ? service.roots : undefined, // the folders the check judged paths by
             onProgress: (pr) => j.report(`${pr.stage}: ${pr.message}`, pr.fraction),

@@ -10,6 +10,7 @@ import { onnx } from 'onnx-proto';
 import { tempPathFor } from '../util/atomicWrite';
 import { fileKind, insideRoots, realPath } from '../util/paths';
 import { validateModel } from './validate';
+import { floatType, halfToFloat } from './floatTypes';
 
 export { onnx };
 export const DataType = onnx.TensorProto.DataType;
@@ -220,43 +221,25 @@ function inlineTensorBytes(t: onnx.ITensorProto): Uint8Array {
   return bytes;
 }
 
-/** A weight as float32, converted from float16/bfloat16/double where needed. */
+/** A weight as float32, converted from float16/bfloat16/double where needed (model/floatTypes.ts). */
 export async function readTensorFloat32(t: onnx.ITensorProto, baseDir: string): Promise<Float32Array> {
   const bytes = await readTensorBytes(t, baseDir);
   const n = tensorElements(t);
   const dt = t.dataType ?? 0;
-  // Buffer.slice is a view; copying into a fresh Uint8Array gives an aligned buffer.
-  const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
-  switch (dt) {
-    case DataType.FLOAT:
-      return new Float32Array(aligned.buffer, aligned.byteOffset, n).slice();
-    case DataType.DOUBLE:
-      return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, n));
-    case DataType.FLOAT16: {
-      const h = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(h[i]);
-      return out;
-    }
-    case DataType.BFLOAT16: {
-      const h = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-      const u = new Uint32Array(n);
-      for (let i = 0; i < n; i++) u[i] = h[i] << 16;
-      return new Float32Array(u.buffer);
-    }
-    default:
-      throw new OnnxError(`tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot be compressed (float32, float16, bfloat16 or double expected)`, undefined, t.name ?? undefined);
+  if (dt === DataType.DOUBLE) {
+    const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
+    return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, n));
   }
+  const ft = floatType(dt);
+  if (!ft) {
+    throw new OnnxError(`tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot be compressed (float32, float16, bfloat16 or double expected)`, undefined, t.name ?? undefined);
+  }
+  const out = new Float32Array(n);
+  ft.decode(bytes, n, out);
+  return out;
 }
 
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
+export { halfToFloat };
 
 function asBytes(data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

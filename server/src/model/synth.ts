@@ -10,6 +10,7 @@ import { DataType, EXTERNAL_DATA_THRESHOLD, ExternalDataWriter, makeTensor, onnx
 import { ModelArchitecture, parameterCount } from '../config/hfConfig';
 import { buildDecoderGraph, WeightSpec } from './synth/graph';
 import { constantChunks, normalChunks } from './synth/random';
+import { FLOAT_TYPE_FLAGS, FloatType, floatType } from './floatTypes';
 
 export { buildDecoderGraph, checkArchitecture, rotaryInvFreq, DIMS, MASK_VALUE } from './synth/graph';
 export type { WeightSpec, DecoderGraph } from './synth/graph';
@@ -25,6 +26,8 @@ export interface SynthOptions {
   vocab?: number;
   /** true: weights in `<out>.data`; false: inline; 'auto' (default): external above EXTERNAL_DATA_THRESHOLD. */
   externalData?: boolean | 'auto';
+  /** The weights' and activations' float type: `fp32` (default), or `fp16` / `bf16` as exports ship. */
+  dtype?: 'fp32' | 'fp16' | 'bf16';
   onProgress?: (p: { tensor: string; doneBytes: number; totalBytes: number }) => void;
   signal?: AbortSignal;
 }
@@ -53,11 +56,13 @@ export function effectiveArchitecture(arch: ModelArchitecture, opts: Pick<SynthO
 /** Chunks of 1M floats (4 MB): big enough that writes are efficient, small enough to be free. */
 const CHUNK = 1 << 20;
 
-function chunksOf(w: WeightSpec, seed: number, std: number): Generator<Float32Array> {
+function* chunksOf(w: WeightSpec, seed: number, std: number, ft: FloatType): Generator<Float32Array | Uint16Array> {
   const n = w.dims.reduce((x, y) => x * y, 1);
   // Biases are drawn too (HF initialises them to zero): a zero bias would leave the bias path untested.
-  if (w.fill === 'ones' || w.fill === 'zeros') return constantChunks(w.fill === 'ones' ? 1 : 0, n, CHUNK);
-  return normalChunks(seed, w.name, n, std, CHUNK);
+  const gen = w.fill === 'ones' || w.fill === 'zeros' ? constantChunks(w.fill === 'ones' ? 1 : 0, n, CHUNK)
+    : normalChunks(seed, w.name, n, std, CHUNK);
+  // The same draws as the float32 model, rounded to the type: an fp16 model is its fp32 twin rounded.
+  for (const c of gen) yield ft.dataType === DataType.FLOAT ? c : ft.encode(c);
 }
 
 function abortIf(signal: AbortSignal | undefined): void {
@@ -73,9 +78,11 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
   const seed = opts.seed ?? 0;
   const std = arch.initializer_range;
   const out = path.resolve(opts.out);
-  const { model, weights } = buildDecoderGraph(arch);
+  const ft = floatType(FLOAT_TYPE_FLAGS[opts.dtype ?? 'fp32']);
+  if (!ft) throw new RangeError(`dtype must be fp32, fp16 or bf16, got ${opts.dtype}`);
+  const { model, weights } = buildDecoderGraph(arch, ft.dataType);
   const params = weights.reduce((s, w) => s + w.dims.reduce((x, y) => x * y, 1), 0);
-  const totalBytes = params * 4;
+  const totalBytes = params * ft.bytes;
   const external = opts.externalData === undefined || opts.externalData === 'auto' ? totalBytes > EXTERNAL_DATA_THRESHOLD : opts.externalData;
   await fs.promises.mkdir(path.dirname(out), { recursive: true });
   const graph = model.graph!;
@@ -90,14 +97,14 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
     try {
       const inits: onnx.TensorProto[] = [];
       for (const w of weights) {
-        const counted = (function* (gen: Generator<Float32Array>) {
+        const counted = (function* (gen: Generator<Float32Array | Uint16Array>) {
           for (const c of gen) {
             abortIf(opts.signal);
             yield c;
             progress(w.name, c.byteLength);
           }
-        })(chunksOf(w, seed, std));
-        inits.push(await writer.appendChunks(w.name, DataType.FLOAT, w.dims, counted));
+        })(chunksOf(w, seed, std, ft));
+        inits.push(await writer.appendChunks(w.name, ft.dataType, w.dims, counted));
       }
       graph.initializer = inits;
       await writer.commit(model);
@@ -113,14 +120,14 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
   graph.initializer = weights.map((w) => {
     abortIf(opts.signal);
     const n = w.dims.reduce((x, y) => x * y, 1);
-    const data = new Float32Array(n);
+    const data = ft.bytes === 4 ? new Float32Array(n) : new Uint16Array(n);
     let at = 0;
-    for (const c of chunksOf(w, seed, std)) {
+    for (const c of chunksOf(w, seed, std, ft)) {
       data.set(c, at);
       at += c.length;
     }
     progress(w.name, data.byteLength);
-    return makeTensor(w.name, DataType.FLOAT, w.dims, data);
+    return makeTensor(w.name, ft.dataType, w.dims, data);
   });
   const res = await writeModel(model, out, { externalData: false });
   return { out, params, bytes: res.modelBytes, arch };

@@ -16,6 +16,7 @@ import { onnx, DataType, makeTensor } from '../onnx';
 import { node, valueInfo, model as modelProto, AttrValue } from '../build';
 import { ModelArchitecture, HfConfigError, familyOfArch } from '../../config/hfConfig';
 import { acceptedModelTypes, Family, fusedWidths } from '../../config/families';
+import { FloatType, floatType } from '../floatTypes';
 
 export interface WeightSpec {
   name: string;
@@ -38,12 +39,15 @@ export const DIMS = {
   total: 'past_sequence_length + sequence_length',
 } as const;
 
-/** Added to the scores of masked positions: torch.finfo(float32).min, as HF and Optimum use (finite, unlike -inf). */
+/** Added to the scores of masked positions: torch.finfo(float32).min, as HF and Optimum use (finite, unlike -inf);
+ * fp16/bf16 graphs use their type's own (floatTypes.ts `lowest`). */
 export const MASK_VALUE = -3.4028234663852886e38;
 
 /** Node factory that names nodes and their outputs the way the PyTorch exporter does. */
 class Builder {
   readonly nodes: onnx.NodeProto[] = [];
+  /** The float type the graph computes and stores its weights in (float32, or an fp16/bf16 export's). */
+  constructor(readonly ft: FloatType) {}
   private readonly used = new Map<string, number>();
   private readonly constants = new Map<string, string>();
 
@@ -78,9 +82,10 @@ class Builder {
       makeTensor(n, DataType.INT64, scalar ? [] : [values.length], BigInt64Array.from(values.map(BigInt))));
   }
 
+  /** A float constant in the graph's float type. */
   f32(values: number[] | Float32Array, scalar = false): string {
     return this.constant(`f32:${scalar ? 's' : 'v'}:${Array.from(values).join(',')}`, (n) =>
-      makeTensor(n, DataType.FLOAT, scalar ? [] : [values.length], Float32Array.from(values)));
+      makeTensor(n, this.ft.dataType, scalar ? [] : [values.length], this.ft.encode(Array.from(values))));
   }
 }
 
@@ -117,9 +122,16 @@ export function slidingLayer(a: ModelArchitecture, f: Family, i: number): boolea
   return f.attention.slidingLayers === 'even' ? i % 2 === 0 : true;
 }
 
-export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
+/**
+ * The decoder graph with weights, activations, cache and logits in `dataType` (FLOAT by default; FLOAT16
+ * or BFLOAT16 as an `--dtype fp16|bf16` export writes them). The mask uses the type's lowest finite value.
+ */
+export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataType.FLOAT): DecoderGraph {
   const f = checkArchitecture(a);
-  const b = new Builder();
+  const ft = floatType(dataType);
+  if (!ft) throw new RangeError(`synthetic decoders are float32, float16 or bfloat16, not data type ${dataType}`);
+  const F = ft.dataType;
+  const b = new Builder(ft);
   const H = a.hidden_size;
   const nH = a.num_attention_heads;
   const nKV = a.num_key_value_heads;
@@ -149,7 +161,7 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
   let cos = '', sin = '';
   if (!M.positions) {
     const rs = '/model/rotary_emb';
-    const pos = b.op(rs, 'Cast', ['position_ids'], { to: DataType.FLOAT });
+    const pos = b.op(rs, 'Cast', ['position_ids'], { to: F });
     const pos3 = b.op(rs, 'Unsqueeze', [pos, b.i64([-1])]);
     const freqs = b.op(rs, 'Mul', [pos3, b.f32(rotaryInvFreq(D, a.rope_theta))]);
     const emb = b.op(rs, 'Concat', [freqs, freqs], { axis: -1 });
@@ -171,7 +183,7 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
   const causal = b.op(ms, 'LessOrEqual', [keyIdx, qIdx]);
   const padOk = b.op(ms, 'Unsqueeze', [b.op(ms, 'Cast', ['attention_mask'], { to: DataType.BOOL }), b.i64([1, 2, 3])]);
   const biasFor = (allowedPos: string): string =>
-    b.op(ms, 'Where', [b.op(ms, 'And', [allowedPos, padOk]), b.f32([0], true), b.f32([MASK_VALUE], true)]);
+    b.op(ms, 'Where', [b.op(ms, 'And', [allowedPos, padOk]), b.f32([0], true), b.f32([ft.lowest], true)]);
   const bias = biasFor(causal);
   const slidingBias = a.sliding_window === undefined ? bias
     : biasFor(b.op(ms, 'And', [causal, b.op(ms, 'Less', [b.op(ms, 'Sub', [qIdx, keyIdx]), b.i64([a.sliding_window], true)])]));
@@ -226,7 +238,7 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
     valueInfo('attention_mask', DataType.INT64, [DIMS.batch, DIMS.total]),
     valueInfo('position_ids', DataType.INT64, [DIMS.batch, DIMS.seq]),
   ];
-  const outputs: onnx.ValueInfoProto[] = [valueInfo('logits', DataType.FLOAT, [DIMS.batch, DIMS.seq, V])];
+  const outputs: onnx.ValueInfoProto[] = [valueInfo('logits', F, [DIMS.batch, DIMS.seq, V])];
   const presents: onnx.ValueInfoProto[] = [];
   const [n1, n2, n3, n4] = M.norms;
   const qkBias = a.attention_bias;
@@ -236,10 +248,10 @@ export function buildDecoderGraph(a: ModelArchitecture): DecoderGraph {
     const s = scopeOf(m);
     const attnMod = `${m}.${M.attn.o.split('.')[0]}`;
     const sa = scopeOf(attnMod);
-    inputs.push(valueInfo(`past_key_values.${i}.key`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.past, D]));
-    inputs.push(valueInfo(`past_key_values.${i}.value`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.past, D]));
-    presents.push(valueInfo(`present.${i}.key`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.total, D]));
-    presents.push(valueInfo(`present.${i}.value`, DataType.FLOAT, [DIMS.batch, nKV, DIMS.total, D]));
+    inputs.push(valueInfo(`past_key_values.${i}.key`, F, [DIMS.batch, nKV, DIMS.past, D]));
+    inputs.push(valueInfo(`past_key_values.${i}.value`, F, [DIMS.batch, nKV, DIMS.past, D]));
+    presents.push(valueInfo(`present.${i}.key`, F, [DIMS.batch, nKV, DIMS.total, D]));
+    presents.push(valueInfo(`present.${i}.value`, F, [DIMS.batch, nKV, DIMS.total, D]));
 
     // -- self attention: q, k, v from their own projections or split from a fused one (Phi-3, GPT-2)
     const xn = norm(`${m}.${n1}`, x);
