@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { RunStore } from '../../server/src/bench/store';
 import type { RunRecord } from '../../server/src/bench/record';
 import { createStoreRoot, STORE_GITIGNORE } from '../../server/src/bench/storeIgnore';
+import { hardwareFingerprint } from '../../server/src/bench/hardware';
+import { writeKernelProbe } from '../../server/src/bench/kernelProbe';
 import { writeModel } from '../../server/src/model/onnx';
 import { tempDir, tinyMlpModel } from '../helpers/tinyModel';
 
@@ -54,4 +56,11 @@ test('concurrent creators: exactly one creates the folder and writes the file', 
   assert.equal(created.filter(Boolean).length, 1);
   assert.equal(fs.readFileSync(path.join(root, '.gitignore'), 'utf8'), STORE_GITIGNORE);
   assert.deepEqual(fs.readdirSync(root), ['.gitignore'], 'no temporary file left');
+});
+
+test('the other writers of .haqa/ (kernel probe cache) create it the same way', async () => {
+  const ws = tempDir('haqa-ignore-');
+  const hw = hardwareFingerprint();
+  await writeKernelProbe(new RunStore(ws), hw, { K: 1, N: 1, threads: 1, reps: 1, figures: [], measured_at: '' });
+  assert.equal(fs.readFileSync(path.join(ws, '.haqa', '.gitignore'), 'utf8'), STORE_GITIGNORE);
 });
