@@ -11,10 +11,7 @@ import { checkApiKey, KEYS_PAGE } from './keyCheck';
 import { ResultsPanel } from './resultsView';
 import { RunQuickFixes } from './runActions';
 import { redactingChannel } from './redact';
-import {
-  Methods, UNTRUSTED_MESSAGE,
-  type AdviseResult, type BenchmarkResult, type EditResult, type PruneResult, type RunsResult, type TuneResult,
-} from './protocol';
+import { Notifications, Requests, UNTRUSTED_MESSAGE, type EditResult } from '../../server/src/lsp/protocol';
 
 let client: LanguageClient | undefined;
 
@@ -58,7 +55,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   context.subscriptions.push(
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('workspace trusted: runs enabled');
-      void client?.sendNotification(Methods.trust, { trusted: true });
+      void client?.sendNotification(Notifications.trust, { trusted: true });
     }),
   );
 
@@ -66,7 +63,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     vscode.languages.registerCodeActionsProvider(RECIPE_SELECTOR, new RunQuickFixes(() => client), { providedCodeActionKinds: RunQuickFixes.kinds }),
   );
 
-  const results = new ResultsPanel(context, log, async (uri) => (await client?.sendRequest<RunsResult>(Methods.runs, { uri: uri?.toString() })) ?? { runs: [], storeFile: '' });
+  const results = new ResultsPanel(context, log, async (uri) => (await client?.sendRequest(Requests.runs, { uri: uri?.toString() })) ?? { runs: [], storeFile: '' });
 
   /** The recipe a command acts on: the argument (code lens), the active editor, or the only one in the workspace. */
   async function recipeUri(arg?: unknown): Promise<vscode.Uri | undefined> {
@@ -148,7 +145,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.benchmark', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
-    const r = await jobs.run<BenchmarkResult>(client, `Benchmark ${path.basename(uri.fsPath)}`, Methods.benchmark, {
+    const r = await jobs.run(client, `Benchmark ${path.basename(uri.fsPath)}`, Requests.benchmark, {
       uri: uri.toString(),
       timeoutSeconds: cfg().get<number>('bench.timeoutSeconds'),
     });
@@ -178,7 +175,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     if (!who) return;
     const agent = who.agent === 'offline' ? { apiKey: undefined } : await agentParams();
     if (!agent) return;
-    const r = await jobs.run<TuneResult>(client, `Tune ${path.basename(uri.fsPath)}`, Methods.tune, {
+    const r = await jobs.run(client, `Tune ${path.basename(uri.fsPath)}`, Requests.tune, {
       uri: uri.toString(),
       trials: budget.n ?? setting,
       trialsChosen: budget.n !== undefined,
@@ -200,7 +197,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     if (!uri || !client || !trusted()) return;
     const agent = await agentParams();
     if (!agent) return;
-    const r = await jobs.run<AdviseResult>(client, `Advise ${path.basename(uri.fsPath)}`, Methods.advise, { uri: uri.toString(), ...agent });
+    const r = await jobs.run(client, `Advise ${path.basename(uri.fsPath)}`, Requests.advise, { uri: uri.toString(), ...agent });
     if (!r) return;
     if (r.suggestions.length === 0) {
       void vscode.window.showInformationMessage('HAQA: no suggestions for this recipe.');
@@ -228,19 +225,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
       await vscode.commands.executeCommand('haqa.setApiKey');
       return;
     }
-    await applyEdit(await client.sendRequest<EditResult>(Methods.suggestionEdit, { uri: uri.toString(), knobs: r.suggestions[pick.i].knobs, title: r.suggestions[pick.i].title }));
+    await applyEdit(await client.sendRequest(Requests.suggestionEdit, { uri: uri.toString(), knobs: r.suggestions[pick.i].knobs, title: r.suggestions[pick.i].title }));
   });
 
   command('haqa.applyBestTrial', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client) return;
-    await applyEdit(await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: uri.toString() }), true);
+    await applyEdit(await client.sendRequest(Requests.bestTrialEdit, { uri: uri.toString() }), true);
   });
 
   command('haqa.applySuggestion', async (uriArg, knobs, title) => {
     const uri = await recipeUri(uriArg);
     if (!uri || !client) return;
-    await applyEdit(await client.sendRequest<EditResult>(Methods.suggestionEdit, { uri: uri.toString(), knobs, title }));
+    await applyEdit(await client.sendRequest(Requests.suggestionEdit, { uri: uri.toString(), knobs: knobs as Record<string, unknown>, title: title as string | undefined }));
   });
 
   command('haqa.showResults', async (arg) => {
@@ -253,7 +250,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     if (!uri || !client) return;
     const keep = await vscode.window.showInputBox({ prompt: 'Keep the built models of how many newest runs? Older ones are deleted from .haqa/artifacts (the run records stay).', value: '20', validateInput: (v) => (/^\d+$/.test(v) ? undefined : 'a whole number') });
     if (keep === undefined) return;
-    const r = await client.sendRequest<PruneResult>(Methods.pruneRuns, { uri: uri.toString(), keep: Number(keep) });
+    const r = await client.sendRequest(Requests.pruneRuns, { uri: uri.toString(), keep: Number(keep) });
     log.info(`prune: removed ${r.removed} artifacts, kept ${r.kept}`);
     void vscode.window.showInformationMessage(`HAQA: removed ${r.removed} built models, kept ${r.kept}.`);
     results.refresh();

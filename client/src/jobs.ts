@@ -2,6 +2,8 @@
 // the server's work-done progress, a status bar item while anything runs, and a line in the log.
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type LanguageClient, type WorkDoneProgressBegin, type WorkDoneProgressReport } from 'vscode-languageclient/node';
+import type { RequestParam, RequestType } from 'vscode-languageserver-protocol';
+import type { RecipeParams } from '../../server/src/lsp/protocol';
 
 let counter = 0;
 
@@ -16,10 +18,10 @@ export class Jobs implements vscode.Disposable {
   }
 
   /**
-   * Send `method` with a fresh workDoneToken; progress on that token feeds the notification, and
+   * Send a job request with a fresh workDoneToken; progress on that token feeds the notification, and
    * pressing Cancel sends $/cancelRequest (the server aborts the run and its worker).
    */
-  async run<R>(client: LanguageClient, title: string, method: string, params: Record<string, unknown>): Promise<R | undefined> {
+  async run<P extends RecipeParams, R>(client: LanguageClient, title: string, type: RequestType<P, R, void>, params: Omit<P, 'workDoneToken'>): Promise<R | undefined> {
     const id = ++counter;
     const token = `haqa-${process.pid}-${id}`;
     this.running.set(id, title);
@@ -45,7 +47,7 @@ export class Jobs implements vscode.Disposable {
             progress.report({ message: p.message, increment });
           });
           try {
-            return await client.sendRequest<R>(method, { ...params, workDoneToken: token }, cancel);
+            return await client.sendRequest(type, { ...params, workDoneToken: token } as RequestParam<P>, cancel);
           } finally {
             sub.dispose();
           }

@@ -3,7 +3,7 @@
 // nonce; the data comes from the server (`haqa/runs`) and is posted in as a message — never inlined.
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
-import type { RunsResult } from './protocol';
+import type { RunsResult } from '../../server/src/lsp/protocol';
 
 type Fetch = (uri: vscode.Uri | undefined) => Promise<RunsResult>;
 

@@ -4,7 +4,7 @@
 // (typos, block sizes…) come from the server's code actions; these complement them.
 import * as vscode from 'vscode';
 import type { LanguageClient, WorkspaceEdit } from 'vscode-languageclient/node';
-import { Methods, type EditResult } from './protocol';
+import { Requests } from '../../server/src/lsp/protocol';
 
 export class RunQuickFixes implements vscode.CodeActionProvider {
   static readonly kinds = [vscode.CodeActionKind.QuickFix];
@@ -16,7 +16,7 @@ export class RunQuickFixes implements vscode.CodeActionProvider {
     const client = this.client();
     if (runDiags.length === 0 || !client) return [];
     const out: vscode.CodeAction[] = [];
-    const r = await client.sendRequest<EditResult>(Methods.bestTrialEdit, { uri: doc.uri.toString() }, token).catch(() => undefined);
+    const r = await client.sendRequest(Requests.bestTrialEdit, { uri: doc.uri.toString() }, token).catch(() => undefined);
     if (r?.edit) {
       const a = new vscode.CodeAction(`HAQA: ${r.message}`, vscode.CodeActionKind.QuickFix);
       a.edit = await client.protocol2CodeConverter.asWorkspaceEdit(r.edit as WorkspaceEdit);

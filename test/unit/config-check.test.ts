@@ -7,13 +7,8 @@ import { analyzeRecipe, CheckContext } from '../../server/src/config/check';
 import { ModelCache } from '../../server/src/config/modelCache';
 import type { Diagnostic } from '../../server/src/config/diagnostics';
 import { LineIndex, messageText } from '../../server/src/config/diagnostics';
-import { resolveRecipe } from '../../server/src/config/recipe';
-import { planLayers } from '../../server/src/config/plan';
-import { planWithSources } from '../../server/src/config/layers';
-import { inspectModel } from '../../server/src/model/graph';
 import { tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
-import { parse } from 'yaml';
 import { int8Saturates } from '../../server/src/util/cpu';
 
 // SMALL: 2 layers × (q 64×64, k 64×16, v 64×16, o 64×64, gate 64×96, up 64×96, down 96×64) + lm_head 64×128.
@@ -311,26 +306,4 @@ test('the model graph is read once and re-read when the file changes on disk', a
   const after = await analyzeRecipe(text, recipe, { models: cache });
   assert.deepEqual(after.diagnostics, []);
   assert.equal(cache.reads, 2);
-});
-
-test('the per-layer plan equals planLayers on a recipe with many overrides, skips and rules', async () => {
-  await ready;
-  const g = await inspectModel(path.join(dir, 'model.onnx'));
-  const overrides = [];
-  for (let i = 0; i < 40; i++) {
-    const names = g.layers.map((l) => l.name);
-    overrides.push(i % 3 === 0 ? { match: names[i % names.length], bits: [4, 8, 32][i % 3], block_size: [16, 32, 64][i % 3] }
-      : i % 3 === 1 ? { match: 'model.layers.*.self_attn.*', skip: i % 2 === 0, accuracy_level: 4 }
-      : { match: `model.layers.${i % 2}.**`, symmetric: false, method: 'gptq' });
-  }
-  const doc = {
-    model: './model.onnx',
-    quantize: { bits: 4, block_size: 32, skip: ['lm_head'], overrides },
-    sparsity: { rules: [{ match: '**', pattern: '2:4' }, { match: 'model.layers.1.*', ratio: 0.3 }] },
-    low_rank: { rules: [{ match: 'model.layers.*.mlp.*', rank: 8 }] },
-  };
-  const r = resolveRecipe(doc, path.join(dir, 'haqa.yaml'));
-  const fast = planWithSources(r, doc, g.layers).map(({ source: _s, sparsityRule: _a, lowRankRule: _b, ...p }) => p);
-  assert.deepEqual(fast, planLayers(r, g.layers));
-  void parse;
 });

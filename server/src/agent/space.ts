@@ -7,7 +7,10 @@
 import type { Layer } from '../model/graph';
 import type { Recipe } from '../config/recipe';
 import { applyKnobs, globMatcher, matchLayers, parseKnob, planLayers } from '../config/plan';
-import { KNOB_NAMES, knobValueError } from '../config/schema';
+import { knobValueError } from '../config/schema';
+import { KNOB_NAMES, commonBlockSizes, defaultKnobValues, knobDecl, scopeError } from '../config/methods';
+
+export { commonBlockSizes } from '../config/methods';
 import type { HardwareProfile } from './profile';
 import type { Config, SearchValue } from './types';
 
@@ -40,8 +43,6 @@ export interface SpaceContext {
 /** Limits on anything a proposer hands us: no knob name, value or config is allowed to be large. */
 export const LIMITS = { knobKey: 300, stringValue: 100, knobs: 64 };
 
-const BLOCK_SIZES = [16, 32, 64, 128, 256];
-
 /** Layers that quantization can act on (already-quantized MatMulNBits are left alone). */
 export function quantizable(layers: readonly Layer[]): Layer[] {
   return layers.filter((l) => l.op !== 'MatMulNBits');
@@ -59,21 +60,8 @@ export function layerGroups(layers: readonly Layer[]): { glob: string; layers: L
   return [...groups].map(([glob, ls]) => ({ glob, layers: ls }));
 }
 
-/** Block sizes (16..256) that divide the K of every given layer. */
-export function commonBlockSizes(layers: readonly Layer[]): number[] {
-  return BLOCK_SIZES.filter((b) => layers.every((l) => l.K % b === 0));
-}
-
-function threadValues(cores: number): number[] {
-  if (cores <= 8) return Array.from({ length: cores }, (_, i) => i + 1);
-  const v = [1, 2, 4];
-  for (let t = 8; t < cores; t *= 2) v.push(t);
-  v.push(cores);
-  return v;
-}
-
 function knobLayers(path: string, scope: string | undefined, layers: readonly Layer[]): string[] {
-  if (path.startsWith('runtime.')) return [];
+  if (knobDecl(path)?.section.kind === 'settings') return [];
   const q = quantizable(layers);
   return (scope === undefined ? q : matchLayers(scope, q)).map((l) => l.name);
 }
@@ -95,12 +83,8 @@ function sized(knobs: KnobSpec[], source: SearchSpace['source']): SearchSpace {
  */
 export function defaultSpace(ctx: SpaceContext): SearchSpace {
   const q = quantizable(ctx.layers);
-  const knobs: KnobSpec[] = [spec('quantize.bits', [4, 8, 32], ctx.layers)];
-  const blocks = commonBlockSizes(q);
-  if (blocks.length > 0) knobs.push(spec('quantize.block_size', blocks, ctx.layers));
-  knobs.push(spec('quantize.accuracy_level', [0, 4], ctx.layers));
-  knobs.push(spec('quantize.symmetric', [true, false], ctx.layers));
-  if (ctx.hardware.cores > 1) knobs.push(spec('runtime.intra_op_threads', threadValues(ctx.hardware.cores), ctx.layers));
+  // The unscoped knobs' defaults are the method table's (config/methods.ts).
+  const knobs = defaultKnobValues({ quantizable: q, cores: ctx.hardware.cores }).map((k) => spec(k.knob, k.values, ctx.layers));
   const groups = layerGroups(q);
   const down = groups.find((g) => /(^|\.)down_proj$/.test(g.glob));
   if (down && down.layers.length < q.length) knobs.push(spec(`quantize.bits@${down.glob}`, [4, 8, 32], ctx.layers));
@@ -139,10 +123,11 @@ export function buildSpace(ctx: SpaceContext): { space: SearchSpace; problems: s
 export function knobKeyError(key: string, ctx: SpaceContext): string | undefined {
   if (key.length > LIMITS.knobKey) return `knob name is ${key.length} characters long (limit ${LIMITS.knobKey})`;
   const { path, scope } = parseKnob(key);
-  if (!KNOB_NAMES.includes(path)) return `unknown knob '${path}'; knobs are ${KNOB_NAMES.join(', ')}`;
-  if (path === 'quantize.skip' && scope === undefined) return `quantize.skip needs a layer scope (quantize.skip@<glob>)`;
+  const decl = knobDecl(path);
+  if (!decl) return `unknown knob '${path}'; knobs are ${KNOB_NAMES.join(', ')}`;
+  const wrongScope = scopeError(decl, scope, '<glob>');
+  if (wrongScope) return wrongScope;
   if (scope !== undefined) {
-    if (path.startsWith('runtime.')) return `runtime knobs apply to the whole session and take no @scope`;
     if (scope.length === 0) return `empty layer glob after '@'`;
     const m = globMatcher(scope);
     if (!ctx.layers.some((l) => m(l.name))) {

@@ -7,10 +7,8 @@ import { Command, humanBytes, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
 import { objectiveOf, pplChange } from '../agent/objective';
 import { runLoop, LoopEvent, LoopResult } from '../agent/loop';
-import { TpeSearch } from '../agent/offline';
-import { RandomSearch } from '../agent/random';
-import { Sweep } from '../agent/sweep';
-import { ClaudeAgent, DEFAULT_MODEL } from '../agent/claude';
+import { PROPOSER_NAMES, type ProposerName, createProposer, isProposerName, proposerList, proposerProblem } from '../agent/proposers';
+import { DEFAULT_MODEL } from '../agent/claude';
 import { RecipeEvaluator } from '../agent/evaluator';
 import type { Proposer } from '../agent/proposer';
 import type { Config, Evaluator, Trial, TrialMetrics } from '../agent/types';
@@ -18,9 +16,9 @@ import { applyConfig } from '../agent/edits';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { displayText, lineText } from '../util/sanitize';
 
-const usage = 'haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent claude|offline|random|sweep] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]';
+const usage = `haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent ${PROPOSER_NAMES.join('|')}] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]`;
 
-export type AgentKind = 'claude' | 'offline' | 'random' | 'sweep';
+export type AgentKind = ProposerName;
 
 function int(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -72,17 +70,9 @@ export interface TuneOptions {
 }
 
 export function makeProposer(loaded: LoadedSetting, o: TuneOptions): Proposer {
-  switch (o.agent) {
-    case 'offline':
-      return new TpeSearch({ seed: o.seed });
-    case 'random':
-      return new RandomSearch(o.seed);
-    case 'sweep':
-      return new Sweep();
-    case 'claude':
-      if (!o.apiKey) throw new UsageError('the claude agent needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
-      return new ClaudeAgent({ apiKey: o.apiKey, model: o.model, baseURL: o.baseURL, architecture: loaded.architecture }, { trials: o.trials, minutes: o.minutes });
-  }
+  const problem = proposerProblem(o.agent, o);
+  if (problem) throw new UsageError(problem);
+  return createProposer(o.agent, { ...o, architecture: loaded.architecture });
 }
 
 export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopResult> {
@@ -111,7 +101,7 @@ export const tuneCommand: Command = {
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     const file = path.resolve(positionals[0]);
     const agentArg = values.agent;
-    if (agentArg !== undefined && !['claude', 'offline', 'random', 'sweep'].includes(agentArg)) throw new UsageError(`--agent must be claude, offline, random or sweep, got '${agentArg}'`);
+    if (agentArg !== undefined && !isProposerName(agentArg)) throw new UsageError(`--agent must be ${proposerList()}, got '${agentArg}'`);
     const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
     if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`--minutes must be a positive number, got '${values.minutes}'`);
 

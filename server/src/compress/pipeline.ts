@@ -1,6 +1,6 @@
 // compressModel: a recipe applied to a model, layer by layer, written atomically.
 //
-// Per layer (planLayers decides what): sparsity → low rank → quantization, in that order, because
+// Per layer (config/planner.ts decides what): sparsity → low rank → quantization, in that order, because
 // pruning picks weights on the original values, factorizing a pruned matrix keeps its dominant
 // directions, and quantization must see the final values it rounds. Everything that is not a planned
 // layer passes through untouched, and the graph's inputs and outputs stay exactly as they were.
@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Recipe, QuantSettings, W8WeightType } from '../config/recipe';
-import { globMatcher, planLayers, LayerPlan } from '../config/plan';
+import { type PlannedLayer as LayerPlan, isSkipped, planRecipe } from '../config/planner';
 import { inspectLoaded, Layer } from '../model/graph';
 import {
   DataType, EXTERNAL_DATA_THRESHOLD, ExternalDataWriter, LoadedModel, OnnxError, attrInt, dataTypeName, elementSize,
@@ -111,7 +111,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   refuseUnreadable(recipe, opts.roots, { model: true });
   const model = await readModel(recipe.model);
   const graph = inspectLoaded(model);
-  const plans = planLayers(recipe, graph.layers);
+  const plans = planRecipe(recipe, graph.layers);
   const g = model.proto.graph!;
   const irVersion = num(model.proto.irVersion as never);
 
@@ -309,18 +309,6 @@ interface Work {
   needsRange: boolean;
 }
 
-function isSkipped(recipe: Recipe, name: string): boolean {
-  const q = recipe.quantize;
-  if (!q) return false;
-  let skipped = q.skip.some((s) => globMatcher(s)(name));
-  for (const o of q.overrides) {
-    if (!globMatcher(o.match)(name)) continue;
-    if (o.skip === true) skipped = true;
-    else if (o.skip === false || Object.keys(o).some((k) => k !== 'match' && k !== 'skip')) skipped = false;
-  }
-  return skipped;
-}
-
 function decide(recipe: Recipe, plan: LayerPlan, g: onnx.IGraphProto): Work {
   const layer = plan.layer;
   const w: Work = { plan, active: false, needsHessian: false, needsNorms: false, needsRange: false };
@@ -337,7 +325,7 @@ function decide(recipe: Recipe, plan: LayerPlan, g: onnx.IGraphProto): Work {
   if (plan.quant) {
     w.quant = plan.quant;
     w.path = plan.quant.bits === 8 && acts !== 'none' ? acts : 'nbits';
-  } else if (acts !== 'none' && recipe.quantize && !isSkipped(recipe, layer.name)) {
+  } else if (acts !== 'none' && recipe.quantize && !isSkipped(plan)) {
     // Kept in float by an override (bits: 32): weights go to int8 with the activations.
     w.quant = { method: recipe.quantize.method, bits: 8, block_size: recipe.quantize.block_size, symmetric: true, accuracy_level: 0 };
     w.path = acts;

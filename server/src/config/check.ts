@@ -4,8 +4,8 @@
 import * as path from 'node:path';
 import type { ModelGraph } from '../model/graph';
 import { nearestPatterns } from './nearest';
-import { humanBytes } from '../cli/command';
-import { Diagnostic, diag } from './diagnostics';
+import { humanBytes } from '../util/format';
+import { Diagnostic, closest, diag } from './diagnostics';
 import { ModelCache } from './modelCache';
 import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
 import { validateSchema, knobValueError } from './schema';

@@ -7,6 +7,7 @@ import type { TextEdit } from 'vscode-languageserver-types';
 import { LineIndex } from './diagnostics';
 import { JsonPath, locate, yamlBoundsError } from './parse';
 import { parseKnob } from './plan';
+import { knobDecl, removesRule, scopeError } from './methods';
 import type { SearchValue } from './recipe';
 
 export type RecipeEdit =
@@ -237,7 +238,8 @@ function appendAt(doc: Document, T: Text, path: JsonPath, item: unknown): string
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
- * The edits that make a recipe document say what a tuner assignment says (plan.ts's knob language):
+ * The edits that make a recipe document say what a tuner assignment says (plan.ts's knob language,
+ * each knob as its section's kind in methods.ts says):
  * `quantize.bits` sets the default; `quantize.bits@glob` sets the field on the override whose match is
  * exactly `glob`, else appends `{match: glob, bits}`; `sparsity.pattern@glob` / `low_rank.rank@glob`
  * edit or append a rule (no scope means `**`); null ('none', 0 for rules) removes.
@@ -253,43 +255,40 @@ export function knobEdits(assignment: Record<string, SearchValue>, currentDoc: u
   };
   for (const [key, value] of Object.entries(assignment)) {
     const { path: knob, scope } = parseKnob(key);
-    const [section, field] = knob.split('.');
-    if (!field) throw new RecipeEditError(`not a knob: ${key}`);
-    if (section === 'runtime' || (section === 'quantize' && scope === undefined)) {
-      if (field === 'skip') throw new RecipeEditError('quantize.skip needs a layer scope (quantize.skip@pattern)');
+    const decl = knobDecl(knob);
+    if (!decl) throw new RecipeEditError(knob.includes('.') ? `unknown knob ${key}` : `not a knob: ${key}`);
+    const section = decl.section.name;
+    const field = decl.knob.field;
+    const kind = decl.section.kind;
+    if (kind === 'settings' || (kind === 'overrides' && scope === undefined)) {
+      if (decl.knob.scope === 'required' && scope === undefined) throw new RecipeEditError(scopeError(decl, scope)!);
       if (value === null) {
         if (doc[section]?.[field] !== undefined) edits.push({ path: [section, field], delete: true });
       } else edits.push({ path: [section, field], value });
-      continue;
-    }
-    if (section === 'quantize') {
-      const i = findLast(doc.quantize?.overrides, scope!);
+    } else if (kind === 'overrides') {
+      const i = findLast(doc[section]?.overrides, scope!);
       if (i >= 0) {
         if (value === null) {
-          if (doc.quantize.overrides[i][field] !== undefined) edits.push({ path: ['quantize', 'overrides', i, field], delete: true });
-        } else edits.push({ path: ['quantize', 'overrides', i, field], value });
+          if (doc[section].overrides[i][field] !== undefined) edits.push({ path: [section, 'overrides', i, field], delete: true });
+        } else edits.push({ path: [section, 'overrides', i, field], value });
       } else if (value !== null) {
-        edits.push({ path: ['quantize', 'overrides'], append: { match: scope, [field]: value } });
+        edits.push({ path: [section, 'overrides'], append: { match: scope, [field]: value } });
       }
-      continue;
-    }
-    if (section === 'sparsity' || section === 'low_rank') {
+    } else {
       const match = scope ?? '**';
       const i = findLast(doc[section]?.rules, match);
-      const remove = value === null || value === 'none' || value === 0;
-      if (remove) {
+      if (removesRule(decl, value)) {
         if (i >= 0) removals.push({ path: [section, 'rules'], index: i });
       } else if (i >= 0) {
         edits.push({ path: [section, 'rules', i, field], value });
         // A rule holds either an N:M pattern or a ratio; setting one drops the other (as applyKnobs does).
-        const other = field === 'pattern' ? 'ratio' : field === 'ratio' ? 'pattern' : undefined;
-        if (other && doc[section].rules[i][other] !== undefined) edits.push({ path: [section, 'rules', i, other], delete: true });
+        for (const other of decl.knob.excludes ?? []) {
+          if (doc[section].rules[i][other] !== undefined) edits.push({ path: [section, 'rules', i, other], delete: true });
+        }
       } else {
         edits.push({ path: [section, 'rules'], append: { match, [field]: value } });
       }
-      continue;
     }
-    throw new RecipeEditError(`unknown knob ${key}`);
   }
   // Sequence items go last, highest index first, so earlier paths stay valid.
   removals.sort((a, b) => b.index - a.index);

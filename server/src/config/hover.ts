@@ -2,7 +2,7 @@
 // precision), model totals, and the schema's description of a key.
 import * as path from 'node:path';
 import type { Hover, Position } from 'vscode-languageserver-types';
-import { humanBytes, humanCount } from '../cli/command';
+import { humanBytes, humanCount } from '../util/format';
 import type { RecipeAnalysis } from './check';
 import type { PlannedLayer } from './layers';
 import { plannedBytes } from './layers';

@@ -4,6 +4,7 @@ import Ajv, { ErrorObject } from 'ajv';
 import schemaJson from '../../../schemas/haqa.schema.json';
 import { Diagnostic, closest, diag } from './diagnostics';
 import { JsonPath, ParsedYaml, rangeOf } from './parse';
+import { KNOB_NAMES, knobDecl, knobSchemaPath, removesRule } from './methods';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export const recipeSchema: any = schemaJson;
@@ -164,32 +165,23 @@ function nearestFirst(v: unknown, allowed: unknown[]): unknown[] {
 
 // ---------------------------------------------------------------- knobs of search.space
 
-/** Knob names the schema's propertyNames pattern allows (without the @glob scope). */
-export const KNOB_NAMES: string[] = (() => {
-  const pat: string = recipeSchema.properties.search.properties.space.propertyNames.pattern;
-  const names: string[] = [];
-  for (const m of pat.matchAll(/(\w+)\\\.\(([\w|]+)\)|(\w+)\\\.(\w+)/g)) {
-    if (m[1]) for (const f of m[2].split('|')) names.push(`${m[1]}.${f}`);
-    else names.push(`${m[3]}.${m[4]}`);
-  }
-  return names;
-})();
+/** Knob names (without the @glob scope), from the method table; a unit test holds the schema's pattern to it. */
+export { KNOB_NAMES } from './methods';
 
-/** The recipe schema for the value a knob sets (`quantize.bits` → the bits enum). */
+/** The recipe schema for the value a knob sets (`quantize.bits` → the bits enum); undefined for no knob. */
 export function knobSchema(knob: string): any {
-  const [section, field] = knob.split('@')[0].split('.');
-  if (section === 'quantize' && field === 'skip') return { type: 'boolean', description: 'Leave the matching layers in float.' };
-  if (section === 'sparsity') return schemaAt(['sparsity', 'rules', '*', field]);
-  if (section === 'low_rank') return schemaAt(['low_rank', 'rules', '*', field]);
-  return schemaAt([section, field]);
+  const decl = knobDecl(knob.split('@')[0]);
+  if (!decl) return undefined;
+  const at = knobSchemaPath(decl);
+  return at ? schemaAt(at) : decl.knob.schema;
 }
 
 const knobValidators = new Map<string, ReturnType<typeof ajv.compile>>();
 /** Whether a search.space value is one the knob can take (null/'none'/0 remove sparsity and low-rank rules). */
 export function knobValueError(knob: string, value: unknown): string | undefined {
   const name = knob.split('@')[0];
-  const [section] = name.split('.');
-  if ((section === 'sparsity' || section === 'low_rank') && (value === null || value === 'none' || value === 0)) return undefined;
+  const decl = knobDecl(name);
+  if (decl && removesRule(decl, value)) return undefined;
   const s = knobSchema(name);
   if (!s) return undefined;
   let v = knobValidators.get(name);

@@ -8,14 +8,12 @@ import { recipeCodeActions } from '../config/actions';
 import { knobEdits, recipeTextEdits } from '../config/edit';
 import type { SearchValue } from '../config/recipe';
 import type { RecipeAnalysis } from '../config/check';
+import { Requests, onTypedRequest, type KnobEditsParams, type KnobEditsResult } from './protocol';
 import { displayText, lineText } from '../util/sanitize';
 import { boundedYamlValue } from '../config/parse';
 import { layerHover } from './layerHover';
 import { contextDiagnostics, documentUri, isObj, isPosition, plainUri } from './params';
 
-/** Custom request: the edits that set tuner knobs in an open recipe. */
-export const KnobEditsRequest = 'haqa/knobEdits';
-export interface KnobEditsParams { uri: string; assignment: Record<string, SearchValue> }
 
 export const recipeFeature: ServerFeature = {
   name: 'recipe',
@@ -85,8 +83,8 @@ export const recipeFeature: ServerFeature = {
 
     // "Apply suggestion" / "apply best trial": a tuner knob assignment → minimal edits of the open
     // recipe (comments kept). The client applies them with workspace.applyEdit.
-    connection.onRequest(KnobEditsRequest, (p: KnobEditsParams) =>
-      safe('haqa/knobEdits', () => {
+    onTypedRequest(connection, Requests.knobEdits, (p: KnobEditsParams) =>
+      safe<KnobEditsResult>('haqa/knobEdits', () => {
         const uri = plainUri(p);
         const doc = uri === undefined ? undefined : documents.get(uri);
         if (!doc) throw new Error(`document not open: ${uri}`);

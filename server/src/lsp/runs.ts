@@ -26,7 +26,7 @@ import {
   Methods, UNTRUSTED_MESSAGE,
   type AdviseParams, type AdviseResult, type BenchmarkParams, type BenchmarkResult, type EditResult, type LayerPlanSummary,
   type PruneParams, type PruneResult, type RecipeParams, type RunSummary, type RunsResult, type TrustParams, type TuneParams, type TuneResult,
-} from '../../../client/src/protocol';
+} from './protocol';
 import type { Recipe } from '../config/recipe';
 import { planLayers } from '../config/plan';
 import type { Layer } from '../model/graph';

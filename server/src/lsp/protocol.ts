@@ -1,9 +1,15 @@
-// The custom requests between the extension and the language server (server/src/lsp/runs.ts answers
-// them). Plain data only, no imports: both bundles include this file, and the server never sees `vscode`.
+// The custom requests between the extension and the language server: one module that both the client
+// (client/src) and the server (lsp/runs.ts, lsp/recipeFeature.ts) import. Each request is a typed
+// `RequestType<Params, Result>`, so a sender and its handler cannot disagree on what travels. Data and
+// vscode-languageserver-protocol's message types only: both bundles include this file, and the server never
+// sees `vscode`.
 //
 // Long requests carry an LSP `workDoneToken` the client made; the server reports `$/progress` on it and
 // honours `$/cancelRequest`. The Anthropic key travels per request (from the client's SecretStorage) and
 // is never stored or logged by the server.
+
+import { type CancellationToken, NotificationType, RequestType, type TextEdit } from 'vscode-languageserver-protocol';
+import type { SearchValue } from '../config/recipe';
 
 export const Methods = {
   benchmark: 'haqa/benchmark',
@@ -15,6 +21,8 @@ export const Methods = {
   pruneRuns: 'haqa/pruneRuns',
   /** Notification client → server: whether the workspace is trusted (runs are refused when not). */
   trust: 'haqa/trust',
+  /** The edits that set tuner knobs in an open recipe (recipeFeature.ts). */
+  knobEdits: 'haqa/knobEdits',
 } as const;
 
 export interface AgentParams {
@@ -150,3 +158,52 @@ export interface TrustParams {
 /** Why a run was refused in a restricted (untrusted) workspace; the client shows it as is. */
 export const UNTRUSTED_MESSAGE =
   'HAQA runs (benchmark, tune, advise) execute the model and may call an LLM: they are disabled in Restricted Mode. Trust this workspace to run them; diagnostics keep working.';
+
+export interface SuggestionEditParams extends RecipeParams {
+  knobs: Record<string, unknown>;
+  title?: string;
+}
+
+export interface RunsParams {
+  /** The recipe whose runs to list (absent: none). */
+  uri?: string;
+}
+
+export interface KnobEditsParams {
+  uri: string;
+  assignment: Record<string, SearchValue>;
+}
+
+export interface KnobEditsResult {
+  /** Edits of the open document, in its coordinates. */
+  edits: TextEdit[];
+}
+
+/** The typed requests: what the client sends and the server answers, by the method names above. */
+export const Requests = {
+  benchmark: new RequestType<BenchmarkParams, BenchmarkResult, void>(Methods.benchmark),
+  tune: new RequestType<TuneParams, TuneResult, void>(Methods.tune),
+  advise: new RequestType<AdviseParams, AdviseResult, void>(Methods.advise),
+  runs: new RequestType<RunsParams, RunsResult, void>(Methods.runs),
+  bestTrialEdit: new RequestType<RecipeParams, EditResult, void>(Methods.bestTrialEdit),
+  suggestionEdit: new RequestType<SuggestionEditParams, EditResult, void>(Methods.suggestionEdit),
+  pruneRuns: new RequestType<PruneParams, PruneResult, void>(Methods.pruneRuns),
+  knobEdits: new RequestType<KnobEditsParams, KnobEditsResult, void>(Methods.knobEdits),
+} as const;
+
+export const Notifications = {
+  trust: new NotificationType<TrustParams>(Methods.trust),
+} as const;
+
+/**
+ * Register the server's handler of a typed request. By method name: vscode-languageserver pins its own
+ * copy of vscode-languageserver-protocol, whose RequestType class TypeScript does not take for this one;
+ * the params and the result stay typed by `type`.
+ */
+export function onTypedRequest<P, R>(
+  connection: { onRequest(method: string, handler: (params: P, token: CancellationToken) => unknown): unknown },
+  type: RequestType<P, R, void>,
+  handler: (params: P, token: CancellationToken) => R | Promise<R>,
+): void {
+  connection.onRequest(type.method, handler);
+}

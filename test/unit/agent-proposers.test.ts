@@ -1,0 +1,29 @@
+// The proposer registry (agent/proposers.ts): each name builds the strategy of that name, the API-key
+// requirement is the entry's, and the CLI's --agent check reads the same table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  PROPOSERS, PROPOSER_NAMES, ProposerError, createProposer, isProposerName, proposerList, proposerProblem,
+} from '../../server/src/agent/proposers';
+import { makeProposer } from '../../server/src/cli/tune';
+import { UsageError } from '../../server/src/cli/command';
+
+test('every registered name builds the proposer of that name', () => {
+  assert.deepEqual(PROPOSER_NAMES, ['claude', 'offline', 'random', 'sweep']);
+  for (const name of PROPOSER_NAMES) {
+    const p = createProposer(name, { seed: 1, trials: 3, apiKey: 'sk-test', baseURL: 'http://127.0.0.1:9' });
+    assert.equal(p.name, name);
+  }
+  assert.ok(isProposerName('sweep') && !isProposerName('toString') && !isProposerName('grid'));
+  assert.equal(proposerList(), 'claude, offline, random or sweep');
+});
+
+test('a proposer that needs a key refuses to start without one, as a usage error in the CLI', () => {
+  assert.equal(PROPOSERS.claude.needsApiKey, true);
+  assert.match(proposerProblem('claude', {}) ?? '', /needs an API key/);
+  assert.equal(proposerProblem('offline', {}), undefined);
+  assert.throws(() => createProposer('claude', { seed: 0, trials: 1 }), ProposerError);
+  const loaded = {} as Parameters<typeof makeProposer>[0];
+  assert.throws(() => makeProposer(loaded, { agent: 'claude', trials: 1, seed: 0 }), UsageError);
+  assert.equal(makeProposer(loaded, { agent: 'random', trials: 1, seed: 0 }).name, 'random');
+});
