@@ -5,6 +5,8 @@ import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
+// --outdir=DIR writes the bundles elsewhere (scripts/package.mjs builds into its staging folder, not dist/).
+const outdir = process.argv.find((a) => a.startsWith('--outdir='))?.slice('--outdir='.length) ?? 'dist';
 
 const common = {
   bundle: true,
@@ -18,11 +20,11 @@ const common = {
 };
 
 const entries = [
-  { entryPoints: ['client/src/extension.ts'], outfile: 'dist/client.js', external: ['vscode', 'onnxruntime-node'] },
-  { entryPoints: ['server/src/server.ts'], outfile: 'dist/server.js' },
-  { entryPoints: ['server/src/cli.ts'], outfile: 'dist/cli.js' },
-  { entryPoints: ['server/src/bench/worker.ts'], outfile: 'dist/worker.js' },
-  { entryPoints: ['server/src/compress/layerWorker.ts'], outfile: 'dist/layerWorker.js' },
+  { entryPoints: ['client/src/extension.ts'], outfile: `${outdir}/client.js`, external: ['vscode', 'onnxruntime-node'] },
+  { entryPoints: ['server/src/server.ts'], outfile: `${outdir}/server.js` },
+  { entryPoints: ['server/src/cli.ts'], outfile: `${outdir}/cli.js` },
+  { entryPoints: ['server/src/bench/worker.ts'], outfile: `${outdir}/worker.js` },
+  { entryPoints: ['server/src/compress/layerWorker.ts'], outfile: `${outdir}/layerWorker.js` },
 ];
 
 const contexts = await Promise.all(entries.map((e) => esbuild.context({ ...common, ...e })));

@@ -3,14 +3,17 @@
 // .vsix into a fresh extensions folder, opens a COPY of examples/tiny-llama and drives the workbench
 // with Debian's chromium. Screenshots go to test-results/e2e/. Prints `N passed, M failed`.
 //
-// Env: E2E_SKIP_BUILD=1 reuses dist/haqa-linux-x64.vsix; E2E_ONLY=<substring> runs matching scenarios.
+// Env: E2E_SKIP_BUILD=1 reuses dist-vsix/haqa-<platform>-<arch>-<version>.vsix; E2E_ONLY=<substring> runs matching scenarios.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { command, editorText, open, openFile, ROOT, SHOTS, waitFor, webviewFrame, type Session } from './harness';
 
-const VSIX = path.join(ROOT, 'dist/haqa-linux-x64.vsix');
+// The host's platform package, as scripts/package.mjs names it (code-server runs on this machine).
+const HOST_TARGET = `${process.platform}-${process.arch}`;
+const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const VSIX = path.join(ROOT, 'dist-vsix', `haqa-${HOST_TARGET}-${VERSION}.vsix`);
 const EXAMPLE = path.join(ROOT, 'examples/tiny-llama');
 
 interface Scenario {
@@ -174,7 +177,7 @@ const restricted: Scenario = {
 async function main(): Promise<void> {
   const t0 = Date.now();
   const only = process.env.E2E_ONLY;
-  if (!process.env.E2E_SKIP_BUILD || !fs.existsSync(VSIX)) sh('npm', ['run', 'package']);
+  if (!process.env.E2E_SKIP_BUILD || !fs.existsSync(VSIX)) sh('node', ['scripts/package.mjs', '--target', HOST_TARGET]);
   sh('bash', ['scripts/e2e/setup.sh']);
   fs.rmSync(SHOTS, { recursive: true, force: true });
   let passed = 0;

@@ -124,7 +124,7 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   }
 
   const profiles = new Map<string, ModelProfile>();
-  await fs.promises.mkdir(store.inside(store.root), { recursive: true });
+  await store.ensureRoot();
   const dir = await fs.promises.mkdtemp(path.join(store.root, 'profile-'));
   try {
     for (const m of models) {
@@ -166,6 +166,7 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
     seconds: { total: tEnd - t0, build: tBuild - t0, profile: tProfile - tBuild, sensitivity: tEnd - tProfile },
   };
   const file = layerCachePath(store, recipe.model);
+  await store.ensureRoot();
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(stored));
   return stored;

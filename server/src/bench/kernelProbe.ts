@@ -113,6 +113,7 @@ export function readKernelProbe(store: RunStore, hw: HardwareFingerprint): Kerne
 
 export async function writeKernelProbe(store: RunStore, hw: HardwareFingerprint, r: KernelProbeResult): Promise<void> {
   const file = kernelCachePath(store, hw);
+  await store.ensureRoot();
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify({ ...r, hardware: hw }));
 }

@@ -335,6 +335,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       })).slice(0, 32);
       reference = store.referencePath(refKey);
       if (!validReference(reference, refKey)) {
+        await store.ensureRoot();
         await fs.promises.mkdir(path.dirname(reference), { recursive: true });
         await worker({ kind: 'reference', model: ref.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
       }
@@ -456,7 +457,7 @@ export async function hardwareProfile(opts: { storeDir: string; refresh?: boolea
   }
   const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
   if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
-  await fs.promises.mkdir(store.root, { recursive: true });
+  await store.ensureRoot();
   const { gbps, threads, bytes } = out.bandwidth;
   const cached = { key: machineKey(h), bandwidth_gbps: gbps, threads, bytes, measured: new Date().toISOString() };
   await writeFileAtomic(store.inside(hardwareFile(store)), JSON.stringify(cached, null, 2) + '\n');

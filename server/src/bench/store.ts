@@ -4,6 +4,7 @@
 //   .haqa/runs/.lock                 held while appending (see below)
 //   .haqa/artifacts/<key>/model.onnx (+ model.onnx.data, meta.json)   compressed models, content-addressed
 //   .haqa/reference/<key>.json/.bin  fp32 reference outputs for accuracy comparisons
+//   .haqa/.gitignore                 `*`, written when HAQA creates the folder (storeIgnore.ts)
 //
 // Crash safety. A record is appended with one write() of the whole line followed by fsync, so a kill
 // leaves at most a torn *last* line, which readers skip; the next append first terminates a torn line
@@ -24,6 +25,7 @@ import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
 import { fileRefusal, insideRoots, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
 import { validateModel } from '../model/validate';
+import { createStoreRoot } from './storeIgnore';
 
 export const STORE_DIR = '.haqa';
 
@@ -87,6 +89,11 @@ export class RunStore {
     throw new PathError(message, 'path-outside-workspace', file);
   }
 
+  /** Creates `.haqa/` with its `.gitignore` when it does not exist yet (storeIgnore.ts); every write goes through here first. */
+  async ensureRoot(): Promise<void> {
+    await createStoreRoot(this.root);
+  }
+
   /** The text of a store file: inside the workspace, a regular file, at most `cap` bytes (util/paths.ts). */
   readText(file: string, what: string, cap: number = READ_CAPS.text): string {
     return readRegularTextSync(this.inside(file), what, cap);
@@ -96,6 +103,7 @@ export class RunStore {
 
   async append(record: RunRecord): Promise<void> {
     const line = JSON.stringify(record) + '\n';
+    await this.ensureRoot();
     await fs.promises.mkdir(path.dirname(this.inside(this.runsFile)), { recursive: true });
     await this.withLock(async () => {
       const fh = await fs.promises.open(this.runsFile, 'a+');
@@ -244,6 +252,7 @@ export class RunStore {
     key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
     file = 'model.onnx',
   ): Promise<{ model: string; meta: ArtifactMeta }> {
+    await this.ensureRoot();
     await fs.promises.mkdir(this.inside(this.artifactsDir), { recursive: true });
     const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fs.promises.mkdir(tmp);

@@ -29,6 +29,7 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { DataType, LoadedModel, externalRef, onnx, readTensorBytes, resolveExternal, tensorDims } from '../model/onnx';
 import { mayDelete, realPath } from '../util/paths';
+import { createStoreRoot } from '../bench/storeIgnore';
 import type { Names, TensorSink } from './emit';
 import type { InputStats } from './calibrate';
 
@@ -144,6 +145,7 @@ export class LayerCache {
     }
     this.stats.misses++;
     if (!this.usable()) return compute(names, sink);
+    if (path.basename(path.dirname(this.dir)) === '.haqa') await createStoreRoot(path.dirname(this.dir)); // with its .gitignore
     await fs.promises.mkdir(this.dir, { recursive: true });
     const tmp = path.join(this.dir, `.${key.slice(0, 16)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const fh = await fs.promises.open(tmp, 'w');
