@@ -150,3 +150,30 @@ test('evaluator failures become failed trials; three in a row end the loop', asy
   assert.equal(r.trials.length, 3);
   assert.ok(r.trials.every((t) => t.status === 'failed' && t.error === 'onnxruntime: bad model' && !t.feasible));
 });
+
+test('pruning reads the paired ratio, as the ranking does: a window slowed by load does not prune a plan its race found faster', async () => {
+  // Scripted trials: the unpaired decode figure of trial 2 is 3× the incumbent's (a loaded window), but its
+  // paired race says 0.8 of fp32 against the incumbent's 0.9; trial 3 looks as fast unpaired but races 1.5.
+  const script = [
+    { decode: 1.0, ratio: 0.9 },
+    { decode: 3.0, ratio: 0.8 },
+    { decode: 1.0, ratio: 1.5 },
+  ];
+  let i = 0;
+  const race = (ratio: number) => ({
+    paired: true, verdict: 'better' as const, series: 'decode' as const, threshold: 0, tolerance: 0.03, pairs: 6, wall_ms: 1,
+    decode: { ratio, lo: ratio * 0.99, hi: ratio * 1.01, n: 6 },
+  });
+  const evaluator = {
+    baseline: async () => ({ decode_ms_per_token: 1.1, ppl: 10, model_bytes: 100 }),
+    evaluate: async (_c: unknown, o: { afterSpeed?: (m: Record<string, unknown>) => string }) => {
+      const s = script[i++];
+      const speed = { decode_ms_per_token: s.decode, race: race(s.ratio), model_bytes: 50 };
+      if (o.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' as const };
+      return { metrics: { ...speed, ppl: 10 }, status: 'ok' as const };
+    },
+  };
+  const r = await runLoop(opts(new Sweep(), evaluator as unknown as SyntheticEvaluator, 3));
+  assert.deepEqual(r.trials.map((t) => t.status), ['ok', 'ok', 'pruned'], JSON.stringify(r.trials.map((t) => [t.feasible, t.violations, t.score])));
+  assert.equal(r.best!.index, 2, 'the plan the race found fastest is the answer');
+});

@@ -28,7 +28,7 @@ test('errors: human output with 1-based positions, exit 1', async () => {
   const r = await run(file);
   assert.equal(r.code, 1);
   const lines = r.out.split('\n');
-  assert.equal(lines[0], `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides`);
+  assert.equal(lines[0], `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides, gguf_type`);
   assert.match(lines[1], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:15 error block-size-not-divisor `));
   assert.match(r.err, /2 errors, 0 warnings/);
 });

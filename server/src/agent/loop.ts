@@ -4,7 +4,7 @@
 // re-measure a plan (a repeat, speed only). The loop owns the one ranking rule (ranking.ts): its `best`
 // is what every strategy, the CLI and the editor announce, and each trial races the best's paired ratio.
 import { judge, Objective } from './objective';
-import { bestPlan, type Plan, DEFAULT_TOLERANCE, MAX_MEASUREMENTS, planIndex } from './ranking';
+import { bestPlan, type Plan, DEFAULT_TOLERANCE, MAX_MEASUREMENTS, planIndex, ratioOf } from './ranking';
 import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';
 import type { Answer, Proposer, ProposerContext } from './proposer';
 import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
@@ -181,6 +181,10 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
           },
           trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
           afterSpeed: dup || bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
+            // The ranking's figure decides, as it decides the best: the paired ratio against fp32 when the
+            // trial raced, so a window slowed by a neighbour does not prune a plan the race found faster.
+            const r = ratioOf(opts.objective, speed, baseline);
+            if (r && bestFeasible?.ratio !== undefined) return r.ratio > bestFeasible.ratio * pruneFactor ? 'prune' : 'continue';
             const s = speed[opts.objective.field];
             if (typeof s !== 'number') return 'continue';
             const worse = opts.objective.direction === 'min' ? s > bestScore * pruneFactor : s * pruneFactor < bestScore;

@@ -77,7 +77,7 @@ export const SECTIONS: readonly SectionDecl[] = [
   {
     name: 'quantize',
     kind: 'overrides',
-    methods: ['rtn', 'gptq', 'dynamic activations', 'static activations'],
+    methods: ['rtn', 'gptq', 'dynamic activations', 'static activations', 'gguf'],
     globLists: ['skip'],
     knobs: [
       { field: 'bits', method: 'weight quantization', schemaPath: ['bits'], spaceDefault: () => [4, 8, 32] },
@@ -93,6 +93,8 @@ export const SECTIONS: readonly SectionDecl[] = [
         field: 'skip', method: 'weight quantization', scope: 'required',
         schema: { type: 'boolean', description: 'Leave the matching layers in float.' },
       },
+      // llama.cpp's weight types (runtime.engine: llama.cpp); ignored by onnxruntime (config/runtimeCheck.ts says so).
+      { field: 'gguf_type', method: 'GGUF quantization', schemaPath: ['gguf_type'] },
     ],
   },
   {
@@ -120,7 +122,7 @@ export const SECTIONS: readonly SectionDecl[] = [
   {
     name: 'runtime',
     kind: 'settings',
-    methods: ['onnxruntime session options'],
+    methods: ['onnxruntime session options', 'runtime choice'],
     knobs: [
       {
         field: 'intra_op_threads', method: 'session', schemaPath: ['intra_op_threads'], scope: 'never',
@@ -129,6 +131,8 @@ export const SECTIONS: readonly SectionDecl[] = [
       { field: 'inter_op_threads', method: 'session', schemaPath: ['inter_op_threads'], scope: 'never' },
       { field: 'graph_optimization', method: 'session', schemaPath: ['graph_optimization'], scope: 'never' },
       { field: 'execution_mode', method: 'session', schemaPath: ['execution_mode'], scope: 'never' },
+      // Which runtime runs the model (bench/runtimes.ts); not in the default space: a recipe that names llama.cpp opts in.
+      { field: 'engine', method: 'runtime', schemaPath: ['engine'], scope: 'never' },
     ],
   },
 ];
