@@ -7,6 +7,9 @@ import {
 } from '../../server/src/agent/proposers';
 import { makeProposer } from '../../server/src/cli/tune';
 import { UsageError } from '../../server/src/cli/command';
+import schemaJson from '../../schemas/haqa.schema.json';
+import { validateSchema } from '../../server/src/config/schema';
+import { parseYaml } from '../../server/src/config/parse';
 
 test('every registered name builds the proposer of that name', () => {
   assert.deepEqual(PROPOSER_NAMES, ['claude', 'offline', 'random', 'sweep']);
@@ -26,4 +29,16 @@ test('a proposer that needs a key refuses to start without one, as a usage error
   const loaded = {} as Parameters<typeof makeProposer>[0];
   assert.throws(() => makeProposer(loaded, { agent: 'claude', trials: 1, seed: 0 }), UsageError);
   assert.equal(makeProposer(loaded, { agent: 'random', trials: 1, seed: 0 }).name, 'random');
+});
+
+test('a recipe may name every registered proposer in search.agent, and nothing else', () => {
+  const agentEnum = (schemaJson as { properties: { search: { properties: { agent: { enum: string[] } } } } })
+    .properties.search.properties.agent.enum;
+  assert.deepEqual(agentEnum, PROPOSER_NAMES, 'schemas/haqa.schema.json search.agent.enum must list agent/proposers.ts PROPOSER_NAMES');
+  const codes = (agent: string) => {
+    const p = parseYaml(`model: m.onnx\nsearch:\n  agent: ${agent}\n`);
+    return validateSchema(p).diagnostics.filter((d) => d.range.start.line === 2).map((d) => String(d.message));
+  };
+  for (const name of PROPOSER_NAMES) assert.deepEqual(codes(name), [], name);
+  assert.notDeepEqual(codes('grid'), []);
 });

@@ -34,7 +34,7 @@ import type { Names, TensorSink } from './emit';
 import type { InputStats } from './calibrate';
 
 /** Bump when the entry layout or anything a layer's output depends on changes meaning. */
-export const LAYER_CACHE_FORMAT = 1;
+export const LAYER_CACHE_FORMAT = 2; // 2: results name their custom-op domains (was usesMs)
 export const DEFAULT_LAYER_CACHE_BYTES = 4 * 1024 ** 3;
 
 /** What a layer's compression returns besides its tensors (pipeline.ts LayerOut). */
@@ -43,7 +43,8 @@ export interface LayerResult {
   actions: string[];
   sqErr: number;
   sqNorm: number;
-  usesMs: boolean;
+  /** Custom-op domains the nodes use (`com.microsoft` for MatMulNBits). */
+  domains: string[];
   dropBias?: string;
 }
 

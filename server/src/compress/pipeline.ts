@@ -1,9 +1,9 @@
 // compressModel: a recipe applied to a model, layer by layer, written atomically.
 //
-// Per layer (config/planner.ts decides what): sparsity → low rank → quantization, in that order, because
-// pruning picks weights on the original values, factorizing a pruned matrix keeps its dominant
-// directions, and quantization must see the final values it rounds. Everything that is not a planned
-// layer passes through untouched, and the graph's inputs and outputs stay exactly as they were.
+// Per layer (config/planner.ts decides what): the steps of compress/methods.ts LAYER_STEPS, in table
+// order (sparsity → low rank → quantization), then its GRAPH_PASSES on the whole graph; this file names
+// no method. Everything that is not a planned layer passes through untouched, and the graph's inputs and
+// outputs stay exactly as they were.
 //
 // Quantization paths (the rule for `quantize.activations`):
 //   bits 2/4/8, activations none          → MatMulNBits (weight-only).
@@ -18,8 +18,9 @@
 // one layer at a time. Models with external data are written through ExternalDataWriter.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Recipe, QuantSettings, W8WeightType } from '../config/recipe';
-import { type PlannedLayer as LayerPlan, isSkipped, planRecipe } from '../config/planner';
+import type { Recipe } from '../config/recipe';
+import type { SectionName } from '../config/methods';
+import { type PlannedLayer as LayerPlan, planRecipe } from '../config/planner';
 import { inspectLoaded, Layer } from '../model/graph';
 import {
   DataType, EXTERNAL_DATA_THRESHOLD, ExternalDataWriter, LoadedModel, OnnxError, attrInt, dataTypeName, elementSize,
@@ -27,14 +28,12 @@ import {
 } from '../model/onnx';
 import { node as mkNode } from '../model/build';
 import { CalibrationData, InputNeeds, calibrate } from './calibrate';
-import { ActivationCache, Names, TensorSink, emitDynamicW8A8, emitMatMulNBits, emitStaticW8A8, int8Weight } from './emit';
-import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid } from './gptq';
-import { lowRank } from './lowrank';
-import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
-import { prune } from './sparsity';
+import { Names, TensorSink } from './emit';
 import { LayerCache, sourceIdentity, statsDigest } from './layerCache';
-import { QuantPool, defaultThreads, sharedPacked } from './parallel';
-import { FloatType, floatType } from '../model/floatTypes';
+import { QuantPool, defaultThreads } from './parallel';
+import { floatType } from '../model/floatTypes';
+import { GRAPH_PASSES, LAYER_STEPS } from './methods';
+import { CompressError, Decision, EmitStep, LayerCtx, LayerStep, WeightState, abortError, emitFloat } from './step';
 import { RecipeReads, recipeReadRefusal, recipeRoots } from '../util/paths';
 
 export interface LayerReport {
@@ -79,7 +78,7 @@ function refuseUnreadable(recipe: Recipe, roots: string[] | undefined, reads: Re
   if (refused) throw refused;
 }
 
-export class CompressError extends OnnxError {}
+export { CompressError } from './step';
 
 export { ORT_DEFAULT_4BIT } from './quant';
 export type { CalibrationData } from './calibrate';
@@ -163,7 +162,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
     ...(g.node ?? []).flatMap((n) => [n.name ?? '', ...(n.output ?? []), ...(n.input ?? [])]),
     ...(g.initializer ?? []).map((t) => t.name ?? ''),
   ]);
-  const actCache = new ActivationCache();
+  const state = new Map<SectionName, unknown>(LAYER_STEPS.flatMap((s) => (s.runState ? [[s.section, s.runState()] as const] : [])));
   const streamBuffers: Buffer[] = [];
 
   const replaced = new Map<number, onnx.INodeProto[]>();
@@ -172,7 +171,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
   const reports: LayerReport[] = [];
   let sqErrAll = 0;
   let sqNormAll = 0;
-  let usesMs = false;
+  const domains = new Set<string>();
   const active = work.filter((w) => w.active).length;
   let done = 0;
   const threads = opts.threads ?? defaultThreads();
@@ -206,15 +205,16 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       }
       const half = dt !== DataType.FLOAT;
       const ctx: LayerCtx = {
-        w, nd, wt, model, sink, names, actCache, calib, half, ft, where, signal: opts.signal, weightType: recipe.quantize?.weight_type ?? 'int8',
-        lowRankMethod: recipe.low_rank?.method ?? 'randomized_svd', seed: recipe.search.seed + 1, chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers, pool,
+        nd, wt, plan: w.plan, model, sink, names, calib, half, ft, where, signal: opts.signal, baseName: '', product: '',
+        chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers, pool, state,
       };
-      // Reuse across trials (layerCache.ts): W8A8 layers share activation quantizers, so they are always recomputed.
-      const res = opts.layerCache && w.path !== 'dynamic' && w.path !== 'static'
-        ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx), names, sink, (n, s) => transformLayer({ ...ctx, names: n, sink: s }))
-        : await transformLayer(ctx);
+      // Reuse across trials (layerCache.ts), unless a step's decision says the layer is not cached (W8A8
+      // layers share activation quantizers, so they are always recomputed).
+      const res = opts.layerCache && w.steps.every((s) => s.d.cacheKey !== undefined)
+        ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx, w), names, sink, (n, s) => transformLayer({ ...ctx, names: n, sink: s }, w))
+        : await transformLayer(ctx, w);
       replaced.set(layer.nodeIndex, res.nodes);
-      if (res.usesMs) usesMs = true;
+      for (const d of res.domains) domains.add(d);
       reports.push({ name: layer.name, actions: res.actions, relError: res.sqNorm > 0 ? Math.sqrt(res.sqErr / res.sqNorm) : 0 });
       sqErrAll += res.sqErr;
       sqNormAll += res.sqNorm;
@@ -257,7 +257,7 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       else nodes.push(n);
     });
     const opsetImport = [...(model.proto.opsetImport ?? [])];
-    if (usesMs && !opsetImport.some((o) => o.domain === 'com.microsoft')) opsetImport.push({ domain: 'com.microsoft', version: 1 });
+    for (const pass of GRAPH_PASSES) if (pass.applies(recipe)) await pass.run({ recipe, nodes, opsetImport, domains });
     const outModel: onnx.IModelProto = {
       ...model.proto,
       opsetImport,
@@ -301,9 +301,8 @@ interface Work {
   active: boolean;
   /** Why a planned layer is left alone. */
   note?: string;
-  quant?: QuantSettings;
-  /** 'nbits' weight-only, or W8A8 with 8-bit activations. */
-  path?: 'nbits' | 'dynamic' | 'static';
+  /** The steps that act on the layer, in table order, with their decisions. */
+  steps: { step: LayerStep; d: Decision }[];
   needsHessian: boolean;
   needsNorms: boolean;
   needsRange: boolean;
@@ -311,80 +310,40 @@ interface Work {
 
 function decide(recipe: Recipe, plan: LayerPlan, g: onnx.IGraphProto): Work {
   const layer = plan.layer;
-  const w: Work = { plan, active: false, needsHessian: false, needsNorms: false, needsRange: false };
-  const acts = recipe.quantize?.activations ?? 'none';
+  const w: Work = { plan, active: false, steps: [], needsHessian: false, needsNorms: false, needsRange: false };
+  const decided = new Map<SectionName, Decision>();
+  for (const step of LAYER_STEPS) {
+    const d = step.decide(recipe, plan, decided);
+    if (!d) continue;
+    decided.set(step.section, d);
+    w.steps.push({ step, d });
+  }
   if (layer.op === 'MatMulNBits') {
-    if (plan.quant || plan.sparsity || plan.lowRank) w.note = 'kept: already MatMulNBits';
+    if (w.steps.length) w.note = 'kept: already MatMulNBits';
+    w.steps = [];
     return w;
   }
   const nd = g.node![layer.nodeIndex];
   if (layer.op === 'Gemm' && attrInt(nd, 'transA', 0) === 1) {
     w.note = 'kept: Gemm with transA=1 is not rewritten';
+    w.steps = [];
     return w;
   }
-  if (plan.quant) {
-    w.quant = plan.quant;
-    w.path = plan.quant.bits === 8 && acts !== 'none' ? acts : 'nbits';
-  } else if (acts !== 'none' && recipe.quantize && !isSkipped(plan)) {
-    // Kept in float by an override (bits: 32): weights go to int8 with the activations.
-    w.quant = { method: recipe.quantize.method, bits: 8, block_size: recipe.quantize.block_size, symmetric: true, accuracy_level: 0 };
-    w.path = acts;
+  w.active = w.steps.length > 0;
+  for (const { d } of w.steps) {
+    w.needsHessian ||= !!d.needs?.hessian;
+    w.needsNorms ||= !!d.needs?.norms;
+    w.needsRange ||= !!d.needs?.range;
   }
-  w.active = !!(w.quant || plan.sparsity || plan.lowRank);
-  const sparsityWanda = !!plan.sparsity && recipe.sparsity?.method === 'wanda';
-  w.needsNorms = sparsityWanda;
-  // GPTQ needs H of the matrix it quantizes; with low rank the factors' inputs differ, so GPTQ applies
-  // to the full-matrix case only and low-rank factors fall back to RTN (reported in the actions).
-  w.needsHessian = w.quant?.method === 'gptq' && !plan.lowRank;
-  w.needsRange = w.path === 'static';
   return w;
 }
 
 // ---------------------------------------------------------------- transforming
 
-interface LayerCtx {
-  w: Work;
-  nd: onnx.INodeProto;
-  wt: onnx.ITensorProto;
-  model: LoadedModel;
-  sink: TensorSink;
-  names: Names;
-  actCache: ActivationCache;
-  calib?: CalibrationData;
-  /** The weight is stored in a 16-bit float type (`ft`); the graph computes in that type. */
-  half: boolean;
-  ft: FloatType;
-  /** Storage of the 8-bit-activation paths' weights (recipe quantize.weight_type). */
-  weightType: W8WeightType;
-  where: string;
-  lowRankMethod: 'svd' | 'randomized_svd';
-  seed: number;
-  chunkBytes: number;
-  /** Slice buffers shared by all streamed layers of one run. */
-  streamBuffers: Buffer[];
-  /** Worker threads for streamed RTN layers (parallel.ts); absent: this thread quantizes. */
-  pool?: QuantPool;
-  signal?: AbortSignal;
-}
+interface LayerOut { nodes: onnx.INodeProto[]; actions: string[]; sqErr: number; sqNorm: number; domains: string[]; dropBias?: string }
 
-interface LayerOut { nodes: onnx.INodeProto[]; actions: string[]; sqErr: number; sqNorm: number; usesMs: boolean; dropBias?: string }
-
-function nbitsSpec(q: QuantSettings, where: string): BlockQuantSpec {
-  const spec = { bits: q.bits as NBits, blockSize: q.block_size, symmetric: q.symmetric };
-  try {
-    checkSpec(spec, where);
-  } catch (err) {
-    throw new CompressError((err as Error).message);
-  }
-  return spec;
-}
-
-function quantLabel(q: QuantSettings, method: string): string {
-  return `int${q.bits} b${q.block_size} ${q.symmetric ? 'sym' : 'asym'}${q.accuracy_level ? ` acc${q.accuracy_level}` : ''} ${method}`;
-}
-
-async function transformLayer(c: LayerCtx): Promise<LayerOut> {
-  const { w, nd, wt } = c;
+async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
+  const { nd, wt } = c0;
   const layer = w.plan.layer;
   const { K, N } = layer;
   const x = nd.input![0];
@@ -403,125 +362,56 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     const beta = attrFloat(nd, 'beta', 1);
     const cName = nd.input![2];
     if (cName && beta !== 0) {
-      product = c.names.take(`${y}_product`);
+      product = c0.names.take(`${y}_product`);
       let cIn = cName;
       const pre: onnx.INodeProto[] = [];
       if (beta !== 1) {
-        const bName = c.names.take(`${baseName}_beta`);
-        await c.sink.add(bName, DataType.FLOAT, [], Float32Array.of(beta));
-        cIn = c.names.take(`${cName}_scaled`);
-        pre.push(mkNode('Mul', [cName, bName], [cIn], { name: c.names.take(`${baseName}_beta_Mul`) }));
+        const bName = c0.names.take(`${baseName}_beta`);
+        await c0.sink.add(bName, DataType.FLOAT, [], Float32Array.of(beta));
+        cIn = c0.names.take(`${cName}_scaled`);
+        pre.push(mkNode('Mul', [cName, bName], [cIn], { name: c0.names.take(`${baseName}_beta_Mul`) }));
       }
-      bias = { nodes: [...pre, mkNode('Add', [product, cIn], [y], { name: c.names.take(`${baseName}_bias_Add`) })], input: cIn };
+      bias = { nodes: [...pre, mkNode('Add', [product, cIn], [y], { name: c0.names.take(`${baseName}_bias_Add`) })], input: cIn };
     }
     if (cName && beta === 0) dropBias = cName;
   }
   const finish = (nodes: onnx.INodeProto[]) => (bias ? [...nodes, ...bias.nodes] : nodes);
 
-  // Fast path: RTN weight-only quantization streams the weight in slices.
-  const q = w.quant;
-  const plain = !w.plan.sparsity && !w.plan.lowRank && q && w.path === 'nbits' && (q.method === 'rtn' || !w.needsHessian);
-  if (plain && q && alpha === 1) {
-    const spec = nbitsSpec(q, c.where);
-    const pw = c.pool && externalRef(wt) ? sharedPacked(K, N, spec, newPacked(K, N, spec)) : newPacked(K, N, spec);
-    await streamQuantize(c, pw, layer.transB);
-    const node = await emitMatMulNBits(c.sink, c.names, {
-      input: x, output: product, nodeName: `${baseName}_Q${spec.bits}`, weightStem: stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
-    });
-    return { nodes: finish([node]), actions: [quantLabel(q, 'rtn')], sqErr: pw.sqErr, sqNorm: pw.sqNorm, usesMs: true, dropBias };
+  const c: LayerCtx = { ...c0, baseName, product };
+  const emitter = w.steps.find((s): s is { step: EmitStep; d: Decision } => s.step.kind === 'emit');
+
+  // A step that streams the weight (RTN weight-only) when it is the layer's only one.
+  if (emitter?.step.stream && w.steps.length === 1 && alpha === 1) {
+    const r = await emitter.step.stream(c, emitter.d);
+    if (r) return { nodes: finish(r.nodes), actions: r.actions, sqErr: r.sqErr, sqNorm: r.sqNorm, domains: r.domains, dropBias };
   }
 
-  // General path: the whole weight as [K, N] float32.
+  // General path: the whole weight as [K, N] float32, through the weights steps, then the emit step.
   let W = await readTensorFloat32(wt, c.model.baseDir);
   if (layer.transB) W = transpose32(W, N, K);
   if (alpha !== 1) for (let i = 0; i < W.length; i++) W[i] *= alpha;
   const original = Float32Array.from(W);
-  const actions: string[] = [];
-  const stats = c.calib?.inputs.get(x);
-
-  if (w.plan.sparsity) {
-    const sp = w.plan.sparsity;
-    let norms: Float64Array | undefined;
-    if (w.needsNorms) {
-      if (!stats?.sqSum) throw new CompressError(`${c.where}: Wanda needs calibration activation norms for ${x}`);
-      norms = stats.sqSum.map(Math.sqrt);
-    }
-    prune(W, K, N, sp, norms);
-    actions.push(`sparsity ${'m' in sp ? `${sp.n}:${sp.m}` : `${Math.round(sp.ratio * 100)}%`} ${norms ? 'wanda' : 'magnitude'}`);
-  }
-
-  // Each "matrix" to emit: the full weight, or two low-rank factors.
-  const mats: { W: Float32Array; K: number; N: number; input: string; output: string; name: string; stem: string }[] = [];
-  if (w.plan.lowRank) {
-    const lr = lowRank(W, K, N, w.plan.lowRank.rank, { method: c.lowRankMethod, seed: c.seed });
-    const mid = c.names.take(`${scope}/lowrank/MatMul_output_0`);
-    mats.push({ W: lr.a, K, N: lr.rank, input: x, output: mid, name: `${scope}/lowrank_a/MatMul`, stem: `${stem}.lowrank_a` });
-    mats.push({ W: lr.b, K: lr.rank, N, input: mid, output: product, name: `${scope}/lowrank_b/MatMul`, stem: `${stem}.lowrank_b` });
-    actions.push(`lowrank r=${lr.rank} ${lr.method}`);
-  } else {
-    mats.push({ W, K, N, input: x, output: product, name: baseName, stem });
-  }
+  const s: WeightState = { mats: [{ W, K, N, input: x, output: product, name: baseName, stem }], actions: [], x, scope };
+  for (const { step, d } of w.steps) if (step.kind === 'weights') await step.apply(c, d, s);
+  const actions = s.actions;
 
   const nodes: onnx.INodeProto[] = [];
-  let usesMs = false;
+  const domains: string[] = [];
   const effective: { W: Float64Array | Float32Array; K: number; N: number }[] = [];
-  const qActions = new Set<string>();
-  for (const m of mats) {
-    if (c.signal?.aborted) throw abortError();
-    if (q && w.path === 'nbits' && (mats.length === 1 || m.K % q.block_size === 0)) {
-      const spec = nbitsSpec(q, c.where);
-      let pw: PackedWeight;
-      let method = 'rtn';
-      if (q.method === 'gptq' && mats.length === 1) {
-        if (!stats?.xtx) throw new CompressError(`${c.where}: GPTQ needs calibration statistics for ${x}`);
-        const r = gptqOrFail(m.W, m.K, m.N, stats.xtx, nbitsGrid(spec.bits, spec.blockSize, spec.symmetric), c.where);
-        pw = packCodes(r.codes, r.scales, r.zeros, m.K, m.N, spec, m.W);
-        method = 'gptq';
-      } else {
-        pw = newPacked(m.K, m.N, spec);
-        quantizeKNRows(m.W, 0, m.K, pw);
-      }
-      nodes.push(await emitMatMulNBits(c.sink, c.names, {
-        input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
-      }));
-      usesMs = true;
-      effective.push({ W: dequantize(pw), K: m.K, N: m.N });
-      qActions.add(quantLabel(q, method));
-    } else if (q && (w.path === 'dynamic' || w.path === 'static')) {
-      if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is ${dataTypeName(c.ft.dataType)})`);
-      const grid = int8ChannelGrid(m.K);
-      let r: GridResult;
-      let method = 'rtn';
-      if (q.method === 'gptq' && mats.length === 1) {
-        if (!stats?.xtx) throw new CompressError(`${c.where}: GPTQ needs calibration statistics for ${x}`);
-        r = gptqOrFail(m.W, m.K, m.N, stats.xtx, grid, c.where);
-        method = 'gptq';
-      } else {
-        r = rtnOnGrid(m.W, m.K, m.N, grid);
-      }
-      const wq = int8Weight(r.codes, m.K, m.N);
-      const common = { input: m.input, output: m.output, nodeName: m.name, weightStem: m.stem, K: m.K, N: m.N, wq, wScales: r.scales, weightType: c.weightType };
-      if (w.path === 'dynamic') {
-        nodes.push(...await emitDynamicW8A8(c.sink, c.names, c.actCache, common));
-      } else {
-        const st = c.calib?.inputs.get(m.input) ?? stats;
-        if (!st || !Number.isFinite(st.min) || m.input !== x) {
-          throw new CompressError(`${c.where}: static activation quantization needs calibrated ranges for ${m.input}${m.input !== x ? ' (a low-rank factor\'s input is not calibrated; use dynamic activations with low rank)' : ''}`);
-        }
-        nodes.push(...await emitStaticW8A8(c.sink, c.names, c.actCache, { ...common, range: { min: st.min, max: st.max } }));
-      }
-      effective.push({ W: dequantizeGrid(r, m.K, m.N, grid.groupSize), K: m.K, N: m.N });
-      qActions.add(`w8a8 ${w.path} ${c.weightType} per-channel ${method}`);
-    } else {
-      if (q && mats.length > 1) qActions.add(`factor K=${m.K} kept in float (not a multiple of block ${q.block_size})`);
-      const wn = c.names.take(m.stem);
-      await c.sink.add(wn, c.ft.dataType, [m.K, m.N], c.half ? c.ft.encode(m.W) : m.W);
-      nodes.push(mkNode('MatMul', [m.input, wn], [m.output], { name: c.names.take(m.name) }));
-      effective.push({ W: m.W, K: m.K, N: m.N });
+  if (emitter) {
+    const r = await emitter.step.emit(c, emitter.d, s);
+    nodes.push(...r.nodes);
+    effective.push(...r.effective);
+    actions.push(...r.actions);
+    domains.push(...r.domains);
+  } else {
+    for (const m of s.mats) {
+      if (c.signal?.aborted) throw abortError();
+      const f = await emitFloat(c, m);
+      nodes.push(f.node);
+      effective.push(f.effective);
     }
   }
-  if (q && w.plan.lowRank && q.method === 'gptq') qActions.add('gptq → rtn on low-rank factors');
-  actions.push(...qActions);
 
   // Reconstruction error of the weight the new graph actually uses.
   const eff = effective.length === 1 ? effective[0].W : product2(effective[0].W, effective[1].W, K, effective[0].N, N);
@@ -532,12 +422,11 @@ async function transformLayer(c: LayerCtx): Promise<LayerOut> {
     sqErr += d * d;
     sqNorm += original[i] * original[i];
   }
-  return { nodes: finish(nodes), actions, sqErr, sqNorm, usesMs, dropBias };
+  return { nodes: finish(nodes), actions, sqErr, sqNorm, domains, dropBias };
 }
 
-/** What a layer's output depends on (layerCache.ts header): its source, node, settings and, where used, calibration. */
-async function layerCacheKey(cache: LayerCache, c: LayerCtx): Promise<string> {
-  const { w } = c;
+/** What a layer's output depends on (layerCache.ts header): its source, node, plan, each step's decision and, where used, calibration. */
+async function layerCacheKey(cache: LayerCache, c: LayerCtx, w: Work): Promise<string> {
   const { layer, ...settings } = w.plan;
   const x = c.nd.input![0];
   const usesCalib = w.needsHessian || w.needsNorms || w.needsRange;
@@ -545,18 +434,9 @@ async function layerCacheKey(cache: LayerCache, c: LayerCtx): Promise<string> {
     source: await sourceIdentity(c.wt, c.model),
     node: Buffer.from(onnx.NodeProto.encode(c.nd as onnx.NodeProto).finish()).toString('base64'),
     layer: { name: layer.name, op: layer.op, K: layer.K, N: layer.N, transB: layer.transB, weight: layer.weight, nodeIndex: layer.nodeIndex },
-    settings, quant: w.quant ?? null, path: w.path ?? null, needs: [w.needsHessian, w.needsNorms, w.needsRange],
-    weightType: c.weightType, lowRankMethod: c.lowRankMethod, seed: c.seed,
+    settings, steps: Object.fromEntries(w.steps.map((s) => [s.step.section, s.d.cacheKey])), needs: [w.needsHessian, w.needsNorms, w.needsRange],
     calibration: usesCalib ? statsDigest(c.calib?.inputs.get(x)) : null,
   });
-}
-
-function gptqOrFail(w: Float32Array, K: number, N: number, h: Float64Array, grid: Parameters<typeof gptq>[4], where: string): GridResult {
-  try {
-    return gptq(w, K, N, h, grid);
-  } catch (err) {
-    throw new CompressError(`${where}: ${(err as Error).message}`);
-  }
 }
 
 function product2(a: ArrayLike<number>, b: ArrayLike<number>, K: number, r: number, N: number): Float64Array {
@@ -580,108 +460,6 @@ function transpose32(a: Float32Array, rows: number, cols: number): Float32Array 
 function attrFloat(n: onnx.INodeProto, name: string, dflt: number): number {
   const a = (n.attribute ?? []).find((x) => x.name === name);
   return a ? (a.f ?? dflt) : dflt;
-}
-
-/**
- * Feed a weight to the RTN quantizer in slices. Weights in external data (float32, float16 or
- * bfloat16) are read slice by slice straight from the file (the next slice is read while this one is
- * converted to float32 and quantized), so a 16-bit source never has a float32 copy of the whole
- * tensor; inline weights are read whole (they are in memory already).
- */
-async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): Promise<void> {
-  const { K, N } = pw;
-  const rowLen = transB ? K : N;
-  const totalRows = transB ? N : K;
-  const ext = externalRef(c.wt);
-  // Error sums per slice, added in slice order at the end: the same sums with one thread or several.
-  const parts: (Promise<{ sqErr: number; sqNorm: number }> | { sqErr: number; sqNorm: number })[] = [];
-  const feed = (chunk: Float32Array, row0: number, rows: number) => {
-    const part = { ...pw, sqErr: 0, sqNorm: 0 };
-    if (transB) quantizeNKRows(chunk, row0, rows, part);
-    else quantizeKNRows(chunk, row0, rows, part);
-    parts.push({ sqErr: part.sqErr, sqNorm: part.sqNorm });
-  };
-  const total = async () => {
-    for (const p of await Promise.all(parts)) {
-      pw.sqErr += p.sqErr;
-      pw.sqNorm += p.sqNorm;
-    }
-  };
-  if (!ext) {
-    const all = await readTensorFloat32(c.wt, c.model.baseDir);
-    feed(all, 0, totalRows);
-    await total();
-    return;
-  }
-  const es = c.ft.bytes;
-  const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
-  if (ext.length !== K * N * es) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`);
-  let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
-  // [K, N] slices are whole groups of 4 blocks: threads never share a byte of a packed zero-point row.
-  if (!transB) rowsPer = Math.max(pw.blockSize * 4, rowsPer - (rowsPer % (pw.blockSize * 4)));
-  rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
-  const fh = await fs.promises.open(file, 'r').catch(() => {
-    throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
-  });
-  // Two buffers: one being filled from disk while the other is quantized, and for 16-bit sources a third
-  // that holds the slice converted to float32. Reused across layers: fresh 30 MB allocations per layer
-  // cost more in GC and page faults than the reads themselves.
-  const need = rowsPer * rowLen * 4;
-  if (c.streamBuffers.length < 3 || c.streamBuffers[0].length < need) {
-    c.streamBuffers.splice(0, 3, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
-  }
-  const bufs = c.streamBuffers;
-  const read = async (row0: number, i: number) => {
-    const rows = Math.min(rowsPer, totalRows - row0);
-    const want = rows * rowLen * es;
-    let got = 0;
-    while (got < want) {
-      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * es + got);
-      if (bytesRead === 0) throw new CompressError(`${c.where}: external data of ${c.wt.name} is truncated (${file})`, file, c.wt.name ?? undefined);
-      got += bytesRead;
-    }
-    return rows;
-  };
-  const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
-  // Parallel: slices converted into `threads + 1` shared slots, each quantized on a free thread.
-  const pool = c.pool;
-  const slots = pool ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4))) : [];
-  const busy: Promise<unknown>[] = [];
-  try {
-    let pending: Promise<number> | undefined = read(0, 0);
-    for (let row0 = 0, i = 0, s = 0; row0 < totalRows; row0 += rowsPer, i ^= 1, s++) {
-      const rows = await pending!;
-      const n = rows * rowLen;
-      const b = bufs[i];
-      if (pool) {
-        const slot = s % slots.length;
-        await busy[slot]?.catch(() => undefined);
-        c.ft.decode(b.subarray(0, n * es), n, slots[slot]);
-      }
-      const next = row0 + rowsPer;
-      pending = next < totalRows ? read(next, i ^ 1) : undefined;
-      if (pool) {
-        const slot = s % slots.length;
-        const job = pool.run({ pw, rows: slots[slot].subarray(0, n), row0, count: rows, transB });
-        parts.push(job);
-        busy[slot] = job;
-      } else if (es === 4) {
-        feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
-      } else {
-        c.ft.decode(b.subarray(0, n * es), n, conv);
-        feed(conv.subarray(0, n), row0, rows);
-      }
-      if (c.signal?.aborted) {
-        await pending?.catch(() => undefined);
-        await Promise.allSettled(parts);
-        throw abortError();
-      }
-    }
-    await total();
-  } finally {
-    await Promise.allSettled(parts);
-    await fh.close();
-  }
 }
 
 async function* fileChunks(file: string, offset: number, length: number, name: string, chunk = 16 * 1024 * 1024): AsyncGenerator<Uint8Array> {
@@ -712,10 +490,4 @@ async function diskBytes(file: string, model?: LoadedModel): Promise<number> {
   }
   for (const f of files) total += (await fs.promises.stat(f).catch(() => ({ size: 0 }))).size;
   return total;
-}
-
-function abortError(): Error {
-  const e = new Error('compression cancelled');
-  e.name = 'AbortError';
-  return e;
 }

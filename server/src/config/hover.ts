@@ -9,12 +9,15 @@ import { plannedBytes } from './layers';
 import { JsonPath, pathAt } from './parse';
 import { knobSchema, schemaAt } from './schema';
 import { parseKnob } from './plan';
+import { globFields, sectionDecl } from './methods';
 
 /** Where a glob is written: a skip entry, a `match`, or the scope of a search knob. */
 export function globAt(p: JsonPath, onKey: boolean): 'value' | 'knob' | undefined {
   const [a, b, , d] = p;
-  if (!onKey && a === 'quantize' && b === 'skip' && p.length === 3) return 'value';
-  if (!onKey && p.length === 4 && d === 'match' && ((a === 'quantize' && b === 'overrides') || ((a === 'sparsity' || a === 'low_rank') && b === 'rules'))) return 'value';
+  const section = sectionDecl(a);
+  const globs = section && globFields(section);
+  if (!onKey && globs && p.length === 3 && globs.lists.includes(String(b))) return 'value';
+  if (!onKey && globs && p.length === 4 && d === 'match' && b === globs.matchIn) return 'value';
   if (onKey && a === 'search' && b === 'space' && p.length === 3 && String(p[2]).includes('@')) return 'knob';
   return undefined;
 }

@@ -49,6 +49,8 @@ export interface SectionDecl {
   methods: readonly string[];
   /** Rules sections: the section a knob creates when the recipe has none. */
   create?: () => { method: string; rules: never[] };
+  /** Fields that are lists of layer globs (`quantize.skip`), besides the `match` of each override or rule. */
+  globLists?: readonly string[];
   knobs: readonly KnobDecl[];
 }
 
@@ -76,6 +78,7 @@ export const SECTIONS: readonly SectionDecl[] = [
     name: 'quantize',
     kind: 'overrides',
     methods: ['rtn', 'gptq', 'dynamic activations', 'static activations', 'gguf'],
+    globLists: ['skip'],
     knobs: [
       { field: 'bits', method: 'weight quantization', schemaPath: ['bits'], spaceDefault: () => [4, 8, 32] },
       {
@@ -133,6 +136,16 @@ export const SECTIONS: readonly SectionDecl[] = [
     ],
   },
 ];
+
+/** The declaration of a recipe section, or undefined (a section without knobs). */
+export function sectionDecl(name: unknown): SectionDecl | undefined {
+  return SECTIONS.find((s) => s.name === name);
+}
+
+/** Where a section's layer globs are written: its glob-list fields, and the list whose entries have a `match`. */
+export function globFields(s: SectionDecl): { lists: readonly string[]; matchIn?: 'overrides' | 'rules' } {
+  return { lists: s.globLists ?? [], matchIn: s.kind === 'settings' ? undefined : s.kind };
+}
 
 export interface ResolvedKnob { section: SectionDecl; knob: KnobDecl; name: string }
 

@@ -4,6 +4,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { int8Saturates } from '../util/cpu';
+// Type only (erased): `search.agent` names a proposer of the registry; the schema's enum is held to it by a test.
+import type { ProposerName } from '../agent/proposers';
 
 export type Bits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 32;
 export type BlockSize = 16 | 32 | 64 | 128 | 256;
@@ -80,7 +82,7 @@ export interface Recipe {
   };
   calibration: { text?: string; samples: number; seq_len: number };
   evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
-  search: { agent: 'offline' | 'claude'; trials: number; minutes?: number; seed: number; tolerance: number; space: Record<string, SearchValue[]> };
+  search: { agent: ProposerName; trials: number; minutes?: number; seed: number; tolerance: number; space: Record<string, SearchValue[]> };
 }
 
 export type SearchValue = number | string | boolean | null;
