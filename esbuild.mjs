@@ -20,7 +20,11 @@ const common = {
 };
 
 const entries = [
-  { entryPoints: ['client/src/extension.ts'], outfile: `${outdir}/client.js`, external: ['vscode', 'onnxruntime-node'] },
+  {
+    entryPoints: ['client/src/extension.ts'],
+    outfile: `${outdir}/client.js`,
+    external: ['vscode', 'onnxruntime-node'],
+  },
   { entryPoints: ['server/src/server.ts'], outfile: `${outdir}/server.js` },
   { entryPoints: ['server/src/cli.ts'], outfile: `${outdir}/cli.js` },
   { entryPoints: ['server/src/bench/worker.ts'], outfile: `${outdir}/worker.js` },

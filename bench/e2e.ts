@@ -104,7 +104,11 @@ async function prepareFixture(): Promise<{ recipe: string; description: string }
   }
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
-    objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 32, batch: 1 }, accuracy: { max_ppl_increase: '5%' } },
+    objective: {
+      metric: 'decode_latency',
+      workload: { prompt_length: 64, decode_tokens: 32, batch: 1 },
+      accuracy: { max_ppl_increase: '5%' },
+    },
     evaluation: { text: './eval.txt', window: 128, ...(QUICK ? { max_windows: 8 } : {}) },
     calibration: { text: './calib.txt', samples: 8, seq_len: 64 },
     search: {
@@ -136,14 +140,21 @@ async function prepareLlama1b(): Promise<{ recipe: string; description: string }
     await synthesizeDecoder(arch, { out: model, seed: 1, layers });
     log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), num_hidden_layers: layers }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), num_hidden_layers: layers }, null, 2),
+  );
   // Random weights have no meaningful perplexity: the fixture's tokenizer turns the evaluation text into
   // valid token ids, and accuracy is read as KL / top-1 agreement with the fp32 model.
   fs.copyFileSync(path.join(FIXTURE, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   fs.copyFileSync(path.join(FIXTURE, 'data', 'eval.txt'), path.join(dir, 'eval.txt'));
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
-    objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 16, batch: 1 }, accuracy: { max_ppl_increase: '5%' } },
+    objective: {
+      metric: 'decode_latency',
+      workload: { prompt_length: 64, decode_tokens: 16, batch: 1 },
+      accuracy: { max_ppl_increase: '5%' },
+    },
     evaluation: { text: './eval.txt', window: 64, max_windows: QUICK ? 1 : 2 },
     search: {
       trials: Number(values.trials ?? (QUICK ? 4 : 8)),
@@ -169,10 +180,17 @@ async function measure(label: string, recipeFile: string, config: Config | undef
   // Compressed variants time the fp32 model interleaved in the same worker (baseline: true), so their
   // speedups are paired per repetition and see the same machine load; ratios between variants measured
   // in different runs would carry the drift between those runs.
-  const record = await runRecipe(recipe, { quick: QUICK, baseline: !fp32, storeDir: path.dirname(recipeFile), timeoutMs: 45 * 60_000 });
+  const record = await runRecipe(recipe, {
+    quick: QUICK,
+    baseline: !fp32,
+    storeDir: path.dirname(recipeFile),
+    timeoutMs: 45 * 60_000,
+  });
   if (record.status !== 'ok') throw new Error(`${label} failed: ${record.error?.stage}: ${record.error?.message}`);
   const bytesPerToken = await bytesReadPerToken(record.artifact ?? recipe.model);
-  log(`  decode ${record.metrics.decode_ms_per_token?.median?.toFixed(2)} ms/token, prefill ${record.metrics.prefill_ms?.median?.toFixed(1)} ms${record.speedups?.paired?.decode ? `, decode ${record.speedups.paired.decode.median.toFixed(2)}× vs fp32 (paired)` : ''}`);
+  log(
+    `  decode ${record.metrics.decode_ms_per_token?.median?.toFixed(2)} ms/token, prefill ${record.metrics.prefill_ms?.median?.toFixed(1)} ms${record.speedups?.paired?.decode ? `, decode ${record.speedups.paired.decode.median.toFixed(2)}× vs fp32 (paired)` : ''}`,
+  );
   return { label, config, record, bytesPerToken };
 }
 
@@ -184,16 +202,26 @@ const ORT_DEFAULT: Config = {
   'quantize.method': ORT_DEFAULT_4BIT.method,
 };
 
-async function benchModel(name: string, prep: { recipe: string; description: string }, floorGBps: number): Promise<ModelResult> {
+async function benchModel(
+  name: string,
+  prep: { recipe: string; description: string },
+  floorGBps: number,
+): Promise<ModelResult> {
   const fp32 = await measure(`${name} fp32`, prep.recipe, undefined, true);
   const ortDefault = await measure(`${name} ort-default-4bit`, prep.recipe, ORT_DEFAULT, false);
   const loaded = await loadSetting(prep.recipe);
   const t0 = Date.now();
   log(`${name}: tuning (offline optimizer, ${loaded.setting.recipe.search.trials} trials)`);
   const result = await tune(loaded, {
-    agent: 'offline', trials: loaded.setting.recipe.search.trials, seed: 0, quick: true,
+    agent: 'offline',
+    trials: loaded.setting.recipe.search.trials,
+    seed: 0,
+    quick: true,
     onEvent: (e) => {
-      if (e.type === 'trial-end') log(`  trial ${e.trial.index}: ${JSON.stringify(e.trial.config)} → ${e.trial.metrics.decode_ms_per_token?.toFixed(3)} ms/token ${e.trial.feasible ? 'feasible' : e.trial.violations.join('; ')}`);
+      if (e.type === 'trial-end')
+        log(
+          `  trial ${e.trial.index}: ${JSON.stringify(e.trial.config)} → ${e.trial.metrics.decode_ms_per_token?.toFixed(3)} ms/token ${e.trial.feasible ? 'feasible' : e.trial.violations.join('; ')}`,
+        );
     },
   });
   const seconds = (Date.now() - t0) / 1000;
@@ -205,7 +233,10 @@ async function benchModel(name: string, prep: { recipe: string; description: str
     recipe: prep.recipe,
     variants,
     tuning: {
-      trials: result.trials.length, seconds, outcome: result.outcome, best: result.best?.config,
+      trials: result.trials.length,
+      seconds,
+      outcome: result.outcome,
+      best: result.best?.config,
       feasibleTrials: result.trials.filter((t) => t.feasible).length,
     },
     floorGBps,

@@ -31,7 +31,11 @@ import { FLOAT_TYPE_FLAGS, floatType } from '../server/src/model/floatTypes';
 const HIDDEN = 2048;
 
 /** A chain x → MatMul → MatMul → … of [HIDDEN, HIDDEN] weights, written tensor by tensor. */
-async function generate(file: string, bytes: number, dt: number = DataType.FLOAT): Promise<{ layers: number; weightBytes: number }> {
+async function generate(
+  file: string,
+  bytes: number,
+  dt: number = DataType.FLOAT,
+): Promise<{ layers: number; weightBytes: number }> {
   const ft = floatType(dt)!;
   const layerBytes = HIDDEN * HIDDEN * ft.bytes;
   const layers = Math.max(1, Math.round(bytes / layerBytes));
@@ -46,7 +50,9 @@ async function generate(file: string, bytes: number, dt: number = DataType.FLOAT
     function* chunks() {
       for (let done = 0; done < HIDDEN * HIDDEN; done += chunk.length) {
         for (let j = 0; j < chunk.length; j++) {
-          s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+          s ^= s << 13;
+          s ^= s >>> 17;
+          s ^= s << 5;
           chunk[j] = (s | 0) * 2.3283064e-12; // uniform in ±0.005
         }
         yield dt === DataType.FLOAT ? chunk : ft.encode(chunk);
@@ -57,22 +63,35 @@ async function generate(file: string, bytes: number, dt: number = DataType.FLOAT
     nodes.push(node('MatMul', [x, name], [y], { name: `/model/layers.${i}/mlp/down_proj/MatMul` }));
     x = y;
   }
-  await w.commit(model({
-    name: 'chain', node: nodes, initializer: inits,
-    input: [valueInfo('x', dt, ['batch', HIDDEN])], output: [valueInfo('y', dt, ['batch', HIDDEN])],
-  }));
+  await w.commit(
+    model({
+      name: 'chain',
+      node: nodes,
+      initializer: inits,
+      input: [valueInfo('x', dt, ['batch', HIDDEN])],
+      output: [valueInfo('y', dt, ['batch', HIDDEN])],
+    }),
+  );
   return { layers, weightBytes: layers * layerBytes };
 }
 
 // ---------------------------------------------------------------- child side
 
-interface QuantizeOpts { threads?: number; gptq?: boolean; cache?: string; oneGroup?: boolean }
+interface QuantizeOpts {
+  threads?: number;
+  gptq?: boolean;
+  cache?: string;
+  oneGroup?: boolean;
+}
 
 async function child(kind: string, file: string, out?: string, optsJson?: string): Promise<void> {
   if (kind === 'quantize') {
     const o = JSON.parse(optsJson ?? '{}') as QuantizeOpts;
     const quantize = {
-      bits: 4, block_size: 32, symmetric: true, method: o.gptq ? 'gptq' : 'rtn',
+      bits: 4,
+      block_size: 32,
+      symmetric: true,
+      method: o.gptq ? 'gptq' : 'rtn',
       overrides: o.oneGroup ? [{ match: 'model.layers.0.**', bits: 8 }] : [],
     };
     const doc = { model: path.basename(file), quantize, calibration: { samples: 4, seq_len: 16 } };
@@ -81,20 +100,30 @@ async function child(kind: string, file: string, out?: string, optsJson?: string
     const layerCache = o.cache ? LayerCache.forWorkspace(o.cache) : undefined;
     const res = await compressModel(recipe, { out: out!, threads: o.threads, layerCache });
     const cpu = process.cpuUsage(c0);
-    process.stdout.write(JSON.stringify({
-      seconds: res.seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, bytes: res.bytes, maxRssKb: process.resourceUsage().maxRSS,
-      hits: layerCache?.stats.hits ?? 0, misses: layerCache?.stats.misses ?? 0,
-    }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        seconds: res.seconds,
+        cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        bytes: res.bytes,
+        maxRssKb: process.resourceUsage().maxRSS,
+        hits: layerCache?.stats.hits ?? 0,
+        misses: layerCache?.stats.misses ?? 0,
+      }) + '\n',
+    );
   } else {
     const base = process.memoryUsage().rss;
     const baseMax = process.resourceUsage().maxRSS;
     const t = process.hrtime.bigint();
     const g = await inspectModel(file);
     const seconds = Number(process.hrtime.bigint() - t) / 1e9;
-    process.stdout.write(JSON.stringify({
-      seconds, layers: g.layers.length, extraRssBytes: process.resourceUsage().maxRSS * 1024 - Math.max(base, baseMax * 1024),
-      maxRssKb: process.resourceUsage().maxRSS,
-    }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        seconds,
+        layers: g.layers.length,
+        extraRssBytes: process.resourceUsage().maxRSS * 1024 - Math.max(base, baseMax * 1024),
+        maxRssKb: process.resourceUsage().maxRSS,
+      }) + '\n',
+    );
   }
 }
 
@@ -105,7 +134,10 @@ function spread(xs: number[]): { median: number; min: number; max: number } {
 }
 
 function runChild(args: string[]): Record<string, number> {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -114,18 +146,29 @@ function runChild(args: string[]): Record<string, number> {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      quick: { type: 'boolean' }, sizes: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' },
-      json: { type: 'string' }, child: { type: 'string' }, reps: { type: 'string' },
-      dtype: { type: 'string' }, threads: { type: 'string' }, gptq: { type: 'boolean' }, reuse: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      sizes: { type: 'string' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean' },
+      json: { type: 'string' },
+      child: { type: 'string' },
+      reps: { type: 'string' },
+      dtype: { type: 'string' },
+      threads: { type: 'string' },
+      gptq: { type: 'boolean' },
+      reuse: { type: 'boolean' },
     },
-    allowPositionals: true, strict: false,
+    allowPositionals: true,
+    strict: false,
   });
   if (values.child) {
     const rest = process.argv.slice(process.argv.indexOf('--child') + 2);
     await child(String(values.child), rest[0], rest[1], rest[2]);
     return;
   }
-  let sizes = (typeof values.sizes === 'string' ? values.sizes : '100MB,400MB,1GB,4GB').split(',').map((s) => parseBytes(s.trim()));
+  let sizes = (typeof values.sizes === 'string' ? values.sizes : '100MB,400MB,1GB,4GB')
+    .split(',')
+    .map((s) => parseBytes(s.trim()));
   if (values.quick) sizes = sizes.filter((s) => s <= parseBytes('400MB'));
   const reps = Math.max(1, Number(typeof values.reps === 'string' ? values.reps : 3));
   const dtypeFlag = typeof values.dtype === 'string' ? values.dtype : 'fp32';
@@ -141,47 +184,91 @@ async function main(): Promise<void> {
       const file = path.join(dir, `chain-${Math.round(size / 1e6)}MB.onnx`);
       const t = Date.now();
       const { layers, weightBytes } = await generate(file, size, dt);
-      console.error(`generated ${file}: ${layers} × [${HIDDEN}, ${HIDDEN}] ${dtypeFlag}, ${(weightBytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      console.error(
+        `generated ${file}: ${layers} × [${HIDDEN}, ${HIDDEN}] ${dtypeFlag}, ${(weightBytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+      );
       const out = path.join(dir, `chain-${Math.round(size / 1e6)}MB.q4.onnx`);
       // Thread counts interleaved within each repetition: their ratio is the one figure a loaded machine keeps.
       const byThreads = new Map<number, Record<string, number>[]>(threadCounts.map((n) => [n, []]));
-      for (let r = 0; r < reps; r++) for (const n of threadCounts) byThreads.get(n)!.push(runChild(['quantize', file, out, JSON.stringify({ threads: n })]));
+      for (let r = 0; r < reps; r++)
+        for (const n of threadCounts)
+          byThreads.get(n)!.push(runChild(['quantize', file, out, JSON.stringify({ threads: n })]));
       for (const [threads, runs] of byThreads) {
         const seconds = spread(runs.map((r) => r.seconds));
         const cpuSeconds = spread(runs.map((r) => r.cpuSeconds));
         const peak = spread(runs.map((r) => r.maxRssKb / 1024));
         const row = {
-          kind: 'rtn4', dtype: dtypeFlag, threads, weightMB: weightBytes / 1e6, layers, reps, seconds: seconds.median, secondsMin: seconds.min, secondsMax: seconds.max,
+          kind: 'rtn4',
+          dtype: dtypeFlag,
+          threads,
+          weightMB: weightBytes / 1e6,
+          layers,
+          reps,
+          seconds: seconds.median,
+          secondsMin: seconds.min,
+          secondsMax: seconds.max,
           mbPerS: weightBytes / 1e6 / seconds.median,
           // Per CPU-second: what the code does on an idle core, robust to other jobs sharing the machine.
-          cpuSeconds: cpuSeconds.median, mbPerCpuS: weightBytes / 1e6 / cpuSeconds.median, loadAvg: os.loadavg()[0],
-          peakRssMB: peak.median, peakRssMaxMB: peak.max, outMB: runs[0].bytes / 1e6,
+          cpuSeconds: cpuSeconds.median,
+          mbPerCpuS: weightBytes / 1e6 / cpuSeconds.median,
+          loadAvg: os.loadavg()[0],
+          peakRssMB: peak.median,
+          peakRssMaxMB: peak.max,
+          outMB: runs[0].bytes / 1e6,
         };
         results.push(row);
-        console.error(`  RTN 4-bit b32, ${threads} thread(s) (median of ${reps}): ${row.seconds.toFixed(2)} s (${row.secondsMin.toFixed(2)}–${row.secondsMax.toFixed(2)}), ${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`);
+        console.error(
+          `  RTN 4-bit b32, ${threads} thread(s) (median of ${reps}): ${row.seconds.toFixed(2)} s (${row.secondsMin.toFixed(2)}–${row.secondsMax.toFixed(2)}), ${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`,
+        );
       }
       if (values.gptq && size === sizes[0]) {
         const g = runChild(['quantize', file, out, JSON.stringify({ threads: 1, gptq: true })]);
         const params = weightBytes / floatType(dt)!.bytes;
         const row = {
-          kind: 'gptq4', dtype: dtypeFlag, weightMB: weightBytes / 1e6, layers, seconds: g.seconds, mbPerS: weightBytes / 1e6 / g.seconds,
-          secondsPerBillionParams: g.seconds / (params / 1e9), cpuSeconds: g.cpuSeconds, peakRssMB: g.maxRssKb / 1024, loadAvg: os.loadavg()[0],
+          kind: 'gptq4',
+          dtype: dtypeFlag,
+          weightMB: weightBytes / 1e6,
+          layers,
+          seconds: g.seconds,
+          mbPerS: weightBytes / 1e6 / g.seconds,
+          secondsPerBillionParams: g.seconds / (params / 1e9),
+          cpuSeconds: g.cpuSeconds,
+          peakRssMB: g.maxRssKb / 1024,
+          loadAvg: os.loadavg()[0],
         };
         results.push(row);
-        console.error(`  GPTQ 4-bit b32 (calibration included), 1 thread: ${row.seconds.toFixed(1)} s, ${row.mbPerS.toFixed(1)} MB/s, ${row.secondsPerBillionParams.toFixed(0)} s per billion parameters, peak RSS ${row.peakRssMB.toFixed(0)} MB (load ${row.loadAvg.toFixed(1)})`);
+        console.error(
+          `  GPTQ 4-bit b32 (calibration included), 1 thread: ${row.seconds.toFixed(1)} s, ${row.mbPerS.toFixed(1)} MB/s, ${row.secondsPerBillionParams.toFixed(0)} s per billion parameters, peak RSS ${row.peakRssMB.toFixed(0)} MB (load ${row.loadAvg.toFixed(1)})`,
+        );
       }
       if (values.reuse) {
         // Warm the store with the full trial, then change one layer group (1 of `layers`) and compress again.
         const ws = fs.mkdtempSync(path.join(dir, 'ws-'));
         const full = runChild(['quantize', file, out, JSON.stringify({ threads: threadCounts[0] })]);
         runChild(['quantize', file, out, JSON.stringify({ threads: threadCounts[0], cache: ws })]);
-        const trial = runChild(['quantize', file, out, JSON.stringify({ threads: threadCounts[0], cache: ws, oneGroup: true })]);
+        const trial = runChild([
+          'quantize',
+          file,
+          out,
+          JSON.stringify({ threads: threadCounts[0], cache: ws, oneGroup: true }),
+        ]);
         const row = {
-          kind: 'reuse', dtype: dtypeFlag, weightMB: weightBytes / 1e6, layers, fullSeconds: full.seconds, trialSeconds: trial.seconds,
-          percentOfFull: (100 * trial.seconds) / full.seconds, hits: trial.hits, misses: trial.misses, peakRssMB: trial.maxRssKb / 1024, loadAvg: os.loadavg()[0],
+          kind: 'reuse',
+          dtype: dtypeFlag,
+          weightMB: weightBytes / 1e6,
+          layers,
+          fullSeconds: full.seconds,
+          trialSeconds: trial.seconds,
+          percentOfFull: (100 * trial.seconds) / full.seconds,
+          hits: trial.hits,
+          misses: trial.misses,
+          peakRssMB: trial.maxRssKb / 1024,
+          loadAvg: os.loadavg()[0],
         };
         results.push(row);
-        console.error(`  reuse: a trial changing 1 of ${layers} layer groups: ${row.trialSeconds.toFixed(2)} s vs ${row.fullSeconds.toFixed(2)} s full (${row.percentOfFull.toFixed(0)}%), ${row.hits} layers reused (load ${row.loadAvg.toFixed(1)})`);
+        console.error(
+          `  reuse: a trial changing 1 of ${layers} layer groups: ${row.trialSeconds.toFixed(2)} s vs ${row.fullSeconds.toFixed(2)} s full (${row.percentOfFull.toFixed(0)}%), ${row.hits} layers reused (load ${row.loadAvg.toFixed(1)})`,
+        );
         fs.rmSync(ws, { recursive: true, force: true });
       }
       fs.rmSync(out, { force: true });
@@ -197,11 +284,20 @@ async function main(): Promise<void> {
       const seconds = spread(runs.map((r) => r.seconds));
       const extra = spread(runs.map((r) => r.extraRssBytes / 1e6));
       const row = {
-        kind: 'inspect', model: path.basename(largest), reps: runs.length, seconds: seconds.median, secondsMin: seconds.min, secondsMax: seconds.max,
-        extraMB: extra.median, extraMaxMB: extra.max, peakRssMB: spread(runs.map((r) => r.maxRssKb / 1024)).median,
+        kind: 'inspect',
+        model: path.basename(largest),
+        reps: runs.length,
+        seconds: seconds.median,
+        secondsMin: seconds.min,
+        secondsMax: seconds.max,
+        extraMB: extra.median,
+        extraMaxMB: extra.max,
+        peakRssMB: spread(runs.map((r) => r.maxRssKb / 1024)).median,
       };
       results.push(row);
-      console.error(`inspect ${row.model}: ${(row.seconds * 1000).toFixed(1)} ms, extra memory ${row.extraMB.toFixed(1)} MB (peak RSS ${row.peakRssMB.toFixed(0)} MB)`);
+      console.error(
+        `inspect ${row.model}: ${(row.seconds * 1000).toFixed(1)} ms, extra memory ${row.extraMB.toFixed(1)} MB (peak RSS ${row.peakRssMB.toFixed(0)} MB)`,
+      );
     }
   } finally {
     if (!values.keep && typeof values.dir !== 'string') fs.rmSync(dir, { recursive: true, force: true });
@@ -210,13 +306,19 @@ async function main(): Promise<void> {
   const rtn2 = results.filter((r) => r.kind === 'rtn4' && r.threads === 2);
   const goals = {
     // Issue 19: ≥ 1.8× from 1 to 2 threads; a trial changing one group ≤ 25% of a full compression.
-    scaling1to2: rtn2.length ? rtn2.every((r) => (r.mbPerS as number) >= 1.8 * (rtn1.find((q) => q.weightMB === r.weightMB)?.mbPerS as number)) : undefined,
-    reuseUnder25pct: results.some((r) => r.kind === 'reuse') ? results.filter((r) => r.kind === 'reuse').every((r) => (r.percentOfFull as number) <= 25) : undefined,
+    scaling1to2: rtn2.length
+      ? rtn2.every((r) => (r.mbPerS as number) >= 1.8 * (rtn1.find((q) => q.weightMB === r.weightMB)?.mbPerS as number))
+      : undefined,
+    reuseUnder25pct: results.some((r) => r.kind === 'reuse')
+      ? results.filter((r) => r.kind === 'reuse').every((r) => (r.percentOfFull as number) <= 25)
+      : undefined,
     throughput: results.filter((r) => r.kind === 'rtn4').every((r) => (r.mbPerS as number) >= 150),
     // The same goal per CPU-second: what wall time would be on an otherwise idle machine.
     throughputPerCpuSecond: results.filter((r) => r.kind === 'rtn4').every((r) => (r.mbPerCpuS as number) >= 150),
     peakUnder1_5GB: results.filter((r) => r.kind === 'rtn4').every((r) => (r.peakRssMaxMB as number) < 1536),
-    inspect: results.filter((r) => r.kind === 'inspect').every((r) => (r.seconds as number) < 1 && (r.extraMB as number) < 200),
+    inspect: results
+      .filter((r) => r.kind === 'inspect')
+      .every((r) => (r.seconds as number) < 1 && (r.extraMB as number) < 200),
   };
   const report = { machine: { cpus: os.cpus().length, node: process.version, loadAvg: os.loadavg() }, results, goals };
   console.log(JSON.stringify(report, null, 2));

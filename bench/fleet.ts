@@ -29,7 +29,11 @@ async function workspace(): Promise<Recipe> {
   const ws = path.join(tmp, 'ws');
   fs.cpSync(path.join(ROOT, 'examples', 'tiny-llama'), ws, { recursive: true });
   const r = await loadRecipeFile(path.join(ws, 'haqa.yaml'));
-  return { ...r, target: { ...r.target, threads: 1 }, runtime: { ...r.runtime, intra_op_threads: 1, inter_op_threads: 1 } };
+  return {
+    ...r,
+    target: { ...r.target, threads: 1 },
+    runtime: { ...r.runtime, intra_op_threads: 1, inter_op_threads: 1 },
+  };
 }
 
 async function sshPart(recipe: Recipe, n: number) {
@@ -45,10 +49,18 @@ async function sshPart(recipe: Recipe, n: number) {
   const rows: { runner: string; seconds: number; decode_ms?: number; status: string }[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      for (const [name, r] of [['local', local], ['ssh', ssh]] as const) {
+      for (const [name, r] of [
+        ['local', local],
+        ['ssh', ssh],
+      ] as const) {
         const t = Date.now();
         const rec = await r.run(job, { noStore: true, storeDir: path.dirname(recipe.file) });
-        rows.push({ runner: name, seconds: (Date.now() - t) / 1000, decode_ms: rec.metrics.decode_ms_per_token?.median, status: rec.status });
+        rows.push({
+          runner: name,
+          seconds: (Date.now() - t) / 1000,
+          decode_ms: rec.metrics.decode_ms_per_token?.median,
+          status: rec.status,
+        });
         process.stderr.write(`  ${name} trial ${i + 1}: ${rec.status} ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
       }
     }
@@ -56,7 +68,11 @@ async function sshPart(recipe: Recipe, n: number) {
     await ssh.close();
     await sshd.stop();
   }
-  const warm = (name: string) => rows.filter((r) => r.runner === name).slice(1).map((r) => r.seconds);
+  const warm = (name: string) =>
+    rows
+      .filter((r) => r.runner === name)
+      .slice(1)
+      .map((r) => r.seconds);
   return {
     rows,
     first: { local: rows[0]?.seconds, ssh: rows[1]?.seconds },
@@ -67,9 +83,14 @@ async function sshPart(recipe: Recipe, n: number) {
 
 function startWorker(url: string, name: string, cache: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--class', 'bench-1t', '--cache', cache, '--name', name], {
-      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: '1' },
-    });
+    const c = spawn(
+      process.execPath,
+      [CLI, 'worker', '--queue', url, '--class', 'bench-1t', '--cache', cache, '--name', name],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, OMP_NUM_THREADS: '1' },
+      },
+    );
     c.stdout!.on('data', (b: Buffer) => {
       if (b.toString().includes('worker ')) resolve(c);
     });
@@ -82,24 +103,43 @@ async function fleetPart(recipe: Recipe, trials: number) {
   if (why) return { skipped: why };
   const redis = await startRedis(path.join(tmp, 'redis'));
   const configs = [];
-  for (const bits of [4, 8]) for (const bs of [16, 32, 64]) for (const lvl of [0, 4]) configs.push({ 'quantize.bits': bits, 'quantize.block_size': bs, 'quantize.accuracy_level': lvl });
+  for (const bits of [4, 8])
+    for (const bs of [16, 32, 64])
+      for (const lvl of [0, 4])
+        configs.push({ 'quantize.bits': bits, 'quantize.block_size': bs, 'quantize.accuracy_level': lvl });
   const phases: { workers: number; seconds: number; ok: number; by_worker: Record<string, number> }[] = [];
   try {
     for (const workers of [1, 2]) {
-      const procs = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(redis.url, `w${i + 1}`, path.join(tmp, `cache-${workers}-${i}`))));
+      const procs = await Promise.all(
+        Array.from({ length: workers }, (_, i) =>
+          startWorker(redis.url, `w${i + 1}`, path.join(tmp, `cache-${workers}-${i}`)),
+        ),
+      );
       const runner = runnerFor(`${redis.url}?class=bench-1t`);
       const t = Date.now();
-      const recs = await Promise.all(configs.slice(0, trials).map((c, i) => runner.run(
-        { recipe: applyKnobs(recipe, c), quick: true, baseline: false, measure: { accuracy: false }, trial: { number: i + 1 } },
-        { noStore: true },
-      )));
+      const recs = await Promise.all(
+        configs.slice(0, trials).map((c, i) =>
+          runner.run(
+            {
+              recipe: applyKnobs(recipe, c),
+              quick: true,
+              baseline: false,
+              measure: { accuracy: false },
+              trial: { number: i + 1 },
+            },
+            { noStore: true },
+          ),
+        ),
+      );
       const seconds = (Date.now() - t) / 1000;
       await runner.close();
       for (const p of procs) p.kill('SIGKILL');
       const by: Record<string, number> = {};
       for (const r of recs) by[r.device?.worker ?? '?'] = (by[r.device?.worker ?? '?'] ?? 0) + 1;
       phases.push({ workers, seconds, ok: recs.filter((r) => r.status === 'ok').length, by_worker: by });
-      process.stderr.write(`  fleet ${workers} worker(s): ${trials} trials in ${seconds.toFixed(1)} s (${JSON.stringify(by)})\n`);
+      process.stderr.write(
+        `  fleet ${workers} worker(s): ${trials} trials in ${seconds.toFixed(1)} s (${JSON.stringify(by)})\n`,
+      );
     }
   } finally {
     await redis.stop();
@@ -117,7 +157,15 @@ async function main() {
   const load0 = os.loadavg();
   const ssh = await sshPart(recipe, values.quick ? 2 : 3);
   const fleet = await fleetPart(recipe, values.quick ? 6 : 12);
-  const out = { started, finished: new Date().toISOString(), loadavg_start: load0, loadavg_end: os.loadavg(), cores: os.availableParallelism(), ssh, fleet };
+  const out = {
+    started,
+    finished: new Date().toISOString(),
+    loadavg_start: load0,
+    loadavg_end: os.loadavg(),
+    cores: os.availableParallelism(),
+    ssh,
+    fleet,
+  };
   const text = JSON.stringify(out, null, 2);
   if (values.json) fs.writeFileSync(values.json, text + '\n');
   else process.stdout.write(text + '\n');
@@ -130,31 +178,59 @@ const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite
 /** The report's section (bench/run.ts renders it into bench/REPORT.md). */
 export function fleetSection(j: Json): string[] {
   const lines = ['## 9. Fleet: trials on other devices (SSH runner, Redis + BullMQ)', ''];
-  lines.push(`Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`, '');
+  lines.push(
+    `Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`,
+    '',
+  );
   const s = j.ssh;
   if (s.skipped) lines.push(`SSH: skipped — ${s.skipped}.`, '');
   else {
-    lines.push('SSH runner vs local runner, bundled tiny-llama recipe, quick speed-only trials (1 thread), interleaved local/ssh:', '');
+    lines.push(
+      'SSH runner vs local runner, bundled tiny-llama recipe, quick speed-only trials (1 thread), interleaved local/ssh:',
+      '',
+    );
     lines.push('| | local s | ssh s |', '| --- | --- | --- |');
-    lines.push(`| first trial (both compress; ssh also installs the worker and sends the model) | ${f(s.first.local, 1)} | ${f(s.first.ssh, 1)} |`);
-    lines.push(`| warm trials, median of ${s.rows.length / 2 - 1} | ${f(s.warm_median.local, 1)} | ${f(s.warm_median.ssh, 1)} |`);
+    lines.push(
+      `| first trial (both compress; ssh also installs the worker and sends the model) | ${f(s.first.local, 1)} | ${f(s.first.ssh, 1)} |`,
+    );
+    lines.push(
+      `| warm trials, median of ${s.rows.length / 2 - 1} | ${f(s.warm_median.local, 1)} | ${f(s.warm_median.ssh, 1)} |`,
+    );
     lines.push('', `Overhead per warm trial (ssh − local median): **${f(s.overhead_s, 2)} s**.`, '');
   }
   const q = j.fleet;
   if (q.skipped) lines.push(`Fleet: skipped — ${q.skipped}.`, '');
   else {
-    lines.push(`Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`, '');
+    lines.push(
+      `Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`,
+      '',
+    );
     lines.push('| workers | wall s | ok | trials per worker |', '| --- | --- | --- | --- |');
-    for (const p of q.phases) lines.push(`| ${p.workers} | ${f(p.seconds, 1)} | ${p.ok}/${q.trials} | ${Object.entries(p.by_worker).map(([k, v]) => `${k}: ${v}`).join(', ')} |`);
-    lines.push('', `Wall-time ratio 1 worker / 2 workers: **${f(q.ratio, 2)}×** (goal ≥ 1.7× on an otherwise idle 2-core machine).`, '');
+    for (const p of q.phases)
+      lines.push(
+        `| ${p.workers} | ${f(p.seconds, 1)} | ${p.ok}/${q.trials} | ${Object.entries(p.by_worker)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ')} |`,
+      );
+    lines.push(
+      '',
+      `Wall-time ratio 1 worker / 2 workers: **${f(q.ratio, 2)}×** (goal ≥ 1.7× on an otherwise idle 2-core machine).`,
+      '',
+    );
   }
-  lines.push('Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely remote host; memory bandwidth of a remote.', '');
+  lines.push(
+    'Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely remote host; memory bandwidth of a remote.',
+    '',
+  );
   return lines;
 }
 
 if (require.main === module) {
-  main().then(() => process.exit(0), (err) => {
-    process.stderr.write(`fleet bench: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  });
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`fleet bench: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
 }

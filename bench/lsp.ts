@@ -23,10 +23,28 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
-const stats = (xs: number[]) => ({ n: xs.length, p50: +pct(xs, 50).toFixed(2), p95: +pct(xs, 95).toFixed(2), p99: +pct(xs, 99).toFixed(2), max: +Math.max(...xs).toFixed(2) });
+const stats = (xs: number[]) => ({
+  n: xs.length,
+  p50: +pct(xs, 50).toFixed(2),
+  p95: +pct(xs, 95).toFixed(2),
+  p99: +pct(xs, 99).toFixed(2),
+  max: +Math.max(...xs).toFixed(2),
+});
 
 function recipe(layerNames: string[]): { text: string; bitsLines: number[] } {
-  const lines = ['# 1,000 per-layer overrides', 'model: ./model.onnx', 'target:', '  provider: cpu', '  memory_limit: 1GiB', 'quantize:', '  bits: 4', '  block_size: 32', '  accuracy_level: 4', '  skip: [lm_head]', '  overrides:'];
+  const lines = [
+    '# 1,000 per-layer overrides',
+    'model: ./model.onnx',
+    'target:',
+    '  provider: cpu',
+    '  memory_limit: 1GiB',
+    'quantize:',
+    '  bits: 4',
+    '  block_size: 32',
+    '  accuracy_level: 4',
+    '  skip: [lm_head]',
+    '  overrides:',
+  ];
   const bitsLines: number[] = [];
   for (let i = 0; i < 1000; i++) {
     // Mostly exact layer names (what a per-layer tuner writes), one in ten a glob.
@@ -45,7 +63,13 @@ async function startServer(delay?: number) {
   const proc = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const conn = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
   conn.listen();
-  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, workspaceFolders: null, capabilities: {}, initializationOptions: delay === undefined ? {} : { diagnosticsDelayMs: delay } });
+  await conn.sendRequest('initialize', {
+    processId: process.pid,
+    rootUri: null,
+    workspaceFolders: null,
+    capabilities: {},
+    initializationOptions: delay === undefined ? {} : { diagnosticsDelayMs: delay },
+  });
   const initMs = performance.now() - t0;
   await conn.sendNotification('initialized', {});
   return { conn, proc, initMs };
@@ -123,7 +147,10 @@ async function main() {
       await sleep(170);
       const line = bitsLines[(i * 37) % bitsLines.length];
       const now = cur.split('\n')[line].includes('bits: 8') ? '4' : '8';
-      cur = cur.split('\n').map((l, k) => (k === line ? l.replace(/bits: \d/, `bits: ${now}`) : l)).join('\n');
+      cur = cur
+        .split('\n')
+        .map((l, k) => (k === line ? l.replace(/bits: \d/, `bits: ${now}`) : l))
+        .join('\n');
       version++;
       p = published(version);
       const t = performance.now();
@@ -144,9 +171,20 @@ async function main() {
       const t = performance.now();
       await conn.sendNotification('textDocument/didChange', {
         textDocument: { uri, version },
-        contentChanges: [i % 2 === 0
-          ? { range: { start: { line, character: 0 }, end: { line, character: 0 } }, text: '      symmetric: false\n' }
-          : { range: { start: { line: bitsLines[((i - 1) * 53) % bitsLines.length] + 2, character: 0 }, end: { line: bitsLines[((i - 1) * 53) % bitsLines.length] + 3, character: 0 } }, text: '' }],
+        contentChanges: [
+          i % 2 === 0
+            ? {
+                range: { start: { line, character: 0 }, end: { line, character: 0 } },
+                text: '      symmetric: false\n',
+              }
+            : {
+                range: {
+                  start: { line: bitsLines[((i - 1) * 53) % bitsLines.length] + 2, character: 0 },
+                  end: { line: bitsLines[((i - 1) * 53) % bitsLines.length] + 3, character: 0 },
+                },
+                text: '',
+              },
+        ],
       });
       await p;
       structural.push(performance.now() - t);
@@ -158,12 +196,22 @@ async function main() {
 
     const result = {
       model: { layers: g.layers.length, perDecoderLayer: 7, decoderLayers: 32 },
-      recipe: { overrides: 1000, lines: text.split('\n').length, bytes: text.length, diagnostics: first.diagnostics.length, diagnosticsOverStdio: open.diagnostics.length },
+      recipe: {
+        overrides: 1000,
+        lines: text.split('\n').length,
+        bytes: text.length,
+        diagnostics: first.diagnostics.length,
+        diagnosticsOverStdio: open.diagnostics.length,
+      },
       diagnosticsAfterEditMs: stats(lat),
       structuralEditMs: stats(structural),
       serviceInProcessMs: { ...stats(inproc), patchedParses: incremental },
       serviceInProcessStructuralMs: { ...stats(inprocStructural), patchedParses: structuralPatched },
-      machine: { cpus: os.cpus().length, loadavg1m: +os.loadavg()[0].toFixed(2), note: 'shared machine: figures scale with load' },
+      machine: {
+        cpus: os.cpus().length,
+        loadavg1m: +os.loadavg()[0].toFixed(2),
+        note: 'shared machine: figures scale with load',
+      },
       startToInitializeMs: stats(starts),
       goals: { p95Ms: 50, startMs: 500 },
       met: { p95: pct(lat, 95) < 50, start: pct(starts, 50) < 500 },

@@ -17,7 +17,9 @@ import { ORT_DEFAULT_4BIT } from '../server/src/compress/quant';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
 import type { RunRecord } from '../server/src/bench/record';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, threads: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, threads: { type: 'string', default: '2' } },
+});
 const QUICK = values.quick!;
 const THREADS = Number(values.threads);
 const ROOT = path.resolve(__dirname, '..');
@@ -27,26 +29,47 @@ for (const f of ['model.onnx', 'config.json', 'tokenizer.json']) fs.copyFileSync
 fs.mkdirSync(path.join(WORK, 'data'));
 fs.copyFileSync(path.join(SRC, 'data', 'eval.txt'), path.join(WORK, 'data', 'eval.txt'));
 
-interface Variant { label: string; quantize?: Record<string, unknown>; runtime?: Record<string, unknown> }
+interface Variant {
+  label: string;
+  quantize?: Record<string, unknown>;
+  runtime?: Record<string, unknown>;
+}
 const { method, bits, block_size, symmetric, accuracy_level } = ORT_DEFAULT_4BIT;
 const VARIANTS: Variant[] = [
   { label: 'fp32 (onnxruntime)' },
   { label: 'onnxruntime default 4-bit', quantize: { method, bits, block_size, symmetric, accuracy_level } },
-  ...['Q4_0', 'Q4_K_M', 'Q8_0'].map((t) => ({ label: `llama.cpp ${t}`, quantize: { gguf_type: t }, runtime: { engine: 'llama.cpp' } })),
+  ...['Q4_0', 'Q4_K_M', 'Q8_0'].map((t) => ({
+    label: `llama.cpp ${t}`,
+    quantize: { gguf_type: t },
+    runtime: { engine: 'llama.cpp' },
+  })),
 ];
 
 async function measure(v: Variant): Promise<RunRecord> {
   const doc = {
-    version: 1, model: './model.onnx', target: { provider: 'cpu', threads: THREADS },
+    version: 1,
+    model: './model.onnx',
+    target: { provider: 'cpu', threads: THREADS },
     objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 32, batch: 1 } },
-    quantize: v.quantize, runtime: v.runtime,
-    evaluation: { text: './data/eval.txt', tokenizer: './tokenizer.json', window: 128, ...(QUICK ? { max_windows: 8 } : {}) },
+    quantize: v.quantize,
+    runtime: v.runtime,
+    evaluation: {
+      text: './data/eval.txt',
+      tokenizer: './tokenizer.json',
+      window: 128,
+      ...(QUICK ? { max_windows: 8 } : {}),
+    },
   };
   const file = path.join(WORK, `${v.label.replace(/\W+/g, '-')}.haqa.yaml`);
   fs.writeFileSync(file, YAML.stringify(doc));
   const recipe = resolveRecipe(doc, file);
   process.stderr.write(`${v.label}: measuring\n`);
-  const r = await runRecipe(recipe, { quick: QUICK, baseline: v.quantize !== undefined, storeDir: WORK, timeoutMs: 30 * 60_000 });
+  const r = await runRecipe(recipe, {
+    quick: QUICK,
+    baseline: v.quantize !== undefined,
+    storeDir: WORK,
+    timeoutMs: 30 * 60_000,
+  });
   if (r.status !== 'ok') throw new Error(`${v.label}: ${r.status} at ${r.error?.stage}: ${r.error?.message}`);
   return r;
 }
@@ -59,7 +82,13 @@ const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite
   const rows: { label: string; record: RunRecord }[] = [];
   for (const v of VARIANTS) rows.push({ label: v.label, record: await measure(v) });
   const load1 = os.loadavg();
-  const out = { started: started.toISOString(), quick: QUICK, threads: THREADS, loadavg: { start: load0, end: load1 }, rows };
+  const out = {
+    started: started.toISOString(),
+    quick: QUICK,
+    threads: THREADS,
+    loadavg: { start: load0, end: load1 },
+    rows,
+  };
   fs.mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFileAtomic(path.join(ROOT, 'bench', 'results', 'runtimes.json'), JSON.stringify(out, null, 2) + '\n');
   const lines = [
@@ -69,9 +98,13 @@ const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite
   for (const { label, record: r } of rows) {
     const m = r.metrics;
     const p = r.speedups?.paired;
-    lines.push(`| ${label} | ${r.runtime?.engine ?? 'onnxruntime'} ${r.runtime?.version ?? r.onnxruntime} | ${f(m.decode_ms_per_token?.median, 3)} (${f(m.decode_ms_per_token?.p10, 3)}–${f(m.decode_ms_per_token?.p90, 3)}, n=${m.decode_ms_per_token?.n}) | ${p?.decode ? `${f(p.decode.median)}× (${f(p.decode.p10)}–${f(p.decode.p90)})` : '1.00×'} | ${f(m.prefill_ms?.median, 1)} | ${p?.prefill ? `${f(p.prefill.median)}×` : '1.00×'} | ${f((m.model_bytes ?? 0) / 1e6, 2)} | ${f((m.peak_rss_bytes ?? 0) / 2 ** 20, 0)} | ${f(m.ppl)} | ${f(m.kl, 4)} | ${f(m.top1, 3)} |`);
+    lines.push(
+      `| ${label} | ${r.runtime?.engine ?? 'onnxruntime'} ${r.runtime?.version ?? r.onnxruntime} | ${f(m.decode_ms_per_token?.median, 3)} (${f(m.decode_ms_per_token?.p10, 3)}–${f(m.decode_ms_per_token?.p90, 3)}, n=${m.decode_ms_per_token?.n}) | ${p?.decode ? `${f(p.decode.median)}× (${f(p.decode.p10)}–${f(p.decode.p90)})` : '1.00×'} | ${f(m.prefill_ms?.median, 1)} | ${p?.prefill ? `${f(p.prefill.median)}×` : '1.00×'} | ${f((m.model_bytes ?? 0) / 1e6, 2)} | ${f((m.peak_rss_bytes ?? 0) / 2 ** 20, 0)} | ${f(m.ppl)} | ${f(m.kl, 4)} | ${f(m.top1, 3)} |`,
+    );
   }
-  process.stdout.write(`Measured ${started.toISOString()}${QUICK ? ' (quick)' : ''}, ${THREADS} threads, load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}\n\n${lines.join('\n')}\n`);
+  process.stdout.write(
+    `Measured ${started.toISOString()}${QUICK ? ' (quick)' : ''}, ${THREADS} threads, load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}\n\n${lines.join('\n')}\n`,
+  );
   fs.rmSync(WORK, { recursive: true, force: true });
 })().catch((err) => {
   process.stderr.write(`bench/runtimes: ${(err as Error).message}\n`);

@@ -57,7 +57,13 @@ const TRIALS = Number(values.trials);
 const OUT = path.resolve(values.out!);
 
 /** One configuration: its true metrics (speed: the fastest run) and every run's speed figures. */
-interface Entry { config: Config; metrics: TrialMetrics; runs: TrialMetrics[]; status: 'ok' | 'failed'; error?: string }
+interface Entry {
+  config: Config;
+  metrics: TrialMetrics;
+  runs: TrialMetrics[];
+  status: 'ok' | 'failed';
+  error?: string;
+}
 interface Table {
   key: string;
   runs: number;
@@ -74,7 +80,12 @@ interface Table {
 class TableEvaluator implements Evaluator {
   private repeats = new Map<string, number>();
   /** draw 'truth': every trial returns the configuration's true value (the landscape without the noise). */
-  constructor(private table: Table, private setting: SpaceContext, private seed: number, private draw: 'run' | 'truth' = 'run') {}
+  constructor(
+    private table: Table,
+    private setting: SpaceContext,
+    private seed: number,
+    private draw: 'run' | 'truth' = 'run',
+  ) {}
   async baseline(): Promise<TrialMetrics> {
     return this.table.baseline;
   }
@@ -100,7 +111,9 @@ const STATISTIC = ['fastest sample', QUICK_POLICY];
 function tableKey(setting: SpaceContext, space: SearchSpace, runs: number): string {
   const model = sha256(fs.readFileSync(setting.recipe.model));
   const hw = setting.hardware;
-  return sha256(JSON.stringify([model, space.knobs.map((k) => [k.key, k.values]), hw.cpu, hw.isa, hw.cores, runs, STATISTIC])).slice(0, 16);
+  return sha256(
+    JSON.stringify([model, space.knobs.map((k) => [k.key, k.values]), hw.cpu, hw.isa, hw.cores, runs, STATISTIC]),
+  ).slice(0, 16);
 }
 
 async function measureTable(file: string): Promise<{ table: Table; setting: SpaceContext; space: SearchSpace }> {
@@ -116,7 +129,9 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
   }
   const ev = new RecipeEvaluator(setting.recipe, { quick: true, race: false }); // the old unpaired windows, as the table is defined
   const configs = [...new Map([...enumerate(space)].map((c) => [planKey(c, setting), c])).entries()];
-  console.error(`measuring the fp32 baseline and ${configs.length} configurations of ${file} in ${runs} passes (quick runs)...`);
+  console.error(
+    `measuring the fp32 baseline and ${configs.length} configurations of ${file} in ${runs} passes (quick runs)...`,
+  );
   const baseline = await ev.baseline();
   const entries: Record<string, Entry> = {};
   for (let pass = 0; pass < runs; pass++) {
@@ -130,7 +145,9 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
         entries[k] ??= { config: c, metrics: r.metrics, runs: [], status: 'ok' };
         entries[k].runs.push(speedOf(r.metrics));
       }
-      console.error(`  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`);
+      console.error(
+        `  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`,
+      );
     }
   }
   const devs: number[] = [];
@@ -151,14 +168,29 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
     groups++;
   }
   const sigma = Math.sqrt(devs.reduce((a, b) => a + b * b, 0) / Math.max(1, devs.length - groups));
-  const table: Table = { key, runs, sigma, hardware: setting.hardware, baseline, entries, measured_at: new Date().toISOString(), cpu: setting.hardware.cpu };
+  const table: Table = {
+    key,
+    runs,
+    sigma,
+    hardware: setting.hardware,
+    baseline,
+    entries,
+    measured_at: new Date().toISOString(),
+    cpu: setting.hardware.cpu,
+  };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(cache, JSON.stringify(table, null, 1));
   return { table, setting, space };
 }
 
 /** The true (table / noise-free) loss of each config, and the sweep's best. */
-function truthOf(setting: SpaceContext, space: SearchSpace, objective: Objective, value: (c: Config) => { metrics: TrialMetrics; ok: boolean }, baseline: TrialMetrics) {
+function truthOf(
+  setting: SpaceContext,
+  space: SearchSpace,
+  objective: Objective,
+  value: (c: Config) => { metrics: TrialMetrics; ok: boolean },
+  baseline: TrialMetrics,
+) {
   const truth = new Map<string, { loss: number; feasible: boolean }>();
   for (const c of enumerate(space)) {
     const k = planKey(c, setting);
@@ -188,10 +220,14 @@ async function main(): Promise<void> {
     baseline = await exact.baseline();
     value = (c) => {
       const m = exact.model(c);
-      return { ok: true, metrics: { decode_ms_per_token: m.decode, model_bytes: m.bytes, ppl: 10 * (1 + m.pplInc), ppl_fp32: 10 } };
+      return {
+        ok: true,
+        metrics: { decode_ms_per_token: m.decode, model_bytes: m.bytes, ppl: 10 * (1 + m.pplInc), ppl_fp32: 10 },
+      };
     };
     makeEvaluator = (seed, exact) => new SyntheticEvaluator(setting, { seed, noise: exact ? 0 : 0.03 });
-    method = 'synthetic cost model (server/src/agent/synthetic.ts), one-sided 3% log-normal latency noise (load only adds time)';
+    method =
+      'synthetic cost model (server/src/agent/synthetic.ts), one-sided 3% log-normal latency noise (load only adds time)';
   } else {
     const m = await measureTable(path.resolve(values.recipe!));
     setting = m.setting;
@@ -202,10 +238,12 @@ async function main(): Promise<void> {
       return { ok: e?.status === 'ok', metrics: e?.metrics ?? {} };
     };
     makeEvaluator = (seed, exact) => new TableEvaluator(m.table, setting, seed, exact ? 'truth' : 'run');
-    const spreads = Object.values(m.table.entries).filter((e) => e.status === 'ok' && e.runs.length > 1).map((e) => {
-      const xs = e.runs.map((r) => r.decode_ms_per_token!);
-      return Math.max(...xs) / Math.min(...xs) - 1;
-    });
+    const spreads = Object.values(m.table.entries)
+      .filter((e) => e.status === 'ok' && e.runs.length > 1)
+      .map((e) => {
+        const xs = e.runs.map((r) => r.decode_ms_per_token!);
+        return Math.max(...xs) / Math.min(...xs) - 1;
+      });
     noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0, runs: m.table.runs };
     method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a run's speed is its window's fastest sample and a configuration's value the fastest of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
@@ -225,10 +263,21 @@ async function main(): Promise<void> {
   const curves: Record<string, number[][]> = {};
   // After each trial, the search's own answer so far (the loop's best plan, by its fastest measurement
   // when it was re-measured) is scored by that plan's true value.
-  const search = async (make: (seed: number) => Proposer, seed: number, budget: number, exact = false): Promise<number[]> => {
+  const search = async (
+    make: (seed: number) => Proposer,
+    seed: number,
+    budget: number,
+    exact = false,
+  ): Promise<number[]> => {
     const curve: number[] = [];
     await runLoop({
-      setting, space, objective, evaluator: makeEvaluator(seed, exact), proposer: make(seed), budget: { trials: budget }, baseline,
+      setting,
+      space,
+      objective,
+      evaluator: makeEvaluator(seed, exact),
+      proposer: make(seed),
+      budget: { trials: budget },
+      baseline,
       onEvent: (e) => {
         if (e.type !== 'trial-end') return;
         const pick = e.best?.feasible ? e.best : undefined;
@@ -257,10 +306,12 @@ async function main(): Promise<void> {
   const noiseFree: Record<string, number[]> = {};
   for (const name of ['offline', 'random']) {
     noiseFree[name] = [];
-    for (let seed = 0; seed < SEEDS; seed++) noiseFree[name].push((await search(strategies[name], seed, GOAL_BUDGET, true))[GOAL_BUDGET - 1]);
+    for (let seed = 0; seed < SEEDS; seed++)
+      noiseFree[name].push((await search(strategies[name], seed, GOAL_BUDGET, true))[GOAL_BUDGET - 1]);
   }
   const fullSweep: number[] = [];
-  for (let seed = 0; seed < SEEDS; seed++) fullSweep.push((await search(strategies.sweep, seed, truth.size))[truth.size - 1]);
+  for (let seed = 0; seed < SEEDS; seed++)
+    fullSweep.push((await search(strategies.sweep, seed, truth.size))[truth.size - 1]);
 
   const at = (name: string, t: number) => curves[name].map((c) => c[t - 1]);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -268,51 +319,119 @@ async function main(): Promise<void> {
   const goals = {
     // "4 of 5 seeds": four fifths of however many seeds ran.
     within_5pct_by_12_in_4_of_5: atBudget.offline.filter((x) => x <= 1.05).length >= Math.ceil(0.8 * SEEDS),
-    beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every((t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9),
+    beats_random_at_equal_trials: Array.from({ length: trials }, (_, i) => i + 1).every(
+      (t) => mean(at('offline', t)) <= mean(at('random', t)) + 1e-9,
+    ),
   };
-  const report = { method, recipe: setting.recipe.file, model: setting.recipe.model, objective: objective.metric, space: space.knobs.map((k) => ({ knob: k.key, values: k.values })), distinct_plans: truth.size, sweep_best: best, goal_budget: GOAL_BUDGET, at_budget: atBudget, noise_free_at_budget: noiseFree, full_sweep: fullSweep, noise,
-    within_5pct_plans: [...truth.values()].filter((t) => t.feasible && t.loss <= best * 1.05).length, baseline, seeds: SEEDS, trials, curves, goals, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() } };
+  const report = {
+    method,
+    recipe: setting.recipe.file,
+    model: setting.recipe.model,
+    objective: objective.metric,
+    space: space.knobs.map((k) => ({ knob: k.key, values: k.values })),
+    distinct_plans: truth.size,
+    sweep_best: best,
+    goal_budget: GOAL_BUDGET,
+    at_budget: atBudget,
+    noise_free_at_budget: noiseFree,
+    full_sweep: fullSweep,
+    noise,
+    within_5pct_plans: [...truth.values()].filter((t) => t.feasible && t.loss <= best * 1.05).length,
+    baseline,
+    seeds: SEEDS,
+    trials,
+    curves,
+    goals,
+    machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism() },
+  };
 
   // Table: mean (over seeds) of best/sweep-best, and seeds within 5%, at a few trial counts.
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= trials);
   console.log(`method: ${method}`);
-  console.log(`objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within 5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`);
-  const row = (cells: string[]) => cells[0].padEnd(36) + cells.slice(1).map((c) => c.padStart(9)).join('');
+  console.log(
+    `objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within 5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`,
+  );
+  const row = (cells: string[]) =>
+    cells[0].padEnd(36) +
+    cells
+      .slice(1)
+      .map((c) => c.padStart(9))
+      .join('');
   console.log(row(['trials', ...marks.map(String)]));
   for (const name of Object.keys(strategies)) {
-    console.log(row([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : '—'))]));
+    console.log(
+      row([name, ...marks.map((t) => (Number.isFinite(mean(at(name, t))) ? mean(at(name, t)).toFixed(3) : '—'))]),
+    );
     console.log(row(['  within 5%', ...marks.map((t) => `${within5(name, t)}/${SEEDS}`)]));
   }
-  for (const name of Object.keys(strategies)) console.log(`budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} (${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
-  for (const name of Object.keys(noiseFree)) console.log(`budget ${GOAL_BUDGET}, noise taken out: ${name}: ${mean(noiseFree[name]).toFixed(3)} (${noiseFree[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
-  console.log(`sweep of all ${truth.size} plans, each measured once: ${mean(fullSweep).toFixed(3)} (${fullSweep.filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`);
+  for (const name of Object.keys(strategies))
+    console.log(
+      `budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} (${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+    );
+  for (const name of Object.keys(noiseFree))
+    console.log(
+      `budget ${GOAL_BUDGET}, noise taken out: ${name}: ${mean(noiseFree[name]).toFixed(3)} (${noiseFree[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+    );
+  console.log(
+    `sweep of all ${truth.size} plans, each measured once: ${mean(fullSweep).toFixed(3)} (${fullSweep.filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+  );
   console.log(`goals: ${JSON.stringify(goals)}`);
 
   fs.mkdirSync(OUT, { recursive: true });
   const tag = values.evaluator === 'synthetic' ? 'search-synthetic' : 'search';
   fs.writeFileSync(path.join(OUT, `${tag}.json`), JSON.stringify(report, null, 1));
-  fs.writeFileSync(path.join(OUT, `${tag}.svg`), svg(curves, trials, `${objective.metric}: best found / sweep best (mean of ${SEEDS} seeds)`));
+  fs.writeFileSync(
+    path.join(OUT, `${tag}.svg`),
+    svg(curves, trials, `${objective.metric}: best found / sweep best (mean of ${SEEDS} seeds)`),
+  );
   console.log(`wrote ${path.join(OUT, `${tag}.json`)} and ${tag}.svg`);
 }
 
 /** Convergence curves: mean over seeds of best-so-far / sweep best, per strategy, against trials. */
 function svg(curves: Record<string, number[][]>, trials: number, title: string): string {
-  const W = 820, H = 400, L = 60, R = 240, T = 40, B = 50;
-  const colors: Record<string, string> = { offline: '#1f77b4', 'offline, no rematch': '#9ecae1', random: '#d62728', sweep: '#7f7f7f' };
-  const means = Object.fromEntries(Object.entries(curves).map(([n, cs]) => [n, Array.from({ length: trials }, (_, i) => cs.reduce((s, c) => s + Math.min(c[i], 4), 0) / cs.length)]));
+  const W = 820,
+    H = 400,
+    L = 60,
+    R = 240,
+    T = 40,
+    B = 50;
+  const colors: Record<string, string> = {
+    offline: '#1f77b4',
+    'offline, no rematch': '#9ecae1',
+    random: '#d62728',
+    sweep: '#7f7f7f',
+  };
+  const means = Object.fromEntries(
+    Object.entries(curves).map(([n, cs]) => [
+      n,
+      Array.from({ length: trials }, (_, i) => cs.reduce((s, c) => s + Math.min(c[i], 4), 0) / cs.length),
+    ]),
+  );
   const ymax = Math.min(4, Math.max(1.1, ...Object.values(means).flat().filter(Number.isFinite)));
   const x = (t: number) => L + ((t - 1) / Math.max(1, trials - 1)) * (W - L - R);
   const y = (v: number) => T + (1 - (Math.min(v, ymax) - 1) / (ymax - 1)) * (H - T - B);
-  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<text x="${L}" y="20">${title}</text>`];
-  parts.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`);
-  for (let t = 1; t <= trials; t += Math.max(1, Math.floor(trials / 8))) parts.push(`<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${t}</text>`);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<text x="${L}" y="20">${title}</text>`,
+  ];
+  parts.push(
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+  );
+  for (let t = 1; t <= trials; t += Math.max(1, Math.floor(trials / 8)))
+    parts.push(`<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${t}</text>`);
   for (let i = 0; i <= 4; i++) {
     const v = 1 + ((ymax - 1) * i) / 4;
-    parts.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text><line x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#eee"/>`);
+    parts.push(
+      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text><line x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#eee"/>`,
+    );
   }
-  parts.push(`<line x1="${L}" y1="${y(1.05)}" x2="${W - R}" y2="${y(1.05)}" stroke="#2ca02c" stroke-dasharray="4 3"/><text x="${W - R + 4}" y="${y(1.05) + 4}" fill="#2ca02c">+5%</text>`);
+  parts.push(
+    `<line x1="${L}" y1="${y(1.05)}" x2="${W - R}" y2="${y(1.05)}" stroke="#2ca02c" stroke-dasharray="4 3"/><text x="${W - R + 4}" y="${y(1.05) + 4}" fill="#2ca02c">+5%</text>`,
+  );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">trials</text>`);
-  parts.push(`<text x="${W - R + 4}" y="${H - B + 16}" font-size="10" fill="#555">top = no feasible</text><text x="${W - R + 4}" y="${H - B + 28}" font-size="10" fill="#555">trial yet (or ≥${ymax.toFixed(1)})</text>`);
+  parts.push(
+    `<text x="${W - R + 4}" y="${H - B + 16}" font-size="10" fill="#555">top = no feasible</text><text x="${W - R + 4}" y="${H - B + 28}" font-size="10" fill="#555">trial yet (or ≥${ymax.toFixed(1)})</text>`,
+  );
   Object.entries(means).forEach(([n, m], i) => {
     const pts = m.map((v, t) => `${x(t + 1).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${colors[n] ?? 'black'}" stroke-width="2" points="${pts}"/>`);

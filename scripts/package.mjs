@@ -68,7 +68,11 @@ export const PURE = [
  * platform's binaries, so a leaked platform fails the build.
  */
 export const MAX_BYTES = {
-  'win32-x64': 35e6, 'win32-arm64': 36.5e6, 'darwin-arm64': 32e6, 'linux-x64': 23e6, 'linux-arm64': 14.5e6,
+  'win32-x64': 35e6,
+  'win32-arm64': 36.5e6,
+  'darwin-arm64': 32e6,
+  'linux-x64': 23e6,
+  'linux-arm64': 14.5e6,
 };
 /** Everything but the native binaries (bundles, schema, media, the runtime's JS, the pure externals): 2.1 MB measured. */
 export const MAX_NON_NATIVE_BYTES = 3.2e6;
@@ -114,7 +118,9 @@ function closure(root, names) {
         return;
       }
       if (path.relative(root, dir) === '' || !dir.startsWith(root)) {
-        throw new Error(`${name} (needed by ${path.relative(root, fromDir) || 'package.json'}) is not installed; run npm ci`);
+        throw new Error(
+          `${name} (needed by ${path.relative(root, fromDir) || 'package.json'}) is not installed; run npm ci`,
+        );
       }
     }
   };
@@ -137,7 +143,9 @@ export function stagedManifest(manifest) {
 function run(cmd, args, cwd) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
-    throw new Error(`${path.basename(args[0] ?? cmd)} ${args.slice(1).join(' ')} failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    throw new Error(
+      `${path.basename(args[0] ?? cmd)} ${args.slice(1).join(' ')} failed (exit ${r.status}):\n${r.stdout}${r.stderr}`,
+    );
   }
   return r.stdout;
 }
@@ -161,8 +169,17 @@ function stageModules(root, dir, target) {
   fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true });
   const native = new Map(NATIVE.map((d) => [path.join('node_modules', d.name), d]));
   const pure = new Map(PURE.map((d) => [path.join('node_modules', d.name), d]));
-  const shipped = closure(root, PURE.map((d) => d.name));
-  for (const rel of new Set([...closure(root, NATIVE.map((d) => d.name)), ...shipped])) {
+  const shipped = closure(
+    root,
+    PURE.map((d) => d.name),
+  );
+  for (const rel of new Set([
+    ...closure(
+      root,
+      NATIVE.map((d) => d.name),
+    ),
+    ...shipped,
+  ])) {
     const src = path.join(root, rel);
     const dep = native.get(rel) ?? pure.get(rel);
     fs.cpSync(src, path.join(dir, rel), {
@@ -179,8 +196,11 @@ function stageModules(root, dir, target) {
     });
   }
   // The repository's .vscodeignore, plus the pure closure's files (its members are known only here).
-  const whitelist = shipped.flatMap((rel) => ['js', 'cjs', 'mjs', 'json'].map((x) => `!${rel.split(path.sep).join('/')}/**/*.${x}`)
-    .concat(`!${rel.split(path.sep).join('/')}/LICENSE*`));
+  const whitelist = shipped.flatMap((rel) =>
+    ['js', 'cjs', 'mjs', 'json']
+      .map((x) => `!${rel.split(path.sep).join('/')}/**/*.${x}`)
+      .concat(`!${rel.split(path.sep).join('/')}/LICENSE*`),
+  );
   const base = fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8');
   const added = `# Added by scripts/package.mjs: the plain-JS externals' closure\n${whitelist.join('\n')}\n`;
   fs.writeFileSync(path.join(dir, '.vscodeignore'), `${base}\n${added}`);
@@ -205,9 +225,11 @@ export function checkVsix(file, target, maxBytes = MAX_BYTES[target]) {
   }
   if (maxBytes === undefined) problems.push(`no size bound for ${target} in MAX_BYTES: measure one and add it`);
   else if (bytes > maxBytes) problems.push(`${bytes} bytes, larger than the bound of ${maxBytes} (MAX_BYTES)`);
-  const nonNative = entries.filter((e) => !NATIVE.some((d) => e.name.startsWith(`extension/node_modules/${d.name}/bin/`)))
+  const nonNative = entries
+    .filter((e) => !NATIVE.some((d) => e.name.startsWith(`extension/node_modules/${d.name}/bin/`)))
     .reduce((sum, e) => sum + e.compressedSize, 0);
-  if (nonNative > MAX_NON_NATIVE_BYTES) problems.push(`${nonNative} bytes besides the native binaries, over ${MAX_NON_NATIVE_BYTES}`);
+  if (nonNative > MAX_NON_NATIVE_BYTES)
+    problems.push(`${nonNative} bytes besides the native binaries, over ${MAX_NON_NATIVE_BYTES}`);
   if (problems.length) throw new Error(`${file}:\n  ${problems.join('\n  ')}`);
   return entries;
 }
@@ -216,8 +238,14 @@ export function checkVsix(file, target, maxBytes = MAX_BYTES[target]) {
  * Packages the given targets into outDir. Returns one row per target: its file and size, or why it
  * was not built. Targets named explicitly that cannot be built are an error.
  */
-export function packageTargets({ targets = TARGETS, outDir = path.join(ROOT, 'dist-vsix'), root = ROOT, strict = false } = {}) {
-  for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; targets: ${TARGETS.join(', ')}`);
+export function packageTargets({
+  targets = TARGETS,
+  outDir = path.join(ROOT, 'dist-vsix'),
+  root = ROOT,
+  strict = false,
+} = {}) {
+  for (const t of targets)
+    if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; targets: ${TARGETS.join(', ')}`);
   if (!fs.existsSync(path.join(root, 'README.marketplace.md'))) throw new Error('README.marketplace.md is missing');
   const why = new Map(targets.map((t) => [t, unavailable(t, root)]));
   if (strict) for (const [t, w] of why) if (w) throw new Error(`${t}: cannot be built: ${w}`);
@@ -258,7 +286,9 @@ function main(argv) {
     if (r.skipped) process.stdout.write(`${r.target}: not built: ${r.skipped}\n`);
     else {
       const mb = (r.bytes / 1e6).toFixed(1);
-      process.stdout.write(`${r.target}: ${path.relative(process.cwd(), r.file)} ${mb} MB, ${r.entries} entries, ${r.ms} ms\n`);
+      process.stdout.write(
+        `${r.target}: ${path.relative(process.cwd(), r.file)} ${mb} MB, ${r.entries} entries, ${r.ms} ms\n`,
+      );
     }
   }
 }

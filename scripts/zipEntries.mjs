@@ -11,7 +11,11 @@ const LOC_SIG = 0x04034b50;
 
 /** @returns {{ name: string, size: number, compressedSize: number }[]} */
 export function zipEntries(file) {
-  return zipCentral(fs.readFileSync(file), file).map(({ name, size, compressedSize }) => ({ name, size, compressedSize }));
+  return zipCentral(fs.readFileSync(file), file).map(({ name, size, compressedSize }) => ({
+    name,
+    size,
+    compressedSize,
+  }));
 }
 
 function zipCentral(buf, file) {
@@ -54,7 +58,8 @@ export function zipExtract(file, dir) {
   for (const e of zipCentral(buf, file)) {
     if (e.name.endsWith('/')) continue;
     const target = path.resolve(dir, e.name);
-    if (!target.startsWith(path.resolve(dir) + path.sep)) throw new Error(`${file}: entry ${e.name} escapes the folder`);
+    if (!target.startsWith(path.resolve(dir) + path.sep))
+      throw new Error(`${file}: entry ${e.name} escapes the folder`);
     const lh = e.localOffset;
     if (buf.readUInt32LE(lh) !== LOC_SIG) throw new Error(`${file}: local header of ${e.name} is corrupt`);
     const start = lh + 30 + buf.readUInt16LE(lh + 26) + buf.readUInt16LE(lh + 28);

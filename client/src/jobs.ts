@@ -1,7 +1,12 @@
 // Long server jobs (benchmark, tune, advise) as the user sees them: a cancellable notification with
 // the server's work-done progress, a status bar item while anything runs, and a line in the log.
 import * as vscode from 'vscode';
-import { WorkDoneProgress, type LanguageClient, type WorkDoneProgressBegin, type WorkDoneProgressReport } from 'vscode-languageclient/node';
+import {
+  WorkDoneProgress,
+  type LanguageClient,
+  type WorkDoneProgressBegin,
+  type WorkDoneProgressReport,
+} from 'vscode-languageclient/node';
 import type { RequestParam, RequestType } from 'vscode-languageserver-protocol';
 import type { RecipeParams } from '../../server/src/lsp/protocol';
 
@@ -21,7 +26,12 @@ export class Jobs implements vscode.Disposable {
    * Send a job request with a fresh workDoneToken; progress on that token feeds the notification, and
    * pressing Cancel sends $/cancelRequest (the server aborts the run and its worker).
    */
-  async run<P extends RecipeParams, R>(client: LanguageClient, title: string, type: RequestType<P, R, void>, params: Omit<P, 'workDoneToken'>): Promise<R | undefined> {
+  async run<P extends RecipeParams, R>(
+    client: LanguageClient,
+    title: string,
+    type: RequestType<P, R, void>,
+    params: Omit<P, 'workDoneToken'>,
+  ): Promise<R | undefined> {
     const id = ++counter;
     const token = `haqa-${process.pid}-${id}`;
     this.running.set(id, title);
@@ -58,7 +68,10 @@ export class Jobs implements vscode.Disposable {
       const cancelled = /cancel/i.test(msg);
       this.log[cancelled ? 'warn' : 'error'](`${title}: ${cancelled ? 'cancelled' : 'failed'}: ${msg}`);
       if (cancelled) void vscode.window.showInformationMessage(`HAQA: ${title} cancelled.`);
-      else void vscode.window.showErrorMessage(`HAQA: ${title} failed: ${msg}`, 'Show Log').then((a) => a && this.log.show());
+      else
+        void vscode.window
+          .showErrorMessage(`HAQA: ${title} failed: ${msg}`, 'Show Log')
+          .then((a) => a && this.log.show());
       return undefined;
     } finally {
       this.log.info(`${title}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -6,10 +6,14 @@ export const DEFAULT_BASE_URL = 'https://api.anthropic.com';
 export const KEYS_PAGE = 'https://console.anthropic.com/settings/keys';
 
 export type KeyCheck =
-  | { ok: true; note?: string }
-  | { ok: false; kind: 'invalid' | 'unreachable' | 'error'; message: string };
+  { ok: true; note?: string } | { ok: false; kind: 'invalid' | 'unreachable' | 'error'; message: string };
 
-export interface KeyCheckOptions { baseUrl?: string; model: string; timeoutMs?: number; fetchImpl?: typeof fetch }
+export interface KeyCheckOptions {
+  baseUrl?: string;
+  model: string;
+  timeoutMs?: number;
+  fetchImpl?: typeof fetch;
+}
 
 export async function checkApiKey(key: string, opts: KeyCheckOptions): Promise<KeyCheck> {
   const base = (opts.baseUrl || DEFAULT_BASE_URL).replace(/\/+$/, '');
@@ -23,7 +27,11 @@ export async function checkApiKey(key: string, opts: KeyCheckOptions): Promise<K
       signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
     });
   } catch (err) {
-    return { ok: false, kind: 'unreachable', message: `${new URL(base).host} did not answer (${(err as Error).message})` };
+    return {
+      ok: false,
+      kind: 'unreachable',
+      message: `${new URL(base).host} did not answer (${(err as Error).message})`,
+    };
   }
   if (res.ok) return { ok: true };
   let detail = '';
@@ -35,7 +43,8 @@ export async function checkApiKey(key: string, opts: KeyCheckOptions): Promise<K
     /* not JSON */
   }
   const said = `${res.status}${detail ? `: ${detail}` : ''}`;
-  if (res.status === 401 || res.status === 403) return { ok: false, kind: 'invalid', message: `the key was refused (${said})` };
+  if (res.status === 401 || res.status === 403)
+    return { ok: false, kind: 'invalid', message: `the key was refused (${said})` };
   // The key got past authentication: a wrong model name or a busy API does not make it a bad key.
   const passed = res.status === 404 || res.status === 429 || res.status >= 500;
   if (passed) return { ok: true, note: `the key was accepted; the API answered ${said}` };

@@ -39,14 +39,13 @@ export function hostOf(baseUrl: string | undefined): string | Error {
   } catch {
     return new Error(`haqa.agent.baseUrl is not a URL: ${JSON.stringify(baseUrl.slice(0, 200))}`);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') return new Error(`haqa.agent.baseUrl must be http(s), got ${u.protocol}`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    return new Error(`haqa.agent.baseUrl must be http(s), got ${u.protocol}`);
   return u.host.toLowerCase();
 }
 
 export type KeyDecision =
-  | { kind: 'send'; host: string }
-  | { kind: 'ask'; host: string }
-  | { kind: 'refuse'; reason: string };
+  { kind: 'send'; host: string } | { kind: 'ask'; host: string } | { kind: 'refuse'; reason: string };
 
 export function approvedHosts(state: HostMemento): string[] {
   const v = state.get<unknown>(APPROVED_HOSTS_KEY);

@@ -14,7 +14,8 @@ export function redactingChannel(inner: vscode.LogOutputChannel): vscode.LogOutp
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
       if (typeof prop === 'string' && WRITERS.has(prop) && typeof v === 'function') {
-        return (first: unknown, ...rest: unknown[]) => v.call(target, typeof first === 'string' ? redact(first) : first, ...rest);
+        return (first: unknown, ...rest: unknown[]) =>
+          v.call(target, typeof first === 'string' ? redact(first) : first, ...rest);
       }
       if (prop === 'dispose') return () => {}; // the log is disposed by its owner
       return typeof v === 'function' ? v.bind(target) : v;

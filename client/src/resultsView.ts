@@ -31,7 +31,8 @@ export class ResultsPanel {
       this.panel.onDidDispose(() => (this.panel = undefined));
       this.panel.webview.onDidReceiveMessage((m: { type: string; id?: string }) => {
         if (m.type === 'ready' || m.type === 'refresh') void this.post();
-        else if (m.type === 'applyBest' && this.recipe) void vscode.commands.executeCommand('haqa.applyBestTrial', this.recipe);
+        else if (m.type === 'applyBest' && this.recipe)
+          void vscode.commands.executeCommand('haqa.applyBestTrial', this.recipe);
       });
     } else {
       this.panel.reveal(undefined, true);
@@ -49,7 +50,11 @@ export class ResultsPanel {
     try {
       const data = await this.fetch(this.recipe);
       this.panel.title = this.recipe ? `HAQA Results: ${vscode.workspace.asRelativePath(this.recipe)}` : 'HAQA Results';
-      await this.panel.webview.postMessage({ type: 'runs', recipe: this.recipe ? vscode.workspace.asRelativePath(this.recipe) : undefined, ...data });
+      await this.panel.webview.postMessage({
+        type: 'runs',
+        recipe: this.recipe ? vscode.workspace.asRelativePath(this.recipe) : undefined,
+        ...data,
+      });
     } catch (err) {
       this.log.error(`results view: ${(err as Error).message}`);
       await this.panel.webview.postMessage({ type: 'error', message: (err as Error).message });

@@ -11,12 +11,21 @@ export class RunQuickFixes implements vscode.CodeActionProvider {
 
   constructor(private readonly client: () => LanguageClient | undefined) {}
 
-  async provideCodeActions(doc: vscode.TextDocument, _range: vscode.Range, ctx: vscode.CodeActionContext, token: vscode.CancellationToken): Promise<vscode.CodeAction[]> {
-    const runDiags = ctx.diagnostics.filter((d) => d.source === 'haqa' && typeof d.code === 'string' && d.code.startsWith('run-'));
+  async provideCodeActions(
+    doc: vscode.TextDocument,
+    _range: vscode.Range,
+    ctx: vscode.CodeActionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.CodeAction[]> {
+    const runDiags = ctx.diagnostics.filter(
+      (d) => d.source === 'haqa' && typeof d.code === 'string' && d.code.startsWith('run-'),
+    );
     const client = this.client();
     if (runDiags.length === 0 || !client) return [];
     const out: vscode.CodeAction[] = [];
-    const r = await client.sendRequest(Requests.bestTrialEdit, { uri: doc.uri.toString() }, token).catch(() => undefined);
+    const r = await client
+      .sendRequest(Requests.bestTrialEdit, { uri: doc.uri.toString() }, token)
+      .catch(() => undefined);
     if (r?.edit) {
       const a = new vscode.CodeAction(`HAQA: ${r.message}`, vscode.CodeActionKind.QuickFix);
       a.edit = await client.protocol2CodeConverter.asWorkspaceEdit(r.edit as WorkspaceEdit);
@@ -24,7 +33,10 @@ export class RunQuickFixes implements vscode.CodeActionProvider {
       a.isPreferred = true;
       out.push(a);
     }
-    const tune = new vscode.CodeAction('HAQA: tune this recipe (search for a setting within the budget)', vscode.CodeActionKind.QuickFix);
+    const tune = new vscode.CodeAction(
+      'HAQA: tune this recipe (search for a setting within the budget)',
+      vscode.CodeActionKind.QuickFix,
+    );
     tune.command = { command: 'haqa.tune', title: 'Tune', arguments: [doc.uri] };
     tune.diagnostics = runDiags;
     out.push(tune);

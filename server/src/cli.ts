@@ -14,7 +14,17 @@ import { adviseCommand } from './cli/advise';
 import { quantizeCommand } from './cli/quantize';
 import { workerCommand } from './cli/worker';
 
-const commands: Command[] = [checkCommand, inspectCommand, synthCommand, benchCommand, runsCommand, quantizeCommand, tuneCommand, adviseCommand, workerCommand];
+const commands: Command[] = [
+  checkCommand,
+  inspectCommand,
+  synthCommand,
+  benchCommand,
+  runsCommand,
+  quantizeCommand,
+  tuneCommand,
+  adviseCommand,
+  workerCommand,
+];
 
 function help(io: CliIO): void {
   io.out('haqa — hardware-aware quantization assistant\n');

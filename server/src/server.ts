@@ -2,7 +2,13 @@
 // and fixes live in server/src/config, the LSP handlers in server/src/lsp. Add a feature (code lenses,
 // custom requests, run-derived diagnostics) by appending it to `features`.
 import {
-  createConnection, ProposedFeatures, TextDocuments, TextDocumentSyncKind, InitializeParams, InitializeResult, ServerCapabilities,
+  createConnection,
+  ProposedFeatures,
+  TextDocuments,
+  TextDocumentSyncKind,
+  InitializeParams,
+  InitializeResult,
+  ServerCapabilities,
 } from 'vscode-languageserver/node';
 import { DiagnosticsHub } from './lsp/diagnosticsHub';
 import { HaqaService, docKind, uriToPath } from './lsp/service';
@@ -58,7 +64,8 @@ export function startServer(): void {
       ...(opts.workspaceRoots ?? []),
     ];
     service.roots = roots;
-    if (typeof opts.diagnosticsDelayMs === 'number' && opts.diagnosticsDelayMs >= 0) diagnostics.delayMs = opts.diagnosticsDelayMs;
+    if (typeof opts.diagnosticsDelayMs === 'number' && opts.diagnosticsDelayMs >= 0)
+      diagnostics.delayMs = opts.diagnosticsDelayMs;
     let capabilities: ServerCapabilities = {
       textDocumentSync: TextDocumentSyncKind.Incremental,
       workspace: { workspaceFolders: { supported: true, changeNotifications: true } },

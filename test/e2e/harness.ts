@@ -75,7 +75,10 @@ export async function open(opts: SessionOptions): Promise<Session> {
   };
   fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify(settings, null, 2));
   const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
-  const inst = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', opts.vsix], { encoding: 'utf8', timeout: 120_000 });
+  const inst = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', opts.vsix], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (inst.status !== 0 || !fs.readdirSync(extensions).some((d) => d.startsWith('haqa.haqa'))) {
     throw new Error(`installing ${opts.vsix} failed (${inst.status}):\n${inst.stdout}\n${inst.stderr}`);
   }
@@ -83,25 +86,48 @@ export async function open(opts: SessionOptions): Promise<Session> {
   const port = await freePort();
   const server: ChildProcess = spawn(
     process.execPath,
-    [CODE_SERVER, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', ...common, '--disable-telemetry', '--disable-update-check', opts.folder],
+    [
+      CODE_SERVER,
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      ...common,
+      '--disable-telemetry',
+      '--disable-update-check',
+      opts.folder,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HAQA_E2E: '1' } },
   );
   let serverOut = '';
   server.stdout!.on('data', (d) => (serverOut += d));
   server.stderr!.on('data', (d) => (serverOut += d));
-  await waitFor(async () => {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      return r.ok;
-    } catch {
-      return false;
-    }
-  }, 60_000, () => `code-server did not come up:\n${serverOut}`);
+  await waitFor(
+    async () => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        return r.ok;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    () => `code-server did not come up:\n${serverOut}`,
+  );
 
   const browser: Browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
   });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(opts.folder)}`);
@@ -132,7 +158,12 @@ export async function open(opts: SessionOptions): Promise<Session> {
   };
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, why: () => string | Promise<string>, every = 250): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms: number,
+  why: () => string | Promise<string>,
+  every = 250,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -171,7 +202,9 @@ export async function openFile(page: Page, name: string): Promise<void> {
 /** The visible text of the active editor (Monaco renders only the lines on screen). */
 export async function editorText(page: Page): Promise<string> {
   return page.evaluate(() => {
-    const lines = Array.from(document.querySelectorAll('.editor-instance .monaco-editor .view-lines .view-line')) as HTMLElement[];
+    const lines = Array.from(
+      document.querySelectorAll('.editor-instance .monaco-editor .view-lines .view-line'),
+    ) as HTMLElement[];
     return lines
       .map((l) => ({ top: parseFloat(l.style.top || '0'), text: (l.textContent ?? '').replace(/\u00a0/g, ' ') }))
       .sort((a, b) => a.top - b.top)
@@ -182,14 +215,18 @@ export async function editorText(page: Page): Promise<string> {
 
 /** The webview frame whose document matches `selector` (webviews are nested iframes). */
 export async function webviewFrame(page: Page, selector: string, ms = 30_000): Promise<Frame> {
-  return waitFor(async () => {
-    for (const f of page.frames()) {
-      try {
-        if (await f.$(selector)) return f;
-      } catch {
-        /* frame navigating */
+  return waitFor(
+    async () => {
+      for (const f of page.frames()) {
+        try {
+          if (await f.$(selector)) return f;
+        } catch {
+          /* frame navigating */
+        }
       }
-    }
-    return undefined;
-  }, ms, () => `no webview frame with ${selector}`);
+      return undefined;
+    },
+    ms,
+    () => `no webview frame with ${selector}`,
+  );
 }

@@ -40,11 +40,23 @@ async function problemsText(s: Session): Promise<string> {
 }
 
 async function codeLenses(s: Session): Promise<string[]> {
-  return s.page.evaluate(() => Array.from(document.querySelectorAll('.editor-instance .codelens-decoration')).map((e) => (e as HTMLElement).innerText));
+  return s.page.evaluate(() =>
+    Array.from(document.querySelectorAll('.editor-instance .codelens-decoration')).map(
+      (e) => (e as HTMLElement).innerText,
+    ),
+  );
 }
 
 async function notifications(s: Session): Promise<string> {
-  return s.page.evaluate(() => Array.from(document.querySelectorAll('.notifications-toasts .notification-toast, .notifications-center .notification-list-item')).map((e) => (e as HTMLElement).innerText).join('\n'));
+  return s.page.evaluate(() =>
+    Array.from(
+      document.querySelectorAll(
+        '.notifications-toasts .notification-toast, .notifications-center .notification-list-item',
+      ),
+    )
+      .map((e) => (e as HTMLElement).innerText)
+      .join('\n'),
+  );
 }
 
 const TYPO = 'symetric: true';
@@ -53,7 +65,8 @@ const TYPO = 'symetric: true';
 function misspell(folder: string): void {
   const f = path.join(folder, 'haqa.yaml');
   const text = fs.readFileSync(f, 'utf8');
-  if (!text.includes('  symmetric: true')) throw new Error('the example recipe no longer has `symmetric: true` to misspell');
+  if (!text.includes('  symmetric: true'))
+    throw new Error('the example recipe no longer has `symmetric: true` to misspell');
   fs.writeFileSync(f, text.replace('  symmetric: true', `  ${TYPO}`));
 }
 
@@ -66,7 +79,13 @@ const trusted: Scenario = {
       name: 'the extension activates and the recipe opens',
       async run(s) {
         await openFile(s.page, 'haqa.yaml');
-        await waitFor(() => /HAQA .* in VS Code 1\.\d+/.test(s.logs(/HAQA\.log$/)) && /language server started/.test(s.logs(/HAQA\.log$/)), 60_000, () => `no activation in the HAQA log:\n${s.logs(/exthost\.log$|HAQA\.log$/).slice(-3000)}`);
+        await waitFor(
+          () =>
+            /HAQA .* in VS Code 1\.\d+/.test(s.logs(/HAQA\.log$/)) &&
+            /language server started/.test(s.logs(/HAQA\.log$/)),
+          60_000,
+          () => `no activation in the HAQA log:\n${s.logs(/exthost\.log$|HAQA\.log$/).slice(-3000)}`,
+        );
         await s.shot('01-recipe-open');
       },
     },
@@ -74,7 +93,11 @@ const trusted: Scenario = {
       name: 'the recipe diagnostics appear in the Problems panel',
       async run(s) {
         await command(s.page, 'View: Focus Problems');
-        await waitFor(async () => /unknown key 'symetric'/.test(await problemsText(s)), 60_000, () => 'no unknown-key problem in the Problems panel');
+        await waitFor(
+          async () => /unknown key 'symetric'/.test(await problemsText(s)),
+          60_000,
+          () => 'no unknown-key problem in the Problems panel',
+        );
         await s.shot('02-problems');
       },
     },
@@ -84,7 +107,11 @@ const trusted: Scenario = {
         // Put the cursor on the misspelt key, ask for quick fixes, take the one that renames it.
         await openFile(s.page, 'haqa.yaml');
         await command(s.page, 'Go to Line/Column...');
-        const lineNo = fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8').split('\n').findIndex((l) => l.includes(TYPO)) + 1;
+        const lineNo =
+          fs
+            .readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8')
+            .split('\n')
+            .findIndex((l) => l.includes(TYPO)) + 1;
         await s.page.keyboard.type(`${lineNo}:4`);
         await s.page.keyboard.press('Enter');
         await s.page.keyboard.press('Control+.');
@@ -92,13 +119,22 @@ const trusted: Scenario = {
         const focused = s.page.locator('.action-widget .monaco-list-row.focused');
         await focused.waitFor({ timeout: 20_000 });
         await s.shot('03-quick-fix-menu');
-        for (let i = 0; i < 5 && !/to 'symmetric'/.test((await focused.getAttribute('aria-label')) ?? ''); i++) await s.page.keyboard.press('ArrowDown');
+        for (let i = 0; i < 5 && !/to 'symmetric'/.test((await focused.getAttribute('aria-label')) ?? ''); i++)
+          await s.page.keyboard.press('ArrowDown');
         await s.page.keyboard.press('Enter');
-        await waitFor(async () => {
-          const t = await editorText(s.page);
-          return t.includes('symmetric: true') && !t.includes(TYPO);
-        }, 10_000, () => 'the editor text still has the typo');
-        await waitFor(async () => !/unknown key 'symetric'/.test(await problemsText(s)), 30_000, () => 'the problem did not go away after the fix');
+        await waitFor(
+          async () => {
+            const t = await editorText(s.page);
+            return t.includes('symmetric: true') && !t.includes(TYPO);
+          },
+          10_000,
+          () => 'the editor text still has the typo',
+        );
+        await waitFor(
+          async () => !/unknown key 'symetric'/.test(await problemsText(s)),
+          30_000,
+          () => 'the problem did not go away after the fix',
+        );
         await command(s.page, 'File: Save');
         await s.shot('04-quick-fix-applied');
       },
@@ -109,12 +145,21 @@ const trusted: Scenario = {
         // Monaco renders only the lines on screen: show the top, where the lenses are.
         await openFile(s.page, 'haqa.yaml');
         await s.page.keyboard.press('Control+Home');
-        await waitFor(async () => (await codeLenses(s)).some((t) => /Benchmark/.test(t)), 30_000, async () => `no Benchmark code lens on the recipe; lenses: ${JSON.stringify(await codeLenses(s))}`);
+        await waitFor(
+          async () => (await codeLenses(s)).some((t) => /Benchmark/.test(t)),
+          30_000,
+          async () => `no Benchmark code lens on the recipe; lenses: ${JSON.stringify(await codeLenses(s))}`,
+        );
         await command(s.page, 'HAQA: Benchmark Recipe');
         await s.page.waitForTimeout(1500);
         await s.shot('05-benchmark-running');
-        await waitFor(async () => (await codeLenses(s)).some((t) => /ms\/token|ms\b/.test(t) && /fp32/.test(t)), 240_000,
-          async () => `no measured code lens; lenses: ${JSON.stringify(await codeLenses(s))}\n${s.logs(/HAQA\.log$/).slice(-3000)}`, 1000);
+        await waitFor(
+          async () => (await codeLenses(s)).some((t) => /ms\/token|ms\b/.test(t) && /fp32/.test(t)),
+          240_000,
+          async () =>
+            `no measured code lens; lenses: ${JSON.stringify(await codeLenses(s))}\n${s.logs(/HAQA\.log$/).slice(-3000)}`,
+          1000,
+        );
         await s.shot('06-benchmark-lens');
       },
     },
@@ -142,7 +187,11 @@ const trusted: Scenario = {
         await s.page.keyboard.press('Enter');
         await s.page.keyboard.press('Backspace');
         await s.page.keyboard.type('8');
-        await waitFor(async () => (await codeLenses(s)).some((t) => /stale/.test(t)), 30_000, async () => `no stale lens; lenses: ${JSON.stringify(await codeLenses(s))}`);
+        await waitFor(
+          async () => (await codeLenses(s)).some((t) => /stale/.test(t)),
+          30_000,
+          async () => `no stale lens; lenses: ${JSON.stringify(await codeLenses(s))}`,
+        );
         await s.shot('08-lens-stale');
       },
     },
@@ -164,10 +213,19 @@ const restricted: Scenario = {
         await no.click();
         await openFile(s.page, 'haqa.yaml');
         await command(s.page, 'View: Focus Problems');
-        await waitFor(async () => /unknown key 'symetric'/.test(await problemsText(s)), 60_000, () => 'no diagnostics in Restricted Mode');
+        await waitFor(
+          async () => /unknown key 'symetric'/.test(await problemsText(s)),
+          60_000,
+          () => 'no diagnostics in Restricted Mode',
+        );
         await command(s.page, 'HAQA: Benchmark Recipe');
-        await waitFor(async () => /Restricted Mode/.test(await notifications(s)), 20_000, () => 'no Restricted Mode message');
-        if (fs.existsSync(path.join(s.folder, '.haqa/runs/runs.jsonl'))) throw new Error('a run was recorded in Restricted Mode');
+        await waitFor(
+          async () => /Restricted Mode/.test(await notifications(s)),
+          20_000,
+          () => 'no Restricted Mode message',
+        );
+        if (fs.existsSync(path.join(s.folder, '.haqa/runs/runs.jsonl')))
+          throw new Error('a run was recorded in Restricted Mode');
         await s.shot('11-restricted-refused');
       },
     },

@@ -35,8 +35,21 @@ export type Kind = 'clear' | 'accepted' | 'crash' | 'hang' | 'dataLost';
 export const TARGETS = ['recipe', 'config', 'onnx', 'lsp', 'tool'] as const;
 export type Target = (typeof TARGETS)[number];
 
-export interface Counts { inputs: number; clear: number; accepted: number; crash: number; hang: number; dataLost: number }
-export interface Failure { target: Target; index: number; kind: Kind; input: string; detail: string }
+export interface Counts {
+  inputs: number;
+  clear: number;
+  accepted: number;
+  crash: number;
+  hang: number;
+  dataLost: number;
+}
+export interface Failure {
+  target: Target;
+  index: number;
+  kind: Kind;
+  input: string;
+  detail: string;
+}
 export interface FuzzReport {
   seed: number;
   perTarget: Record<string, Counts>;
@@ -65,12 +78,22 @@ const empty = (): Counts => ({ inputs: 0, clear: 0, accepted: 0, crash: 0, hang:
 export function isEngineError(err: unknown): boolean {
   const e = err as Error;
   if (!(e instanceof Error) && typeof e !== 'object') return true;
-  const names = ['TypeError', 'RangeError', 'ReferenceError', 'SyntaxError', 'DataCloneError', 'EvalError', 'InternalError'];
-  const internal = /Maximum call stack|Cannot read propert|is not a function|is not iterable|Invalid (typed )?array length|out of memory/i;
+  const names = [
+    'TypeError',
+    'RangeError',
+    'ReferenceError',
+    'SyntaxError',
+    'DataCloneError',
+    'EvalError',
+    'InternalError',
+  ];
+  const internal =
+    /Maximum call stack|Cannot read propert|is not a function|is not iterable|Invalid (typed )?array length|out of memory/i;
   return names.includes(e?.name ?? '') || internal.test(e?.message ?? '');
 }
 
-const shown = (s: string) => (s.length > 160 ? `${JSON.stringify(s.slice(0, 120))}… (${s.length} chars)` : JSON.stringify(s));
+const shown = (s: string) =>
+  s.length > 160 ? `${JSON.stringify(s.slice(0, 120))}… (${s.length} chars)` : JSON.stringify(s);
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string; thrown?: unknown }> {
   const out: string[] = [];
@@ -98,7 +121,14 @@ const listing = (dir: string) => fs.readdirSync(dir).sort().join('\n');
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
   const deadline = opts.deadlineMs ?? 5000;
-  const report: FuzzReport = { seed: opts.seed, perTarget: {}, total: empty(), failures: [], incrementalMismatches: 0, seconds: 0 };
+  const report: FuzzReport = {
+    seed: opts.seed,
+    perTarget: {},
+    total: empty(),
+    failures: [],
+    incrementalMismatches: 0,
+    seconds: 0,
+  };
   const note = (target: Target, index: number, kind: Kind, input: string, detail: string, ms: number) => {
     if (kind !== 'crash' && kind !== 'dataLost' && ms > deadline) kind = 'hang';
     const c = (report.perTarget[target] ??= empty());
@@ -167,7 +197,8 @@ async function fuzzRecipes(r: Rng, n: number, ws: string, note: Note, mismatch: 
         if (!prev) previous.set(base, (prev = await analyzeRecipe(base, file, { models })));
         const inc = await analyzeRecipe(text, file, { models }, await analyzeRecipe(base, file, { models }));
         const fresh = await analyzeRecipe(text, file, { models });
-        const key = (a: RecipeAnalysis) => JSON.stringify([a.parsed.value, a.diagnostics.map((d) => [d.code, d.range])]);
+        const key = (a: RecipeAnalysis) =>
+          JSON.stringify([a.parsed.value, a.diagnostics.map((d) => [d.code, d.range])]);
         if (key(inc) !== key(fresh)) mismatch();
       }
     } catch (err) {
@@ -180,7 +211,9 @@ async function fuzzRecipes(r: Rng, n: number, ws: string, note: Note, mismatch: 
 
 // ---------------------------------------------------------------- config.json
 
-const CONFIGS = fs.readdirSync(path.resolve(__dirname, '../../examples/configs')).filter((f) => f.endsWith('.json'))
+const CONFIGS = fs
+  .readdirSync(path.resolve(__dirname, '../../examples/configs'))
+  .filter((f) => f.endsWith('.json'))
   .map((f) => fs.readFileSync(path.resolve(__dirname, '../../examples/configs', f), 'utf8'));
 
 async function fuzzConfigs(r: Rng, n: number, ws: string, note: Note): Promise<void> {
@@ -210,7 +243,10 @@ async function fuzzModels(r: Rng, n: number, root: string, note: Note): Promise<
   const ext = path.join(baseDir, 'ext.onnx');
   await writeModel(tinyMlpModel(spec), inline);
   await writeModel(tinyMlpModel(spec), ext, { externalData: true });
-  const sources = [{ file: inline, data: undefined as string | undefined }, { file: ext, data: ext + '.data' }];
+  const sources = [
+    { file: inline, data: undefined as string | undefined },
+    { file: ext, data: ext + '.data' },
+  ];
   for (let i = 0; i < n; i++) {
     const src = r.pick(sources);
     const dir = path.join(root, `m${i}`);
@@ -234,7 +270,10 @@ async function fuzzModels(r: Rng, n: number, root: string, note: Note): Promise<
     }
     if (src.data) fs.copyFileSync(src.data, path.join(dir, 'ext.onnx.data'));
     const recipe = path.join(dir, 'haqa.yaml');
-    fs.writeFileSync(recipe, `version: 1\nmodel: ./model.onnx\nquantize:\n  bits: ${r.pick([4, 8])}\n  block_size: 16\n`);
+    fs.writeFileSync(
+      recipe,
+      `version: 1\nmodel: ./model.onnx\nquantize:\n  bits: ${r.pick([4, 8])}\n  block_size: 16\n`,
+    );
     const inputBefore = fs.readFileSync(file);
     const t = performance.now();
     let kind = 'accepted' as Kind;
@@ -300,15 +339,27 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
     Promise.race([p, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), ms).unref())]);
   try {
     await conn.sendRequest('initialize', {
-      processId: process.pid, rootUri: null, capabilities: {},
-      workspaceFolders: [{ uri: pathToFileURL(ws).href, name: 'ws' }], initializationOptions: { diagnosticsDelayMs: 0 },
+      processId: process.pid,
+      rootUri: null,
+      capabilities: {},
+      workspaceFolders: [{ uri: pathToFileURL(ws).href, name: 'ws' }],
+      initializationOptions: { diagnosticsDelayMs: 0 },
     });
     await conn.sendNotification('initialized', {});
     const good = pathToFileURL(path.join(ws, 'haqa.yaml')).href;
-    await conn.sendNotification('textDocument/didOpen', { textDocument: { uri: good, languageId: 'yaml', version: 1, text: RECIPES[1] } });
+    await conn.sendNotification('textDocument/didOpen', {
+      textDocument: { uri: good, languageId: 'yaml', version: 1, text: RECIPES[1] },
+    });
     let version = 1;
     const inWs = (name: string) => pathToFileURL(path.join(ws, name)).href;
-    const uris = [good, inWs('other.haqa.yaml'), inWs('config.json'), 'file:///nowhere/haqa.yaml', 'untitled:x', 'not a uri'];
+    const uris = [
+      good,
+      inWs('other.haqa.yaml'),
+      inWs('config.json'),
+      'file:///nowhere/haqa.yaml',
+      'untitled:x',
+      'not a uri',
+    ];
     const pos = () => ({ line: r.int(40), character: r.int(200) });
     const range = () => ({ start: pos(), end: pos() });
     // Requests that start runs are sent too: the workspace is never trusted here, so they must refuse.
@@ -317,32 +368,62 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
       ['textDocument/hover', true, () => ({ textDocument: { uri: r.pick(uris) }, position: pos() })],
       ['textDocument/completion', true, () => ({ textDocument: { uri: r.pick(uris) }, position: pos() })],
       // (Random draws in the order they always had: a seed's campaign stays the same.)
-      ['textDocument/codeAction', true, () => {
-        const uri = r.pick(uris), outer = range(), inner = range();
-        const fix = r.pick(['remove', 'rename-key', 'replace', 'set', 'nope']);
-        const data = { fix, path: [r.pick(['quantize', 'model', 0, -1]), r.int(3)], to: 'bits', values: [4], value: 8 };
-        const diagnostics = [{ range: inner, message: 'x', source: 'haqa', code: 'unknown-key', data }];
-        return { textDocument: { uri }, range: outer, context: { diagnostics } };
-      }],
-      ['haqa/knobEdits', true, () => {
-        const uri = r.pick(uris);
-        const knob = r.pick(['quantize.bits', 'quantize.bits@lm_head', 'nope', '__proto__']);
-        return { uri, assignment: { [knob]: r.pick([4, 8, 'x', null]) } };
-      }],
-      ['haqa/suggestionEdit', true, () => ({ uri: r.pick(uris), knobs: { 'quantize.bits': r.pick([4, 8, 'x']) }, title: 'x' })],
+      [
+        'textDocument/codeAction',
+        true,
+        () => {
+          const uri = r.pick(uris),
+            outer = range(),
+            inner = range();
+          const fix = r.pick(['remove', 'rename-key', 'replace', 'set', 'nope']);
+          const data = {
+            fix,
+            path: [r.pick(['quantize', 'model', 0, -1]), r.int(3)],
+            to: 'bits',
+            values: [4],
+            value: 8,
+          };
+          const diagnostics = [{ range: inner, message: 'x', source: 'haqa', code: 'unknown-key', data }];
+          return { textDocument: { uri }, range: outer, context: { diagnostics } };
+        },
+      ],
+      [
+        'haqa/knobEdits',
+        true,
+        () => {
+          const uri = r.pick(uris);
+          const knob = r.pick(['quantize.bits', 'quantize.bits@lm_head', 'nope', '__proto__']);
+          return { uri, assignment: { [knob]: r.pick([4, 8, 'x', null]) } };
+        },
+      ],
+      [
+        'haqa/suggestionEdit',
+        true,
+        () => ({ uri: r.pick(uris), knobs: { 'quantize.bits': r.pick([4, 8, 'x']) }, title: 'x' }),
+      ],
       ['haqa/bestTrialEdit', true, () => ({ uri: r.pick(uris) })],
       ['haqa/runs', true, () => ({ uri: r.pick(uris) })],
       ['haqa/benchmark', true, () => ({ uri: r.pick(uris), quick: true })],
       ['haqa/tune', true, () => ({ uri: r.pick(uris), trials: 2 })],
       ['haqa/advise', true, () => ({ uri: r.pick(uris) })],
-      ['textDocument/didOpen', false, () => {
-        const uri = r.pick(uris.slice(1)), v = r.int(5);
-        return { textDocument: { uri, languageId: 'yaml', version: v, text: mutateText(r, r.pick(RECIPES)) } };
-      }],
-      ['textDocument/didChange', false, () => {
-        const v = ++version, rg = range();
-        return { textDocument: { uri: good, version: v }, contentChanges: [{ range: rg, text: r.pick(EDIT_TEXTS) }] };
-      }],
+      [
+        'textDocument/didOpen',
+        false,
+        () => {
+          const uri = r.pick(uris.slice(1)),
+            v = r.int(5);
+          return { textDocument: { uri, languageId: 'yaml', version: v, text: mutateText(r, r.pick(RECIPES)) } };
+        },
+      ],
+      [
+        'textDocument/didChange',
+        false,
+        () => {
+          const v = ++version,
+            rg = range();
+          return { textDocument: { uri: good, version: v }, contentChanges: [{ range: rg, text: r.pick(EDIT_TEXTS) }] };
+        },
+      ],
       ['textDocument/didClose', false, () => ({ textDocument: { uri: r.pick(uris.slice(1)) } })],
       ['workspace/didChangeWatchedFiles', false, () => ({ changes: [{ uri: r.pick(uris), type: r.int(4) }] })],
       ['$/nonsense', true, () => ({})],
@@ -361,21 +442,35 @@ async function fuzzLsp(r: Rng, n: number, ws: string, serverJs: string, deadline
         const body = '{"jsonrpc":"2.0","id":1,"method":';
         proc.stdin!.write(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       } else if (isRequest) {
-        const res = await within(conn.sendRequest(method, params).then((v) => ({ v }), (e: Error) => ({ e })), deadline);
-        if (res === 'timeout') (kind = 'hang'), (detail = 'no answer');
-        else if ('e' in res) (kind = isEngineError({ name: '', message: res.e.message }) ? 'crash' : 'clear'), (detail = res.e.message);
+        const res = await within(
+          conn.sendRequest(method, params).then(
+            (v) => ({ v }),
+            (e: Error) => ({ e }),
+          ),
+          deadline,
+        );
+        if (res === 'timeout') ((kind = 'hang'), (detail = 'no answer'));
+        else if ('e' in res)
+          ((kind = isEngineError({ name: '', message: res.e.message }) ? 'crash' : 'clear'), (detail = res.e.message));
         else kind = res.v === null || (Array.isArray(res.v) && res.v.length === 0) ? 'clear' : 'accepted';
       } else {
         await conn.sendNotification(method, params);
       }
       // Still alive and answering?
-      const hover = () => conn.sendRequest('textDocument/hover', { textDocument: { uri: good }, position: { line: 1, character: 2 } });
-      const ping = exited ? 'timeout' : await within(hover().catch(() => 'error'), deadline);
-      if (exited) (kind = 'crash'), (detail = `the server exited: ${stderr.slice(-400)}`);
-      else if (ping === 'timeout') (kind = 'hang'), (detail = 'the server stopped answering');
-      const engineFailure = /failed: (TypeError|RangeError|ReferenceError|SyntaxError)|Maximum call stack|uncaught|unhandled/i;
+      const hover = () =>
+        conn.sendRequest('textDocument/hover', { textDocument: { uri: good }, position: { line: 1, character: 2 } });
+      const ping = exited
+        ? 'timeout'
+        : await within(
+            hover().catch(() => 'error'),
+            deadline,
+          );
+      if (exited) ((kind = 'crash'), (detail = `the server exited: ${stderr.slice(-400)}`));
+      else if (ping === 'timeout') ((kind = 'hang'), (detail = 'the server stopped answering'));
+      const engineFailure =
+        /failed: (TypeError|RangeError|ReferenceError|SyntaxError)|Maximum call stack|uncaught|unhandled/i;
       const failed = logs.slice(logsBefore).find((l) => engineFailure.test(l));
-      if (failed && kind !== 'hang') (kind = 'crash'), (detail = failed.slice(0, 600));
+      if (failed && kind !== 'hang') ((kind = 'crash'), (detail = failed.slice(0, 600)));
       note('lsp', i, kind, input, detail, performance.now() - t);
       if (exited) break;
     }
@@ -392,21 +487,43 @@ async function fuzzTools(r: Rng, n: number, note: Note): Promise<void> {
   const space = defaultSpace(setting);
   const objective = objectiveOf(setting.recipe);
   const ctx = {
-    space, setting, objective, trials: [], budget: { trialsLeft: 5 }, signal: new AbortController().signal,
-    validate: (c: unknown) => validateConfig(c, space, setting), duplicateOf: () => undefined,
+    space,
+    setting,
+    objective,
+    trials: [],
+    budget: { trialsLeft: 5 },
+    signal: new AbortController().signal,
+    validate: (c: unknown) => validateConfig(c, space, setting),
+    duplicateOf: () => undefined,
   };
   const good = { config: { 'quantize.bits': 4, 'quantize.accuracy_level': 4 }, rationale: 'x', explanation: 'x' };
   const names: unknown[] = [
-    'run_trial', 'final_answer', 'history', 'search_space', 'model_summary', 'hardware_profile', 'frobnicate', '', 42, null, {},
-    ['run_trial'], 'x'.repeat(5000),
+    'run_trial',
+    'final_answer',
+    'history',
+    'search_space',
+    'model_summary',
+    'hardware_profile',
+    'frobnicate',
+    '',
+    42,
+    null,
+    {},
+    ['run_trial'],
+    'x'.repeat(5000),
   ];
   for (let i = 0; i < n; i++) {
     const agent = new ClaudeAgent({ apiKey: 'sk-ant-fuzz-0000', baseURL: 'http://127.0.0.1:9' }, { trials: 5 });
     const uses = Array.from({ length: 1 + r.int(4) }, (_, j) => ({
-      type: 'tool_use', id: r.chance(0.9) ? `toolu_${i}_${j}` : hostile(r), name: r.pick(names),
+      type: 'tool_use',
+      id: r.chance(0.9) ? `toolu_${i}_${j}` : hostile(r),
+      name: r.pick(names),
       input: r.chance(0.2) ? hostile(r) : mutateJson(r, good),
     }));
-    const message = { content: r.chance(0.1) ? hostile(r) : uses, stop_reason: r.pick(['tool_use', 'end_turn', 'refusal', null]) };
+    const message = {
+      content: r.chance(0.1) ? hostile(r) : uses,
+      stop_reason: r.pick(['tool_use', 'end_turn', 'refusal', null]),
+    };
     const input = shown(JSON.stringify(message) ?? '');
     const t = performance.now();
     let kind: Kind;
@@ -437,19 +554,24 @@ if (require.main === module) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-fuzz-'));
   const serverJs = path.resolve(__dirname, '../../dist/server.js');
   const deadlineMs = Number(arg('--deadline-ms', '5000'));
-  runFuzz({ seed, n: Object.fromEntries(TARGETS.map((t) => [t, per])), dir, serverJs, deadlineMs }).then((rep) => {
-    const json = arg('--json', '');
-    const out = { ...rep, n: per, deadlineMs, failures: rep.failures.slice(0, 50) };
-    if (json) fs.writeFileSync(json, JSON.stringify(out, null, 2));
-    else process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-    const bad = rep.total.crash + rep.total.hang + rep.total.dataLost;
-    process.stderr.write(`fuzz: ${rep.total.inputs} inputs, ${rep.total.clear} clear errors, ${rep.total.accepted} accepted, ` +
-      `${rep.total.crash} crashes, ${rep.total.hang} hangs, ${rep.total.dataLost} data lost\n`);
-    fs.rmSync(dir, { recursive: true, force: true });
-    // The counts are the result; --strict makes failures an exit status too.
-    process.exit(bad > 0 && process.argv.includes('--strict') ? 1 : 0);
-  }, (err) => {
-    process.stderr.write(`fuzz: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  });
+  runFuzz({ seed, n: Object.fromEntries(TARGETS.map((t) => [t, per])), dir, serverJs, deadlineMs }).then(
+    (rep) => {
+      const json = arg('--json', '');
+      const out = { ...rep, n: per, deadlineMs, failures: rep.failures.slice(0, 50) };
+      if (json) fs.writeFileSync(json, JSON.stringify(out, null, 2));
+      else process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      const bad = rep.total.crash + rep.total.hang + rep.total.dataLost;
+      process.stderr.write(
+        `fuzz: ${rep.total.inputs} inputs, ${rep.total.clear} clear errors, ${rep.total.accepted} accepted, ` +
+          `${rep.total.crash} crashes, ${rep.total.hang} hangs, ${rep.total.dataLost} data lost\n`,
+      );
+      fs.rmSync(dir, { recursive: true, force: true });
+      // The counts are the result; --strict makes failures an exit status too.
+      process.exit(bad > 0 && process.argv.includes('--strict') ? 1 : 0);
+    },
+    (err) => {
+      process.stderr.write(`fuzz: ${(err as Error).stack ?? err}\n`);
+      process.exit(2);
+    },
+  );
 }

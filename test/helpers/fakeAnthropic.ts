@@ -29,17 +29,36 @@ export function toolUse(name: string, input: unknown, id = `toolu_${++ids}`): an
   return { type: 'tool_use', id, name, input };
 }
 
-export function reply(content: any[], opts: { stop_reason?: string; usage?: Partial<Record<string, number>> } = {}): FakeReply {
+export function reply(
+  content: any[],
+  opts: { stop_reason?: string; usage?: Partial<Record<string, number>> } = {},
+): FakeReply {
   return {
     body: {
-      id: `msg_${++ids}`, type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content,
-      stop_reason: opts.stop_reason ?? (content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn'), stop_sequence: null,
-      usage: { input_tokens: 100, output_tokens: 50, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, ...opts.usage },
+      id: `msg_${++ids}`,
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-sonnet-4-5',
+      content,
+      stop_reason: opts.stop_reason ?? (content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn'),
+      stop_sequence: null,
+      usage: {
+        input_tokens: 100,
+        output_tokens: 50,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+        ...opts.usage,
+      },
     },
   };
 }
 
-export function apiError(status: number, type: string, message: string, headers: Record<string, string> = {}): FakeReply {
+export function apiError(
+  status: number,
+  type: string,
+  message: string,
+  headers: Record<string, string> = {},
+): FakeReply {
   return { status, headers, body: { type: 'error', error: { type, message } } };
 }
 
@@ -62,7 +81,11 @@ export function requestProblem(body: any): string | undefined {
       const uses = m.content.filter((b: any) => b.type === 'tool_use').map((b: any) => b.id);
       const next = body.messages[i + 1];
       if (uses.length && next) {
-        const answered = new Set((Array.isArray(next.content) ? next.content : []).filter((b: any) => b.type === 'tool_result').map((b: any) => b.tool_use_id));
+        const answered = new Set(
+          (Array.isArray(next.content) ? next.content : [])
+            .filter((b: any) => b.type === 'tool_result')
+            .map((b: any) => b.tool_use_id),
+        );
         const missing = uses.filter((id: string) => !answered.has(id));
         if (missing.length) return `messages.${i + 1}: tool_use ids ${missing.join(', ')} have no tool_result`;
       }
@@ -70,7 +93,9 @@ export function requestProblem(body: any): string | undefined {
   }
   if (breakpoints > 4) return `a maximum of 4 blocks with cache_control may be provided. Found ${breakpoints}.`;
   if (body.tools !== undefined && !Array.isArray(body.tools)) return 'tools: must be an array';
-  for (const t of body.tools ?? []) if (typeof t.name !== 'string' || typeof t.input_schema !== 'object') return 'tools: each needs name and input_schema';
+  for (const t of body.tools ?? [])
+    if (typeof t.name !== 'string' || typeof t.input_schema !== 'object')
+      return 'tools: each needs name and input_schema';
   return undefined;
 }
 
@@ -120,7 +145,11 @@ export class FakeAnthropic {
       }
       const send = (r: FakeReply) => {
         if (res.destroyed) return;
-        res.writeHead(r.status ?? 200, { 'content-type': 'application/json', 'request-id': `req_${++ids}`, ...r.headers });
+        res.writeHead(r.status ?? 200, {
+          'content-type': 'application/json',
+          'request-id': `req_${++ids}`,
+          ...r.headers,
+        });
         res.end(JSON.stringify(r.body));
       };
       if (req.method !== 'POST' || !req.url?.startsWith('/v1/messages')) {
@@ -131,8 +160,11 @@ export class FakeAnthropic {
       this.requests.push(recorded);
       // count_tokens takes a message list without max_tokens (the cheap request the key check sends).
       const counting = req.url.startsWith('/v1/messages/count_tokens');
-      const problem = !credential(req.headers) ? 'no credential (x-api-key or authorization: Bearer)' : !req.headers['anthropic-version'] ? 'anthropic-version header missing'
-        : requestProblem(counting && body && typeof body === 'object' ? { max_tokens: 1, ...body } : body);
+      const problem = !credential(req.headers)
+        ? 'no credential (x-api-key or authorization: Bearer)'
+        : !req.headers['anthropic-version']
+          ? 'anthropic-version header missing'
+          : requestProblem(counting && body && typeof body === 'object' ? { max_tokens: 1, ...body } : body);
       if (problem) {
         this.problems.push(problem);
         send(apiError(400, 'invalid_request_error', problem));

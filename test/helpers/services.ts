@@ -19,13 +19,16 @@ export const SSHD = which('sshd', ['/usr/sbin', '/usr/local/sbin']);
 export const REDIS = which('redis-server', ['/usr/bin', '/usr/sbin']);
 
 export function sshdMissing(): string | undefined {
-  if (!SSHD) return 'sshd not found and not installable here (apt-get install openssh-server: see scripts/ensure-deps.js)';
+  if (!SSHD)
+    return 'sshd not found and not installable here (apt-get install openssh-server: see scripts/ensure-deps.js)';
   if (!which('ssh-keygen')) return 'ssh-keygen not found (openssh-client)';
   return undefined;
 }
 
 export function redisMissing(): string | undefined {
-  return REDIS ? undefined : 'redis-server not found and not installable here (apt-get install redis-server: see scripts/ensure-deps.js)';
+  return REDIS
+    ? undefined
+    : 'redis-server not found and not installable here (apt-get install redis-server: see scripts/ensure-deps.js)';
 }
 
 /** A free loopback port (asked of the kernel, then released). */
@@ -45,7 +48,10 @@ async function waitForPort(port: number, child: ChildProcess, what: string, log:
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${log()}`);
     const ok = await new Promise<boolean>((res) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.end(); res(true); });
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.end();
+        res(true);
+      });
       c.once('error', () => res(false));
     });
     if (ok) return;
@@ -76,11 +82,26 @@ export async function startSshd(dir: string, opts: { env?: Record<string, string
   const user = execFileSync('id', ['-un']).toString().trim();
   const cfg = path.join(dir, 'sshd_config');
   const env = Object.entries(opts.env ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`);
-  fs.writeFileSync(cfg, [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKey}`, `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    'UsePAM no', 'StrictModes no', `PidFile ${path.join(dir, 'sshd.pid')}`, 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'Subsystem sftp internal-sftp', 'PermitRootLogin prohibit-password', 'LogLevel ERROR', ...env, '',
-  ].join('\n'));
+  fs.writeFileSync(
+    cfg,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      'UsePAM no',
+      'StrictModes no',
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'Subsystem sftp internal-sftp',
+      'PermitRootLogin prohibit-password',
+      'LogLevel ERROR',
+      ...env,
+      '',
+    ].join('\n'),
+  );
   // Run as root, sshd wants its privilege-separation folder.
   if (process.getuid?.() === 0) fs.mkdirSync('/run/sshd', { recursive: true });
   const knownHosts = path.join(dir, 'known_hosts');
@@ -91,20 +112,45 @@ export async function startSshd(dir: string, opts: { env?: Record<string, string
   child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   await waitForPort(port, child, 'sshd', () => log);
   return {
-    port, user, identity, knownHosts, url: `ssh://${user}@127.0.0.1:${port}`,
+    port,
+    user,
+    identity,
+    knownHosts,
+    url: `ssh://${user}@127.0.0.1:${port}`,
     stop: () => stopChild(child),
   };
 }
 
-export interface Redis { port: number; url: string; stop(): Promise<void> }
+export interface Redis {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
 
 export async function startRedis(dir: string): Promise<Redis> {
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   let log = '';
-  const child = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    REDIS!,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'yes',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stdout!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   await waitForPort(port, child, 'redis-server', () => log);

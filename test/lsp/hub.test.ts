@@ -16,7 +16,10 @@ function fakes() {
     },
     console: { error: (m: string) => errors.push(m) },
   } as unknown as Connection;
-  const documents = { get: (u: string) => docs.get(u), all: () => [...docs.values()] } as unknown as TextDocuments<TextDocument>;
+  const documents = {
+    get: (u: string) => docs.get(u),
+    all: () => [...docs.values()],
+  } as unknown as TextDocuments<TextDocument>;
   return { docs, published, errors, connection, documents };
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,8 +31,18 @@ test('sources are merged; a throwing source is logged and the others still publi
   const hub = new DiagnosticsHub(f.connection, f.documents, 20);
   hub.register({ id: 'a', appliesTo: () => true, compute: () => [{ range, message: 'a', code: 'from-a' }] });
   hub.register({ id: 'b', appliesTo: () => true, compute: async () => [{ range, message: 'b', code: 'from-b' }] });
-  hub.register({ id: 'boom', appliesTo: () => true, compute: () => { throw new Error('kaput'); } });
-  hub.register({ id: 'other', appliesTo: (d) => d.uri !== 'u', compute: () => [{ range, message: 'c', code: 'never' }] });
+  hub.register({
+    id: 'boom',
+    appliesTo: () => true,
+    compute: () => {
+      throw new Error('kaput');
+    },
+  });
+  hub.register({
+    id: 'other',
+    appliesTo: (d) => d.uri !== 'u',
+    compute: () => [{ range, message: 'c', code: 'never' }],
+  });
   await sleep(80);
   const last = f.published[f.published.length - 1];
   assert.deepEqual(last, { uri: 'u', version: 1, codes: ['from-a', 'from-b'] });
@@ -40,7 +53,11 @@ test('a single change is checked at once; a burst is coalesced; closing clears',
   const f = fakes();
   const hub = new DiagnosticsHub(f.connection, f.documents, 400);
   let runs = 0;
-  hub.register({ id: 'count', appliesTo: () => true, compute: (d) => (runs++, [{ range, message: d.getText(), code: `v${d.version}` }]) });
+  hub.register({
+    id: 'count',
+    appliesTo: () => true,
+    compute: (d) => (runs++, [{ range, message: d.getText(), code: `v${d.version}` }]),
+  });
   f.docs.set('u', TextDocument.create('u', 'yaml', 1, 'x'));
   hub.schedule('u');
   await sleep(20);

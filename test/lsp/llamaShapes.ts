@@ -6,7 +6,13 @@ import * as path from 'node:path';
 import { DataType, makeTensor, writeModel, onnx } from '../../server/src/model/onnx';
 import { node, valueInfo, model } from '../../server/src/model/build';
 
-export interface LlamaShape { hidden: number; intermediate: number; kv: number; layers: number; vocab: number }
+export interface LlamaShape {
+  hidden: number;
+  intermediate: number;
+  kv: number;
+  layers: number;
+  vocab: number;
+}
 
 export const SMALL: LlamaShape = { hidden: 64, intermediate: 96, kv: 16, layers: 2, vocab: 128 };
 

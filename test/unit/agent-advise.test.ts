@@ -17,18 +17,24 @@ after(() => Promise.all(servers.map((s) => s.close())));
 const ids = (doc: Record<string, unknown>) => adviseOffline(syntheticSetting(doc)).map((s) => s.id);
 
 test('rules: int8 compute, lm_head, down_proj, block size, threads, N:M on CPU, useless low rank', () => {
-  const all = adviseOffline(syntheticSetting({
-    quantize: { bits: 8, block_size: 32, accuracy_level: 0 },
-    runtime: { intra_op_threads: 1 },
-    sparsity: { rules: [{ match: 'model.layers.*.mlp.up_proj', pattern: '2:4' }] },
-    low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 200 }] },
-  }));
+  const all = adviseOffline(
+    syntheticSetting({
+      quantize: { bits: 8, block_size: 32, accuracy_level: 0 },
+      runtime: { intra_op_threads: 1 },
+      sparsity: { rules: [{ match: 'model.layers.*.mlp.up_proj', pattern: '2:4' }] },
+      low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 200 }] },
+    }),
+  );
   const byId = new Map(all.map((s) => [s.id, s]));
   assert.deepEqual(byId.get('accuracy-level-4')?.knobs, { 'quantize.accuracy_level': 4 });
   assert.match(byId.get('accuracy-level-4')!.rationale, /30x slower/);
   assert.deepEqual(byId.get('threads-all-cores')?.knobs, { 'runtime.intra_op_threads': 2 });
-  assert.deepEqual(byId.get('drop-nm-model.layers.*.mlp.up_proj')?.knobs, { 'sparsity.pattern@model.layers.*.mlp.up_proj': null });
-  assert.deepEqual(byId.get('drop-low-rank-model.layers.*.self_attn.q_proj')?.knobs, { 'low_rank.rank@model.layers.*.self_attn.q_proj': null });
+  assert.deepEqual(byId.get('drop-nm-model.layers.*.mlp.up_proj')?.knobs, {
+    'sparsity.pattern@model.layers.*.mlp.up_proj': null,
+  });
+  assert.deepEqual(byId.get('drop-low-rank-model.layers.*.self_attn.q_proj')?.knobs, {
+    'low_rank.rank@model.layers.*.self_attn.q_proj': null,
+  });
   assert.ok(!byId.has('skip-lm-head'), 'lm_head at 8 bits is left alone');
   assert.ok(!byId.has('down-proj-8bit'));
 
@@ -37,21 +43,30 @@ test('rules: int8 compute, lm_head, down_proj, block size, threads, N:M on CPU, 
   assert.ok(!four.includes('accuracy-level-4'));
   assert.ok(!four.includes('threads-all-cores'), 'threads default to the target');
   assert.ok(ids({}).includes('quantize-4bit-int8'), 'no quantize section: suggest one');
-  assert.ok(!ids({ quantize: { bits: 4, accuracy_level: 4 }, low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 8 }] } }).some((i) => i.startsWith('drop-low-rank')));
+  assert.ok(
+    !ids({
+      quantize: { bits: 4, accuracy_level: 4 },
+      low_rank: { rules: [{ match: 'model.layers.*.self_attn.q_proj', rank: 8 }] },
+    }).some((i) => i.startsWith('drop-low-rank')),
+  );
 
   // a block size that does not divide some K: the nearest that divides all
   const base = syntheticSetting({ quantize: { bits: 4, accuracy_level: 4, block_size: 256 } });
   const s = { ...base, layers: [...base.layers, { ...base.layers[0], name: 'model.extra', K: 96 }] };
   const fix = adviseOffline(s).find((x) => x.id === 'block-size-divides-k');
   assert.deepEqual(fix?.knobs, { 'quantize.block_size': 32 });
-  for (const x of [...all, ...adviseOffline(s)]) assert.deepEqual(suggestionErrors(x.knobs, x.id === 'block-size-divides-k' ? s : syntheticSetting()), [], x.id);
+  for (const x of [...all, ...adviseOffline(s)])
+    assert.deepEqual(suggestionErrors(x.knobs, x.id === 'block-size-divides-k' ? s : syntheticSetting()), [], x.id);
 });
 
 test('suggestion validation names the problem', () => {
   const s = syntheticSetting();
   assert.match(suggestionErrors({ 'quantize.bits@nope.*': 4 }, s)[0], /matches no layer/);
   assert.match(suggestionErrors({ 'quantize.bits': 9 }, s)[0], /not a value of quantize\.bits/);
-  assert.match(suggestionErrors({ 'quantize.bits': 4, 'quantize.block_size': 512 }, s)[0], /not a value of quantize\.block_size/);
+  assert.match(
+    suggestionErrors({ 'quantize.bits': 4, 'quantize.block_size': 512 }, s)[0],
+    /not a value of quantize\.block_size/,
+  );
   assert.match(suggestionErrors('bits=4', s)[0], /must be an object/);
   assert.match(suggestionErrors({}, s)[0], /empty/);
 });
@@ -59,12 +74,26 @@ test('suggestion validation names the problem', () => {
 test('Claude advice: an invalid suggestion is refused with its reason, a valid set accepted', async () => {
   const fake = await FakeAnthropic.start([
     reply([toolUse('model_summary', {})]),
-    reply([toolUse('submit_suggestions', { suggestions: [{ title: 'x', rationale: 'y', knobs: { 'quantize.bits@model.layers.*.mlp.dwn_proj': 8 } }] })]),
+    reply([
+      toolUse('submit_suggestions', {
+        suggestions: [{ title: 'x', rationale: 'y', knobs: { 'quantize.bits@model.layers.*.mlp.dwn_proj': 8 } }],
+      }),
+    ]),
     (body) => {
       const [r] = lastToolResults(body);
       assert.equal(r.is_error, true);
       assert.match(r.content, /matches no layer/);
-      return reply([toolUse('submit_suggestions', { suggestions: [{ title: '8-bit down_proj', rationale: 'outliers', knobs: { 'quantize.bits@model.layers.*.mlp.down_proj': 8 } }] })]);
+      return reply([
+        toolUse('submit_suggestions', {
+          suggestions: [
+            {
+              title: '8-bit down_proj',
+              rationale: 'outliers',
+              knobs: { 'quantize.bits@model.layers.*.mlp.down_proj': 8 },
+            },
+          ],
+        }),
+      ]);
     },
   ]);
   servers.push(fake);
@@ -72,7 +101,10 @@ test('Claude advice: an invalid suggestion is refused with its reason, a valid s
   const r = await adviseWithClaude(s, objectiveOf(s.recipe), { apiKey: 'k-secret', baseURL: fake.url, maxRetries: 0 });
   assert.deepEqual(fake.problems, []);
   assert.equal(r.outcome, 'completed');
-  assert.deepEqual(r.suggestions.map((x) => [x.title, x.knobs, x.source]), [['8-bit down_proj', { 'quantize.bits@model.layers.*.mlp.down_proj': 8 }, 'claude']]);
+  assert.deepEqual(
+    r.suggestions.map((x) => [x.title, x.knobs, x.source]),
+    [['8-bit down_proj', { 'quantize.bits@model.layers.*.mlp.down_proj': 8 }, 'claude']],
+  );
   assert.equal(r.usage.requests, 3);
   assert.ok(!JSON.stringify(r).includes('k-secret'));
 });
@@ -96,7 +128,12 @@ test('a suggestion applied to the recipe text (comments kept) plans exactly what
   const s = syntheticSetting(parse(text));
   const suggestions = adviseOffline(s);
   assert.ok(suggestions.length >= 3);
-  const plan = (r: ReturnType<typeof resolveRecipe>) => JSON.stringify(planLayers(r, s.layers).map((p) => [p.quant, p.sparsity, p.lowRank]).concat([r.runtime as never]));
+  const plan = (r: ReturnType<typeof resolveRecipe>) =>
+    JSON.stringify(
+      planLayers(r, s.layers)
+        .map((p) => [p.quant, p.sparsity, p.lowRank])
+        .concat([r.runtime as never]),
+    );
   for (const sg of suggestions) {
     const edited = applyConfig(text, sg.knobs);
     assert.match(edited, /# eight bits/);
@@ -110,14 +147,20 @@ test('a suggestion applied to the recipe text (comments kept) plans exactly what
 
 const ZERO = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
 const GOOD = {
-  suggestions: [{ title: '8-bit down_proj', rationale: 'outliers', knobs: { 'quantize.bits@model.layers.*.mlp.down_proj': 8 } }],
+  suggestions: [
+    { title: '8-bit down_proj', rationale: 'outliers', knobs: { 'quantize.bits@model.layers.*.mlp.down_proj': 8 } },
+  ],
 };
 
 test('Claude advice: a tool_use named 123 or with malformed input is refused, not thrown', async () => {
   const fake = await FakeAnthropic.start([
-    reply([toolUse(123 as unknown as string, {}, 'num'), toolUse('model_summary', 'x', 'str'), toolUse('submit_suggestions', null, 'nul'),
+    reply([
+      toolUse(123 as unknown as string, {}, 'num'),
+      toolUse('model_summary', 'x', 'str'),
+      toolUse('submit_suggestions', null, 'nul'),
       toolUse('submit_suggestions', { suggestions: 'all of them' }, 'shape'),
-      toolUse('submit_suggestions', { suggestions: [null, 7] }, 'items')]),
+      toolUse('submit_suggestions', { suggestions: [null, 7] }, 'items'),
+    ]),
     (body) => {
       const res = new Map(lastToolResults(body).map((r) => [r.tool_use_id, r]));
       assert.equal(res.size, 5);
@@ -149,7 +192,9 @@ test('Claude advice: a reply whose content is not a list ends with an error, not
 
 test('Claude advice: zero usage and endless info tools end at the request cap; too many calls in one reply end at once', async () => {
   const s = syntheticSetting({ quantize: { bits: 4 } });
-  const endless = Array.from({ length: 50 }, () => reply([toolUse('model_summary', {}), toolUse('hardware_profile', {})], { usage: ZERO }));
+  const endless = Array.from({ length: 50 }, () =>
+    reply([toolUse('model_summary', {}), toolUse('hardware_profile', {})], { usage: ZERO }),
+  );
   const fake = await FakeAnthropic.start(endless);
   servers.push(fake);
   const r = await adviseWithClaude(s, objectiveOf(s.recipe), { apiKey: 'k', baseURL: fake.url, maxRetries: 0 });
@@ -159,7 +204,12 @@ test('Claude advice: zero usage and endless info tools end at the request cap; t
   assert.equal(fake.requests.length, 5);
   assert.equal(r.usage.tool_calls, 10);
 
-  const wide = await FakeAnthropic.start([reply(Array.from({ length: 20 }, () => toolUse('model_summary', {})), { usage: ZERO })]);
+  const wide = await FakeAnthropic.start([
+    reply(
+      Array.from({ length: 20 }, () => toolUse('model_summary', {})),
+      { usage: ZERO },
+    ),
+  ]);
   servers.push(wide);
   const w = await adviseWithClaude(s, objectiveOf(s.recipe), { apiKey: 'k', baseURL: wide.url, maxRetries: 0 });
   assert.equal(w.outcome, 'budget');
@@ -168,7 +218,10 @@ test('Claude advice: zero usage and endless info tools end at the request cap; t
   const bytes = await FakeAnthropic.start(endless.slice(0, 10));
   servers.push(bytes);
   const b = await adviseWithClaude(s, objectiveOf(s.recipe), {
-    apiKey: 'k', baseURL: bytes.url, maxRetries: 0, limits: { bytesSent: 30_000 },
+    apiKey: 'k',
+    baseURL: bytes.url,
+    maxRetries: 0,
+    limits: { bytesSent: 30_000 },
   });
   assert.equal(b.outcome, 'budget');
   assert.match(b.reason, /byte cap reached/);

@@ -18,11 +18,26 @@ const space = defaultSpace(setting);
 const objective = objectiveOf(setting.recipe);
 
 async function contextAfter(trials: number): Promise<ProposerContext> {
-  const r = await runLoop({ setting, space, objective, evaluator: new SyntheticEvaluator(setting, { seed: 1 }), proposer: new TpeSearch({ seed: 1 }), budget: { trials }, pruneFactor: Infinity });
+  const r = await runLoop({
+    setting,
+    space,
+    objective,
+    evaluator: new SyntheticEvaluator(setting, { seed: 1 }),
+    proposer: new TpeSearch({ seed: 1 }),
+    budget: { trials },
+    pruneFactor: Infinity,
+  });
   const byPlan = new Map(r.trials.map((t) => [planKey(t.config, setting), t] as [string, Trial]));
   return {
-    space, setting, objective, trials: r.trials, baseline: r.baseline, budget: { trialsLeft: 20 },
-    validate: (c) => validateConfig(c, space, setting), duplicateOf: (c) => byPlan.get(planKey(c, setting)), signal: new AbortController().signal,
+    space,
+    setting,
+    objective,
+    trials: r.trials,
+    baseline: r.baseline,
+    budget: { trialsLeft: 20 },
+    validate: (c) => validateConfig(c, space, setting),
+    duplicateOf: (c) => byPlan.get(planKey(c, setting)),
+    signal: new AbortController().signal,
   };
 }
 
@@ -33,7 +48,8 @@ test('a batch of 4 from TPE: distinct plans, none already run; the lies are what
   assert.equal(batch.proposals.length, 4);
   const plans = batch.proposals.map((p) => planKey(p.config as Record<string, never>, setting));
   assert.equal(new Set(plans).size, 4, 'four different plans');
-  for (const p of batch.proposals) assert.equal(ctx.duplicateOf(p.config as Record<string, never>), undefined, 'none ran before');
+  for (const p of batch.proposals)
+    assert.equal(ctx.duplicateOf(p.config as Record<string, never>), undefined, 'none ran before');
 
   // The lies are what makes a batch: the sweep, deterministic, names the same next plan each time it is
   // asked in the same state; through proposeBatch it names the next four.
@@ -51,9 +67,14 @@ test('a batch of 4 from TPE: distinct plans, none already run; the lies are what
 test('pending trials are lied about too', async () => {
   const ctx = await contextAfter(4);
   const first = await proposeBatch(new RandomSearch(3), ctx, 2);
-  const second = await proposeBatch(new RandomSearch(3), ctx, 2, first.proposals.map((p) => p.config as Record<string, never>));
+  const second = await proposeBatch(
+    new RandomSearch(3),
+    ctx,
+    2,
+    first.proposals.map((p) => p.config as Record<string, never>),
+  );
   const a = new Set(first.proposals.map((p) => planKey(p.config as Record<string, never>, setting)));
-  for (const p of second.proposals) assert.ok(!a.has(planKey(p.config as Record<string, never>, setting)), 'no plan still running is proposed');
+  for (const p of second.proposals)
+    assert.ok(!a.has(planKey(p.config as Record<string, never>, setting)), 'no plan still running is proposed');
   assert.equal(liarLoss(ctx.trials), Math.max(...ctx.trials.map((t) => t.loss).filter(Number.isFinite)));
-
 });

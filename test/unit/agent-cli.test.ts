@@ -46,21 +46,39 @@ async function run(argv: string[], env: Record<string, string | undefined> = {})
   const out: string[] = [];
   const err: string[] = [];
   try {
-    const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+    const code = await main(argv, {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      signal: new AbortController().signal,
+    });
     return { code, out: out.join('\n'), err: err.join('\n') };
   } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   }
 }
 
 let ready: Promise<string> | undefined;
 function fixture(): Promise<string> {
   ready ??= (async () => {
-    const arch = architectureFromConfig({ model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 256 });
+    const arch = architectureFromConfig({
+      model_type: 'llama',
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      vocab_size: 1024,
+      max_position_embeddings: 256,
+    });
     await synthesizeDecoder(arch, { out: path.join(dir, 'model.onnx'), seed: 1 });
     const ex = path.resolve(__dirname, '../../examples/tiny-llama');
     fs.copyFileSync(path.join(ex, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-    fs.writeFileSync(path.join(dir, 'eval.txt'), fs.readFileSync(path.join(ex, 'data/eval.txt'), 'utf8').slice(0, 3000));
+    fs.writeFileSync(
+      path.join(dir, 'eval.txt'),
+      fs.readFileSync(path.join(ex, 'data/eval.txt'), 'utf8').slice(0, 3000),
+    );
     const file = path.join(dir, 'haqa.yaml');
     fs.writeFileSync(file, RECIPE);
     return file;
@@ -69,7 +87,9 @@ function fixture(): Promise<string> {
 }
 
 function filesUnder(d: string): string[] {
-  return fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(d, e.name)) : [path.join(d, e.name)]));
+  return fs
+    .readdirSync(d, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesUnder(path.join(d, e.name)) : [path.join(d, e.name)]));
 }
 
 test('haqa tune (offline) prints trials, writes haqa.best.yaml with comments kept, leaves the original alone', async () => {
@@ -93,17 +113,27 @@ test('haqa tune (offline) prints trials, writes haqa.best.yaml with comments kep
   assert.match(h.out, /fp32 baseline: decode [\d.]+ ms\/token/);
   assert.match(h.out, /#1 +quantize\.bits=\d+ quantize\.accuracy_level=\d/);
   assert.match(h.out, /best: trial #\d .*\n.*x vs fp32; perplexity [+-][\d.]+% vs fp32/);
-  for (const f of filesUnder(dir)) if (!f.endsWith('.onnx') && !f.endsWith('.data')) assert.ok(!fs.readFileSync(f, 'utf8').includes(KEY), f);
+  for (const f of filesUnder(dir))
+    if (!f.endsWith('.onnx') && !f.endsWith('.data')) assert.ok(!fs.readFileSync(f, 'utf8').includes(KEY), f);
 });
 
 test('haqa tune --agent claude through a fake API: the agent runs a trial and answers; the key is not printed', async () => {
   const file = await fixture();
   const fake = await FakeAnthropic.start([
-    reply([toolUse('run_trial', { config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 }, rationale: 'int8 compute' })]),
-    reply([toolUse('final_answer', { config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 }, explanation: 'EIGHT-BIT-WINS' })]),
+    reply([
+      toolUse('run_trial', { config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 }, rationale: 'int8 compute' }),
+    ]),
+    reply([
+      toolUse('final_answer', {
+        config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 },
+        explanation: 'EIGHT-BIT-WINS',
+      }),
+    ]),
   ]);
   servers.push(fake);
-  const r = await run(['tune', file, '--agent', 'claude', '--base-url', fake.url, '--trials', '2'], { ANTHROPIC_API_KEY: KEY });
+  const r = await run(['tune', file, '--agent', 'claude', '--base-url', fake.url, '--trials', '2'], {
+    ANTHROPIC_API_KEY: KEY,
+  });
   assert.deepEqual(fake.problems, []);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /agent: EIGHT-BIT-WINS/);

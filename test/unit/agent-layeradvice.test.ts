@@ -54,19 +54,40 @@ async function setup() {
   };
   // lm_head is sensitive at 4 bits; everything else tolerates 4 bits.
   const m: StoredLayerMeasurements = {
-    format: LAYER_FORMAT, measured_at: '2026-12-02T18:00:00.000Z', source_model: path.join(dir, 'model.onnx'), hardware: hardwareFingerprint(),
+    format: LAYER_FORMAT,
+    measured_at: '2026-12-02T18:00:00.000Z',
+    source_model: path.join(dir, 'model.onnx'),
+    hardware: hardwareFingerprint(),
     fp32: prof('fp32', (l) => (l === 'lm_head' ? 300 : 100)),
-    uniform: { q4: prof('q4', (l) => (l === 'lm_head' ? 90 : 30)), q8: prof('q8', (l) => (l === 'lm_head' ? 180 : 60)) },
+    uniform: {
+      q4: prof('q4', (l) => (l === 'lm_head' ? 90 : 30)),
+      q8: prof('q8', (l) => (l === 'lm_head' ? 180 : 60)),
+    },
     sensitivity: {
-      model: 'm', ppl_fp32: 10, nll_fp32: 2.3, tokens: 100, windows: 1, candidates: cands, spectra: [],
+      model: 'm',
+      ppl_fp32: 10,
+      nll_fp32: 2.3,
+      tokens: 100,
+      windows: 1,
+      candidates: cands,
+      spectra: [],
       seconds: { total: 1, load: 0, fp32: 0, candidates: 1 },
       groups: layers.map((n) => ({ name: n, layers: [n] })),
       entries: layers.flatMap((n) => [
-        { group: n, candidate: 'q4', kl: 0, ppl: 0, ppl_change: n === 'lm_head' ? 0.05 : 0.001, nll_delta: n === 'lm_head' ? 0.0488 : 0.001, weight_rel_err: 0 },
+        {
+          group: n,
+          candidate: 'q4',
+          kl: 0,
+          ppl: 0,
+          ppl_change: n === 'lm_head' ? 0.05 : 0.001,
+          nll_delta: n === 'lm_head' ? 0.0488 : 0.001,
+          weight_rel_err: 0,
+        },
         { group: n, candidate: 'q8', kl: 0, ppl: 0, ppl_change: 0.0001, nll_delta: 0.0001, weight_rel_err: 0 },
       ]),
     },
-    skipped: [], seconds: { total: 1, build: 0, profile: 0, sensitivity: 1 },
+    skipped: [],
+    seconds: { total: 1, build: 0, profile: 0, sensitivity: 1 },
   };
   const cache = layerCachePath(new RunStore(dir), path.join(dir, 'model.onnx'));
   fs.mkdirSync(path.dirname(cache), { recursive: true });
@@ -74,9 +95,16 @@ async function setup() {
   return { dir, file, models, a, m };
 }
 
-function applyEdits(text: string, edits: { range: { start: { line: number; character: number }; end: { line: number; character: number } }; newText: string }[]) {
+function applyEdits(
+  text: string,
+  edits: {
+    range: { start: { line: number; character: number }; end: { line: number; character: number } };
+    newText: string;
+  }[],
+) {
   const li = new LineIndex(text);
-  return [...edits].sort((x, y) => li.offset(y.range.start) - li.offset(x.range.start))
+  return [...edits]
+    .sort((x, y) => li.offset(y.range.start) - li.offset(x.range.start))
     .reduce((t, e) => t.slice(0, li.offset(e.range.start)) + e.newText + t.slice(li.offset(e.range.end)), text);
 }
 
@@ -91,11 +119,16 @@ test('the plan diagnostic and its quick fix: per-layer overrides, comments kept,
   const actions = recipeCodeActions(RECIPE, 'file:///x/haqa.yaml', [d]);
   assert.equal(actions.length, 1);
   const after = applyEdits(RECIPE, actions[0].edit!.changes!['file:///x/haqa.yaml']);
-  for (const c of ['# my recipe: keep this comment', '# tight', '# default bits', '# wide activations']) assert.ok(after.includes(c), `kept: ${c}`);
+  for (const c of ['# my recipe: keep this comment', '# tight', '# default bits', '# wide activations'])
+    assert.ok(after.includes(c), `kept: ${c}`);
   // Patterns where a whole family shares a choice, not one override per layer.
   assert.match(after, /match: model\.layers\.\*\.mlp\.down_proj\n\s+bits: 4/);
   const b = await analyzeRecipe(after, file, { models });
-  assert.deepEqual(b.diagnostics.filter((x) => x.severity === 1), [], 'the edited recipe is valid');
+  assert.deepEqual(
+    b.diagnostics.filter((x) => x.severity === 1),
+    [],
+    'the edited recipe is valid',
+  );
   const planned = planLayers(b.recipe!, b.graph!.layers);
   for (const p of planned) assert.equal(p.quant?.bits, p.layer.name === 'lm_head' ? 8 : 4, p.layer.name);
 });
@@ -107,12 +140,19 @@ test('hover on a glob adds measured time share and per-candidate sensitivity; no
   assert.match(text, /\| `model\.layers\.0\.mlp\.down_proj` \| 100 \| \d+\.\d% \| \+0\.10% \| \+0\.01% \|/);
   fs.rmSync(path.join(dir, '.haqa'), { recursive: true });
   const a2 = await analyzeRecipe(RECIPE + '\n', a.file, { models: new ModelCache() });
-  assert.equal(layerHover(a2, new LineIndex(RECIPE).position(RECIPE.indexOf('model.layers.*.mlp.down_proj') + 3)), undefined);
+  assert.equal(
+    layerHover(a2, new LineIndex(RECIPE).position(RECIPE.indexOf('model.layers.*.mlp.down_proj') + 3)),
+    undefined,
+  );
 });
 
 test('the prompt tables carry the time share, the sensitivity and the plan', async () => {
   const { m } = await setup();
-  const t = promptTables(m, 0.02) as { time_share: { group: string }[]; ppl_change_if_only_this_layer: { group: string; q4: number }[]; plan_under_budget: { choices: { group: string; choice: string }[] } };
+  const t = promptTables(m, 0.02) as {
+    time_share: { group: string }[];
+    ppl_change_if_only_this_layer: { group: string; q4: number }[];
+    plan_under_budget: { choices: { group: string; choice: string }[] };
+  };
   assert.equal(t.time_share[0].group, 'lm_head');
   assert.equal(t.ppl_change_if_only_this_layer.find((x) => x.group === 'lm_head')!.q4, 0.05);
   assert.equal(t.plan_under_budget.choices.find((x) => x.group === 'lm_head')!.choice, 'q8');

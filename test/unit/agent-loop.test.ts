@@ -17,14 +17,21 @@ const setting = syntheticSetting();
 const space = defaultSpace(setting);
 const objective = objectiveOf(setting.recipe);
 
-function opts(proposer: Proposer, evaluator: SyntheticEvaluator, trials: number, extra: Partial<LoopOptions> = {}): LoopOptions {
+function opts(
+  proposer: Proposer,
+  evaluator: SyntheticEvaluator,
+  trials: number,
+  extra: Partial<LoopOptions> = {},
+): LoopOptions {
   return { setting, space, objective, evaluator, proposer, budget: { trials }, ...extra };
 }
 
 let sweepBest: number | undefined;
 async function groundTruth(): Promise<number> {
   if (sweepBest === undefined) {
-    const r = await runLoop(opts(new Sweep(), new SyntheticEvaluator(setting, { seed: 0, noise: 0 }), 100000, { pruneFactor: Infinity }));
+    const r = await runLoop(
+      opts(new Sweep(), new SyntheticEvaluator(setting, { seed: 0, noise: 0 }), 100000, { pruneFactor: Infinity }),
+    );
     assert.equal(r.outcome, 'exhausted');
     const plans = new Set([...enumerate(space)].map((c) => planKey(c, setting)));
     assert.equal(r.trials.length, plans.size, 'the sweep runs every distinct plan once');
@@ -40,17 +47,24 @@ test('TPE is deterministic by seed, runs a plan again only as a re-measurement, 
   const a = await run(3);
   const b = await run(3);
   const c = await run(4);
-  assert.deepEqual(a.trials.map((t) => t.config), b.trials.map((t) => t.config));
-  assert.notDeepEqual(a.trials.map((t) => t.config), c.trials.map((t) => t.config));
+  assert.deepEqual(
+    a.trials.map((t) => t.config),
+    b.trials.map((t) => t.config),
+  );
+  assert.notDeepEqual(
+    a.trials.map((t) => t.config),
+    c.trials.map((t) => t.config),
+  );
   const firsts = a.trials.filter((t) => t.repeatOf === undefined);
   assert.equal(new Set(firsts.map((t) => planKey(t.config, setting))).size, firsts.length);
-  for (const t of a.trials.filter((x) => x.repeatOf !== undefined)) assert.equal(planKey(t.config, setting), planKey(a.trials[t.repeatOf! - 1].config, setting));
+  for (const t of a.trials.filter((x) => x.repeatOf !== undefined))
+    assert.equal(planKey(t.config, setting), planKey(a.trials[t.repeatOf! - 1].config, setting));
   assert.equal(a.trials[0].config['quantize.accuracy_level'], 4, 'the prior prefers int8 compute on this CPU');
   assert.equal(a.outcome, 'budget');
   assert.equal(a.trials.length, 10);
 });
 
-test('the offline optimizer beats random search at equal trials, and gets near the sweep\'s best', async () => {
+test("the offline optimizer beats random search at equal trials, and gets near the sweep's best", async () => {
   const truth = await groundTruth();
   const ratios = { offline: [] as number[], random: [] as number[] };
   for (let seed = 0; seed < 5; seed++) {
@@ -62,7 +76,10 @@ test('the offline optimizer beats random search at equal trials, and gets near t
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   assert.ok(mean(ratios.offline) < mean(ratios.random), `offline ${ratios.offline} vs random ${ratios.random}`);
-  assert.ok(ratios.offline.filter((x) => x <= 1.05).length >= 4, `offline within 5% of the sweep in 4 of 5 seeds: ${ratios.offline}`);
+  assert.ok(
+    ratios.offline.filter((x) => x <= 1.05).length >= 4,
+    `offline within 5% of the sweep in 4 of 5 seeds: ${ratios.offline}`,
+  );
 });
 
 test('hopeless trials are pruned before the accuracy stage', async () => {
@@ -74,18 +91,28 @@ test('hopeless trials are pruned before the accuracy stage', async () => {
   for (const t of pruned) {
     assert.equal(t.metrics.ppl, undefined);
     assert.equal(t.feasible, false);
-    const bestBefore = r.trials.slice(0, t.index - 1).filter((x) => x.feasible).map((x) => x.score!);
+    const bestBefore = r.trials
+      .slice(0, t.index - 1)
+      .filter((x) => x.feasible)
+      .map((x) => x.score!);
     assert.ok(t.score! > Math.min(...bestBefore) * 1.3);
   }
 });
 
 test('events report each trial and the best so far; the result carries the baseline', async () => {
   const events: LoopEvent[] = [];
-  const r = await runLoop(opts(new TpeSearch({ seed: 2 }), new SyntheticEvaluator(setting, { seed: 2 }), 5, { onEvent: (e) => events.push(e) }));
+  const r = await runLoop(
+    opts(new TpeSearch({ seed: 2 }), new SyntheticEvaluator(setting, { seed: 2 }), 5, {
+      onEvent: (e) => events.push(e),
+    }),
+  );
   assert.equal(events[0].type, 'baseline');
   assert.equal(events.filter((e) => e.type === 'trial-start').length, 5);
   const ends = events.filter((e): e is Extract<LoopEvent, { type: 'trial-end' }> => e.type === 'trial-end');
-  assert.deepEqual(ends.map((e) => e.trialsLeft), [4, 3, 2, 1, 0]);
+  assert.deepEqual(
+    ends.map((e) => e.trialsLeft),
+    [4, 3, 2, 1, 0],
+  );
   assert.equal(ends[4].best, r.best);
   assert.equal(events[events.length - 1].type, 'done');
   assert.ok(r.baseline!.ppl! > 0);
@@ -94,13 +121,15 @@ test('events report each trial and the best so far; the result carries the basel
 test('cancellation mid-trial ends the loop cleanly with the trials so far', async () => {
   const ctl = new AbortController();
   const events: LoopEvent[] = [];
-  const p = runLoop(opts(new TpeSearch({ seed: 1 }), new SyntheticEvaluator(setting, { seed: 1, delayMs: 20 }), 50, {
-    signal: ctl.signal,
-    onEvent: (e) => {
-      events.push(e);
-      if (e.type === 'trial-end' && e.trial.index === 2) setTimeout(() => ctl.abort(), 5);
-    },
-  }));
+  const p = runLoop(
+    opts(new TpeSearch({ seed: 1 }), new SyntheticEvaluator(setting, { seed: 1, delayMs: 20 }), 50, {
+      signal: ctl.signal,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'trial-end' && e.trial.index === 2) setTimeout(() => ctl.abort(), 5);
+      },
+    }),
+  );
   const r = await p;
   assert.equal(r.outcome, 'cancelled');
   assert.ok(r.trials.length >= 2 && r.trials.length < 50);
@@ -108,7 +137,11 @@ test('cancellation mid-trial ends the loop cleanly with the trials so far', asyn
 });
 
 test('a wall-time budget stops the loop', async () => {
-  const r = await runLoop(opts(new RandomSearch(0), new SyntheticEvaluator(setting, { seed: 0, delayMs: 15 }), 1000, { budget: { trials: 1000, minutes: 0.002 } }));
+  const r = await runLoop(
+    opts(new RandomSearch(0), new SyntheticEvaluator(setting, { seed: 0, delayMs: 15 }), 1000, {
+      budget: { trials: 1000, minutes: 0.002 },
+    }),
+  );
   assert.equal(r.outcome, 'budget');
   assert.match(r.reason, /wall-time/);
   assert.ok(r.trials.length < 1000);
@@ -133,7 +166,14 @@ test('invalid proposals are refused with reasons and never evaluated; a proposer
   assert.match(seen[0][0], /outside the search space/);
   // duplicates are refused too
   let n = 0;
-  const dup: Proposer = { name: 'dup', async propose() { return n++ < 3 ? { kind: 'trial', config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 } } : { kind: 'done', outcome: 'completed', reason: 'ok' }; } };
+  const dup: Proposer = {
+    name: 'dup',
+    async propose() {
+      return n++ < 3
+        ? { kind: 'trial', config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 } }
+        : { kind: 'done', outcome: 'completed', reason: 'ok' };
+    },
+  };
   const r2 = await runLoop(opts(dup, new SyntheticEvaluator(setting, { seed: 0 }), 5));
   assert.equal(r2.trials.length, 1);
   assert.equal(r2.refusals, 2);
@@ -161,7 +201,13 @@ test('pruning reads the paired ratio, as the ranking does: a window slowed by lo
   ];
   let i = 0;
   const race = (ratio: number) => ({
-    paired: true, verdict: 'better' as const, series: 'decode' as const, threshold: 0, tolerance: 0.03, pairs: 6, wall_ms: 1,
+    paired: true,
+    verdict: 'better' as const,
+    series: 'decode' as const,
+    threshold: 0,
+    tolerance: 0.03,
+    pairs: 6,
+    wall_ms: 1,
     decode: { ratio, lo: ratio * 0.99, hi: ratio * 1.01, n: 6 },
   });
   const evaluator = {
@@ -174,6 +220,10 @@ test('pruning reads the paired ratio, as the ranking does: a window slowed by lo
     },
   };
   const r = await runLoop(opts(new Sweep(), evaluator as unknown as SyntheticEvaluator, 3));
-  assert.deepEqual(r.trials.map((t) => t.status), ['ok', 'ok', 'pruned'], JSON.stringify(r.trials.map((t) => [t.feasible, t.violations, t.score])));
+  assert.deepEqual(
+    r.trials.map((t) => t.status),
+    ['ok', 'ok', 'pruned'],
+    JSON.stringify(r.trials.map((t) => [t.feasible, t.violations, t.score])),
+  );
   assert.equal(r.best!.index, 2, 'the plan the race found fastest is the answer');
 });

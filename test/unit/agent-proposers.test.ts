@@ -3,7 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PROPOSERS, PROPOSER_NAMES, ProposerError, createProposer, isProposerName, proposerList, proposerProblem,
+  PROPOSERS,
+  PROPOSER_NAMES,
+  ProposerError,
+  createProposer,
+  isProposerName,
+  proposerList,
+  proposerProblem,
 } from '../../server/src/agent/proposers';
 import { makeProposer } from '../../server/src/cli/tune';
 import { UsageError } from '../../server/src/cli/command';
@@ -32,12 +38,18 @@ test('a proposer that needs a key refuses to start without one, as a usage error
 });
 
 test('a recipe may name every registered proposer in search.agent, and nothing else', () => {
-  const agentEnum = (schemaJson as { properties: { search: { properties: { agent: { enum: string[] } } } } })
-    .properties.search.properties.agent.enum;
-  assert.deepEqual(agentEnum, PROPOSER_NAMES, 'schemas/haqa.schema.json search.agent.enum must list agent/proposers.ts PROPOSER_NAMES');
+  const agentEnum = (schemaJson as { properties: { search: { properties: { agent: { enum: string[] } } } } }).properties
+    .search.properties.agent.enum;
+  assert.deepEqual(
+    agentEnum,
+    PROPOSER_NAMES,
+    'schemas/haqa.schema.json search.agent.enum must list agent/proposers.ts PROPOSER_NAMES',
+  );
   const codes = (agent: string) => {
     const p = parseYaml(`model: m.onnx\nsearch:\n  agent: ${agent}\n`);
-    return validateSchema(p).diagnostics.filter((d) => d.range.start.line === 2).map((d) => String(d.message));
+    return validateSchema(p)
+      .diagnostics.filter((d) => d.range.start.line === 2)
+      .map((d) => String(d.message));
   };
   for (const name of PROPOSER_NAMES) assert.deepEqual(codes(name), [], name);
   assert.notDeepEqual(codes('grid'), []);

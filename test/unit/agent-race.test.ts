@@ -60,7 +60,10 @@ class LoadedMachine {
 
 class MachineEvaluator implements Evaluator {
   raceMs = 0;
-  constructor(private m: LoadedMachine, private paired: boolean) {}
+  constructor(
+    private m: LoadedMachine,
+    private paired: boolean,
+  ) {}
   async baseline(): Promise<TrialMetrics> {
     return { decode_ms_per_token: this.paired ? FP32_MS : this.m.window(FP32_MS), ppl: 10, ppl_fp32: 10 };
   }
@@ -71,7 +74,11 @@ class MachineEvaluator implements Evaluator {
     if (!this.paired) return { metrics: { decode_ms_per_token: this.m.window(ms), ...acc }, status: 'ok' };
     assert.ok(opts.race, 'the loop asks for a race');
     const { result, samples } = await race({
-      settings: { ...opts.race, capMs: 20_000 }, kind: 'decoder', contender: this.m.subject(ms), reference: this.m.subject(FP32_MS), now: () => this.m.clock,
+      settings: { ...opts.race, capMs: 20_000 },
+      kind: 'decoder',
+      contender: this.m.subject(ms),
+      reference: this.m.subject(FP32_MS),
+      now: () => this.m.clock,
     });
     this.raceMs += result.wall_ms;
     const med = [...samples[1]].sort((a, b) => a - b)[Math.floor(samples[1].length / 2)];
@@ -92,7 +99,15 @@ function scripted(): Proposer {
 
 async function pick(seed: number, paired: boolean) {
   const ev = new MachineEvaluator(new LoadedMachine(seed), paired);
-  const r = await runLoop({ setting, space, objective, evaluator: ev, proposer: scripted(), budget: { trials: 10 }, pruneFactor: Infinity });
+  const r = await runLoop({
+    setting,
+    space,
+    objective,
+    evaluator: ev,
+    proposer: scripted(),
+    budget: { trials: 10 },
+    pruneFactor: Infinity,
+  });
   assert.equal(r.trials.length, PLANS.length);
   return { ratio: TRUE.get(key(r.best!.config))!, r, ev };
 }
@@ -113,7 +128,10 @@ test('paired racing picks the true best under load in stretches; unpaired window
     if ((await pick(seed, false)).ratio === 0.4) unpairedRight++;
   }
   assert.equal(pairedRight, seeds.length, `paired: ${pairedRight}/${seeds.length}`);
-  assert.ok(unpairedRight <= seeds.length - 4, `unpaired picked the best in ${unpairedRight}/${seeds.length}: the load should fool it`);
+  assert.ok(
+    unpairedRight <= seeds.length - 4,
+    `unpaired picked the best in ${unpairedRight}/${seeds.length}: the load should fool it`,
+  );
 });
 
 test('the loop races each contender against the best so far: its ratio is the threshold', async () => {

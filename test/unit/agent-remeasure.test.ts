@@ -24,7 +24,10 @@ const C: Config = { 'quantize.bits': 4, 'quantize.accuracy_level': 0 };
 class ScriptedEvaluator implements Evaluator {
   readonly calls: { config: Config; speedOnly: boolean }[] = [];
   private seen = new Map<string, number>();
-  constructor(private script: Map<string, number[]>, private ppl: (c: Config) => number = () => 10.1) {}
+  constructor(
+    private script: Map<string, number[]>,
+    private ppl: (c: Config) => number = () => 10.1,
+  ) {}
   async baseline(): Promise<TrialMetrics> {
     return { decode_ms_per_token: 2, ppl: 10, ppl_fp32: 10 };
   }
@@ -44,7 +47,8 @@ function scripted(proposals: Proposal[]): Proposer & { refused: string[][] } {
   const refused: string[][] = [];
   let i = 0;
   return {
-    name: 'scripted', refused,
+    name: 'scripted',
+    refused,
     async propose() {
       return proposals[i++] ?? { kind: 'done', outcome: 'completed', reason: 'script done' };
     },
@@ -54,16 +58,25 @@ function scripted(proposals: Proposal[]): Proposer & { refused: string[][] } {
   };
 }
 
-function loop(proposer: Proposer, evaluator: Evaluator, trials: number): Promise<ReturnType<typeof runLoop> extends Promise<infer R> ? R : never> {
+function loop(
+  proposer: Proposer,
+  evaluator: Evaluator,
+  trials: number,
+): Promise<ReturnType<typeof runLoop> extends Promise<infer R> ? R : never> {
   const o: LoopOptions = { setting, space, objective, evaluator, proposer, budget: { trials }, pruneFactor: Infinity };
   return runLoop(o);
 }
 
 const key = (c: Config) => planKey(c, setting);
 
-test('a repeat measures speed only, keeps the first trial\'s accuracy, and the plan counts at its median', async () => {
+test("a repeat measures speed only, keeps the first trial's accuracy, and the plan counts at its median", async () => {
   // B measured 1.3, 0.8, 0.9: its median (0.9) beats A (1.0); the fastest alone would have said 0.8.
-  const ev = new ScriptedEvaluator(new Map([[key(A), [1.0]], [key(B), [1.3, 0.8, 0.9]]]));
+  const ev = new ScriptedEvaluator(
+    new Map([
+      [key(A), [1.0]],
+      [key(B), [1.3, 0.8, 0.9]],
+    ]),
+  );
   const p = scripted([
     { kind: 'trial', config: A },
     { kind: 'trial', config: B },
@@ -72,12 +85,18 @@ test('a repeat measures speed only, keeps the first trial\'s accuracy, and the p
   ]);
   const r = await loop(p, ev, 10);
   assert.deepEqual(p.refused, []);
-  assert.deepEqual(ev.calls.map((c) => c.speedOnly), [false, false, true, true]);
-  assert.deepEqual(r.trials.map((t) => t.repeatOf), [undefined, undefined, 2, 2]);
-  assert.equal(r.trials[2].metrics.ppl, 10.1, 'a repeat carries its plan\'s accuracy');
+  assert.deepEqual(
+    ev.calls.map((c) => c.speedOnly),
+    [false, false, true, true],
+  );
+  assert.deepEqual(
+    r.trials.map((t) => t.repeatOf),
+    [undefined, undefined, 2, 2],
+  );
+  assert.equal(r.trials[2].metrics.ppl, 10.1, "a repeat carries its plan's accuracy");
   assert.equal(r.trials[2].metrics.decode_ms_per_token, 0.8);
   assert.ok(r.trials.every((t) => t.feasible));
-  assert.equal(r.best!.index, 2, 'B at its median (0.9) beats A (1.0), though B\'s first run was slower');
+  assert.equal(r.best!.index, 2, "B at its median (0.9) beats A (1.0), though B's first run was slower");
   const b = plans(r.trials, objective, r.baseline).find((t) => t.index === 2)!;
   assert.equal(b.measurements, 3);
   assert.equal(b.metrics.decode_ms_per_token, 0.9);
@@ -87,24 +106,59 @@ test('a repeat measures speed only, keeps the first trial\'s accuracy, and the p
 });
 
 test('one lucky fast window does not win: a plan needs its median to beat the best', async () => {
-  const ev = new ScriptedEvaluator(new Map([[key(A), [1.0]], [key(B), [1.3, 0.7, 1.2]]]));
-  const p = scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }, { kind: 'trial', config: B, repeat: true }, { kind: 'trial', config: B, repeat: true }]);
+  const ev = new ScriptedEvaluator(
+    new Map([
+      [key(A), [1.0]],
+      [key(B), [1.3, 0.7, 1.2]],
+    ]),
+  );
+  const p = scripted([
+    { kind: 'trial', config: A },
+    { kind: 'trial', config: B },
+    { kind: 'trial', config: B, repeat: true },
+    { kind: 'trial', config: B, repeat: true },
+  ]);
   const r = await loop(p, ev, 10);
-  assert.equal(r.best!.index, 1, 'B\'s median (1.2) loses to A (1.0) though one window said 0.7');
+  assert.equal(r.best!.index, 1, "B's median (1.2) loses to A (1.0) though one window said 0.7");
 });
 
 test('a run slowed by load loses when nothing re-measures it; one repeat gives the plan its due', async () => {
   // Two measurements combine by their geometric mean: √(1.1·0.8) ≈ 0.94 < 1.
-  const script = () => new Map([[key(A), [1.0]], [key(B), [1.1, 0.8]]]);
-  const once = await loop(scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }]), new ScriptedEvaluator(script()), 10);
+  const script = () =>
+    new Map([
+      [key(A), [1.0]],
+      [key(B), [1.1, 0.8]],
+    ]);
+  const once = await loop(
+    scripted([
+      { kind: 'trial', config: A },
+      { kind: 'trial', config: B },
+    ]),
+    new ScriptedEvaluator(script()),
+    10,
+  );
   assert.equal(once.best!.index, 1);
-  const twice = await loop(scripted([{ kind: 'trial', config: A }, { kind: 'trial', config: B }, { kind: 'trial', config: B, repeat: true }]), new ScriptedEvaluator(script()), 10);
+  const twice = await loop(
+    scripted([
+      { kind: 'trial', config: A },
+      { kind: 'trial', config: B },
+      { kind: 'trial', config: B, repeat: true },
+    ]),
+    new ScriptedEvaluator(script()),
+    10,
+  );
   assert.equal(twice.best!.index, 2);
   assert.equal(twice.best!.measurements, 2);
 });
 
 test('repeats are refused with reasons: without repeat, of an infeasible plan, past the cap', async () => {
-  const ev = new ScriptedEvaluator(new Map([[key(A), [1, 1, 1, 1]], [key(C), [0.5, 0.5]]]), (c) => (c['quantize.accuracy_level'] === 0 ? 20 : 10.1));
+  const ev = new ScriptedEvaluator(
+    new Map([
+      [key(A), [1, 1, 1, 1]],
+      [key(C), [0.5, 0.5]],
+    ]),
+    (c) => (c['quantize.accuracy_level'] === 0 ? 20 : 10.1),
+  );
   const p = scripted([
     { kind: 'trial', config: A },
     { kind: 'trial', config: A },
@@ -129,22 +183,38 @@ test('by default the offline optimizer spends its last trial on a close runner-u
     const repeats = r.trials.filter((t) => t.repeatOf !== undefined);
     const [best, second] = rankPlans(r.trials.slice(0, 11), objective, r.baseline).filter((x) => x.feasible);
     const close = second !== undefined && second.ratio! <= best.ratio! * RUNNER_UP_WITHIN;
-    assert.equal(repeats.length, close ? 1 : 0, `seed ${seed}: a rematch exactly when the runner-up is within ${RUNNER_UP_WITHIN}×`);
+    assert.equal(
+      repeats.length,
+      close ? 1 : 0,
+      `seed ${seed}: a rematch exactly when the runner-up is within ${RUNNER_UP_WITHIN}×`,
+    );
     if (!close) continue;
     rematches++;
     assert.equal(repeats[0].index, 12, 'the last trial');
     assert.equal(repeats[0].repeatOf, second.index, 'it re-measures the runner-up');
     assert.match(repeats[0].rationale!, /re-measure the runner-up/);
-    assert.equal(ev.accuracyRuns, r.trials.filter((t) => t.repeatOf === undefined && t.status === 'ok').length, 'the repeat runs no accuracy stage');
+    assert.equal(
+      ev.accuracyRuns,
+      r.trials.filter((t) => t.repeatOf === undefined && t.status === 'ok').length,
+      'the repeat runs no accuracy stage',
+    );
     const after = plans(r.trials, objective, r.baseline).find((t) => t.index === second.index)!;
     assert.equal(after.measurements, 2);
-    assert.equal(r.best!.index, rankPlans(r.trials, objective, r.baseline).filter((x) => x.feasible)[0].index, 'the loop\'s best is the ranking\'s');
+    assert.equal(
+      r.best!.index,
+      rankPlans(r.trials, objective, r.baseline).filter((x) => x.feasible)[0].index,
+      "the loop's best is the ranking's",
+    );
   }
   assert.ok(rematches > 0, 'some seed had a close runner-up');
 });
 
 test("rematch: 'never' spends every trial on a new plan", async () => {
-  const r = await loop(new TpeSearch({ seed: 0, rematch: 'never' }), new SyntheticEvaluator(setting, { seed: 0, noise: 0.15 }), 16);
+  const r = await loop(
+    new TpeSearch({ seed: 0, rematch: 'never' }),
+    new SyntheticEvaluator(setting, { seed: 0, noise: 0.15 }),
+    16,
+  );
   assert.equal(r.trials.filter((t) => t.repeatOf !== undefined).length, 0);
   assert.equal(new Set(r.trials.map((t) => key(t.config))).size, r.trials.length);
 });

@@ -2,7 +2,16 @@
 // that every kind of bad proposal is refused with a reason that names the problem.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildSpace, configKey, defaultSpace, enumerate, planKey, validateConfig, layerGroups, commonBlockSizes } from '../../server/src/agent/space';
+import {
+  buildSpace,
+  configKey,
+  defaultSpace,
+  enumerate,
+  planKey,
+  validateConfig,
+  layerGroups,
+  commonBlockSizes,
+} from '../../server/src/agent/space';
 import { judge, objectiveOf, compareTrials } from '../../server/src/agent/objective';
 import { syntheticSetting, syntheticLayers } from '../../server/src/agent/synthetic';
 
@@ -12,11 +21,19 @@ test('the default space follows the model and the machine', () => {
   const s = defaultSpace(setting);
   const keys = s.knobs.map((k) => k.key);
   assert.deepEqual(keys, [
-    'quantize.bits', 'quantize.block_size', 'quantize.accuracy_level', 'quantize.symmetric', 'runtime.intra_op_threads',
-    'quantize.bits@model.layers.*.mlp.down_proj', 'quantize.skip@lm_head',
+    'quantize.bits',
+    'quantize.block_size',
+    'quantize.accuracy_level',
+    'quantize.symmetric',
+    'runtime.intra_op_threads',
+    'quantize.bits@model.layers.*.mlp.down_proj',
+    'quantize.skip@lm_head',
   ]);
   assert.deepEqual(s.knobs[4].values, [1, 2]); // 2 cores
-  assert.equal(s.size, s.knobs.reduce((n, k) => n * k.values.length, 1));
+  assert.equal(
+    s.size,
+    s.knobs.reduce((n, k) => n * k.values.length, 1),
+  );
   // block sizes must divide every K: a layer with K = 96 leaves 16 and 32
   const odd = { ...setting, layers: [...setting.layers, { ...setting.layers[0], name: 'model.extra', K: 96 }] };
   assert.deepEqual(defaultSpace(odd).knobs.find((k) => k.key === 'quantize.block_size')!.values, [16, 32]);
@@ -37,7 +54,14 @@ test('a recipe space keeps usable entries and says why it dropped the others', (
     },
   });
   const { space, problems } = buildSpace(s);
-  assert.deepEqual(space.knobs.map((k) => [k.key, k.values]), [['quantize.bits', [4, 8]], ['quantize.block_size', [32]], ['runtime.intra_op_threads', [1, 2]]]);
+  assert.deepEqual(
+    space.knobs.map((k) => [k.key, k.values]),
+    [
+      ['quantize.bits', [4, 8]],
+      ['quantize.block_size', [32]],
+      ['runtime.intra_op_threads', [1, 2]],
+    ],
+  );
   const text = problems.join('\n');
   assert.match(text, /9 is not a value of quantize\.bits/);
   assert.match(text, /matches no layer.*model\.layers\.\*\.mlp\.down_proj/);
@@ -68,10 +92,16 @@ test('validation refuses unknown knobs, values outside the space, wrong types, b
   assert.match(bad({ 'runtime.graph_optimization': 'basic' }), /not a knob of the search space/);
   // block sizes are checked against the plan the config produces
   const odd = { ...setting, layers: [...setting.layers, { ...setting.layers[0], name: 'model.extra', K: 96 }] };
-  const wide = { ...space, knobs: space.knobs.map((k) => (k.key === 'quantize.block_size' ? { ...k, values: [32, 64] } : k)) };
+  const wide = {
+    ...space,
+    knobs: space.knobs.map((k) => (k.key === 'quantize.block_size' ? { ...k, values: [32, 64] } : k)),
+  };
   const v = validateConfig({ 'quantize.bits': 4, 'quantize.block_size': 64 }, wide, odd);
   assert.equal(v.ok, false);
-  assert.match((v as { errors: string[] }).errors[0], /block_size 64 does not divide K=96 of layer "model\.extra"; block sizes dividing it: 16, 32/);
+  assert.match(
+    (v as { errors: string[] }).errors[0],
+    /block_size 64 does not divide K=96 of layer "model\.extra"; block sizes dividing it: 16, 32/,
+  );
   // a good one passes and comes back as given
   const ok = validateConfig({ 'quantize.bits': 8, 'quantize.accuracy_level': 4 }, space, setting);
   assert.deepEqual(ok, { ok: true, config: { 'quantize.bits': 8, 'quantize.accuracy_level': 4 } });
@@ -90,7 +120,9 @@ test('plan keys identify configs that run the same experiment', () => {
 });
 
 test('the objective: feasibility from the accuracy budget, infeasible below feasible', () => {
-  const o = objectiveOf(syntheticSetting({ objective: { accuracy: { max_ppl_increase: '5%', min_top1_agreement: 0.9 } } }).recipe);
+  const o = objectiveOf(
+    syntheticSetting({ objective: { accuracy: { max_ppl_increase: '5%', min_top1_agreement: 0.9 } } }).recipe,
+  );
   assert.equal(o.field, 'decode_ms_per_token');
   const fast = judge(o, 'ok', { decode_ms_per_token: 5, ppl: 10.8, ppl_fp32: 10, top1: 0.95 });
   assert.equal(fast.feasible, false);
@@ -102,8 +134,13 @@ test('the objective: feasibility from the accuracy budget, infeasible below feas
   const pruned = judge(o, 'pruned', { decode_ms_per_token: 20 });
   assert.equal(pruned.feasible, false);
   const t = (j: typeof fast, index: number, status: 'ok' | 'pruned' | 'failed' = 'ok') => ({ ...j, index, status });
-  const order = [t(fast, 1), t(slow, 2), t(pruned, 3, 'pruned'), t(judge(o, 'failed', {}), 4, 'failed')].sort(compareTrials).map((x) => x.index);
+  const order = [t(fast, 1), t(slow, 2), t(pruned, 3, 'pruned'), t(judge(o, 'failed', {}), 4, 'failed')]
+    .sort(compareTrials)
+    .map((x) => x.index);
   assert.deepEqual(order, [2, 1, 3, 4]);
   const thr = objectiveOf(syntheticSetting({ objective: { metric: 'throughput' } }).recipe);
-  assert.ok(judge(thr, 'ok', { throughput: 200, ppl: 10, ppl_fp32: 10 }).loss < judge(thr, 'ok', { throughput: 100, ppl: 10, ppl_fp32: 10 }).loss);
+  assert.ok(
+    judge(thr, 'ok', { throughput: 200, ppl: 10, ppl_fp32: 10 }).loss <
+      judge(thr, 'ok', { throughput: 100, ppl: 10, ppl_fp32: 10 }).loss,
+  );
 });

@@ -16,14 +16,25 @@ const EVAL = path.join(ROOT, 'examples/tiny-llama/data/eval.txt');
 async function run(argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+  const code = await main(argv, {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    signal: new AbortController().signal,
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 const ws = tempDir('haqa-bench-cli-');
 const CONFIG = {
-  model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 1024, tie_word_embeddings: false, max_position_embeddings: 256,
+  model_type: 'llama',
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 1024,
+  tie_word_embeddings: false,
+  max_position_embeddings: 256,
 };
 
 test('haqa bench prints the record with the fp32 speedup; haqa runs lists and prunes', async () => {
@@ -32,15 +43,18 @@ test('haqa bench prints the record with the fp32 speedup; haqa runs lists and pr
   fs.copyFileSync(EVAL, path.join(ws, 'eval.txt'));
   await synthesizeDecoder(architectureFromConfig(CONFIG), { out: path.join(ws, 'model.onnx'), seed: 5 });
   const recipe = path.join(ws, 'haqa.yaml');
-  fs.writeFileSync(recipe, [
-    'model: ./model.onnx',
-    'target: { threads: 1 }',
-    'objective:',
-    '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }',
-    'quantize: { bits: 4, block_size: 32, accuracy_level: 4 }',
-    'evaluation: { text: ./eval.txt, window: 32, max_windows: 2 }',
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    recipe,
+    [
+      'model: ./model.onnx',
+      'target: { threads: 1 }',
+      'objective:',
+      '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }',
+      'quantize: { bits: 4, block_size: 32, accuracy_level: 4 }',
+      'evaluation: { text: ./eval.txt, window: 32, max_windows: 2 }',
+      '',
+    ].join('\n'),
+  );
 
   const human = await run(['bench', recipe, '--quick']);
   assert.equal(human.code, 0, human.err + human.out);

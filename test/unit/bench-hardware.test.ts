@@ -12,10 +12,15 @@ test('fingerprint: cores, memory, runtime version, and only ISA flags the CPU re
   const h = hardwareFingerprint();
   assert.equal(h.cores, os.availableParallelism());
   assert.equal(h.memory_bytes, os.totalmem());
-  assert.equal(h.onnxruntime, JSON.parse(fs.readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version);
+  assert.equal(
+    h.onnxruntime,
+    JSON.parse(fs.readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version,
+  );
   assert.equal(h.node, process.version);
   if (fs.existsSync('/proc/cpuinfo')) {
-    const flags = new Set((/^(?:flags|Features)\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/));
+    const flags = new Set(
+      (/^(?:flags|Features)\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/),
+    );
     for (const f of h.isa) assert.ok(flags.has(f), f);
     if (os.arch() === 'x64') assert.ok(h.isa.includes('sse4_2') || !flags.has('sse4_2'));
   }

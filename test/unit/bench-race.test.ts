@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { blockLogRatio, medianRanks, pairFits, race, RaceSubject, ratioFigure, verdictOf } from '../../server/src/bench/race';
+import {
+  blockLogRatio,
+  medianRanks,
+  pairFits,
+  race,
+  RaceSubject,
+  ratioFigure,
+  verdictOf,
+} from '../../server/src/bench/race';
 import { Rng } from '../../server/src/agent/rng';
 import { resolveRecipe } from '../../server/src/config/recipe';
 import { synthesizeDecoder } from '../../server/src/model/synth';
@@ -75,7 +83,11 @@ test('a paired race finds the true ratio under a load that comes in stretches', 
   for (const seed of [1, 2, 3]) {
     const m = machine(seed);
     const { result } = await race({
-      settings: { tolerance: 0.03, capMs: 1e9 }, kind: 'decoder', contender: m.subject(1), reference: m.subject(2), now: m.now,
+      settings: { tolerance: 0.03, capMs: 1e9 },
+      kind: 'decoder',
+      contender: m.subject(1),
+      reference: m.subject(2),
+      now: m.now,
     });
     assert.equal(result.verdict, 'better');
     assert.equal(result.paired, true);
@@ -87,15 +99,22 @@ test('a paired race finds the true ratio under a load that comes in stretches', 
 test('a tie is recorded as a tie, and the cap ends an undecidable race as unresolved', async () => {
   const m = machine(4);
   const tie = await race({
-    settings: { tolerance: 0.05, capMs: 1e9, threshold: Math.log(0.5) }, kind: 'decoder', contender: m.subject(1), reference: m.subject(2), now: m.now,
+    settings: { tolerance: 0.05, capMs: 1e9, threshold: Math.log(0.5) },
+    kind: 'decoder',
+    contender: m.subject(1),
+    reference: m.subject(2),
+    now: m.now,
   });
   assert.equal(tie.result.verdict, 'tied');
   assert.ok(tie.result.decode!.lo >= 0.5 / 1.05 && tie.result.decode!.hi <= 0.5 * 1.05);
   // A 1% difference with a 0.1% tolerance cannot be decided in 200 ms of a 1 ms-per-sample model.
   const m2 = machine(5);
   const capped = await race({
-    settings: { tolerance: 0.001, capMs: 200, threshold: Math.log(0.505) }, kind: 'decoder',
-    contender: m2.subject(1), reference: m2.subject(2), now: m2.now,
+    settings: { tolerance: 0.001, capMs: 200, threshold: Math.log(0.505) },
+    kind: 'decoder',
+    contender: m2.subject(1),
+    reference: m2.subject(2),
+    now: m2.now,
   });
   assert.equal(capped.result.verdict, 'unresolved');
   assert.ok(capped.result.wall_ms >= 200);
@@ -104,8 +123,11 @@ test('a tie is recorded as a tie, and the cap ends an undecidable race as unreso
 test('unpaired fallback: the contender alone, divided by the reference figure, noted', async () => {
   const m = machine(6);
   const { result } = await race({
-    settings: { tolerance: 0.03, capMs: 5000, referenceMs: { decode: 2, prefill: 8 } }, kind: 'decoder', contender: m.subject(1),
-    note: 'unpaired: test', now: m.now,
+    settings: { tolerance: 0.03, capMs: 5000, referenceMs: { decode: 2, prefill: 8 } },
+    kind: 'decoder',
+    contender: m.subject(1),
+    note: 'unpaired: test',
+    now: m.now,
   });
   assert.equal(result.paired, false);
   assert.match(result.note!, /unpaired/);
@@ -120,7 +142,10 @@ test('pairFits says when two sessions do not fit, with sizes', () => {
   fs.writeFileSync(b, Buffer.alloc(1 << 20));
   fs.writeFileSync(b + '.data', Buffer.alloc(3 << 20));
   assert.equal(pairFits(a, b, 64 << 20), undefined);
-  assert.match(pairFits(a, b, 4 << 20)!, /unpaired: the contender \(1 MiB\) and the fp32 reference \(4 MiB\) need about 9 MiB, 4 MiB free/);
+  assert.match(
+    pairFits(a, b, 4 << 20)!,
+    /unpaired: the contender \(1 MiB\) and the fp32 reference \(4 MiB\) need about 9 MiB, 4 MiB free/,
+  );
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -128,16 +153,28 @@ test('the worker races a 4-bit decoder against its fp32 model: paired, in the re
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-race-run-'));
   t.after(() => fs.rmSync(ws, { recursive: true, force: true }));
   const config = {
-    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 2, vocab_size: 512, tie_word_embeddings: false, max_position_embeddings: 128,
+    model_type: 'llama',
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 512,
+    tie_word_embeddings: false,
+    max_position_embeddings: 128,
   };
   fs.mkdirSync(path.join(ws, 'dec'));
   fs.writeFileSync(path.join(ws, 'dec', 'config.json'), JSON.stringify(config));
   await synthesizeDecoder(architectureFromConfig(config), { out: path.join(ws, 'dec', 'model.onnx'), seed: 3 });
-  const recipe = resolveRecipe({
-    model: 'dec/model.onnx', target: { threads: 1 }, quantize: { bits: 4, accuracy_level: 4 },
-    objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
-  }, path.join(ws, 'haqa.yaml'));
+  const recipe = resolveRecipe(
+    {
+      model: 'dec/model.onnx',
+      target: { threads: 1 },
+      quantize: { bits: 4, accuracy_level: 4 },
+      objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
+    },
+    path.join(ws, 'haqa.yaml'),
+  );
   const measure = { latency: true, accuracy: false };
   const rec = await runRecipe(recipe, { quick: true, measure, race: { tolerance: 0.03, capMs: 1500 } });
   assert.equal(rec.status, 'ok', rec.error?.message);
@@ -145,8 +182,12 @@ test('the worker races a 4-bit decoder against its fp32 model: paired, in the re
   assert.ok(rec.race!.pairs >= 1 && rec.race!.decode!.ratio > 0 && Number.isFinite(rec.race!.decode!.ratio));
   assert.ok(['better', 'worse', 'tied', 'unresolved'].includes(rec.race!.verdict));
   assert.ok(rec.race!.wall_ms > 0);
-  assert.ok(rec.metrics.decode_ms_per_token!.n >= 2, 'the contender\'s own samples are summarized as usual');
-  const short = await runRecipe(recipe, { quick: true, measure, race: { tolerance: 0.03, capMs: 800, memoryBytes: 1, referenceMs: { decode: 1, prefill: 1 } } });
+  assert.ok(rec.metrics.decode_ms_per_token!.n >= 2, "the contender's own samples are summarized as usual");
+  const short = await runRecipe(recipe, {
+    quick: true,
+    measure,
+    race: { tolerance: 0.03, capMs: 800, memoryBytes: 1, referenceMs: { decode: 1, prefill: 1 } },
+  });
   assert.equal(short.status, 'ok', short.error?.message);
   assert.equal(short.race?.paired, false);
   assert.match(short.race!.note!, /unpaired: the contender .* and the fp32 reference .* need about/);
@@ -157,7 +198,9 @@ test('the load generator: a seeded schedule of bursts, a child process that load
   assert.deepEqual(schedule(o, 20), schedule(o, 20), 'the same seed, the same bursts');
   assert.notDeepEqual(schedule(o, 20), schedule({ ...o, seed: 6 }, 20));
   const s = schedule(o, 200);
-  assert.ok(s.some(([t]) => t === 0) && s.some(([t]) => t > 0) && s.every(([t, ms]) => t <= 2 && ms >= 50 && ms <= 100));
+  assert.ok(
+    s.some(([t]) => t === 0) && s.some(([t]) => t > 0) && s.every(([t, ms]) => t <= 2 && ms >= 50 && ms <= 100),
+  );
   const load = startLoad({ ...o, busyShare: 1, memoryBytes: 2 ** 20 });
   // It burns CPU (0.1 s of it, within 10 s: a machine loaded by others gives it only a share).
   const cpu0 = await cpuOf(load.pid);

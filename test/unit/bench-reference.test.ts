@@ -11,11 +11,19 @@ import { tempDir } from '../helpers/tinyModel';
 test('the source when it fits, the stated fp16 model when only that fits, else a refusal naming both', async () => {
   const dir = tempDir('haqa-ref-');
   const arch = architectureFromConfig({
-    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 2, vocab_size: 100, max_position_embeddings: 64,
+    model_type: 'llama',
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 100,
+    max_position_embeddings: 64,
   });
   const fp32 = (await synthesizeDecoder(arch, { out: path.join(dir, 'fp32', 'model.onnx') })).out;
-  const fp16 = (await synthesizeDecoder(arch, { out: path.join(dir, 'fp16', 'model.onnx'), dtype: 'fp16', externalData: true })).out;
+  const fp16 = (
+    await synthesizeDecoder(arch, { out: path.join(dir, 'fp16', 'model.onnx'), dtype: 'fp16', externalData: true })
+  ).out;
   const p32 = await weightProfile(fp32);
   const p16 = await weightProfile(fp16);
   assert.equal(p32.dtype, 'FLOAT');

@@ -20,19 +20,23 @@ const build = async (out: string): Promise<void> => {
 };
 const hasGit = git(process.cwd(), '--version').status === 0;
 
-test('the first append creates .haqa/ with a .gitignore that hides the whole store from git', { skip: !hasGit && 'no git' }, async () => {
-  const ws = tempDir('haqa-ignore-');
-  assert.equal(git(ws, 'init', '-q').status, 0);
-  fs.writeFileSync(path.join(ws, 'haqa.yaml'), 'model: m.onnx\n');
-  const store = new RunStore(ws);
-  await store.append(record('a'));
-  await store.buildArtifact('k'.repeat(64), build);
-  assert.equal(fs.readFileSync(path.join(ws, '.haqa', '.gitignore'), 'utf8'), STORE_GITIGNORE);
-  const status = git(ws, 'status', '--porcelain', '--untracked-files=all');
-  assert.equal(status.status, 0, status.stderr);
-  assert.deepEqual(status.stdout.split('\n').filter(Boolean), ['?? haqa.yaml'], 'nothing of .haqa/ is listed');
-  assert.equal(store.read().records.length, 1, 'the store reads its records as before');
-});
+test(
+  'the first append creates .haqa/ with a .gitignore that hides the whole store from git',
+  { skip: !hasGit && 'no git' },
+  async () => {
+    const ws = tempDir('haqa-ignore-');
+    assert.equal(git(ws, 'init', '-q').status, 0);
+    fs.writeFileSync(path.join(ws, 'haqa.yaml'), 'model: m.onnx\n');
+    const store = new RunStore(ws);
+    await store.append(record('a'));
+    await store.buildArtifact('k'.repeat(64), build);
+    assert.equal(fs.readFileSync(path.join(ws, '.haqa', '.gitignore'), 'utf8'), STORE_GITIGNORE);
+    const status = git(ws, 'status', '--porcelain', '--untracked-files=all');
+    assert.equal(status.status, 0, status.stderr);
+    assert.deepEqual(status.stdout.split('\n').filter(Boolean), ['?? haqa.yaml'], 'nothing of .haqa/ is listed');
+    assert.equal(store.read().records.length, 1, 'the store reads its records as before');
+  },
+);
 
 test('an existing .haqa/ is left as it is: no .gitignore added, an edited one kept', async () => {
   const ws = tempDir('haqa-ignore-');

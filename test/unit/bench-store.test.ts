@@ -15,12 +15,29 @@ const STORE_TS = path.resolve(__dirname, '../../server/src/bench/store.ts');
 
 function fakeRecord(id: string, artifact?: string): RunRecord {
   return {
-    id, recipe_file: '/w/haqa.yaml', recipe_hash: 'h', source_model: '/w/model.onnx', artifact,
-    config: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 }, runtime: { intra_op_threads: 1, inter_op_threads: 1, graph_optimization: 'all', execution_mode: 'sequential' } },
-    status: 'ok', metrics: { model_bytes: 1 },
-    session_options: { provider: 'cpu', intra_op_threads: 1, inter_op_threads: 1, graph_optimization: 'all', execution_mode: 'sequential' },
+    id,
+    recipe_file: '/w/haqa.yaml',
+    recipe_hash: 'h',
+    source_model: '/w/model.onnx',
+    artifact,
+    config: {
+      workload: { prompt_length: 8, decode_tokens: 4, batch: 1 },
+      runtime: { intra_op_threads: 1, inter_op_threads: 1, graph_optimization: 'all', execution_mode: 'sequential' },
+    },
+    status: 'ok',
+    metrics: { model_bytes: 1 },
+    session_options: {
+      provider: 'cpu',
+      intra_op_threads: 1,
+      inter_op_threads: 1,
+      graph_optimization: 'all',
+      execution_mode: 'sequential',
+    },
     hardware: { cpu: 'x', arch: 'x64', isa: [], cores: 1, memory_bytes: 1, os: 'linux', node: 'v20', onnxruntime: '1' },
-    onnxruntime: '1', quick: true, started: '', finished: '',
+    onnxruntime: '1',
+    quick: true,
+    started: '',
+    finished: '',
   };
 }
 
@@ -42,12 +59,19 @@ test('records append and read back; a torn last line is skipped and the next app
   const line = JSON.stringify(fakeRecord('torn'));
   fs.appendFileSync(store.runsFile, line.slice(0, line.length / 2));
   let r = store.read();
-  assert.deepEqual(r.records.map((x) => x.id), ['a', 'b']);
+  assert.deepEqual(
+    r.records.map((x) => x.id),
+    ['a', 'b'],
+  );
   assert.equal(r.skipped.length, 1);
   assert.match(r.skipped[0].reason, /torn last line/);
   await store.append(fakeRecord('c'));
   r = store.read();
-  assert.deepEqual(r.records.map((x) => x.id), ['a', 'b', 'c'], 'the new record is not glued to the torn one');
+  assert.deepEqual(
+    r.records.map((x) => x.id),
+    ['a', 'b', 'c'],
+    'the new record is not glued to the torn one',
+  );
   assert.equal(r.skipped.length, 1);
   assert.equal(store.latest()?.id, 'c');
   assert.equal(store.latest((x) => x.id < 'c')?.id, 'b');
@@ -126,9 +150,12 @@ test('artifacts: built once per key, hashed with their external data, pruned whe
   assert.notEqual((await hashModelFiles(a.model)).hash, a.meta.model_hash);
 
   // A failing build leaves nothing behind.
-  await assert.rejects(store.buildArtifact('k2', async () => {
-    throw new Error('boom');
-  }), /boom/);
+  await assert.rejects(
+    store.buildArtifact('k2', async () => {
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   assert.deepEqual(fs.readdirSync(store.artifactsDir), ['k1']);
 
   const b = await store.buildArtifact('k3', build);
@@ -143,19 +170,41 @@ test('artifacts: built once per key, hashed with their external data, pruned whe
 test('recipe hash: same content same hash; compression and runtime knobs change it; fp32Recipe drops compression', () => {
   const file = '/w/haqa.yaml';
   const a = resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 2 } }, file);
-  const b = resolveRecipe({ runtime: { intra_op_threads: 2 }, quantize: { block_size: 32, bits: 4 }, model: './m.onnx', search: { trials: 3 } }, file);
+  const b = resolveRecipe(
+    {
+      runtime: { intra_op_threads: 2 },
+      quantize: { block_size: 32, bits: 4 },
+      model: './m.onnx',
+      search: { trials: 3 },
+    },
+    file,
+  );
   assert.equal(recipeHash(a), recipeHash(b), 'key order, explicit defaults and the search section do not count');
   const c = resolveRecipe({ model: 'm.onnx', quantize: { bits: 8 }, runtime: { intra_op_threads: 2 } }, file);
   const d = resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 1 } }, file);
   assert.notEqual(recipeHash(a), recipeHash(c));
   assert.notEqual(recipeHash(a), recipeHash(d));
   // weight_type (whose default depends on the CPU) counts only where 8-bit activations use it.
-  const wt = (weight_type: string, activations?: string) => recipeHash(resolveRecipe({ model: 'm.onnx', quantize: { bits: 8, weight_type, activations }, runtime: { intra_op_threads: 2 } }, file));
+  const wt = (weight_type: string, activations?: string) =>
+    recipeHash(
+      resolveRecipe(
+        { model: 'm.onnx', quantize: { bits: 8, weight_type, activations }, runtime: { intra_op_threads: 2 } },
+        file,
+      ),
+    );
   assert.equal(wt('int8'), wt('uint8'));
   assert.equal(wt('int8'), recipeHash(c));
   assert.notEqual(wt('int8', 'dynamic'), wt('uint8', 'dynamic'));
   // Moving the workspace (same relative layout) keeps the hash.
-  assert.equal(recipeHash(a), recipeHash(resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 2 } }, '/elsewhere/haqa.yaml')));
+  assert.equal(
+    recipeHash(a),
+    recipeHash(
+      resolveRecipe(
+        { model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 2 } },
+        '/elsewhere/haqa.yaml',
+      ),
+    ),
+  );
   const f = fp32Recipe(a);
   assert.equal(compresses(f), false);
   assert.equal(compresses(a), true);

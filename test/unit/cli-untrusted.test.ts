@@ -30,10 +30,16 @@ async function run(argv: string[], env: Record<string, string | undefined> = {})
   const out: string[] = [];
   const err: string[] = [];
   try {
-    const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+    const code = await main(argv, {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      signal: new AbortController().signal,
+    });
     return { code, out: out.join('\n'), err: err.join('\n') };
   } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   }
 }
 
@@ -58,7 +64,10 @@ function assertCleanRequests(fake: FakeAnthropic): void {
     }
     const system = strings(body.system).join('\n');
     assert.doesNotMatch(system, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
-    assert.ok(!system.includes('<system>') && !system.includes('ignore previous'), 'a tag from the model file never reaches the prompt');
+    assert.ok(
+      !system.includes('<system>') && !system.includes('ignore previous'),
+      'a tag from the model file never reaches the prompt',
+    );
   }
 }
 
@@ -97,52 +106,92 @@ let fixture: Promise<string> | undefined;
 function hostileDecoder(): Promise<string> {
   fixture ??= (async () => {
     const arch = architectureFromConfig({
-      model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-      vocab_size: 1024, max_position_embeddings: 256,
+      model_type: 'llama',
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      vocab_size: 1024,
+      max_position_embeddings: 256,
     });
     const file = path.join(dir, 'decoder', 'model.onnx');
     await synthesizeDecoder(arch, { out: file, seed: 1 });
     const m = decodeModel(fs.readFileSync(file));
     for (const n of m.graph!.node!) {
       if (n.name === '/model/layers.0/mlp/up_proj/MatMul') n.name = `/model/layers.0/mlp/${ESCAPES}/MatMul`;
-      else if (n.name === '/model/layers.1/mlp/up_proj/MatMul') n.name = `/model/layers.1/mlp/${TAG.replace(/\//g, '')}/MatMul`;
+      else if (n.name === '/model/layers.1/mlp/up_proj/MatMul')
+        n.name = `/model/layers.1/mlp/${TAG.replace(/\//g, '')}/MatMul`;
       else continue;
       anonymousWeight(m.graph!, n, m.graph!.node!.indexOf(n));
     }
     fs.writeFileSync(file, encodeModel(m));
     const ex = path.resolve(__dirname, '../../examples/tiny-llama');
     fs.copyFileSync(path.join(ex, 'tokenizer.json'), path.join(dir, 'decoder', 'tokenizer.json'));
-    fs.writeFileSync(path.join(dir, 'decoder', 'eval.txt'), fs.readFileSync(path.join(ex, 'data/eval.txt'), 'utf8').slice(0, 2000));
+    fs.writeFileSync(
+      path.join(dir, 'decoder', 'eval.txt'),
+      fs.readFileSync(path.join(ex, 'data/eval.txt'), 'utf8').slice(0, 2000),
+    );
     const recipe = path.join(dir, 'decoder', 'haqa.yaml');
-    fs.writeFileSync(recipe, [
-      'model: ./model.onnx', 'target: { provider: cpu, threads: 2 }',
-      'objective:', '  metric: decode_latency', '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }',
-      '  accuracy: { max_ppl_increase: 50% }',
-      'quantize:', '  bits: 4', '  block_size: 32', '  accuracy_level: 4',
-      'evaluation:', '  text: ./eval.txt', '  tokenizer: ./tokenizer.json', '  window: 32', '  max_windows: 1',
-      'search:', '  trials: 1', '  space:', '    quantize.bits: [4, 8]', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      recipe,
+      [
+        'model: ./model.onnx',
+        'target: { provider: cpu, threads: 2 }',
+        'objective:',
+        '  metric: decode_latency',
+        '  workload: { prompt_length: 16, decode_tokens: 4, batch: 1 }',
+        '  accuracy: { max_ppl_increase: 50% }',
+        'quantize:',
+        '  bits: 4',
+        '  block_size: 32',
+        '  accuracy_level: 4',
+        'evaluation:',
+        '  text: ./eval.txt',
+        '  tokenizer: ./tokenizer.json',
+        '  window: 32',
+        '  max_windows: 1',
+        'search:',
+        '  trials: 1',
+        '  space:',
+        '    quantize.bits: [4, 8]',
+        '',
+      ].join('\n'),
+    );
     return recipe;
   })();
   return fixture;
 }
 
-test('haqa advise --agent claude: hostile layer names go out escaped, the advisor\'s escapes come back printed harmless', async () => {
+test("haqa advise --agent claude: hostile layer names go out escaped, the advisor's escapes come back printed harmless", async () => {
   const recipe = await hostileDecoder();
   const fake = await FakeAnthropic.start([
     reply([toolUse('model_summary', {})]),
-    reply([toolUse('submit_suggestions', { suggestions: [{
-      title: `Eight bits${ESCAPES}`, knobs: { 'quantize.bits': 8 },
-      rationale: `line one\u001b[31m red\r\nline two \u202eevil\u202c\u009b2J`,
-    }] })]),
+    reply([
+      toolUse('submit_suggestions', {
+        suggestions: [
+          {
+            title: `Eight bits${ESCAPES}`,
+            knobs: { 'quantize.bits': 8 },
+            rationale: `line one\u001b[31m red\r\nline two \u202eevil\u202c\u009b2J`,
+          },
+        ],
+      }),
+    ]),
   ]);
   servers.push(fake);
-  const r = await run(['advise', recipe, '--agent', 'claude', '--base-url', fake.url], { ANTHROPIC_API_KEY: 'sk-test' });
+  const r = await run(['advise', recipe, '--agent', 'claude', '--base-url', fake.url], {
+    ANTHROPIC_API_KEY: 'sk-test',
+  });
   assert.deepEqual(fake.problems, []);
   assert.equal(r.code, 0, r.err);
   assert.doesNotMatch(r.out + r.err, RAW);
   assert.match(r.out, /• Eight bits\\u001b\[2J\\u001b\]0;pwned\\u0007\n/);
-  assert.match(r.out, /why: line one\\u001b\[31m red\n {9}line two \\u202eevil\\u202c\\u009b2J/, 'prose keeps its lines');
+  assert.match(
+    r.out,
+    /why: line one\\u001b\[31m red\n {9}line two \\u202eevil\\u202c\\u009b2J/,
+    'prose keeps its lines',
+  );
   assertCleanRequests(fake);
   const modelSummary = lastToolResults(fake.requests[1].body)[0].content;
   assert.match(modelSummary, /layer-group-withheld-\d+/, 'implausible names are replaced by a placeholder');
@@ -153,17 +202,22 @@ test('haqa tune --agent claude on the hostile model: no ESC/BEL printed, the exp
   const cfg = { 'quantize.bits': 8 };
   const fake = await FakeAnthropic.start([
     reply([
-      toolUse('model_summary', {}), toolUse('search_space', {}),
+      toolUse('model_summary', {}),
+      toolUse('search_space', {}),
       toolUse('run_trial', { config: { [`quantize.bits@${ESCAPES}`]: 4 }, rationale: 'evil' }),
     ]),
     reply([toolUse('run_trial', { config: cfg, rationale: `int8${ESCAPES}` })]),
     (body) => {
       assert.doesNotMatch(JSON.stringify(lastToolResults(body)), /\\u001b|<system>/);
-      return reply([toolUse('final_answer', { config: cfg, explanation: `Eight bits won.${ESCAPES}\nSecond line\u0007.` })]);
+      return reply([
+        toolUse('final_answer', { config: cfg, explanation: `Eight bits won.${ESCAPES}\nSecond line\u0007.` }),
+      ]);
     },
   ]);
   servers.push(fake);
-  const r = await run(['tune', recipe, '--agent', 'claude', '--base-url', fake.url, '--trials', '1'], { ANTHROPIC_API_KEY: 'sk-test' });
+  const r = await run(['tune', recipe, '--agent', 'claude', '--base-url', fake.url, '--trials', '1'], {
+    ANTHROPIC_API_KEY: 'sk-test',
+  });
   assert.deepEqual(fake.problems, []);
   assert.equal(r.code, 0, r.err);
   assert.doesNotMatch(r.out + r.err, RAW, 'nothing a terminal would act on');

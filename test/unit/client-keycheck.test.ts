@@ -22,7 +22,10 @@ test('a working key: one count_tokens request to the configured host, with the k
 });
 
 test('a refused key is reported as invalid with the API message; an unknown model still proves the key', async () => {
-  const fake = await FakeAnthropic.start([apiError(401, 'authentication_error', 'invalid x-api-key'), apiError(404, 'not_found_error', 'model: nope')]);
+  const fake = await FakeAnthropic.start([
+    apiError(401, 'authentication_error', 'invalid x-api-key'),
+    apiError(404, 'not_found_error', 'model: nope'),
+  ]);
   try {
     const bad = await checkApiKey('sk-ant-bad', { baseUrl: fake.url, model: 'claude-sonnet-4-6' });
     assert.equal(bad.ok, false);
@@ -30,7 +33,7 @@ test('a refused key is reported as invalid with the API message; an unknown mode
     assert.match(!bad.ok ? bad.message : '', /refused \(401: invalid x-api-key\)/);
     const model = await checkApiKey('sk-ant-good', { baseUrl: fake.url, model: 'nope' });
     assert.equal(model.ok, true);
-    assert.match(model.ok ? model.note ?? '' : '', /404/);
+    assert.match(model.ok ? (model.note ?? '') : '', /404/);
   } finally {
     await fake.close();
   }
@@ -47,7 +50,11 @@ test('a host that does not answer is "unreachable", within the timeout', async (
 
 test('Clear API key knows whether a key was stored', async () => {
   const m = new Map<string, string>();
-  const secrets = { get: async (k: string) => m.get(k), store: async (k: string, v: string) => void m.set(k, v), delete: async (k: string) => void m.delete(k) };
+  const secrets = {
+    get: async (k: string) => m.get(k),
+    store: async (k: string, v: string) => void m.set(k, v),
+    delete: async (k: string) => void m.delete(k),
+  };
   const key = new ApiKey(secrets as never);
   assert.equal(await key.clear(), false, 'nothing stored: says so');
   await key.set('sk-ant-1');

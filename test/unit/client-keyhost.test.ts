@@ -18,7 +18,14 @@ test('every setting that decides where the key goes is machine-scoped', () => {
 test('a workspace value of baseUrl is ignored; user and default values count', () => {
   assert.equal(trustedBaseUrl({ defaultValue: '', workspaceValue: 'https://evil.example' }), undefined);
   assert.equal(trustedBaseUrl({ defaultValue: '', workspaceFolderValue: 'https://evil.example' }), undefined);
-  assert.equal(trustedBaseUrl({ defaultValue: '', globalValue: ' https://proxy.corp:8443/ ', workspaceValue: 'https://evil.example' }), 'https://proxy.corp:8443/');
+  assert.equal(
+    trustedBaseUrl({
+      defaultValue: '',
+      globalValue: ' https://proxy.corp:8443/ ',
+      workspaceValue: 'https://evil.example',
+    }),
+    'https://proxy.corp:8443/',
+  );
   assert.equal(hostOf('https://Proxy.Corp:8443/v1'), 'proxy.corp:8443');
   assert.ok(hostOf('not a url') instanceof Error);
   assert.ok(hostOf('file:///etc/passwd') instanceof Error);

@@ -10,7 +10,11 @@ import { listDir } from './compress-helpers';
 async function run(argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+  const code = await main(argv, {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    signal: new AbortController().signal,
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -18,14 +22,23 @@ test('haqa quantize writes <model>.haqa.onnx beside the recipe and reports per-l
   const dir = tempDir();
   await writeTinyModel(dir, { hidden: 64, intermediate: 96, layers: 1 });
   const recipe = path.join(dir, 'haqa.yaml');
-  fs.writeFileSync(recipe, 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  overrides:\n    - match: "**.down_proj"\n      bits: 8\n');
+  fs.writeFileSync(
+    recipe,
+    'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  overrides:\n    - match: "**.down_proj"\n      bits: 8\n',
+  );
   const r = await run(['quantize', recipe]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /model\.layers\.0\.mlp\.up_proj\s+int4 b32 sym rtn/);
   assert.match(r.out, /model\.layers\.0\.mlp\.down_proj\s+int8 b32 sym rtn/);
   assert.match(r.out, /size .* → .*smaller/);
   const g = await inspectModel(path.join(dir, 'model.haqa.onnx'));
-  assert.deepEqual(g.layers.map((l) => [l.name, l.bits]), [['model.layers.0.mlp.up_proj', 4], ['model.layers.0.mlp.down_proj', 8]]);
+  assert.deepEqual(
+    g.layers.map((l) => [l.name, l.bits]),
+    [
+      ['model.layers.0.mlp.up_proj', 4],
+      ['model.layers.0.mlp.down_proj', 8],
+    ],
+  );
 
   const j = await run(['quantize', recipe, '-o', path.join(dir, 'x.onnx'), '--json']);
   assert.equal(j.code, 0);

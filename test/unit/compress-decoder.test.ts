@@ -17,8 +17,16 @@ import { recipeFor, relL2 } from './compress-helpers';
 
 const FIXTURE = path.join(__dirname, '../../examples/tiny-llama');
 const CFG = {
-  model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 1024, rope_theta: 10000, rms_norm_eps: 1e-6, initializer_range: 0.1,
+  model_type: 'llama',
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 1024,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+  initializer_range: 0.1,
 };
 
 async function decoderDir() {
@@ -46,10 +54,14 @@ test('decoder calibration tokenizes the text into windows and collects only what
   const x = m.proto.graph!.node![q.nodeIndex].input![0];
   const down = g.layers.find((l) => l.name === 'model.layers.0.mlp.down_proj')!;
   const xd = m.proto.graph!.node![down.nodeIndex].input![0];
-  const c = await calibrate(m, new Map([
-    [x, { K: q.K, hessian: true, norms: false, range: true }],
-    [xd, { K: down.K, hessian: false, norms: true, range: false }],
-  ]), { text: path.join(dir, 'calib.txt'), samples: 3, seq_len: 16 });
+  const c = await calibrate(
+    m,
+    new Map([
+      [x, { K: q.K, hessian: true, norms: false, range: true }],
+      [xd, { K: down.K, hessian: false, norms: true, range: false }],
+    ]),
+    { text: path.join(dir, 'calib.txt'), samples: 3, seq_len: 16 },
+  );
   assert.equal(c.source, 'text');
   assert.equal(c.samples, 3);
   const sx = c.inputs.get(x)!;
@@ -58,7 +70,7 @@ test('decoder calibration tokenizes the text into windows and collects only what
   // XᵀX is symmetric with a positive diagonal.
   for (let i = 0; i < q.K; i++) {
     assert.ok(sx.xtx![i * q.K + i] > 0);
-    assert.equal(sx.xtx![i * q.K + (i + 1) % q.K], sx.xtx![((i + 1) % q.K) * q.K + i]);
+    assert.equal(sx.xtx![i * q.K + ((i + 1) % q.K)], sx.xtx![((i + 1) % q.K) * q.K + i]);
   }
   const sd = c.inputs.get(xd)!;
   assert.ok(sd.sqSum && !sd.xtx);
@@ -73,14 +85,21 @@ test('a compressed decoder keeps the interface and decodes with its cache close 
   const cases: [string, Record<string, unknown>, number][] = [
     ['gptq4', { quantize: { bits: 4, block_size: 32, method: 'gptq', accuracy_level: 4, skip: ['lm_head'] } }, 0.4], // a random decoder is fragile: RTN 4-bit gives ~0.3 here
     ['w8a8-static', { quantize: { bits: 8, activations: 'static', skip: ['lm_head'] } }, 0.05],
-    ['wanda-25%+lowrank', {
-      sparsity: { method: 'wanda', rules: [{ match: 'model.layers.*.mlp.*', ratio: 0.25 }] },
-      low_rank: { rules: [{ match: 'model.layers.*.self_attn.o_proj', rank: 56 }] },
-    }, 0.5],
+    [
+      'wanda-25%+lowrank',
+      {
+        sparsity: { method: 'wanda', rules: [{ match: 'model.layers.*.mlp.*', ratio: 0.25 }] },
+        low_rank: { rules: [{ match: 'model.layers.*.self_attn.o_proj', rank: 56 }] },
+      },
+      0.5,
+    ],
   ];
   for (const [label, doc, tol] of cases) {
     const out = path.join(dir, `${label}.onnx`);
-    const res = await compressModel(recipeFor(src, { ...doc, calibration: { text: 'calib.txt', samples: 4, seq_len: 32 } }), { out });
+    const res = await compressModel(
+      recipeFor(src, { ...doc, calibration: { text: 'calib.txt', samples: 4, seq_len: 32 } }),
+      { out },
+    );
     assert.ok(res.layers.length > 0);
     const after = await inspectModel(out);
     assert.deepEqual(after.inputs, before.inputs, label);

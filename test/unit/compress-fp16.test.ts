@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compressModel } from '../../server/src/compress/pipeline';
-import { DataType, onnx, readModel, readTensorBytes, readTensorFloat32, tensorDims, writeModel } from '../../server/src/model/onnx';
+import {
+  DataType,
+  onnx,
+  readModel,
+  readTensorBytes,
+  readTensorFloat32,
+  tensorDims,
+  writeModel,
+} from '../../server/src/model/onnx';
 import { floatType } from '../../server/src/model/floatTypes';
 import { node, valueInfo, model } from '../../server/src/model/build';
 import { synthesizeDecoder } from '../../server/src/model/synth';
@@ -54,20 +62,30 @@ function chain(file: string, stored: number, round: number, files: 0 | 1 | 2): v
       const at = dataOffsets.get(loc) ?? 0;
       fs.appendFileSync(path.join(path.dirname(file), loc), bytes);
       dataOffsets.set(loc, at + bytes.length);
-      inits.push(onnx.TensorProto.create({
-        name, dataType: stored, dims, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [
-          { key: 'location', value: loc }, { key: 'offset', value: String(at) }, { key: 'length', value: String(bytes.length) },
-        ],
-      }));
+      inits.push(
+        onnx.TensorProto.create({
+          name,
+          dataType: stored,
+          dims,
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [
+            { key: 'location', value: loc },
+            { key: 'offset', value: String(at) },
+            { key: 'length', value: String(bytes.length) },
+          ],
+        }),
+      );
     }
     const y = i === LAYERS - 1 ? 'y' : `h${i}`;
     nodes.push(node('MatMul', [x, name], [y], { name: `/model/layers.${i}/mlp/down_proj/MatMul` }));
     x = y;
   }
   const m = model({
-    name: 'chain', node: nodes, initializer: inits as onnx.TensorProto[],
-    input: [valueInfo('x', stored, ['batch', K])], output: [valueInfo('y', stored, ['batch', N])],
+    name: 'chain',
+    node: nodes,
+    initializer: inits as onnx.TensorProto[],
+    input: [valueInfo('x', stored, ['batch', K])],
+    output: [valueInfo('y', stored, ['batch', N])],
   });
   fs.writeFileSync(file, onnx.ModelProto.encode(m).finish());
 }
@@ -90,8 +108,15 @@ async function dequantized(file: string): Promise<{ W: Float64Array; scaleType: 
     if (n.opType !== 'MatMulNBits') continue;
     const a = (k: string) => Number((n.attribute ?? []).find((x) => x.name === k)!.i);
     const [b, s, z] = [1, 2, 3].map((i) => (n.input![i] ? init.get(n.input![i]) : undefined));
-    const W = unpackNBits(await t64(b!, m.baseDir), await t64(s!, m.baseDir), z ? await t64(z, m.baseDir) : undefined,
-      a('K'), a('N'), a('bits'), a('block_size'));
+    const W = unpackNBits(
+      await t64(b!, m.baseDir),
+      await t64(s!, m.baseDir),
+      z ? await t64(z, m.baseDir) : undefined,
+      a('K'),
+      a('N'),
+      a('bits'),
+      a('block_size'),
+    );
     out.push({ W, scaleType: s!.dataType! });
   }
   return out;
@@ -99,7 +124,10 @@ async function dequantized(file: string): Promise<{ W: Float64Array; scaleType: 
 
 const RECIPE = { quantize: { bits: 4, block_size: 32, symmetric: false } };
 
-for (const [label, dt, tol] of [['fp16', DataType.FLOAT16, 2 ** -10], ['bf16', DataType.BFLOAT16, 2 ** -7]] as const) {
+for (const [label, dt, tol] of [
+  ['fp16', DataType.FLOAT16, 2 ** -10],
+  ['bf16', DataType.BFLOAT16, 2 ** -7],
+] as const) {
   for (const files of [0, 1, 2] as const) {
     const where = files === 0 ? 'inline' : files === 1 ? 'one external data file' : 'one external data file per tensor';
     test(`a ${label} source (${where}) quantizes like its fp32 twin, within the scales' ${label} rounding`, async () => {
@@ -112,12 +140,16 @@ for (const [label, dt, tol] of [['fp16', DataType.FLOAT16, 2 ** -10], ['bf16', D
       const chunkBytes = 16 * N * 4;
       const r16 = await compressModel(recipeFor(src16, RECIPE), { out: path.join(sub, 'q16.onnx'), chunkBytes });
       const r32 = await compressModel(recipeFor(src32, RECIPE), { out: path.join(sub, 'q32.onnx'), chunkBytes });
-      assert.equal(r16.layers.filter((l) => l.actions.some((a) => a.startsWith('int4'))).length, LAYERS, JSON.stringify(r16.layers));
+      assert.equal(
+        r16.layers.filter((l) => l.actions.some((a) => a.startsWith('int4'))).length,
+        LAYERS,
+        JSON.stringify(r16.layers),
+      );
       const d16 = await dequantized(r16.out);
       const d32 = await dequantized(r32.out);
       assert.equal(d16.length, LAYERS);
       for (let i = 0; i < LAYERS; i++) {
-        assert.equal(d16[i].scaleType, dt, 'scales are in the source type (MatMulNBits T1 is the activations\' type)');
+        assert.equal(d16[i].scaleType, dt, "scales are in the source type (MatMulNBits T1 is the activations' type)");
         assert.equal(d32[i].scaleType, DataType.FLOAT);
         let maxAbs = 0;
         let maxDiff = 0;
@@ -128,7 +160,10 @@ for (const [label, dt, tol] of [['fp16', DataType.FLOAT16, 2 ** -10], ['bf16', D
         assert.ok(maxAbs > 0);
         assert.ok(maxDiff <= tol * maxAbs, `layer ${i}: max |Ŵ16 − Ŵ32| = ${maxDiff}, over ${tol} × ${maxAbs}`);
       }
-      assert.ok(Math.abs((r16.relError ?? 1) - (r32.relError ?? 0)) < 1e-2, `relError ${r16.relError} vs ${r32.relError}`);
+      assert.ok(
+        Math.abs((r16.relError ?? 1) - (r32.relError ?? 0)) < 1e-2,
+        `relError ${r16.relError} vs ${r32.relError}`,
+      );
     });
   }
 }
@@ -140,25 +175,52 @@ test('a weight type that cannot be compressed is refused, naming the layer and t
   const w = Float64Array.from(randn(K * N, 5));
   const m = model({
     name: 'd',
-    node: [node('MatMul', ['x', 'model.layers.0.mlp.down_proj.weight'], ['y'], { name: '/model/layers.0/mlp/down_proj/MatMul' })],
-    initializer: [onnx.TensorProto.create({ name: 'model.layers.0.mlp.down_proj.weight', dataType: DataType.DOUBLE, dims: [K, N],
-      rawData: new Uint8Array(w.buffer) })],
-    input: [valueInfo('x', DataType.DOUBLE, ['batch', K])], output: [valueInfo('y', DataType.DOUBLE, ['batch', N])],
+    node: [
+      node('MatMul', ['x', 'model.layers.0.mlp.down_proj.weight'], ['y'], {
+        name: '/model/layers.0/mlp/down_proj/MatMul',
+      }),
+    ],
+    initializer: [
+      onnx.TensorProto.create({
+        name: 'model.layers.0.mlp.down_proj.weight',
+        dataType: DataType.DOUBLE,
+        dims: [K, N],
+        rawData: new Uint8Array(w.buffer),
+      }),
+    ],
+    input: [valueInfo('x', DataType.DOUBLE, ['batch', K])],
+    output: [valueInfo('y', DataType.DOUBLE, ['batch', N])],
   });
   await writeModel(m, file);
-  await assert.rejects(compressModel(recipeFor(file, RECIPE), { out: path.join(sub, 'q.onnx') }),
-    /model\.layers\.0\.mlp\.down_proj.*DOUBLE.*FLOAT, FLOAT16 and BFLOAT16/);
+  await assert.rejects(
+    compressModel(recipeFor(file, RECIPE), { out: path.join(sub, 'q.onnx') }),
+    /model\.layers\.0\.mlp\.down_proj.*DOUBLE.*FLOAT, FLOAT16 and BFLOAT16/,
+  );
 });
 
-test('haqa synth --dtype fp16|bf16: the fp32 model\'s draws, rounded to the type, in a graph of that type', async () => {
+test("haqa synth --dtype fp16|bf16: the fp32 model's draws, rounded to the type, in a graph of that type", async () => {
   const arch = architectureFromConfig({
-    model_type: 'llama', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4,
-    num_key_value_heads: 2, vocab_size: 50, max_position_embeddings: 64,
+    model_type: 'llama',
+    hidden_size: 32,
+    intermediate_size: 48,
+    num_hidden_layers: 1,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 50,
+    max_position_embeddings: 64,
   });
   const r32 = await synthesizeDecoder(arch, { out: path.join(dir, 'synth32', 'model.onnx'), seed: 3 });
   const m32 = await readModel(r32.out);
-  for (const [dtype, dt] of [['fp16', DataType.FLOAT16], ['bf16', DataType.BFLOAT16]] as const) {
-    const r = await synthesizeDecoder(arch, { out: path.join(dir, `synth-${dtype}`, 'model.onnx'), seed: 3, dtype, externalData: true });
+  for (const [dtype, dt] of [
+    ['fp16', DataType.FLOAT16],
+    ['bf16', DataType.BFLOAT16],
+  ] as const) {
+    const r = await synthesizeDecoder(arch, {
+      out: path.join(dir, `synth-${dtype}`, 'model.onnx'),
+      seed: 3,
+      dtype,
+      externalData: true,
+    });
     assert.ok(r.dataFile);
     const m = await readModel(r.out);
     const g = m.proto.graph!;
@@ -172,6 +234,9 @@ test('haqa synth --dtype fp16|bf16: the fp32 model\'s draws, rounded to the type
       assert.deepEqual(got, want, t.name!);
     }
     const q = await compressModel(recipeFor(r.out, RECIPE), { out: path.join(dir, `synth-${dtype}`, 'q.onnx') });
-    assert.ok(q.layers.filter((l) => l.actions.some((a) => a.startsWith('int4'))).length >= 7, JSON.stringify(q.layers));
+    assert.ok(
+      q.layers.filter((l) => l.actions.some((a) => a.startsWith('int4'))).length >= 7,
+      JSON.stringify(q.layers),
+    );
   }
 });

@@ -13,7 +13,10 @@ export function recipeFor(modelPath: string, doc: Record<string, any>): Recipe {
   return resolveRecipe({ model: path.basename(modelPath), ...doc }, path.join(path.dirname(modelPath), 'haqa.yaml'));
 }
 
-export interface T64 { data: Float64Array; dims: number[] }
+export interface T64 {
+  data: Float64Array;
+  dims: number[];
+}
 
 function tensorValue(t: onnx.ITensorProto, bytes: Uint8Array): T64 {
   const dims = tensorDims(t);
@@ -31,7 +34,15 @@ function tensorValue(t: onnx.ITensorProto, bytes: Uint8Array): T64 {
 }
 
 /** Unpack MatMulNBits B / scales / zero_points into W [K, N] (float64), straight from the spec. */
-export function unpackNBits(B: T64, scales: T64, zp: T64 | undefined, K: number, N: number, bits: number, bs: number): Float64Array {
+export function unpackNBits(
+  B: T64,
+  scales: T64,
+  zp: T64 | undefined,
+  K: number,
+  N: number,
+  bits: number,
+  bs: number,
+): Float64Array {
   const nb = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
   const zpRow = Math.ceil((nb * bits) / 8);
@@ -60,10 +71,11 @@ function matmul(a: T64, b: T64): T64 {
   const N = b.dims[1];
   const M = a.data.length / K;
   const out = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) {
-    const v = a.data[i * K + k];
-    if (v) for (let j = 0; j < N; j++) out[i * N + j] += v * b.data[k * N + j];
-  }
+  for (let i = 0; i < M; i++)
+    for (let k = 0; k < K; k++) {
+      const v = a.data[i * K + k];
+      if (v) for (let j = 0; j < N; j++) out[i * N + j] += v * b.data[k * N + j];
+    }
   return { data: out, dims: [...a.dims.slice(0, -1), N] };
 }
 
@@ -91,7 +103,8 @@ export async function reference(file: string, feeds: Record<string, T64>): Promi
     let outs: T64[];
     if (op === 'MatMul') outs = [matmul(ins[0]!, ins[1]!)];
     else if (op === 'MatMulNBits') {
-      const K = attrI(n, 'K', 0), N = attrI(n, 'N', 0);
+      const K = attrI(n, 'K', 0),
+        N = attrI(n, 'N', 0);
       const W = unpackNBits(ins[1]!, ins[2]!, ins[3], K, N, attrI(n, 'bits', 4), attrI(n, 'block_size', 0));
       outs = [matmul(ins[0]!, { data: W, dims: [K, N] })];
     } else if (op === 'Gemm') {
@@ -104,7 +117,8 @@ export async function reference(file: string, feeds: Record<string, T64>): Promi
         W = { data: d, dims: [K, N] };
       }
       let y = matmul(ins[0]!, W);
-      const alpha = attrF(n, 'alpha', 1), beta = attrF(n, 'beta', 1);
+      const alpha = attrF(n, 'alpha', 1),
+        beta = attrF(n, 'beta', 1);
       y = { data: y.data.map((v) => v * alpha), dims: y.dims };
       if (ins[2]) y = broadcast2(y, { data: ins[2].data.map((v) => v * beta), dims: ins[2].dims }, (a, b) => a + b);
       outs = [y];
@@ -115,14 +129,23 @@ export async function reference(file: string, feeds: Record<string, T64>): Promi
     else if (op === 'Cast') outs = [ins[0]!];
     else if (op === 'DynamicQuantizeLinear') {
       const x = ins[0]!;
-      let mn = 0, mx = 0;
-      for (const v of x.data) { mn = Math.min(mn, Math.fround(v)); mx = Math.max(mx, Math.fround(v)); }
+      let mn = 0,
+        mx = 0;
+      for (const v of x.data) {
+        mn = Math.min(mn, Math.fround(v));
+        mx = Math.max(mx, Math.fround(v));
+      }
       const scale = Math.fround((mx - mn) / 255);
       const zp = Math.max(0, Math.min(255, roundHalfEven(Math.fround(-mn / scale))));
       const q = x.data.map((v) => Math.max(0, Math.min(255, roundHalfEven(Math.fround(v / scale)) + zp)));
-      outs = [{ data: q, dims: x.dims }, { data: Float64Array.of(scale), dims: [] }, { data: Float64Array.of(zp), dims: [] }];
+      outs = [
+        { data: q, dims: x.dims },
+        { data: Float64Array.of(scale), dims: [] },
+        { data: Float64Array.of(zp), dims: [] },
+      ];
     } else if (op === 'MatMulInteger') {
-      const a = ins[0]!, b = ins[1]!;
+      const a = ins[0]!,
+        b = ins[1]!;
       const az = ins[2] ? ins[2].data[0] : 0;
       const N = b.dims[1];
       const bz = ins[3] ?? { data: new Float64Array(N), dims: [N] };
@@ -130,12 +153,21 @@ export async function reference(file: string, feeds: Record<string, T64>): Promi
       const B = { data: b.data.map((v, i) => v - bz.data[bz.data.length === 1 ? 0 : i % N]), dims: b.dims };
       outs = [matmul(A, B)];
     } else if (op === 'QuantizeLinear') {
-      const s = ins[1]!.data[0], z = ins[2]!.data[0];
-      outs = [{ data: ins[0]!.data.map((v) => Math.max(0, Math.min(255, roundHalfEven(Math.fround(v / s)) + z))), dims: ins[0]!.dims }];
+      const s = ins[1]!.data[0],
+        z = ins[2]!.data[0];
+      outs = [
+        {
+          data: ins[0]!.data.map((v) => Math.max(0, Math.min(255, roundHalfEven(Math.fround(v / s)) + z))),
+          dims: ins[0]!.dims,
+        },
+      ];
     } else if (op === 'DequantizeLinear') {
-      const x = ins[0]!, s = ins[1]!, z = ins[2];
+      const x = ins[0]!,
+        s = ins[1]!,
+        z = ins[2];
       const axis = attrI(n, 'axis', 1);
-      if (s.data.length === 1) outs = [{ data: x.data.map((v) => (v - (z ? z.data[0] : 0)) * s.data[0]), dims: x.dims }];
+      if (s.data.length === 1)
+        outs = [{ data: x.data.map((v) => (v - (z ? z.data[0] : 0)) * s.data[0]), dims: x.dims }];
       else {
         const N = x.dims[1];
         if (axis !== 1) throw new Error('reference: per-channel DQ axis');
@@ -163,7 +195,8 @@ export function input(dims: number[], seed: number, std = 1): T64 {
 
 /** max |a − b| / max |b|. */
 export function relMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, m = 0;
+  let d = 0,
+    m = 0;
   for (let i = 0; i < a.length; i++) {
     d = Math.max(d, Math.abs(a[i] - b[i]));
     m = Math.max(m, Math.abs(b[i]));
@@ -173,7 +206,8 @@ export function relMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** ‖a − b‖ / ‖b‖. */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, m = 0;
+  let d = 0,
+    m = 0;
   for (let i = 0; i < a.length; i++) {
     d += (a[i] - b[i]) ** 2;
     m += b[i] ** 2;
@@ -186,7 +220,10 @@ export function gemmModel(K: number, N: number, seed = 3, alpha = 0.5): onnx.Mod
   return model({
     name: 'gemm',
     node: [
-      node('Gemm', ['x', 'fc.weight', 'fc.bias'], ['h'], { name: '/fc/Gemm', attrs: { transB: 1, alpha: { float: alpha }, beta: { float: 2 } } }),
+      node('Gemm', ['x', 'fc.weight', 'fc.bias'], ['h'], {
+        name: '/fc/Gemm',
+        attrs: { transB: 1, alpha: { float: alpha }, beta: { float: 2 } },
+      }),
       node('Tanh', ['h'], ['t'], { name: '/act/Tanh' }),
       node('MatMul', ['t', 'out.weight'], ['y'], { name: '/out/MatMul' }),
     ],

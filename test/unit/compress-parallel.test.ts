@@ -32,17 +32,25 @@ async function write(file: string, dt: number): Promise<void> {
   }
   inits.push(await w.append('lm_head.weight', dt, [V, H], ft.encode(randn(V * H, 50, 0.05))));
   nodes.push(node('Gemm', [x, 'lm_head.weight'], ['y'], { name: '/lm_head/Gemm', attrs: { transB: 1 } }));
-  await w.commit(model({
-    name: 'p', node: nodes, initializer: inits as onnx.TensorProto[],
-    input: [valueInfo('x', dt, ['batch', H])], output: [valueInfo('y', dt, ['batch', V])],
-  }));
+  await w.commit(
+    model({
+      name: 'p',
+      node: nodes,
+      initializer: inits as onnx.TensorProto[],
+      input: [valueInfo('x', dt, ['batch', H])],
+      output: [valueInfo('y', dt, ['batch', V])],
+    }),
+  );
 }
 
 function bytesOf(out: string): Buffer[] {
   return [fs.readFileSync(out), fs.readFileSync(out + '.data')];
 }
 
-for (const [label, dt] of [['fp32', DataType.FLOAT], ['fp16', DataType.FLOAT16]] as const) {
+for (const [label, dt] of [
+  ['fp32', DataType.FLOAT],
+  ['fp16', DataType.FLOAT16],
+] as const) {
   test(`${label}: three threads write the same bytes as one (MatMul and transposed Gemm, 2/4/8 bits, sym and asym)`, async () => {
     const src = path.join(dir, label, 'model.onnx');
     fs.mkdirSync(path.dirname(src), { recursive: true });
@@ -63,7 +71,11 @@ for (const [label, dt] of [['fp32', DataType.FLOAT], ['fp16', DataType.FLOAT16]]
       const before = parallelStats.slices;
       const three = await compressModel(recipeFor(src, doc), { out: outs[1], chunkBytes, threads: 3 });
       assert.ok(parallelStats.slices - before >= 6, `slices on threads: ${parallelStats.slices - before}`);
-      assert.equal(three.layers.filter((l) => l.actions.some((a) => a.startsWith(`int${q.bits}`))).length, 3, JSON.stringify(three.layers));
+      assert.equal(
+        three.layers.filter((l) => l.actions.some((a) => a.startsWith(`int${q.bits}`))).length,
+        3,
+        JSON.stringify(three.layers),
+      );
       assert.deepEqual(bytesOf(outs[1]), bytesOf(outs[0]), `${JSON.stringify(q)}: the same model, byte for byte`);
       assert.deepEqual(three.layers, one.layers, 'the same reports, errors included');
       assert.equal(three.relError, one.relError);

@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { compressModel } from '../../server/src/compress/pipeline';
-import { blockParams, quantizeRTN, dequantize, ORT_DEFAULT_4BIT, floatToHalf, quantizeValue, toHalfArray } from '../../server/src/compress/quant';
+import {
+  blockParams,
+  quantizeRTN,
+  dequantize,
+  ORT_DEFAULT_4BIT,
+  floatToHalf,
+  quantizeValue,
+  toHalfArray,
+} from '../../server/src/compress/quant';
 import { readModel, writeModel, halfToFloat, DataType, makeTensor } from '../../server/src/model/onnx';
 import { node, valueInfo, model } from '../../server/src/model/build';
 import * as ort from 'onnxruntime-node';
@@ -10,7 +18,7 @@ import { inspectModel } from '../../server/src/model/graph';
 import { tempDir, writeTinyModel, randn } from '../helpers/tinyModel';
 import { recipeFor, reference, runOrt, input, relMaxDiff, relL2, gemmModel, unpackNBits } from './compress-helpers';
 
-test('scale and zero point follow onnxruntime\'s rules', () => {
+test("scale and zero point follow onnxruntime's rules", () => {
   // Symmetric: the larger-magnitude extreme maps to code 0 (scale = extreme / −8).
   assert.deepEqual(blockParams(-1, 0.5, 4, true), { scale: 0.125, zp: 8 });
   assert.deepEqual(blockParams(-0.25, 2, 4, true), { scale: -0.25, zp: 8 });
@@ -33,25 +41,38 @@ test('the branch-free rounding equals C roundf (halves away from zero) after the
 });
 
 test('RTN packing round-trips through an independent unpacker, K not a multiple of the block', () => {
-  for (const [bits, bs, sym] of [[4, 32, true], [4, 16, false], [8, 64, false], [8, 32, true], [2, 16, false]] as const) {
-    const K = 72, N = 5;
+  for (const [bits, bs, sym] of [
+    [4, 32, true],
+    [4, 16, false],
+    [8, 64, false],
+    [8, 32, true],
+    [2, 16, false],
+  ] as const) {
+    const K = 72,
+      N = 5;
     const w = randn(K * N, 11 + bits + bs);
     const pw = quantizeRTN(w, K, N, { bits, blockSize: bs, symmetric: sym });
-    assert.equal(pw.packed.length, N * Math.ceil(K / bs) * (bs * bits) / 8);
+    assert.equal(pw.packed.length, (N * Math.ceil(K / bs) * (bs * bits)) / 8);
     const mine = dequantize(pw);
     const ref = unpackNBits(
-      { data: Float64Array.from(pw.packed), dims: [] }, { data: Float64Array.from(pw.scales), dims: [] },
-      pw.zeroPoints ? { data: Float64Array.from(pw.zeroPoints), dims: [] } : undefined, K, N, bits, bs,
+      { data: Float64Array.from(pw.packed), dims: [] },
+      { data: Float64Array.from(pw.scales), dims: [] },
+      pw.zeroPoints ? { data: Float64Array.from(pw.zeroPoints), dims: [] } : undefined,
+      K,
+      N,
+      bits,
+      bs,
     );
     assert.deepEqual(Array.from(mine), Array.from(ref));
     // Within half a step, except at the clipped end of ORT's grids (at most one step): never worse.
     let within = 0;
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
-      const s = Math.abs(pw.scales[n * Math.ceil(K / bs) + Math.floor(k / bs)]);
-      const d = Math.abs(mine[k * N + n] - w[k * N + n]);
-      assert.ok(d <= s + 1e-6, `bits ${bits} bs ${bs} (${k},${n})`);
-      if (d <= s / 2 + 1e-6) within++;
-    }
+    for (let n = 0; n < N; n++)
+      for (let k = 0; k < K; k++) {
+        const s = Math.abs(pw.scales[n * Math.ceil(K / bs) + Math.floor(k / bs)]);
+        const d = Math.abs(mine[k * N + n] - w[k * N + n]);
+        assert.ok(d <= s + 1e-6, `bits ${bits} bs ${bs} (${k},${n})`);
+        if (d <= s / 2 + 1e-6) within++;
+      }
     assert.ok(within >= 0.95 * K * N);
   }
 });
@@ -76,9 +97,15 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
     const res = await compressModel(recipeFor(file, { quantize: q }), { out });
     assert.equal(res.layers.length, 4);
     const g = await inspectModel(out);
-    assert.deepEqual(g.layers.map((l) => l.op), ['MatMulNBits', 'MatMulNBits', 'MatMulNBits', 'MatMulNBits']);
+    assert.deepEqual(
+      g.layers.map((l) => l.op),
+      ['MatMulNBits', 'MatMulNBits', 'MatMulNBits', 'MatMulNBits'],
+    );
     assert.ok(g.layers.every((l) => l.bits === (q.bits as number)));
-    assert.deepEqual(g.inputs.map((i) => i.name), ['x']);
+    assert.deepEqual(
+      g.inputs.map((i) => i.name),
+      ['x'],
+    );
     const ref = (await reference(out, { x })).y.data;
     const got = (await runOrt(out, { x })).y;
     // accuracy_level 4 quantizes the activations to int8 inside the kernel: looser by design.
@@ -92,7 +119,7 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
   assert.ok(errs['4 sym b32'] < errs['2 asym b32'], JSON.stringify(errs));
 });
 
-test('ORT_DEFAULT_4BIT is onnxruntime\'s default quantizer output: block 128, asymmetric, no accuracy_level', async () => {
+test("ORT_DEFAULT_4BIT is onnxruntime's default quantizer output: block 128, asymmetric, no accuracy_level", async () => {
   const dir = tempDir();
   const file = await writeTinyModel(dir, { hidden: 128, intermediate: 256, layers: 1 });
   const out = path.join(dir, 'ortdefault.onnx');
@@ -117,8 +144,13 @@ test('Gemm with transB, alpha, beta and a bias becomes MatMulNBits + Add and com
   const x = input([3, 48], 2);
   for (const sym of [true, false]) {
     const out = path.join(dir, `gemm-${sym}.onnx`);
-    const res = await compressModel(recipeFor(file, { quantize: { bits: 4, block_size: 16, symmetric: sym } }), { out });
-    assert.deepEqual(res.layers.map((l) => l.name), ['fc', 'out']);
+    const res = await compressModel(recipeFor(file, { quantize: { bits: 4, block_size: 16, symmetric: sym } }), {
+      out,
+    });
+    assert.deepEqual(
+      res.layers.map((l) => l.name),
+      ['fc', 'out'],
+    );
     const m = await readModel(out);
     assert.ok(!m.proto.graph!.initializer!.some((t) => t.name === 'fc.weight'), 'original weight dropped');
     const ref = (await reference(out, { x })).y.data;
@@ -137,18 +169,22 @@ test('float16 conversion rounds to nearest', () => {
 
 test('float16 models: MatMulNBits with float16 scales, pruned and factorized weights stay float16 and run', async () => {
   const dir = tempDir();
-  const K = 64, N = 32;
+  const K = 64,
+    N = 32;
   const w = randn(K * N, 1, 0.1);
   const m = model({
-    name: 'h', node: [node('MatMul', ['x', 'p.weight'], ['y'], { name: '/p/MatMul' })],
-    input: [valueInfo('x', DataType.FLOAT16, [2, K])], output: [valueInfo('y', DataType.FLOAT16, [2, N])],
+    name: 'h',
+    node: [node('MatMul', ['x', 'p.weight'], ['y'], { name: '/p/MatMul' })],
+    input: [valueInfo('x', DataType.FLOAT16, [2, K])],
+    output: [valueInfo('y', DataType.FLOAT16, [2, N])],
     initializer: [makeTensor('p.weight', DataType.FLOAT16, [K, N], toHalfArray(w))],
   });
   const file = path.join(dir, 'h.onnx');
   await writeModel(m, file);
   const xs = randn(2 * K, 2);
   const x = new ort.Tensor('float16', toHalfArray(xs), [2, K]);
-  const run = async (f: string) => Float64Array.from((await (await ort.InferenceSession.create(f)).run({ x })).y.data as Uint16Array, halfToFloat);
+  const run = async (f: string) =>
+    Float64Array.from((await (await ort.InferenceSession.create(f)).run({ x })).y.data as Uint16Array, halfToFloat);
   const base = await run(file);
   for (const [doc, tol] of [
     [{ quantize: { bits: 4, block_size: 32 } }, 0.2],
@@ -159,7 +195,8 @@ test('float16 models: MatMulNBits with float16 scales, pruned and factorized wei
     const out = path.join(dir, 'o.onnx');
     await compressModel(recipeFor(file, doc), { out });
     const mm = await readModel(out);
-    for (const t of mm.proto.graph!.initializer!) assert.ok([DataType.FLOAT16, DataType.UINT8].includes(t.dataType!), `${t.name} ${t.dataType}`);
+    for (const t of mm.proto.graph!.initializer!)
+      assert.ok([DataType.FLOAT16, DataType.UINT8].includes(t.dataType!), `${t.name} ${t.dataType}`);
     const e = relL2(await run(out), base);
     assert.ok(e > 0 && e < tol, `${JSON.stringify(doc)}: ${e}`);
   }

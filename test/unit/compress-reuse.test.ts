@@ -41,7 +41,10 @@ for (const external of [true, false]) {
     const out = (n: string) => outIn(ws, n);
 
     const fresh = await compressModel(recipeFor(model, { quantize: base }), { out: out('fresh-a') });
-    const first = await compressModel(recipeFor(model, { quantize: base }), { out: out('cached-a'), layerCache: cache });
+    const first = await compressModel(recipeFor(model, { quantize: base }), {
+      out: out('cached-a'),
+      layerCache: cache,
+    });
     assert.deepEqual(cache.stats, { hits: 0, misses: 6, stored: 6, bytesReused: 0 });
     assert.deepEqual(filesOf(first.out), filesOf(fresh.out), 'a cold store changes nothing');
 
@@ -51,7 +54,10 @@ for (const external of [true, false]) {
     assert.deepEqual(again.layers, fresh.layers, 'reports (actions, errors) are the stored ones');
 
     const freshB = await compressModel(recipeFor(model, { quantize: oneGroup }), { out: out('fresh-b') });
-    const b = await compressModel(recipeFor(model, { quantize: oneGroup }), { out: out('cached-b'), layerCache: cache });
+    const b = await compressModel(recipeFor(model, { quantize: oneGroup }), {
+      out: out('cached-b'),
+      layerCache: cache,
+    });
     assert.equal(cache.stats.hits, 6 + 4, 'layers 0 and 2 come from the store');
     assert.equal(cache.stats.misses, 6 + 2, 'layer 1 (up and down) is recompressed');
     assert.deepEqual(filesOf(b.out), filesOf(freshB.out), 'the assembled model is the fresh one, byte for byte');
@@ -62,9 +68,12 @@ for (const external of [true, false]) {
 test('GPTQ layers are keyed by the calibration they use: other statistics recompress them', async () => {
   const { ws, model } = await workspace(true);
   const cache = LayerCache.forWorkspace(ws);
-  const recipe = (seed: number) => recipeFor(model, {
-    quantize: { ...base, method: 'gptq' }, calibration: { samples: 2, seq_len: 8 }, search: { seed },
-  });
+  const recipe = (seed: number) =>
+    recipeFor(model, {
+      quantize: { ...base, method: 'gptq' },
+      calibration: { samples: 2, seq_len: 8 },
+      search: { seed },
+    });
   const c1 = await calibrateModel(recipe(1));
   const c2 = await calibrateModel(recipe(2));
   await compressModel(recipe(1), { out: outIn(ws, 'g1'), calibration: c1, layerCache: cache });

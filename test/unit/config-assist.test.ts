@@ -63,7 +63,9 @@ test('hover on a skip entry and on a knob scope; many layers are truncated', asy
   const big = tempDir('haqa-assist-big-');
   await writeLlamaShapes(big, { ...SMALL, layers: 4 }); // 29 layers, more than a hover shows
   const all = `model: ./model.onnx\nquantize:\n  skip: ["**"]\n`;
-  const many = hoverText(hoverRecipe(await analyzeRecipe(all, path.join(big, 'haqa.yaml'), { models }), posOf(all, '**')));
+  const many = hoverText(
+    hoverRecipe(await analyzeRecipe(all, path.join(big, 'haqa.yaml'), { models }), posOf(all, '**')),
+  );
   assert.match(many, /matches \*\*29\*\* of 29/);
   assert.equal(many.split('\n').filter((l) => l.startsWith('| `')).length, HOVER_MAX_ROWS);
   assert.match(many, new RegExp(`… and ${29 - HOVER_MAX_ROWS} more`));
@@ -87,18 +89,29 @@ test('completion: keys from the schema at the cursor, without those already ther
   assert.ok(!labels.includes('model'));
   const item = `model: m\nquantize:\n  overrides:\n    - match: a\n      \n`;
   const inItem = completeRecipe(item, { line: 4, character: 6 }).map((i) => i.label);
-  assert.ok(inItem.includes('bits') && inItem.includes('skip') && !inItem.includes('match') && !inItem.includes('overrides'));
+  assert.ok(
+    inItem.includes('bits') && inItem.includes('skip') && !inItem.includes('match') && !inItem.includes('overrides'),
+  );
   const top = completeRecipe('model: m\n\n', { line: 1, character: 0 }).map((i) => i.label);
   assert.ok(top.includes('quantize') && top.includes('search') && !top.includes('model'));
 });
 
 test('completion: enum values at a value position', () => {
   const text = 'model: m\ntarget:\n  provider: \n';
-  assert.deepEqual(completeRecipe(text, { line: 2, character: 12 }).map((i) => i.label), ['cpu', 'cuda', 'dml', 'coreml', 'webgpu']);
+  assert.deepEqual(
+    completeRecipe(text, { line: 2, character: 12 }).map((i) => i.label),
+    ['cpu', 'cuda', 'dml', 'coreml', 'webgpu'],
+  );
   const bits = 'model: m\nquantize:\n  overrides:\n    - match: x\n      bits: \n';
-  assert.deepEqual(completeRecipe(bits, { line: 4, character: 12 }).map((i) => i.label), ['2', '3', '4', '5', '6', '7', '8', '32']);
+  assert.deepEqual(
+    completeRecipe(bits, { line: 4, character: 12 }).map((i) => i.label),
+    ['2', '3', '4', '5', '6', '7', '8', '32'],
+  );
   const bool = 'model: m\nquantize:\n  symmetric: \n';
-  assert.deepEqual(completeRecipe(bool, { line: 2, character: 13 }).map((i) => i.label), ['true', 'false']);
+  assert.deepEqual(
+    completeRecipe(bool, { line: 2, character: 13 }).map((i) => i.label),
+    ['true', 'false'],
+  );
 });
 
 test('completion: layer names and patterns in match and skip positions', async () => {
@@ -121,7 +134,10 @@ test('completion: knob names in search.space', () => {
   const text = 'model: m\nsearch:\n  space:\n    quan\n';
   const items = completeRecipe(text, { line: 3, character: 8 });
   assert.ok(items.some((i) => i.label === 'quantize.bits'));
-  assert.equal(items.find((i) => i.label === 'quantize.bits')!.textEdit!.newText, 'quantize.bits: [2, 3, 4, 5, 6, 7, 8, 32]');
+  assert.equal(
+    items.find((i) => i.label === 'quantize.bits')!.textEdit!.newText,
+    'quantize.bits: [2, 3, 4, 5, 6, 7, 8, 32]',
+  );
 });
 
 test('quick fixes: typo in a key, invalid enum, pattern that matches nothing, block size — applied, comments kept, diagnostic gone', async () => {
@@ -155,7 +171,11 @@ quantize:
     const after = await analyze(cur);
     assert.ok(!after.diagnostics.some((x) => x.code === code), `${code} after: ${cur}`);
   }
-  assert.deepEqual(parse(cur), { model: './model.onnx', target: { provider: 'cpu' }, quantize: { bits: 4, block_size: 32, skip: ['lm_head'] } });
+  assert.deepEqual(parse(cur), {
+    model: './model.onnx',
+    target: { provider: 'cpu' },
+    quantize: { bits: 4, block_size: 32, skip: ['lm_head'] },
+  });
   for (const c of ['# my recipe', '# where it runs', '# default']) assert.ok(cur.includes(c), c);
   assert.deepEqual((await analyze(cur)).diagnostics, []);
 });
@@ -164,7 +184,10 @@ test('a pattern with a near miss offers the closest layer name first, and remova
   const text = 'model: ./model.onnx\nquantize:\n  skip:\n    - lm_haed\n';
   const d = (await analyze(text)).diagnostics.filter((x) => x.code === 'pattern-no-match');
   const titles = recipeCodeActions(text, 'u', d).map((x) => [x.title, !!x.isPreferred]);
-  assert.deepEqual(titles, [['Change to lm_head', true], ['Remove the pattern that matches no layer', false]]);
+  assert.deepEqual(titles, [
+    ['Change to lm_head', true],
+    ['Remove the pattern that matches no layer', false],
+  ]);
 });
 
 test('quick fix: accuracy_level 4 for slow 8-bit kernels', async () => {
@@ -179,7 +202,25 @@ test('quick fix: accuracy_level 4 for slow 8-bit kernels', async () => {
 });
 
 test('code actions ignore diagnostics from other sources and stale paths', () => {
-  assert.deepEqual(recipeCodeActions('model: m\n', 'u', [{ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } }, message: 'x', source: 'other', data: { fix: 'remove', path: ['model'] } }]), []);
-  const stale = recipeCodeActions('model: m\n', 'u', [{ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } }, message: 'x', source: 'haqa', code: 'pattern-no-match', data: { fix: 'remove', path: ['quantize', 'skip', 4] } }]);
+  assert.deepEqual(
+    recipeCodeActions('model: m\n', 'u', [
+      {
+        range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } },
+        message: 'x',
+        source: 'other',
+        data: { fix: 'remove', path: ['model'] },
+      },
+    ]),
+    [],
+  );
+  const stale = recipeCodeActions('model: m\n', 'u', [
+    {
+      range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } },
+      message: 'x',
+      source: 'haqa',
+      code: 'pattern-no-match',
+      data: { fix: 'remove', path: ['quantize', 'skip', 4] },
+    },
+  ]);
   assert.deepEqual(stale, []);
 });

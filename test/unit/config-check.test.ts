@@ -28,7 +28,15 @@ async function check(text: string, ctx: Partial<CheckContext> = {}, file = path.
 const codes = (ds: Diagnostic[]) => ds.map((d) => d.code).sort();
 function only(ds: Diagnostic[], code: string): Diagnostic {
   const hits = ds.filter((d) => d.code === code);
-  assert.equal(hits.length, 1, `expected one ${code}, got ${JSON.stringify(ds.map((d) => [d.code, d.message]), null, 1)}`);
+  assert.equal(
+    hits.length,
+    1,
+    `expected one ${code}, got ${JSON.stringify(
+      ds.map((d) => [d.code, d.message]),
+      null,
+      1,
+    )}`,
+  );
   return hits[0];
 }
 /** The text a diagnostic's range covers. */
@@ -47,7 +55,9 @@ quantize:
 `;
 
 test('a sound recipe has no diagnostics', async () => {
-  const a = await check(BASE + `  skip: [lm_head]
+  const a = await check(
+    BASE +
+      `  skip: [lm_head]
   overrides:
     - match: model.layers.*.mlp.down_proj
       bits: 8
@@ -58,7 +68,8 @@ search:
   space:
     quantize.bits@model.layers.*.self_attn.*: [4, 8]
     low_rank.rank@model.layers.0.mlp.up_proj: [null, 8]
-`);
+`,
+  );
   assert.deepEqual(a.diagnostics, []);
   assert.equal(a.graph?.layers.length, 15);
 });
@@ -103,7 +114,11 @@ test('unknown knob in search.space: range on the knob, knobs listed', async () =
   assert.match(messageText(d), /quantize\.bits,/);
   const scoped = BASE + 'search:\n  space:\n    quantize.bloc_size@lm_head: [32]\n';
   const d2 = only((await check(scoped)).diagnostics, 'unknown-knob');
-  assert.deepEqual(d2.data, { fix: 'rename-key', path: ['search', 'space', 'quantize.bloc_size@lm_head'], to: 'quantize.block_size@lm_head' });
+  assert.deepEqual(d2.data, {
+    fix: 'rename-key',
+    path: ['search', 'space', 'quantize.bloc_size@lm_head'],
+    to: 'quantize.block_size@lm_head',
+  });
 });
 
 test('semantic checks still run beside schema errors elsewhere', async () => {
@@ -128,7 +143,9 @@ test('bad input: YAML syntax, binary junk, empty, huge, not a mapping, duplicate
   assert.equal(dup.diagnostics[0].range.start.line, 1);
   const multi = await check('model: a.onnx\n---\nmodel: b.onnx\n');
   assert.equal(multi.diagnostics[0].code, 'yaml-syntax');
-  const bomb = await check('a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n');
+  const bomb = await check(
+    'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
+  );
   assert.ok(bomb.diagnostics.length > 0);
 });
 
@@ -139,7 +156,10 @@ test('model: missing, a directory, corrupt, outside the workspace', async () => 
   fs.mkdirSync(path.join(dir, 'adir.onnx'), { recursive: true });
   only((await check('model: ./adir.onnx\n')).diagnostics, 'model-is-directory');
   fs.writeFileSync(path.join(dir, 'junk.onnx'), Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02]));
-  assert.match(messageText(only((await check('model: ./junk.onnx\n')).diagnostics, 'model-unreadable')), /not a valid ONNX model/);
+  assert.match(
+    messageText(only((await check('model: ./junk.onnx\n')).diagnostics, 'model-unreadable')),
+    /not a valid ONNX model/,
+  );
   // Outside: the recipe's folder is the workspace when none is given (the CLI's rule)...
   const sub = path.join(dir, 'sub');
   fs.mkdirSync(sub, { recursive: true });
@@ -160,11 +180,15 @@ test('a symlink inside the workspace pointing outside is outside', async () => {
   } catch {
     return; // no symlinks on this filesystem
   }
-  only((await check('model: ./link.onnx\n', { workspaceRoots: [ws] }, path.join(ws, 'haqa.yaml'))).diagnostics, 'model-outside-workspace');
+  only(
+    (await check('model: ./link.onnx\n', { workspaceRoots: [ws] }, path.join(ws, 'haqa.yaml'))).diagnostics,
+    'model-outside-workspace',
+  );
 });
 
 test('texts and tokenizer that do not exist are errors on their values', async () => {
-  const text = 'model: ./model.onnx\nevaluation:\n  text: ./data/missing.txt\n  tokenizer: ./tok.json\ncalibration:\n  text: ./data\n';
+  const text =
+    'model: ./model.onnx\nevaluation:\n  text: ./data/missing.txt\n  tokenizer: ./tok.json\ncalibration:\n  text: ./data\n';
   const a = await check(text);
   const nf = a.diagnostics.filter((d) => d.code === 'file-not-found').map((d) => covered(text, d));
   assert.deepEqual(nf.sort(), ['./data/missing.txt', './tok.json']);
@@ -195,7 +219,10 @@ search:
 `;
   const a = await check(text);
   const hits = a.diagnostics.filter((d) => d.code === 'pattern-no-match');
-  assert.deepEqual(hits.map((d) => covered(text, d)), ['lm_haed', 'model.layers.9.*', '"nothing.*"', '"model.*.attn"', 'quantize.bits@decoder.*']);
+  assert.deepEqual(
+    hits.map((d) => covered(text, d)),
+    ['lm_haed', 'model.layers.9.*', '"nothing.*"', '"model.*.attn"', 'quantize.bits@decoder.*'],
+  );
   assert.match(messageText(hits[0]), /did you mean 'lm_head'/);
   assert.deepEqual(hits[0].data, { fix: 'replace', path: ['quantize', 'skip', 1], values: ['lm_head'] });
   assert.deepEqual(hits[1].data, { fix: 'remove', path: ['quantize', 'overrides', 1] });
@@ -206,7 +233,10 @@ test('block_size that does not divide K: names the layers, suggests the nearest 
   const text = BASE.replace('block_size: 32', 'block_size: 64');
   const d = only((await check(text)).diagnostics, 'block-size-not-divisor');
   assert.deepEqual(d.range.start, { line: 5, character: 14 });
-  assert.match(messageText(d), /block_size 64 does not divide K of 2 layers: model\.layers\.0\.mlp\.down_proj \(K=96\)/);
+  assert.match(
+    messageText(d),
+    /block_size 64 does not divide K of 2 layers: model\.layers\.0\.mlp\.down_proj \(K=96\)/,
+  );
   assert.match(messageText(d), /nearest valid block size: 32/);
   assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'block_size'], value: 32, title: 'Set block_size to 32' });
   // Set by an override: the diagnostic is on that override's value.
@@ -232,11 +262,16 @@ test('8 bits with accuracy_level 0 on CPU warns with the measured slowdown; leve
   assert.match(messageText(d), /slower than fp32/);
   assert.match(messageText(d), /bench\/REPORT\.md/, "it cites the project's measurement, not a fixed figure");
   assert.doesNotMatch(messageText(d), /FIELD-NOTES|on this CPU/);
-  assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'accuracy_level'], value: 4, title: 'Set accuracy_level: 4 (int8 compute)' });
+  assert.deepEqual(d.data, {
+    fix: 'set',
+    path: ['quantize', 'accuracy_level'],
+    value: 4,
+    title: 'Set accuracy_level: 4 (int8 compute)',
+  });
   assert.deepEqual((await check(BASE.replace('accuracy_level: 0', 'accuracy_level: 4'))).diagnostics, []);
 });
 
-test('int8 W8A8 weights warn where this CPU\'s int8 kernels saturate (no VNNI), with a fix to uint8', async () => {
+test("int8 W8A8 weights warn where this CPU's int8 kernels saturate (no VNNI), with a fix to uint8", async () => {
   const w8a8 = BASE.replace('bits: 4', 'bits: 8') + '  activations: dynamic\n';
   const text = w8a8 + '  weight_type: int8\n';
   const found = (await check(text)).diagnostics.filter((d) => d.code === 'int8-saturates');
@@ -245,7 +280,12 @@ test('int8 W8A8 weights warn where this CPU\'s int8 kernels saturate (no VNNI), 
     assert.equal(found.length, 1);
     assert.equal(covered(text, d), 'int8');
     assert.match(messageText(d), /no VNNI/);
-    assert.deepEqual(d.data, { fix: 'set', path: ['quantize', 'weight_type'], value: 'uint8', title: 'Set weight_type: uint8' });
+    assert.deepEqual(d.data, {
+      fix: 'set',
+      path: ['quantize', 'weight_type'],
+      value: 'uint8',
+      title: 'Set weight_type: uint8',
+    });
   } else {
     assert.deepEqual(found, [], 'a CPU with VNNI does not saturate');
   }
@@ -264,7 +304,8 @@ test('N:M sparsity: a hint on CPU, an error when N >= M, nothing on CUDA', async
 });
 
 test('low rank that saves nothing warns with the break-even rank', async () => {
-  const lr = (r: number) => BASE + `low_rank:\n  rules:\n    - match: model.layers.*.self_attn.q_proj\n      rank: ${r}\n`;
+  const lr = (r: number) =>
+    BASE + `low_rank:\n  rules:\n    - match: model.layers.*.self_attn.q_proj\n      rank: ${r}\n`;
   const d = only((await check(lr(32))).diagnostics, 'rank-saves-nothing');
   assert.match(messageText(d), /64×64: rank < 32/);
   assert.equal(covered(lr(32), d), '32');
@@ -278,12 +319,17 @@ test('estimated weight memory above the limit is an error with the estimate', as
   assert.match(messageText(d), /estimated weights after compression: [\d.]+ KiB/);
   assert.deepEqual((await check(BASE.replace('target:\n', 'target:\n  memory_limit: 1MiB\n'))).diagnostics, []);
   // In float the same model does not fit in 100 KiB (≈ 230 KiB of fp32 weights).
-  const f = only((await check('model: ./model.onnx\ntarget:\n  memory_limit: 100KiB\n')).diagnostics, 'memory-over-limit');
+  const f = only(
+    (await check('model: ./model.onnx\ntarget:\n  memory_limit: 100KiB\n')).diagnostics,
+    'memory-over-limit',
+  );
   assert.match(messageText(f), /exceed memory_limit 100 KiB/);
 });
 
 test('search.space values outside what the knob takes are errors on the value', async () => {
-  const text = BASE + 'search:\n  space:\n    quantize.bits: [4, 9]\n    quantize.block_size: [32, 48]\n    sparsity.pattern: [none, "2:4", 0.5]\n    quantize.skip: [true]\n';
+  const text =
+    BASE +
+    'search:\n  space:\n    quantize.bits: [4, 9]\n    quantize.block_size: [32, 48]\n    sparsity.pattern: [none, "2:4", 0.5]\n    quantize.skip: [true]\n';
   const a = await check(text);
   const bad = a.diagnostics.filter((d) => d.code === 'knob-value-invalid').map((d) => covered(text, d));
   assert.deepEqual(bad, ['9', '48', '0.5']);

@@ -28,8 +28,14 @@ test('errors: human output with 1-based positions, exit 1', async () => {
   const r = await run(file);
   assert.equal(r.code, 1);
   const lines = r.out.split('\n');
-  assert.equal(lines[0], `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides, gguf_type`);
-  assert.match(lines[1], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:15 error block-size-not-divisor `));
+  assert.equal(
+    lines[0],
+    `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides, gguf_type`,
+  );
+  assert.match(
+    lines[1],
+    new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:15 error block-size-not-divisor `),
+  );
   assert.match(r.err, /2 errors, 0 warnings/);
 });
 
@@ -40,20 +46,35 @@ test('--json: an array of {file, range, severity, code, message} with 0-based po
   const r = await run(file, '--json');
   assert.equal(r.code, 0, 'warnings alone do not fail');
   const arr = JSON.parse(r.out) as CheckOutput[];
-  assert.deepEqual(arr.map((d) => [d.file, d.range, d.severity, d.code]), [
-    [file, { start: { line: 2, character: 9 }, end: { line: 2, character: 24 } }, 'warning', 'pattern-no-match'],
-  ]);
+  assert.deepEqual(
+    arr.map((d) => [d.file, d.range, d.severity, d.code]),
+    [[file, { start: { line: 2, character: 9 }, end: { line: 2, character: 24 } }, 'warning', 'pattern-no-match']],
+  );
   assert.equal(typeof arr[0].message, 'string');
 });
 
 test('config.json, a clean recipe, and usage errors', async () => {
   await ready;
   const cfg = path.join(dir, 'config.json');
-  fs.writeFileSync(cfg, JSON.stringify({ model_type: 'llama', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 3, vocab_size: 128 }));
+  fs.writeFileSync(
+    cfg,
+    JSON.stringify({
+      model_type: 'llama',
+      hidden_size: 64,
+      intermediate_size: 96,
+      num_hidden_layers: 2,
+      num_attention_heads: 8,
+      num_key_value_heads: 3,
+      vocab_size: 128,
+    }),
+  );
   const c = await run(cfg, '--json');
   assert.equal(c.code, 1);
   // model.onnx beside it has 2 kv heads: the count is wrong in itself and disagrees with the graph.
-  assert.deepEqual((JSON.parse(c.out) as CheckOutput[]).map((d) => d.code), ['kv-heads-not-divisor', 'config-graph-mismatch']);
+  assert.deepEqual(
+    (JSON.parse(c.out) as CheckOutput[]).map((d) => d.code),
+    ['kv-heads-not-divisor', 'config-graph-mismatch'],
+  );
   const ok = path.join(dir, 'haqa.yaml');
   fs.writeFileSync(ok, 'model: ./model.onnx\n');
   assert.equal((await run(ok)).code, 0);

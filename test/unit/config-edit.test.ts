@@ -27,14 +27,21 @@ search:
   space: {quantize.bits: [4, 8]}
 `;
 
-const comments = (t: string) => t.split('\n').filter((l) => l.includes('#')).map((l) => l.slice(l.indexOf('#')));
+const comments = (t: string) =>
+  t
+    .split('\n')
+    .filter((l) => l.includes('#'))
+    .map((l) => l.slice(l.indexOf('#')));
 
 test('set a value in place: only that value changes', () => {
   const out = applyRecipeEdits(RECIPE, [{ path: ['quantize', 'bits'], value: 8 }]);
   assert.equal(out, RECIPE.replace('bits: 4 # default bits', 'bits: 8 # default bits'));
   const edits = recipeTextEdits(RECIPE, [{ path: ['quantize', 'bits'], value: 8 }]);
   assert.equal(edits.length, 1);
-  assert.deepEqual(edits[0], { range: { start: { line: 3, character: 8 }, end: { line: 3, character: 9 } }, newText: '8' });
+  assert.deepEqual(edits[0], {
+    range: { start: { line: 3, character: 8 }, end: { line: 3, character: 9 } },
+    newText: '8',
+  });
 });
 
 test('a value in a flow mapping is replaced in place', () => {
@@ -53,12 +60,17 @@ test('delete a sequence item: the whole item goes, every comment elsewhere stays
 });
 
 test('deleting the last item leaves an empty list, not null', () => {
-  const out = applyRecipeEdits('model: m\nquantize:\n  skip:\n    - a # c\n', [{ path: ['quantize', 'skip', 0], delete: true }]);
+  const out = applyRecipeEdits('model: m\nquantize:\n  skip:\n    - a # c\n', [
+    { path: ['quantize', 'skip', 0], delete: true },
+  ]);
   assert.deepEqual(parse(out), { model: 'm', quantize: { skip: [] } });
 });
 
 test('delete a key of a flow mapping and of a block mapping', () => {
-  const out = applyRecipeEdits(RECIPE, [{ path: ['quantize', 'overrides', 1, 'block_size'], delete: true }, { path: ['quantize', 'bits'], delete: true }]);
+  const out = applyRecipeEdits(RECIPE, [
+    { path: ['quantize', 'overrides', 1, 'block_size'], delete: true },
+    { path: ['quantize', 'bits'], delete: true },
+  ]);
   const v = parse(out);
   assert.deepEqual(v.quantize.overrides[1], { match: 'model.layers.0.*' });
   assert.equal(v.quantize.bits, undefined);
@@ -76,7 +88,10 @@ test('append to a block sequence and create missing parents in block style', () 
   assert.deepEqual(v.quantize.overrides[2], { match: 'model.layers.1.self_attn.*', bits: 8 });
   assert.deepEqual(v.target, { memory_limit: '1GiB' });
   assert.deepEqual(v.low_rank, { rules: [{ match: '**', rank: 16 }] });
-  assert.match(out, /    - \{match: model\.layers\.0\.\*, block_size: 64\}\n    - match: model\.layers\.1\.self_attn\.\*\n      bits: 8\n/);
+  assert.match(
+    out,
+    /    - \{match: model\.layers\.0\.\*, block_size: 64\}\n    - match: model\.layers\.1\.self_attn\.\*\n      bits: 8\n/,
+  );
   assert.match(out, /\ntarget:\n  memory_limit: 1GiB\n/);
   assert.deepEqual(comments(out), comments(RECIPE));
 });
@@ -108,8 +123,26 @@ test('edits refuse a document with YAML errors, or a path through a scalar', () 
 
 // ---------------------------------------------------------------- knobs
 
-const layers: Layer[] = ['model.layers.0.mlp.up_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.mlp.up_proj', 'model.layers.1.mlp.down_proj', 'lm_head']
-  .map((name, i) => ({ name, node: name, nodeIndex: i, op: 'MatMul', weight: name, K: 64, N: 64, transB: false, dtype: 'FLOAT', bits: 32, params: 4096, bytes: 16384 }));
+const layers: Layer[] = [
+  'model.layers.0.mlp.up_proj',
+  'model.layers.0.mlp.down_proj',
+  'model.layers.1.mlp.up_proj',
+  'model.layers.1.mlp.down_proj',
+  'lm_head',
+].map((name, i) => ({
+  name,
+  node: name,
+  nodeIndex: i,
+  op: 'MatMul',
+  weight: name,
+  K: 64,
+  N: 64,
+  transB: false,
+  dtype: 'FLOAT',
+  bits: 32,
+  params: 4096,
+  bytes: 16384,
+}));
 
 const KNOB_RECIPE = `model: ./model.onnx
 quantize:
@@ -129,9 +162,17 @@ low_rank:
 test('knobEdits: the edited text means what applyKnobs means', () => {
   const assignments: Record<string, SearchValue>[] = [
     { 'quantize.bits': 8, 'quantize.bits@model.layers.*.mlp.down_proj': 4, 'runtime.intra_op_threads': 2 },
-    { 'quantize.bits@model.layers.0.*': 32, 'quantize.block_size@lm_head': 64, 'quantize.skip@model.layers.1.mlp.up_proj': true },
+    {
+      'quantize.bits@model.layers.0.*': 32,
+      'quantize.block_size@lm_head': 64,
+      'quantize.skip@model.layers.1.mlp.up_proj': true,
+    },
     { 'sparsity.pattern@model.layers.1.*': '2:4', 'low_rank.rank@lm_head': null, 'sparsity.ratio': 0.25 },
-    { 'sparsity.ratio@model.layers.1.*': null, 'low_rank.rank@model.layers.*.mlp.up_proj': 16, 'low_rank.rank@lm_head': 4 },
+    {
+      'sparsity.ratio@model.layers.1.*': null,
+      'low_rank.rank@model.layers.*.mlp.up_proj': 16,
+      'low_rank.rank@lm_head': 4,
+    },
   ];
   const file = path.join('/tmp', 'haqa.yaml');
   for (const a of assignments) {

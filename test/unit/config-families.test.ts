@@ -28,7 +28,14 @@ test('a valid GPT-2 config.json (n_embd, n_layer, n_head) is read, not refused f
   assert.equal(a.max_position_embeddings, 128, 'n_positions');
   assert.equal(a.tie_word_embeddings, true, "GPT-2's head is tied unless config.json says otherwise");
   // GPT-2 small's published count: 124,439,808 parameters (embeddings, positions, 12 blocks, ln_f; tied head).
-  const small = architectureFromConfig({ model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12, vocab_size: 50257, n_positions: 1024 });
+  const small = architectureFromConfig({
+    model_type: 'gpt2',
+    n_embd: 768,
+    n_layer: 12,
+    n_head: 12,
+    vocab_size: 50257,
+    n_positions: 1024,
+  });
   assert.equal(parameterCount(small), 124_439_808);
   assert.deepEqual((await check(FAMILY_CONFIGS.gpt2)).diagnostics, []);
 });
@@ -59,12 +66,20 @@ test('every family in the table reads its tiny config cleanly; quirks land in th
   assert.equal(architectureFromConfig(FAMILY_CONFIGS.qwen2).attention_bias, true);
   const qwenOff = architectureFromConfig({ ...FAMILY_CONFIGS.qwen2, use_sliding_window: false, sliding_window: 64 });
   assert.equal(qwenOff.sliding_window, undefined);
-  assert.equal(familyOf('phi3')!.fused.map((x) => x.module).join(), 'self_attn.qkv_proj,mlp.gate_up_proj');
-  for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gpt2']) assert.ok(acceptedModelTypes().includes(t), t);
+  assert.equal(
+    familyOf('phi3')!
+      .fused.map((x) => x.module)
+      .join(),
+    'self_attn.qkv_proj,mlp.gate_up_proj',
+  );
+  for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gpt2'])
+    assert.ok(acceptedModelTypes().includes(t), t);
 });
 
 test('JSON syntax errors are said in words, not as parser codes', async () => {
-  const a = await analyzeHfConfig('{\n  "model_type": "llama"\n  "hidden_size": 64\n}', path.join(dir, 'config.json'), { models });
+  const a = await analyzeHfConfig('{\n  "model_type": "llama"\n  "hidden_size": 64\n}', path.join(dir, 'config.json'), {
+    models,
+  });
   const d = a.diagnostics.find((x) => x.code === 'json-syntax');
   assert.ok(d);
   assert.doesNotMatch(messageText(d!), /CommaExpected|[A-Z][a-z]+Expected/);
@@ -72,13 +87,17 @@ test('JSON syntax errors are said in words, not as parser codes', async () => {
   assert.equal(d!.range.start.line, 2);
 });
 
-test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at the family\'s module paths', async () => {
+test("config.json beside a GPT-2 or Phi-3 model is compared with the graph at the family's module paths", async () => {
   for (const id of ['gpt2', 'phi3']) {
     const ws = tempDir(`haqa-fam-${id}-`);
     await synthesizeDecoder(architectureFromConfig(FAMILY_CONFIGS[id]), { out: path.join(ws, 'model.onnx') });
     const run = (o: Record<string, unknown>) =>
       analyzeHfConfig(JSON.stringify(o, null, 2), path.join(ws, 'config.json'), { models: new ModelCache() });
-    assert.deepEqual((await run(FAMILY_CONFIGS[id])).diagnostics.map((d) => messageText(d)), [], id);
+    assert.deepEqual(
+      (await run(FAMILY_CONFIGS[id])).diagnostics.map((d) => messageText(d)),
+      [],
+      id,
+    );
     const layersKey = id === 'gpt2' ? 'n_layer' : 'num_hidden_layers';
     const bad = await run({ ...FAMILY_CONFIGS[id], [layersKey]: 3 });
     const d = bad.diagnostics.find((x) => x.code === 'config-graph-mismatch');
@@ -90,7 +109,11 @@ test('config.json beside a GPT-2 or Phi-3 model is compared with the graph at th
 
 test('the example configs of other families (examples/configs/families) are read and check clean', async () => {
   const d = path.join(__dirname, '..', '..', 'examples', 'configs', 'families');
-  const want: Record<string, string> = { 'gpt2.json': 'gpt2', 'Phi-3-mini-4k.json': 'phi3', 'gemma-2-2b.json': 'gemma2' };
+  const want: Record<string, string> = {
+    'gpt2.json': 'gpt2',
+    'Phi-3-mini-4k.json': 'phi3',
+    'gemma-2-2b.json': 'gemma2',
+  };
   for (const [f, fam] of Object.entries(want)) {
     const text = fs.readFileSync(path.join(d, f), 'utf8');
     const a = await analyzeHfConfig(text, path.join(d, f), { models });

@@ -14,7 +14,37 @@ import { rng, tempDir } from '../helpers/tinyModel';
 import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
 
 const example = fs.readFileSync(path.join(__dirname, '..', '..', 'examples', 'tiny-llama', 'haqa.yaml'), 'utf8');
-const PIECES = ['\n', ' ', '  ', '- ', ': ', '{', '}', '[', ']', '"', "'", '#', '&a ', '*a', '!!binary ', '\u0000', '\t', '---\n', '**', '@', '2:4', '9', '-1', 'null', '~', '|\n', '>\n', '\uFFFD', '😀'];
+const PIECES = [
+  '\n',
+  ' ',
+  '  ',
+  '- ',
+  ': ',
+  '{',
+  '}',
+  '[',
+  ']',
+  '"',
+  "'",
+  '#',
+  '&a ',
+  '*a',
+  '!!binary ',
+  '\u0000',
+  '\t',
+  '---\n',
+  '**',
+  '@',
+  '2:4',
+  '9',
+  '-1',
+  'null',
+  '~',
+  '|\n',
+  '>\n',
+  '\uFFFD',
+  '😀',
+];
 
 function mutate(text: string, r: () => number): string {
   let t = text;
@@ -27,7 +57,8 @@ function mutate(text: string, r: () => number): string {
     else if (op === 2) t = t.slice(0, at) + t.slice(at, at + 40) + t.slice(at);
     else {
       const lines = t.split('\n');
-      const a = Math.floor(r() * lines.length), b = Math.floor(r() * lines.length);
+      const a = Math.floor(r() * lines.length),
+        b = Math.floor(r() * lines.length);
       [lines[a], lines[b]] = [lines[b], lines[a]];
       t = lines.join('\n');
     }

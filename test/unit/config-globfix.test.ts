@@ -20,12 +20,18 @@ const ready = writeLlamaShapes(dir, SMALL);
 const analyze = async (text: string) => (await ready, analyzeRecipe(text, path.join(dir, 'haqa.yaml'), { models }));
 function applyEdits(text: string, edits: TextEdit[]): string {
   const li = new LineIndex(text);
-  return [...edits].sort((a, b) => li.offset(b.range.start) - li.offset(a.range.start))
+  return [...edits]
+    .sort((a, b) => li.offset(b.range.start) - li.offset(a.range.start))
     .reduce((t, e) => t.slice(0, li.offset(e.range.start)) + e.newText + t.slice(li.offset(e.range.end)), text);
 }
 
 test('nearestPatterns keeps wildcards and ranks by distance', () => {
-  const names = ['model.layers.0.mlp.down_proj', 'model.layers.1.mlp.down_proj', 'model.layers.0.mlp.up_proj', 'lm_head'];
+  const names = [
+    'model.layers.0.mlp.down_proj',
+    'model.layers.1.mlp.down_proj',
+    'model.layers.0.mlp.up_proj',
+    'lm_head',
+  ];
   assert.deepEqual(nearestPatterns('model.layers.*.mlp.down_prj', names), ['model.layers.*.mlp.down_proj']);
   assert.deepEqual(nearestPatterns('lm_haed', names), ['lm_head']);
   assert.deepEqual(nearestPatterns('model.layers.*.mlp.up_prj', names)[0], 'model.layers.*.mlp.up_proj');
@@ -50,12 +56,18 @@ test('a mistyped override glob: the preferred fix renames the pattern only; bits
   assert.equal(actions[0].title, 'Change to model.layers.*.mlp.down_proj');
   assert.equal(actions[0].isPreferred, true);
   const fixed = applyEdits(TEXT, actions[0].edit!.changes!.u);
-  assert.deepEqual(parse(fixed).quantize.overrides, [{ match: 'model.layers.*.mlp.down_proj', bits: 8, block_size: 64 }]);
+  assert.deepEqual(parse(fixed).quantize.overrides, [
+    { match: 'model.layers.*.mlp.down_proj', bits: 8, block_size: 64 },
+  ]);
   assert.ok(fixed.includes('# the down projections need more bits'));
   assert.equal(fixed, TEXT.replace('down_prj', 'down_proj'), 'nothing else in the text changes');
   assert.ok(!(await analyze(fixed)).diagnostics.some((x) => x.code === 'pattern-no-match'));
   const remove = actions.find((a) => /^Remove/.test(a.title))!;
-  assert.equal(remove.title, 'Remove this override (its pattern matches no layer)', 'removal says it drops the whole override');
+  assert.equal(
+    remove.title,
+    'Remove this override (its pattern matches no layer)',
+    'removal says it drops the whole override',
+  );
 });
 
 test('a skip entry: the removal removes only that pattern', async () => {
@@ -68,7 +80,10 @@ test('a skip entry: the removal removes only that pattern', async () => {
 
 test('layer completion on an empty match: right after the colon (with the space YAML needs) and after it', async () => {
   const good = (await analyze(TEXT)).graph!;
-  for (const [line, insert] of [['    - match:', ' '], ['    - match: ', '']] as const) {
+  for (const [line, insert] of [
+    ['    - match:', ' '],
+    ['    - match: ', ''],
+  ] as const) {
     const text = `model: ./model.onnx\nquantize:\n  overrides:\n${line}\n`;
     const items = completeRecipe(text, { line: 3, character: line.length }, { layers: good.layers });
     const down = items.find((i) => i.label === 'model.layers.*.mlp.down_proj');

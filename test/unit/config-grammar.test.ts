@@ -28,7 +28,10 @@ test('keys, globs, N:M, sizes and knobs are recognised; plain words are not', ()
   assert.deepEqual(all('key', '              rank: 8'), ['rank']);
   assert.deepEqual(all('key', '  model_path: x'), []);
   assert.deepEqual(all('glob', '    - match: model.layers.*.mlp.down_proj'), ['model.layers.*.mlp.down_proj']);
-  assert.deepEqual(all('glob', '  skip: [lm_head, "**", model.layers.0.self_attn.*]'), ['**', 'model.layers.0.self_attn.*']);
+  assert.deepEqual(all('glob', '  skip: [lm_head, "**", model.layers.0.self_attn.*]'), [
+    '**',
+    'model.layers.0.self_attn.*',
+  ]);
   assert.deepEqual(all('glob', '  metric: decode_latency'), []);
   assert.deepEqual(all('nm', '      pattern: "2:4"'), ['2:4']);
   assert.deepEqual(all('nm', '  time: 12:30:45'), []);
@@ -40,8 +43,14 @@ test('keys, globs, N:M, sizes and knobs are recognised; plain words are not', ()
 });
 
 test("the key rule is zero-width around the key: YAML's dash, brace and comma are left to the YAML grammar", () => {
-  for (const line of ['    - match: model.layers.*.mlp.down_proj', '    - {match: x, bits: 8}', '  block_size: 32', 'quantize:']) {
-    for (const m of line.matchAll(rx('key'))) assert.equal(m[0], m[1], `${line}: the match is only the key, got ${JSON.stringify(m[0])}`);
+  for (const line of [
+    '    - match: model.layers.*.mlp.down_proj',
+    '    - {match: x, bits: 8}',
+    '  block_size: 32',
+    'quantize:',
+  ]) {
+    for (const m of line.matchAll(rx('key')))
+      assert.equal(m[0], m[1], `${line}: the match is only the key, got ${JSON.stringify(m[0])}`);
   }
   assert.deepEqual(all('key', '    - {match: x, bits: 8}'), ['match', 'bits']);
 });

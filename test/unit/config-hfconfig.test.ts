@@ -15,10 +15,21 @@ const covered = (text: string, d: Diagnostic) => {
   const li = new LineIndex(text);
   return text.slice(li.offset(d.range.start), li.offset(d.range.end));
 };
-const cfg = (o: Record<string, unknown>) => JSON.stringify({
-  model_type: 'llama', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 8,
-  num_key_value_heads: 2, vocab_size: 128, ...o,
-}, null, 2);
+const cfg = (o: Record<string, unknown>) =>
+  JSON.stringify(
+    {
+      model_type: 'llama',
+      hidden_size: 64,
+      intermediate_size: 96,
+      num_hidden_layers: 2,
+      num_attention_heads: 8,
+      num_key_value_heads: 2,
+      vocab_size: 128,
+      ...o,
+    },
+    null,
+    2,
+  );
 const bare = tempDir('haqa-hf-');
 const check = (text: string, dir = bare) => analyzeHfConfig(text, path.join(dir, 'config.json'), { models });
 
@@ -54,13 +65,18 @@ test('hidden not divisible by heads, missing keys, wrong types name the key', as
 });
 
 test('quantization_config: bits, group size dividing hidden and intermediate sizes, booleans', async () => {
-  const text = cfg({ quantization_config: { quant_method: 'gptq', bits: 5, group_size: 64, sym: 'yes', desc_act: false } });
+  const text = cfg({
+    quantization_config: { quant_method: 'gptq', bits: 5, group_size: 64, sym: 'yes', desc_act: false },
+  });
   const a = await check(text);
   const by = Object.fromEntries(a.diagnostics.map((d) => [d.code, d]));
   assert.equal(covered(text, by['quant-bits-unsupported']), '5');
   assert.equal(covered(text, by['wrong-type']), '"yes"');
   assert.equal(covered(text, by['group-size-not-divisor']), '64');
-  assert.match(messageText(by['group-size-not-divisor']), /does not divide intermediate_size 96; nearest that divides both: 32/);
+  assert.match(
+    messageText(by['group-size-not-divisor']),
+    /does not divide intermediate_size 96; nearest that divides both: 32/,
+  );
   const [fix] = recipeCodeActions(text, 'u', [by['group-size-not-divisor']]);
   assert.equal(fix.title, 'Change to 32');
   const ok = cfg({ quantization_config: { bits: 4, group_size: 32, sym: true, desc_act: false } });

@@ -34,8 +34,9 @@ async function check(name: string, text: string) {
 }
 
 function codes(out: string): { code: string; line: number; character: number; message: string }[] {
-  return (JSON.parse(out) as { code: string; range: { start: { line: number; character: number } }; message: string }[])
-    .map((d) => ({ code: d.code, line: d.range.start.line, character: d.range.start.character, message: d.message }));
+  return (
+    JSON.parse(out) as { code: string; range: { start: { line: number; character: number } }; message: string }[]
+  ).map((d) => ({ code: d.code, line: d.range.start.line, character: d.range.start.character, message: d.message }));
 }
 
 test('a !!merge tag (and other non-data tags) is a diagnostic on the value, not a crash', async () => {
@@ -59,7 +60,10 @@ test('deep YAML nesting is refused up front with a location: 1,000 and 100,000 l
     const r = await check('deep.haqa.yaml', text);
     assert.equal(r.code, 1, r.err);
     const ds = codes(r.out);
-    assert.deepEqual(ds.map((d) => d.code), ['yaml-too-deep']);
+    assert.deepEqual(
+      ds.map((d) => d.code),
+      ['yaml-too-deep'],
+    );
     assert.equal(ds[0].line, text.includes('- - ') ? 3 : 2);
   }
   // Just inside the bound parses (and says something else, or nothing).
@@ -82,7 +86,8 @@ test('the depth scan ignores brackets in quotes, comments, block scalars and pla
 });
 
 test('an edit that adds deep nesting inside a list item is not patched past the bound', () => {
-  const base = 'model: ./m.onnx\nquantize:\n  overrides:\n    - match: a\n      bits: 8\n    - match: b\n      bits: 4\n';
+  const base =
+    'model: ./m.onnx\nquantize:\n  overrides:\n    - match: a\n      bits: 8\n    - match: b\n      bits: 4\n';
   const prev = parseYaml(base);
   const edited = base.replace('      bits: 8\n', `      bits: 8\n      x: ${'['.repeat(200)}${']'.repeat(200)}\n`);
   const next = parseYaml(edited, prev);
@@ -109,7 +114,10 @@ test('a glob over 64 KiB, as a skip entry or a knob scope, is a diagnostic; the 
   const [d] = codes(skip.out);
   assert.equal(d.code, 'out-of-range');
   assert.equal(d.line, 4);
-  const knob = await check('knob.haqa.yaml', `version: 1\nmodel: ./model.onnx\nsearch:\n  space:\n    ? "quantize.bits@${long}"\n    : [4, 8]\n`);
+  const knob = await check(
+    'knob.haqa.yaml',
+    `version: 1\nmodel: ./model.onnx\nsearch:\n  space:\n    ? "quantize.bits@${long}"\n    : [4, 8]\n`,
+  );
   assert.ok(knob.code === 1, knob.err);
   assert.ok(codes(knob.out).length > 0);
   assert.equal(globMatcher(long)('model.layers.0'), false);
@@ -120,7 +128,13 @@ test('haqa runs list shows a line without recipe_file (or with junk metrics) wit
   fs.mkdirSync(path.join(ws, '.haqa', 'runs'), { recursive: true });
   const lines = [
     { id: 'r1', status: 'ok', metrics: {} },
-    { id: 'r2', status: 'ok', recipe_file: 42, metrics: { decode_ms_per_token: { median: 'fast' }, ppl: '3' }, speedups: { decode: 'x' } },
+    {
+      id: 'r2',
+      status: 'ok',
+      recipe_file: 42,
+      metrics: { decode_ms_per_token: { median: 'fast' }, ppl: '3' },
+      speedups: { decode: 'x' },
+    },
     { id: 'r3', status: 'error', metrics: null },
   ];
   fs.writeFileSync(path.join(ws, '.haqa', 'runs', 'runs.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -133,9 +147,13 @@ test('haqa runs list shows a line without recipe_file (or with junk metrics) wit
 
 test('a 50,000-line recipe is refused by its line count before the yaml parser sees it, also on an edit', () => {
   let text = 'version: 1\nmodel: ./model.onnx\nquantize:\n  overrides:\n';
-  for (let i = 0; i < 12_500; i++) text += `    - match: model.layers.${i % 4}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+  for (let i = 0; i < 12_500; i++)
+    text += `    - match: model.layers.${i % 4}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
   const p = parseYaml(text);
-  assert.deepEqual(p.diagnostics.map((d) => d.code), ['file-too-large']);
+  assert.deepEqual(
+    p.diagnostics.map((d) => d.code),
+    ['file-too-large'],
+  );
   assert.match(messageText(p.diagnostics[0]), /50005 lines; recipes over 10000 lines/);
   // Growing a checked recipe past the bound through the incremental path is refused the same way.
   const small = 'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 8\n';
@@ -146,20 +164,32 @@ test('a 50,000-line recipe is refused by its line count before the yaml parser s
 test('a mapping key that is a list or a mapping is a diagnostic on the key (not stringified with a warning)', () => {
   for (const text of ['model: ./m.onnx\n? [a, b]\n: 1\n', 'model: ./m.onnx\nquantize:\n  {a: 1}: 2\n']) {
     const p = parseYaml(text);
-    assert.deepEqual(p.diagnostics.map((d) => d.code), ['yaml-unsupported-value'], text);
+    assert.deepEqual(
+      p.diagnostics.map((d) => d.code),
+      ['yaml-unsupported-value'],
+      text,
+    );
     assert.equal(p.diagnostics[0].range.start.line, text.includes('?') ? 1 : 2);
     assert.equal(p.value, undefined);
   }
 });
 
 test('token-heavy junk is refused before the yaml parser (a megabyte of "- " in a flow list took seconds)', () => {
-  for (const text of [`model: ./m.onnx\nx: [${'- '.repeat(500_000)}`, `model: ./m.onnx\nx: [${': '.repeat(200_000)}`, `${'- '.repeat(30)}x\n`.repeat(3000)]) {
+  for (const text of [
+    `model: ./m.onnx\nx: [${'- '.repeat(500_000)}`,
+    `model: ./m.onnx\nx: [${': '.repeat(200_000)}`,
+    `${'- '.repeat(30)}x\n`.repeat(3000),
+  ]) {
     const p = parseYaml(text);
-    assert.deepEqual(p.diagnostics.map((d) => d.code), ['yaml-too-complex']);
+    assert.deepEqual(
+      p.diagnostics.map((d) => d.code),
+      ['yaml-too-complex'],
+    );
   }
   // A large but ordinary recipe is under the bound.
   let ok = 'version: 1\nmodel: ./m.onnx\nquantize:\n  overrides:\n';
-  for (let i = 0; i < 2400; i++) ok += `    - match: model.layers.${i}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+  for (let i = 0; i < 2400; i++)
+    ok += `    - match: model.layers.${i}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
   assert.ok(!parseYaml(ok).diagnostics.some((d) => d.code === 'yaml-too-complex'));
 });
 
@@ -171,7 +201,10 @@ test('thousands of YAML errors are reported as the first 100 and a count', () =>
 });
 
 test('the plain-value reader used by edits and the tuner refuses with an Error, not a ReferenceError', () => {
-  assert.throws(() => boundedYamlValue('a: *nothing\n'), (e: Error) => e.constructor === Error && /cannot read the recipe: .*alias/i.test(e.message));
+  assert.throws(
+    () => boundedYamlValue('a: *nothing\n'),
+    (e: Error) => e.constructor === Error && /cannot read the recipe: .*alias/i.test(e.message),
+  );
   assert.throws(() => boundedYamlValue(`x: ${'['.repeat(100)}`), /nests deeper than 64/);
   assert.deepEqual(boundedYamlValue('a: 1\n'), { a: 1 });
 });

@@ -4,16 +4,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import schemaJson from '../../schemas/haqa.schema.json';
-import { KNOB_NAMES, SECTIONS, defaultKnobValues, knobDecl, knobNamePattern, scopeError } from '../../server/src/config/methods';
+import {
+  KNOB_NAMES,
+  SECTIONS,
+  defaultKnobValues,
+  knobDecl,
+  knobNamePattern,
+  scopeError,
+} from '../../server/src/config/methods';
 import { knobSchema, knobValueError, schemaAt } from '../../server/src/config/schema';
 import { applyKnobs } from '../../server/src/config/plan';
 import { knobEdits, RecipeEditError } from '../../server/src/config/edit';
 import { resolveRecipe } from '../../server/src/config/recipe';
 
-test('the schema\'s search.space key pattern is the one the method table implies', () => {
-  const pattern = (schemaJson as { properties: { search: { properties: { space: { propertyNames: { pattern: string } } } } } })
-    .properties.search.properties.space.propertyNames.pattern;
-  assert.equal(pattern, knobNamePattern(), 'regenerate schemas/haqa.schema.json search.space.propertyNames.pattern from knobNamePattern()');
+test("the schema's search.space key pattern is the one the method table implies", () => {
+  const pattern = (
+    schemaJson as { properties: { search: { properties: { space: { propertyNames: { pattern: string } } } } } }
+  ).properties.search.properties.space.propertyNames.pattern;
+  assert.equal(
+    pattern,
+    knobNamePattern(),
+    'regenerate schemas/haqa.schema.json search.space.propertyNames.pattern from knobNamePattern()',
+  );
   const re = new RegExp(pattern);
   for (const k of KNOB_NAMES) assert.ok(re.test(k) && re.test(`${k}@lm_head`), k);
   assert.ok(!re.test('quantize.weight_type') && !re.test('target.threads'));
@@ -26,7 +38,11 @@ test('every knob has a value schema with editor text, in the section the table n
       const name = `${s.name}.${k.field}`;
       const schema = knobSchema(name);
       assert.ok(schema, `${name} has a schema`);
-      assert.equal(typeof schema.description === 'string' || Array.isArray(schema.enum), true, `${name} has text or values for the editor`);
+      assert.equal(
+        typeof schema.description === 'string' || Array.isArray(schema.enum),
+        true,
+        `${name} has text or values for the editor`,
+      );
       assert.equal(knobDecl(name)?.knob, k);
     }
   }
@@ -39,29 +55,56 @@ test('every knob has a value schema with editor text, in the section the table n
 test('the section kind decides where a knob lands', () => {
   const r = resolveRecipe({ model: './m.onnx', quantize: { bits: 4 } }, '/tmp/haqa.yaml');
   const out = applyKnobs(r, {
-    'quantize.bits': 8, 'quantize.bits@lm_head': 32, 'runtime.execution_mode': 'parallel',
-    'sparsity.pattern@**.mlp.*': '2:4', 'sparsity.ratio@**.mlp.*': 0.5, 'low_rank.rank': 16,
+    'quantize.bits': 8,
+    'quantize.bits@lm_head': 32,
+    'runtime.execution_mode': 'parallel',
+    'sparsity.pattern@**.mlp.*': '2:4',
+    'sparsity.ratio@**.mlp.*': 0.5,
+    'low_rank.rank': 16,
   });
   assert.equal(out.quantize!.bits, 8);
   assert.deepEqual(out.quantize!.overrides, [{ match: 'lm_head', bits: 32 }]);
   assert.equal(out.runtime.execution_mode, 'parallel');
-  assert.deepEqual(out.sparsity, { method: 'magnitude', rules: [{ match: '**.mlp.*', ratio: 0.5 }] }, 'the same match replaces the rule');
+  assert.deepEqual(
+    out.sparsity,
+    { method: 'magnitude', rules: [{ match: '**.mlp.*', ratio: 0.5 }] },
+    'the same match replaces the rule',
+  );
   assert.deepEqual(out.low_rank, { method: 'randomized_svd', rules: [{ match: '**', rank: 16 }] });
   assert.throws(() => applyKnobs(r, { 'quantize.skip': true }), /needs a layer scope/);
   assert.throws(() => applyKnobs(r, { 'quantize.weight_type': 'int8' }), /unknown knob/);
   assert.throws(() => knobEdits({ 'sparsity.method': 'wanda' }, {}), RecipeEditError);
-  assert.equal(scopeError(knobDecl('runtime.inter_op_threads')!, 'lm_head'), 'runtime knobs apply to the whole session and take no @scope');
+  assert.equal(
+    scopeError(knobDecl('runtime.inter_op_threads')!, 'lm_head'),
+    'runtime knobs apply to the whole session and take no @scope',
+  );
 });
 
 test('the default search values come from the table, shaped by the model and the machine', () => {
   const layer = {
-    name: 'a', node: 'a', nodeIndex: 0, op: 'MatMul' as const, weight: 'w', K: 48, N: 8, transB: false,
-    dtype: 'FLOAT', bits: 32, params: 1, bytes: 4,
+    name: 'a',
+    node: 'a',
+    nodeIndex: 0,
+    op: 'MatMul' as const,
+    weight: 'w',
+    K: 48,
+    N: 8,
+    transB: false,
+    dtype: 'FLOAT',
+    bits: 32,
+    params: 1,
+    bytes: 4,
   };
   const one = defaultKnobValues({ quantizable: [layer], cores: 1 });
-  assert.deepEqual(one.map((k) => k.knob), ['quantize.bits', 'quantize.block_size', 'quantize.accuracy_level', 'quantize.symmetric']);
+  assert.deepEqual(
+    one.map((k) => k.knob),
+    ['quantize.bits', 'quantize.block_size', 'quantize.accuracy_level', 'quantize.symmetric'],
+  );
   assert.deepEqual(one[1].values, [16]);
   const many = defaultKnobValues({ quantizable: [{ ...layer, K: 7 }], cores: 12 });
-  assert.deepEqual(many.map((k) => k.knob), ['quantize.bits', 'quantize.accuracy_level', 'quantize.symmetric', 'runtime.intra_op_threads']);
+  assert.deepEqual(
+    many.map((k) => k.knob),
+    ['quantize.bits', 'quantize.accuracy_level', 'quantize.symmetric', 'runtime.intra_op_threads'],
+  );
   assert.deepEqual(many[3].values, [1, 2, 4, 8, 12]);
 });

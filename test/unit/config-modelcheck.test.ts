@@ -17,8 +17,14 @@ const ROOT = path.resolve(__dirname, '../..');
 const TOKENIZER = path.join(ROOT, 'examples/tiny-llama/tokenizer.json'); // ids 0..1023
 const EVAL_SRC = path.join(ROOT, 'examples/tiny-llama/data/eval.txt');
 const CONFIG = {
-  model_type: 'llama', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 256,
+  model_type: 'llama',
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 1024,
+  max_position_embeddings: 256,
 };
 
 async function workspace(graphCfg: Record<string, unknown>, writtenCfg: Record<string, unknown>): Promise<string> {
@@ -39,7 +45,10 @@ test('config.json whose kv heads disagree with the graph: an error on the model 
   assert.equal(d.length, 1, JSON.stringify(a.diagnostics.map((x) => x.code)));
   assert.equal(severityName(d[0].severity), 'error');
   assert.equal(d[0].range.start.line, 1, 'on `model:`');
-  assert.match(messageText(d[0]), /config\.json:7 says num_key_value_heads 4, but model\.onnx has 2 \(past_key_values\.0\.key dim 1\)/);
+  assert.match(
+    messageText(d[0]),
+    /config\.json:7 says num_key_value_heads 4, but model\.onnx has 2 \(past_key_values\.0\.key dim 1\)/,
+  );
   assert.ok(a.dependencies.some((f) => f.endsWith('config.json')));
 });
 
@@ -52,7 +61,10 @@ test('head_dim and vocabulary mismatches are reported too; a consistent workspac
   assert.match(msgs[1], /vocab_size 2048, but model\.onnx has 1024 \(logits last dim\)/);
   const ok = await workspace(CONFIG, CONFIG);
   const b = await analyzeRecipe(RECIPE, path.join(ok, 'haqa.yaml'), { models: new ModelCache() });
-  assert.deepEqual(b.diagnostics.filter((x) => severityName(x.severity) === 'error').map((x) => x.code), []);
+  assert.deepEqual(
+    b.diagnostics.filter((x) => severityName(x.severity) === 'error').map((x) => x.code),
+    [],
+  );
 });
 
 test('a tokenizer with more ids than the model has embedding rows is an error before the run', async () => {
@@ -68,10 +80,14 @@ test('a tokenizer with more ids than the model has embedding rows is an error be
 
 test('at run time the graph wins over config.json, and the record says so', async () => {
   const ws = await workspace(CONFIG, { ...CONFIG, num_key_value_heads: 4 });
-  const recipe = resolveRecipe({
-    model: 'model.onnx', target: { threads: 1 },
-    objective: { workload: { prompt_length: 8, decode_tokens: 2, batch: 1 } },
-  }, path.join(ws, 'haqa.yaml'));
+  const recipe = resolveRecipe(
+    {
+      model: 'model.onnx',
+      target: { threads: 1 },
+      objective: { workload: { prompt_length: 8, decode_tokens: 2, batch: 1 } },
+    },
+    path.join(ws, 'haqa.yaml'),
+  );
   const rec = await runRecipe(recipe, { quick: true, measure: { accuracy: false }, noStore: true });
   assert.equal(rec.status, 'ok', rec.error?.message);
   assert.ok(rec.metrics.decode_ms_per_token);
@@ -82,7 +98,8 @@ test('at run time the graph wins over config.json, and the record says so', asyn
 test('a sliding window smaller than the workload gets a note on the workload', async () => {
   const mistral = { ...CONFIG, model_type: 'mistral', sliding_window: 16 };
   const ws = await workspace(mistral, mistral);
-  const text = 'version: 1\nmodel: ./model.onnx\nobjective:\n  workload:\n    prompt_length: 16\n    decode_tokens: 8\n    batch: 1\n';
+  const text =
+    'version: 1\nmodel: ./model.onnx\nobjective:\n  workload:\n    prompt_length: 16\n    decode_tokens: 8\n    batch: 1\n';
   const a = await analyzeRecipe(text, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
   const d = a.diagnostics.find((x) => x.code === 'sliding-window-workload');
   assert.ok(d, JSON.stringify(a.diagnostics.map((x) => x.code)));
@@ -90,5 +107,8 @@ test('a sliding window smaller than the workload gets a note on the workload', a
   assert.match(messageText(d), /sliding_window 16 is smaller than this workload's 24 tokens/);
   const short = text.replace('prompt_length: 16', 'prompt_length: 4');
   const b = await analyzeRecipe(short, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
-  assert.equal(b.diagnostics.find((x) => x.code === 'sliding-window-workload'), undefined);
+  assert.equal(
+    b.diagnostics.find((x) => x.code === 'sliding-window-workload'),
+    undefined,
+  );
 });

@@ -40,7 +40,12 @@ function allPaths(v: unknown, base: JsonPath = []): JsonPath[] {
 
 function bigRecipe(n: number): string {
   const lines = ['model: ./model.onnx', 'quantize:', '  bits: 4 # default', '  overrides:'];
-  for (let i = 0; i < n; i++) lines.push(`    - match: model.layers.${i}.mlp.down_proj`, `      bits: ${i % 2 ? 4 : 8}   # why`, '      block_size: 32');
+  for (let i = 0; i < n; i++)
+    lines.push(
+      `    - match: model.layers.${i}.mlp.down_proj`,
+      `      bits: ${i % 2 ? 4 : 8}   # why`,
+      '      block_size: 32',
+    );
   lines.push('target:', '  memory_limit: 1GiB', '');
   return lines.join('\n');
 }
@@ -63,7 +68,8 @@ test('a one-value edit patches the previous tree and equals a full parse (values
     assert.deepEqual(inc.value, full.value);
     assert.deepEqual(inc.diagnostics, full.diagnostics);
     for (const p of allPaths(full.value)) {
-      for (const kind of ['key', 'value', 'entry'] as const) assert.deepEqual(rangeOf(inc, p, kind), rangeOf(full, p, kind), JSON.stringify(p));
+      for (const kind of ['key', 'value', 'entry'] as const)
+        assert.deepEqual(rangeOf(inc, p, kind), rangeOf(full, p, kind), JSON.stringify(p));
     }
     if (inc.incremental) patched++;
     prev = inc;
@@ -75,7 +81,17 @@ test('lines added to and removed from a sequence item re-parse only that item, e
   let text = bigRecipe(30).replace(/block_size: 32/g, (m, o) => (o % 3 === 0 ? 'block_size: 32 # c' : m));
   let prev: ParsedYaml = parseYaml(text);
   const r = rng(11);
-  const extra = ['      symmetric: false', '      accuracy_level: 4 # fast', '      method: gptq', '      # a comment line', '', '      skip: true', '    - match: added.layer', '  weird: 1', '      nested:\n        deeper: 2'];
+  const extra = [
+    '      symmetric: false',
+    '      accuracy_level: 4 # fast',
+    '      method: gptq',
+    '      # a comment line',
+    '',
+    '      skip: true',
+    '    - match: added.layer',
+    '  weird: 1',
+    '      nested:\n        deeper: 2',
+  ];
   let patched = 0;
   for (let step = 0; step < 80; step++) {
     const lines = text.split('\n');
@@ -87,7 +103,10 @@ test('lines added to and removed from a sequence item re-parse only that item, e
     const inc = parseYaml(text, prev);
     const full = parseYaml(text);
     assert.deepEqual(inc.value, full.value, text);
-    assert.deepEqual(inc.diagnostics.map((d) => d.code), full.diagnostics.map((d) => d.code));
+    assert.deepEqual(
+      inc.diagnostics.map((d) => d.code),
+      full.diagnostics.map((d) => d.code),
+    );
     if (full.diagnostics.length) {
       // A broken document: go back to the last good one so the walk keeps exercising the fast path.
       text = before;
@@ -95,7 +114,8 @@ test('lines added to and removed from a sequence item re-parse only that item, e
       continue;
     }
     for (const p of allPaths(full.value)) {
-      for (const kind of ['key', 'value', 'entry'] as const) assert.deepEqual(rangeOf(inc, p, kind), rangeOf(full, p, kind), `${JSON.stringify(p)} ${kind} at step ${step}`);
+      for (const kind of ['key', 'value', 'entry'] as const)
+        assert.deepEqual(rangeOf(inc, p, kind), rangeOf(full, p, kind), `${JSON.stringify(p)} ${kind} at step ${step}`);
     }
     if (inc.incremental) patched++;
     prev = inc;

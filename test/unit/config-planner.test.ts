@@ -16,8 +16,18 @@ import { writeLlamaShapes, SMALL } from '../lsp/llamaShapes';
 
 function layer(name: string, op: Layer['op'] = 'MatMul'): Layer {
   return {
-    name, node: name, nodeIndex: 0, op, weight: `${name}.weight`, K: 64, N: 64, transB: false,
-    dtype: 'FLOAT', bits: 32, params: 4096, bytes: 16384,
+    name,
+    node: name,
+    nodeIndex: 0,
+    op,
+    weight: `${name}.weight`,
+    K: 64,
+    N: 64,
+    transB: false,
+    dtype: 'FLOAT',
+    bits: 32,
+    params: 4096,
+    bytes: 16384,
   };
 }
 const LAYERS: Layer[] = [
@@ -29,12 +39,15 @@ const LAYERS: Layer[] = [
   layer('model.layers.2.mlp.packed', 'MatMulNBits'),
 ];
 const recipe = (doc: object) => resolveRecipe({ model: './m.onnx', ...doc }, '/tmp/haqa.yaml');
-const byName = <T extends { layer: Layer }>(ps: readonly T[], name: string): T => ps.find((p) => p.layer.name === name)!;
+const byName = <T extends { layer: Layer }>(ps: readonly T[], name: string): T =>
+  ps.find((p) => p.layer.name === name)!;
 
 test('the planner applies section, skip, overrides (last wins per field) and rules, with a reason for every float layer', () => {
   const doc = {
     quantize: {
-      bits: 4, block_size: 32, skip: ['lm_head', 'model.layers.1.**'],
+      bits: 4,
+      block_size: 32,
+      skip: ['lm_head', 'model.layers.1.**'],
       overrides: [
         { match: 'model.layers.*.mlp.down_proj', bits: 8 },
         { match: 'model.layers.1.mlp.down_proj', symmetric: false }, // re-enables a skipped layer
@@ -45,9 +58,18 @@ test('the planner applies section, skip, overrides (last wins per field) and rul
       ],
     },
     sparsity: {
-      rules: [{ match: '**', pattern: '2:4' }, { match: 'model.layers.0.**', ratio: 0.25 }, { match: 'lm_head', pattern: '9:4' }],
+      rules: [
+        { match: '**', pattern: '2:4' },
+        { match: 'model.layers.0.**', ratio: 0.25 },
+        { match: 'lm_head', pattern: '9:4' },
+      ],
     },
-    low_rank: { rules: [{ match: '**.mlp.*', rank: 8 }, { match: 'model.layers.1.**', rank: 4 }] },
+    low_rank: {
+      rules: [
+        { match: '**.mlp.*', rank: 8 },
+        { match: 'model.layers.1.**', rank: 4 },
+      ],
+    },
   };
   const plan = planRecipe(recipe(doc), LAYERS);
   const q0 = byName(plan, 'model.layers.0.self_attn.q_proj');
@@ -59,7 +81,13 @@ test('the planner applies section, skip, overrides (last wins per field) and rul
 
   const d0 = byName(plan, 'model.layers.0.mlp.down_proj');
   assert.deepEqual(d0.quant, { method: 'rtn', bits: 8, block_size: 64, symmetric: true, accuracy_level: 0 });
-  assert.deepEqual(d0.origin, { method: {}, bits: { override: 0 }, block_size: { override: 2 }, symmetric: {}, accuracy_level: {} });
+  assert.deepEqual(d0.origin, {
+    method: {},
+    bits: { override: 0 },
+    block_size: { override: 2 },
+    symmetric: {},
+    accuracy_level: {},
+  });
   assert.deepEqual([d0.lowRank, d0.lowRankRule], [{ rank: 8 }, 0]);
 
   const q1 = byName(plan, 'model.layers.1.self_attn.q_proj');
@@ -86,14 +114,21 @@ test('the planner applies section, skip, overrides (last wins per field) and rul
 });
 
 test('a skipping override is a skip reason; a later skip glob does not outrank an override', () => {
-  const overrides = [{ match: 'lm_head', bits: 8 }, { match: '**.q_proj', skip: true }];
+  const overrides = [
+    { match: 'lm_head', bits: 8 },
+    { match: '**.q_proj', skip: true },
+  ];
   const plan = planRecipe(recipe({ quantize: { skip: ['lm_head'], overrides } }), LAYERS);
   assert.deepEqual(byName(plan, 'model.layers.0.self_attn.q_proj').float, { kind: 'override-skip', index: 1 });
   assert.equal(byName(plan, 'lm_head').quant?.bits, 8);
 });
 
 test('planLayers and planWithSources are projections of the one plan', () => {
-  const overrides = [{ match: '**.down_proj', bits: 8 }, { match: 'lm_head', skip: true }, { match: 'lm_head', accuracy_level: 4 }];
+  const overrides = [
+    { match: '**.down_proj', bits: 8 },
+    { match: 'lm_head', skip: true },
+    { match: 'lm_head', accuracy_level: 4 },
+  ];
   const doc = { quantize: { bits: 4, overrides } };
   const r = recipe(doc);
   const one = planRecipe(r, LAYERS);
@@ -101,17 +136,29 @@ test('planLayers and planWithSources are projections of the one plan', () => {
   assert.equal(layers.length, one.length);
   layers.forEach((p, i) => {
     assert.equal(p.quant, one[i].quant, 'read from the one plan, not recomputed');
-    assert.deepEqual(Object.keys(p).filter((k) => !['layer', 'quant', 'sparsity', 'lowRank'].includes(k)), [], 'no sources or reasons');
+    assert.deepEqual(
+      Object.keys(p).filter((k) => !['layer', 'quant', 'sparsity', 'lowRank'].includes(k)),
+      [],
+      'no sources or reasons',
+    );
   });
   assert.deepEqual(planLayers(r, LAYERS), layers);
   const src = planWithSources(r, doc, LAYERS);
   const down = byName(src, 'model.layers.0.mlp.down_proj');
   assert.deepEqual(down.source.bits, ['quantize', 'overrides', 0, 'bits']);
   assert.deepEqual(down.source.block_size, ['quantize'], 'a built-in default points at the section');
-  assert.deepEqual(byName(src, 'model.layers.0.self_attn.q_proj').source.bits, ['quantize', 'bits'], 'a document value points at itself');
+  assert.deepEqual(
+    byName(src, 'model.layers.0.self_attn.q_proj').source.bits,
+    ['quantize', 'bits'],
+    'a document value points at itself',
+  );
   const head = byName(src, 'lm_head');
   assert.deepEqual(head.source.accuracy_level, ['quantize', 'overrides', 2, 'accuracy_level']);
-  assert.deepEqual(head.source.bits, ['quantize', 'overrides', 1, 'match'], 're-enabled after a skip: the skip decided the rest');
+  assert.deepEqual(
+    head.source.bits,
+    ['quantize', 'overrides', 1, 'match'],
+    're-enabled after a skip: the skip decided the rest',
+  );
   assert.deepEqual(byName(src, 'model.layers.2.mlp.packed').source, {}, 'no sources for a layer that is not quantized');
 });
 

@@ -26,14 +26,24 @@ test('tokenizer: reproduces the Python tokenizer and round-trips the eval text',
   assert.equal(tokenizer.decode(ids), evalText);
   assert.equal(tokenizer.vocabSize, config.vocab_size);
   const special = '<|endoftext|>';
-  assert.deepEqual(tokenizer.encode(`a${special}b`), [...tokenizer.encode('a'), config.eos_token_id, ...tokenizer.encode('b')]);
+  assert.deepEqual(tokenizer.encode(`a${special}b`), [
+    ...tokenizer.encode('a'),
+    config.eos_token_id,
+    ...tokenizer.encode('b'),
+  ]);
 });
 
 test('tokenizer: unsupported types are named in the error', () => {
   assert.throws(() => new Tokenizer({ model: { type: 'Unigram', vocab: [] } }), /unsupported model type "Unigram"/);
   const bpe = { type: 'BPE', vocab: { a: 0 }, merges: [] };
-  assert.throws(() => new Tokenizer({ model: bpe, pre_tokenizer: { type: 'Metaspace' } }), /unsupported pre_tokenizer type "Metaspace"/);
-  assert.throws(() => new Tokenizer({ model: bpe, pre_tokenizer: { type: 'ByteLevel' }, decoder: { type: 'WordPiece' } }), /unsupported decoder type "WordPiece"/);
+  assert.throws(
+    () => new Tokenizer({ model: bpe, pre_tokenizer: { type: 'Metaspace' } }),
+    /unsupported pre_tokenizer type "Metaspace"/,
+  );
+  assert.throws(
+    () => new Tokenizer({ model: bpe, pre_tokenizer: { type: 'ByteLevel' }, decoder: { type: 'WordPiece' } }),
+    /unsupported decoder type "WordPiece"/,
+  );
 });
 
 test('the interface is exactly docs/decoder-interface.md: names, dtypes, ranks', async () => {
@@ -43,12 +53,18 @@ test('the interface is exactly docs/decoder-interface.md: names, dtypes, ranks',
     const kv = (p: string) => Array.from({ length: L }, (_, i) => [`${p}.${i}.key`, `${p}.${i}.value`]).flat();
     assert.deepEqual(s.session.inputNames, ['input_ids', 'attention_mask', 'position_ids', ...kv('past_key_values')]);
     assert.deepEqual(s.session.outputNames, ['logits', ...kv('present')]);
-    const sig = (ms: typeof s.session.inputMetadata) => ms.map((m) => (m.isTensor ? `${m.name} ${m.type} rank${m.shape.length}` : m.name));
+    const sig = (ms: typeof s.session.inputMetadata) =>
+      ms.map((m) => (m.isTensor ? `${m.name} ${m.type} rank${m.shape.length}` : m.name));
     assert.deepEqual(sig(s.session.inputMetadata), [
-      'input_ids int64 rank2', 'attention_mask int64 rank2', 'position_ids int64 rank2',
+      'input_ids int64 rank2',
+      'attention_mask int64 rank2',
+      'position_ids int64 rank2',
       ...kv('past_key_values').map((n) => `${n} float32 rank4`),
     ]);
-    assert.deepEqual(sig(s.session.outputMetadata), ['logits float32 rank3', ...kv('present').map((n) => `${n} float32 rank4`)]);
+    assert.deepEqual(sig(s.session.outputMetadata), [
+      'logits float32 rank3',
+      ...kv('present').map((n) => `${n} float32 rank4`),
+    ]);
     assert.equal(s.numLayers, L);
     assert.equal(s.numKvHeads, config.num_key_value_heads);
     assert.equal(s.headDim, config.hidden_size / config.num_attention_heads);
@@ -61,20 +77,39 @@ test('the interface is exactly docs/decoder-interface.md: names, dtypes, ranks',
   const g = m.proto.graph!;
   const inits = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
   const matmuls = (g.node ?? []).filter((n) => n.opType === 'MatMul' && inits.has(n.input![1]));
-  const modules = matmuls.map((n) => n.name!.replace(/\/MatMul$/, '').replace(/^\//, '').replace(/\//g, '.'));
+  const modules = matmuls.map((n) =>
+    n
+      .name!.replace(/\/MatMul$/, '')
+      .replace(/^\//, '')
+      .replace(/\//g, '.'),
+  );
   const expected = ['lm_head'];
   for (let i = 0; i < config.num_hidden_layers; i++) {
-    for (const p of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) {
+    for (const p of [
+      'self_attn.q_proj',
+      'self_attn.k_proj',
+      'self_attn.v_proj',
+      'self_attn.o_proj',
+      'mlp.gate_proj',
+      'mlp.up_proj',
+      'mlp.down_proj',
+    ]) {
       expected.push(`model.layers.${i}.${p}`);
     }
   }
   assert.deepEqual([...modules].sort(), expected.sort());
   for (const n of matmuls) {
-    const mod = n.name!.replace(/\/MatMul$/, '').replace(/^\//, '').replace(/\//g, '.');
+    const mod = n
+      .name!.replace(/\/MatMul$/, '')
+      .replace(/^\//, '')
+      .replace(/\//g, '.');
     assert.equal(n.input![1], `${mod}.weight`);
     assert.equal(inits.get(n.input![1])!.dims!.length, 2);
   }
-  assert.ok(!(g.node ?? []).some((n) => n.opType === 'Transpose' && inits.has(n.input![0])), 'no weight Transpose left');
+  assert.ok(
+    !(g.node ?? []).some((n) => n.opType === 'Transpose' && inits.has(n.input![0])),
+    'no weight Transpose left',
+  );
 });
 
 test('onnxruntime reproduces the recorded held-out perplexity', async () => {
@@ -82,8 +117,14 @@ test('onnxruntime reproduces the recorded held-out perplexity', async () => {
   try {
     const r = await perplexity(s, tokenizer.encode(evalText), fixture.window);
     assert.equal(r.tokens, fixture.scored_tokens);
-    assert.ok(Math.abs(r.ppl - fixture.ppl_eval) / fixture.ppl_eval < 1e-3, `ppl ${r.ppl} vs recorded ${fixture.ppl_eval}`);
-    assert.ok(r.ppl < fixture.unigram_ppl_eval / 2, `the model (${r.ppl}) beats a unigram model (${fixture.unigram_ppl_eval}) clearly`);
+    assert.ok(
+      Math.abs(r.ppl - fixture.ppl_eval) / fixture.ppl_eval < 1e-3,
+      `ppl ${r.ppl} vs recorded ${fixture.ppl_eval}`,
+    );
+    assert.ok(
+      r.ppl < fixture.unigram_ppl_eval / 2,
+      `the model (${r.ppl}) beats a unigram model (${fixture.unigram_ppl_eval}) clearly`,
+    );
   } finally {
     await s.release();
   }

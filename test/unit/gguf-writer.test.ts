@@ -7,7 +7,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { GGML_TYPES, GgufError, gv, readGguf, readGgufTensor, tensorBytes, writeGguf } from '../../server/src/model/gguf';
+import {
+  GGML_TYPES,
+  GgufError,
+  gv,
+  readGguf,
+  readGgufTensor,
+  tensorBytes,
+  writeGguf,
+} from '../../server/src/model/gguf';
 import { dequantizeGguf, quantizeGguf } from '../../server/src/compress/ggufQuant';
 import { exportGguf, ggufTensorType, llamaTensorName } from '../../server/src/compress/gguf';
 import { resolveRecipe } from '../../server/src/config/recipe';
@@ -31,10 +39,22 @@ test('write then read: header, metadata of every kind, aligned tensors, bytes ba
     const out = path.join(dir, 'm.gguf');
     const a = quantizeGguf('F32', Float32Array.from([1, 2, 3, 4, 5, 6]), 3);
     const b = quantizeGguf('Q8_0', seeded(64), 32);
-    await writeGguf(out, {
-      'general.architecture': gv.str('llama'), 'x.u32': gv.u32(7), 'x.f32': gv.f32(0.5), 'x.bool': gv.bool(true),
-      'x.strs': gv.strs(['a', 'bé', '']), 'x.ints': gv.i32s([-1, 2]),
-    }, [{ name: 'a', dims: [3, 2], type: 'F32' }, { name: 'b', dims: [32, 2], type: 'Q8_0' }], (i) => [a, b][i]);
+    await writeGguf(
+      out,
+      {
+        'general.architecture': gv.str('llama'),
+        'x.u32': gv.u32(7),
+        'x.f32': gv.f32(0.5),
+        'x.bool': gv.bool(true),
+        'x.strs': gv.strs(['a', 'bé', '']),
+        'x.ints': gv.i32s([-1, 2]),
+      },
+      [
+        { name: 'a', dims: [3, 2], type: 'F32' },
+        { name: 'b', dims: [32, 2], type: 'Q8_0' },
+      ],
+      (i) => [a, b][i],
+    );
     const g = readGguf(out);
     assert.equal(g.version, 3);
     assert.equal(g.metadata.get('general.architecture'), 'llama');
@@ -43,7 +63,13 @@ test('write then read: header, metadata of every kind, aligned tensors, bytes ba
     assert.equal(g.metadata.get('x.bool'), true);
     assert.deepEqual(g.metadata.get('x.strs'), ['a', 'bé', '']);
     assert.deepEqual(g.metadata.get('x.ints'), [-1, 2]);
-    assert.deepEqual(g.tensors.map((t) => [t.name, t.dims, t.type]), [['a', [3, 2], 'F32'], ['b', [32, 2], 'Q8_0']]);
+    assert.deepEqual(
+      g.tensors.map((t) => [t.name, t.dims, t.type]),
+      [
+        ['a', [3, 2], 'F32'],
+        ['b', [32, 2], 'Q8_0'],
+      ],
+    );
     assert.equal(g.dataStart % 32, 0);
     for (const t of g.tensors) assert.equal(t.offset % 32, 0, `${t.name} aligned`);
     assert.deepEqual([...readGgufTensor(g, 'a')], [...a]);
@@ -57,7 +83,10 @@ test('a tensor whose data has the wrong size fails the write and leaves no file,
   const dir = tmp();
   try {
     const out = path.join(dir, 'm.gguf');
-    await assert.rejects(writeGguf(out, {}, [{ name: 'a', dims: [32], type: 'Q4_0' }], () => new Uint8Array(5)), /needs 18/);
+    await assert.rejects(
+      writeGguf(out, {}, [{ name: 'a', dims: [32], type: 'Q4_0' }], () => new Uint8Array(5)),
+      /needs 18/,
+    );
     assert.deepEqual(fs.readdirSync(dir), []);
     assert.throws(() => tensorBytes('Q4_K', [128, 2]), GgufError, 'rows must fill whole blocks');
   } finally {
@@ -72,8 +101,12 @@ test('block quantizers: sizes, round-trip error ordered by bits, exact for F32',
     const q = quantizeGguf(t, x, 512);
     assert.equal(q.byteLength, (x.length / GGML_TYPES[t].block) * GGML_TYPES[t].bytes, `${t} size`);
     const y = dequantizeGguf(t, q, x.length);
-    let e = 0, n = 0;
-    for (let i = 0; i < x.length; i++) { e += (x[i] - y[i]) ** 2; n += x[i] ** 2; }
+    let e = 0,
+      n = 0;
+    for (let i = 0; i < x.length; i++) {
+      e += (x[i] - y[i]) ** 2;
+      n += x[i] ** 2;
+    }
     rel[t] = Math.sqrt(e / n);
   }
   assert.equal(rel.F32, 0);
@@ -82,7 +115,10 @@ test('block quantizers: sizes, round-trip error ordered by bits, exact for F32',
   assert.ok(rel.F16 < rel.Q8_0 && rel.Q8_0 < rel.Q6_K && rel.Q6_K < rel.Q4_K, JSON.stringify(rel));
   // an all-zero block is representable (no division by zero)
   for (const t of ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
-    assert.ok(dequantizeGguf(t, quantizeGguf(t, new Float32Array(256), 256), 256).every((v) => v === 0), t);
+    assert.ok(
+      dequantizeGguf(t, quantizeGguf(t, new Float32Array(256), 256), 256).every((v) => v === 0),
+      t,
+    );
   }
 });
 
@@ -95,7 +131,11 @@ function recipe(quantize: Record<string, unknown>) {
 }
 
 test('per-tensor types: Q4_K_M preset, skip, overrides like --tensor-type, norms F32, fallback for short rows', () => {
-  const r = recipe({ gguf_type: 'Q4_K_M', skip: ['model.layers.3.mlp.up_proj'], overrides: [{ match: 'model.layers.*.self_attn.q_proj', gguf_type: 'Q8_0' }] });
+  const r = recipe({
+    gguf_type: 'Q4_K_M',
+    skip: ['model.layers.3.mlp.up_proj'],
+    overrides: [{ match: 'model.layers.*.self_attn.q_proj', gguf_type: 'Q8_0' }],
+  });
   const type = (init: string, dims: number[]) => ggufTensorType(r, llamaTensorName(init)!, dims, 4);
   assert.equal(type('lm_head.weight', [256, 1024]), 'Q6_K');
   assert.equal(type('model.layers.0.mlp.down_proj.weight', [768, 256]), 'Q6_K'); // first eighth: more bits

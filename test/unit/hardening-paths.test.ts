@@ -20,7 +20,11 @@ import { tempDir, tinyMlpModel, writeTinyModel } from '../helpers/tinyModel';
 async function cli(argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+  const code = await main(argv, {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    signal: new AbortController().signal,
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -84,7 +88,10 @@ test('prune: .haqa itself a symlink out of the workspace is refused, and nothing
     fs.utimesSync(path.join(elsewhere, 'artifacts', name), HOUR_AGO, HOUR_AGO);
   }
   fs.symlinkSync(elsewhere, path.join(ws, '.haqa'));
-  await assert.rejects(new RunStore(ws).prune(0, 0), (e: Error) => e instanceof PathError && /outside the workspace/.test(e.message));
+  await assert.rejects(
+    new RunStore(ws).prune(0, 0),
+    (e: Error) => e instanceof PathError && /outside the workspace/.test(e.message),
+  );
   const c = await cli(['runs', 'prune', '--keep', '0', '--dir', ws]);
   assert.equal(c.code, 2);
   assert.match(c.err, /haqa runs: .*\.haqa resolves outside the workspace.*nothing pruned/);
@@ -112,7 +119,10 @@ test('the store reads and writes nothing through symlinks a repository committed
   // Artifacts and references are not built through a link out either.
   fs.symlinkSync(outside, path.join(ws, '.haqa', 'artifacts'));
   fs.symlinkSync(outside, path.join(ws, '.haqa', 'reference'));
-  await assert.rejects(store.buildArtifact('k'.repeat(32), async () => {}), /outside the workspace/);
+  await assert.rejects(
+    store.buildArtifact('k'.repeat(32), async () => {}),
+    /outside the workspace/,
+  );
   assert.throws(() => store.referencePath('abc'), /outside the workspace/);
   assert.deepEqual(fs.readdirSync(outside), ['bashrc']);
 });
@@ -121,7 +131,12 @@ test('the store reads and writes nothing through symlinks a repository committed
 
 const GPTQ = 'quantize:\n  bits: 4\n  block_size: 16\n  method: gptq\n';
 
-interface CheckRow { range: { start: { line: number; character: number } }; code: string; message: string; severity: string }
+interface CheckRow {
+  range: { start: { line: number; character: number } };
+  code: string;
+  message: string;
+  severity: string;
+}
 
 async function checkRows(recipe: string): Promise<CheckRow[]> {
   return JSON.parse((await cli(['check', recipe, '--json'])).out) as CheckRow[];
@@ -154,7 +169,10 @@ test('a model in another folder: check says "not read", quantize refuses it at m
   assert.ok(row);
   const q = await cli(['quantize', recipe]);
   assert.equal(q.code, 2);
-  assert.ok(q.err.includes(`${recipe}:1:${row.range.start.character + 1} error model-outside-workspace ${row.message}`), q.err);
+  assert.ok(
+    q.err.includes(`${recipe}:1:${row.range.start.character + 1} error model-outside-workspace ${row.message}`),
+    q.err,
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')));
   // haqa tune refuses it in the same words, at the same place.
   const t = await cli(['tune', recipe]);
@@ -167,7 +185,7 @@ test('a model in another folder: check says "not read", quantize refuses it at m
   assert.equal((await cli(['quantize', recipe])).code, 2);
 });
 
-test('bench: evaluation.text outside the workspace is refused before anything runs, in the check\'s words', async () => {
+test("bench: evaluation.text outside the workspace is refused before anything runs, in the check's words", async () => {
   const dir = tempDir('haqa-ws-');
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
@@ -196,70 +214,98 @@ test('bench: evaluation.text outside the workspace is refused before anything ru
 
 // ---------------------------------------------------------------- item 3: bounded reads
 
-test('bounded reads: /dev/zero and a FIFO are refused without blocking; a file over the cap is refused', { timeout: 20_000 }, () => {
-  const code = (c: string) => (e: Error) => e instanceof PathError && e.code === c;
-  assert.throws(() => readRegularTextSync('/dev/zero', 'calibration text', 1 << 20), code('path-not-regular-file'));
-  const dir = tempDir('haqa-reads-');
-  const big = path.join(dir, 'big.txt');
-  fs.writeFileSync(big, 'x'.repeat(4096));
-  assert.throws(() => readRegularTextSync(big, 'evaluation text', 1000), code('file-too-large'));
-  assert.equal(readRegularTextSync(big, 'evaluation text', 4096).length, 4096);
-  if (haveMkfifo) {
-    mkfifo(path.join(dir, 'fifo'));
-    assert.throws(() => readRegularTextSync(path.join(dir, 'fifo'), 'tokenizer', 1 << 20), code('path-not-regular-file'));
-  }
-});
+test(
+  'bounded reads: /dev/zero and a FIFO are refused without blocking; a file over the cap is refused',
+  { timeout: 20_000 },
+  () => {
+    const code = (c: string) => (e: Error) => e instanceof PathError && e.code === c;
+    assert.throws(() => readRegularTextSync('/dev/zero', 'calibration text', 1 << 20), code('path-not-regular-file'));
+    const dir = tempDir('haqa-reads-');
+    const big = path.join(dir, 'big.txt');
+    fs.writeFileSync(big, 'x'.repeat(4096));
+    assert.throws(() => readRegularTextSync(big, 'evaluation text', 1000), code('file-too-large'));
+    assert.equal(readRegularTextSync(big, 'evaluation text', 4096).length, 4096);
+    if (haveMkfifo) {
+      mkfifo(path.join(dir, 'fifo'));
+      assert.throws(
+        () => readRegularTextSync(path.join(dir, 'fifo'), 'tokenizer', 1 << 20),
+        code('path-not-regular-file'),
+      );
+    }
+  },
+);
 
-test('calibration.text /dev/zero (or a link to it) is refused, never read into memory', { timeout: 30_000 }, async () => {
-  const dir = tempDir('haqa-ws-');
-  await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
-  fs.symlinkSync('/dev/zero', path.join(dir, 'calib.txt')); // inside the workspace by name, a device in fact
-  const recipe = path.join(dir, 'haqa.yaml');
-  fs.writeFileSync(recipe, `model: model.onnx\n${GPTQ}calibration:\n  text: /dev/zero\n`);
-  assert.ok((await checkRows(recipe)).some((d) => d.code === 'path-outside-workspace'));
-  fs.writeFileSync(recipe, `model: model.onnx\n${GPTQ}calibration:\n  text: calib.txt\n`);
-  // The link's target is outside the workspace too; with the device's folder named as a root it is still not a file.
-  const doc = { model: 'model.onnx', quantize: { bits: 4, block_size: 16, method: 'gptq' }, calibration: { text: 'calib.txt' } };
-  const r = resolveRecipe(doc, recipe);
-  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx'), roots: [dir, '/dev'] }),
-    (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file');
-  const q = await cli(['quantize', recipe]);
-  assert.equal(q.code, 2);
-  assert.match(q.err, /calibration text .*calib\.txt is outside the workspace/);
-  assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')));
-});
+test(
+  'calibration.text /dev/zero (or a link to it) is refused, never read into memory',
+  { timeout: 30_000 },
+  async () => {
+    const dir = tempDir('haqa-ws-');
+    await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
+    fs.symlinkSync('/dev/zero', path.join(dir, 'calib.txt')); // inside the workspace by name, a device in fact
+    const recipe = path.join(dir, 'haqa.yaml');
+    fs.writeFileSync(recipe, `model: model.onnx\n${GPTQ}calibration:\n  text: /dev/zero\n`);
+    assert.ok((await checkRows(recipe)).some((d) => d.code === 'path-outside-workspace'));
+    fs.writeFileSync(recipe, `model: model.onnx\n${GPTQ}calibration:\n  text: calib.txt\n`);
+    // The link's target is outside the workspace too; with the device's folder named as a root it is still not a file.
+    const doc = {
+      model: 'model.onnx',
+      quantize: { bits: 4, block_size: 16, method: 'gptq' },
+      calibration: { text: 'calib.txt' },
+    };
+    const r = resolveRecipe(doc, recipe);
+    await assert.rejects(
+      compressModel(r, { out: path.join(dir, 'out.onnx'), roots: [dir, '/dev'] }),
+      (e: Error) => e instanceof PathError && e.code === 'path-not-regular-file',
+    );
+    const q = await cli(['quantize', recipe]);
+    assert.equal(q.code, 2);
+    assert.match(q.err, /calibration text .*calib\.txt is outside the workspace/);
+    assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')));
+  },
+);
 
 const FIFO_TEST = { skip: !haveMkfifo && 'no mkfifo', timeout: 30_000 };
 const BOUNDED_RUN = { quick: true, noStore: true, timeoutMs: 60_000 };
 
-test('a FIFO as evaluation text or tokenizer: check errors, bench gives an error record instead of hanging', FIFO_TEST, async () => {
-  const dir = tempDir('haqa-ws-');
-  await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
-  fs.writeFileSync(path.join(dir, 'eval.txt'), 'words '.repeat(100));
-  mkfifo(path.join(dir, 'fifo'));
-  const file = path.join(dir, 'haqa.yaml');
-  fs.writeFileSync(file, 'model: model.onnx\nevaluation:\n  text: fifo\n  tokenizer: fifo\n');
-  const rows = await checkRows(file);
-  assert.equal(rows.filter((d) => d.code === 'path-not-regular-file' && d.severity === 'error').length, 2, JSON.stringify(rows));
-  const base = { model: 'model.onnx', quantize: { bits: 4, block_size: 16 } };
-  const text = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'fifo' } }, file), BOUNDED_RUN);
-  assert.equal(text.status, 'error');
-  assert.match(text.error!.message, /evaluation text .*fifo is not a regular file/);
-  assert.deepEqual(text.error?.recipe_path, ['evaluation', 'text']);
-  const tok = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt', tokenizer: 'fifo' } }, file), BOUNDED_RUN);
-  assert.equal(tok.status, 'error');
-  assert.match(tok.error!.message, /tokenizer .*fifo is not a regular file/);
-  assert.deepEqual(tok.error?.recipe_path, ['evaluation', 'tokenizer']);
-  // tokenizer.json beside the model as a FIFO (no evaluation.tokenizer): refused as well.
-  fs.rmSync(path.join(dir, 'tokenizer.json'));
-  mkfifo(path.join(dir, 'tokenizer.json'));
-  const beside = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt' } }, file), BOUNDED_RUN);
-  assert.equal(beside.status, 'error');
-  assert.match(beside.error!.message, /tokenizer .*not a regular file/);
-});
+test(
+  'a FIFO as evaluation text or tokenizer: check errors, bench gives an error record instead of hanging',
+  FIFO_TEST,
+  async () => {
+    const dir = tempDir('haqa-ws-');
+    await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'eval.txt'), 'words '.repeat(100));
+    mkfifo(path.join(dir, 'fifo'));
+    const file = path.join(dir, 'haqa.yaml');
+    fs.writeFileSync(file, 'model: model.onnx\nevaluation:\n  text: fifo\n  tokenizer: fifo\n');
+    const rows = await checkRows(file);
+    assert.equal(
+      rows.filter((d) => d.code === 'path-not-regular-file' && d.severity === 'error').length,
+      2,
+      JSON.stringify(rows),
+    );
+    const base = { model: 'model.onnx', quantize: { bits: 4, block_size: 16 } };
+    const text = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'fifo' } }, file), BOUNDED_RUN);
+    assert.equal(text.status, 'error');
+    assert.match(text.error!.message, /evaluation text .*fifo is not a regular file/);
+    assert.deepEqual(text.error?.recipe_path, ['evaluation', 'text']);
+    const tok = await runRecipe(
+      resolveRecipe({ ...base, evaluation: { text: 'eval.txt', tokenizer: 'fifo' } }, file),
+      BOUNDED_RUN,
+    );
+    assert.equal(tok.status, 'error');
+    assert.match(tok.error!.message, /tokenizer .*fifo is not a regular file/);
+    assert.deepEqual(tok.error?.recipe_path, ['evaluation', 'tokenizer']);
+    // tokenizer.json beside the model as a FIFO (no evaluation.tokenizer): refused as well.
+    fs.rmSync(path.join(dir, 'tokenizer.json'));
+    mkfifo(path.join(dir, 'tokenizer.json'));
+    const beside = await runRecipe(resolveRecipe({ ...base, evaluation: { text: 'eval.txt' } }, file), BOUNDED_RUN);
+    assert.equal(beside.status, 'error');
+    assert.match(beside.error!.message, /tokenizer .*not a regular file/);
+  },
+);
 
-test('a FIFO as config.json beside the model does not hang the tuner\'s setup (loadSetting)', FIFO_TEST, async () => {
+test("a FIFO as config.json beside the model does not hang the tuner's setup (loadSetting)", FIFO_TEST, async () => {
   const dir = tempDir('haqa-ws-');
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
   mkfifo(path.join(dir, 'config.json'));
@@ -292,31 +338,47 @@ test('external data: a location that is a symlink out of the model folder is ref
   fs.renameSync(`${model}.data`, path.join(secretDir, 'secret.bin'));
   fs.symlinkSync(path.join(secretDir, 'secret.bin'), `${model}.data`);
   // Reading the model validates its external data (model/validate.ts): refused before any tensor is read.
-  await assert.rejects(readModel(model),
-    (e: Error) => /tensor \S+: external data file/.test(e.message) && e.message.includes(`${model}.data`)
-      && /outside the model's folder/.test(e.message));
+  await assert.rejects(
+    readModel(model),
+    (e: Error) =>
+      /tensor \S+: external data file/.test(e.message) &&
+      e.message.includes(`${model}.data`) &&
+      /outside the model's folder/.test(e.message),
+  );
   const recipe = path.join(dir, 'haqa.yaml');
   fs.writeFileSync(recipe, 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');
   const q = await cli(['quantize', recipe]);
   assert.equal(q.code, 2, q.out);
-  assert.match(q.err, /tensor .*external data file .*model\.onnx\.data resolves to .*secret\.bin, outside the model's folder/);
+  assert.match(
+    q.err,
+    /tensor .*external data file .*model\.onnx\.data resolves to .*secret\.bin, outside the model's folder/,
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'model.haqa.onnx')), 'no output with the secret in it');
   await assert.rejects(hashModelFiles(model), /outside the model's folder/);
 });
 
-test('external data that is a FIFO is refused by quantize and by the bench\'s hashing, without hanging', FIFO_TEST, async () => {
-  const dir = tempDir('haqa-ext-');
-  const model = await externalModel(dir);
-  fs.rmSync(`${model}.data`);
-  mkfifo(`${model}.data`);
-  const r = resolveRecipe({ model: 'model.onnx', quantize: { bits: 4, block_size: 16 } }, path.join(dir, 'haqa.yaml'));
-  await assert.rejects(compressModel(r, { out: path.join(dir, 'out.onnx') }),
-    /external data file .*model\.onnx\.data is not a regular file/);
-  await assert.rejects(hashModelFiles(model), /not a regular file/);
-  const rec = await runRecipe(r, BOUNDED_RUN);
-  assert.equal(rec.status, 'error');
-  assert.match(rec.error!.message, /not a regular file/);
-});
+test(
+  "external data that is a FIFO is refused by quantize and by the bench's hashing, without hanging",
+  FIFO_TEST,
+  async () => {
+    const dir = tempDir('haqa-ext-');
+    const model = await externalModel(dir);
+    fs.rmSync(`${model}.data`);
+    mkfifo(`${model}.data`);
+    const r = resolveRecipe(
+      { model: 'model.onnx', quantize: { bits: 4, block_size: 16 } },
+      path.join(dir, 'haqa.yaml'),
+    );
+    await assert.rejects(
+      compressModel(r, { out: path.join(dir, 'out.onnx') }),
+      /external data file .*model\.onnx\.data is not a regular file/,
+    );
+    await assert.rejects(hashModelFiles(model), /not a regular file/);
+    const rec = await runRecipe(r, BOUNDED_RUN);
+    assert.equal(rec.status, 'error');
+    assert.match(rec.error!.message, /not a regular file/);
+  },
+);
 
 // ---------------------------------------------------------------- item 11: leftovers of killed writes
 
@@ -334,18 +396,23 @@ test('temp files of a killed writer are removed on the next write of that output
   for (const f of [stale, live, other]) fs.writeFileSync(f, 'half');
   await writeFileAtomic(path.join(dir, 'out.json'), '{}');
   assert.equal(fs.readFileSync(path.join(dir, 'out.json'), 'utf8'), '{}');
-  assert.ok(!fs.existsSync(stale), 'the dead writer\'s temp is gone');
-  assert.ok(fs.existsSync(live), 'a live writer\'s temp is kept');
+  assert.ok(!fs.existsSync(stale), "the dead writer's temp is gone");
+  assert.ok(fs.existsSync(live), "a live writer's temp is kept");
   assert.ok(fs.existsSync(other), 'temps of other outputs are left to their own next write');
 
   // quantize's output and its external data file: the same.
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
-  const leftovers = [`.model.haqa.onnx.${dead}.12345678.tmp`, `.model.haqa.onnx.data.${dead}.9abcdef0.tmp`].map((n) => path.join(dir, n));
+  const leftovers = [`.model.haqa.onnx.${dead}.12345678.tmp`, `.model.haqa.onnx.data.${dead}.9abcdef0.tmp`].map((n) =>
+    path.join(dir, n),
+  );
   for (const f of leftovers) fs.writeFileSync(f, 'half a model');
   fs.writeFileSync(path.join(dir, 'haqa.yaml'), 'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 16\n');
   const q = await cli(['quantize', path.join(dir, 'haqa.yaml')]);
   assert.equal(q.code, 0, q.err);
-  assert.deepEqual(leftovers.filter((f) => fs.existsSync(f)), []);
+  assert.deepEqual(
+    leftovers.filter((f) => fs.existsSync(f)),
+    [],
+  );
 
   // prune removes those in the store whatever their output.
   const store = new RunStore(dir);

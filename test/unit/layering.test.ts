@@ -25,8 +25,11 @@ function importsOf(file: string): string[] {
 }
 
 test('the server does not import the client', () => {
-  const bad = tsFiles(path.join(root, 'server/src'))
-    .flatMap((f) => importsOf(f).filter((i) => i.startsWith('client/')).map((i) => `${path.relative(root, f)} → ${i}`));
+  const bad = tsFiles(path.join(root, 'server/src')).flatMap((f) =>
+    importsOf(f)
+      .filter((i) => i.startsWith('client/'))
+      .map((i) => `${path.relative(root, f)} → ${i}`),
+  );
   assert.deepEqual(bad, []);
 });
 
@@ -36,7 +39,8 @@ test('engine folders do not import the CLI or the language server', () => {
   for (const folder of engine) {
     for (const f of tsFiles(path.join(root, 'server/src', folder))) {
       for (const i of importsOf(f)) {
-        if (/^server\/src\/(cli|lsp)(\/|$)/.test(i) || i === 'server/src/cli') bad.push(`${path.relative(root, f)} → ${i}`);
+        if (/^server\/src\/(cli|lsp)(\/|$)/.test(i) || i === 'server/src/cli')
+          bad.push(`${path.relative(root, f)} → ${i}`);
       }
     }
   }
@@ -44,7 +48,10 @@ test('engine folders do not import the CLI or the language server', () => {
 });
 
 test('the language server does not import the CLI', () => {
-  const bad = tsFiles(path.join(root, 'server/src/lsp'))
-    .flatMap((f) => importsOf(f).filter((i) => /^server\/src\/cli(\/|\.ts$|$)/.test(i)).map((i) => `${path.relative(root, f)} → ${i}`));
+  const bad = tsFiles(path.join(root, 'server/src/lsp')).flatMap((f) =>
+    importsOf(f)
+      .filter((i) => /^server\/src\/cli(\/|\.ts$|$)/.test(i))
+      .map((i) => `${path.relative(root, f)} → ${i}`),
+  );
   assert.deepEqual(bad, []);
 });

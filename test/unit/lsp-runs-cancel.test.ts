@@ -15,21 +15,38 @@ import { ModelCache } from '../../server/src/config/modelCache';
 
 const s = (median: number) => ({ median, p10: median, p90: median, n: 20, ci_rel: 0.01 });
 let n = 0;
-function rec(over: Partial<RunRecord> = {}, m: Partial<RunRecord['metrics']> = { decode_ms_per_token: s(5), ppl: 10.1, ppl_fp32: 10 }): { record: RunRecord; line: number } {
+function rec(
+  over: Partial<RunRecord> = {},
+  m: Partial<RunRecord['metrics']> = { decode_ms_per_token: s(5), ppl: 10.1, ppl_fp32: 10 },
+): { record: RunRecord; line: number } {
   n++;
   return {
     line: n,
     record: {
-      id: `r${n}`, recipe_file: '/w/haqa.yaml', recipe_hash: 'h1', source_model: '/w/m.onnx', config: {} as RunRecord['config'], status: 'ok',
-      metrics: m as RunRecord['metrics'], session_options: {} as RunRecord['session_options'], hardware: { cpu: 'x' } as RunRecord['hardware'],
-      onnxruntime: '1.30.0', quick: false, started: '2026-11-22T00:00:00Z', finished: '2026-11-22T00:00:10Z', ...over,
+      id: `r${n}`,
+      recipe_file: '/w/haqa.yaml',
+      recipe_hash: 'h1',
+      source_model: '/w/m.onnx',
+      config: {} as RunRecord['config'],
+      status: 'ok',
+      metrics: m as RunRecord['metrics'],
+      session_options: {} as RunRecord['session_options'],
+      hardware: { cpu: 'x' } as RunRecord['hardware'],
+      onnxruntime: '1.30.0',
+      quick: false,
+      started: '2026-11-22T00:00:00Z',
+      finished: '2026-11-22T00:00:10Z',
+      ...over,
     },
   };
 }
 
 test('a cancelled benchmark is passed over by the run diagnostics', () => {
   const ok = rec();
-  const cancelled = rec({ status: 'cancelled', error: { message: 'cancelled', stage: 'latency' } as RunRecord['error'] }, {});
+  const cancelled = rec(
+    { status: 'cancelled', error: { message: 'cancelled', stage: 'latency' } as RunRecord['error'] },
+    {},
+  );
   assert.equal(findingRuns([ok, cancelled], 'h1')?.latest, ok);
   assert.equal(findingRuns([cancelled], 'h1'), undefined, 'only a cancel: nothing to report');
   const failed = rec({ status: 'error', error: { message: 'boom', stage: 'load' } as RunRecord['error'] }, {});

@@ -22,7 +22,10 @@ test('inspect finds every MatMul layer with K, N and HF names', async () => {
   assert.ok(up);
   assert.deepEqual([up.K, up.N, up.dtype, up.bits], [32, 48, 'FLOAT', 32]);
   assert.equal(g.totals.layerParams, 3 * 2 * 32 * 48);
-  assert.deepEqual(g.inputs.map((i) => i.name), ['x']);
+  assert.deepEqual(
+    g.inputs.map((i) => i.name),
+    ['x'],
+  );
 });
 
 test('external data round-trips and the model still runs in onnxruntime', async () => {
@@ -39,7 +42,11 @@ test('external data round-trips and the model still runs in onnxruntime', async 
   const wa = await readTensorFloat32(a.proto.graph!.initializer![0], a.baseDir);
   const wb = await readTensorFloat32(b.proto.graph!.initializer![0], b.baseDir);
   assert.deepEqual(wa, wb);
-  const x = new ort.Tensor('float32', Float32Array.from({ length: 32 }, (_, i) => i / 32), [1, 1, 32]);
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 32 }, (_, i) => i / 32),
+    [1, 1, 32],
+  );
   const ra = await (await ort.InferenceSession.create(inline)).run({ x });
   const rb = await (await ort.InferenceSession.create(ext)).run({ x });
   assert.deepEqual(ra.y.data, rb.y.data);
@@ -49,7 +56,10 @@ test('corrupt, empty and directory paths give clear errors', async () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'junk.onnx'), Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02, 0x03]));
   fs.writeFileSync(path.join(dir, 'empty.onnx'), '');
-  await assert.rejects(readModel(path.join(dir, 'junk.onnx')), (e: unknown) => e instanceof OnnxError && /not a valid ONNX model/.test(e.message));
+  await assert.rejects(
+    readModel(path.join(dir, 'junk.onnx')),
+    (e: unknown) => e instanceof OnnxError && /not a valid ONNX model/.test(e.message),
+  );
   await assert.rejects(readModel(path.join(dir, 'empty.onnx')), /is empty/);
   await assert.rejects(readModel(dir), /is a directory/);
   await assert.rejects(readModel(path.join(dir, 'nope.onnx')), /not found/);

@@ -13,7 +13,12 @@ import { compressModel } from '../../server/src/compress/pipeline';
 import { recipeFor } from './compress-helpers';
 import { randn, tempDir } from '../helpers/tinyModel';
 
-interface Proj { node: string; weight: string; K: number; N: number }
+interface Proj {
+  node: string;
+  weight: string;
+  K: number;
+  N: number;
+}
 
 /**
  * input_ids → Gather(embedding) → the projections in order (each MatMul, plus a residual-free chain) →
@@ -21,11 +26,17 @@ interface Proj { node: string; weight: string; K: number; N: number }
  * initializer (`onnx::MatMul_900`), as torch.onnx does when it folds the Transpose of a tied weight.
  */
 function exportLike(
-  embedName: string, H: number, V: number, projs: Proj[], head: { node: string; weight?: string; gemm?: boolean },
+  embedName: string,
+  H: number,
+  V: number,
+  projs: Proj[],
+  head: { node: string; weight?: string; gemm?: boolean },
 ): onnx.ModelProto {
   const nodes: onnx.NodeProto[] = [];
   const inits: onnx.TensorProto[] = [makeTensor(embedName, DataType.FLOAT, [V, H], randn(V * H, 1))];
-  nodes.push(node('Gather', [embedName, 'input_ids'], ['emb'], { name: '/transformer/wte/Gather', attrs: { axis: 0 } }));
+  nodes.push(
+    node('Gather', [embedName, 'input_ids'], ['emb'], { name: '/transformer/wte/Gather', attrs: { axis: 0 } }),
+  );
   let x = 'emb';
   projs.forEach((p, i) => {
     inits.push(makeTensor(p.weight, DataType.FLOAT, [p.K, p.N], randn(p.K * p.N, 10 + i)));
@@ -44,14 +55,20 @@ function exportLike(
     inits.push(makeTensor(w, DataType.FLOAT, [H, V], randn(H * V, 99)));
     nodes.push(node('MatMul', [x, w], ['logits'], { name: head.node }));
   }
-  return model({
-    name: 'export', node: nodes, initializer: inits,
-    input: [valueInfo('input_ids', DataType.INT64, [1, 'sequence_length'])],
-    output: [valueInfo('logits', DataType.FLOAT, [1, 'sequence_length', V])],
-  }, { producer: 'pytorch' });
+  return model(
+    {
+      name: 'export',
+      node: nodes,
+      initializer: inits,
+      input: [valueInfo('input_ids', DataType.INT64, [1, 'sequence_length'])],
+      output: [valueInfo('logits', DataType.FLOAT, [1, 'sequence_length', V])],
+    },
+    { producer: 'pytorch' },
+  );
 }
 
-const H = 32, V = 64;
+const H = 32,
+  V = 64;
 /** GPT-2 traced so that the scopes skip `attn`/`mlp` (the parent's forward calls the submodules). */
 function gpt2Traced(): onnx.ModelProto {
   const p: Proj[] = [];
@@ -72,8 +89,14 @@ test('a GPT-2 export with scopes that skip the module tree gets HF names from it
   const g = await inspectModel(file);
   const names = g.layers.map((l) => l.name);
   assert.deepEqual(names, [
-    'transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_fc', 'transformer.h.0.mlp.c_proj',
-    'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_fc', 'transformer.h.1.mlp.c_proj',
+    'transformer.h.0.attn.c_attn',
+    'transformer.h.0.attn.c_proj',
+    'transformer.h.0.mlp.c_fc',
+    'transformer.h.0.mlp.c_proj',
+    'transformer.h.1.attn.c_attn',
+    'transformer.h.1.attn.c_proj',
+    'transformer.h.1.mlp.c_fc',
+    'transformer.h.1.mlp.c_proj',
     'lm_head',
   ]);
   const ix = layerIndex(g.layers);
@@ -93,7 +116,10 @@ test('quantize with HF names in the recipe skips the tied head and quantizes the
   assert.equal(by.lm_head, 'MatMul', 'the head the recipe skips stays fp32');
   assert.equal(by['transformer.h.1.mlp.c_proj'], 'MatMulNBits');
   // Names survive quantization: the packed weight keeps the module's name.
-  assert.deepEqual(g.layers.map((l) => l.name).sort(), [...(await inspectModel(file)).layers.map((l) => l.name)].sort());
+  assert.deepEqual(
+    g.layers.map((l) => l.name).sort(),
+    [...(await inspectModel(file)).layers.map((l) => l.name)].sort(),
+  );
 });
 
 test('Optimum-style Llama export: exporter-made weight names fall back to scopes; a Gemm over the embedding is lm_head', async () => {
@@ -106,9 +132,10 @@ test('Optimum-style Llama export: exporter-made weight names fall back to scopes
   ];
   await writeModel(exportLike('model.embed_tokens.weight', H, V, p, { node: '/Gemm', gemm: true }), file);
   const g = await inspectModel(file);
-  assert.deepEqual(g.layers.map((l) => l.name), [
-    'model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.o_proj', 'model.layers.0.mlp.down_proj', 'lm_head',
-  ]);
+  assert.deepEqual(
+    g.layers.map((l) => l.name),
+    ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.o_proj', 'model.layers.0.mlp.down_proj', 'lm_head'],
+  );
   assert.deepEqual([g.layers[3].K, g.layers[3].N], [H, V]);
 });
 
@@ -119,9 +146,15 @@ test('scopes alone: de-duplication suffixes are stripped and the family root res
     { node: '/h.0/attn/c_attn/MatMul', weight: 'onnx::MatMul_5', K: H, N: H },
     { node: '/transformer/h.0/mlp/c_proj_1/MatMul', weight: 'onnx::MatMul_6', K: H, N: H },
   ];
-  await writeModel(exportLike('transformer.wte.weight', H, V, p, { node: '/lm_head/MatMul', weight: 'onnx::MatMul_7' }), file);
+  await writeModel(
+    exportLike('transformer.wte.weight', H, V, p, { node: '/lm_head/MatMul', weight: 'onnx::MatMul_7' }),
+    file,
+  );
   const g = await inspectModel(file);
-  assert.deepEqual(g.layers.map((l) => l.name), ['transformer.h.0.attn.c_attn', 'transformer.h.0.mlp.c_proj', 'lm_head']);
+  assert.deepEqual(
+    g.layers.map((l) => l.name),
+    ['transformer.h.0.attn.c_attn', 'transformer.h.0.mlp.c_proj', 'lm_head'],
+  );
   assert.equal(stripDedupSuffix('gate_up_proj_2'), 'gate_up_proj');
   assert.equal(stripDedupSuffix('layers_1'), 'layers_1', 'only suffixes on projection names some family has');
   assert.equal(normalizeScopeName('h.3.mlp.c_fc', familyById('gpt2')), 'transformer.h.3.mlp.c_fc');

@@ -30,14 +30,62 @@ const tiny = () => tinyMlpModel({ hidden: 16, intermediate: 32, layers: 2 });
 
 /** Each broken model: how to break the tiny MLP, and what the refusal must say. */
 const BROKEN: { name: string; mutate: (m: onnx.ModelProto) => void; error: RegExp }[] = [
-  { name: 'cycle', mutate: (m) => { m.graph!.node![0].input![0] = '/model/layers.0/Add_output_0'; }, error: /cycle through node \/model\/layers\.0\// },
-  { name: 'dangling', mutate: (m) => { m.graph!.node![1].input![0] = 'nowhere'; }, error: /node \/model\/layers\.0\/mlp\/act\/Relu reads 'nowhere', which is no graph input/ },
-  { name: 'no-inputs', mutate: (m) => { m.graph!.input = []; }, error: /has no inputs/ },
-  { name: 'no-outputs', mutate: (m) => { m.graph!.output = []; }, error: /has no outputs/ },
-  { name: 'negative-dim', mutate: (m) => { m.graph!.initializer![0].dims = [-16, 32]; }, error: /tensor model\.layers\.0\.mlp\.up_proj\.weight has dimension -16/ },
-  { name: 'huge-dim', mutate: (m) => { m.graph!.initializer![0].dims = [1e12, 32]; }, error: /tensor model\.layers\.0\.mlp\.up_proj\.weight: holds 2048 bytes, its shape \[1000000000000,32\]/ },
-  { name: 'twice', mutate: (m) => { m.graph!.node![2].output![0] = '/model/layers.0/mlp/up_proj/MatMul_output_0'; }, error: /produced twice/ },
-  { name: 'output-unproduced', mutate: (m) => { m.graph!.output![0].name = 'z'; }, error: /graph output 'z' is produced by no node/ },
+  {
+    name: 'cycle',
+    mutate: (m) => {
+      m.graph!.node![0].input![0] = '/model/layers.0/Add_output_0';
+    },
+    error: /cycle through node \/model\/layers\.0\//,
+  },
+  {
+    name: 'dangling',
+    mutate: (m) => {
+      m.graph!.node![1].input![0] = 'nowhere';
+    },
+    error: /node \/model\/layers\.0\/mlp\/act\/Relu reads 'nowhere', which is no graph input/,
+  },
+  {
+    name: 'no-inputs',
+    mutate: (m) => {
+      m.graph!.input = [];
+    },
+    error: /has no inputs/,
+  },
+  {
+    name: 'no-outputs',
+    mutate: (m) => {
+      m.graph!.output = [];
+    },
+    error: /has no outputs/,
+  },
+  {
+    name: 'negative-dim',
+    mutate: (m) => {
+      m.graph!.initializer![0].dims = [-16, 32];
+    },
+    error: /tensor model\.layers\.0\.mlp\.up_proj\.weight has dimension -16/,
+  },
+  {
+    name: 'huge-dim',
+    mutate: (m) => {
+      m.graph!.initializer![0].dims = [1e12, 32];
+    },
+    error: /tensor model\.layers\.0\.mlp\.up_proj\.weight: holds 2048 bytes, its shape \[1000000000000,32\]/,
+  },
+  {
+    name: 'twice',
+    mutate: (m) => {
+      m.graph!.node![2].output![0] = '/model/layers.0/mlp/up_proj/MatMul_output_0';
+    },
+    error: /produced twice/,
+  },
+  {
+    name: 'output-unproduced',
+    mutate: (m) => {
+      m.graph!.output![0].name = 'z';
+    },
+    error: /graph output 'z' is produced by no node/,
+  },
 ];
 
 async function writeBroken(dir: string, b: (typeof BROKEN)[number]): Promise<string> {
@@ -63,7 +111,11 @@ test('broken graphs are refused by readModel and inspect, naming what is wrong',
   const dir = tempDir();
   for (const b of BROKEN) {
     const file = await writeBroken(dir, b);
-    await assert.rejects(inspectModel(file), (e: Error) => e instanceof OnnxError && e.name === 'GraphError' && b.error.test(e.message), b.name);
+    await assert.rejects(
+      inspectModel(file),
+      (e: Error) => e instanceof OnnxError && e.name === 'GraphError' && b.error.test(e.message),
+      b.name,
+    );
     const r = await cli('inspect', file);
     assert.equal(r.code, 2, `${b.name}: ${r.err}`);
     assert.match(r.err, b.error, b.name);
@@ -72,7 +124,12 @@ test('broken graphs are refused by readModel and inspect, naming what is wrong',
 
 test('the cycle check is iterative: a 100,000-node chain closed into a loop is refused without recursion', () => {
   const n = 100_000;
-  const node = Array.from({ length: n }, (_, i) => ({ opType: 'Relu', name: `r${i}`, input: [i === 0 ? `v${n - 1}` : `v${i - 1}`], output: [`v${i}`] }));
+  const node = Array.from({ length: n }, (_, i) => ({
+    opType: 'Relu',
+    name: `r${i}`,
+    input: [i === 0 ? `v${n - 1}` : `v${i - 1}`],
+    output: [`v${i}`],
+  }));
   const proto = { graph: { node, input: [{ name: 'x' }], output: [{ name: `v${n - 1}` }], initializer: [] } };
   assert.throws(() => validateModel(proto, '/tmp', 'loop.onnx'), /cycle through node r\d+ \(100000 of 100000 nodes/);
   node[0].input = ['x'];
@@ -105,11 +162,24 @@ test('external data: non-numeric or negative offsets/lengths are refused naming 
   const src = path.join(dir, 'src.onnx');
   await writeModel(tiny(), src, { externalData: true });
   const cases: { key: string; value: string; error: RegExp }[] = [
-    { key: 'offset', value: 'abc', error: /tensor model\.layers\.0\.mlp\.up_proj\.weight: external data 'offset' is "abc", not a non-negative integer/ },
-    { key: 'length', value: '12x', error: /tensor model\.layers\.0\.mlp\.up_proj\.weight: external data 'length' is "12x"/ },
+    {
+      key: 'offset',
+      value: 'abc',
+      error:
+        /tensor model\.layers\.0\.mlp\.up_proj\.weight: external data 'offset' is "abc", not a non-negative integer/,
+    },
+    {
+      key: 'length',
+      value: '12x',
+      error: /tensor model\.layers\.0\.mlp\.up_proj\.weight: external data 'length' is "12x"/,
+    },
     { key: 'offset', value: '-64', error: /'offset' is "-64"/ },
     { key: 'offset', value: '1e30', error: /'offset' is "1e30"/ },
-    { key: 'offset', value: '99999999', error: /up_proj\.weight: external data truncated: bytes 99999999\.\.\d+ are past the end/ },
+    {
+      key: 'offset',
+      value: '99999999',
+      error: /up_proj\.weight: external data truncated: bytes 99999999\.\.\d+ are past the end/,
+    },
     { key: 'length', value: '4', error: /up_proj\.weight: external data length 4 does not match its shape \[16,32\]/ },
   ];
   for (const [i, c] of cases.entries()) {

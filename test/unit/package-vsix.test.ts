@@ -57,15 +57,20 @@ before(async () => {
 
 after(() => fs.rmSync(out, { recursive: true, force: true }));
 
-
 test('every target is built except those whose binaries onnxruntime-node does not ship, with the reason', () => {
-  assert.deepEqual(rows.map((r) => r.target), [...new Set([host, FOREIGN, 'darwin-x64'])]);
+  assert.deepEqual(
+    rows.map((r) => r.target),
+    [...new Set([host, FOREIGN, 'darwin-x64'])],
+  );
   for (const r of rows) {
     const why = pkg.unavailable(r.target);
     if (why) assert.equal(r.skipped, why, r.target);
     else assert.ok(r.file && fs.existsSync(r.file), r.target);
   }
-  assert.ok(built().some((r) => r.target === host), `the host target ${host} is built`);
+  assert.ok(
+    built().some((r) => r.target === host),
+    `the host target ${host} is built`,
+  );
   assert.ok(built().length >= 2, 'a foreign target is built too');
   for (const r of rows.filter((x) => x.skipped)) assert.match(r.skipped!, new RegExp(r.target.replace('-', '/')));
 });
@@ -75,9 +80,15 @@ test('each package carries its own platform binaries and no other platform', () 
     const [plat, arch] = r.target.split('-');
     const names = entriesOf(r).map((e) => e.name);
     const native = names.filter((n) => /\.(node|dll|so(\.\d+)*|dylib)$/.test(n));
-    assert.ok(names.includes(`extension/node_modules/onnxruntime-node/bin/napi-v6/${plat}/${arch}/onnxruntime_binding.node`), r.target);
+    assert.ok(
+      names.includes(`extension/node_modules/onnxruntime-node/bin/napi-v6/${plat}/${arch}/onnxruntime_binding.node`),
+      r.target,
+    );
     for (const n of native) {
-      assert.ok(n.startsWith(`extension/node_modules/onnxruntime-node/bin/napi-v6/${plat}/${arch}/`), `${r.target}: ${n}`);
+      assert.ok(
+        n.startsWith(`extension/node_modules/onnxruntime-node/bin/napi-v6/${plat}/${arch}/`),
+        `${r.target}: ${n}`,
+      );
     }
     const manifest = fs.readFileSync(path.join(unpacked(r), 'extension.vsixmanifest'), 'utf8');
     assert.match(manifest, new RegExp(`TargetPlatform="${r.target}"`), `${r.target} vsixmanifest`);
@@ -86,19 +97,45 @@ test('each package carries its own platform binaries and no other platform', () 
 
 test('each package has the bundles, schema, grammar, media and Marketplace README, and no sources, tests or caches', () => {
   const marketplaceTitle = fs.readFileSync(path.join(root, 'README.marketplace.md'), 'utf8').split('\n')[0];
-  assert.notEqual(fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n')[0], marketplaceTitle, 'the READMEs differ');
+  assert.notEqual(
+    fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n')[0],
+    marketplaceTitle,
+    'the READMEs differ',
+  );
   for (const r of built()) {
     const names = entriesOf(r).map((e) => e.name);
-    for (const f of ['dist/client.js', 'dist/server.js', 'dist/cli.js', 'dist/worker.js', 'dist/layerWorker.js', 'package.json',
-      'readme.md', 'changelog.md', 'LICENSE.txt', 'schemas/haqa.schema.json', 'syntaxes/haqa.injection.tmLanguage.json', 'media/icon.png',
-      'bin/haqa.js', 'media/results/results.js']) {
+    for (const f of [
+      'dist/client.js',
+      'dist/server.js',
+      'dist/cli.js',
+      'dist/worker.js',
+      'dist/layerWorker.js',
+      'package.json',
+      'readme.md',
+      'changelog.md',
+      'LICENSE.txt',
+      'schemas/haqa.schema.json',
+      'syntaxes/haqa.injection.tmLanguage.json',
+      'media/icon.png',
+      'bin/haqa.js',
+      'media/results/results.js',
+    ]) {
       assert.ok(names.includes(`extension/${f}`), `${r.target}: ${f}`);
     }
     const own = names.filter((n) => !n.startsWith('extension/node_modules/'));
-    const bad = own.filter((n) => /(^|\/)(src|test|\.cache|examples|bench|docs|scripts|\.haqa)\//.test(n.replace(/^extension\//, '')))
+    const bad = own
+      .filter((n) =>
+        /(^|\/)(src|test|\.cache|examples|bench|docs|scripts|\.haqa)\//.test(n.replace(/^extension\//, '')),
+      )
       .concat(names.filter((n) => /\.(ts|map|onnx)$/.test(n)))
-      .concat(names.filter((n) => n.startsWith('extension/node_modules/') && /\.md$/.test(n) && !/\/LICEN[CS]E[^/]*$/.test(n)))
-      .concat(names.filter((n) => n.includes('/node_modules/.bin/') || n.startsWith('extension/node_modules/@vscode/')));
+      .concat(
+        names.filter(
+          (n) => n.startsWith('extension/node_modules/') && /\.md$/.test(n) && !/\/LICEN[CS]E[^/]*$/.test(n),
+        ),
+      )
+      .concat(
+        names.filter((n) => n.includes('/node_modules/.bin/') || n.startsWith('extension/node_modules/@vscode/')),
+      );
     assert.deepEqual(bad, [], r.target);
     const ext = path.join(unpacked(r), 'extension');
     assert.equal(fs.readFileSync(path.join(ext, 'readme.md'), 'utf8').split('\n')[0], marketplaceTitle);
@@ -114,12 +151,14 @@ test('package sizes stay within their bounds', () => {
     const max = pkg.MAX_BYTES[r.target];
     assert.ok(max, `a bound for ${r.target}`);
     assert.ok(r.bytes! <= max, `${r.target}: ${r.bytes} bytes > ${max}`);
-    const nonNative = entriesOf(r).filter((e) => !e.name.includes('/bin/napi-v')).reduce((s, e) => s + e.compressedSize, 0);
+    const nonNative = entriesOf(r)
+      .filter((e) => !e.name.includes('/bin/napi-v'))
+      .reduce((s, e) => s + e.compressedSize, 0);
     assert.ok(nonNative <= pkg.MAX_NON_NATIVE_BYTES, `${r.target}: ${nonNative} bytes outside the native binaries`);
   }
 });
 
-test('the packager\'s check refuses a package over its size bound', () => {
+test("the packager's check refuses a package over its size bound", () => {
   const r = built().find((x) => x.target === host)!;
   assert.throws(() => pkg.checkVsix(r.file!, host, 1e6), /larger than the bound of 1000000/);
   assert.ok(pkg.checkVsix(r.file!, host).length > 0);
@@ -133,22 +172,35 @@ test('the host package runs: every module the bundles require is shipped, and it
     for (const b of ['client', 'server', 'cli', 'worker', 'layerWorker']) {
       const js = fs.readFileSync(path.join(ext, 'dist', `${b}.js`), 'utf8');
       // A require inside a string or template is generated code (ajv's standalone mode), not a load of this bundle.
-      const bare = [...js.matchAll(/(?<![`'])require\("([^"./][^"]*)"\)/g)].map((m) => m[1])
+      const bare = [...js.matchAll(/(?<![`'])require\("([^"./][^"]*)"\)/g)]
+        .map((m) => m[1])
         .filter((m) => !builtins.has(m) && m !== 'vscode');
       for (const m of new Set(bare)) {
-        const name = m.split('/').slice(0, m.startsWith('@') ? 2 : 1).join('/');
-        assert.ok(fs.existsSync(path.join(ext, 'node_modules', name, 'package.json')), `dist/${b}.js requires ${m}, not shipped`);
-        if (name !== m) assert.ok(fs.existsSync(path.join(ext, 'node_modules', m)), `dist/${b}.js requires ${m}, not shipped`);
+        const name = m
+          .split('/')
+          .slice(0, m.startsWith('@') ? 2 : 1)
+          .join('/');
+        assert.ok(
+          fs.existsSync(path.join(ext, 'node_modules', name, 'package.json')),
+          `dist/${b}.js requires ${m}, not shipped`,
+        );
+        if (name !== m)
+          assert.ok(fs.existsSync(path.join(ext, 'node_modules', m)), `dist/${b}.js requires ${m}, not shipped`);
       }
     }
     const model = path.join(root, 'examples', 'tiny-llama', 'model.onnx');
     // The plain-JS externals load from the package too (without their optional native accelerators).
     for (const m of ['ssh2', 'bullmq', 'ioredis']) {
-      execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ext, 'node_modules', m))})`], { encoding: 'utf8' });
+      execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ext, 'node_modules', m))})`], {
+        encoding: 'utf8',
+      });
     }
     const script = `const ort = require(${JSON.stringify(path.join(ext, 'node_modules', 'onnxruntime-node'))});
       ort.InferenceSession.create(${JSON.stringify(model)}).then((s) => console.log(JSON.stringify(s.inputNames)));`;
-    const outText = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
+    const outText = execFileSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_PATH: '' },
+    });
     assert.ok(JSON.parse(outText.trim()).includes('input_ids'), outText);
   }
 });
@@ -158,9 +210,10 @@ test('packaging leaves the working tree and dist/ as they were', () => {
   assert.equal(distStamp(), distBefore);
 });
 
-test('onnxruntime\'s GPU providers are never staged; the CPU runtime is', () => {
+test("onnxruntime's GPU providers are never staged; the CPU runtime is", () => {
   const ort = pkg.NATIVE.find((d) => d.name === 'onnxruntime-node')!;
-  for (const f of ['cuda.so', 'tensorrt.so', 'shared.so']) assert.ok(ort.omit(`bin/napi-v6/linux/x64/libonnxruntime_providers_${f}`), f);
+  for (const f of ['cuda.so', 'tensorrt.so', 'shared.so'])
+    assert.ok(ort.omit(`bin/napi-v6/linux/x64/libonnxruntime_providers_${f}`), f);
   assert.equal(ort.omit('bin/napi-v6/linux/x64/libonnxruntime.so.1'), false);
   assert.equal(ort.platformOf('bin/napi-v6/win32/arm64/DirectML.dll'), 'win32-arm64');
   assert.equal(ort.platformOf('dist/binding.js'), null);
@@ -176,8 +229,10 @@ test('a target whose binaries are missing is refused by name, and when asked for
     assert.equal(pkg.unavailable('linux-arm64', fake), null);
     assert.match(pkg.unavailable('linux-x64', fake)!, /onnxruntime-node 9\.9\.9 ships no bin\/napi-v6\/linux\/x64\//);
     fs.writeFileSync(path.join(fake, 'README.marketplace.md'), '# x\n');
-    assert.throws(() => pkg.packageTargets({ targets: ['linux-x64'], root: fake, outDir: path.join(fake, 'o'), strict: true }),
-      /linux-x64: cannot be built: onnxruntime-node 9\.9\.9 ships no/);
+    assert.throws(
+      () => pkg.packageTargets({ targets: ['linux-x64'], root: fake, outDir: path.join(fake, 'o'), strict: true }),
+      /linux-x64: cannot be built: onnxruntime-node 9\.9\.9 ships no/,
+    );
     assert.throws(() => pkg.packageTargets({ targets: ['beos-x64'], root: fake }), /unknown target beos-x64/);
   } finally {
     fs.rmSync(fake, { recursive: true, force: true });

@@ -29,14 +29,36 @@ const downGlob = (f: Family) => `${f.modules.blocks}.*.${f.modules.mlp.down}`;
 
 function recipeText(f: Family): string {
   return [
-    'version: 1', 'model: ./model.onnx',
-    'target:', '  threads: 1',
-    'objective:', '  workload:', '    prompt_length: 8', '    decode_tokens: 2', '    batch: 1',
-    'quantize:', '  method: rtn', '  bits: 4', '  block_size: 16', '  accuracy_level: 4',
-    '  skip:', '    - lm_head',
-    '  overrides:', `    - match: ${downGlob(f)}`, '      bits: 8',
-    'evaluation:', '  text: ./eval.txt', '  tokenizer: ./tokenizer.json', '  window: 16', '  max_windows: 1',
-    'search:', '  agent: offline', '  trials: 2', '  seed: 0', '  space:', `    quantize.bits@${downGlob(f)}: [4, 8]`,
+    'version: 1',
+    'model: ./model.onnx',
+    'target:',
+    '  threads: 1',
+    'objective:',
+    '  workload:',
+    '    prompt_length: 8',
+    '    decode_tokens: 2',
+    '    batch: 1',
+    'quantize:',
+    '  method: rtn',
+    '  bits: 4',
+    '  block_size: 16',
+    '  accuracy_level: 4',
+    '  skip:',
+    '    - lm_head',
+    '  overrides:',
+    `    - match: ${downGlob(f)}`,
+    '      bits: 8',
+    'evaluation:',
+    '  text: ./eval.txt',
+    '  tokenizer: ./tokenizer.json',
+    '  window: 16',
+    '  max_windows: 1',
+    'search:',
+    '  agent: offline',
+    '  trials: 2',
+    '  seed: 0',
+    '  space:',
+    `    quantize.bits@${downGlob(f)}: [4, 8]`,
     '',
   ].join('\n');
 }
@@ -57,7 +79,10 @@ for (const f of FAMILIES) {
     fs.writeFileSync(file, text);
     const a = await analyzeRecipe(text, file, { models: new ModelCache() });
     const serious = a.diagnostics.filter((d) => severityName(d.severity) === 'error' || d.code === 'pattern-no-match');
-    assert.deepEqual(serious.map((d) => `${d.code}: ${messageText(d)}`), []);
+    assert.deepEqual(
+      serious.map((d) => `${d.code}: ${messageText(d)}`),
+      [],
+    );
     const recipe = a.recipe!;
 
     const res = await compressModel(recipe, { out: path.join(ws, 'q.onnx') });
@@ -79,7 +104,10 @@ for (const f of FAMILIES) {
     }
 
     // tune: both values of the HF-named knob run, each raced against fp32 and scored; the answer is one of them.
-    const t = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'tune', file, '--json'], { encoding: 'utf8', timeout: 120_000 });
+    const t = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'tune', file, '--json'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     assert.equal(t.status, 0, t.stderr);
     const out = JSON.parse(t.stdout);
     const knob = `quantize.bits@${downGlob(f)}`;
@@ -88,7 +116,10 @@ for (const f of FAMILIES) {
       assert.notEqual(x.status, 'failed', x.error);
       assert.ok(x.metrics.race?.paired, `trial ${x.index} raced fp32 paired`);
     }
-    assert.ok(out.best && [4, 8].includes(out.best.config[knob]) && Number.isFinite(out.best.metrics.ppl), 'an answer with its perplexity');
+    assert.ok(
+      out.best && [4, 8].includes(out.best.config[knob]) && Number.isFinite(out.best.metrics.ppl),
+      'an answer with its perplexity',
+    );
     assert.ok(fs.existsSync(path.join(ws, 'haqa.best.yaml')), 'the tuned recipe is written');
   });
 }

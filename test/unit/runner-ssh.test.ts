@@ -19,17 +19,25 @@ import { tempDir, writeTinyModel } from '../helpers/tinyModel';
 import { startSshd, sshdMissing, Sshd } from '../helpers/services';
 
 const ROOT = path.resolve(__dirname, '../..');
-const skip = sshdMissing() ?? (fs.existsSync(path.join(ROOT, 'dist', 'worker.js')) ? undefined : 'dist/ not built (npm run build)');
+const skip =
+  sshdMissing() ??
+  (fs.existsSync(path.join(ROOT, 'dist', 'worker.js')) ? undefined : 'dist/ not built (npm run build)');
 const tmp = tempDir('haqa-ssh-');
 const ws = path.join(tmp, 'ws');
 const remoteDir = path.join(tmp, 'remote');
 let sshd: Sshd;
 
 function recipe(model: string, extra: Record<string, unknown> = {}): Recipe {
-  return resolveRecipe({
-    model, target: { threads: 1 }, quantize: { bits: 4, block_size: 32 },
-    objective: { workload: { prompt_length: 4, decode_tokens: 2, batch: 1 } }, ...extra,
-  }, path.join(ws, 'haqa.yaml'));
+  return resolveRecipe(
+    {
+      model,
+      target: { threads: 1 },
+      quantize: { bits: 4, block_size: 32 },
+      objective: { workload: { prompt_length: 4, decode_tokens: 2, batch: 1 } },
+      ...extra,
+    },
+    path.join(ws, 'haqa.yaml'),
+  );
 }
 
 function runner(dir = remoteDir): SshRunner {
@@ -64,7 +72,10 @@ test('profiles the host, installs the worker, runs the trial there and records t
     assert.ok(fs.readdirSync(path.join(remoteDir, 'haqa')).length === 1, 'one worker folder for this version');
 
     const stages: string[] = [];
-    const rec = await r.run({ recipe: recipe('a.onnx'), quick: true }, { storeDir: ws, onProgress: (p) => stages.push(p.stage) });
+    const rec = await r.run(
+      { recipe: recipe('a.onnx'), quick: true },
+      { storeDir: ws, onProgress: (p) => stages.push(p.stage) },
+    );
     assert.equal(rec.status, 'ok', JSON.stringify(rec.error));
     assert.ok(rec.metrics.inference_ms && rec.metrics.inference_ms.median > 0);
     assert.equal(rec.device?.runner, 'ssh');
@@ -72,7 +83,10 @@ test('profiles the host, installs the worker, runs the trial there and records t
     assert.equal(rec.device?.fingerprint, hardwareKey(here));
     assert.equal(rec.source_model, path.join(ws, 'a.onnx'));
     assert.ok(rec.artifact?.startsWith(`${sshd.url}${remoteDir}/store/`), rec.artifact);
-    assert.ok(stages.includes('compress') && stages.includes('latency'), `remote progress streamed: ${stages.join(',')}`);
+    assert.ok(
+      stages.includes('compress') && stages.includes('latency'),
+      `remote progress streamed: ${stages.join(',')}`,
+    );
     const stored = new RunStore(ws).read().records;
     assert.equal(stored.length, 1);
     assert.equal(stored[0].device?.host, sshd.url);
@@ -104,7 +118,12 @@ test('a partial upload resumes where it stopped, and is verified', { skip }, asy
     assert.ok(t, 'b.onnx was sent');
     assert.equal(t.resumedFrom, half);
     assert.equal(t.sent, bytes - half);
-    assert.equal(execFileSync('sha256sum', [path.join(remoteDir, 'cache', sha256)]).toString().split(' ')[0], sha256);
+    assert.equal(
+      execFileSync('sha256sum', [path.join(remoteDir, 'cache', sha256)])
+        .toString()
+        .split(' ')[0],
+      sha256,
+    );
   } finally {
     await r.close();
   }
@@ -114,14 +133,23 @@ test('cancelling kills the remote process group: no orphans', { skip, timeout: 6
   const r = runner();
   const ac = new AbortController();
   try {
-    const rec = await r.run({ recipe: recipe('a.onnx'), quick: true, debug: { hangAt: 'latency' } }, {
-      storeDir: ws, noStore: true, signal: ac.signal,
-      onProgress: (p) => {
-        if (p.stage === 'latency') setTimeout(() => ac.abort(), 200);
+    const rec = await r.run(
+      { recipe: recipe('a.onnx'), quick: true, debug: { hangAt: 'latency' } },
+      {
+        storeDir: ws,
+        noStore: true,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.stage === 'latency') setTimeout(() => ac.abort(), 200);
+        },
       },
-    });
+    );
     assert.equal(rec.status, 'cancelled', JSON.stringify(rec.error));
-    const alive = () => execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(path.join(remoteDir, 'haqa')));
+    const alive = () =>
+      execFileSync('ps', ['-eo', 'args'])
+        .toString()
+        .split('\n')
+        .filter((l) => l.includes(path.join(remoteDir, 'haqa')));
     const until = Date.now() + 5000;
     while (alive().length && Date.now() < until) await new Promise((res) => setTimeout(res, 100));
     assert.deepEqual(alive(), [], 'no remote CLI or worker left running');
@@ -134,7 +162,10 @@ test('an unknown or changed host key is refused; a missing onnxruntime is said p
   const other = path.join(tmp, 'other_known_hosts');
   const key = path.join(tmp, 'otherkey');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  fs.writeFileSync(other, `[127.0.0.1]:${sshd.port} ${fs.readFileSync(`${key}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  fs.writeFileSync(
+    other,
+    `[127.0.0.1]:${sshd.port} ${fs.readFileSync(`${key}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`,
+  );
   const bad = runnerFor(sshd.url, { knownHosts: other, identityFile: sshd.identity, remoteDir });
   const rec = await bad.run({ recipe: recipe('a.onnx'), quick: true }, { storeDir: ws, noStore: true });
   await bad.close();
@@ -154,7 +185,10 @@ test('known_hosts: hashed entries and ports', () => {
   const salt = Buffer.from('0123456789abcdef0123');
   const mac = require('node:crypto').createHmac('sha1', salt).update('[h.example]:2222').digest('base64');
   const file = path.join(dir, 'known_hosts');
-  fs.writeFileSync(file, `# c\nh.example ssh-ed25519 ${Buffer.from('other').toString('base64')}\n|1|${salt.toString('base64')}|${mac} ssh-ed25519 ${blob.toString('base64')}\n`);
+  fs.writeFileSync(
+    file,
+    `# c\nh.example ssh-ed25519 ${Buffer.from('other').toString('base64')}\n|1|${salt.toString('base64')}|${mac} ssh-ed25519 ${blob.toString('base64')}\n`,
+  );
   assert.equal(verifyHostKey(file, 'h.example', 2222, blob).ok, true);
   assert.match(verifyHostKey(file, 'h.example', 22, blob).reason!, /does not match/);
   assert.match(verifyHostKey(file, 'x.example', 22, blob).reason!, /not in .*ssh-keyscan/);

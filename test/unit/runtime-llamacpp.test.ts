@@ -17,8 +17,19 @@ import type { MeasureJob, ReferenceJob } from '../../server/src/bench/protocol';
 
 const dir = path.resolve(__dirname, '../../examples/tiny-llama');
 const recipeFile = path.join(dir, 'haqa.yaml');
-const evaluation = { text: path.join(dir, 'data/eval.txt'), tokenizer: path.join(dir, 'tokenizer.json'), window: 128, max_windows: 2 };
-const session = { provider: 'cpu', intra_op_threads: 1, inter_op_threads: 1, graph_optimization: 'all', execution_mode: 'sequential' };
+const evaluation = {
+  text: path.join(dir, 'data/eval.txt'),
+  tokenizer: path.join(dir, 'tokenizer.json'),
+  window: 128,
+  max_windows: 2,
+};
+const session = {
+  provider: 'cpu',
+  intra_op_threads: 1,
+  inter_op_threads: 1,
+  graph_optimization: 'all',
+  execution_mode: 'sequential',
+};
 const workload = { prompt_length: 16, decode_tokens: 4, batch: 1 };
 
 function recipe(ggufType: string) {
@@ -32,7 +43,16 @@ test('GGUF exported by HAQA runs in llama.cpp with onnxruntime fp32 logits', { t
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-llamacpp-'));
   try {
     const ort = await DecoderSession.create(path.join(dir, 'model.onnx'), { sessionOptions: { intraOpNumThreads: 1 } });
-    const refJob = { kind: 'reference', model: '', session, workload, quick: false, evaluation, out: '', key: 'k' } as ReferenceJob;
+    const refJob = {
+      kind: 'reference',
+      model: '',
+      session,
+      workload,
+      quick: false,
+      evaluation,
+      out: '',
+      key: 'k',
+    } as ReferenceJob;
     const ref = await decoderReference(refJob, ort, () => undefined);
     await ort.release();
     const rt = runtimeFor('llama.cpp');
@@ -42,7 +62,15 @@ test('GGUF exported by HAQA runs in llama.cpp with onnxruntime fp32 logits', { t
       await exportGguf(recipe(t), out);
       const m = await rt.load(out, { session, llama: { threads: 1 } });
       try {
-        const job = { kind: 'measure', model: out, session, workload, quick: false, latency: false, evaluation } as MeasureJob;
+        const job = {
+          kind: 'measure',
+          model: out,
+          session,
+          workload,
+          quick: false,
+          latency: false,
+          evaluation,
+        } as MeasureJob;
         const acc = await decoderAccuracy(job, m, ref, () => undefined);
         kl[t] = acc.kl!;
         assert.equal(acc.eval_tokens, ref.tokens);

@@ -13,7 +13,8 @@ import { main } from '../../server/src/cli';
 import type { CliIO } from '../../server/src/cli/command';
 import { tempDir, writeTinyModel } from '../helpers/tinyModel';
 
-const record = (id: string, pad = 0) => ({ id, status: 'ok', recipe_file: '/w/haqa.yaml', metrics: {}, pad: 'x'.repeat(pad) }) as unknown as RunRecord;
+const record = (id: string, pad = 0) =>
+  ({ id, status: 'ok', recipe_file: '/w/haqa.yaml', metrics: {}, pad: 'x'.repeat(pad) }) as unknown as RunRecord;
 
 test('a short write is cut back off the file and reported; the store reads as before', async () => {
   const store = new RunStore(tempDir());
@@ -25,12 +26,18 @@ test('a short write is cut back off the file and reported; the store reads as be
       // Half the line reaches the disk, then the disk is full.
       const half = Math.floor(bytes.length / 2);
       await fh.write(bytes, 0, half);
-      if (fail === 'enospc') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      if (fail === 'enospc')
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       return { bytesWritten: half };
     };
     try {
-      await assert.rejects(store.append(record('b', 20_000)), (e: Error) =>
-        e.name === 'StoreWriteError' && e.message.startsWith('disk full: the run record was not saved') && e.message.includes(store.runsFile));
+      await assert.rejects(
+        store.append(record('b', 20_000)),
+        (e: Error) =>
+          e.name === 'StoreWriteError' &&
+          e.message.startsWith('disk full: the run record was not saved') &&
+          e.message.includes(store.runsFile),
+      );
     } finally {
       appendIo.write = real;
     }
@@ -38,7 +45,10 @@ test('a short write is cut back off the file and reported; the store reads as be
   }
   await store.append(record('c'));
   const { records, skipped } = store.read();
-  assert.deepEqual(records.map((r) => r.id), ['a', 'c']);
+  assert.deepEqual(
+    records.map((r) => r.id),
+    ['a', 'c'],
+  );
   assert.deepEqual(skipped, []);
 });
 
@@ -62,12 +72,18 @@ test('on a real full disk (64 KiB tmpfs) the append fails cleanly and the next r
     const free = () => fs.statfsSync(fsys.dir).bavail * fs.statfsSync(fsys.dir).bsize;
     fs.writeFileSync(path.join(fsys.dir, 'filler'), Buffer.alloc(Math.max(0, free() - 8192)));
     const before = fs.readFileSync(store.runsFile);
-    await assert.rejects(store.append(record('big', 20_000)), /^StoreWriteError: disk full: the run record was not saved \(.*runs\.jsonl: no space left on device\)$/m);
+    await assert.rejects(
+      store.append(record('big', 20_000)),
+      /^StoreWriteError: disk full: the run record was not saved \(.*runs\.jsonl: no space left on device\)$/m,
+    );
     assert.deepEqual(fs.readFileSync(store.runsFile), before);
     assert.deepEqual(store.read().skipped, []);
     fs.rmSync(path.join(fsys.dir, 'filler'));
     await store.append(record('b'));
-    assert.deepEqual(store.read().records.map((r) => r.id), ['a', 'b']);
+    assert.deepEqual(
+      store.read().records.map((r) => r.id),
+      ['a', 'b'],
+    );
   } finally {
     fsys.done();
   }
@@ -89,7 +105,12 @@ test('quantize onto a full disk: exit 2, the output and "no space left" named, n
     const before = fs.readdirSync(fsys.dir);
     const code = await main(['quantize', recipe, '-o', out], io);
     assert.equal(code, 2, err.join('\n'));
-    assert.match(err.join('\n'), new RegExp(`haqa quantize: cannot write ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no space left on device; nothing was written`));
+    assert.match(
+      err.join('\n'),
+      new RegExp(
+        `haqa quantize: cannot write ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no space left on device; nothing was written`,
+      ),
+    );
     assert.deepEqual(fs.readdirSync(fsys.dir), before);
   } finally {
     fsys.done();

@@ -12,14 +12,25 @@ import { tempDir } from '../helpers/tinyModel';
 async function run(argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), signal: new AbortController().signal });
+  const code = await main(argv, {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    signal: new AbortController().signal,
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 const dir = tempDir('haqa-synth-cli-');
 const TINY = {
-  model_type: 'qwen2', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 3, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 50, tie_word_embeddings: true, max_position_embeddings: 128,
+  model_type: 'qwen2',
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 50,
+  tie_word_embeddings: true,
+  max_position_embeddings: 128,
 };
 
 test('haqa synth writes the model and a config.json describing it (layers override included)', async () => {
@@ -36,8 +47,12 @@ test('haqa synth writes the model and a config.json describing it (layers overri
   assert.match(r.out, /parameters/);
   assert.match(r.out, /seed 4/);
   // the whole examples config set parses and is Llama-family
-  for (const f of fs.readdirSync(path.resolve(__dirname, '../../examples/configs')).filter((n) => n.endsWith('.json'))) {
-    const a = architectureFromConfig(JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../examples/configs', f), 'utf8')));
+  for (const f of fs
+    .readdirSync(path.resolve(__dirname, '../../examples/configs'))
+    .filter((n) => n.endsWith('.json'))) {
+    const a = architectureFromConfig(
+      JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../examples/configs', f), 'utf8')),
+    );
     assert.ok(parameterCount(a) > 4e8, f);
   }
 });
@@ -49,7 +64,11 @@ test('haqa synth: bad configs and arguments are usage errors naming the problem'
     return f;
   };
   const o = ['-o', path.join(dir, 'bad', 'model.onnx')];
-  const missing = await run(['synth', write('m.json', JSON.stringify({ ...TINY, intermediate_size: undefined })), ...o]);
+  const missing = await run([
+    'synth',
+    write('m.json', JSON.stringify({ ...TINY, intermediate_size: undefined })),
+    ...o,
+  ]);
   assert.equal(missing.code, 2);
   assert.match(missing.err, /m\.json: missing 'intermediate_size'/);
   const heads = await run(['synth', write('h.json', JSON.stringify({ ...TINY, num_attention_heads: 5 })), ...o]);
@@ -65,7 +84,10 @@ test('haqa synth: bad configs and arguments are usage errors naming the problem'
   const listed = /\(([^)]*)\)\s*$/.exec(unknown.err.trim())?.[1].split(', ').sort();
   assert.deepEqual(listed, FAMILIES.flatMap((f) => f.modelTypes).sort());
   assert.equal((await run(['synth', write('ok.json', JSON.stringify(TINY))])).code, 2, 'no -o');
-  assert.match((await run(['synth', path.join(dir, 'ok.json'), ...o, '--layers', 'x'])).err, /--layers must be a positive integer/);
+  assert.match(
+    (await run(['synth', path.join(dir, 'ok.json'), ...o, '--layers', 'x'])).err,
+    /--layers must be a positive integer/,
+  );
   assert.match((await run(['synth', path.join(dir, 'nope.json'), ...o])).err, /config file not found/);
   assert.equal(fs.existsSync(path.join(dir, 'bad', 'model.onnx')), false);
 });

@@ -8,14 +8,26 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { synthesizeDecoder } from '../../server/src/model/synth';
 import { referenceLogits } from '../../server/src/model/synth/reference';
-import { architectureFromConfig, parameterCount, ModelArchitecture, HfConfigError } from '../../server/src/config/hfConfig';
+import {
+  architectureFromConfig,
+  parameterCount,
+  ModelArchitecture,
+  HfConfigError,
+} from '../../server/src/config/hfConfig';
 import { inspectModel, ModelGraph } from '../../server/src/model/graph';
 import { readModel, readTensorFloat32 } from '../../server/src/model/onnx';
 import { tempDir } from '../helpers/tinyModel';
 
 const TINY = {
-  model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, vocab_size: 64, rope_theta: 10000, rms_norm_eps: 1e-6,
+  model_type: 'llama',
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 64,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
   // Larger than real models' 0.02 so attention is far from uniform and a wrong mask, rotary or cache
   // changes the logits well beyond float32 noise.
   initializer_range: 0.3,
@@ -25,19 +37,29 @@ const dir = tempDir('haqa-synth-');
 let counter = 0;
 async function synth(cfg: Record<string, unknown>, opts: { seed?: number; externalData?: boolean } = {}) {
   const arch = architectureFromConfig(cfg);
-  const res = await synthesizeDecoder(arch, { out: path.join(dir, `m${counter++}.onnx`), seed: opts.seed ?? 7, externalData: opts.externalData });
+  const res = await synthesizeDecoder(arch, {
+    out: path.join(dir, `m${counter++}.onnx`),
+    seed: opts.seed ?? 7,
+    externalData: opts.externalData,
+  });
   const session = await ort.InferenceSession.create(res.out, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   return { arch, res, session };
 }
 
-const i64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+const i64 = (rows: number[][]) =>
+  new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 
 type Past = Record<string, ort.Tensor>;
 function emptyPast(a: ModelArchitecture, batch: number): Past {
   const past: Past = {};
   for (let i = 0; i < a.num_hidden_layers; i++) {
     for (const kv of ['key', 'value']) {
-      past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [batch, a.num_key_value_heads, 0, a.head_dim]);
+      past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [
+        batch,
+        a.num_key_value_heads,
+        0,
+        a.head_dim,
+      ]);
     }
   }
   return past;
@@ -86,7 +108,10 @@ async function checkAgainstReference(cfg: Record<string, unknown>): Promise<void
     const got = row(out.logits as ort.Tensor, 0, t);
     assert.ok(maxAbs(ref[t]) > 0.1, 'logits are not vanishingly small (the check would be vacuous)');
     const d = maxDiff(got, ref[t]);
-    assert.ok(d < 1e-4 * Math.max(1, maxAbs(ref[t])), `position ${t}: onnxruntime differs from the float64 reference by ${d}`);
+    assert.ok(
+      d < 1e-4 * Math.max(1, maxAbs(ref[t])),
+      `position ${t}: onnxruntime differs from the float64 reference by ${d}`,
+    );
   }
 }
 
@@ -101,38 +126,77 @@ test('tied embeddings and Qwen2 q/k/v biases match the reference too', async () 
 
 test('prefill with an empty past, then decode steps: incremental == full pass, batch 2', async () => {
   const { arch, session } = await synth(TINY);
-  const seqs = [[1, 2, 3, 4, 5, 6], [60, 50, 40, 30, 20, 10]];
+  const seqs = [
+    [1, 2, 3, 4, 5, 6],
+    [60, 50, 40, 30, 20, 10],
+  ];
   const all = (n: number) => seqs.map(() => Array.from({ length: n }, () => 1));
   const posRange = (from: number, to: number) => seqs.map(() => Array.from({ length: to - from }, (_, i) => from + i));
   const full = await step(session, seqs, all(6), posRange(0, 6), emptyPast(arch, 2));
 
   // prefill 3 tokens with past length 0, then three single-token steps feeding present back as past
-  let out = await step(session, seqs.map((s) => s.slice(0, 3)), all(3), posRange(0, 3), emptyPast(arch, 2));
+  let out = await step(
+    session,
+    seqs.map((s) => s.slice(0, 3)),
+    all(3),
+    posRange(0, 3),
+    emptyPast(arch, 2),
+  );
   assert.deepEqual((out['present.0.key'] as ort.Tensor).dims, [2, arch.num_key_value_heads, 3, arch.head_dim]);
   for (let t = 3; t < 6; t++) {
-    out = await step(session, seqs.map((s) => [s[t]]), all(t + 1), posRange(t, t + 1), presentAsPast(arch, out));
+    out = await step(
+      session,
+      seqs.map((s) => [s[t]]),
+      all(t + 1),
+      posRange(t, t + 1),
+      presentAsPast(arch, out),
+    );
     assert.deepEqual((out.logits as ort.Tensor).dims, [2, 1, arch.vocab_size]);
-    assert.deepEqual((out[`present.${arch.num_hidden_layers - 1}.value`] as ort.Tensor).dims, [2, arch.num_key_value_heads, t + 1, arch.head_dim]);
+    assert.deepEqual((out[`present.${arch.num_hidden_layers - 1}.value`] as ort.Tensor).dims, [
+      2,
+      arch.num_key_value_heads,
+      t + 1,
+      arch.head_dim,
+    ]);
     for (let b = 0; b < 2; b++) {
       const d = maxDiff(row(out.logits as ort.Tensor, b, 0), row(full.logits as ort.Tensor, b, t));
       assert.ok(d < 1e-4, `batch ${b}, position ${t}: cached decoding differs from the full pass by ${d}`);
     }
   }
   // The full pass's cache is the cache built up step by step.
-  const d = maxDiff((out['present.1.key'] as ort.Tensor).data as Float32Array, (full['present.1.key'] as ort.Tensor).data as Float32Array);
+  const d = maxDiff(
+    (out['present.1.key'] as ort.Tensor).data as Float32Array,
+    (full['present.1.key'] as ort.Tensor).data as Float32Array,
+  );
   assert.ok(d < 1e-4, `present.1.key differs by ${d}`);
 });
 
-test('left padding in a batch leaves the real tokens\' logits unchanged', async () => {
+test("left padding in a batch leaves the real tokens' logits unchanged", async () => {
   const { arch, session } = await synth(TINY);
   const alone = await step(session, [[7, 8, 9]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(arch, 1));
   // row 1 is [pad, pad, 7, 8, 9]; HF gives padded slots position 1 — whatever they are, they are masked out
-  const batch = await step(session, [[1, 2, 3, 4, 5], [0, 0, 7, 8, 9]], [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], [[0, 1, 2, 3, 4], [1, 1, 0, 1, 2]], emptyPast(arch, 2));
+  const batch = await step(
+    session,
+    [
+      [1, 2, 3, 4, 5],
+      [0, 0, 7, 8, 9],
+    ],
+    [
+      [1, 1, 1, 1, 1],
+      [0, 0, 1, 1, 1],
+    ],
+    [
+      [0, 1, 2, 3, 4],
+      [1, 1, 0, 1, 2],
+    ],
+    emptyPast(arch, 2),
+  );
   for (let t = 0; t < 3; t++) {
     const d = maxDiff(row(batch.logits as ort.Tensor, 1, t + 2), row(alone.logits as ort.Tensor, 0, t));
     assert.ok(d < 1e-4, `padded row, token ${t}: differs by ${d}`);
   }
-  for (const v of batch.logits.data as Float32Array) assert.ok(Number.isFinite(v), 'fully masked padding rows stay finite');
+  for (const v of batch.logits.data as Float32Array)
+    assert.ok(Number.isFinite(v), 'fully masked padding rows stay finite');
 });
 
 test('initializers hold exactly parameterCount(config) parameters; inspect finds 7 layers per block + lm_head', async () => {
@@ -141,7 +205,14 @@ test('initializers hold exactly parameterCount(config) parameters; inspect finds
     const g = await inspectModel(res.out);
     assert.equal(g.totals.params, parameterCount(arch));
     assert.equal(res.params, parameterCount(arch));
-    const { hidden_size: H, intermediate_size: I, num_attention_heads: nH, num_key_value_heads: nKV, head_dim: D, vocab_size: V } = arch;
+    const {
+      hidden_size: H,
+      intermediate_size: I,
+      num_attention_heads: nH,
+      num_key_value_heads: nKV,
+      head_dim: D,
+      vocab_size: V,
+    } = arch;
     const want = new Map<string, [number, number]>();
     for (let i = 0; i < arch.num_hidden_layers; i++) {
       const m = `model.layers.${i}`;
@@ -170,19 +241,36 @@ test('the interface is the documented one: names, dtypes, ranks, symbolic batch 
   const { arch, res } = await synth(TINY);
   const g = await inspectModel(res.out);
   const L = arch.num_hidden_layers;
-  assert.deepEqual(g.inputs.map((i) => i.name), [
-    'input_ids', 'attention_mask', 'position_ids',
-    ...Array.from({ length: L }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
-  ]);
-  assert.deepEqual(g.outputs.map((o) => o.name), ['logits', ...Array.from({ length: L }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()]);
+  assert.deepEqual(
+    g.inputs.map((i) => i.name),
+    [
+      'input_ids',
+      'attention_mask',
+      'position_ids',
+      ...Array.from({ length: L }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
+    ],
+  );
+  assert.deepEqual(
+    g.outputs.map((o) => o.name),
+    ['logits', ...Array.from({ length: L }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()],
+  );
   assert.deepEqual(iface(g), {
-    inputs: ['attention_mask INT64 rank2', 'input_ids INT64 rank2', 'past_key_values.{i}.key FLOAT rank4', 'past_key_values.{i}.value FLOAT rank4', 'position_ids INT64 rank2'],
+    inputs: [
+      'attention_mask INT64 rank2',
+      'input_ids INT64 rank2',
+      'past_key_values.{i}.key FLOAT rank4',
+      'past_key_values.{i}.value FLOAT rank4',
+      'position_ids INT64 rank2',
+    ],
     outputs: ['logits FLOAT rank3', 'present.{i}.key FLOAT rank4', 'present.{i}.value FLOAT rank4'],
   });
   const byName = new Map([...g.inputs, ...g.outputs].map((v) => [v.name, v.shape]));
   assert.equal(typeof byName.get('input_ids')![0], 'string', 'batch is symbolic');
   assert.equal(typeof byName.get('input_ids')![1], 'string', 'sequence is symbolic');
-  assert.deepEqual(byName.get('past_key_values.0.key')!.filter((d) => typeof d === 'number'), [arch.num_key_value_heads, arch.head_dim]);
+  assert.deepEqual(
+    byName.get('past_key_values.0.key')!.filter((d) => typeof d === 'number'),
+    [arch.num_key_value_heads, arch.head_dim],
+  );
   assert.equal(byName.get('logits')![2], arch.vocab_size);
 });
 
@@ -213,7 +301,10 @@ test('external data: same weights and logits as inline, no temporary files left'
   const ya = await step(a.session, [[5, 6, 7]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(a.arch, 1));
   const yb = await step(b.session, [[5, 6, 7]], [[1, 1, 1]], [[0, 1, 2]], emptyPast(b.arch, 1));
   assert.deepEqual(ya.logits.data, yb.logits.data);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('the seed decides the weights', async () => {
@@ -233,7 +324,10 @@ test('layers and vocab overrides shape the model and its parameter count', async
   assert.equal(g.totals.params, parameterCount({ ...arch, num_hidden_layers: 1, vocab_size: 100 }));
   assert.equal(g.layers.length, 8);
   assert.equal(g.inputs.length, 3 + 2);
-  await assert.rejects(synthesizeDecoder(arch, { out: path.join(dir, 'bad.onnx'), layers: 0 }), /layers must be a positive integer/);
+  await assert.rejects(
+    synthesizeDecoder(arch, { out: path.join(dir, 'bad.onnx'), layers: 0 }),
+    /layers must be a positive integer/,
+  );
 });
 
 test('invalid configs give errors naming the key', async () => {
@@ -261,8 +355,12 @@ test('a cancelled synthesis leaves nothing behind', async () => {
     let seen = 0;
     await assert.rejects(
       synthesizeDecoder(arch, {
-        out: path.join(sub, 'model.onnx'), externalData, signal: ctl.signal,
-        onProgress: () => { if (++seen === 3) ctl.abort(); },
+        out: path.join(sub, 'model.onnx'),
+        externalData,
+        signal: ctl.signal,
+        onProgress: () => {
+          if (++seen === 3) ctl.abort();
+        },
       }),
       (e: unknown) => (e as Error).name === 'AbortError',
     );
@@ -277,7 +375,9 @@ test('the trained fixture computes the same math as the float64 reference', asyn
   }
   // Cross-checks both halves of issue #3: the PyTorch export and this reference must agree, so the
   // synthesized graphs (checked against the same reference above) compute what a trained Llama does.
-  const arch = architectureFromConfig(JSON.parse(fs.readFileSync(path.join(path.dirname(FIXTURE), 'config.json'), 'utf8')));
+  const arch = architectureFromConfig(
+    JSON.parse(fs.readFileSync(path.join(path.dirname(FIXTURE), 'config.json'), 'utf8')),
+  );
   const session = await ort.InferenceSession.create(FIXTURE, { intraOpNumThreads: 1 });
   const tokens = [1, 2, 3, 4, 5].map((x) => (x * 37) % arch.vocab_size);
   const out = await step(session, [tokens], [tokens.map(() => 1)], [tokens.map((_, i) => i)], emptyPast(arch, 1));

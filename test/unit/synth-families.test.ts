@@ -23,23 +23,29 @@ async function synth(cfg: Record<string, unknown>, layers?: number) {
   const res = await synthesizeDecoder(arch, { out: path.join(dir, `m${n++}.onnx`), seed: 5, layers });
   return { arch: res.arch, res, session: await ort.InferenceSession.create(res.out, opts) };
 }
-const i64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+const i64 = (rows: number[][]) =>
+  new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 function past(a: ModelArchitecture, out?: ort.InferenceSession.OnnxValueMapType): Record<string, ort.Tensor> {
   const p: Record<string, ort.Tensor> = {};
-  for (let i = 0; i < a.num_hidden_layers; i++) for (const kv of ['key', 'value']) {
-    p[`past_key_values.${i}.${kv}`] = out ? out[`present.${i}.${kv}`] as ort.Tensor
-      : new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
-  }
+  for (let i = 0; i < a.num_hidden_layers; i++)
+    for (const kv of ['key', 'value']) {
+      p[`past_key_values.${i}.${kv}`] = out
+        ? (out[`present.${i}.${kv}`] as ort.Tensor)
+        : new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
+    }
   return p;
 }
 type Outputs = ort.InferenceSession.OnnxValueMapType;
 async function run(s: ort.InferenceSession, a: ModelArchitecture, ids: number[], from: number, prev?: Outputs) {
   return s.run({
-    input_ids: i64([ids]), attention_mask: i64([Array(from + ids.length).fill(1)]),
-    position_ids: i64([ids.map((_, i) => from + i)]), ...past(a, prev),
+    input_ids: i64([ids]),
+    attention_mask: i64([Array(from + ids.length).fill(1)]),
+    position_ids: i64([ids.map((_, i) => from + i)]),
+    ...past(a, prev),
   });
 }
-const lastRow = (t: ort.Tensor, pos: number) => (t.data as Float32Array).subarray(pos * t.dims[2], (pos + 1) * t.dims[2]);
+const lastRow = (t: ort.Tensor, pos: number) =>
+  (t.data as Float32Array).subarray(pos * t.dims[2], (pos + 1) * t.dims[2]);
 const maxDiff = (x: ArrayLike<number>, y: ArrayLike<number>) => {
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
@@ -54,7 +60,8 @@ for (const f of FAMILIES) {
     const g = await inspectModel(res.out);
     assert.equal(g.totals.params, parameterCount(arch));
     const want = [];
-    for (let i = 0; i < arch.num_hidden_layers; i++) for (const p of projectionPaths(f)) want.push(`${f.modules.blocks}.${i}.${p}`);
+    for (let i = 0; i < arch.num_hidden_layers; i++)
+      for (const p of projectionPaths(f)) want.push(`${f.modules.blocks}.${i}.${p}`);
     want.push('lm_head');
     assert.deepEqual(g.layers.map((l) => l.name).sort(), want.sort());
     const full = await run(session, arch, TOKENS, 0);
@@ -79,11 +86,13 @@ test("Phi-3's fused qkv_proj and gate_up_proj split as HF's do: equal to Llama's
   const phi = await synth({ ...cfg, model_type: 'phi3' });
   const lm = await readModel(llama.res.out);
   const w = new Map<string, { data: Float32Array; dims: number[] }>();
-  for (const t of lm.proto.graph!.initializer!) w.set(t.name!, { data: await readTensorFloat32(t, lm.baseDir), dims: t.dims!.map(Number) });
+  for (const t of lm.proto.graph!.initializer!)
+    w.set(t.name!, { data: await readTensorFloat32(t, lm.baseDir), dims: t.dims!.map(Number) });
   /** Columns of [K, Ni] matrices side by side: [K, ΣNi], as HF's fused Linear stores its parts' outputs. */
   const cat = (names: string[]) => {
     const parts = names.map((x) => w.get(x)!);
-    const K = parts[0].dims[0], N = parts.reduce((s, p) => s + p.dims[1], 0);
+    const K = parts[0].dims[0],
+      N = parts.reduce((s, p) => s + p.dims[1], 0);
     const out = new Float32Array(K * N);
     for (let k = 0; k < K; k++) {
       let at = k * N;
@@ -98,8 +107,10 @@ test("Phi-3's fused qkv_proj and gate_up_proj split as HF's do: equal to Llama's
   pm.proto.graph!.initializer = pm.proto.graph!.initializer!.map((t) => {
     const name = t.name!;
     const m = /^(model\.layers\.\d+)\.(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$/.exec(name);
-    const v = !m ? w.get(name)!
-      : m[2] === 'self_attn.qkv_proj' ? cat(['q', 'k', 'v'].map((x) => `${m[1]}.self_attn.${x}_proj.weight`))
+    const v = !m
+      ? w.get(name)!
+      : m[2] === 'self_attn.qkv_proj'
+        ? cat(['q', 'k', 'v'].map((x) => `${m[1]}.self_attn.${x}_proj.weight`))
         : cat([`${m[1]}.mlp.gate_proj.weight`, `${m[1]}.mlp.up_proj.weight`]);
     assert.ok(v, name);
     return makeTensor(name, DataType.FLOAT, v.dims, v.data);
@@ -116,7 +127,10 @@ test("Phi-3's fused qkv_proj and gate_up_proj split as HF's do: equal to Llama's
 test('a sliding window hides tokens beyond it (one layer); Gemma 2 alternates sliding and global layers', async () => {
   const win = { ...FAMILY_CONFIGS.mistral, sliding_window: 3 };
   const changed = [50, ...TOKENS.slice(1, 8)];
-  for (const [cfg, hidden] of [[win, true], [{ ...win, sliding_window: null }, false]] as const) {
+  for (const [cfg, hidden] of [
+    [win, true],
+    [{ ...win, sliding_window: null }, false],
+  ] as const) {
     const { arch, session } = await synth(cfg, 1);
     const x = (await run(session, arch, TOKENS.slice(0, 8), 0)).logits as ort.Tensor;
     const y = (await run(session, arch, changed, 0)).logits as ort.Tensor;
@@ -141,6 +155,10 @@ test("the advisor and tuner see a family's own facts and its HF layer groups (GP
   assert.equal(s.architecture?.family, 'GPT-2');
   assert.deepEqual(s.architecture?.fused_projections, ['attn.c_attn = q + k + v']);
   assert.deepEqual(s.groups.map((x) => x.glob).sort(), [
-    'lm_head', 'transformer.h.*.attn.c_attn', 'transformer.h.*.attn.c_proj', 'transformer.h.*.mlp.c_fc', 'transformer.h.*.mlp.c_proj',
+    'lm_head',
+    'transformer.h.*.attn.c_attn',
+    'transformer.h.*.attn.c_proj',
+    'transformer.h.*.mlp.c_fc',
+    'transformer.h.*.mlp.c_proj',
   ]);
 });

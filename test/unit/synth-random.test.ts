@@ -19,7 +19,9 @@ test('normal(0, std): mean, spread and tails of 200k draws', () => {
   const std = 0.02;
   const x = collect(normalChunks(1, 'w', 200_001, std));
   assert.equal(x.length, 200_001);
-  let s = 0, s2 = 0, beyond2 = 0;
+  let s = 0,
+    s2 = 0,
+    beyond2 = 0;
   for (const v of x) {
     s += v;
     s2 += v * v;
@@ -27,7 +29,7 @@ test('normal(0, std): mean, spread and tails of 200k draws', () => {
   }
   const mean = s / x.length;
   const sd = Math.sqrt(s2 / x.length - mean * mean);
-  assert.ok(Math.abs(mean) < 4 * std / Math.sqrt(x.length), `mean ${mean}`);
+  assert.ok(Math.abs(mean) < (4 * std) / Math.sqrt(x.length), `mean ${mean}`);
   assert.ok(Math.abs(sd / std - 1) < 0.01, `std ${sd}`);
   const frac = beyond2 / x.length; // 4.55% for a normal distribution
   assert.ok(Math.abs(frac - 0.0455) < 0.003, `P(|x| > 2σ) = ${frac}`);

@@ -12,7 +12,9 @@ test('the walkthrough recipe has no errors or warnings from the check', async ()
   const md = fs.readFileSync(path.join(root, 'media', 'walkthrough', 'recipe.md'), 'utf8');
   const yaml = /```yaml\n([\s\S]*?)```/.exec(md)?.[1];
   assert.ok(yaml, 'a yaml block');
-  const a = await analyzeRecipe(yaml, path.join(root, 'examples', 'tiny-llama', 'haqa.yaml'), { models: new ModelCache() });
+  const a = await analyzeRecipe(yaml, path.join(root, 'examples', 'tiny-llama', 'haqa.yaml'), {
+    models: new ModelCache(),
+  });
   const bad = a.diagnostics.filter((d) => d.severity === 1 || d.severity === 2).map((d) => `${d.code}: ${d.message}`);
   assert.deepEqual(bad, []);
 });

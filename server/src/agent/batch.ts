@@ -26,7 +26,12 @@ export function liarLoss(trials: readonly Trial[]): number {
  * batch. Each proposal is validated by the loop's validator; an invalid one is skipped (at most n of them).
  * The proposer's own state is not told of the lies (its `observe` is not called).
  */
-export async function proposeBatch(proposer: Proposer, ctx: ProposerContext, n: number, pending: readonly Config[] = []): Promise<Batch> {
+export async function proposeBatch(
+  proposer: Proposer,
+  ctx: ProposerContext,
+  n: number,
+  pending: readonly Config[] = [],
+): Promise<Batch> {
   const planOf = (c: Config): string => {
     try {
       return planKey(c, ctx.setting);
@@ -39,8 +44,16 @@ export async function proposeBatch(proposer: Proposer, ctx: ProposerContext, n: 
   const byPlan = new Map<string, Trial>();
   const pretend = (config: Config, rationale?: string) => {
     const t: Trial = {
-      index: ctx.trials.length + lies.length + 1, config, rationale, proposer: proposer.name, status: 'ok', metrics: {},
-      feasible: false, loss: lie, violations: ['pending: running elsewhere (constant liar)'], seconds: 0,
+      index: ctx.trials.length + lies.length + 1,
+      config,
+      rationale,
+      proposer: proposer.name,
+      status: 'ok',
+      metrics: {},
+      feasible: false,
+      loss: lie,
+      violations: ['pending: running elsewhere (constant liar)'],
+      seconds: 0,
     };
     lies.push(t);
     byPlan.set(planOf(config), t);

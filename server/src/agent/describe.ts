@@ -37,19 +37,28 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
     architecture: arch
       ? {
           model_type: promptName(arch.model_type, 1, 'model_type'),
-          hidden_size: arch.hidden_size, intermediate_size: arch.intermediate_size,
-          num_hidden_layers: arch.num_hidden_layers, num_attention_heads: arch.num_attention_heads,
-          num_key_value_heads: arch.num_key_value_heads, vocab_size: arch.vocab_size, tie_word_embeddings: arch.tie_word_embeddings,
+          hidden_size: arch.hidden_size,
+          intermediate_size: arch.intermediate_size,
+          num_hidden_layers: arch.num_hidden_layers,
+          num_attention_heads: arch.num_attention_heads,
+          num_key_value_heads: arch.num_key_value_heads,
+          vocab_size: arch.vocab_size,
+          tie_word_embeddings: arch.tie_word_embeddings,
           ...familyFacts(arch),
         }
       : undefined,
     layers: q.length,
     params: q.reduce((s, l) => s + l.params, 0),
-    groups: layerGroups(q).slice(0, 40).map((g, i) => ({
-      glob: promptName(g.glob, i + 1, 'layer-group'), count: g.layers.length,
-      K: uniq(g.layers.map((l) => l.K)), N: uniq(g.layers.map((l) => l.N)),
-      params: g.layers.reduce((s, l) => s + l.params, 0), plan: planText(g.layers[0].name),
-    })),
+    groups: layerGroups(q)
+      .slice(0, 40)
+      .map((g, i) => ({
+        glob: promptName(g.glob, i + 1, 'layer-group'),
+        count: g.layers.length,
+        K: uniq(g.layers.map((l) => l.K)),
+        N: uniq(g.layers.map((l) => l.N)),
+        params: g.layers.reduce((s, l) => s + l.params, 0),
+        plan: planText(g.layers[0].name),
+      })),
   };
 }
 
@@ -57,7 +66,12 @@ export function modelSummary(setting: SpaceContext, arch?: ModelArchitecture): M
 function familyFacts(arch: ModelArchitecture): Record<string, unknown> {
   const f = familyOfArch(arch);
   if (!f) return {};
-  const facts: Record<string, unknown> = { family: f.label, head_dim: arch.head_dim, norm: f.norm, activation: f.activation };
+  const facts: Record<string, unknown> = {
+    family: f.label,
+    head_dim: arch.head_dim,
+    norm: f.norm,
+    activation: f.activation,
+  };
   if (f.fused.length) facts.fused_projections = f.fused.map((x) => `${x.module} = ${x.parts.join(' + ')}`);
   if (arch.sliding_window !== undefined) facts.sliding_window = arch.sliding_window;
   if (arch.attn_logit_softcapping !== undefined) facts.attn_logit_softcapping = arch.attn_logit_softcapping;
@@ -67,27 +81,46 @@ function familyFacts(arch: ModelArchitecture): Record<string, unknown> {
 
 export function hardwareSummary(hw: HardwareProfile): Record<string, unknown> {
   return {
-    cpu: flatText(hw.cpu, 80), arch: hw.arch, cores: hw.cores, isa: hw.isa, memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
-    bandwidth_gbs: hw.bandwidth_gbs, busy_cores: hw.busy_cores, providers: hw.providers, int8_dot_product: hasInt8Dot(hw),
+    cpu: flatText(hw.cpu, 80),
+    arch: hw.arch,
+    cores: hw.cores,
+    isa: hw.isa,
+    memory_gib: +(hw.memory_bytes / 2 ** 30).toFixed(1),
+    bandwidth_gbs: hw.bandwidth_gbs,
+    busy_cores: hw.busy_cores,
+    providers: hw.providers,
+    int8_dot_product: hasInt8Dot(hw),
   };
 }
 
 export function spaceSummary(space: SearchSpace): Record<string, unknown> {
-  const knobs = space.knobs.map((k, i) => ({ knob: promptName(k.key, i + 1, 'knob'), values: k.values, layers: k.layers.length }));
+  const knobs = space.knobs.map((k, i) => ({
+    knob: promptName(k.key, i + 1, 'knob'),
+    values: k.values,
+    layers: k.layers.length,
+  }));
   return { source: space.source, assignments: space.size, knobs };
 }
 
 export function objectiveSummary(o: Objective, budget: { trials: number; minutes?: number }): Record<string, unknown> {
   return {
-    metric: o.metric, reads: o.field, better: o.direction === 'min' ? 'lower' : 'higher', unit: o.unit,
-    accuracy_budget: { max_ppl_increase: o.max_ppl_increase, min_top1_agreement: o.min_top1_agreement, max_kl: o.max_kl },
-    trial_budget: budget.trials, minutes: budget.minutes,
+    metric: o.metric,
+    reads: o.field,
+    better: o.direction === 'min' ? 'lower' : 'higher',
+    unit: o.unit,
+    accuracy_budget: {
+      max_ppl_increase: o.max_ppl_increase,
+      min_top1_agreement: o.min_top1_agreement,
+      max_kl: o.max_kl,
+    },
+    trial_budget: budget.trials,
+    minutes: budget.minutes,
   };
 }
 
 /** What onnxruntime's CPU kernels can and cannot do: the facts that make some settings counterintuitive. */
 export const KERNEL_FACTS = [
-  'MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size is one of 16, 32, 64, 128, 256 and must divide the layer\'s K.',
+  "MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size is one of 16, 32, 64, 128, 256 and must divide the layer's K.",
   'accuracy_level is the compute type: 0 default (fp32), 4 = int8 compute (activations quantized on the fly). On AVX2 CPUs 4-bit acc 4 measured ~2.8x faster than fp32, 4-bit acc 0 only ~1.1x.',
   '8-bit with accuracy_level 0 measured ~30x SLOWER than fp32 on an AVX2 CPU; 8-bit with accuracy_level 4 ~2.7x faster. Lower bits are not automatically faster.',
   'At batch 64 (prefill-like) 4-bit was no faster than fp32: gains are for bandwidth-bound decode.',

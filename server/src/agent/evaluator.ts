@@ -39,14 +39,15 @@ export const DEFAULT_RACE_CAP_MS = 20_000;
  */
 export function metricsOf(r: RunRecord): TrialMetrics {
   const m = r.metrics;
-  const pick = (s?: { min?: number; median: number }) => s && (r.race ? s.median : s.min ?? s.median);
+  const pick = (s?: { min?: number; median: number }) => s && (r.race ? s.median : (s.min ?? s.median));
   const decode = pick(m.decode_ms_per_token);
   const prefill = pick(m.prefill_ms);
   const w = r.config?.workload;
   return {
     decode_ms_per_token: decode,
     prefill_ms: prefill,
-    throughput: w && decode !== undefined && prefill !== undefined ? throughputOf(w, prefill, decode) : m.throughput_tok_s,
+    throughput:
+      w && decode !== undefined && prefill !== undefined ? throughputOf(w, prefill, decode) : m.throughput_tok_s,
     model_bytes: m.model_bytes,
     ppl: m.ppl,
     ppl_fp32: m.ppl_fp32,
@@ -64,16 +65,36 @@ export class RecipeEvaluator implements Evaluator {
   /** Every record made, in order (tests and the CLI read them). */
   readonly records: RunRecord[] = [];
 
-  constructor(private recipe: Recipe, private opts: RecipeEvaluatorOptions = {}) {}
+  constructor(
+    private recipe: Recipe,
+    private opts: RecipeEvaluatorOptions = {},
+  ) {}
 
   private async run(
-    recipe: Recipe, signal: AbortSignal | undefined, trial: EvaluateOptions['trial'], config?: Config, measure?: RunOptions['measure'],
+    recipe: Recipe,
+    signal: AbortSignal | undefined,
+    trial: EvaluateOptions['trial'],
+    config?: Config,
+    measure?: RunOptions['measure'],
     race?: EvaluateOptions['race'],
   ): Promise<RunRecord> {
     const ro: RunOptions = {
-      signal, measure, race: this.raceSettings(race), quick: this.opts.quick ?? true, storeDir: this.opts.storeDir, timeoutMs: this.opts.timeoutMs,
+      signal,
+      measure,
+      race: this.raceSettings(race),
+      quick: this.opts.quick ?? true,
+      storeDir: this.opts.storeDir,
+      timeoutMs: this.opts.timeoutMs,
       onProgress: (p) => this.opts.onProgress?.({ ...p, trial: trial?.index }),
-      trial: trial ? { number: trial.index, session: trial.session, assignment: config, rationale: trial.rationale, agent: trial.proposer } : undefined,
+      trial: trial
+        ? {
+            number: trial.index,
+            session: trial.session,
+            assignment: config,
+            rationale: trial.rationale,
+            agent: trial.proposer,
+          }
+        : undefined,
     };
     const rec = await runOnTarget(recipe, ro); // where target.host says (server/src/runner)
     this.records.push(rec);
@@ -86,28 +107,61 @@ export class RecipeEvaluator implements Evaluator {
     if (!race || this.opts.race === false) return undefined;
     const b = this.records.find((r) => r.trial?.agent === 'baseline' && r.status === 'ok')?.metrics;
     return {
-      tolerance: race.tolerance, threshold: race.threshold, capMs: this.opts.raceCapMs ?? DEFAULT_RACE_CAP_MS,
-      referenceMs: { decode: b?.decode_ms_per_token?.median, prefill: b?.prefill_ms?.median, inference: b?.inference_ms?.median },
+      tolerance: race.tolerance,
+      threshold: race.threshold,
+      capMs: this.opts.raceCapMs ?? DEFAULT_RACE_CAP_MS,
+      referenceMs: {
+        decode: b?.decode_ms_per_token?.median,
+        prefill: b?.prefill_ms?.median,
+        inference: b?.inference_ms?.median,
+      },
     };
   }
 
   async baseline(signal?: AbortSignal): Promise<TrialMetrics> {
-    const rec = await this.run(fp32Recipe(this.recipe), signal, { index: 0, proposer: 'baseline', rationale: 'the fp32 reference' });
-    if (rec.status !== 'ok') throw new Error(`the fp32 baseline failed (${rec.error?.stage ?? rec.status}): ${rec.error?.message ?? rec.status}`);
+    const rec = await this.run(fp32Recipe(this.recipe), signal, {
+      index: 0,
+      proposer: 'baseline',
+      rationale: 'the fp32 reference',
+    });
+    if (rec.status !== 'ok')
+      throw new Error(
+        `the fp32 baseline failed (${rec.error?.stage ?? rec.status}): ${rec.error?.message ?? rec.status}`,
+      );
     return metricsOf(rec);
   }
 
   async evaluate(config: Config, opts: EvaluateOptions): Promise<Evaluation> {
     const recipe = applyKnobs(this.recipe, config);
-    const failed = (rec: RunRecord): Evaluation => ({ metrics: metricsOf(rec), status: 'failed', error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}` });
+    const failed = (rec: RunRecord): Evaluation => ({
+      metrics: metricsOf(rec),
+      status: 'failed',
+      error: `${rec.error?.stage ?? rec.status}: ${rec.error?.message ?? rec.status}`,
+    });
     if (opts.speedOnly) {
       // A re-measurement: the artifact is reused from the store, only the timing runs again.
-      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false }, opts.race);
+      const speed = await this.run(
+        recipe,
+        opts.signal,
+        opts.trial,
+        config,
+        { latency: true, accuracy: false },
+        opts.race,
+      );
       const m = metricsOf(speed);
-      return speed.status === 'ok' ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes }, status: 'ok' } : failed(speed);
+      return speed.status === 'ok'
+        ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes }, status: 'ok' }
+        : failed(speed);
     }
     if (opts.afterSpeed && recipe.evaluation.text) {
-      const speed = await this.run(recipe, opts.signal, opts.trial, config, { latency: true, accuracy: false }, opts.race);
+      const speed = await this.run(
+        recipe,
+        opts.signal,
+        opts.trial,
+        config,
+        { latency: true, accuracy: false },
+        opts.race,
+      );
       if (speed.status !== 'ok') return failed(speed);
       const m = metricsOf(speed);
       if (opts.afterSpeed(m) === 'prune') return { metrics: m, status: 'pruned' };

@@ -25,10 +25,17 @@ export function newestSession(records: readonly RunRecord[], o: Objective): Sess
   const mine = tuned.filter((r) => r.trial!.session === session);
   // The evaluator's fp32 baseline run carries no session: it is the last one before the session's first trial.
   const start = records.indexOf(mine[0]);
-  const base = records.slice(0, start).reverse().find((r) => r.trial?.agent === 'baseline' && r.status === 'ok');
+  const base = records
+    .slice(0, start)
+    .reverse()
+    .find((r) => r.trial?.agent === 'baseline' && r.status === 'ok');
   // Without it (an older store), the fp32 figures a trial's record carries stand in.
   const carried = mine.find((r) => r.baseline?.decode_ms_per_token)?.baseline;
-  const baseline = base ? metricsOf(base) : carried ? { decode_ms_per_token: carried.decode_ms_per_token!.median, prefill_ms: carried.prefill_ms?.median } : undefined;
+  const baseline = base
+    ? metricsOf(base)
+    : carried
+      ? { decode_ms_per_token: carried.decode_ms_per_token!.median, prefill_ms: carried.prefill_ms?.median }
+      : undefined;
   const trials: Trial[] = [];
   const ids = new Map<number, string>();
   const first = new Map<string, Trial>();
@@ -42,8 +49,14 @@ export function newestSession(records: readonly RunRecord[], o: Objective): Sess
     if (dup) metrics = { ...dup.metrics, ...speedOf(metrics) };
     const status = r.status === 'ok' ? 'ok' : 'failed';
     const t: Trial = {
-      index, config, proposer: r.trial.agent ?? 'unknown', status, metrics, ...judge(o, status, metrics, baseline),
-      seconds: 0, ...(dup ? { repeatOf: dup.index } : {}),
+      index,
+      config,
+      proposer: r.trial.agent ?? 'unknown',
+      status,
+      metrics,
+      ...judge(o, status, metrics, baseline),
+      seconds: 0,
+      ...(dup ? { repeatOf: dup.index } : {}),
     };
     trials.push(t);
     ids.set(index, r.id);
@@ -53,7 +66,10 @@ export function newestSession(records: readonly RunRecord[], o: Objective): Sess
 }
 
 /** The newest session's best plan under the loop's rule, with the record id of its first trial. */
-export function bestOfSession(records: readonly RunRecord[], o: Objective): { plan: Plan; id: string; view: SessionView } | undefined {
+export function bestOfSession(
+  records: readonly RunRecord[],
+  o: Objective,
+): { plan: Plan; id: string; view: SessionView } | undefined {
   const view = newestSession(records, o);
   if (!view) return undefined;
   const plan = rankPlans(view.trials, o, view.baseline).find((p) => p.feasible);
@@ -78,7 +94,8 @@ export function mergeTrialSteps<T extends { record: RunRecord }>(recs: readonly 
       out.push(copy);
       continue;
     }
-    for (const [k, v] of Object.entries(x.record.metrics ?? {})) if (v !== undefined) (prev.record.metrics as Record<string, unknown>)[k] = v;
+    for (const [k, v] of Object.entries(x.record.metrics ?? {}))
+      if (v !== undefined) (prev.record.metrics as Record<string, unknown>)[k] = v;
     prev.record.baseline = { ...prev.record.baseline, ...x.record.baseline };
     prev.record.speedups = { ...prev.record.speedups, ...x.record.speedups };
     if (x.record.status !== 'ok') {

@@ -21,7 +21,15 @@ import { readKernelProbe, writeKernelProbe } from '../bench/kernelProbe';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { READ_CAPS } from '../util/paths';
 import { Candidate, DEFAULT_CANDIDATES, SensitivityResult } from './sensitivity';
-import { allowedOn, bestUniform, FP32, LayerMeasurements, LayerPlanResult, planKnobs, planUnderBudget } from './layerPlan';
+import {
+  allowedOn,
+  bestUniform,
+  FP32,
+  LayerMeasurements,
+  LayerPlanResult,
+  planKnobs,
+  planUnderBudget,
+} from './layerPlan';
 
 export const LAYER_FORMAT = 1;
 
@@ -88,7 +96,12 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   const candidates = opts.candidates ?? DEFAULT_CANDIDATES;
   const skipped: StoredLayerMeasurements['skipped'] = [];
   const common = {
-    storeDir, signal: opts.signal, noStore: true, roots: opts.roots, timeoutMs: opts.timeoutMs, measure: { latency: false, accuracy: false },
+    storeDir,
+    signal: opts.signal,
+    noStore: true,
+    roots: opts.roots,
+    timeoutMs: opts.timeoutMs,
+    measure: { latency: false, accuracy: false },
   };
 
   // Models to profile: fp32, the recipe's plan, each candidate on every analysed layer (artifacts are cached).
@@ -106,7 +119,15 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   if (planModel) models.push({ label: 'recipe', model: planModel });
   const level = recipe.quantize?.accuracy_level;
   for (const c of candidates) {
-    const r = applyKnobs(fp32Recipe(recipe), planKnobs(layers.map((l) => ({ layers: [l.name], choice: c.id })), candidates, layers, level));
+    const r = applyKnobs(
+      fp32Recipe(recipe),
+      planKnobs(
+        layers.map((l) => ({ layers: [l.name], choice: c.id })),
+        candidates,
+        layers,
+        level,
+      ),
+    );
     const m = await build(c.id, r);
     if (m) models.push({ label: c.id, model: m });
   }
@@ -116,9 +137,13 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   const hw = hardwareFingerprint();
   if (!readKernelProbe(store, hw)) {
     say('probing the MatMulNBits kernels');
-    const k = await runWorker({ kind: 'kernel-probe', threads: session.intra_op_threads || 1 }, {
-      signal: opts.signal, timeoutMs: opts.timeoutMs,
-    });
+    const k = await runWorker(
+      { kind: 'kernel-probe', threads: session.intra_op_threads || 1 },
+      {
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+      },
+    );
     if (k.status === 'ok' && k.findings?.kernels) await writeKernelProbe(store, hw, k.findings.kernels);
     else skipped.push({ candidate: 'kernel-probe', reason: k.error?.message ?? k.status });
   }
@@ -130,9 +155,13 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
     for (const m of models) {
       say(`profiling ${m.label}`);
       // One worker per model: a kernel that fails on one candidate costs that candidate only.
-      const out = await runWorker({ kind: 'profile', models: [m], session, workload: recipe.objective.workload, dir, config }, {
-        signal: opts.signal, timeoutMs: opts.timeoutMs,
-      });
+      const out = await runWorker(
+        { kind: 'profile', models: [m], session, workload: recipe.objective.workload, dir, config },
+        {
+          signal: opts.signal,
+          timeoutMs: opts.timeoutMs,
+        },
+      );
       const p = out.findings?.profile?.[0];
       if (out.status !== 'ok' || !p) {
         if (m.label === FP32) throw new Error(`profiling the fp32 model failed: ${out.error?.message ?? out.status}`);
@@ -147,12 +176,22 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
   const tProfile = now();
 
   say('sensitivity of each layer');
-  const s = await runWorker({
-    kind: 'sensitivity', model: recipe.model, session, evaluation, candidates, config, maxWindows: opts.maxWindows,
-    groups: layers.map((l) => ({ name: l.name, layers: [l.name] })),
-  }, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+  const s = await runWorker(
+    {
+      kind: 'sensitivity',
+      model: recipe.model,
+      session,
+      evaluation,
+      candidates,
+      config,
+      maxWindows: opts.maxWindows,
+      groups: layers.map((l) => ({ name: l.name, layers: [l.name] })),
+    },
+    { signal: opts.signal, timeoutMs: opts.timeoutMs },
+  );
   const sensitivity: SensitivityResult | undefined = s.findings?.sensitivity;
-  if (s.status !== 'ok' || !sensitivity) throw new Error(`sensitivity analysis failed: ${s.error?.message ?? s.status}`);
+  if (s.status !== 'ok' || !sensitivity)
+    throw new Error(`sensitivity analysis failed: ${s.error?.message ?? s.status}`);
   const tEnd = now();
 
   const uniform: Record<string, ModelProfile> = {};
@@ -161,8 +200,15 @@ export async function measureLayers(recipe: Recipe, opts: MeasureLayersOptions =
     if (p) uniform[c.id] = p;
   }
   const stored: StoredLayerMeasurements = {
-    format: LAYER_FORMAT, measured_at: new Date().toISOString(), source_model: path.resolve(recipe.model),
-    hardware: hardwareFingerprint(), fp32: profiles.get(FP32)!, recipe_plan: profiles.get('recipe'), uniform, sensitivity, skipped,
+    format: LAYER_FORMAT,
+    measured_at: new Date().toISOString(),
+    source_model: path.resolve(recipe.model),
+    hardware: hardwareFingerprint(),
+    fp32: profiles.get(FP32)!,
+    recipe_plan: profiles.get('recipe'),
+    uniform,
+    sensitivity,
+    skipped,
     seconds: { total: tEnd - t0, build: tBuild - t0, profile: tProfile - tBuild, sensitivity: tEnd - tProfile },
   };
   const file = layerCachePath(store, recipe.model);
@@ -191,7 +237,8 @@ function figures(rec: RunRecord): NonNullable<PlanVerification['measured']> {
 
 /** The plan under the recipe's budget, the best uniform setting, and (verify) one benchmark of each. */
 export async function planAndVerify(
-  recipe: Recipe, m: LayerMeasurements,
+  recipe: Recipe,
+  m: LayerMeasurements,
   opts: { verify?: boolean; verifyUniform?: boolean; storeDir?: string; signal?: AbortSignal; quick?: boolean } = {},
 ): Promise<PlanVerification> {
   const t0 = now();
@@ -204,9 +251,15 @@ export async function planAndVerify(
   const knobs = planKnobs(plan.groups, m.sensitivity.candidates, graph.layers, level);
   const out: PlanVerification = { plan, uniform, knobs, seconds: 0 };
   const bench = async (k: Record<string, import('../config/recipe').SearchValue>) =>
-    figures(await runRecipe(applyKnobs(fp32Recipe(recipe), k), {
-      storeDir: opts.storeDir, signal: opts.signal, baseline: true, quick: opts.quick, noStore: true,
-    }));
+    figures(
+      await runRecipe(applyKnobs(fp32Recipe(recipe), k), {
+        storeDir: opts.storeDir,
+        signal: opts.signal,
+        baseline: true,
+        quick: opts.quick,
+        noStore: true,
+      }),
+    );
   if (opts.verify) out.measured = await bench(knobs);
   if (opts.verifyUniform && uniform.candidate !== FP32) {
     out.measuredUniform = await bench(planKnobs(uniform.groups, m.sensitivity.candidates, graph.layers, level));
@@ -224,11 +277,21 @@ export function planLines(v: PlanVerification): string[] {
   for (const g of v.plan.groups) counts.set(g.choice, (counts.get(g.choice) ?? 0) + 1);
   lines.push(`  settings: ${[...counts.entries()].map(([k, n]) => `${k} × ${n}`).join(', ')}`);
   for (const g of v.plan.groups.filter((g) => g.choice !== FP32).slice(0, 60)) {
-    lines.push(`  ${g.group}: ${g.choice} (${g.fp32_us.toFixed(0)} → ${g.time_us.toFixed(0)} µs/step, +${Math.max(0, g.nll_delta).toFixed(4)} nats)`);
+    lines.push(
+      `  ${g.group}: ${g.choice} (${g.fp32_us.toFixed(0)} → ${g.time_us.toFixed(0)} µs/step, +${Math.max(0, g.nll_delta).toFixed(4)} nats)`,
+    );
   }
   lines.push(`  predicted: decode ${x(v.plan.predicted.speedup)} vs fp32, ppl ${pct(v.plan.predicted.ppl_change)}`);
-  if (v.measured) lines.push(`  measured:  decode ${x(v.measured.speedup)} vs fp32, ppl ${pct(v.measured.ppl_change)} (${v.measured.status}${v.measured.error ? `: ${v.measured.error}` : ''})`);
-  lines.push(`best uniform setting within the budget: ${v.uniform.candidate}, predicted decode ${x(v.uniform.predicted.speedup)}, ppl ${pct(v.uniform.predicted.ppl_change)}`);
-  if (v.measuredUniform) lines.push(`  measured:  decode ${x(v.measuredUniform.speedup)}, ppl ${pct(v.measuredUniform.ppl_change)} (${v.measuredUniform.status})`);
+  if (v.measured)
+    lines.push(
+      `  measured:  decode ${x(v.measured.speedup)} vs fp32, ppl ${pct(v.measured.ppl_change)} (${v.measured.status}${v.measured.error ? `: ${v.measured.error}` : ''})`,
+    );
+  lines.push(
+    `best uniform setting within the budget: ${v.uniform.candidate}, predicted decode ${x(v.uniform.predicted.speedup)}, ppl ${pct(v.uniform.predicted.ppl_change)}`,
+  );
+  if (v.measuredUniform)
+    lines.push(
+      `  measured:  decode ${x(v.measuredUniform.speedup)}, ppl ${pct(v.measuredUniform.ppl_change)} (${v.measuredUniform.status})`,
+    );
   return lines;
 }

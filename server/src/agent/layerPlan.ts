@@ -13,8 +13,15 @@ import type { ModelProfile } from '../bench/profile';
 import { Candidate, rankOf, SensitivityResult } from './sensitivity';
 import { CPU_BITS } from '../config/check';
 
-export interface Choice { id: string; time: number; cost: number }
-export interface GroupChoices { group: string; choices: Choice[] }
+export interface Choice {
+  id: string;
+  time: number;
+  cost: number;
+}
+export interface GroupChoices {
+  group: string;
+  choices: Choice[];
+}
 
 export interface Chosen {
   /** Index into each group's choices. */
@@ -102,7 +109,14 @@ export function choicesOf(m: LayerMeasurements): GroupChoices[] {
   return out;
 }
 
-export interface PlannedGroup { group: string; layers: string[]; choice: string; time_us: number; fp32_us: number; nll_delta: number }
+export interface PlannedGroup {
+  group: string;
+  layers: string[];
+  choice: string;
+  time_us: number;
+  fp32_us: number;
+  nll_delta: number;
+}
 
 export interface LayerPlanResult {
   groups: PlannedGroup[];
@@ -123,22 +137,38 @@ export function allowedOn(provider: string, candidates: readonly Candidate[]): (
 }
 
 /** The plan minimising predicted step time within `maxPplIncrease` (a fraction: 0.05 = 5%). */
-export function planUnderBudget(m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean): LayerPlanResult {
+export function planUnderBudget(
+  m: LayerMeasurements,
+  maxPplIncrease: number,
+  restrict?: (id: string) => boolean,
+): LayerPlanResult {
   const budget = Math.log1p(Math.max(0, maxPplIncrease));
   const all = choicesOf(m);
-  const groups = all.map((g) => ({ ...g, choices: g.choices.filter((c) => c.id === FP32 || !restrict || restrict(c.id)) }));
+  const groups = all.map((g) => ({
+    ...g,
+    choices: g.choices.filter((c) => c.id === FP32 || !restrict || restrict(c.id)),
+  }));
   const chosen = chooseUnderBudget(groups, budget);
   return planResult(m, groups, chosen.picks, maxPplIncrease, budget);
 }
 
 function planResult(
-  m: LayerMeasurements, groups: GroupChoices[], picks: number[], maxPplIncrease: number, budget: number,
+  m: LayerMeasurements,
+  groups: GroupChoices[],
+  picks: number[],
+  maxPplIncrease: number,
+  budget: number,
 ): LayerPlanResult {
   const layersOf = new Map(m.sensitivity.groups.map((g) => [g.name, g.layers] as const));
   const planned: PlannedGroup[] = groups.map((g, gi) => {
     const c = g.choices[picks[gi]];
     return {
-      group: g.group, layers: layersOf.get(g.group) ?? [], choice: c.id, time_us: c.time, fp32_us: g.choices[0].time, nll_delta: c.cost,
+      group: g.group,
+      layers: layersOf.get(g.group) ?? [],
+      choice: c.id,
+      time_us: c.time,
+      fp32_us: g.choices[0].time,
+      nll_delta: c.cost,
     };
   });
   const layerFp32 = planned.reduce((s, g) => s + g.fp32_us, 0);
@@ -149,7 +179,12 @@ function planResult(
   const nll = planned.reduce((s, g) => s + Math.max(0, g.nll_delta), 0);
   return {
     groups: planned,
-    predicted: { step_us: step, fp32_step_us: other + layerFp32, speedup: (other + layerFp32) / step, ppl_change: Math.expm1(nll) },
+    predicted: {
+      step_us: step,
+      fp32_step_us: other + layerFp32,
+      speedup: (other + layerFp32) / step,
+      ppl_change: Math.expm1(nll),
+    },
     budget: { max_ppl_increase: maxPplIncrease, nll: budget },
   };
 }
@@ -159,7 +194,9 @@ function planResult(
  * same predicted figures. The per-layer plan is compared against it.
  */
 export function bestUniform(
-  m: LayerMeasurements, maxPplIncrease: number, restrict?: (id: string) => boolean,
+  m: LayerMeasurements,
+  maxPplIncrease: number,
+  restrict?: (id: string) => boolean,
 ): LayerPlanResult & { candidate: string } {
   const budget = Math.log1p(Math.max(0, maxPplIncrease));
   const groups = choicesOf(m);
@@ -178,7 +215,9 @@ export function bestUniform(
 
 /** Knobs (config/plan.ts's language) that put one candidate on one layer; fp32 keeps it in float. */
 export function candidateKnobs(
-  c: Candidate | undefined, layer: Pick<Layer, 'name' | 'K' | 'N'>, accuracyLevel?: number,
+  c: Candidate | undefined,
+  layer: Pick<Layer, 'name' | 'K' | 'N'>,
+  accuracyLevel?: number,
 ): Record<string, SearchValue> {
   const at = `@${layer.name}`;
   if (!c) return { [`quantize.bits${at}`]: 32 };
@@ -200,7 +239,9 @@ export function candidateKnobs(
  * planned layer's setting (layers left fp32 need no knob).
  */
 export function planKnobs(
-  picks: readonly { layers: readonly string[]; choice: string }[], candidates: readonly Candidate[], layers: readonly Layer[],
+  picks: readonly { layers: readonly string[]; choice: string }[],
+  candidates: readonly Candidate[],
+  layers: readonly Layer[],
   accuracyLevel?: number,
 ): Record<string, SearchValue> {
   const byName = new Map(layers.map((l) => [l.name, l] as const));

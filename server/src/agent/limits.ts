@@ -47,7 +47,8 @@ export class SessionMeter {
   /** Before sending a request body of `bytes` bytes. Counts it when it may go. */
   request(bytes: number): string | undefined {
     const l = this.limits;
-    if (this.requests >= l.requests) return `request cap reached: ${this.requests} API requests (limit ${l.requests} per session)`;
+    if (this.requests >= l.requests)
+      return `request cap reached: ${this.requests} API requests (limit ${l.requests} per session)`;
     if (this.bytesSent + bytes > l.bytesSent) {
       return `byte cap reached: ${mib(this.bytesSent)} sent, the next request is ${mib(bytes)} (limit ${mib(l.bytesSent)} per session)`;
     }
@@ -60,17 +61,22 @@ export class SessionMeter {
   reply(n: number): string | undefined {
     const l = this.limits;
     this.toolCalls += n;
-    if (n > l.toolCallsPerTurn) return `tool-call cap reached: ${n} tool calls in one reply (limit ${l.toolCallsPerTurn} per turn)`;
-    if (this.toolCalls > l.toolCalls) return `tool-call cap reached: ${this.toolCalls} tool calls (limit ${l.toolCalls} per session)`;
+    if (n > l.toolCallsPerTurn)
+      return `tool-call cap reached: ${n} tool calls in one reply (limit ${l.toolCallsPerTurn} per turn)`;
+    if (this.toolCalls > l.toolCalls)
+      return `tool-call cap reached: ${this.toolCalls} tool calls (limit ${l.toolCalls} per session)`;
     return undefined;
   }
 
   /** Is any cap already used up (no further request could go)? */
   exhausted(): string | undefined {
     const l = this.limits;
-    if (this.requests >= l.requests) return `request cap reached: ${this.requests} API requests (limit ${l.requests} per session)`;
-    if (this.toolCalls >= l.toolCalls) return `tool-call cap reached: ${this.toolCalls} tool calls (limit ${l.toolCalls} per session)`;
-    if (this.bytesSent >= l.bytesSent) return `byte cap reached: ${mib(this.bytesSent)} sent (limit ${mib(l.bytesSent)} per session)`;
+    if (this.requests >= l.requests)
+      return `request cap reached: ${this.requests} API requests (limit ${l.requests} per session)`;
+    if (this.toolCalls >= l.toolCalls)
+      return `tool-call cap reached: ${this.toolCalls} tool calls (limit ${l.toolCalls} per session)`;
+    if (this.bytesSent >= l.bytesSent)
+      return `byte cap reached: ${mib(this.bytesSent)} sent (limit ${mib(l.bytesSent)} per session)`;
     return undefined;
   }
 }

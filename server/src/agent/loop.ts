@@ -58,10 +58,17 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
 
 /** Why a proposal of a plan that already ran is refused (none when it is an allowed re-measurement). */
 function repeatRefusal(first: Trial, repeat: boolean, trials: readonly Trial[]): string[] {
-  if (!repeat) return [`duplicate: trial #${first.index} already ran the same per-layer plan (${configKey(first.config)}); set repeat to re-measure it`];
-  if (!first.feasible) return [`repeat: trial #${first.index} is not feasible (${first.violations.join('; ')}); only feasible plans are re-measured`];
+  if (!repeat)
+    return [
+      `duplicate: trial #${first.index} already ran the same per-layer plan (${configKey(first.config)}); set repeat to re-measure it`,
+    ];
+  if (!first.feasible)
+    return [
+      `repeat: trial #${first.index} is not feasible (${first.violations.join('; ')}); only feasible plans are re-measured`,
+    ];
   const n = trials.filter((t) => planIndex(t) === first.index && t.status !== 'failed').length;
-  if (n >= MAX_MEASUREMENTS) return [`repeat: the plan of trial #${first.index} was measured ${n} times already (at most ${MAX_MEASUREMENTS})`];
+  if (n >= MAX_MEASUREMENTS)
+    return [`repeat: the plan of trial #${first.index} was measured ${n} times already (at most ${MAX_MEASUREMENTS})`];
   return [];
 }
 
@@ -108,7 +115,15 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
   };
   const finish = (outcome: Outcome, reason: string): LoopResult => {
     const result: LoopResult = {
-      outcome, reason, proposer: opts.proposer.name, best, trials, baseline, usage: opts.proposer.usage?.(), answer, refusals,
+      outcome,
+      reason,
+      proposer: opts.proposer.name,
+      best,
+      trials,
+      baseline,
+      usage: opts.proposer.usage?.(),
+      answer,
+      refusals,
       seconds: (Date.now() - started) / 1000,
     };
     emit({ type: 'done', result });
@@ -159,7 +174,8 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
         refusedInARow++;
         opts.proposer.observe?.({ kind: 'refused', reasons });
         emit({ type: 'refused', reasons });
-        if (refusedInARow >= maxRefusals) return finish('error', `${refusedInARow} proposals in a row were refused; last: ${reasons[0]}`);
+        if (refusedInARow >= maxRefusals)
+          return finish('error', `${refusedInARow} proposals in a row were refused; last: ${reasons[0]}`);
         continue;
       }
       refusedInARow = 0;
@@ -174,33 +190,48 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
       try {
         const bestScore = bestFeasible?.score;
         evaluation = await opts.evaluator.evaluate(config, {
-          signal, speedOnly: dup !== undefined,
+          signal,
+          speedOnly: dup !== undefined,
           race: {
             threshold: bestFeasible?.ratio !== undefined ? Math.log(bestFeasible.ratio) : 0,
             tolerance: opts.objective.tolerance ?? DEFAULT_TOLERANCE,
           },
           trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
-          afterSpeed: dup || bestScore === undefined || !Number.isFinite(pruneFactor) ? undefined : (speed) => {
-            // The ranking's figure decides, as it decides the best: the paired ratio against fp32 when the
-            // trial raced, so a window slowed by a neighbour does not prune a plan the race found faster.
-            const r = ratioOf(opts.objective, speed, baseline);
-            if (r && bestFeasible?.ratio !== undefined) return r.ratio > bestFeasible.ratio * pruneFactor ? 'prune' : 'continue';
-            const s = speed[opts.objective.field];
-            if (typeof s !== 'number') return 'continue';
-            const worse = opts.objective.direction === 'min' ? s > bestScore * pruneFactor : s * pruneFactor < bestScore;
-            return worse ? 'prune' : 'continue';
-          },
+          afterSpeed:
+            dup || bestScore === undefined || !Number.isFinite(pruneFactor)
+              ? undefined
+              : (speed) => {
+                  // The ranking's figure decides, as it decides the best: the paired ratio against fp32 when the
+                  // trial raced, so a window slowed by a neighbour does not prune a plan the race found faster.
+                  const r = ratioOf(opts.objective, speed, baseline);
+                  if (r && bestFeasible?.ratio !== undefined)
+                    return r.ratio > bestFeasible.ratio * pruneFactor ? 'prune' : 'continue';
+                  const s = speed[opts.objective.field];
+                  if (typeof s !== 'number') return 'continue';
+                  const worse =
+                    opts.objective.direction === 'min' ? s > bestScore * pruneFactor : s * pruneFactor < bestScore;
+                  return worse ? 'prune' : 'continue';
+                },
         });
       } catch (err) {
         if (isAbort(err, signal)) return finish('cancelled', 'cancelled during a trial');
         evaluation = { metrics: {}, status: 'failed' as const, error: (err as Error).message ?? String(err) };
       }
       // A repeat's accuracy is its plan's: the compressed model is the same, only the timing is new.
-      if (dup && evaluation.status === 'ok') evaluation = { ...evaluation, metrics: { ...dup.metrics, ...evaluation.metrics } };
+      if (dup && evaluation.status === 'ok')
+        evaluation = { ...evaluation, metrics: { ...dup.metrics, ...evaluation.metrics } };
       const j = judge(opts.objective, evaluation.status, evaluation.metrics, baseline);
       const trial: Trial = {
-        index, config, rationale: p.rationale, proposer: opts.proposer.name, status: evaluation.status, metrics: evaluation.metrics,
-        error: evaluation.error, ...j, seconds: (Date.now() - t0) / 1000, ...(dup ? { repeatOf: dup.index } : {}),
+        index,
+        config,
+        rationale: p.rationale,
+        proposer: opts.proposer.name,
+        status: evaluation.status,
+        metrics: evaluation.metrics,
+        error: evaluation.error,
+        ...j,
+        seconds: (Date.now() - t0) / 1000,
+        ...(dup ? { repeatOf: dup.index } : {}),
       };
       trials.push(trial);
       if (!dup) byPlan.set(planOf(config), trial);

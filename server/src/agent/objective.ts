@@ -27,7 +27,14 @@ const FIELDS: Record<Metric, { field: keyof TrialMetrics; direction: 'min' | 'ma
 export function objectiveOf(recipe: Recipe): Objective {
   const m = recipe.objective.metric;
   const a = recipe.objective.accuracy;
-  return { metric: m, ...FIELDS[m], max_ppl_increase: a.max_ppl_increase, min_top1_agreement: a.min_top1_agreement, max_kl: a.max_kl, tolerance: recipe.search.tolerance };
+  return {
+    metric: m,
+    ...FIELDS[m],
+    max_ppl_increase: a.max_ppl_increase,
+    min_top1_agreement: a.min_top1_agreement,
+    max_kl: a.max_kl,
+    tolerance: recipe.search.tolerance,
+  };
 }
 
 export function scoreOf(o: Objective, m: TrialMetrics): number | undefined {
@@ -64,10 +71,14 @@ export function judge(o: Objective, status: TrialStatus, m: TrialMetrics, baseli
   else {
     const d = pplChange(m, baseline);
     if (d === undefined) violations.push('perplexity not measured');
-    else if (d > o.max_ppl_increase + 1e-12) violations.push(`perplexity +${(d * 100).toFixed(2)}% exceeds the budget of +${(o.max_ppl_increase * 100).toFixed(2)}%`);
+    else if (d > o.max_ppl_increase + 1e-12)
+      violations.push(
+        `perplexity +${(d * 100).toFixed(2)}% exceeds the budget of +${(o.max_ppl_increase * 100).toFixed(2)}%`,
+      );
     if (o.min_top1_agreement !== undefined) {
       if (m.top1 === undefined) violations.push('top-1 agreement not measured');
-      else if (m.top1 < o.min_top1_agreement) violations.push(`top-1 agreement ${m.top1.toFixed(3)} below ${o.min_top1_agreement}`);
+      else if (m.top1 < o.min_top1_agreement)
+        violations.push(`top-1 agreement ${m.top1.toFixed(3)} below ${o.min_top1_agreement}`);
     }
     if (o.max_kl !== undefined) {
       if (m.kl === undefined) violations.push('KL divergence not measured');

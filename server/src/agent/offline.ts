@@ -64,7 +64,8 @@ export class TpeSearch implements Proposer {
     const priors = this.priors;
     // 1. The priors' seeds, in order.
     for (const s of priors.seeds) {
-      if (!ctx.duplicateOf(s) && ctx.validate(s).ok) return { kind: 'trial', config: s, rationale: 'prior: what the hardware and kernel facts predict' };
+      if (!ctx.duplicateOf(s) && ctx.validate(s).ok)
+        return { kind: 'trial', config: s, rationale: 'prior: what the hardware and kernel facts predict' };
     }
     // 2. A few draws from the prior before the densities mean anything.
     if (ctx.trials.length < this.startup) {
@@ -74,7 +75,12 @@ export class TpeSearch implements Proposer {
     // 3. The last trial: a second chance for the runner-up, if it is close enough to win with one.
     const rival = this.rematch === 'last' && ctx.budget.trialsLeft === 1 ? this.runnerUp(ctx) : undefined;
     if (rival) {
-      return { kind: 'trial', config: rival.config, repeat: true, rationale: `re-measure the runner-up (trial #${rival.index}, within ${Math.round((RUNNER_UP_WITHIN - 1) * 100)}% of the best): one run can be slowed by the machine's load` };
+      return {
+        kind: 'trial',
+        config: rival.config,
+        repeat: true,
+        rationale: `re-measure the runner-up (trial #${rival.index}, within ${Math.round((RUNNER_UP_WITHIN - 1) * 100)}% of the best): one run can be slowed by the machine's load`,
+      };
     }
     // 4. TPE.
     const { l, g } = this.densities(ctx);
@@ -85,7 +91,11 @@ export class TpeSearch implements Proposer {
     // feasible trial) — TPE's independent per-knob densities are slow to settle the last knob or two,
     // and a neighbour with a high l/g is exactly the refinement worth one trial.
     const neighbours = this.neighbours(ctx);
-    for (let i = 0; i < this.candidates * 4 + neighbours.length && (i < this.candidates + neighbours.length || !best); i++) {
+    for (
+      let i = 0;
+      i < this.candidates * 4 + neighbours.length && (i < this.candidates + neighbours.length || !best);
+      i++
+    ) {
       const c = i < neighbours.length ? neighbours[i] : this.sample(ctx, (key) => l[key]);
       if (ctx.duplicateOf(c) || !ctx.validate(c).ok) continue;
       let score = decay * priors.jointPenalty(c);
@@ -99,7 +109,13 @@ export class TpeSearch implements Proposer {
       }
     }
     best ??= firstUnseen(ctx, () => uniformConfig(ctx, this.rng), 200);
-    return best ? { kind: 'trial', config: best, rationale: `TPE: highest l/g among candidates from the good density (log ratio ${bestScore.toFixed(2)})` } : this.exhausted();
+    return best
+      ? {
+          kind: 'trial',
+          config: best,
+          rationale: `TPE: highest l/g among candidates from the good density (log ratio ${bestScore.toFixed(2)})`,
+        }
+      : this.exhausted();
   }
 
   /** The best feasible plan so far, by the loop's ranking rule. */
@@ -111,8 +127,14 @@ export class TpeSearch implements Proposer {
   private runnerUp(ctx: ProposerContext) {
     const [best, second] = rankPlans(ctx.trials, ctx.objective, ctx.baseline).filter((t) => t.feasible);
     if (!best || !second || (second.measurements ?? 1) >= MAX_MEASUREMENTS) return undefined;
-    const ratio = best.ratio !== undefined && second.ratio !== undefined ? second.ratio / best.ratio
-      : best.loss > 0 ? second.loss / best.loss : best.loss < 0 ? best.loss / second.loss : Infinity;
+    const ratio =
+      best.ratio !== undefined && second.ratio !== undefined
+        ? second.ratio / best.ratio
+        : best.loss > 0
+          ? second.loss / best.loss
+          : best.loss < 0
+            ? best.loss / second.loss
+            : Infinity;
     return ratio <= RUNNER_UP_WITHIN ? second : undefined;
   }
 
@@ -133,7 +155,8 @@ export class TpeSearch implements Proposer {
   private sample(ctx: ProposerContext, weightsOf: (key: string) => number[]): Config {
     const c: Config = {};
     for (const k of ctx.space.knobs) {
-      c[k.key] = this.rng.next() < this.explore ? this.rng.pick(k.values) : k.values[this.rng.weighted(weightsOf(k.key))];
+      c[k.key] =
+        this.rng.next() < this.explore ? this.rng.pick(k.values) : k.values[this.rng.weighted(weightsOf(k.key))];
     }
     return c;
   }

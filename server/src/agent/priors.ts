@@ -25,7 +25,13 @@ export interface Priors {
   notes: string[];
 }
 
-function valueWeight(path: string, scope: string | undefined, v: SearchValue, hw: HardwareProfile, o: Objective): number {
+function valueWeight(
+  path: string,
+  scope: string | undefined,
+  v: SearchValue,
+  hw: HardwareProfile,
+  o: Objective,
+): number {
   const latency = o.metric !== 'size';
   // The layers people scope bit-widths to are the sensitive ones (down_proj's activation outliers): for
   // them the prior leans to 8 bits. (Keeping lm_head in float stays neutral: it is a large layer in
@@ -65,7 +71,8 @@ export function hardwarePriors(space: SearchSpace, hw: HardwareProfile, o: Objec
     const acc = c['quantize.accuracy_level'];
     let p = 0;
     for (const [key, v] of Object.entries(c)) {
-      if (key.startsWith('quantize.bits') && v === 8 && (acc === 0 || acc === undefined)) p -= key === 'quantize.bits' ? 3 : 1;
+      if (key.startsWith('quantize.bits') && v === 8 && (acc === 0 || acc === undefined))
+        p -= key === 'quantize.bits' ? 3 : 1;
     }
     return p;
   };
@@ -78,9 +85,11 @@ export function hardwarePriors(space: SearchSpace, hw: HardwareProfile, o: Objec
     mode[k.key] = k.values[w.indexOf(Math.max(...w))];
   }
   const seeds: Config[] = [mode];
-  if (globalBits?.values.includes(8) && globalAcc?.values.includes(4)) seeds.push({ ...mode, 'quantize.bits': 8, 'quantize.accuracy_level': 4 });
+  if (globalBits?.values.includes(8) && globalAcc?.values.includes(4))
+    seeds.push({ ...mode, 'quantize.bits': 8, 'quantize.accuracy_level': 4 });
   const blocks = space.knobs.find((k) => k.key === 'quantize.block_size');
-  if (blocks && blocks.values.length > 1) seeds.push({ ...mode, 'quantize.block_size': blocks.values[blocks.values.length - 1] });
+  if (blocks && blocks.values.length > 1)
+    seeds.push({ ...mode, 'quantize.block_size': blocks.values[blocks.values.length - 1] });
   const notes = [
     hasInt8Dot(hw)
       ? 'CPU has int8 dot-product instructions: accuracy_level 4 (int8 compute) expected fastest for 4/8-bit weights'

@@ -33,9 +33,7 @@ export type Proposal =
   | { kind: 'trial'; config: unknown; rationale?: string; repeat?: boolean }
   | { kind: 'done'; outcome: 'completed' | 'exhausted' | 'budget' | 'error'; reason: string; answer?: Answer };
 
-export type Observation =
-  | { kind: 'trial'; trial: Trial }
-  | { kind: 'refused'; reasons: string[] };
+export type Observation = { kind: 'trial'; trial: Trial } | { kind: 'refused'; reasons: string[] };
 
 export interface Proposer {
   readonly name: string;

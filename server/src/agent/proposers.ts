@@ -61,7 +61,9 @@ export function proposerList(names: readonly string[] = PROPOSER_NAMES): string 
 /** Why `name` cannot run with these options (a missing API key), or undefined. */
 export function proposerProblem(name: ProposerName, o: Pick<ProposerOptions, 'apiKey'>): string | undefined {
   const entry: ProposerEntry = PROPOSERS[name];
-  return entry.needsApiKey && !o.apiKey ? `the ${name} agent needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)` : undefined;
+  return entry.needsApiKey && !o.apiKey
+    ? `the ${name} agent needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)`
+    : undefined;
 }
 
 /** The proposer registered under `name`. */

@@ -29,6 +29,8 @@ export class RandomSearch implements Proposer {
   }
   async propose(ctx: ProposerContext): Promise<Proposal> {
     const c = firstUnseen(ctx, () => uniformConfig(ctx, this.rng), 500);
-    return c ? { kind: 'trial', config: c, rationale: 'uniform random draw' } : { kind: 'done', outcome: 'exhausted', reason: 'every plan in the space has been tried' };
+    return c
+      ? { kind: 'trial', config: c, rationale: 'uniform random draw' }
+      : { kind: 'done', outcome: 'exhausted', reason: 'every plan in the space has been tried' };
   }
 }

@@ -20,7 +20,12 @@ import { lossOf, pplChange, scoreOf, type Objective } from './objective';
 import type { Trial, TrialMetrics } from './types';
 
 /** The speed figures a re-measurement brings; accuracy is the plan's first trial's (it is deterministic). */
-export const SPEED_FIELDS = ['decode_ms_per_token', 'prefill_ms', 'throughput', 'race'] as const satisfies readonly (keyof TrialMetrics)[];
+export const SPEED_FIELDS = [
+  'decode_ms_per_token',
+  'prefill_ms',
+  'throughput',
+  'race',
+] as const satisfies readonly (keyof TrialMetrics)[];
 
 /** The speed figures of a measurement (the fields a re-measurement replaces). */
 export function speedOf(m: TrialMetrics): TrialMetrics {
@@ -91,7 +96,9 @@ export function plans(trials: readonly Trial[], o: Objective, baseline?: TrialMe
       continue;
     }
     const ratio = medianOf(withRatio.map((x) => x.r!.ratio));
-    const rep = withRatio.reduce((a, b) => (Math.abs(Math.log(b.r!.ratio / ratio)) < Math.abs(Math.log(a.r!.ratio / ratio)) ? b : a));
+    const rep = withRatio.reduce((a, b) =>
+      Math.abs(Math.log(b.r!.ratio / ratio)) < Math.abs(Math.log(a.r!.ratio / ratio)) ? b : a,
+    );
     const paired = withRatio.every((x) => x.r!.paired);
     if (group.length === 1) {
       out.push({ ...first, ratio, paired });
@@ -99,8 +106,13 @@ export function plans(trials: readonly Trial[], o: Objective, baseline?: TrialMe
     }
     const score = rep.t.score ?? first.score;
     out.push({
-      ...first, metrics: { ...first.metrics, ...speedOf(rep.t.metrics) }, measurements: measured.length,
-      score, loss: lossOf(o, scoreOf(o, rep.t.metrics) ?? score), ratio, paired,
+      ...first,
+      metrics: { ...first.metrics, ...speedOf(rep.t.metrics) },
+      measurements: measured.length,
+      score,
+      loss: lossOf(o, scoreOf(o, rep.t.metrics) ?? score),
+      ratio,
+      paired,
     });
   }
   return out;
@@ -118,7 +130,9 @@ export function rankPlans(trials: readonly Trial[], o: Objective, baseline?: Tri
     const inTier = ps.filter((p) => tier(p) === t);
     // Plans with a ratio, by ratio; those without (no baseline figure) after them, by loss.
     const rated = inTier.filter((p) => Number.isFinite(key(p))).sort((a, b) => key(a) - key(b) || a.index - b.index);
-    const unrated = inTier.filter((p) => !Number.isFinite(key(p))).sort((a, b) => (a.loss === b.loss ? a.index - b.index : a.loss < b.loss ? -1 : 1));
+    const unrated = inTier
+      .filter((p) => !Number.isFinite(key(p)))
+      .sort((a, b) => (a.loss === b.loss ? a.index - b.index : a.loss < b.loss ? -1 : 1));
     for (let i = 0; i < rated.length;) {
       // A class: every plan within the tolerance of the class's fastest.
       let j = i + 1;

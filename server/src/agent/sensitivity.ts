@@ -45,10 +45,15 @@ export const DEFAULT_CANDIDATES: Candidate[] = [
 ];
 
 export function rankOf(c: Candidate, layer: Pick<Layer, 'K' | 'N'>): number | undefined {
-  return c.rankFraction === undefined ? undefined : Math.max(1, Math.round(c.rankFraction * Math.min(layer.K, layer.N)));
+  return c.rankFraction === undefined
+    ? undefined
+    : Math.max(1, Math.round(c.rankFraction * Math.min(layer.K, layer.N)));
 }
 
-export interface LayerGroup { name: string; layers: string[] }
+export interface LayerGroup {
+  name: string;
+  layers: string[];
+}
 
 export interface SensitivityJob {
   kind: 'sensitivity';
@@ -164,12 +169,15 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
   const graph = inspectLoaded(loaded);
   const g = loaded.proto.graph!;
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t] as const));
-  const layers = graph.layers.filter((l) => (l.op === 'MatMul' || l.op === 'Gemm') && l.dtype === 'FLOAT' && inits.has(l.weight));
+  const layers = graph.layers.filter(
+    (l) => (l.op === 'MatMul' || l.op === 'Gemm') && l.dtype === 'FLOAT' && inits.has(l.weight),
+  );
   const byName = new Map(layers.map((l) => [l.name, l] as const));
   const groups = (job.groups ?? layers.map((l) => ({ name: l.name, layers: [l.name] })))
     .map((gr) => ({ name: gr.name, layers: gr.layers.filter((n) => byName.has(n)) }))
     .filter((gr) => gr.layers.length > 0);
-  if (groups.length === 0) throw new BenchError(`${job.model}: no fp32 MatMul/Gemm layers to analyse`, 'load', job.model);
+  if (groups.length === 0)
+    throw new BenchError(`${job.model}: no fp32 MatMul/Gemm layers to analyse`, 'load', job.model);
   const candidates = job.candidates ?? DEFAULT_CANDIDATES;
 
   // Weights of the analysed layers become graph inputs (one session for every candidate).
@@ -187,26 +195,36 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
   }
   g.initializer = (g.initializer ?? []).filter((t) => !asInputs.has(t.name ?? ''));
   for (const name of asInputs) {
-    g.input!.push(onnx.ValueInfoProto.create({
-      name,
-      type: {
-        tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: fp32.get(name)!.dims.map((d) => ({ dimValue: d })) } },
-      },
-    }));
+    g.input!.push(
+      onnx.ValueInfoProto.create({
+        name,
+        type: {
+          tensorType: {
+            elemType: onnx.TensorProto.DataType.FLOAT,
+            shape: { dim: fp32.get(name)!.dims.map((d) => ({ dimValue: d })) },
+          },
+        },
+      }),
+    );
   }
   const bytes = encodeModel(loaded.proto);
   const so: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     intraOpNumThreads: job.session.intra_op_threads,
     interOpNumThreads: job.session.inter_op_threads,
-    graphOptimizationLevel: job.session.graph_optimization as ort.InferenceSession.SessionOptions['graphOptimizationLevel'],
+    graphOptimizationLevel: job.session
+      .graph_optimization as ort.InferenceSession.SessionOptions['graphOptimizationLevel'],
     logSeverityLevel: 3,
   };
   let d: DecoderSession;
   try {
     d = await DecoderSession.create(bytes, { sessionOptions: so, config: job.config });
   } catch (err) {
-    throw new BenchError(`cannot load ${job.model} for the sensitivity analysis: ${(err as Error).message}`, 'load', job.model);
+    throw new BenchError(
+      `cannot load ${job.model} for the sensitivity analysis: ${(err as Error).message}`,
+      'load',
+      job.model,
+    );
   }
   const tLoad = now();
   try {
@@ -216,7 +234,12 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
     const V = probe.dims[2];
     let n = Math.min(Math.floor(ids.length / W), job.maxWindows ?? 4);
     n = Math.min(n, Math.max(1, Math.floor(MAX_CACHED_FLOATS / (V * (W - 1)))));
-    if (n === 0) throw new BenchError(`evaluation text ${job.evaluation.text} has ${ids.length} tokens, fewer than one window of ${W}`, 'accuracy', job.evaluation.text);
+    if (n === 0)
+      throw new BenchError(
+        `evaluation text ${job.evaluation.text} has ${ids.length} tokens, fewer than one window of ${W}`,
+        'accuracy',
+        job.evaluation.text,
+      );
     const windows = Array.from({ length: n }, (_, i) => ids.slice(i * W, (i + 1) * W));
     const P = n * (W - 1);
 
@@ -265,8 +288,13 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
         });
         nll /= P;
         entries.push({
-          group: gr.name, candidate: c.id, kl: kl / P, ppl: Math.exp(nll), ppl_change: Math.exp(nll - nll0) - 1,
-          nll_delta: nll - nll0, weight_rel_err: norm > 0 ? err / norm : 0,
+          group: gr.name,
+          candidate: c.id,
+          kl: kl / P,
+          ppl: Math.exp(nll),
+          ppl_change: Math.exp(nll - nll0) - 1,
+          nll_delta: nll - nll0,
+          weight_rel_err: norm > 0 ? err / norm : 0,
         });
       }
     }
@@ -276,16 +304,27 @@ export async function runSensitivityJob(job: SensitivityJob, progress: Progress)
     // the SVD tail), per layer; from the randomized SVD already computed, so it costs nothing more.
     const spectra: SensitivityResult['spectra'] = [];
     for (const l of layers) {
-      const ranks = candidates.filter((c) => c.rankFraction !== undefined).flatMap((c) => {
-        const alone = (x: SensitivityEntry) => groups.some((gr) => gr.name === x.group && gr.layers.length === 1 && gr.layers[0] === l.name);
-        const e = entries.find((x) => x.candidate === c.id && alone(x));
-        return e ? [{ rank: rankOf(c, l)!, energy: 1 - e.weight_rel_err }] : [];
-      });
+      const ranks = candidates
+        .filter((c) => c.rankFraction !== undefined)
+        .flatMap((c) => {
+          const alone = (x: SensitivityEntry) =>
+            groups.some((gr) => gr.name === x.group && gr.layers.length === 1 && gr.layers[0] === l.name);
+          const e = entries.find((x) => x.candidate === c.id && alone(x));
+          return e ? [{ rank: rankOf(c, l)!, energy: 1 - e.weight_rel_err }] : [];
+        });
       if (ranks.length) spectra.push({ layer: l.name, ranks });
     }
     const tEnd = now();
     return {
-      model: job.model, ppl_fp32: Math.exp(nll0), nll_fp32: nll0, tokens: P, windows: n, groups, candidates, entries, spectra,
+      model: job.model,
+      ppl_fp32: Math.exp(nll0),
+      nll_fp32: nll0,
+      tokens: P,
+      windows: n,
+      groups,
+      candidates,
+      entries,
+      spectra,
       seconds: { total: tEnd - t0, load: tLoad - t0, fp32: tFp32 - tLoad, candidates: tCand - tFp32 },
     };
   } finally {
@@ -299,10 +338,12 @@ async function forward(d: DecoderSession, rows: number[][], weights: Map<string,
   const S = rows[0].length;
   const ids = new BigInt64Array(B * S);
   const pos = new BigInt64Array(B * S);
-  rows.forEach((r, b) => r.forEach((t, i) => {
-    ids[b * S + i] = BigInt(t);
-    pos[b * S + i] = BigInt(i);
-  }));
+  rows.forEach((r, b) =>
+    r.forEach((t, i) => {
+      ids[b * S + i] = BigInt(t);
+      pos[b * S + i] = BigInt(i);
+    }),
+  );
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor('int64', ids, [B, S]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
@@ -320,7 +361,10 @@ async function forward(d: DecoderSession, rows: number[][], weights: Map<string,
 
 /** Calls `each(position, logits, offset, target)` for every scored position of every window, in order. */
 async function score(
-  d: DecoderSession, windows: number[][], weights: Map<string, ort.Tensor>, V: number,
+  d: DecoderSession,
+  windows: number[][],
+  weights: Map<string, ort.Tensor>,
+  V: number,
   each: (p: number, x: Float32Array, off: number, target: number) => void,
 ): Promise<void> {
   const W = windows[0].length;
@@ -346,7 +390,9 @@ export function sensitivityTable(s: SensitivityResult, limit = 40): string[] {
     lines.push([g.name.padEnd(width), ...cells].join('  '));
   }
   if (s.groups.length > limit) lines.push(`… ${s.groups.length - limit} more groups`);
-  lines.push(`fp32 ppl ${s.ppl_fp32.toFixed(3)} on ${s.tokens} tokens (${s.windows} windows); analysis took ${s.seconds.total.toFixed(1)} s `
-    + `(load ${s.seconds.load.toFixed(1)}, fp32 ${s.seconds.fp32.toFixed(1)}, candidates ${s.seconds.candidates.toFixed(1)})`);
+  lines.push(
+    `fp32 ppl ${s.ppl_fp32.toFixed(3)} on ${s.tokens} tokens (${s.windows} windows); analysis took ${s.seconds.total.toFixed(1)} s ` +
+      `(load ${s.seconds.load.toFixed(1)}, fp32 ${s.seconds.fp32.toFixed(1)}, candidates ${s.seconds.candidates.toFixed(1)})`,
+  );
   return lines;
 }

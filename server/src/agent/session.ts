@@ -45,13 +45,22 @@ export function sessionProposer(loaded: LoadedSetting, o: TuneOptions): Proposer
 /** Run one tuning session to its end (budget, cancellation or the agent's answer). */
 export async function tune(loaded: LoadedSetting, o: TuneOptions): Promise<LoopResult> {
   const { setting, space } = loaded;
-  if (space.knobs.length === 0) throw new TuneSetupError('the search space is empty (every search.space entry was dropped)');
+  if (space.knobs.length === 0)
+    throw new TuneSetupError('the search space is empty (every search.space entry was dropped)');
   return runLoop({
-    setting, space, objective: objectiveOf(setting.recipe),
-    evaluator: o.evaluator ?? new RecipeEvaluator(setting.recipe, { quick: o.quick ?? true, onProgress: (p) => o.onProgress?.(p.trial, p.stage, p.message) }),
+    setting,
+    space,
+    objective: objectiveOf(setting.recipe),
+    evaluator:
+      o.evaluator ??
+      new RecipeEvaluator(setting.recipe, {
+        quick: o.quick ?? true,
+        onProgress: (p) => o.onProgress?.(p.trial, p.stage, p.message),
+      }),
     proposer: sessionProposer(loaded, o),
     budget: { trials: o.trials, minutes: o.minutes },
-    signal: o.signal, onEvent: o.onEvent,
+    signal: o.signal,
+    onEvent: o.onEvent,
     session: `tune-${Date.now().toString(36)}`,
   });
 }

@@ -23,7 +23,10 @@ export interface LoadedSetting {
 }
 
 export class SettingError extends Error {
-  constructor(message: string, readonly analysis?: RecipeAnalysis) {
+  constructor(
+    message: string,
+    readonly analysis?: RecipeAnalysis,
+  ) {
     super(message);
   }
 }
@@ -32,10 +35,22 @@ export class SettingError extends Error {
 export function machineProfile(): HardwareProfile {
   const f = hardwareFingerprint();
   const cores = Math.max(1, f.cores);
-  return { cpu: f.cpu, arch: f.arch, cores, isa: f.isa, memory_bytes: f.memory_bytes, providers: ['cpu'], busy_cores: busyCores(cores) };
+  return {
+    cpu: f.cpu,
+    arch: f.arch,
+    cores,
+    isa: f.isa,
+    memory_bytes: f.memory_bytes,
+    providers: ['cpu'],
+    busy_cores: busyCores(cores),
+  };
 }
 
-export async function loadSetting(file: string, models = new ModelCache(), hardware = machineProfile()): Promise<LoadedSetting> {
+export async function loadSetting(
+  file: string,
+  models = new ModelCache(),
+  hardware = machineProfile(),
+): Promise<LoadedSetting> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -48,7 +63,10 @@ export async function loadSetting(file: string, models = new ModelCache(), hardw
     // No error but no graph: the model was not read, e.g. outside the workspace (the path policy's warning says why).
     const first = errors[0] ?? analysis.diagnostics.find((d) => d.code === 'model-outside-workspace');
     const where = first ? `${file}:${first.range.start.line + 1}:${first.range.start.character + 1}: ` : `${file}: `;
-    throw new SettingError(`${where}${first?.message ?? 'the recipe could not be resolved'}${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`, analysis);
+    throw new SettingError(
+      `${where}${first?.message ?? 'the recipe could not be resolved'}${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`,
+      analysis,
+    );
   }
   let architecture: ModelArchitecture | undefined;
   try {

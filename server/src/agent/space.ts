@@ -84,11 +84,14 @@ function sized(knobs: KnobSpec[], source: SearchSpace['source']): SearchSpace {
 export function defaultSpace(ctx: SpaceContext): SearchSpace {
   const q = quantizable(ctx.layers);
   // The unscoped knobs' defaults are the method table's (config/methods.ts).
-  const knobs = defaultKnobValues({ quantizable: q, cores: ctx.hardware.cores }).map((k) => spec(k.knob, k.values, ctx.layers));
+  const knobs = defaultKnobValues({ quantizable: q, cores: ctx.hardware.cores }).map((k) =>
+    spec(k.knob, k.values, ctx.layers),
+  );
   const groups = layerGroups(q);
   const down = groups.find((g) => /(^|\.)down_proj$/.test(g.glob));
   if (down && down.layers.length < q.length) knobs.push(spec(`quantize.bits@${down.glob}`, [4, 8, 32], ctx.layers));
-  if (q.some((l) => l.name === 'lm_head') && q.length > 1) knobs.push(spec('quantize.skip@lm_head', [false, true], ctx.layers));
+  if (q.some((l) => l.name === 'lm_head') && q.length > 1)
+    knobs.push(spec('quantize.skip@lm_head', [false, true], ctx.layers));
   return sized(knobs, 'default');
 }
 
@@ -131,7 +134,9 @@ export function knobKeyError(key: string, ctx: SpaceContext): string | undefined
     if (scope.length === 0) return `empty layer glob after '@'`;
     const m = globMatcher(scope);
     if (!ctx.layers.some((l) => m(l.name))) {
-      const groups = layerGroups(quantizable(ctx.layers)).map((g) => g.glob).slice(0, 12);
+      const groups = layerGroups(quantizable(ctx.layers))
+        .map((g) => g.glob)
+        .slice(0, 12);
       return `glob ${JSON.stringify(scope)} matches no layer of the model; layer groups: ${groups.join(', ')}`;
     }
   }
@@ -140,8 +145,10 @@ export function knobKeyError(key: string, ctx: SpaceContext): string | undefined
 
 /** Why a single knob value is impossible on its own (schema, model, hardware), or undefined. */
 function shapeError(v: unknown): string | undefined {
-  if (v !== null && !['number', 'string', 'boolean'].includes(typeof v)) return `value ${short(v)} must be a number, string, boolean or null`;
-  if (typeof v === 'string' && v.length > LIMITS.stringValue) return `string value is ${v.length} characters long (limit ${LIMITS.stringValue})`;
+  if (v !== null && !['number', 'string', 'boolean'].includes(typeof v))
+    return `value ${short(v)} must be a number, string, boolean or null`;
+  if (typeof v === 'string' && v.length > LIMITS.stringValue)
+    return `string value is ${v.length} characters long (limit ${LIMITS.stringValue})`;
   if (typeof v === 'number' && !Number.isFinite(v)) return `value ${v} is not a finite number`;
   return undefined;
 }
@@ -154,7 +161,8 @@ function valueError(key: string, v: unknown, ctx: SpaceContext): string | undefi
   if (schemaErr) return schemaErr;
   if (path === 'quantize.block_size') {
     const ls = knobLayers(path, parseKnob(key).scope, ctx.layers).map((n) => ctx.layers.find((l) => l.name === n)!);
-    if (ls.length > 0 && !ls.some((l) => l.K % (v as number) === 0)) return `block_size ${v} divides the K of none of the layers it applies to`;
+    if (ls.length > 0 && !ls.some((l) => l.K % (v as number) === 0))
+      return `block_size ${v} divides the K of none of the layers it applies to`;
   }
   if (path === 'runtime.intra_op_threads' && typeof v === 'number' && v > ctx.hardware.cores) {
     return `intra_op_threads ${v} exceeds the ${ctx.hardware.cores} cores of this machine`;
@@ -184,7 +192,8 @@ export function validateConfig(input: unknown, space: SearchSpace, ctx: SpaceCon
     return { ok: false, errors: [`config must be an object of knob → value, got ${short(input)}`] };
   }
   const entries = Object.entries(input as Record<string, unknown>);
-  if (entries.length > LIMITS.knobs) return { ok: false, errors: [`config names ${entries.length} knobs (limit ${LIMITS.knobs})`] };
+  if (entries.length > LIMITS.knobs)
+    return { ok: false, errors: [`config names ${entries.length} knobs (limit ${LIMITS.knobs})`] };
   const errors: string[] = [];
   const config: Config = {};
   for (const [key, v] of entries) {
@@ -192,7 +201,9 @@ export function validateConfig(input: unknown, space: SearchSpace, ctx: SpaceCon
     const knob = space.knobs.find((k) => k.key === key);
     if (!knob) {
       const why = knobKeyError(key, ctx);
-      errors.push(`${keyShown}: ${why ?? 'not a knob of the search space'}; the space has ${space.knobs.map((k) => k.key).join(', ')}`);
+      errors.push(
+        `${keyShown}: ${why ?? 'not a knob of the search space'}; the space has ${space.knobs.map((k) => k.key).join(', ')}`,
+      );
       continue;
     }
     const shapeErr = shapeError(v);
@@ -202,7 +213,9 @@ export function validateConfig(input: unknown, space: SearchSpace, ctx: SpaceCon
     }
     if (!knob.values.some((x) => x === v)) {
       const hint = knob.values.some((x) => String(x) === String(v)) ? ' (same text, wrong JSON type)' : '';
-      errors.push(`${keyShown}: ${short(v)} is outside the search space${hint}; allowed: ${knob.values.map(short).join(', ')}`);
+      errors.push(
+        `${keyShown}: ${short(v)} is outside the search space${hint}; allowed: ${knob.values.map(short).join(', ')}`,
+      );
       continue;
     }
     const vErr = valueError(key, v, ctx);
@@ -228,7 +241,9 @@ export function planErrors(config: Config, ctx: SpaceContext): string[] {
   const errors: string[] = [];
   for (const p of planLayers(recipe, ctx.layers)) {
     if (p.quant && p.layer.K % p.quant.block_size !== 0) {
-      errors.push(`block_size ${p.quant.block_size} does not divide K=${p.layer.K} of layer ${JSON.stringify(p.layer.name)}; block sizes dividing it: ${commonBlockSizes([p.layer]).join(', ') || 'none'}`);
+      errors.push(
+        `block_size ${p.quant.block_size} does not divide K=${p.layer.K} of layer ${JSON.stringify(p.layer.name)}; block sizes dividing it: ${commonBlockSizes([p.layer]).join(', ') || 'none'}`,
+      );
       if (errors.length >= 3) break;
     }
   }
@@ -242,16 +257,34 @@ export function recipeFor(recipe: Recipe, config: Config): Recipe {
 
 /** Canonical text of a config (sorted keys): equal configs, equal keys. */
 export function configKey(config: Config): string {
-  return JSON.stringify(Object.keys(config).sort().map((k) => [k, config[k]]));
+  return JSON.stringify(
+    Object.keys(config)
+      .sort()
+      .map((k) => [k, config[k]]),
+  );
 }
 
 /** What actually runs: every layer's plan, the runtime and the global quantization options. Equal plans are duplicates. */
 export function planKey(config: Config, ctx: SpaceContext): string {
   const r = applyKnobs(ctx.recipe, config);
-  const plans = planLayers(r, ctx.layers).map((p) => [p.quant ? [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level] : 0, p.sparsity ?? 0, p.lowRank?.rank ?? 0]);
+  const plans = planLayers(r, ctx.layers).map((p) => [
+    p.quant ? [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level] : 0,
+    p.sparsity ?? 0,
+    p.lowRank?.rank ?? 0,
+  ]);
   // llama.cpp's GGUF types are not in the ONNX plan: configs that differ there are different experiments.
-  const gguf = r.runtime.engine === 'llama.cpp' ? [r.quantize?.gguf_type, r.quantize?.overrides.filter((o) => o.gguf_type)] : undefined;
-  return JSON.stringify([plans, r.runtime, r.quantize?.activations ?? 'none', r.sparsity?.method, r.low_rank?.method, gguf]);
+  const gguf =
+    r.runtime.engine === 'llama.cpp'
+      ? [r.quantize?.gguf_type, r.quantize?.overrides.filter((o) => o.gguf_type)]
+      : undefined;
+  return JSON.stringify([
+    plans,
+    r.runtime,
+    r.quantize?.activations ?? 'none',
+    r.sparsity?.method,
+    r.low_rank?.method,
+    gguf,
+  ]);
 }
 
 /** Every assignment of the space, in a fixed order (the first knob varies slowest). */

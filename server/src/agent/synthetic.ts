@@ -11,12 +11,31 @@ import { configKey, SpaceContext } from './space';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
 /** Layers of a small Llama-shaped decoder (names as Optimum exports them). */
-export function syntheticLayers(spec: { layers: number; hidden: number; intermediate: number; vocab: number }): Layer[] {
+export function syntheticLayers(spec: {
+  layers: number;
+  hidden: number;
+  intermediate: number;
+  vocab: number;
+}): Layer[] {
   const out: Layer[] = [];
   const add = (name: string, K: number, N: number) =>
-    out.push({ name, node: `/${name.replace(/\./g, '/')}/MatMul`, nodeIndex: out.length, op: 'MatMul', weight: `${name}.weight`, K, N, transB: false, dtype: 'FLOAT', bits: 32, params: K * N, bytes: K * N * 4 });
+    out.push({
+      name,
+      node: `/${name.replace(/\./g, '/')}/MatMul`,
+      nodeIndex: out.length,
+      op: 'MatMul',
+      weight: `${name}.weight`,
+      K,
+      N,
+      transB: false,
+      dtype: 'FLOAT',
+      bits: 32,
+      params: K * N,
+      bytes: K * N * 4,
+    });
   for (let i = 0; i < spec.layers; i++) {
-    for (const p of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) add(`model.layers.${i}.self_attn.${p}`, spec.hidden, spec.hidden);
+    for (const p of ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+      add(`model.layers.${i}.self_attn.${p}`, spec.hidden, spec.hidden);
     add(`model.layers.${i}.mlp.gate_proj`, spec.hidden, spec.intermediate);
     add(`model.layers.${i}.mlp.up_proj`, spec.hidden, spec.intermediate);
     add(`model.layers.${i}.mlp.down_proj`, spec.intermediate, spec.hidden);
@@ -50,7 +69,10 @@ export class SyntheticEvaluator implements Evaluator {
   evaluations: Config[] = [];
   private repeats = new Map<string, number>();
 
-  constructor(private setting: SpaceContext, private opts: SyntheticOptions) {}
+  constructor(
+    private setting: SpaceContext,
+    private opts: SyntheticOptions,
+  ) {}
 
   /** The noise-free decode latency and perplexity increase of a config. */
   model(config: Config): { decode: number; pplInc: number; bytes: number } {
@@ -62,13 +84,16 @@ export class SyntheticEvaluator implements Evaluator {
     for (const p of planLayers(r, this.setting.layers)) {
       const share = p.layer.params / total;
       const q = p.quant;
-      const f = q ? kernelFactor(q.bits, q.accuracy_level) * (BLOCK_TIME[q.block_size] ?? 1) * (q.symmetric ? 1 : 1.03) : 1;
+      const f = q
+        ? kernelFactor(q.bits, q.accuracy_level) * (BLOCK_TIME[q.block_size] ?? 1) * (q.symmetric ? 1 : 1.03)
+        : 1;
       decode += p.layer.params * 1e-4 * f;
       bytes += q ? (p.layer.params * q.bits) / 8 + (p.layer.params / q.block_size) * 4 : p.layer.params * 4;
       if (q) {
         const base = q.bits <= 4 ? 0.03 : q.bits <= 8 ? 0.002 : 0;
         let e = base * (BLOCK_ERR[q.block_size] ?? 1) * (q.symmetric ? 1.1 : 1) * share * 2;
-        if (q.bits <= 4 && /down_proj$/.test(p.layer.name)) e += 0.02 / this.setting.layers.filter((l) => /down_proj$/.test(l.name)).length;
+        if (q.bits <= 4 && /down_proj$/.test(p.layer.name))
+          e += 0.02 / this.setting.layers.filter((l) => /down_proj$/.test(l.name)).length;
         if (q.bits <= 4 && p.layer.name === 'lm_head') e += 0.03;
         pplInc += e;
       }
@@ -83,10 +108,14 @@ export class SyntheticEvaluator implements Evaluator {
     if (!this.opts.delayMs) return;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(resolve, this.opts.delayMs);
-      signal?.addEventListener('abort', () => {
-        clearTimeout(t);
-        reject(signal.reason ?? Object.assign(new Error('aborted'), { name: 'AbortError' }));
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          reject(signal.reason ?? Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        },
+        { once: true },
+      );
     });
   }
 
@@ -94,7 +123,15 @@ export class SyntheticEvaluator implements Evaluator {
     await this.wait(signal);
     const r = this.model({ 'quantize.bits': 32 });
     const ppl = this.opts.ppl_fp32 ?? 10;
-    return { decode_ms_per_token: r.decode, throughput: 1000 / r.decode, model_bytes: r.bytes, ppl, ppl_fp32: ppl, kl: 0, top1: 1 };
+    return {
+      decode_ms_per_token: r.decode,
+      throughput: 1000 / r.decode,
+      model_bytes: r.bytes,
+      ppl,
+      ppl_fp32: ppl,
+      kl: 0,
+      top1: 1,
+    };
   }
 
   async evaluate(config: Config, opts: EvaluateOptions): Promise<Evaluation> {
@@ -110,22 +147,40 @@ export class SyntheticEvaluator implements Evaluator {
     await this.wait(opts.signal);
     // Load only ever adds time (bench/REPORT.md §2): the noise is one-sided, the model's figure the floor.
     const decode = m.decode * Math.exp((this.opts.noise ?? 0.02) * Math.abs(rng.normal()));
-    const speed: TrialMetrics = { decode_ms_per_token: decode, throughput: 1000 / decode, model_bytes: m.bytes, prefill_ms: decode * 8 };
+    const speed: TrialMetrics = {
+      decode_ms_per_token: decode,
+      throughput: 1000 / decode,
+      model_bytes: m.bytes,
+      prefill_ms: decode * 8,
+    };
     if (opts.afterSpeed?.(speed) === 'prune') return { metrics: speed, status: 'pruned' };
     if (opts.speedOnly) return { metrics: speed, status: 'ok' };
     await this.wait(opts.signal);
     this.accuracyRuns++;
     const ppl_fp32 = this.opts.ppl_fp32 ?? 10;
     const ppl = ppl_fp32 * (1 + m.pplInc * Math.exp(0.05 * rng.normal()));
-    return { metrics: { ...speed, ppl, ppl_fp32, kl: m.pplInc / 2, top1: Math.max(0, 1 - m.pplInc * 2) }, status: 'ok' };
+    return {
+      metrics: { ...speed, ppl, ppl_fp32, kl: m.pplInc / 2, top1: Math.max(0, 1 - m.pplInc * 2) },
+      status: 'ok',
+    };
   }
 }
 
 /** A complete setting over synthetic layers: recipe (defaults + `doc`), layers, a 2-core AVX2 machine. */
-export function syntheticSetting(doc: Record<string, unknown> = {}, file = '/tmp/haqa-synthetic/haqa.yaml'): SpaceContext {
+export function syntheticSetting(
+  doc: Record<string, unknown> = {},
+  file = '/tmp/haqa-synthetic/haqa.yaml',
+): SpaceContext {
   return {
     recipe: resolveRecipe({ model: 'model.onnx', ...doc }, file),
     layers: syntheticLayers({ layers: 4, hidden: 256, intermediate: 768, vocab: 2048 }),
-    hardware: { cpu: 'synthetic AVX2 CPU', arch: 'x64', cores: 2, isa: ['avx', 'avx2', 'fma'], memory_bytes: 24 * 2 ** 30, providers: ['cpu'] },
+    hardware: {
+      cpu: 'synthetic AVX2 CPU',
+      arch: 'x64',
+      cores: 2,
+      isa: ['avx', 'avx2', 'fma'],
+      memory_bytes: 24 * 2 ** 30,
+      providers: ['cpu'],
+    },
   };
 }

@@ -110,7 +110,14 @@ export interface Usage {
 }
 
 export function emptyUsage(): Usage {
-  return { requests: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
+  return {
+    requests: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    cost_usd: 0,
+  };
 }
 
 export function totalTokens(u: Usage): number {

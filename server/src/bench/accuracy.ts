@@ -57,7 +57,12 @@ function evalWindows(ev: EvalSettings, quick: boolean): { windows: number[][]; t
   const ids = tok.encode(text);
   const W = ev.window;
   let n = Math.floor(ids.length / W);
-  if (n === 0) throw new BenchError(`evaluation text ${ev.text} has ${ids.length} tokens, fewer than one window of ${W}`, 'accuracy', ev.text);
+  if (n === 0)
+    throw new BenchError(
+      `evaluation text ${ev.text} has ${ids.length} tokens, fewer than one window of ${W}`,
+      'accuracy',
+      ev.text,
+    );
   if (ev.max_windows !== undefined) n = Math.min(n, ev.max_windows);
   if (quick) n = Math.min(n, 4);
   // Consecutive windows from the start, as ./perplexity.ts defines perplexity everywhere in HAQA: with
@@ -122,18 +127,34 @@ export async function decoderReference(job: ReferenceJob, d: Scorer, progress: P
     }
   }
   return {
-    key: job.key, kind: 'decoder', ppl: Math.exp(nll / tokenCount), windows: windows.length, tokens: tokenCount, vocab: V, k,
-    topk_ids: b64(Int32Array.from(ids)), topk_logp: b64(Float32Array.from(logps)),
+    key: job.key,
+    kind: 'decoder',
+    ppl: Math.exp(nll / tokenCount),
+    windows: windows.length,
+    tokens: tokenCount,
+    vocab: V,
+    k,
+    topk_ids: b64(Int32Array.from(ids)),
+    topk_logp: b64(Float32Array.from(logps)),
   };
 }
 
-export async function decoderAccuracy(job: MeasureJob, d: Scorer, ref: ReferenceFile | undefined, progress: Progress): Promise<AccuracyMetrics> {
+export async function decoderAccuracy(
+  job: MeasureJob,
+  d: Scorer,
+  ref: ReferenceFile | undefined,
+  progress: Progress,
+): Promise<AccuracyMetrics> {
   const { windows, tokenCount } = evalWindows(job.evaluation!, job.quick);
   const refIds = ref?.topk_ids ? fromB64(ref.topk_ids, Int32Array) : undefined;
   const refLogp = ref?.topk_logp ? fromB64(ref.topk_logp, Float32Array) : undefined;
   const k = ref?.k ?? 0;
   if (ref && (ref.tokens !== tokenCount || refIds!.length !== tokenCount * k)) {
-    throw new BenchError(`fp32 reference ${job.reference} does not match the evaluation windows (${ref.tokens} vs ${tokenCount} tokens)`, 'accuracy', job.reference);
+    throw new BenchError(
+      `fp32 reference ${job.reference} does not match the evaluation windows (${ref.tokens} vs ${tokenCount} tokens)`,
+      'accuracy',
+      job.reference,
+    );
   }
   let nll = 0;
   let kl = 0;
@@ -143,7 +164,12 @@ export async function decoderAccuracy(job: MeasureJob, d: Scorer, ref: Reference
     progress('accuracy', `window ${wi + 1}/${windows.length}`, wi / windows.length);
     const r = await d.step([win]);
     const V = r.logits.dims[2];
-    if (ref && ref.vocab !== V) throw new BenchError(`model's vocabulary (${V}) differs from the fp32 model's (${ref.vocab})`, 'accuracy', job.model);
+    if (ref && ref.vocab !== V)
+      throw new BenchError(
+        `model's vocabulary (${V}) differs from the fp32 model's (${ref.vocab})`,
+        'accuracy',
+        job.model,
+      );
     const row = new Float32Array(V);
     for (let t = 0; t + 1 < win.length; t++, pos++) {
       const lse = logSoftmax(r.logits.data, t * V, V, row);
@@ -169,7 +195,11 @@ export async function decoderAccuracy(job: MeasureJob, d: Scorer, ref: Reference
       if (pTail > 1e-12) kl += pTail * (Math.log(pTail) - Math.log(qTail));
     }
   }
-  const out: AccuracyMetrics = { ppl: Math.exp(nll / tokenCount), eval_tokens: tokenCount, eval_windows: windows.length };
+  const out: AccuracyMetrics = {
+    ppl: Math.exp(nll / tokenCount),
+    eval_tokens: tokenCount,
+    eval_windows: windows.length,
+  };
   if (ref) {
     out.ppl_fp32 = ref.ppl;
     out.kl = Math.max(0, kl / tokenCount);
@@ -182,7 +212,10 @@ export async function decoderAccuracy(job: MeasureJob, d: Scorer, ref: Reference
 /** Largest output (elements) whose fp32 values are kept in a reference. */
 const MAX_REFERENCE_ELEMENTS = 1 << 22;
 
-export async function genericOutputs(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Record<string, { dims: number[]; data: Float32Array }>> {
+export async function genericOutputs(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, { dims: number[]; data: Float32Array }>> {
   const out = await session.run(feeds);
   const res: Record<string, { dims: number[]; data: Float32Array }> = {};
   for (const [name, t] of Object.entries(out)) {
@@ -192,7 +225,10 @@ export async function genericOutputs(session: ort.InferenceSession, feeds: Recor
   return res;
 }
 
-export function outputRelRmse(ref: ReferenceFile, got: Record<string, { dims: number[]; data: Float32Array }>): number | undefined {
+export function outputRelRmse(
+  ref: ReferenceFile,
+  got: Record<string, { dims: number[]; data: Float32Array }>,
+): number | undefined {
   let err = 0;
   let norm = 0;
   let any = false;

@@ -7,7 +7,11 @@ import { engineOf, runtimeFor } from './runtimes';
 
 /** Write the recipe's model for its runtime to `out` (model.onnx or model.gguf: the runtime's artifactFile). */
 export async function compressInto(
-  recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void, roots?: string[],
+  recipe: Recipe,
+  out: string,
+  signal: AbortSignal,
+  progress: (message: string, fraction?: number) => void,
+  roots?: string[],
 ): Promise<Record<string, unknown>> {
   return runtimeFor(engineOf(recipe)).build(recipe, out, signal, progress, roots);
 }
@@ -17,12 +21,19 @@ export async function compressInto(
  * keeping in the artifact's meta.json: the engine's per-layer weight errors.
  */
 export async function compressOnnx(
-  recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void, roots?: string[],
+  recipe: Recipe,
+  out: string,
+  signal: AbortSignal,
+  progress: (message: string, fraction?: number) => void,
+  roots?: string[],
 ): Promise<Record<string, unknown>> {
   // Trials of one workspace share compressed layers (compress/layerCache.ts): only changed groups are recompressed.
   const layerCache = LayerCache.forOutput(out);
   const res = await compressModel(recipe, {
-    out, signal, roots, layerCache,
+    out,
+    signal,
+    roots,
+    layerCache,
     onProgress: (done, total, layer) => progress(`compressing ${layer}`, total ? done / total : undefined),
   });
   return {

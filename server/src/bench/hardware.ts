@@ -60,7 +60,9 @@ export interface BandwidthResult {
  * for weight-bound decoding: a token cannot take less than (weight bytes read) / bandwidth.
  * Allocates `bytes` (default 512 MiB); callers that must stay light run it in the worker process.
  */
-export async function measureBandwidth(opts: { bytes?: number; threads?: number; reps?: number } = {}): Promise<BandwidthResult> {
+export async function measureBandwidth(
+  opts: { bytes?: number; threads?: number; reps?: number } = {},
+): Promise<BandwidthResult> {
   const n = Math.floor((opts.bytes ?? 512 * 1024 ** 2) / 4);
   const threads = opts.threads ?? hardwareFingerprint().cores;
   const reps = opts.reps ?? 5;
@@ -72,7 +74,10 @@ export async function measureBandwidth(opts: { bytes?: number; threads?: number;
     initializer: [],
   });
   const session = await ort.InferenceSession.create(encodeModel(proto), {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
   });
   try {
     const data = new Float32Array(n).fill(1); // touch every page so the first rep doesn't measure page faults
@@ -83,7 +88,7 @@ export async function measureBandwidth(opts: { bytes?: number; threads?: number;
       const t0 = process.hrtime.bigint();
       await session.run({ x });
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      samples.push(n * 4 / s / 1e9);
+      samples.push((n * 4) / s / 1e9);
     }
     return { gbps: Math.max(...samples), bytes: n * 4, threads, samples };
   } finally {

@@ -15,11 +15,26 @@ import { summarize } from './stats';
 import { writeFileAtomic } from '../util/atomicWrite';
 import type { RunStore } from './store';
 
-export interface KernelProbeJob { kind: 'kernel-probe'; K?: number; N?: number; threads: number; reps?: number }
+export interface KernelProbeJob {
+  kind: 'kernel-probe';
+  K?: number;
+  N?: number;
+  threads: number;
+  reps?: number;
+}
 
-export interface KernelFigure { kernel: string; bits: number; accuracy_level?: number; median_us: number; vs_fp32: number }
+export interface KernelFigure {
+  kernel: string;
+  bits: number;
+  accuracy_level?: number;
+  median_us: number;
+  vs_fp32: number;
+}
 export interface KernelProbeResult {
-  K: number; N: number; threads: number; reps: number;
+  K: number;
+  N: number;
+  threads: number;
+  reps: number;
   figures: KernelFigure[];
   measured_at: string;
   hardware?: HardwareFingerprint;
@@ -49,10 +64,15 @@ function probeModel(K: number, N: number, w: Float32Array, q?: { bits: NBits; le
     if (q.level) attrs.accuracy_level = q.level;
     n = node('MatMulNBits', ['x', 'Wq', 'S'], ['y'], { name: 'mm', domain: 'com.microsoft', attrs });
   }
-  return encodeModel(model({
-    name: 'probe', node: [n], initializer: init,
-    input: [valueInfo('x', DataType.FLOAT, [1, K])], output: [valueInfo('y', DataType.FLOAT, [1, N])],
-  }));
+  return encodeModel(
+    model({
+      name: 'probe',
+      node: [n],
+      initializer: init,
+      input: [valueInfo('x', DataType.FLOAT, [1, K])],
+      output: [valueInfo('y', DataType.FLOAT, [1, N])],
+    }),
+  );
 }
 
 const VARIANTS: { kernel: string; q?: { bits: NBits; level: number } }[] = [
@@ -73,7 +93,12 @@ export async function runKernelProbe(job: KernelProbeJob, progress: Progress): P
   const sessions: ort.InferenceSession[] = [];
   try {
     for (const v of VARIANTS) {
-      sessions.push(await ort.InferenceSession.create(probeModel(K, N, w, v.q), { intraOpNumThreads: job.threads, logSeverityLevel: 3 }));
+      sessions.push(
+        await ort.InferenceSession.create(probeModel(K, N, w, v.q), {
+          intraOpNumThreads: job.threads,
+          logSeverityLevel: 3,
+        }),
+      );
     }
     for (const s of sessions) for (let i = 0; i < 3; i++) await s.run({ x });
     const times: number[][] = VARIANTS.map(() => []);
@@ -87,7 +112,10 @@ export async function runKernelProbe(job: KernelProbeJob, progress: Progress): P
     }
     // Ratios per round (the rounds saw the same load), then their median.
     const figures = VARIANTS.map((v, i) => ({
-      kernel: v.kernel, bits: v.q?.bits ?? 32, accuracy_level: v.q?.level, median_us: summarize(times[i]).median,
+      kernel: v.kernel,
+      bits: v.q?.bits ?? 32,
+      accuracy_level: v.q?.level,
+      median_us: summarize(times[i]).median,
       vs_fp32: summarize(times[0].map((t, r) => t / times[i][r])).median,
     }));
     return { K, N, threads: job.threads, reps, figures, measured_at: new Date().toISOString() };
@@ -121,7 +149,11 @@ export async function writeKernelProbe(store: RunStore, hw: HardwareFingerprint,
 /** The facts as sentences for users and the advisor: measured figures only. */
 export function kernelFacts(r: KernelProbeResult): string[] {
   const at = `measured on this machine ${r.measured_at.slice(0, 16)}Z, [1, ${r.K}] × [${r.K}, ${r.N}], ${r.threads} thread(s), median of ${r.reps} interleaved rounds`;
-  return r.figures.filter((f) => f.bits !== 32).map((f) =>
-    `${f.kernel} ${f.bits}-bit accuracy_level ${f.accuracy_level ?? 0}: ${f.vs_fp32.toFixed(2)}× the speed of fp32 MatMul (${f.median_us.toFixed(0)} µs vs `
-    + `${r.figures[0].median_us.toFixed(0)} µs; ${at})`);
+  return r.figures
+    .filter((f) => f.bits !== 32)
+    .map(
+      (f) =>
+        `${f.kernel} ${f.bits}-bit accuracy_level ${f.accuracy_level ?? 0}: ${f.vs_fp32.toFixed(2)}× the speed of fp32 MatMul (${f.median_us.toFixed(0)} µs vs ` +
+        `${r.figures[0].median_us.toFixed(0)} µs; ${at})`,
+    );
 }

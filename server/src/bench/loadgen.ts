@@ -53,14 +53,18 @@ export function schedule(o: LoadOptions, n: number): [number, number][] {
 
 /** Starts the load in a child process; stop() ends it (and it ends by itself when this process goes). */
 export function startLoad(o: LoadOptions, script = __filename): LoadHandle {
-  const child: ChildProcess = fork(script, [JSON.stringify(o)], { stdio: 'ignore', env: { ...process.env, HAQA_LOADGEN: '1' } });
+  const child: ChildProcess = fork(script, [JSON.stringify(o)], {
+    stdio: 'ignore',
+    env: { ...process.env, HAQA_LOADGEN: '1' },
+  });
   return {
     pid: child.pid!,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -86,4 +90,5 @@ async function child(o: LoadOptions): Promise<void> {
 }
 
 if (!isMainThread) spinner();
-else if (process.env.HAQA_LOADGEN === '1' && process.send && process.argv[2]) void child(JSON.parse(process.argv[2]) as LoadOptions);
+else if (process.env.HAQA_LOADGEN === '1' && process.send && process.argv[2])
+  void child(JSON.parse(process.argv[2]) as LoadOptions);

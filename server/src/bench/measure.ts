@@ -23,7 +23,15 @@ import { pairFits, race } from './race';
 import { runProfileJob } from './profile';
 import { runKernelProbe } from './kernelProbe';
 import { runSensitivityJob } from '../agent/sensitivity';
-import { b64, decoderAccuracy, decoderReference, genericOutputs, outputRelRmse, readReference, ReferenceFile } from './accuracy';
+import {
+  b64,
+  decoderAccuracy,
+  decoderReference,
+  genericOutputs,
+  outputRelRmse,
+  readReference,
+  ReferenceFile,
+} from './accuracy';
 
 // ---------------------------------------------------------------- loading (the runtimes: ./runtimes.ts)
 
@@ -60,7 +68,9 @@ function genericTimed(session: ort.InferenceSession, feeds: Record<string, ort.T
 }
 
 async function timedOf(l: Loaded, job: MeasureJob): Promise<Timed> {
-  return l.kind === 'decoder' ? l.decoder.timed(job.workload) : genericTimed(l.session, genericInputs(l.session, job.model, job.workload).feeds);
+  return l.kind === 'decoder'
+    ? l.decoder.timed(job.workload)
+    : genericTimed(l.session, genericInputs(l.session, job.model, job.workload).feeds);
 }
 
 function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: MeasureJob['workload']): Metrics {
@@ -77,7 +87,11 @@ function latencyMetrics(kind: Loaded['kind'], series: number[][], workload: Meas
  * median is known within the policy's interval, or a cap is hit.
  * The model's peak RSS is read after its warm-up, before the baseline is loaded.
  */
-async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progress): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
+async function measureLatency(
+  job: MeasureJob,
+  loaded: Loaded,
+  progress: Progress,
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   const policy = job.quick ? QUICK_POLICY : FULL_POLICY;
   const warmups = job.quick ? 1 : 2;
   const subjects: { kind: Loaded['kind']; timed: Timed; series: number[][] }[] = [];
@@ -97,13 +111,24 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
     if (job.baseline) {
       progress('baseline', `loading the fp32 baseline ${job.baseline}`);
       base = await loadOrt(job.baseline, job.session, job.config); // the fp32 baseline is onnxruntime's, whatever the runtime
-      if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline', job.baseline);
+      if (base.kind !== loaded.kind)
+        throw new BenchError(
+          `the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`,
+          'baseline',
+          job.baseline,
+        );
       await add(base, ' (fp32)');
     }
     await maybeHang(job, 'latency');
     const start = now();
     let reps = 0;
-    while (!enough(subjects.flatMap((s) => s.series), policy, now() - start)) {
+    while (
+      !enough(
+        subjects.flatMap((s) => s.series),
+        policy,
+        now() - start,
+      )
+    ) {
       for (const s of subjects) {
         const v = await s.timed.sample();
         v.forEach((x, i) => s.series[i].push(x));
@@ -132,18 +157,28 @@ async function measureLatency(job: MeasureJob, loaded: Loaded, progress: Progres
  * or alone (unpaired, noted) when the two do not fit in memory or the reference cannot be loaded.
  */
 async function raceLatency(
-  job: MeasureJob, loaded: Loaded, me: { timed: Timed }, rss: { peak_rss_bytes: number }, progress: Progress,
+  job: MeasureJob,
+  loaded: Loaded,
+  me: { timed: Timed },
+  rss: { peak_rss_bytes: number },
+  progress: Progress,
 ): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   const settings = job.race!;
   let base: Loaded | undefined;
   let reference: Timed | undefined;
-  let note: string | undefined = job.baseline ? pairFits(job.model, job.baseline, settings.memoryBytes) : 'unpaired: no reference model';
+  let note: string | undefined = job.baseline
+    ? pairFits(job.model, job.baseline, settings.memoryBytes)
+    : 'unpaired: no reference model';
   try {
     if (!note && job.baseline) {
       progress('baseline', `loading the fp32 reference ${job.baseline}`);
       try {
         base = await loadOrt(job.baseline, job.session, job.config); // the fp32 reference is onnxruntime's, whatever the runtime
-        if (base.kind !== loaded.kind) throw new BenchError(`the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`, 'baseline');
+        if (base.kind !== loaded.kind)
+          throw new BenchError(
+            `the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`,
+            'baseline',
+          );
         reference = await timedOf(base, job);
         await reference.sample(); // warm-up
       } catch (err) {
@@ -155,8 +190,13 @@ async function raceLatency(
     }
     await maybeHang(job, 'latency');
     const out = await race({
-      settings, kind: loaded.kind, contender: me.timed, reference, note,
-      onPair: (n, f) => progress('latency', `pair ${n}: ${f.ratio.toFixed(3)}× fp32 time [${f.lo.toFixed(3)}, ${f.hi.toFixed(3)}]`),
+      settings,
+      kind: loaded.kind,
+      contender: me.timed,
+      reference,
+      note,
+      onPair: (n, f) =>
+        progress('latency', `pair ${n}: ${f.ratio.toFixed(3)}× fp32 time [${f.lo.toFixed(3)}, ${f.hi.toFixed(3)}]`),
     });
     const metrics = { ...latencyMetrics(loaded.kind, out.samples, job.workload), ...rss };
     const baseline: BaselineFigures = { race: out.result };
@@ -167,12 +207,15 @@ async function raceLatency(
   }
 }
 
-interface GenericInputs { feeds: Record<string, ort.Tensor>; }
+interface GenericInputs {
+  feeds: Record<string, ort.Tensor>;
+}
 
 function genericInputs(session: ort.InferenceSession, model: string, workload: MeasureJob['workload']): GenericInputs {
   const feeds: Record<string, ort.Tensor> = {};
   session.inputMetadata.forEach((m, idx) => {
-    if (!m.isTensor) throw new BenchError(`${model}: input '${m.name}' is not a tensor; HAQA can only feed tensors`, 'load', model);
+    if (!m.isTensor)
+      throw new BenchError(`${model}: input '${m.name}' is not a tensor; HAQA can only feed tensors`, 'load', model);
     const dims = m.shape.map((d) => {
       if (typeof d === 'number' && d > 0) return d;
       const name = String(d).toLowerCase();
@@ -184,19 +227,39 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
     const ints = seededInts(n, 1 << 16, 99 + idx);
     switch (m.type) {
       case 'float32':
-        feeds[m.name] = new ort.Tensor('float32', Float32Array.from(ints, (v) => v / (1 << 15) - 1), dims);
+        feeds[m.name] = new ort.Tensor(
+          'float32',
+          Float32Array.from(ints, (v) => v / (1 << 15) - 1),
+          dims,
+        );
         break;
       case 'int64':
-        feeds[m.name] = new ort.Tensor('int64', BigInt64Array.from(ints, (v) => BigInt(v % 100)), dims);
+        feeds[m.name] = new ort.Tensor(
+          'int64',
+          BigInt64Array.from(ints, (v) => BigInt(v % 100)),
+          dims,
+        );
         break;
       case 'int32':
-        feeds[m.name] = new ort.Tensor('int32', Int32Array.from(ints, (v) => v % 100), dims);
+        feeds[m.name] = new ort.Tensor(
+          'int32',
+          Int32Array.from(ints, (v) => v % 100),
+          dims,
+        );
         break;
       case 'bool':
-        feeds[m.name] = new ort.Tensor('bool', Uint8Array.from(ints, (v) => v & 1), dims);
+        feeds[m.name] = new ort.Tensor(
+          'bool',
+          Uint8Array.from(ints, (v) => v & 1),
+          dims,
+        );
         break;
       default:
-        throw new BenchError(`${model}: input '${m.name}' has type ${m.type}; seeded inputs exist for float32, int64, int32 and bool`, 'load', model);
+        throw new BenchError(
+          `${model}: input '${m.name}' has type ${m.type}; seeded inputs exist for float32, int64, int32 and bool`,
+          'load',
+          model,
+        );
     }
   });
   return { feeds };
@@ -205,17 +268,29 @@ function genericInputs(session: ort.InferenceSession, model: string, workload: M
 // ---------------------------------------------------------------- the job
 
 export async function runJob(
-  job: WorkerJob, progress: Progress,
-): Promise<{ metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }> {
+  job: WorkerJob,
+  progress: Progress,
+): Promise<{
+  metrics: Metrics;
+  baseline?: BaselineFigures;
+  bandwidth?: BandwidthResult;
+  artifact?: Record<string, unknown>;
+  findings?: LayerFindings;
+}> {
   if (job.kind === 'profile') return { metrics: {}, findings: { profile: await runProfileJob(job, progress) } };
   if (job.kind === 'kernel-probe') return { metrics: {}, findings: { kernels: await runKernelProbe(job, progress) } };
-  if (job.kind === 'sensitivity') return { metrics: {}, findings: { sensitivity: await runSensitivityJob(job, progress) } };
+  if (job.kind === 'sensitivity')
+    return { metrics: {}, findings: { sensitivity: await runSensitivityJob(job, progress) } };
   if (job.kind === 'compress') {
     progress('compress', 'compressing');
     await maybeHang(job, 'compress');
     try {
       const artifact = await compressInto(
-        job.recipe, job.out, new AbortController().signal, (m, f) => progress('compress', m, f), job.roots,
+        job.recipe,
+        job.out,
+        new AbortController().signal,
+        (m, f) => progress('compress', m, f),
+        job.roots,
       );
       return { metrics: peak(), artifact: { ...artifact, compress_peak_rss_bytes: peak().peak_rss_bytes } };
     } catch (err) {
@@ -230,7 +305,10 @@ export async function runJob(
   return runModelJob(job, progress);
 }
 
-async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
+async function runModelJob(
+  job: MeasureJob | ReferenceJob,
+  progress: Progress,
+): Promise<{ metrics: Metrics; baseline?: BaselineFigures }> {
   progress('load', `loading ${job.model}`);
   await maybeHang(job, 'load');
   const loaded = await load(job.model, job);
@@ -241,11 +319,17 @@ async function runModelJob(job: MeasureJob | ReferenceJob, progress: Progress): 
       let ref: ReferenceFile;
       if (loaded.kind === 'decoder') {
         // Without evaluation text there is nothing to score a decoder on: an empty reference says so.
-        ref = job.evaluation ? await decoderReference(job, loaded.decoder, progress) : { key: job.key, kind: 'decoder' };
+        ref = job.evaluation
+          ? await decoderReference(job, loaded.decoder, progress)
+          : { key: job.key, kind: 'decoder' };
       } else {
         const { feeds } = genericInputs(loaded.session, job.model, job.workload);
         const outs = await genericOutputs(loaded.session, feeds);
-        ref = { key: job.key, kind: 'generic', outputs: Object.fromEntries(Object.entries(outs).map(([n, o]) => [n, { dims: o.dims, data: b64(o.data) }])) };
+        ref = {
+          key: job.key,
+          kind: 'generic',
+          outputs: Object.fromEntries(Object.entries(outs).map(([n, o]) => [n, { dims: o.dims, data: b64(o.data) }])),
+        };
       }
       await writeFileAtomic(job.out, JSON.stringify(ref));
       return { metrics: { ppl: ref.ppl, ...peak() } };

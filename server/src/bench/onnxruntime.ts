@@ -12,7 +12,10 @@ import { LoadedModel, now, Runtime, seededInts, Timed } from './runtime';
 
 export function ortSessionOptions(s: SessionOptionsUsed): ort.InferenceSession.SessionOptions {
   if (s.provider !== 'cpu') {
-    throw new BenchError(`execution provider '${s.provider}' is not available in onnxruntime-node on this machine (only 'cpu')`, 'load');
+    throw new BenchError(
+      `execution provider '${s.provider}' is not available in onnxruntime-node on this machine (only 'cpu')`,
+      'load',
+    );
   }
   return {
     executionProviders: ['cpu'],
@@ -28,7 +31,11 @@ export type Loaded =
   | { kind: 'decoder'; decoder: LoadedModel; release(): Promise<void> }
   | { kind: 'generic'; session: ort.InferenceSession; release(): Promise<void> };
 
-export async function loadOrt(model: string, so: SessionOptionsUsed, config: DecoderConfig | undefined): Promise<Loaded> {
+export async function loadOrt(
+  model: string,
+  so: SessionOptionsUsed,
+  config: DecoderConfig | undefined,
+): Promise<Loaded> {
   const options = ortSessionOptions(so);
   // Decoders are the common case and load once. DecoderSession checks the whole interface; a model
   // that is not a decoder is then loaded as a plain session (small non-LLM models: a second load is cheap).
@@ -37,7 +44,8 @@ export async function loadOrt(model: string, so: SessionOptionsUsed, config: Dec
     const decoder = await DecoderSession.create(model, { sessionOptions: options, config });
     return { kind: 'decoder', decoder: decoderModel(decoder), release: () => decoder.release() };
   } catch (err) {
-    if (!(err instanceof DecoderError)) throw new BenchError(`onnxruntime cannot load ${model}: ${(err as Error).message}`, 'load', model);
+    if (!(err instanceof DecoderError))
+      throw new BenchError(`onnxruntime cannot load ${model}: ${(err as Error).message}`, 'load', model);
     why = err.message;
   }
   const session = await ort.InferenceSession.create(model, options).catch((err: Error) => {
@@ -45,7 +53,11 @@ export async function loadOrt(model: string, so: SessionOptionsUsed, config: Dec
   });
   if (session.inputNames.includes('input_ids')) {
     await session.release();
-    throw new BenchError(`${model}: has input_ids but not the decoder interface HAQA runs (docs/decoder-interface.md): ${why}`, 'load', model);
+    throw new BenchError(
+      `${model}: has input_ids but not the decoder interface HAQA runs (docs/decoder-interface.md): ${why}`,
+      'load',
+      model,
+    );
   }
   return { kind: 'generic', session, release: () => session.release() };
 }

@@ -16,14 +16,16 @@ export interface PerplexityResult {
 const WINDOWS_PER_BATCH = 8;
 
 export async function perplexity(session: DecoderSession, tokens: number[], window = 128): Promise<PerplexityResult> {
-  if (!Number.isInteger(window) || window < 2) throw new RangeError(`perplexity: window must be an integer ≥ 2, got ${window}`);
+  if (!Number.isInteger(window) || window < 2)
+    throw new RangeError(`perplexity: window must be an integer ≥ 2, got ${window}`);
   const n = Math.floor(tokens.length / window);
   if (n === 0) throw new RangeError(`perplexity: ${tokens.length} tokens do not fill one window of ${window}`);
   let sum = 0;
   let count = 0;
   for (let w0 = 0; w0 < n; w0 += WINDOWS_PER_BATCH) {
     const rows: number[][] = [];
-    for (let w = w0; w < Math.min(n, w0 + WINDOWS_PER_BATCH); w++) rows.push(tokens.slice(w * window, (w + 1) * window));
+    for (let w = w0; w < Math.min(n, w0 + WINDOWS_PER_BATCH); w++)
+      rows.push(tokens.slice(w * window, (w + 1) * window));
     const { logits } = await session.step(rows);
     const vocab = logits.dims[2];
     for (let b = 0; b < rows.length; b++) {

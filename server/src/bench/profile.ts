@@ -96,7 +96,10 @@ export function attributeNode(node: string, ix: NodeIndex): { name: string; laye
   const direct = ix.byNode.get(node);
   if (direct !== undefined) return { name: direct, layer: true };
   if (!node.startsWith('/')) return { name: UNSCOPED, layer: false };
-  const parts = node.slice(1).split('/').filter((p) => p.length > 0);
+  const parts = node
+    .slice(1)
+    .split('/')
+    .filter((p) => p.length > 0);
   for (let n = parts.length - 1; n >= 1; n--) {
     const name = parts.slice(0, n).join('.');
     if (ix.layers.has(name)) return { name, layer: true };
@@ -116,7 +119,11 @@ const KERNEL_SUFFIX = '_kernel_time';
  * first `skipRuns` are not counted (probe, prefill, warm-up).
  */
 export function summarizeProfile(
-  events: readonly ProfileEvent[], ix: NodeIndex, skipRuns: number, label = '', model = '',
+  events: readonly ProfileEvent[],
+  ix: NodeIndex,
+  skipRuns: number,
+  label = '',
+  model = '',
 ): ModelProfile {
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
   const counted = runs.slice(skipRuns);
@@ -142,13 +149,22 @@ export function summarizeProfile(
   }
   const per = (x: number) => (steps > 0 ? x / steps : 0);
   const list: GroupTime[] = [...groups.entries()].map(([name, g]) => ({
-    name, layer: g.layer, us: per(g.us), median_us: median(g.perRun), share: total > 0 ? g.us / total : 0,
+    name,
+    layer: g.layer,
+    us: per(g.us),
+    median_us: median(g.perRun),
+    share: total > 0 ? g.us / total : 0,
     ops: Object.fromEntries(Object.entries(g.ops).map(([k, v]) => [k, per(v)])),
   }));
   list.sort((a, b) => b.us - a.us || (a.name < b.name ? -1 : 1));
   return {
-    label, model, steps, node_us: per(total), run_us: per(counted.reduce((s, r) => s + r.dur, 0)),
-    run_median_us: median(counted.map((r) => r.dur)), groups: list,
+    label,
+    model,
+    steps,
+    node_us: per(total),
+    run_us: per(counted.reduce((s, r) => s + r.dur, 0)),
+    run_median_us: median(counted.map((r) => r.dur)),
+    groups: list,
   };
 }
 
@@ -166,7 +182,8 @@ async function profileOne(job: ProfileJob, label: string, model: string, progres
     executionProviders: ['cpu'],
     intraOpNumThreads: job.session.intra_op_threads,
     interOpNumThreads: job.session.inter_op_threads,
-    graphOptimizationLevel: job.session.graph_optimization as ort.InferenceSession.SessionOptions['graphOptimizationLevel'],
+    graphOptimizationLevel: job.session
+      .graph_optimization as ort.InferenceSession.SessionOptions['graphOptimizationLevel'],
     executionMode: job.session.execution_mode as 'sequential' | 'parallel',
     logSeverityLevel: 3,
     enableProfiling: true,
@@ -192,8 +209,15 @@ async function profileOne(job: ProfileJob, label: string, model: string, progres
   } finally {
     await d.release(); // writes the profile file
   }
-  const written = fs.readdirSync(job.dir).filter((f) => !before.has(f) && f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
-  if (written.length !== 1) throw new BenchError(`onnxruntime wrote ${written.length} profile files for ${model} in ${job.dir}`, 'latency', model);
+  const written = fs
+    .readdirSync(job.dir)
+    .filter((f) => !before.has(f) && f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
+  if (written.length !== 1)
+    throw new BenchError(
+      `onnxruntime wrote ${written.length} profile files for ${model} in ${job.dir}`,
+      'latency',
+      model,
+    );
   const file = path.join(job.dir, written[0]);
   let events: ProfileEvent[];
   try {
@@ -201,7 +225,8 @@ async function profileOne(job: ProfileJob, label: string, model: string, progres
   } finally {
     fs.rmSync(file, { force: true });
   }
-  if (!Array.isArray(events)) throw new BenchError(`the onnxruntime profile of ${model} is not a list of events`, 'latency', model);
+  if (!Array.isArray(events))
+    throw new BenchError(`the onnxruntime profile of ${model} is not a list of events`, 'latency', model);
   return summarizeProfile(events, nodeIndexOf(graph.layers), 1 + warmup, label, model);
 }
 
@@ -240,7 +265,8 @@ export function compareProfiles(profiles: readonly ModelProfile[]): ProfileRow[]
 /** Plain-text table (names are untrusted: the caller prints through util/sanitize). */
 export function profileTable(profiles: readonly ModelProfile[], limit = 40): string[] {
   const rows = compareProfiles(profiles);
-  const fmt = (us?: number) => (us === undefined ? '—' : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`);
+  const fmt = (us?: number) =>
+    us === undefined ? '—' : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`;
   const pct = (s?: number) => (s === undefined ? '' : ` ${(s * 100).toFixed(1).padStart(5)}%`);
   const width = Math.min(60, Math.max(10, ...rows.slice(0, limit).map((r) => r.name.length)));
   const head = ['group'.padEnd(width), ...profiles.map((p) => p.label.padStart(18))];
@@ -256,6 +282,10 @@ export function profileTable(profiles: readonly ModelProfile[], limit = 40): str
   }
   if (rows.length > limit) lines.push(`… ${rows.length - limit} more groups`);
   lines.push(['node time / step'.padEnd(width), ...profiles.map((p) => fmt(p.node_us).padStart(18))].join('  '));
-  lines.push(['run time / step'.padEnd(width), ...profiles.map((p) => `${fmt(p.run_us)} (${p.steps} steps)`.padStart(18))].join('  '));
+  lines.push(
+    ['run time / step'.padEnd(width), ...profiles.map((p) => `${fmt(p.run_us)} (${p.steps} steps)`.padStart(18))].join(
+      '  ',
+    ),
+  );
   return lines;
 }

@@ -75,23 +75,39 @@ export interface CompressJob {
   debug?: MeasureJob['debug'];
 }
 
-export type WorkerJob = MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob | KernelProbeJob;
+export type WorkerJob =
+  MeasureJob | ReferenceJob | BandwidthJob | CompressJob | ProfileJob | SensitivityJob | KernelProbeJob;
 
 /** What the per-layer jobs (bench/profile.ts, agent/sensitivity.ts) return beside the metrics. */
-export interface LayerFindings { profile?: ModelProfile[]; sensitivity?: SensitivityResult; kernels?: KernelProbeResult }
+export interface LayerFindings {
+  profile?: ModelProfile[];
+  sensitivity?: SensitivityResult;
+  kernels?: KernelProbeResult;
+}
 
 export type WorkerMessage =
   /** Sent once the worker listens for its job: the parent sends the job only then. */
   | { type: 'ready' }
   | { type: 'progress'; stage: RunStage; message: string; fraction?: number }
-  | { type: 'result'; metrics: Metrics; baseline?: BaselineFigures; bandwidth?: BandwidthResult; artifact?: Record<string, unknown>; findings?: LayerFindings }
+  | {
+      type: 'result';
+      metrics: Metrics;
+      baseline?: BaselineFigures;
+      bandwidth?: BandwidthResult;
+      artifact?: Record<string, unknown>;
+      findings?: LayerFindings;
+    }
   | { type: 'error'; message: string; stage: RunStage; where?: string };
 
 export type Progress = (stage: RunStage, message: string, fraction?: number) => void;
 
 /** An error the worker reports as such (bad input), as opposed to a bug. */
 export class BenchError extends Error {
-  constructor(message: string, readonly stage: RunStage, readonly where?: string) {
+  constructor(
+    message: string,
+    readonly stage: RunStage,
+    readonly where?: string,
+  ) {
     super(message);
     this.name = 'BenchError';
   }

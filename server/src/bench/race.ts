@@ -145,11 +145,14 @@ const MAX_PAIRS = 2000;
  * Runs the race: ABBA blocks until the deciding series' interval gives a verdict (after minPairs), or
  * the cap. Also the raw samples of the contender, for the record's usual latency summaries.
  */
-export async function race(run: RaceRun): Promise<{ result: RaceResult; samples: number[][]; referenceSamples: number[][] }> {
+export async function race(
+  run: RaceRun,
+): Promise<{ result: RaceResult; samples: number[][]; referenceSamples: number[][] }> {
   const now = run.now ?? (() => Number(process.hrtime.bigint()) / 1e6);
   const st = run.settings;
   const names: RaceSeries[] = run.kind === 'decoder' ? ['prefill', 'decode'] : ['inference'];
-  const series: RaceSeries = st.series && names.includes(st.series) ? st.series : run.kind === 'decoder' ? 'decode' : 'inference';
+  const series: RaceSeries =
+    st.series && names.includes(st.series) ? st.series : run.kind === 'decoder' ? 'decode' : 'inference';
   const threshold = st.threshold ?? 0;
   const minPairs = Math.max(6, st.minPairs ?? 6);
   const logs: number[][] = names.map(() => []);
@@ -195,8 +198,14 @@ export async function race(run: RaceRun): Promise<{ result: RaceResult; samples:
     if (now() - t0 >= st.capMs) break;
   }
   const result: RaceResult = {
-    paired: run.reference !== undefined, ...(note ? { note } : {}), verdict, series, threshold, tolerance: st.tolerance,
-    pairs: samples[0].length / (run.reference ? 2 : 1), wall_ms: now() - t0,
+    paired: run.reference !== undefined,
+    ...(note ? { note } : {}),
+    verdict,
+    series,
+    threshold,
+    tolerance: st.tolerance,
+    pairs: samples[0].length / (run.reference ? 2 : 1),
+    wall_ms: now() - t0,
   };
   names.forEach((s, i) => {
     if (logs[i].length) result[s] = ratioFigure(logs[i]);

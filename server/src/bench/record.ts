@@ -65,7 +65,10 @@ export interface Metrics extends AccuracyMetrics {
 }
 
 /** The fp32 model's speed figures, measured in the same invocation: Metrics' timing and size fields. */
-export type BaselineFigures = Pick<Metrics, 'prefill_ms' | 'decode_ms_per_token' | 'inference_ms' | 'throughput_tok_s' | 'peak_rss_bytes' | 'model_bytes'> & {
+export type BaselineFigures = Pick<
+  Metrics,
+  'prefill_ms' | 'decode_ms_per_token' | 'inference_ms' | 'throughput_tok_s' | 'peak_rss_bytes' | 'model_bytes'
+> & {
   /** Per-repetition fp32/model ratios, when the baseline was timed interleaved (see Speedups.paired). */
   paired?: Speedups['paired'];
   /** The tuner's paired race against fp32 (./race.ts), kept in the record as `race`. */
@@ -220,7 +223,9 @@ export function compresses(recipe: Recipe): boolean {
 export function usesCalibration(recipe: Recipe): boolean {
   const q = recipe.quantize;
   const gptq = q !== undefined && (q.method === 'gptq' || q.overrides.some((o) => o.method === 'gptq'));
-  return gptq || q?.activations === 'static' || (recipe.sparsity?.method === 'wanda' && recipe.sparsity.rules.length > 0);
+  return (
+    gptq || q?.activations === 'static' || (recipe.sparsity?.method === 'wanda' && recipe.sparsity.rules.length > 0)
+  );
 }
 
 /** The recipe sections that decide the compressed model's bytes (paths made relative to the recipe). */
@@ -246,14 +251,20 @@ export function compressionSections(recipe: Recipe): Record<string, unknown> {
  */
 export function recipeHash(recipe: Recipe): string {
   const rel = (p: string | undefined) => (p === undefined ? undefined : path.relative(path.dirname(recipe.file), p));
-  return sha256(canonicalJson({
-    model: rel(recipe.model),
-    ...compressionSections(recipe),
-    provider: recipe.target.provider,
-    runtime: recipe.runtime,
-    workload: recipe.objective.workload,
-    evaluation: { ...recipe.evaluation, text: rel(recipe.evaluation.text), tokenizer: rel(recipe.evaluation.tokenizer) },
-  }));
+  return sha256(
+    canonicalJson({
+      model: rel(recipe.model),
+      ...compressionSections(recipe),
+      provider: recipe.target.provider,
+      runtime: recipe.runtime,
+      workload: recipe.objective.workload,
+      evaluation: {
+        ...recipe.evaluation,
+        text: rel(recipe.evaluation.text),
+        tokenizer: rel(recipe.evaluation.tokenizer),
+      },
+    }),
+  );
 }
 
 /** The same recipe with every compression section removed: the fp32 model under the same runtime. */
@@ -276,7 +287,10 @@ export function runConfig(recipe: Recipe): RunConfig {
 }
 
 export function newRunId(now = new Date()): string {
-  const t = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const t = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${t}-${sha256(`${now.getTime()}${Math.random()}${process.pid}`).slice(0, 8)}`;
 }
 

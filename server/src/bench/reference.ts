@@ -29,7 +29,10 @@ export interface ReferenceChoice {
 }
 
 export class ReferenceError extends Error {
-  constructor(message: string, readonly file: string) {
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
     super(message);
     this.name = 'ReferenceError';
   }
@@ -80,18 +83,32 @@ const GiB = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;
  * The reference for a run on `source`: the source when it fits in `freeBytes`, else `stated` when
  * given and it fits; otherwise a ReferenceError naming both sizes.
  */
-export async function chooseReference(source: string, opts: { stated?: string; freeBytes?: number } = {}): Promise<ReferenceChoice> {
+export async function chooseReference(
+  source: string,
+  opts: { stated?: string; freeBytes?: number } = {},
+): Promise<ReferenceChoice> {
   const free = opts.freeBytes ?? availableMemory();
   const src = await weightProfile(source);
   const srcNeed = neededBytes(src.bytes);
   if (srcNeed <= free) {
     const reason = `the source model (${src.dtype}, ${GiB(src.bytes)} of weights) fits in ${GiB(free)} of free memory`;
-    return { model: path.resolve(source), kind: 'source', dtype: src.dtype, weight_bytes: src.bytes, free_bytes: free, reason };
+    return {
+      model: path.resolve(source),
+      kind: 'source',
+      dtype: src.dtype,
+      weight_bytes: src.bytes,
+      free_bytes: free,
+      reason,
+    };
   }
-  const tooBig = `the source model ${source} (${src.dtype}, ${GiB(src.bytes)} of weights, about ${GiB(srcNeed)} to evaluate)`
-    + ` does not fit in ${GiB(free)} of free memory`;
+  const tooBig =
+    `the source model ${source} (${src.dtype}, ${GiB(src.bytes)} of weights, about ${GiB(srcNeed)} to evaluate)` +
+    ` does not fit in ${GiB(free)} of free memory`;
   if (!opts.stated) {
-    throw new ReferenceError(`${tooBig}; name a reference that does (haqa bench --reference <fp16 model>), or measure speed only`, source);
+    throw new ReferenceError(
+      `${tooBig}; name a reference that does (haqa bench --reference <fp16 model>), or measure speed only`,
+      source,
+    );
   }
   const st = await weightProfile(opts.stated);
   const stNeed = neededBytes(st.bytes);
@@ -100,5 +117,12 @@ export async function chooseReference(source: string, opts: { stated?: string; f
     throw new ReferenceError(`${tooBig}, nor does the stated reference ${stated}`, opts.stated);
   }
   const reason = `${tooBig}; the stated reference (${st.dtype}, ${GiB(st.bytes)} of weights) does`;
-  return { model: path.resolve(opts.stated), kind: 'stated', dtype: st.dtype, weight_bytes: st.bytes, free_bytes: free, reason };
+  return {
+    model: path.resolve(opts.stated),
+    kind: 'stated',
+    dtype: st.dtype,
+    weight_bytes: st.bytes,
+    free_bytes: free,
+    reason,
+  };
 }

@@ -9,8 +9,24 @@ import type { DecoderConfig } from '../model/decoder';
 import { inspectModel } from '../model/graph';
 import { graphShapes } from '../config/modelCheck';
 import {
-  BaselineFigures, canonicalJson, compresses, compressionSections, fp32Recipe, Metrics, newRunId, recipeHash, RunError,
-  RunRecord, RunStage, RunStatus, runConfig, SessionOptionsUsed, sha256, speedupsOf, TrialInfo, usesCalibration,
+  BaselineFigures,
+  canonicalJson,
+  compresses,
+  compressionSections,
+  fp32Recipe,
+  Metrics,
+  newRunId,
+  recipeHash,
+  RunError,
+  RunRecord,
+  RunStage,
+  RunStatus,
+  runConfig,
+  SessionOptionsUsed,
+  sha256,
+  speedupsOf,
+  TrialInfo,
+  usesCalibration,
 } from './record';
 import { hardwareFingerprint, onnxruntimeVersion } from './hardware';
 import { hashSourceModel, RunStore } from './store';
@@ -23,12 +39,24 @@ import type { RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
 import { engineOf, runtimeFor } from './runtimes';
 import {
-  besideModel, fileRefusal, hashRegularFile, outsideRefusal, PathError, readRegularTextSync, READ_CAPS, recipeReadRefusal, recipeRoots,
+  besideModel,
+  fileRefusal,
+  hashRegularFile,
+  outsideRefusal,
+  PathError,
+  readRegularTextSync,
+  READ_CAPS,
+  recipeReadRefusal,
+  recipeRoots,
 } from '../util/paths';
 
 export { fp32Recipe, recipeHash } from './record';
 
-export interface RunProgress { stage: string; message: string; fraction?: number }
+export interface RunProgress {
+  stage: string;
+  message: string;
+  fraction?: number;
+}
 
 export interface RunOptions {
   /** Workspace holding `.haqa/` (default: the recipe's folder). */
@@ -80,7 +108,10 @@ async function pickReference(recipe: Recipe, opts: RunOptions): Promise<Referenc
 const REFERENCE_FORMAT = 2;
 
 class RunFailure extends Error {
-  constructor(readonly status: RunStatus, readonly error: RunError) {
+  constructor(
+    readonly status: RunStatus,
+    readonly error: RunError,
+  ) {
     super(error.message);
   }
 }
@@ -102,7 +133,9 @@ export function sessionOptionsOf(recipe: Recipe): SessionOptionsUsed {
 export async function decoderConfig(model: string, notes: string[] = []): Promise<DecoderConfig | undefined> {
   let c: Record<string, unknown>;
   try {
-    c = JSON.parse(readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
+    c = JSON.parse(
+      readRegularTextSync(besideModel(model, 'config.json', 'config.json'), 'config.json', READ_CAPS.config),
+    );
   } catch {
     return undefined;
   }
@@ -111,22 +144,31 @@ export async function decoderConfig(model: string, notes: string[] = []): Promis
   if (typeof c.num_key_value_heads !== 'number' && typeof heads !== 'number') return undefined;
   const cfg: DecoderConfig = {
     num_key_value_heads: (c.num_key_value_heads as number | undefined) ?? heads!,
-    head_dim: c.head_dim as number | undefined, hidden_size: hidden, num_attention_heads: heads,
+    head_dim: c.head_dim as number | undefined,
+    hidden_size: hidden,
+    num_attention_heads: heads,
   };
   // The graph's declared input shapes, read without weights when the file is small enough to decode here;
   // DecoderSession applies the same rule to larger ones (their static dims win there too).
   try {
     if (fs.statSync(model).size <= 256 * 2 ** 20) {
-      const arch = { num_key_value_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim ?? (hidden && heads ? hidden / heads : NaN) };
+      const arch = {
+        num_key_value_heads: cfg.num_key_value_heads,
+        head_dim: cfg.head_dim ?? (hidden && heads ? hidden / heads : NaN),
+      };
       const shapes = graphShapes(await inspectModel(model));
       if (shapes.kvHeads !== undefined && shapes.kvHeads !== arch.num_key_value_heads) {
-        notes.push(`config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: `
-          + `measured with the graph's ${shapes.kvHeads}`);
+        notes.push(
+          `config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: ` +
+            `measured with the graph's ${shapes.kvHeads}`,
+        );
         cfg.num_key_value_heads = shapes.kvHeads;
       }
       if (shapes.headDim !== undefined && shapes.headDim !== arch.head_dim) {
-        notes.push(`config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: `
-          + `measured with the graph's ${shapes.headDim}`);
+        notes.push(
+          `config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: ` +
+            `measured with the graph's ${shapes.headDim}`,
+        );
         cfg.head_dim = shapes.headDim;
       }
     }
@@ -141,18 +183,32 @@ export function evaluationOf(recipe: Recipe): EvalSettings | undefined {
   const ev = recipe.evaluation;
   if (!ev.text) return undefined;
   if (!fs.existsSync(ev.text)) {
-    throw new RunFailure('error', { message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`, stage: 'setup', where: ev.text, recipe_path: ['evaluation', 'text'] });
+    throw new RunFailure('error', {
+      message: `evaluation text not found: ${ev.text} (evaluation.text in ${recipe.file})`,
+      stage: 'setup',
+      where: ev.text,
+      recipe_path: ['evaluation', 'text'],
+    });
   }
   const tokenizer = ev.tokenizer ?? path.join(path.dirname(recipe.model), 'tokenizer.json');
   const recipe_path = ev.tokenizer ? ['evaluation', 'tokenizer'] : ['model'];
   if (!fs.existsSync(tokenizer)) {
-    const why = ev.tokenizer ? `evaluation.tokenizer in ${recipe.file}` : 'set evaluation.tokenizer, or put tokenizer.json beside the model';
-    throw new RunFailure('error', { message: `tokenizer not found: ${tokenizer} (${why})`, stage: 'setup', where: tokenizer, recipe_path });
+    const why = ev.tokenizer
+      ? `evaluation.tokenizer in ${recipe.file}`
+      : 'set evaluation.tokenizer, or put tokenizer.json beside the model';
+    throw new RunFailure('error', {
+      message: `tokenizer not found: ${tokenizer} (${why})`,
+      stage: 'setup',
+      where: tokenizer,
+      recipe_path,
+    });
   }
   // The one beside the model must really be there (not a symlink out of its folder), and be a regular file under the cap.
-  const refused = (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer')))
-    ?? fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
-  if (refused) throw new RunFailure('error', { message: refused.message, stage: 'setup', where: tokenizer, recipe_path });
+  const refused =
+    (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer'))) ??
+    fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
+  if (refused)
+    throw new RunFailure('error', { message: refused.message, stage: 'setup', where: tokenizer, recipe_path });
   return { text: ev.text, tokenizer, window: ev.window, max_windows: ev.max_windows };
 }
 
@@ -196,18 +252,26 @@ async function artifactKey(recipe: Recipe, sourceHash: string): Promise<string> 
   let calibrationText: string | undefined;
   if (sections.calibration && recipe.calibration.text) {
     if (!fs.existsSync(recipe.calibration.text)) {
-      throw new RunFailure('error', { message: `calibration text not found: ${recipe.calibration.text} (calibration.text in ${recipe.file})`, stage: 'setup', where: recipe.calibration.text, recipe_path: ['calibration', 'text'] });
+      throw new RunFailure('error', {
+        message: `calibration text not found: ${recipe.calibration.text} (calibration.text in ${recipe.file})`,
+        stage: 'setup',
+        where: recipe.calibration.text,
+        recipe_path: ['calibration', 'text'],
+      });
     }
     calibrationText = await fileHash(recipe.calibration.text, 'calibration text', READ_CAPS.text);
   }
-  return sha256(canonicalJson({ format: ARTIFACT_FORMAT, source: sourceHash, ...sections, calibration_text: calibrationText })).slice(0, 32);
+  return sha256(
+    canonicalJson({ format: ARTIFACT_FORMAT, source: sourceHash, ...sections, calibration_text: calibrationText }),
+  ).slice(0, 32);
 }
 
 export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<RunRecord> {
   const started = new Date();
   const quick = opts.quick ?? false;
   const store = new RunStore(opts.storeDir ?? path.dirname(recipe.file));
-  const progress = (stage: string, message: string, fraction?: number) => opts.onProgress?.({ stage, message, fraction });
+  const progress = (stage: string, message: string, fraction?: number) =>
+    opts.onProgress?.({ stage, message, fraction });
   const session = sessionOptionsOf(recipe);
   const record: RunRecord = {
     id: newRunId(started),
@@ -231,11 +295,15 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
   const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined;
   let stage: RunStage = 'setup';
 
-  const worker = async (job: Parameters<typeof runWorker>[0], s: RunStage): Promise<WorkerOutcome & { metrics: Metrics }> => {
+  const worker = async (
+    job: Parameters<typeof runWorker>[0],
+    s: RunStage,
+  ): Promise<WorkerOutcome & { metrics: Metrics }> => {
     stage = s;
     if (opts.signal?.aborted) throw new RunFailure('cancelled', { message: `cancelled before ${s}`, stage: s });
     const left = deadline !== undefined ? deadline - Date.now() : undefined;
-    if (left !== undefined && left <= 0) throw new RunFailure('timeout', { message: `no time left for ${s}`, stage: s });
+    if (left !== undefined && left <= 0)
+      throw new RunFailure('timeout', { message: `no time left for ${s}`, stage: s });
     const out: WorkerOutcome = await runWorker(job, {
       signal: opts.signal,
       timeoutMs: left,
@@ -247,7 +315,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       // A reference or baseline worker that fails is reported under that stage.
       if (s !== 'latency' && out.status === 'error' && err.stage !== 'load') err.stage = s;
       if (out.status === 'error' && err.where === recipe.model) err.recipe_path ??= ['model'];
-      if (out.status === 'error' && evaluationFiles(recipe).includes(err.where ?? '')) err.recipe_path ??= ['evaluation', err.where === recipe.evaluation.text ? 'text' : 'tokenizer'];
+      if (out.status === 'error' && evaluationFiles(recipe).includes(err.where ?? ''))
+        err.recipe_path ??= ['evaluation', err.where === recipe.evaluation.text ? 'text' : 'tokenizer'];
       if (s === 'compress' && out.status === 'error') err.recipe_path ??= ['quantize'];
       throw new RunFailure(out.status, err);
     }
@@ -256,16 +325,28 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
 
   try {
     if (!fs.existsSync(recipe.model)) {
-      throw new RunFailure('error', { message: `model file not found: ${recipe.model} (model in ${recipe.file})`, stage: 'setup', where: recipe.model, recipe_path: ['model'] });
+      throw new RunFailure('error', {
+        message: `model file not found: ${recipe.model} (model in ${recipe.file})`,
+        stage: 'setup',
+        where: recipe.model,
+        recipe_path: ['model'],
+      });
     }
     if (recipe.target.provider !== 'cpu') {
-      throw new RunFailure('error', { message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`, stage: 'setup', where: recipe.file, recipe_path: ['target', 'provider'] });
+      throw new RunFailure('error', {
+        message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`,
+        stage: 'setup',
+        where: recipe.file,
+        recipe_path: ['target', 'provider'],
+      });
     }
     const wantLatency = opts.measure?.latency ?? true;
     const wantAccuracy = opts.measure?.accuracy ?? true;
     // The path policy (util/paths.ts), the rule `haqa check` reports with: what it calls "not read" is not read.
     const refused = recipeReadRefusal(recipe, opts.roots ?? recipeRoots(recipe.file), {
-      model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: wantAccuracy,
+      model: true,
+      calibration: compresses(recipe) && usesCalibration(recipe),
+      evaluation: wantAccuracy,
     });
     if (refused) {
       const { message, file: where, recipePath: recipe_path, code } = refused;
@@ -279,7 +360,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     progress('setup', 'hashing the source model');
     const source = await hashSourceModel(recipe.model).catch((err: Error) => {
       // The model is read (for its external data) before any worker loads it.
-      throw new RunFailure('error', { message: err.message, stage: 'load', where: recipe.model, recipe_path: ['model'] });
+      throw new RunFailure('error', {
+        message: err.message,
+        stage: 'load',
+        where: recipe.model,
+        recipe_path: ['model'],
+      });
     });
 
     // ---- compress (or reuse)
@@ -299,12 +385,26 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         const t0 = Date.now();
         // Compression runs in a worker as well: a crash or out-of-memory there costs this record only.
         const job = (out: string) => ({ kind: 'compress' as const, recipe, out, roots: opts.roots, debug: opts.debug });
-        art = await store.buildArtifact(key, async (out) => (await worker(job(out), 'compress')).artifact, {
-          source_model: recipe.model, source_hash: source.hash, recipe: compressionSections(recipe),
-        }, artifactFile).catch((err: Error) => {
-          if (err instanceof RunFailure) throw err;
-          throw new RunFailure('error', { message: `compression failed: ${err.message}`, stage: 'compress', where: recipe.model, recipe_path: ['quantize'] });
-        });
+        art = await store
+          .buildArtifact(
+            key,
+            async (out) => (await worker(job(out), 'compress')).artifact,
+            {
+              source_model: recipe.model,
+              source_hash: source.hash,
+              recipe: compressionSections(recipe),
+            },
+            artifactFile,
+          )
+          .catch((err: Error) => {
+            if (err instanceof RunFailure) throw err;
+            throw new RunFailure('error', {
+              message: `compression failed: ${err.message}`,
+              stage: 'compress',
+              where: recipe.model,
+              recipe_path: ['quantize'],
+            });
+          });
         record.artifact_reused = false;
         record.compress_seconds = (Date.now() - t0) / 1000;
       }
@@ -323,33 +423,65 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       const ref = await pickReference(recipe, opts);
       record.reference = ref;
       const refHash = ref.kind === 'source' ? source.hash : (await hashSourceModel(ref.model)).hash;
-      const refKey = sha256(canonicalJson({
-        format: REFERENCE_FORMAT,
-        fp32: refHash,
-        evaluation: evaluation && {
-          text: await fileHash(evaluation.text, 'evaluation text', READ_CAPS.text),
-          tokenizer: await fileHash(evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer),
-          window: evaluation.window, max_windows: evaluation.max_windows, quick, k: REFERENCE_TOPK,
-        },
-        workload: evaluation ? undefined : recipe.objective.workload, // seeded inputs of non-decoders follow the workload
-      })).slice(0, 32);
+      const refKey = sha256(
+        canonicalJson({
+          format: REFERENCE_FORMAT,
+          fp32: refHash,
+          evaluation: evaluation && {
+            text: await fileHash(evaluation.text, 'evaluation text', READ_CAPS.text),
+            tokenizer: await fileHash(evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer),
+            window: evaluation.window,
+            max_windows: evaluation.max_windows,
+            quick,
+            k: REFERENCE_TOPK,
+          },
+          workload: evaluation ? undefined : recipe.objective.workload, // seeded inputs of non-decoders follow the workload
+        }),
+      ).slice(0, 32);
       reference = store.referencePath(refKey);
       if (!validReference(reference, refKey)) {
         await store.ensureRoot();
         await fs.promises.mkdir(path.dirname(reference), { recursive: true });
-        await worker({ kind: 'reference', model: ref.model, session, workload: recipe.objective.workload, quick, evaluation, out: reference, key: refKey, config, debug: opts.debug }, 'reference');
+        await worker(
+          {
+            kind: 'reference',
+            model: ref.model,
+            session,
+            workload: recipe.objective.workload,
+            quick,
+            evaluation,
+            out: reference,
+            key: refKey,
+            config,
+            debug: opts.debug,
+          },
+          'reference',
+        );
       }
     }
 
     // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
     const racing = opts.race !== undefined && compresses(recipe) && wantLatency;
     const withBaseline = (opts.baseline === true || racing) && compresses(recipe) && wantLatency;
-    const out = await worker({
-      kind: 'measure', model: measured, session, workload: recipe.objective.workload, quick, latency: wantLatency,
-      evaluation, reference, config, debug: opts.debug, baseline: withBaseline ? recipe.model : undefined,
-      engine: recipe.runtime.engine, llama: recipe.runtime.llama,
-      race: racing ? opts.race : undefined,
-    }, 'latency');
+    const out = await worker(
+      {
+        kind: 'measure',
+        model: measured,
+        session,
+        workload: recipe.objective.workload,
+        quick,
+        latency: wantLatency,
+        evaluation,
+        reference,
+        config,
+        debug: opts.debug,
+        baseline: withBaseline ? recipe.model : undefined,
+        engine: recipe.runtime.engine,
+        llama: recipe.runtime.llama,
+        race: racing ? opts.race : undefined,
+      },
+      'latency',
+    );
     if (racing && out.baseline?.race) {
       record.race = out.baseline.race;
       delete out.baseline.race;
@@ -359,13 +491,18 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     if (withBaseline && out.baseline && (opts.baseline || !racing)) {
       const b = out.baseline;
       record.baseline = {
-        prefill_ms: b.prefill_ms, decode_ms_per_token: b.decode_ms_per_token, inference_ms: b.inference_ms,
-        throughput_tok_s: b.throughput_tok_s, model_bytes: source.bytes, paired: b.paired,
+        prefill_ms: b.prefill_ms,
+        decode_ms_per_token: b.decode_ms_per_token,
+        inference_ms: b.inference_ms,
+        throughput_tok_s: b.throughput_tok_s,
+        model_bytes: source.bytes,
+        paired: b.paired,
       };
     }
     if (!compresses(recipe)) {
       // The fp32 model against itself: agreement is total by definition, no second pass needed.
-      if (m.ppl !== undefined) Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });
+      if (m.ppl !== undefined)
+        Object.assign(record.metrics, { ppl_fp32: m.ppl, kl: 0, top1: 1, kl_method: 'identical' });
       if (opts.baseline && wantLatency) record.baseline = { ...pickBaseline(record.metrics) };
     }
     if (record.baseline) {
@@ -378,7 +515,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       record.error = err.error;
     } else {
       record.status = 'error';
-      record.error = { message: (err as Error)?.message ?? String(err), stage, where: (err as { file?: string })?.file };
+      record.error = {
+        message: (err as Error)?.message ?? String(err),
+        stage,
+        where: (err as { file?: string })?.file,
+      };
     }
   }
 
@@ -390,7 +531,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       // The measurement stands; say that it could not be kept.
       if (record.status === 'ok') {
         record.status = 'error';
-        record.error = { message: `measured, but the record could not be stored: ${(err as Error).message}`, stage: 'store', where: store.runsFile };
+        record.error = {
+          message: `measured, but the record could not be stored: ${(err as Error).message}`,
+          stage: 'store',
+          where: store.runsFile,
+        };
       } else if (record.error) {
         record.error.message += ` (and the record could not be stored: ${(err as Error).message})`;
       }
@@ -401,8 +546,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
 
 function pickBaseline(m: Metrics): BaselineFigures {
   return {
-    prefill_ms: m.prefill_ms, decode_ms_per_token: m.decode_ms_per_token, inference_ms: m.inference_ms,
-    throughput_tok_s: m.throughput_tok_s, peak_rss_bytes: m.peak_rss_bytes, model_bytes: m.model_bytes,
+    prefill_ms: m.prefill_ms,
+    decode_ms_per_token: m.decode_ms_per_token,
+    inference_ms: m.inference_ms,
+    throughput_tok_s: m.throughput_tok_s,
+    peak_rss_bytes: m.peak_rss_bytes,
+    model_bytes: m.model_bytes,
   };
 }
 
@@ -426,7 +575,9 @@ function validReference(file: string, key: string): boolean {
 
 /** What identifies a machine for a cached bandwidth figure. */
 function machineKey(h: HardwareFingerprint): string {
-  return sha256(canonicalJson({ cpu: h.cpu, arch: h.arch, isa: h.isa, cores: h.cores, memory: h.memory_bytes, os: h.os })).slice(0, 16);
+  return sha256(
+    canonicalJson({ cpu: h.cpu, arch: h.arch, isa: h.isa, cores: h.cores, memory: h.memory_bytes, os: h.os }),
+  ).slice(0, 16);
 }
 
 function hardwareFile(store: RunStore): string {
@@ -435,8 +586,12 @@ function hardwareFile(store: RunStore): string {
 
 function withCachedBandwidth(h: HardwareFingerprint, store: RunStore): HardwareFingerprint {
   try {
-    const c = JSON.parse(store.readText(hardwareFile(store), 'hardware.json', READ_CAPS.config)) as { key: string; bandwidth_gbps: number };
-    if (c.key === machineKey(h) && typeof c.bandwidth_gbps === 'number') return { ...h, bandwidth_gbps: c.bandwidth_gbps };
+    const c = JSON.parse(store.readText(hardwareFile(store), 'hardware.json', READ_CAPS.config)) as {
+      key: string;
+      bandwidth_gbps: number;
+    };
+    if (c.key === machineKey(h) && typeof c.bandwidth_gbps === 'number')
+      return { ...h, bandwidth_gbps: c.bandwidth_gbps };
   } catch {
     /* not measured yet */
   }
@@ -448,14 +603,22 @@ function withCachedBandwidth(h: HardwareFingerprint, store: RunStore): HardwareF
  * so the caller never holds the 512 MiB buffer) and cached in `.haqa/hardware.json`. The agent's static
  * prompt and the decode-latency floor (weight bytes / bandwidth) read it.
  */
-export async function hardwareProfile(opts: { storeDir: string; refresh?: boolean; signal?: AbortSignal; bytes?: number }): Promise<HardwareFingerprint> {
+export async function hardwareProfile(opts: {
+  storeDir: string;
+  refresh?: boolean;
+  signal?: AbortSignal;
+  bytes?: number;
+}): Promise<HardwareFingerprint> {
   const store = new RunStore(opts.storeDir);
   const h = hardwareFingerprint();
   if (!opts.refresh) {
     const cached = withCachedBandwidth(h, store);
     if (cached.bandwidth_gbps !== undefined) return cached;
   }
-  const out = await runWorker({ kind: 'bandwidth', bytes: opts.bytes, threads: h.cores }, { signal: opts.signal, timeoutMs: 120_000 });
+  const out = await runWorker(
+    { kind: 'bandwidth', bytes: opts.bytes, threads: h.cores },
+    { signal: opts.signal, timeoutMs: 120_000 },
+  );
   if (out.status !== 'ok' || !out.bandwidth) return h; // the fingerprint stands without it
   await store.ensureRoot();
   const { gbps, threads, bytes } = out.bandwidth;

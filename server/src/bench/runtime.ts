@@ -17,7 +17,10 @@ import type { Engine, Recipe } from '../config/recipe';
 import type { MeasureJob } from './protocol';
 
 /** Logits (or log-probs: the scorers log-softmax them) [batch, seq, vocab], as DecoderSession.step returns. */
-export interface Logits { data: Float32Array; dims: number[] }
+export interface Logits {
+  data: Float32Array;
+  dims: number[];
+}
 
 /** Something to time: each sample gives one value per series ([prefill ms, mean decode-step ms] for decoders). */
 export interface Timed {
@@ -43,8 +46,13 @@ export interface Runtime {
   /** Whether this runtime measures the source model as it is (no artifact needed without compression). */
   runsSourceModel: boolean;
   /** Writes the recipe's model for this runtime to `out`; returns facts for the artifact's meta.json. */
-  build(recipe: Recipe, out: string, signal: AbortSignal, progress: (message: string, fraction?: number) => void,
-    roots?: string[]): Promise<Record<string, unknown>>;
+  build(
+    recipe: Recipe,
+    out: string,
+    signal: AbortSignal,
+    progress: (message: string, fraction?: number) => void,
+    roots?: string[],
+  ): Promise<Record<string, unknown>>;
   /** Loads a decoder artifact for timing and scoring. */
   load(model: string, job: Pick<MeasureJob, 'session' | 'config' | 'llama'>): Promise<LoadedModel>;
 }
@@ -56,7 +64,11 @@ export function seededInts(n: number, max: number, seed: number): number[] {
   let s = seed >>> 0 || 1;
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out.push(s % max);
   }
   return out;

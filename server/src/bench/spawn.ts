@@ -83,7 +83,11 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
     const onAbort = () => stop('cancelled', 'cancelled by the caller');
 
     if (opts.signal?.aborted) {
-      resolve({ status: 'cancelled', stage: 'setup', error: { message: 'cancelled before the worker started', stage: 'setup' } });
+      resolve({
+        status: 'cancelled',
+        stage: 'setup',
+        error: { message: 'cancelled before the worker started', stage: 'setup' },
+      });
       return;
     }
     const entry = workerEntry();
@@ -96,7 +100,15 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
         serialization: 'json',
       });
     } catch (err) {
-      resolve({ status: 'error', stage: 'setup', error: { message: `cannot start the benchmark worker ${entry.file}: ${(err as Error).message}`, stage: 'setup', where: entry.file } });
+      resolve({
+        status: 'error',
+        stage: 'setup',
+        error: {
+          message: `cannot start the benchmark worker ${entry.file}: ${(err as Error).message}`,
+          stage: 'setup',
+          where: entry.file,
+        },
+      });
       return;
     }
     child.stderr?.on('data', (b: Buffer) => {
@@ -113,19 +125,50 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
       }
     });
     child.on('error', (err) => {
-      if (!child.pid) finish({ status: 'error', stage: 'setup', error: { message: `cannot start the benchmark worker ${entry.file}: ${err.message}`, stage: 'setup', where: entry.file } });
+      if (!child.pid)
+        finish({
+          status: 'error',
+          stage: 'setup',
+          error: {
+            message: `cannot start the benchmark worker ${entry.file}: ${err.message}`,
+            stage: 'setup',
+            where: entry.file,
+          },
+        });
     });
     child.on('exit', (code, sig) => {
       if (ending) {
-        finish({ status: ending.status, stage, error: { message: `${ending.message} (worker stopped during ${stage})`, stage } });
+        finish({
+          status: ending.status,
+          stage,
+          error: { message: `${ending.message} (worker stopped during ${stage})`, stage },
+        });
       } else if (reply?.type === 'result') {
-        finish({ status: 'ok', stage, metrics: reply.metrics, baseline: reply.baseline, bandwidth: reply.bandwidth, artifact: reply.artifact, findings: reply.findings });
+        finish({
+          status: 'ok',
+          stage,
+          metrics: reply.metrics,
+          baseline: reply.baseline,
+          bandwidth: reply.bandwidth,
+          artifact: reply.artifact,
+          findings: reply.findings,
+        });
       } else if (reply?.type === 'error') {
-        finish({ status: 'error', stage: reply.stage, error: { message: reply.message, stage: reply.stage, where: reply.where } });
+        finish({
+          status: 'error',
+          stage: reply.stage,
+          error: { message: reply.message, stage: reply.stage, where: reply.where },
+        });
       } else {
-        const how = sig ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory, or killed from outside)' : ''}` : `exited with code ${code}`;
+        const how = sig
+          ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory, or killed from outside)' : ''}`
+          : `exited with code ${code}`;
         const tail = lastLines(stderr);
-        finish({ status: 'error', stage, error: { message: `benchmark worker ${how} during ${stage}${tail ? `: ${tail}` : ''}`, stage } });
+        finish({
+          status: 'error',
+          stage,
+          error: { message: `benchmark worker ${how} during ${stage}${tail ? `: ${tail}` : ''}`, stage },
+        });
       }
     });
     child.once('spawn', () => {
@@ -133,7 +176,10 @@ export function runWorker(job: WorkerJob, opts: WorkerRunOptions = {}): Promise<
     });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.timeoutMs !== undefined) {
-      timer = setTimeout(() => stop('timeout', `no result within ${Math.round(opts.timeoutMs! / 1000)} s`), opts.timeoutMs);
+      timer = setTimeout(
+        () => stop('timeout', `no result within ${Math.round(opts.timeoutMs! / 1000)} s`),
+        opts.timeoutMs,
+      );
     }
   });
 }
@@ -144,7 +190,18 @@ function lastLines(s: string): string {
 
 /** The environment a worker gets: nothing that could hold a credential. */
 function pickEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'NODE_OPTIONS', 'NODE_PATH', 'HAQA_BENCH_TEST_HOOKS', 'TSX_TSCONFIG_PATH', 'OMP_NUM_THREADS'];
+  const keep = [
+    'PATH',
+    'HOME',
+    'TMPDIR',
+    'LANG',
+    'LC_ALL',
+    'NODE_OPTIONS',
+    'NODE_PATH',
+    'HAQA_BENCH_TEST_HOOKS',
+    'TSX_TSCONFIG_PATH',
+    'OMP_NUM_THREADS',
+  ];
   const out: NodeJS.ProcessEnv = {};
   for (const k of keep) if (env[k] !== undefined) out[k] = env[k];
   return out;

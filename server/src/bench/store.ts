@@ -23,7 +23,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { RunRecord } from './record';
 import { isStaleTemp, pidAlive, writeFileAtomic } from '../util/atomicWrite';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
-import { fileRefusal, insideRoots, mayDelete, PathError, readRegularTextSync, READ_CAPS, strictlyInside } from '../util/paths';
+import {
+  fileRefusal,
+  insideRoots,
+  mayDelete,
+  PathError,
+  readRegularTextSync,
+  READ_CAPS,
+  strictlyInside,
+} from '../util/paths';
 import { validateModel } from '../model/validate';
 import { createStoreRoot } from './storeIgnore';
 
@@ -31,12 +39,17 @@ export const STORE_DIR = '.haqa';
 
 /** The one write of an append; a seam so tests can make it fail part-way (a full disk). */
 export const appendIo = {
-  write: (fh: fs.promises.FileHandle, bytes: Buffer): Promise<{ bytesWritten: number }> => fh.write(bytes, 0, bytes.length),
+  write: (fh: fs.promises.FileHandle, bytes: Buffer): Promise<{ bytesWritten: number }> =>
+    fh.write(bytes, 0, bytes.length),
 };
 
 /** A failed append, with what happened on disk: nothing of the record remains. */
 export class StoreWriteError extends Error {
-  constructor(message: string, readonly file: string, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'StoreWriteError';
   }
@@ -45,7 +58,11 @@ export class StoreWriteError extends Error {
 function appendError(file: string, err: NodeJS.ErrnoException): StoreWriteError {
   const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
   const why = full ? 'no space left on device' : err.message;
-  return new StoreWriteError(`${full ? 'disk full: ' : ''}the run record was not saved (${file}: ${why})`, file, err.code);
+  return new StoreWriteError(
+    `${full ? 'disk full: ' : ''}the run record was not saved (${file}: ${why})`,
+    file,
+    err.code,
+  );
 }
 
 export interface ReadResult {
@@ -156,10 +173,14 @@ export class RunStore {
       if (l.trim() === '') return;
       try {
         const r = JSON.parse(l) as RunRecord;
-        if (r && typeof r === 'object' && typeof r.id === 'string' && typeof r.status === 'string') entries.push({ record: r, line: i + 1 });
+        if (r && typeof r === 'object' && typeof r.id === 'string' && typeof r.status === 'string')
+          entries.push({ record: r, line: i + 1 });
         else skipped.push({ line: i + 1, reason: 'not a run record' });
       } catch {
-        skipped.push({ line: i + 1, reason: i === lines.length - 1 ? 'torn last line (interrupted write)' : 'not valid JSON' });
+        skipped.push({
+          line: i + 1,
+          reason: i === lines.length - 1 ? 'torn last line (interrupted write)' : 'not valid JSON',
+        });
       }
     });
     return { entries, skipped };
@@ -192,7 +213,10 @@ export class RunStore {
           fs.rmSync(this.lockFile, { force: true });
           continue;
         }
-        if (Date.now() > deadline) throw new Error(`run store is locked by another process (${this.lockFile}); remove it if no haqa process is running`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `run store is locked by another process (${this.lockFile}); remove it if no haqa process is running`,
+          );
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -233,7 +257,9 @@ export class RunStore {
   findArtifact(key: string, file = 'model.onnx'): { model: string; meta: ArtifactMeta } | undefined {
     const dir = this.artifactDir(key);
     try {
-      const meta = JSON.parse(this.readText(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config)) as ArtifactMeta;
+      const meta = JSON.parse(
+        this.readText(path.join(dir, 'meta.json'), 'artifact meta.json', READ_CAPS.config),
+      ) as ArtifactMeta;
       const model = path.join(dir, file);
       if (!fs.existsSync(model)) return undefined;
       return { model, meta };
@@ -249,18 +275,30 @@ export class RunStore {
    * If another process finished the same key first, theirs is kept and ours discarded.
    */
   async buildArtifact(
-    key: string, build: (modelPath: string) => Promise<Record<string, unknown> | void>, extra: Record<string, unknown> = {},
+    key: string,
+    build: (modelPath: string) => Promise<Record<string, unknown> | void>,
+    extra: Record<string, unknown> = {},
     file = 'model.onnx',
   ): Promise<{ model: string; meta: ArtifactMeta }> {
     await this.ensureRoot();
     await fs.promises.mkdir(this.inside(this.artifactsDir), { recursive: true });
-    const tmp = path.join(this.artifactsDir, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = path.join(
+      this.artifactsDir,
+      `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`,
+    );
     await fs.promises.mkdir(tmp);
     try {
       const model = path.join(tmp, file);
       const built = await build(model);
       const { hash, bytes } = await hashModelFiles(model);
-      const meta: ArtifactMeta = { ...extra, ...(built ?? {}), key, model_hash: hash, model_bytes: bytes, created: new Date().toISOString() };
+      const meta: ArtifactMeta = {
+        ...extra,
+        ...(built ?? {}),
+        key,
+        model_hash: hash,
+        model_bytes: bytes,
+        created: new Date().toISOString(),
+      };
       await writeFileAtomic(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
       await syncDir(tmp);
       try {
@@ -295,7 +333,8 @@ export class RunStore {
     }
     const { records } = this.read();
     const wanted = new Set(
-      records.slice(Math.max(0, records.length - keep))
+      records
+        .slice(Math.max(0, records.length - keep))
         .map((r) => r.artifact)
         .filter((a): a is string => typeof a === 'string')
         .map((a) => path.basename(path.dirname(a))),

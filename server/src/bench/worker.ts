@@ -31,9 +31,10 @@ process.once('message', (job: WorkerJob) => {
     },
     async (err: unknown) => {
       const e = err as Error;
-      const m: WorkerMessage = e instanceof BenchError
-        ? { type: 'error', message: e.message, stage: e.stage, where: e.where }
-        : { type: 'error', message: e?.message ?? String(err), stage };
+      const m: WorkerMessage =
+        e instanceof BenchError
+          ? { type: 'error', message: e.message, stage: e.stage, where: e.where }
+          : { type: 'error', message: e?.message ?? String(err), stage };
       await send(m);
       process.exit(1);
     },

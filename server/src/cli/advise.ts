@@ -20,17 +20,30 @@ import { hardwareFingerprint } from '../bench/hardware';
 import { profileTable } from '../bench/profile';
 import { sensitivityTable } from '../agent/sensitivity';
 
-const usage = 'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]\n'
-  + '       haqa advise <haqa.yaml> --measure [--verify] [--json]   (per layer: profile, sensitivity, a plan)';
+const usage =
+  'haqa advise <haqa.yaml> [--agent claude|offline] [--model NAME] [--base-url URL] [--json]\n' +
+  '       haqa advise <haqa.yaml> --measure [--verify] [--json]   (per layer: profile, sensitivity, a plan)';
 
 export const adviseCommand: Command = {
   name: 'advise',
   summary: 'suggest recipe changes for this model and machine without running anything',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { agent: { type: 'string' }, model: { type: 'string' }, 'base-url': { type: 'string' }, json: { type: 'boolean' }, measure: { type: 'boolean' }, verify: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(
+      argv,
+      {
+        agent: { type: 'string' },
+        model: { type: 'string' },
+        'base-url': { type: 'string' },
+        json: { type: 'boolean' },
+        measure: { type: 'boolean' },
+        verify: { type: 'boolean' },
+      },
+      usage,
+    );
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
-    if (values.agent !== undefined && values.agent !== 'claude' && values.agent !== 'offline') throw new UsageError(`--agent must be claude or offline, got '${values.agent}'`);
+    if (values.agent !== undefined && values.agent !== 'claude' && values.agent !== 'offline')
+      throw new UsageError(`--agent must be claude or offline, got '${values.agent}'`);
     const file = path.resolve(positionals[0]);
     let loaded;
     try {
@@ -42,7 +55,8 @@ export const adviseCommand: Command = {
       }
       throw err;
     }
-    if (values.measure) return measureCommand(loaded.setting.recipe, { verify: values.verify === true, json: values.json === true }, io);
+    if (values.measure)
+      return measureCommand(loaded.setting.recipe, { verify: values.verify === true, json: values.json === true }, io);
     if (values.verify) throw new UsageError('--verify goes with --measure');
     const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
     const agent = values.agent ?? (apiKey ? 'claude' : 'offline');
@@ -52,21 +66,40 @@ export const adviseCommand: Command = {
     const probe = readKernelProbe(new RunStore(path.dirname(file)), hardwareFingerprint());
     let res: AdviseResult;
     if (agent === 'claude') {
-      if (!apiKey) throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
+      if (!apiKey)
+        throw new UsageError('the claude advisor needs an API key: set ANTHROPIC_API_KEY (or use --agent offline)');
       res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
-        apiKey, model: values.model ?? DEFAULT_MODEL, baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL, signal: io.signal, architecture: loaded.architecture,
+        apiKey,
+        model: values.model ?? DEFAULT_MODEL,
+        baseURL: values['base-url'] ?? process.env.ANTHROPIC_BASE_URL,
+        signal: io.signal,
+        architecture: loaded.architecture,
         kernelFacts: probe ? kernelFacts(probe) : undefined,
-        layers: measured ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase, recipe.target.provider) : undefined,
+        layers: measured
+          ? promptTables(measured, recipe.objective.accuracy.max_ppl_increase, recipe.target.provider)
+          : undefined,
       });
     } else {
       res = { suggestions: adviseOffline(loaded.setting), outcome: 'completed', reason: 'rules', usage: emptyUsage() };
       if (measured) {
-        const plan = planUnderBudget(measured, recipe.objective.accuracy.max_ppl_increase, allowedOn(recipe.target.provider, measured.sensitivity.candidates));
+        const plan = planUnderBudget(
+          measured,
+          recipe.objective.accuracy.max_ppl_increase,
+          allowedOn(recipe.target.provider, measured.sensitivity.candidates),
+        );
         res.suggestions.unshift({
-          id: 'layer-plan', source: 'rules', title: 'Per-layer plan from measurements on this machine',
-          rationale: `Measured ${measured.measured_at} (haqa advise --measure): predicted decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl `
-            + `${(plan.predicted.ppl_change * 100).toFixed(2)}% within the budget; per-layer costs are added, so benchmark to confirm.`,
-          knobs: editorKnobs(plan, loaded.setting.layers, recipe.quantize?.accuracy_level, measured.sensitivity.candidates),
+          id: 'layer-plan',
+          source: 'rules',
+          title: 'Per-layer plan from measurements on this machine',
+          rationale:
+            `Measured ${measured.measured_at} (haqa advise --measure): predicted decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl ` +
+            `${(plan.predicted.ppl_change * 100).toFixed(2)}% within the budget; per-layer costs are added, so benchmark to confirm.`,
+          knobs: editorKnobs(
+            plan,
+            loaded.setting.layers,
+            recipe.quantize?.accuracy_level,
+            measured.sensitivity.candidates,
+          ),
         });
       }
     }
@@ -79,7 +112,10 @@ export const adviseCommand: Command = {
         io.out(`    set: ${configText(s.knobs)}`);
         io.out(`    why: ${displayText(s.rationale).replace(/\n/g, '\n         ')}`);
       }
-      if (agent === 'claude') io.out(`tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`);
+      if (agent === 'claude')
+        io.out(
+          `tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`,
+        );
     }
     if (res.outcome === 'cancelled') return 130;
     if (res.outcome !== 'completed') {
@@ -91,7 +127,11 @@ export const adviseCommand: Command = {
 };
 
 /** `--measure`: where the decode time goes per layer, what each layer tolerates, and the plan under the budget. */
-async function measureCommand(recipe: Recipe, opts: { verify: boolean; json: boolean }, io: Parameters<Command['run']>[1]): Promise<number> {
+async function measureCommand(
+  recipe: Recipe,
+  opts: { verify: boolean; json: boolean },
+  io: Parameters<Command['run']>[1],
+): Promise<number> {
   let m;
   try {
     m = await measureLayers(recipe, { signal: io.signal, onProgress: (s) => io.err(`haqa advise: ${lineText(s)}`) });
@@ -114,7 +154,9 @@ async function measureCommand(recipe: Recipe, opts: { verify: boolean; json: boo
   const probe = readKernelProbe(new RunStore(path.dirname(recipe.file)), hardwareFingerprint());
   if (probe) for (const line of ['kernel facts:', ...kernelFacts(probe).map((l) => `  ${l}`)]) io.out(lineText(line));
   io.out(`set: ${configText(v.knobs)}`);
-  io.out(`measuring took ${m.seconds.total.toFixed(0)} s (build ${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, `
-    + `sensitivity ${m.seconds.sensitivity.toFixed(0)}); cached for the editor's hovers`);
+  io.out(
+    `measuring took ${m.seconds.total.toFixed(0)} s (build ${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, ` +
+      `sensitivity ${m.seconds.sensitivity.toFixed(0)}); cached for the editor's hovers`,
+  );
   return 0;
 }

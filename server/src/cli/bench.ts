@@ -14,8 +14,9 @@ import { runnerConfigFromEnv } from '../runner/config';
 import type { RunRecord, RunStage } from '../bench/record';
 import type { Summary } from '../bench/stats';
 
-const usage = 'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]'
-  + ' [--host URL] [--measure latency|accuracy] [--progress-json]';
+const usage =
+  'haqa bench <haqa.yaml> [--json] [--quick] [--no-baseline] [--timeout SECONDS] [--store DIR] [--reference MODEL]' +
+  ' [--host URL] [--measure latency|accuracy] [--progress-json]';
 
 /** A recipe file checked like `haqa check` does; errors become a UsageError listing them by line. */
 export async function loadRecipeFile(file: string): Promise<Recipe> {
@@ -33,7 +34,9 @@ async function loadRecipeAnalysis(file: string): Promise<{ recipe: Recipe; parse
   const a = await analyzeRecipe(text, abs, { models: new ModelCache() });
   const errors = a.diagnostics.filter((d) => severityName(d.severity) === 'error');
   if (errors.length || !a.recipe) {
-    const lines = errors.map((d) => `${abs}:${d.range.start.line + 1}:${d.range.start.character + 1}: error: ${d.message}`);
+    const lines = errors.map(
+      (d) => `${abs}:${d.range.start.line + 1}:${d.range.start.character + 1}: error: ${d.message}`,
+    );
     throw new UsageError(lines.join('\n') || `${abs}: not a usable recipe`);
   }
   return { recipe: a.recipe, parsed: a.parsed };
@@ -55,36 +58,78 @@ export function formatRecord(r: RunRecord): string[] {
   out.push(`${r.recipe_file}  run ${r.id}  ${r.status}${r.quick ? ' (quick)' : ''}`);
   if (r.error) out.push(`  error (${r.error.stage}): ${r.error.message}`);
   if (r.artifact) {
-    out.push(`  model      ${r.artifact}  ${m.model_bytes !== undefined ? humanBytes(m.model_bytes) : ''}${s.size && Math.abs(s.size - 1) > 0.005 ? `, ${x(s.size)} smaller than fp32` : ''}${r.artifact_reused ? '  [artifact reused]' : r.compress_seconds ? `  [compressed in ${r.compress_seconds.toFixed(1)} s]` : ''}`);
+    out.push(
+      `  model      ${r.artifact}  ${m.model_bytes !== undefined ? humanBytes(m.model_bytes) : ''}${s.size && Math.abs(s.size - 1) > 0.005 ? `, ${x(s.size)} smaller than fp32` : ''}${r.artifact_reused ? '  [artifact reused]' : r.compress_seconds ? `  [compressed in ${r.compress_seconds.toFixed(1)} s]` : ''}`,
+    );
   }
   const row = (label: string, v: string, base: string, sp: number | undefined, paired?: Summary) =>
-    out.push(`  ${label.padEnd(10)} ${v}${base ? `   fp32 ${base}   ${x(sp)}${paired ? ` (paired ${x(paired.median)}${paired.ci_rel !== null ? ` ±${(paired.ci_rel * 100).toFixed(0)}%` : ''})` : ''}` : ''}`);
+    out.push(
+      `  ${label.padEnd(10)} ${v}${base ? `   fp32 ${base}   ${x(sp)}${paired ? ` (paired ${x(paired.median)}${paired.ci_rel !== null ? ` ±${(paired.ci_rel * 100).toFixed(0)}%` : ''})` : ''}` : ''}`,
+    );
   const p = s.paired ?? {};
-  if (m.prefill_ms) row('prefill', ms(m.prefill_ms), b?.prefill_ms ? ms(b.prefill_ms).split(' (')[0] : '', s.prefill, p.prefill);
-  if (m.decode_ms_per_token) row('decode', `${ms(m.decode_ms_per_token)} per token`, b?.decode_ms_per_token ? ms(b.decode_ms_per_token).split(' (')[0] : '', s.decode, p.decode);
-  if (m.inference_ms) row('inference', ms(m.inference_ms), b?.inference_ms ? ms(b.inference_ms).split(' (')[0] : '', s.inference, p.inference);
-  if (m.throughput_tok_s !== undefined) row('throughput', `${m.throughput_tok_s.toFixed(0)} tok/s`, b?.throughput_tok_s ? `${b.throughput_tok_s.toFixed(0)} tok/s` : '', s.throughput);
+  if (m.prefill_ms)
+    row('prefill', ms(m.prefill_ms), b?.prefill_ms ? ms(b.prefill_ms).split(' (')[0] : '', s.prefill, p.prefill);
+  if (m.decode_ms_per_token)
+    row(
+      'decode',
+      `${ms(m.decode_ms_per_token)} per token`,
+      b?.decode_ms_per_token ? ms(b.decode_ms_per_token).split(' (')[0] : '',
+      s.decode,
+      p.decode,
+    );
+  if (m.inference_ms)
+    row(
+      'inference',
+      ms(m.inference_ms),
+      b?.inference_ms ? ms(b.inference_ms).split(' (')[0] : '',
+      s.inference,
+      p.inference,
+    );
+  if (m.throughput_tok_s !== undefined)
+    row(
+      'throughput',
+      `${m.throughput_tok_s.toFixed(0)} tok/s`,
+      b?.throughput_tok_s ? `${b.throughput_tok_s.toFixed(0)} tok/s` : '',
+      s.throughput,
+    );
   const acc: string[] = [];
   if (m.ppl !== undefined) {
-    const d = m.ppl_fp32 ? ` (fp32 ${m.ppl_fp32.toFixed(3)}, ${m.ppl >= m.ppl_fp32 ? '+' : ''}${(((m.ppl - m.ppl_fp32) / m.ppl_fp32) * 100).toFixed(2)}%)` : '';
+    const d = m.ppl_fp32
+      ? ` (fp32 ${m.ppl_fp32.toFixed(3)}, ${m.ppl >= m.ppl_fp32 ? '+' : ''}${(((m.ppl - m.ppl_fp32) / m.ppl_fp32) * 100).toFixed(2)}%)`
+      : '';
     acc.push(`ppl ${m.ppl.toFixed(3)}${d}`);
   }
-  if (m.kl !== undefined) acc.push(`KL ${m.kl.toExponential(2)} nats${m.kl_method && m.kl_method !== 'exact' ? ` [${m.kl_method}]` : ''}`);
+  if (m.kl !== undefined)
+    acc.push(`KL ${m.kl.toExponential(2)} nats${m.kl_method && m.kl_method !== 'exact' ? ` [${m.kl_method}]` : ''}`);
   if (m.top1 !== undefined) acc.push(`top-1 ${(m.top1 * 100).toFixed(1)}%`);
   if (m.output_rel_rmse !== undefined) acc.push(`output rel. RMS error ${m.output_rel_rmse.toExponential(2)}`);
-  if (acc.length) out.push(`  accuracy   ${acc.join(', ')}${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`);
+  if (acc.length)
+    out.push(
+      `  accuracy   ${acc.join(', ')}${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`,
+    );
   if (acc.length && r.reference) {
     const ref = r.reference;
-    out.push(`  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} (${ref.dtype}): ${ref.reason}`);
+    out.push(
+      `  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} (${ref.dtype}): ${ref.reason}`,
+    );
   }
-  if (m.peak_rss_bytes !== undefined) out.push(`  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`);
+  if (m.peak_rss_bytes !== undefined)
+    out.push(
+      `  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`,
+    );
   const so = r.session_options;
   if (r.runtime && r.runtime.engine !== 'onnxruntime') {
     const ll = r.config.runtime.llama ?? {};
-    const knobs = Object.entries(ll).map(([k, v]) => `${k} ${v}`).join(', ');
-    out.push(`  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+    const knobs = Object.entries(ll)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    out.push(
+      `  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
+    );
   } else {
-    out.push(`  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`);
+    out.push(
+      `  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
+    );
   }
   return out;
 }
@@ -94,19 +139,23 @@ export const benchCommand: Command = {
   summary: 'compress and benchmark a recipe in a worker process; record the run in .haqa/runs',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, {
-      json: { type: 'boolean' },
-      quick: { type: 'boolean' },
-      'no-baseline': { type: 'boolean' },
-      timeout: { type: 'string' },
-      store: { type: 'string' },
-      reference: { type: 'string' },
-      host: { type: 'string' },
-      measure: { type: 'string' },
-      'progress-json': { type: 'boolean' },
-      // A test hook passed to the worker, which honours it only with HAQA_BENCH_TEST_HOOKS=1 (not in usage).
-      'debug-hang': { type: 'string' },
-    }, usage);
+    const { values, positionals } = parse(
+      argv,
+      {
+        json: { type: 'boolean' },
+        quick: { type: 'boolean' },
+        'no-baseline': { type: 'boolean' },
+        timeout: { type: 'string' },
+        store: { type: 'string' },
+        reference: { type: 'string' },
+        host: { type: 'string' },
+        measure: { type: 'string' },
+        'progress-json': { type: 'boolean' },
+        // A test hook passed to the worker, which honours it only with HAQA_BENCH_TEST_HOOKS=1 (not in usage).
+        'debug-hang': { type: 'string' },
+      },
+      usage,
+    );
     if (positionals.length !== 1) throw new UsageError(`expected one recipe\nusage: ${usage}`);
     let timeoutMs: number | undefined;
     if (values.timeout !== undefined) {
@@ -127,25 +176,36 @@ export const benchCommand: Command = {
       if (err instanceof RunnerError) throw new UsageError(err.message);
       throw err;
     }
-    const record = await runner.run({
-      recipe,
-      quick: values.quick ?? false,
-      baseline: !values['no-baseline'],
-      timeoutMs,
-      measure: values.measure === 'latency' ? { accuracy: false } : values.measure === 'accuracy' ? { latency: false } : undefined,
-      debug: values['debug-hang'] ? { hangAt: values['debug-hang'] as RunStage } : undefined,
-      reference: values.reference ? path.resolve(values.reference) : undefined,
-    }, {
-      signal: io.signal,
-      storeDir: values.store ? path.resolve(values.store) : undefined,
-      onProgress: (p) => {
-        // --progress-json: one JSON line per progress event on stderr (what the SSH runner reads back).
-        if (values['progress-json']) io.err(JSON.stringify({ stage: p.stage, message: p.message, fraction: p.fraction }));
-        const line = `${p.stage}: ${p.message}`;
-        if (!values.json && p.stage !== last && !/^repetition/.test(p.message)) io.err(`  ${line}`);
-        last = p.stage;
-      },
-    }).finally(() => runner.close());
+    const record = await runner
+      .run(
+        {
+          recipe,
+          quick: values.quick ?? false,
+          baseline: !values['no-baseline'],
+          timeoutMs,
+          measure:
+            values.measure === 'latency'
+              ? { accuracy: false }
+              : values.measure === 'accuracy'
+                ? { latency: false }
+                : undefined,
+          debug: values['debug-hang'] ? { hangAt: values['debug-hang'] as RunStage } : undefined,
+          reference: values.reference ? path.resolve(values.reference) : undefined,
+        },
+        {
+          signal: io.signal,
+          storeDir: values.store ? path.resolve(values.store) : undefined,
+          onProgress: (p) => {
+            // --progress-json: one JSON line per progress event on stderr (what the SSH runner reads back).
+            if (values['progress-json'])
+              io.err(JSON.stringify({ stage: p.stage, message: p.message, fraction: p.fraction }));
+            const line = `${p.stage}: ${p.message}`;
+            if (!values.json && p.stage !== last && !/^repetition/.test(p.message)) io.err(`  ${line}`);
+            last = p.stage;
+          },
+        },
+      )
+      .finally(() => runner.close());
     const e = record.error;
     if (e?.code && e.recipe_path) {
       // A path `haqa check` reports as not read: refused at its place in the recipe, in the check's words.

@@ -47,17 +47,31 @@ export const checkCommand: Command = {
     if (positionals.length !== 1) throw new UsageError(`expected one file\nusage: ${usage}`);
     const file = positionals[0];
     const diags = await checkFile(file);
-    const sorted = [...diags].sort((a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character);
+    const sorted = [...diags].sort(
+      (a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character,
+    );
     const errors = sorted.filter((d) => d.severity === 1).length;
     if (values.json) {
-      const out: CheckOutput[] = sorted.map((d) => ({ file, range: d.range, severity: severityName(d.severity), code: String(d.code), message: messageText(d) }));
+      const out: CheckOutput[] = sorted.map((d) => ({
+        file,
+        range: d.range,
+        severity: severityName(d.severity),
+        code: String(d.code),
+        message: messageText(d),
+      }));
       io.out(JSON.stringify(out, null, 2));
     } else {
       for (const d of sorted) {
-        io.out(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`);
+        io.out(
+          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`,
+        );
       }
       const warnings = sorted.filter((d) => d.severity === 2).length;
-      io.err(sorted.length ? `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}, ${sorted.length - errors - warnings} other` : `${file}: no problems`);
+      io.err(
+        sorted.length
+          ? `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}, ${sorted.length - errors - warnings} other`
+          : `${file}: no problems`,
+      );
     }
     return errors > 0 ? 1 : 0;
   },

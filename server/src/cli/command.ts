@@ -32,6 +32,9 @@ export { humanBytes, humanCount } from '../util/format';
 export function table(rows: (string | number)[][], rightAlign: number[] = []): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
   return rows.map((r) =>
-    r.map((cell, c) => (rightAlign.includes(c) ? String(cell).padStart(widths[c]) : String(cell).padEnd(widths[c]))).join('  ').trimEnd(),
+    r
+      .map((cell, c) => (rightAlign.includes(c) ? String(cell).padStart(widths[c]) : String(cell).padEnd(widths[c])))
+      .join('  ')
+      .trimEnd(),
   );
 }

@@ -19,18 +19,34 @@ export const inspectCommand: Command = {
       return 0;
     }
     io.out(lineText(g.path));
-    const opsets = Object.entries(g.opsets).map(([d, v]) => `${lineText(d)}=${v}`).join(' ');
+    const opsets = Object.entries(g.opsets)
+      .map(([d, v]) => `${lineText(d)}=${v}`)
+      .join(' ');
     io.out(`  ir ${g.irVersion}, opsets ${opsets}, ${g.nodeCount} nodes${g.usesExternalData ? ', external data' : ''}`);
-    io.out(`  inputs:  ${g.inputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`);
-    io.out(`  outputs: ${g.outputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`);
+    io.out(
+      `  inputs:  ${g.inputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`,
+    );
+    io.out(
+      `  outputs: ${g.outputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`,
+    );
     io.out('');
     const rows: (string | number)[][] = [['layer', 'op', 'K', 'N', 'params', 'dtype', 'bytes']];
     for (const l of g.layers) {
-      rows.push([lineText(l.name), lineText(l.op), l.K, l.N, humanCount(l.params), lineText(l.dtype), humanBytes(l.bytes)]);
+      rows.push([
+        lineText(l.name),
+        lineText(l.op),
+        l.K,
+        l.N,
+        humanCount(l.params),
+        lineText(l.dtype),
+        humanBytes(l.bytes),
+      ]);
     }
     for (const line of table(rows, [2, 3, 4, 6])) io.out(line);
     io.out('');
-    io.out(`${g.layers.length} compressible layers, ${humanCount(g.totals.layerParams)} of ${humanCount(g.totals.params)} parameters (${humanBytes(g.totals.layerBytes)} of ${humanBytes(g.weightBytes)} weights)`);
+    io.out(
+      `${g.layers.length} compressible layers, ${humanCount(g.totals.layerParams)} of ${humanCount(g.totals.params)} parameters (${humanBytes(g.totals.layerBytes)} of ${humanBytes(g.weightBytes)} weights)`,
+    );
     return 0;
   },
 };

@@ -23,7 +23,11 @@ export const quantizeCommand: Command = {
   summary: 'compress the model a recipe names (quantization, sparsity, low rank) and write the result',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, threads: { type: 'string' } }, usage);
+    const { values, positionals } = parse(
+      argv,
+      { out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, threads: { type: 'string' } },
+      usage,
+    );
     // Threads quantizing streamed layers (compress/parallel.ts); default min(cores, 4).
     const threads = values.threads === undefined ? undefined : Number(values.threads);
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
@@ -40,13 +44,19 @@ export const quantizeCommand: Command = {
     const analysis = await analyzeRecipe(text, file, { models: new ModelCache() });
     const errors = analysis.diagnostics.filter((d) => d.severity === 1);
     if (errors.length || !analysis.recipe) {
-      for (const d of errors) io.err(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`);
-      io.err(`haqa quantize: ${file} has ${errors.length || 'unresolved'} error${errors.length === 1 ? '' : 's'}; nothing written`);
+      for (const d of errors)
+        io.err(
+          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`,
+        );
+      io.err(
+        `haqa quantize: ${file} has ${errors.length || 'unresolved'} error${errors.length === 1 ? '' : 's'}; nothing written`,
+      );
       return 2;
     }
     const recipe = analysis.recipe;
     const out = path.resolve(values.out ?? defaultOutput(file, recipe.model));
-    if (out === path.resolve(recipe.model)) throw new UsageError(`the output ${out} is the input model; choose another -o`);
+    if (out === path.resolve(recipe.model))
+      throw new UsageError(`the output ${out} is the input model; choose another -o`);
     let res;
     try {
       res = await compressModel(recipe, {
@@ -68,13 +78,18 @@ export const quantizeCommand: Command = {
       return 0;
     }
     const rows: (string | number)[][] = [['layer', 'actions', 'rel.err']];
-    for (const l of res.layers) rows.push([l.name, l.actions.join(', '), l.relError === undefined ? '' : l.relError.toFixed(4)]);
+    for (const l of res.layers)
+      rows.push([l.name, l.actions.join(', '), l.relError === undefined ? '' : l.relError.toFixed(4)]);
     for (const line of table(rows, [2])) io.out(line);
     io.out('');
     const changed = res.layers.filter((l) => l.relError !== undefined).length;
-    io.out(`${changed} layers compressed${res.calibration ? `, calibrated on ${res.calibration.samples} samples (${res.calibration.source})` : ''}`);
-    io.out(`size ${humanBytes(res.bytesBefore)} → ${humanBytes(res.bytes)} (${(res.bytesBefore / Math.max(res.bytes, 1)).toFixed(2)}× smaller)` +
-      `${res.relError !== undefined ? `, weight relative error ${res.relError.toFixed(4)}` : ''}, ${res.seconds.toFixed(1)} s`);
+    io.out(
+      `${changed} layers compressed${res.calibration ? `, calibrated on ${res.calibration.samples} samples (${res.calibration.source})` : ''}`,
+    );
+    io.out(
+      `size ${humanBytes(res.bytesBefore)} → ${humanBytes(res.bytes)} (${(res.bytesBefore / Math.max(res.bytes, 1)).toFixed(2)}× smaller)` +
+        `${res.relError !== undefined ? `, weight relative error ${res.relError.toFixed(4)}` : ''}, ${res.seconds.toFixed(1)} s`,
+    );
     io.out(`wrote ${res.out}`);
     return 0;
   },

@@ -22,11 +22,15 @@ export const runsCommand: Command = {
   summary: 'list recorded benchmark runs, or prune stored model artifacts no recent run refers to',
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, {
-      json: { type: 'boolean' },
-      keep: { type: 'string' },
-      dir: { type: 'string' },
-    }, usage);
+    const { values, positionals } = parse(
+      argv,
+      {
+        json: { type: 'boolean' },
+        keep: { type: 'string' },
+        dir: { type: 'string' },
+      },
+      usage,
+    );
     const [sub, ...rest] = positionals;
     if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'\nusage: ${usage}`);
     // --dir takes the workspace folder or a recipe in it (the store lives beside the recipe by default).
@@ -44,16 +48,25 @@ export const runsCommand: Command = {
         io.out(`no runs recorded in ${store.runsFile}`);
         return 0;
       }
-      const rows: (string | number)[][] = [['id', 'status', 'recipe', 'decode ms/tok', 'prefill ms', 'speedup', 'ppl', 'size']];
+      const rows: (string | number)[][] = [
+        ['id', 'status', 'recipe', 'decode ms/tok', 'prefill ms', 'speedup', 'ppl', 'size'],
+      ];
       for (const r of records) {
         // Lines are hand-editable: every field is checked for its type before it is formatted.
         const m = (typeof r.metrics === 'object' && r.metrics !== null ? r.metrics : {}) as Record<string, unknown>;
         const med = (k: string) => num((m[k] as { median?: unknown } | undefined)?.median);
         const sp = (typeof r.speedups === 'object' && r.speedups !== null ? r.speedups : {}) as Record<string, unknown>;
-        const decode = med('decode_ms_per_token'), inference = med('inference_ms'), prefill = med('prefill_ms');
-        const spd = num(sp.decode), spi = num(sp.inference), ppl = num(m.ppl), bytes = num(m.model_bytes);
+        const decode = med('decode_ms_per_token'),
+          inference = med('inference_ms'),
+          prefill = med('prefill_ms');
+        const spd = num(sp.decode),
+          spi = num(sp.inference),
+          ppl = num(m.ppl),
+          bytes = num(m.model_bytes);
         rows.push([
-          r.id, r.status + (r.quick ? '*' : ''), recipeColumn(r.recipe_file),
+          r.id,
+          r.status + (r.quick ? '*' : ''),
+          recipeColumn(r.recipe_file),
           decode !== undefined ? decode.toFixed(3) : inference !== undefined ? `(${inference.toFixed(3)})` : '-',
           prefill !== undefined ? prefill.toFixed(2) : '-',
           spd ? `${spd.toFixed(2)}×` : spi ? `${spi.toFixed(2)}×` : '-',
@@ -62,12 +75,15 @@ export const runsCommand: Command = {
         ]);
       }
       for (const l of table(rows, [3, 4, 5, 6, 7])) io.out(l);
-      io.out(`${records.length} run${records.length === 1 ? '' : 's'} (* quick); inference times in parentheses for non-decoder models`);
+      io.out(
+        `${records.length} run${records.length === 1 ? '' : 's'} (* quick); inference times in parentheses for non-decoder models`,
+      );
       return 0;
     }
     if (sub === 'prune') {
       const keep = values.keep === undefined ? 20 : Number(values.keep);
-      if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep must be a non-negative integer, got '${values.keep}'`);
+      if (!Number.isInteger(keep) || keep < 0)
+        throw new UsageError(`--keep must be a non-negative integer, got '${values.keep}'`);
       const res = await store.prune(keep);
       io.out(`removed ${res.removed.length} artifacts (${humanBytes(res.freedBytes)}), kept ${res.kept.length}`);
       // Compressed layers reused across trials (compress/layerCache.ts): all of them go; trials rebuild them.

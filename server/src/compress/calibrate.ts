@@ -41,12 +41,20 @@ export interface CalibrationData {
   source: 'text' | 'random-tokens' | 'gaussian';
 }
 
-export interface CalibrationSettings { text?: string; samples: number; seq_len: number; seed?: number }
+export interface CalibrationSettings {
+  text?: string;
+  samples: number;
+  seq_len: number;
+  seed?: number;
+}
 
 export class CalibrationError extends OnnxError {}
 
 export async function calibrate(
-  model: LoadedModel, needs: Map<string, InputNeeds>, settings: CalibrationSettings, signal?: AbortSignal,
+  model: LoadedModel,
+  needs: Map<string, InputNeeds>,
+  settings: CalibrationSettings,
+  signal?: AbortSignal,
 ): Promise<CalibrationData> {
   const g = model.proto.graph!;
   const inits = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
@@ -67,21 +75,27 @@ export async function calibrate(
       initializer: [...(g.initializer ?? []), ...(probe?.initializers ?? [])],
       output: [
         ...(g.output ?? []),
-        ...[...rawOutputs, ...(probe?.outputs ?? [])].map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DataType.FLOAT } } })),
+        ...[...rawOutputs, ...(probe?.outputs ?? [])].map((name) =>
+          onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: DataType.FLOAT } } }),
+        ),
       ],
     },
   };
   if (probe) {
     // Shape outputs are int64.
-    for (const o of instrumented.graph!.output!) if (o.name?.endsWith('/rows')) o.type = { tensorType: { elemType: DataType.INT64 } };
+    for (const o of instrumented.graph!.output!)
+      if (o.name?.endsWith('/rows')) o.type = { tensorType: { elemType: DataType.INT64 } };
   }
   const stats = new Map<string, InputStats>();
   for (const [tensor, n] of needs) {
     stats.set(tensor, {
-      tensor, K: n.K, rows: 0,
+      tensor,
+      K: n.K,
+      rows: 0,
       xtx: n.hessian ? new Float64Array(n.K * n.K) : undefined,
       sqSum: n.norms ? new Float64Array(n.K) : undefined,
-      min: Infinity, max: -Infinity,
+      min: Infinity,
+      max: -Infinity,
     });
   }
 
@@ -133,7 +147,8 @@ function reductionNodes(needs: Map<string, InputNeeds>) {
   const outputs: string[] = [];
   const prefix = new Map<string, string>();
   const axes0 = '__haqa_calib/axes0';
-  if ([...needs.values()].some((n) => n.norms && !n.hessian)) initializers.push(makeTensor(axes0, DataType.INT64, [1], new BigInt64Array([0n])));
+  if ([...needs.values()].some((n) => n.norms && !n.hessian))
+    initializers.push(makeTensor(axes0, DataType.INT64, [1], new BigInt64Array([0n])));
   let i = 0;
   for (const [tensor, n] of needs) {
     const p = `__haqa_calib/${i++}`;
@@ -149,7 +164,9 @@ function reductionNodes(needs: Map<string, InputNeeds>) {
       outputs.push(`${p}/xtx`);
     } else if (n.norms) {
       nodes.push(node('Mul', [`${p}/x2d`, `${p}/x2d`], [`${p}/sq`], { name: `${p}/Mul` }));
-      nodes.push(node('ReduceSum', [`${p}/sq`, axes0], [`${p}/sqsum`], { name: `${p}/ReduceSum`, attrs: { keepdims: 0 } }));
+      nodes.push(
+        node('ReduceSum', [`${p}/sq`, axes0], [`${p}/sqsum`], { name: `${p}/ReduceSum`, attrs: { keepdims: 0 } }),
+      );
       outputs.push(`${p}/sqsum`);
     }
     if (n.range) {
@@ -180,7 +197,8 @@ function accumulateReduced(st: InputStats, out: Record<string, ort.Tensor>, p: s
 
 function accumulate(st: InputStats, x: Float32Array): void {
   const K = st.K;
-  if (x.length % K !== 0) throw new CalibrationError(`calibration: ${st.tensor} has ${x.length} values, not a multiple of K=${K}`);
+  if (x.length % K !== 0)
+    throw new CalibrationError(`calibration: ${st.tensor} has ${x.length} values, not a multiple of K=${K}`);
   const rows = x.length / K;
   st.rows += rows;
   for (let i = 0; i < x.length; i++) {
@@ -200,8 +218,14 @@ function accumulate(st: InputStats, x: Float32Array): void {
     for (let i = 0; i < K; i++) {
       const hi = i * K;
       for (let r = 0; r < r4; r += 4) {
-        const o0 = r * K, o1 = o0 + K, o2 = o1 + K, o3 = o2 + K;
-        const a = x[o0 + i], b = x[o1 + i], c = x[o2 + i], d = x[o3 + i];
+        const o0 = r * K,
+          o1 = o0 + K,
+          o2 = o1 + K,
+          o3 = o2 + K;
+        const a = x[o0 + i],
+          b = x[o1 + i],
+          c = x[o2 + i],
+          d = x[o3 + i];
         for (let j = i; j < K; j++) h[hi + j] += a * x[o0 + j] + b * x[o1 + j] + c * x[o2 + j] + d * x[o3 + j];
       }
       for (let r = r4; r < rows; r++) {
@@ -217,7 +241,11 @@ function accumulate(st: InputStats, x: Float32Array): void {
 
 type Feed = Record<string, ort.Tensor>;
 
-function makeFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: CalibrationSettings): { samples: Feed[]; source: CalibrationData['source'] } {
+function makeFeeds(
+  model: LoadedModel,
+  inputs: onnx.IValueInfoProto[],
+  s: CalibrationSettings,
+): { samples: Feed[]; source: CalibrationData['source'] } {
   const names = inputs.map((i) => i.name ?? '');
   if (names.includes('input_ids')) return decoderFeeds(model, inputs, s);
   const samples: Feed[] = [];
@@ -225,10 +253,17 @@ function makeFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Calibr
     const feed: Feed = {};
     inputs.forEach((vi, j) => {
       const tt = vi.type?.tensorType;
-      const dims = (tt?.shape?.dim ?? []).map((d, axis) => (d.dimParam || !d.dimValue ? (axis === 0 ? 1 : s.seq_len) : Number(d.dimValue)));
+      const dims = (tt?.shape?.dim ?? []).map((d, axis) =>
+        d.dimParam || !d.dimValue ? (axis === 0 ? 1 : s.seq_len) : Number(d.dimValue),
+      );
       const count = dims.reduce((a, b) => a * b, 1);
       const et = tt?.elemType ?? DataType.FLOAT;
-      if (et === DataType.FLOAT) feed[vi.name!] = new ort.Tensor('float32', Float32Array.from(gaussian(count, (s.seed ?? 0) * 7919 + i * 131 + j + 1)), dims);
+      if (et === DataType.FLOAT)
+        feed[vi.name!] = new ort.Tensor(
+          'float32',
+          Float32Array.from(gaussian(count, (s.seed ?? 0) * 7919 + i * 131 + j + 1)),
+          dims,
+        );
       else if (et === DataType.INT64) feed[vi.name!] = new ort.Tensor('int64', new BigInt64Array(count), dims);
       else if (et === DataType.INT32) feed[vi.name!] = new ort.Tensor('int32', new Int32Array(count), dims);
       else throw new CalibrationError(`calibration: cannot make random values for input ${vi.name} of this type`);
@@ -238,11 +273,17 @@ function makeFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Calibr
   return { samples, source: 'gaussian' };
 }
 
-function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: CalibrationSettings): { samples: Feed[]; source: CalibrationData['source'] } {
+function decoderFeeds(
+  model: LoadedModel,
+  inputs: onnx.IValueInfoProto[],
+  s: CalibrationSettings,
+): { samples: Feed[]; source: CalibrationData['source'] } {
   const dir = path.dirname(model.path);
   let cfg: Record<string, number> = {};
   try {
-    cfg = JSON.parse(readRegularTextSync(besideModel(model.path, 'config.json', 'config.json'), 'config.json', READ_CAPS.config));
+    cfg = JSON.parse(
+      readRegularTextSync(besideModel(model.path, 'config.json', 'config.json'), 'config.json', READ_CAPS.config),
+    );
   } catch {
     /* shapes from the model's inputs then */
   }
@@ -274,7 +315,8 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
     source = 'random-tokens';
     const vocab = Number(cfg.vocab_size) || 256;
     const r = gaussian(s.samples * seq, (s.seed ?? 0) + 17);
-    for (let w = 0; w < s.samples; w++) windows.push(Array.from({ length: seq }, (_, i) => Math.floor(Math.abs(r[w * seq + i] * 1e6)) % vocab));
+    for (let w = 0; w < s.samples; w++)
+      windows.push(Array.from({ length: seq }, (_, i) => Math.floor(Math.abs(r[w * seq + i] * 1e6)) % vocab));
   }
   const samples = windows.map((win) => {
     const L = win.length;
@@ -284,12 +326,23 @@ function decoderFeeds(model: LoadedModel, inputs: onnx.IValueInfoProto[], s: Cal
     };
     for (const vi of inputs) {
       const name = vi.name ?? '';
-      if (name === 'position_ids') feed[name] = new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(i)), [1, L]);
+      if (name === 'position_ids')
+        feed[name] = new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: L }, (_, i) => BigInt(i)),
+          [1, L],
+        );
       else if (name.startsWith('past_key_values.')) {
         const d = vi.type?.tensorType?.shape?.dim ?? [];
         const heads = Number(d[1]?.dimValue ?? 0) || cfg.num_key_value_heads || cfg.num_attention_heads;
-        const hd = Number(d[3]?.dimValue ?? 0) || cfg.head_dim || (cfg.hidden_size && cfg.num_attention_heads ? cfg.hidden_size / cfg.num_attention_heads : 0);
-        if (!heads || !hd) throw new CalibrationError(`calibration: cannot tell the shape of ${name} (no static dims and no config.json)`);
+        const hd =
+          Number(d[3]?.dimValue ?? 0) ||
+          cfg.head_dim ||
+          (cfg.hidden_size && cfg.num_attention_heads ? cfg.hidden_size / cfg.num_attention_heads : 0);
+        if (!heads || !hd)
+          throw new CalibrationError(
+            `calibration: cannot tell the shape of ${name} (no static dims and no config.json)`,
+          );
         feed[name] = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, hd]);
       } else if (!(name in feed)) {
         throw new CalibrationError(`calibration: decoder input ${name} is not part of the decoder interface`);

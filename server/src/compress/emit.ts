@@ -19,7 +19,9 @@ export interface TensorSink {
   add(name: string, dataType: DataType, dims: number[], data: ArrayBufferView): Promise<void>;
 }
 
-export interface Emitted { nodes: onnx.NodeProto[] }
+export interface Emitted {
+  nodes: onnx.NodeProto[];
+}
 
 /** Unique names within one graph: weights and nodes keep their original stem. */
 export class Names {
@@ -40,8 +42,15 @@ export class Names {
 }
 
 export async function emitMatMulNBits(
-  sink: TensorSink, names: Names, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; pw: PackedWeight; accuracyLevel: number;
+  sink: TensorSink,
+  names: Names,
+  opts: {
+    input: string;
+    output: string;
+    nodeName: string;
+    weightStem: string;
+    pw: PackedWeight;
+    accuracyLevel: number;
     /** The scales' type: the source weight's float type (MatMulNBits' T1 is the activations' type). */
     scaleType: FloatType;
   },
@@ -61,7 +70,11 @@ export async function emitMatMulNBits(
   const attrs: Record<string, number> = { K: pw.K, N: pw.N, bits: pw.bits, block_size: pw.blockSize };
   // Like ORT's quantizer: accuracy_level 0 is the default and is left out (not every EP knows it).
   if (opts.accuracyLevel) attrs.accuracy_level = opts.accuracyLevel;
-  return node('MatMulNBits', inputs, [opts.output], { name: names.take(opts.nodeName), domain: 'com.microsoft', attrs });
+  return node('MatMulNBits', inputs, [opts.output], {
+    name: names.take(opts.nodeName),
+    domain: 'com.microsoft',
+    attrs,
+  });
 }
 
 /** Per-channel int8 weight [K, N] (codes from a grid result, [N, K]) and its scales [N]. */
@@ -72,9 +85,22 @@ export function int8Weight(codes: Int16Array, K: number, N: number): Int8Array {
 }
 
 /** Adds a W8A8 weight [K, N] and its per-channel zero point in the given type: int8 codes as they are, or shifted by 128 into uint8. */
-async function addW8Weight(sink: TensorSink, w: string, zp: string, wq: Int8Array, K: number, N: number, type: W8WeightType): Promise<void> {
+async function addW8Weight(
+  sink: TensorSink,
+  w: string,
+  zp: string,
+  wq: Int8Array,
+  K: number,
+  N: number,
+  type: W8WeightType,
+): Promise<void> {
   if (type === 'uint8') {
-    await sink.add(w, DataType.UINT8, [K, N], Uint8Array.from(wq, (v) => v + 128));
+    await sink.add(
+      w,
+      DataType.UINT8,
+      [K, N],
+      Uint8Array.from(wq, (v) => v + 128),
+    );
     await sink.add(zp, DataType.UINT8, [N], new Uint8Array(N).fill(128));
   } else {
     await sink.add(w, DataType.INT8, [K, N], wq);
@@ -89,16 +115,35 @@ export class ActivationCache {
 }
 
 export async function emitDynamicW8A8(
-  sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: W8WeightType;
+  sink: TensorSink,
+  names: Names,
+  cache: ActivationCache,
+  opts: {
+    input: string;
+    output: string;
+    nodeName: string;
+    weightStem: string;
+    K: number;
+    N: number;
+    wq: Int8Array;
+    wScales: Float32Array;
+    weightType: W8WeightType;
   },
 ): Promise<onnx.NodeProto[]> {
   const nodes: onnx.NodeProto[] = [];
   let xq = cache.dynamic.get(opts.input);
   if (!xq) {
     const stem = opts.input.replace(/[^\w./]/g, '_');
-    xq = { q: names.take(`${stem}_quantized`), scale: names.take(`${stem}_scale`), zp: names.take(`${stem}_zero_point`) };
-    nodes.push(node('DynamicQuantizeLinear', [opts.input], [xq.q, xq.scale, xq.zp], { name: names.take(`${stem}_QuantizeLinear`) }));
+    xq = {
+      q: names.take(`${stem}_quantized`),
+      scale: names.take(`${stem}_scale`),
+      zp: names.take(`${stem}_zero_point`),
+    };
+    nodes.push(
+      node('DynamicQuantizeLinear', [opts.input], [xq.q, xq.scale, xq.zp], {
+        name: names.take(`${stem}_QuantizeLinear`),
+      }),
+    );
     cache.dynamic.set(opts.input, xq);
   }
   const w = names.take(`${opts.weightStem}_quantized`);
@@ -111,15 +156,28 @@ export async function emitDynamicW8A8(
   const f = names.take(`${base}_output_quantized_cast`);
   const sc = names.take(`${base}_scales_mul`);
   nodes.push(node('MatMulInteger', [xq.q, w, xq.zp, wzp], [i32], { name: names.take(`${base}_quant`) }));
-  nodes.push(node('Cast', [i32], [f], { name: names.take(`${base}_output_quantized_cast`), attrs: { to: DataType.FLOAT } }));
+  nodes.push(
+    node('Cast', [i32], [f], { name: names.take(`${base}_output_quantized_cast`), attrs: { to: DataType.FLOAT } }),
+  );
   nodes.push(node('Mul', [xq.scale, ws], [sc], { name: names.take(`${base}_scales_mul`) }));
   nodes.push(node('Mul', [f, sc], [opts.output], { name: names.take(`${base}_output_scale_mul`) }));
   return nodes;
 }
 
 export async function emitStaticW8A8(
-  sink: TensorSink, names: Names, cache: ActivationCache, opts: {
-    input: string; output: string; nodeName: string; weightStem: string; K: number; N: number; wq: Int8Array; wScales: Float32Array; weightType: W8WeightType;
+  sink: TensorSink,
+  names: Names,
+  cache: ActivationCache,
+  opts: {
+    input: string;
+    output: string;
+    nodeName: string;
+    weightStem: string;
+    K: number;
+    N: number;
+    wq: Int8Array;
+    wScales: Float32Array;
+    weightType: W8WeightType;
     range: { min: number; max: number };
   },
 ): Promise<onnx.NodeProto[]> {
@@ -148,7 +206,12 @@ export async function emitStaticW8A8(
   await addW8Weight(sink, w, wz, opts.wq, opts.K, opts.N, opts.weightType);
   await sink.add(ws, DataType.FLOAT, [opts.N], opts.wScales);
   const wdq = names.take(`${opts.weightStem}_DequantizeLinear_Output`);
-  nodes.push(node('DequantizeLinear', [w, ws, wz], [wdq], { name: names.take(`${opts.weightStem}_DequantizeLinear`), attrs: { axis: 1 } }));
+  nodes.push(
+    node('DequantizeLinear', [w, ws, wz], [wdq], {
+      name: names.take(`${opts.weightStem}_DequantizeLinear`),
+      attrs: { axis: 1 },
+    }),
+  );
   nodes.push(node('MatMul', [xdq, wdq], [opts.output], { name: names.take(opts.nodeName) }));
   return nodes;
 }

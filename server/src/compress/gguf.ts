@@ -32,7 +32,10 @@ export const GGUF_TENSOR_TYPES: readonly GgmlTypeName[] = ['F32', 'F16', 'Q8_0',
 const FILE_TYPE_ID: Record<GgufFileType, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q4_K_M: 15, Q6_K: 18 };
 
 export class GgufExportError extends Error {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(message);
     this.name = 'GgufExportError';
   }
@@ -52,8 +55,8 @@ interface Mapped {
 }
 
 const LAYER_TENSORS: Record<string, { gguf: string; matmul: boolean; permute?: 'q' | 'k' }> = {
-  'input_layernorm': { gguf: 'attn_norm', matmul: false },
-  'post_attention_layernorm': { gguf: 'ffn_norm', matmul: false },
+  input_layernorm: { gguf: 'attn_norm', matmul: false },
+  post_attention_layernorm: { gguf: 'ffn_norm', matmul: false },
   'self_attn.q_proj': { gguf: 'attn_q', matmul: true, permute: 'q' },
   'self_attn.k_proj': { gguf: 'attn_k', matmul: true, permute: 'k' },
   'self_attn.v_proj': { gguf: 'attn_v', matmul: true },
@@ -74,14 +77,20 @@ export function llamaTensorName(initializer: string): Mapped | undefined {
   const l = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
   const t = l && LAYER_TENSORS[l[2]];
   if (!l || !t) return undefined;
-  return { gguf: `blk.${l[1]}.${t.gguf}.weight`, module, layer: Number(l[1]), transpose: t.matmul, permuteHeads: t.permute };
+  return {
+    gguf: `blk.${l[1]}.${t.gguf}.weight`,
+    module,
+    layer: Number(l[1]),
+    transpose: t.matmul,
+    permuteHeads: t.permute,
+  };
 }
 
 // ---------------------------------------------------------------- types per tensor
 
 /** The recipe's GGUF file type: quantize.gguf_type; Q4_K_M when a quantize section names none; F32 without one. */
 export function ggufFileType(recipe: Recipe): GgufFileType {
-  return recipe.quantize ? recipe.quantize.gguf_type ?? 'Q4_K_M' : 'F32';
+  return recipe.quantize ? (recipe.quantize.gguf_type ?? 'Q4_K_M') : 'F32';
 }
 
 function moreBits(layer: number, n: number): boolean {
@@ -108,22 +117,45 @@ export function ggufTensorType(recipe: Recipe, t: Mapped, dims: number[], nLayer
 }
 
 function fitType(type: GgmlTypeName, row: number): GgmlTypeName {
-  const chain: GgmlTypeName[] = type === 'Q4_K' || type === 'Q6_K' ? [type, 'Q8_0', 'F16'] : type === 'Q4_0' || type === 'Q8_0' ? [type, 'F16'] : [type];
+  const chain: GgmlTypeName[] =
+    type === 'Q4_K' || type === 'Q6_K'
+      ? [type, 'Q8_0', 'F16']
+      : type === 'Q4_0' || type === 'Q8_0'
+        ? [type, 'F16']
+        : [type];
   return chain.find((c) => row % GGML_TYPES[c].block === 0) ?? 'F32';
 }
 
 // ---------------------------------------------------------------- tokenizer
 
 /** tokenizer.json (byte-level BPE, as model/tokenizer.ts reads) → GGUF's `gpt2` tokenizer metadata. */
-export function tokenizerMetadata(json: Record<string, unknown>, arch: ModelArchitecture, bos?: number, eos?: number): Record<string, GgufValue> {
-  const model = (json.model ?? {}) as { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
-  if (model.type !== 'BPE' || !model.vocab) throw new GgufExportError(`tokenizer.json: only byte-level BPE tokenizers can be carried into GGUF (model.type ${String(model.type)})`);
+export function tokenizerMetadata(
+  json: Record<string, unknown>,
+  arch: ModelArchitecture,
+  bos?: number,
+  eos?: number,
+): Record<string, GgufValue> {
+  const model = (json.model ?? {}) as {
+    type?: string;
+    vocab?: Record<string, number>;
+    merges?: (string | [string, string])[];
+  };
+  if (model.type !== 'BPE' || !model.vocab)
+    throw new GgufExportError(
+      `tokenizer.json: only byte-level BPE tokenizers can be carried into GGUF (model.type ${String(model.type)})`,
+    );
   const added = (json.added_tokens ?? []) as { id: number; content: string; special?: boolean }[];
   const n = Math.max(arch.vocab_size, ...Object.values(model.vocab).map((i) => i + 1), ...added.map((a) => a.id + 1));
   const tokens: string[] = Array.from({ length: n }, (_, i) => `[PAD${i}]`);
   const types: number[] = new Array(n).fill(5); // unused
-  for (const [s, i] of Object.entries(model.vocab)) { tokens[i] = s; types[i] = 1; }
-  for (const a of added) { tokens[a.id] = a.content; types[a.id] = a.special ? 3 : 4; } // control / user-defined
+  for (const [s, i] of Object.entries(model.vocab)) {
+    tokens[i] = s;
+    types[i] = 1;
+  }
+  for (const a of added) {
+    tokens[a.id] = a.content;
+    types[a.id] = a.special ? 3 : 4;
+  } // control / user-defined
   const merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
   const out: Record<string, GgufValue> = {
     'tokenizer.ggml.model': gv.str('gpt2'),
@@ -170,7 +202,9 @@ function transpose(w: Float32Array, K: number, N: number): Float32Array {
 }
 
 export async function exportGguf(
-  recipe: Recipe, out: string, opts: { signal?: AbortSignal; onProgress?: (done: number, total: number, tensor: string) => void } = {},
+  recipe: Recipe,
+  out: string,
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number, tensor: string) => void } = {},
 ): Promise<GgufExportResult> {
   const t0 = Date.now();
   const cfgFile = besideModel(recipe.model, 'config.json', 'config.json');
@@ -183,7 +217,10 @@ export async function exportGguf(
     throw new GgufExportError(`GGUF export needs the model's config.json: ${(err as Error).message}`, cfgFile);
   }
   if (arch.model_type !== 'llama' || arch.attention_bias) {
-    throw new GgufExportError(`GGUF export maps Llama tensors only; ${cfgFile} says model_type '${arch.model_type}'${arch.attention_bias ? ' with attention biases' : ''}`, cfgFile);
+    throw new GgufExportError(
+      `GGUF export maps Llama tensors only; ${cfgFile} says model_type '${arch.model_type}'${arch.attention_bias ? ' with attention biases' : ''}`,
+      cfgFile,
+    );
   }
   const tokFile = recipe.evaluation.tokenizer ?? besideModel(recipe.model, 'tokenizer.json', 'tokenizer');
   const tokJson = JSON.parse(readRegularTextSync(tokFile, 'tokenizer', READ_CAPS.tokenizer)) as Record<string, unknown>;
@@ -195,14 +232,26 @@ export async function exportGguf(
     if (!map) continue;
     const srcDims = tensorDims(init);
     const dims = map.transpose ? [srcDims[0], srcDims[1]] : [...srcDims].reverse(); // ggml order: row length first
-    chosen.push({ init, map, srcDims, info: { name: map.gguf, dims, type: ggufTensorType(recipe, map, dims, arch.num_hidden_layers) } });
+    chosen.push({
+      init,
+      map,
+      srcDims,
+      info: { name: map.gguf, dims, type: ggufTensorType(recipe, map, dims, arch.num_hidden_layers) },
+    });
   }
   const need = ['token_embd.weight', 'output_norm.weight'];
   for (const n of need) {
-    if (!chosen.some((c) => c.info.name === n)) throw new GgufExportError(`${recipe.model}: no initializer maps to GGUF ${n} (Llama names expected)`, recipe.model);
+    if (!chosen.some((c) => c.info.name === n))
+      throw new GgufExportError(
+        `${recipe.model}: no initializer maps to GGUF ${n} (Llama names expected)`,
+        recipe.model,
+      );
   }
   if (!chosen.some((c) => c.info.name === 'output.weight') && !arch.tie_word_embeddings) {
-    throw new GgufExportError(`${recipe.model}: no lm_head.weight, and config.json does not tie the embeddings`, recipe.model);
+    throw new GgufExportError(
+      `${recipe.model}: no lm_head.weight, and config.json does not tie the embeddings`,
+      recipe.model,
+    );
   }
   const bos = typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : undefined;
   const eos = typeof cfg.eos_token_id === 'number' ? cfg.eos_token_id : undefined;
@@ -227,16 +276,26 @@ export async function exportGguf(
     ...tokenizerMetadata(tokJson, arch, bos, eos),
   };
   const infos = chosen.map((c) => c.info);
-  const { bytes } = await writeGguf(out, metadata, infos, async (i) => {
-    const c = chosen[i];
-    opts.onProgress?.(i, chosen.length, c.map.module);
-    let w = await readTensorFloat32(c.init, model.baseDir);
-    if (c.map.transpose) w = transpose(w, c.srcDims[0], c.srcDims[1]);
-    if (c.map.permuteHeads) {
-      const heads = c.map.permuteHeads === 'q' ? arch.num_attention_heads : arch.num_key_value_heads;
-      w = permuteRows(w, c.info.dims[1], c.info.dims[0], heads);
-    }
-    return quantizeGguf(c.info.type, w, c.info.dims[0]);
-  }, opts.signal);
-  return { bytes, seconds: (Date.now() - t0) / 1000, tensors: infos.map((t) => ({ name: t.name, type: t.type, dims: t.dims })) };
+  const { bytes } = await writeGguf(
+    out,
+    metadata,
+    infos,
+    async (i) => {
+      const c = chosen[i];
+      opts.onProgress?.(i, chosen.length, c.map.module);
+      let w = await readTensorFloat32(c.init, model.baseDir);
+      if (c.map.transpose) w = transpose(w, c.srcDims[0], c.srcDims[1]);
+      if (c.map.permuteHeads) {
+        const heads = c.map.permuteHeads === 'q' ? arch.num_attention_heads : arch.num_key_value_heads;
+        w = permuteRows(w, c.info.dims[1], c.info.dims[0], heads);
+      }
+      return quantizeGguf(c.info.type, w, c.info.dims[0]);
+    },
+    opts.signal,
+  );
+  return {
+    bytes,
+    seconds: (Date.now() - t0) / 1000,
+    tensors: infos.map((t) => ({ name: t.name, type: t.type, dims: t.dims })),
+  };
 }

@@ -45,7 +45,10 @@ export function quantizeGguf(type: GgmlTypeName, x: Float32Array, rowLength: num
         let max = 0;
         for (let j = 0; j < 32; j++) {
           const v = x[b * 32 + j];
-          if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+          if (Math.abs(v) > amax) {
+            amax = Math.abs(v);
+            max = v;
+          }
         }
         const d = max / -8;
         const id = d ? 1 / d : 0;
@@ -70,22 +73,34 @@ export function quantizeGguf(type: GgmlTypeName, x: Float32Array, rowLength: num
 function subScaleMin(x: Float32Array, off: number, n: number, qmax: number): { scale: number; min: number } {
   let lo = Infinity;
   let hi = -Infinity;
-  for (let i = 0; i < n; i++) { lo = Math.min(lo, x[off + i]); hi = Math.max(hi, x[off + i]); }
+  for (let i = 0; i < n; i++) {
+    lo = Math.min(lo, x[off + i]);
+    hi = Math.max(hi, x[off + i]);
+  }
   lo = Math.min(lo, 0);
   if (hi === lo) return { scale: 0, min: -lo };
   let scale = (hi - lo) / qmax;
   let m = lo;
   // Refit: with the codes fixed, the best (scale, m) is a 2-variable least-squares problem.
-  let sq = 0, sqq = 0, sx = 0, sxq = 0;
+  let sq = 0,
+    sqq = 0,
+    sx = 0,
+    sxq = 0;
   for (let i = 0; i < n; i++) {
     const q = Math.max(0, Math.min(qmax, nearest((x[off + i] - m) / scale)));
-    sq += q; sqq += q * q; sx += x[off + i]; sxq += x[off + i] * q;
+    sq += q;
+    sqq += q * q;
+    sx += x[off + i];
+    sxq += x[off + i] * q;
   }
   const det = n * sqq - sq * sq;
   if (det > 0) {
     const s2 = (n * sxq - sq * sx) / det;
     const m2 = (sx - s2 * sq) / n;
-    if (s2 > 0 && m2 <= 0) { scale = s2; m = m2; }
+    if (s2 > 0 && m2 <= 0) {
+      scale = s2;
+      m = m2;
+    }
   }
   return { scale, min: -m };
 }
@@ -140,10 +155,16 @@ function q6kBlock(x: Float32Array, xo: number, out: Uint8Array, o: number): void
     let max = 0;
     for (let i = 0; i < 16; i++) {
       const v = x[xo + 16 * j + i];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
     }
     scales[j] = max / -32; // signed, as ggml: the largest magnitude lands on −32
-    if (Math.abs(scales[j]) > maxAbs) { maxAbs = Math.abs(scales[j]); maxScale = scales[j]; }
+    if (Math.abs(scales[j]) > maxAbs) {
+      maxAbs = Math.abs(scales[j]);
+      maxScale = scales[j];
+    }
   }
   const ql = out.subarray(o, o + 128);
   const qh = out.subarray(o + 128, o + 192);
@@ -161,12 +182,16 @@ function q6kBlock(x: Float32Array, xo: number, out: Uint8Array, o: number): void
     for (let j = 0; j < 16; j++) {
       sc[j] = Math.min(127, nearest(iscale * scales[j]));
       const s = d * sc[j];
-      for (let i = 0; i < 16; i++) L[16 * j + i] = s ? Math.max(-32, Math.min(31, nearest(x[xo + 16 * j + i] / s))) + 32 : 32;
+      for (let i = 0; i < 16; i++)
+        L[16 * j + i] = s ? Math.max(-32, Math.min(31, nearest(x[xo + 16 * j + i] / s))) + 32 : 32;
     }
   }
   for (let j = 0, a = 0, h = 0; j < 256; j += 128, a += 64, h += 32) {
     for (let l = 0; l < 32; l++) {
-      const q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+      const q1 = L[j + l],
+        q2 = L[j + l + 32],
+        q3 = L[j + l + 64],
+        q4 = L[j + l + 96];
       ql[a + l] = (q1 & 0xf) | ((q3 & 0xf) << 4);
       ql[a + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4);
       qh[h + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
@@ -203,11 +228,13 @@ export function dequantizeGguf(type: GgmlTypeName, b: Uint8Array, elements: numb
     case 'Q4_K':
       for (let k = 0; k < nb; k++) {
         const o = 144 * k;
-        const d = h(o), dmin = h(o + 2);
+        const d = h(o),
+          dmin = h(o + 2);
         const sc = b.subarray(o + 4, o + 16);
-        const get = (j: number) => (j < 4
-          ? [sc[j] & 63, sc[j + 4] & 63]
-          : [(sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4), (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)]);
+        const get = (j: number) =>
+          j < 4
+            ? [sc[j] & 63, sc[j + 4] & 63]
+            : [(sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4), (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)];
         for (let j = 0, is = 0, q = o + 16; j < 256; j += 64, is += 2, q += 32) {
           const [s1, m1] = get(is);
           const [s2, m2] = get(is + 1);
@@ -223,7 +250,9 @@ export function dequantizeGguf(type: GgmlTypeName, b: Uint8Array, elements: numb
         const o = 210 * k;
         const d = h(o + 208);
         for (let n = 0; n < 2; n++) {
-          const ql = o + 64 * n, qh = o + 128 + 32 * n, sc = o + 192 + 8 * n;
+          const ql = o + 64 * n,
+            qh = o + 128 + 32 * n,
+            sc = o + 192 + 8 * n;
           for (let l = 0; l < 32; l++) {
             const is = l >> 4;
             const q1 = ((b[ql + l] & 0xf) | (((b[qh + l] >> 0) & 3) << 4)) - 32;

@@ -21,13 +21,20 @@ export interface Grid {
 
 /** MatMulNBits' grid (onnxruntime's scale/zero-point rules). */
 export function nbitsGrid(bits: number, blockSize: number, symmetric: boolean): Grid {
-  return { groupSize: blockSize, qmin: 0, qmax: (1 << bits) - 1, params: (mn, mx) => blockParams(mn, mx, bits, symmetric) };
+  return {
+    groupSize: blockSize,
+    qmin: 0,
+    qmax: (1 << bits) - 1,
+    params: (mn, mx) => blockParams(mn, mx, bits, symmetric),
+  };
 }
 
 /** Per-output-channel symmetric int8 in [−127, 127] (MatMulInteger and QDQ weights). */
 export function int8ChannelGrid(K: number): Grid {
   return {
-    groupSize: K, qmin: -127, qmax: 127,
+    groupSize: K,
+    qmin: -127,
+    qmax: 127,
     params: (mn, mx) => ({ scale: f32(Math.max(Math.abs(mn), Math.abs(mx)) / 127), zp: 0 }),
   };
 }
@@ -82,7 +89,14 @@ export interface GptqOptions {
  * GPTQ on W [K, N] with H = XᵀX [K, K]. Returns codes on grid `g`.
  * Cost O(K²·N) time, O(K² + K·N) memory: meant for layers up to a few thousand features.
  */
-export function gptq(w: ArrayLike<number>, K: number, N: number, hessian: Float64Array, g: Grid, opts: GptqOptions = {}): GridResult {
+export function gptq(
+  w: ArrayLike<number>,
+  K: number,
+  N: number,
+  hessian: Float64Array,
+  g: Grid,
+  opts: GptqOptions = {},
+): GridResult {
   const W = new Float64Array(K * N);
   for (let i = 0; i < K * N; i++) W[i] = w[i];
   const H = Float64Array.from(hessian);

@@ -48,7 +48,12 @@ export interface LayerResult {
   dropBias?: string;
 }
 
-interface TensorHead { name: string; dataType: number; dims: number[]; length: number }
+interface TensorHead {
+  name: string;
+  dataType: number;
+  dims: number[];
+  length: number;
+}
 interface Trailer {
   format: number;
   nodes: string; // base64 GraphProto { node }
@@ -57,7 +62,12 @@ interface Trailer {
   result: Omit<LayerResult, 'nodes'>;
 }
 
-export interface LayerCacheStats { hits: number; misses: number; stored: number; bytesReused: number }
+export interface LayerCacheStats {
+  hits: number;
+  misses: number;
+  stored: number;
+  bytesReused: number;
+}
 
 /** The identity of a layer's source tensor (see the header): cheap for external data. */
 export async function sourceIdentity(t: onnx.ITensorProto, model: LoadedModel): Promise<Record<string, unknown>> {
@@ -66,7 +76,15 @@ export async function sourceIdentity(t: onnx.ITensorProto, model: LoadedModel): 
   if (ext) {
     const file = resolveExternal(model.baseDir, ext.location, t.name ?? undefined);
     const st = await fs.promises.stat(file);
-    return { ...base, file: realPath(file), offset: ext.offset, length: ext.length, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    return {
+      ...base,
+      file: realPath(file),
+      offset: ext.offset,
+      length: ext.length,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ino: st.ino,
+    };
   }
   const bytes = await readTensorBytes(t, model.baseDir);
   return { ...base, sha256: createHash('sha256').update(bytes).digest('hex') };
@@ -87,7 +105,11 @@ export function statsDigest(st: InputStats | undefined): string | null {
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }
@@ -99,7 +121,12 @@ export class LayerCache {
    * `dir`: the entries' folder (`<workspace>/.haqa/layers`); `workspace`: the folder holding `.haqa`,
    * against which deletion is checked (util/paths.ts mayDelete).
    */
-  constructor(readonly dir: string, readonly workspace: string, readonly maxBytes = DEFAULT_LAYER_CACHE_BYTES, readonly engine = '') {}
+  constructor(
+    readonly dir: string,
+    readonly workspace: string,
+    readonly maxBytes = DEFAULT_LAYER_CACHE_BYTES,
+    readonly engine = '',
+  ) {}
 
   /** The store of a workspace. */
   static forWorkspace(workspace: string, maxBytes?: number, engine = ''): LayerCache {
@@ -137,7 +164,10 @@ export class LayerCache {
    * `compute` run with a recording sink and names, and its output stored for the next trial.
    */
   async layer(
-    key: string, names: Names, sink: TensorSink, compute: (names: Names, sink: TensorSink) => Promise<LayerResult>,
+    key: string,
+    names: Names,
+    sink: TensorSink,
+    compute: (names: Names, sink: TensorSink) => Promise<LayerResult>,
   ): Promise<LayerResult> {
     const hit = await this.replay(key, names, sink).catch(() => undefined);
     if (hit) {
@@ -221,7 +251,8 @@ export class LayerCache {
       const dataBytes = trailer.tensors.reduce((s, t) => s + t.length, 0);
       if (dataBytes !== st.size - 8 - tl) return undefined;
       // The same names must be free now, or the assembled graph would differ from a fresh one.
-      if (!trailer.names.every((n) => names.isFree(n)) || new Set(trailer.names).size !== trailer.names.length) return undefined;
+      if (!trailer.names.every((n) => names.isFree(n)) || new Set(trailer.names).size !== trailer.names.length)
+        return undefined;
       for (const n of trailer.names) names.take(n);
       let at = 0;
       for (const t of trailer.tensors) {
@@ -274,7 +305,9 @@ export class LayerCache {
 }
 
 function encodeNodes(nodes: onnx.INodeProto[]): string {
-  return Buffer.from(onnx.GraphProto.encode(onnx.GraphProto.create({ node: nodes as onnx.NodeProto[] })).finish()).toString('base64');
+  return Buffer.from(
+    onnx.GraphProto.encode(onnx.GraphProto.create({ node: nodes as onnx.NodeProto[] })).finish(),
+  ).toString('base64');
 }
 
 function pidAlive(pid: number): boolean {

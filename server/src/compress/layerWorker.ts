@@ -3,7 +3,14 @@
 import { parentPort } from 'node:worker_threads';
 import { PackedWeight, quantizeKNRows, quantizeNKRows } from './quant';
 
-interface Msg { id: number; row0: number; count: number; transB: boolean; rows: Float32Array; pw: Omit<PackedWeight, 'sqErr' | 'sqNorm'> }
+interface Msg {
+  id: number;
+  row0: number;
+  count: number;
+  transB: boolean;
+  rows: Float32Array;
+  pw: Omit<PackedWeight, 'sqErr' | 'sqNorm'>;
+}
 
 parentPort?.on('message', (m: Msg) => {
   try {

@@ -161,9 +161,13 @@ export function matmulTN(a: ArrayLike<number>, b: ArrayLike<number>, m: number, 
 
 /** Seeded standard normal numbers (xorshift32 + Box–Muller): reproducible sketches and inputs. */
 export function gaussian(n: number, seed: number): Float64Array {
-  let s = (seed >>> 0) || 0x9e3779b9;
+  let s = seed >>> 0 || 0x9e3779b9;
   const next = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return (s + 0.5) / 0x100000000;
   };
   const out = new Float64Array(n);

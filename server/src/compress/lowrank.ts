@@ -24,7 +24,10 @@ export interface LowRankResult {
 export const EXACT_SVD_MAX = 768;
 
 export function lowRank(
-  wIn: ArrayLike<number>, K: number, N: number, rank: number,
+  wIn: ArrayLike<number>,
+  K: number,
+  N: number,
+  rank: number,
   opts: { method?: 'svd' | 'randomized_svd'; oversample?: number; powerIters?: number; seed?: number } = {},
 ): LowRankResult {
   // Everything below sees Float64Array only: mixing element kinds in the shared kernels makes their
@@ -32,7 +35,12 @@ export function lowRank(
   const w = wIn instanceof Float64Array ? wIn : Float64Array.from(wIn);
   const r = Math.max(1, Math.min(rank, K, N));
   const small = Math.min(K, N);
-  const method = opts.method === 'svd' && small <= EXACT_SVD_MAX ? 'svd' : opts.method === 'svd' && small > EXACT_SVD_MAX ? 'randomized_svd' : opts.method ?? 'randomized_svd';
+  const method =
+    opts.method === 'svd' && small <= EXACT_SVD_MAX
+      ? 'svd'
+      : opts.method === 'svd' && small > EXACT_SVD_MAX
+        ? 'randomized_svd'
+        : (opts.method ?? 'randomized_svd');
   let u: Float64Array; // [K, r] left singular vectors
   let sigma: Float64Array;
   let vt: Float64Array; // [r, N]
@@ -82,12 +90,21 @@ function exactSvd(w: ArrayLike<number>, K: number, N: number, r: number) {
   } else {
     for (let k = 0; k < K; k++) for (let i = 0; i < r; i++) u[k * r + i] = vectors[k * K + i];
     const utw = matmulTN(u, w, K, r, N);
-    for (let i = 0; i < r; i++) for (let n = 0; n < N; n++) vt[i * N + n] = sigma[i] > 0 ? utw[i * N + n] / sigma[i] : 0;
+    for (let i = 0; i < r; i++)
+      for (let n = 0; n < N; n++) vt[i * N + n] = sigma[i] > 0 ? utw[i * N + n] / sigma[i] : 0;
   }
   return { u, sigma, vt };
 }
 
-function randomizedSvd(w: ArrayLike<number>, K: number, N: number, r: number, oversample: number, powerIters: number, seed: number) {
+function randomizedSvd(
+  w: ArrayLike<number>,
+  K: number,
+  N: number,
+  r: number,
+  oversample: number,
+  powerIters: number,
+  seed: number,
+) {
   const l = Math.min(r + oversample, K, N);
   const omega = gaussian(N * l, seed);
   let y = matmul(w, omega, K, N, l); // K×l

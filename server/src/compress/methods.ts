@@ -38,7 +38,9 @@ const sparsityStep: WeightsStep<SparsityDecision> = {
     }
     const sp = d.sparsity;
     prune(m.W, m.K, m.N, sp, norms);
-    s.actions.push(`sparsity ${'m' in sp ? `${sp.n}:${sp.m}` : `${Math.round(sp.ratio * 100)}%`} ${norms ? 'wanda' : 'magnitude'}`);
+    s.actions.push(
+      `sparsity ${'m' in sp ? `${sp.n}:${sp.m}` : `${Math.round(sp.ratio * 100)}%`} ${norms ? 'wanda' : 'magnitude'}`,
+    );
   },
 };
 
@@ -58,13 +60,30 @@ const lowRankStep: WeightsStep<LowRankDecision> = {
     return { rank: plan.lowRank.rank, method, seed, factorizes: true, cacheKey: { method, seed } };
   },
   apply(c, d, s) {
-    if (s.mats.length !== 1) throw new CompressError(`${c.where}: low rank factors the whole weight, and it is already split`);
+    if (s.mats.length !== 1)
+      throw new CompressError(`${c.where}: low rank factors the whole weight, and it is already split`);
     const m = s.mats[0];
     const lr = lowRank(m.W, m.K, m.N, d.rank, { method: d.method, seed: d.seed });
     const mid = c.names.take(`${s.scope}/lowrank/MatMul_output_0`);
     s.mats = [
-      { W: lr.a, K: m.K, N: lr.rank, input: m.input, output: mid, name: `${s.scope}/lowrank_a/MatMul`, stem: `${m.stem}.lowrank_a` },
-      { W: lr.b, K: lr.rank, N: m.N, input: mid, output: m.output, name: `${s.scope}/lowrank_b/MatMul`, stem: `${m.stem}.lowrank_b` },
+      {
+        W: lr.a,
+        K: m.K,
+        N: lr.rank,
+        input: m.input,
+        output: mid,
+        name: `${s.scope}/lowrank_a/MatMul`,
+        stem: `${m.stem}.lowrank_a`,
+      },
+      {
+        W: lr.b,
+        K: lr.rank,
+        N: m.N,
+        input: mid,
+        output: m.output,
+        name: `${s.scope}/lowrank_b/MatMul`,
+        stem: `${m.stem}.lowrank_b`,
+      },
     ];
     s.actions.push(`lowrank r=${lr.rank} ${lr.method}`);
   },

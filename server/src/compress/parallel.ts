@@ -32,8 +32,12 @@ export function sharedPacked(K: number, N: number, spec: BlockQuantSpec, init: P
   };
   const { nBlocks, blobSize } = layoutOf(K, N, spec);
   return {
-    ...init, nBlocks, blobSize,
-    packed: share(init.packed), scales: share(init.scales), zeroPoints: init.zeroPoints ? share(init.zeroPoints) : undefined,
+    ...init,
+    nBlocks,
+    blobSize,
+    packed: share(init.packed),
+    scales: share(init.scales),
+    zeroPoints: init.zeroPoints ? share(init.zeroPoints) : undefined,
   };
 }
 
@@ -49,7 +53,10 @@ export interface SliceTask {
 /** Slices quantized on worker threads in this process (tests check the threads are really used). */
 export const parallelStats = { slices: 0 };
 
-interface Pending { resolve: (v: { sqErr: number; sqNorm: number }) => void; reject: (e: Error) => void }
+interface Pending {
+  resolve: (v: { sqErr: number; sqNorm: number }) => void;
+  reject: (e: Error) => void;
+}
 
 /** A worker thread: the bundle's dist/layerWorker.js, or the TypeScript source through tsx (tests, `node --import tsx`). */
 function startWorker(): Worker {
@@ -105,9 +112,23 @@ export class QuantPool {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       w.postMessage({
-        id, row0: t.row0, count: t.count, transB: t.transB, rows: t.rows,
-        pw: { K: pw.K, N: pw.N, bits: pw.bits, blockSize: pw.blockSize, symmetric: pw.symmetric, nBlocks: pw.nBlocks, blobSize: pw.blobSize,
-          packed: pw.packed, scales: pw.scales, zeroPoints: pw.zeroPoints },
+        id,
+        row0: t.row0,
+        count: t.count,
+        transB: t.transB,
+        rows: t.rows,
+        pw: {
+          K: pw.K,
+          N: pw.N,
+          bits: pw.bits,
+          blockSize: pw.blockSize,
+          symmetric: pw.symmetric,
+          nBlocks: pw.nBlocks,
+          blobSize: pw.blobSize,
+          packed: pw.packed,
+          scales: pw.scales,
+          zeroPoints: pw.zeroPoints,
+        },
       });
     });
   }

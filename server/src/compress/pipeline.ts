@@ -23,8 +23,25 @@ import type { SectionName } from '../config/methods';
 import { type PlannedLayer as LayerPlan, planRecipe } from '../config/planner';
 import { inspectLoaded, Layer } from '../model/graph';
 import {
-  DataType, EXTERNAL_DATA_THRESHOLD, ExternalDataWriter, LoadedModel, OnnxError, attrInt, dataTypeName, elementSize,
-  externalRef, makeTensor, num, onnx, readModel, readTensorBytes, readTensorFloat32, resolveExternal, tensorDims, writeModel, writeFailure,
+  DataType,
+  EXTERNAL_DATA_THRESHOLD,
+  ExternalDataWriter,
+  LoadedModel,
+  OnnxError,
+  attrInt,
+  dataTypeName,
+  elementSize,
+  externalRef,
+  makeTensor,
+  num,
+  onnx,
+  readModel,
+  readTensorBytes,
+  readTensorFloat32,
+  resolveExternal,
+  tensorDims,
+  writeModel,
+  writeFailure,
 } from '../model/onnx';
 import { node as mkNode } from '../model/build';
 import { CalibrationData, InputNeeds, calibrate } from './calibrate';
@@ -124,7 +141,12 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
     const want = { hessian: w.needsHessian, norms: w.needsNorms, range: w.needsRange };
     if (!want.hessian && !want.norms && !want.range) continue;
     const prev = needs.get(x) ?? { K: w.plan.layer.K, hessian: false, norms: false, range: false };
-    needs.set(x, { K: prev.K, hessian: prev.hessian || want.hessian, norms: prev.norms || want.norms, range: prev.range || want.range });
+    needs.set(x, {
+      K: prev.K,
+      hessian: prev.hessian || want.hessian,
+      norms: prev.norms || want.norms,
+      range: prev.range || want.range,
+    });
   }
   let calib = opts.calibration;
   if (needs.size > 0 && !calib) {
@@ -162,7 +184,9 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
     ...(g.node ?? []).flatMap((n) => [n.name ?? '', ...(n.output ?? []), ...(n.input ?? [])]),
     ...(g.initializer ?? []).map((t) => t.name ?? ''),
   ]);
-  const state = new Map<SectionName, unknown>(LAYER_STEPS.flatMap((s) => (s.runState ? [[s.section, s.runState()] as const] : [])));
+  const state = new Map<SectionName, unknown>(
+    LAYER_STEPS.flatMap((s) => (s.runState ? [[s.section, s.runState()] as const] : [])),
+  );
   const streamBuffers: Buffer[] = [];
 
   const replaced = new Map<number, onnx.INodeProto[]>();
@@ -195,27 +219,57 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       }
       if (!wt) throw new CompressError(`${where}: weight ${layer.weight} is not a constant`, model.path, layer.node);
       if (irVersion >= 4 && graphInputNames.has(layer.weight)) {
-        throw new CompressError(`${where}: weight ${layer.weight} is also a graph input, so it can be replaced at run time and is not a constant`, model.path, layer.node);
+        throw new CompressError(
+          `${where}: weight ${layer.weight} is also a graph input, so it can be replaced at run time and is not a constant`,
+          model.path,
+          layer.node,
+        );
       }
       const dt = wt.dataType ?? 0;
       const ft = floatType(dt);
       if (!ft) {
         const why = `only FLOAT, FLOAT16 and BFLOAT16 weights can be compressed`;
-        throw new CompressError(`${where}: weight ${layer.weight} is ${dataTypeName(dt)}; ${why}`, model.path, layer.weight);
+        throw new CompressError(
+          `${where}: weight ${layer.weight} is ${dataTypeName(dt)}; ${why}`,
+          model.path,
+          layer.weight,
+        );
       }
       const half = dt !== DataType.FLOAT;
       const ctx: LayerCtx = {
-        nd, wt, plan: w.plan, model, sink, names, calib, half, ft, where, signal: opts.signal, baseName: '', product: '',
-        chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES, streamBuffers, pool, state,
+        nd,
+        wt,
+        plan: w.plan,
+        model,
+        sink,
+        names,
+        calib,
+        half,
+        ft,
+        where,
+        signal: opts.signal,
+        baseName: '',
+        product: '',
+        chunkBytes: opts.chunkBytes ?? STREAM_CHUNK_BYTES,
+        streamBuffers,
+        pool,
+        state,
       };
       // Reuse across trials (layerCache.ts), unless a step's decision says the layer is not cached (W8A8
       // layers share activation quantizers, so they are always recomputed).
-      const res = opts.layerCache && w.steps.every((s) => s.d.cacheKey !== undefined)
-        ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx, w), names, sink, (n, s) => transformLayer({ ...ctx, names: n, sink: s }, w))
-        : await transformLayer(ctx, w);
+      const res =
+        opts.layerCache && w.steps.every((s) => s.d.cacheKey !== undefined)
+          ? await opts.layerCache.layer(await layerCacheKey(opts.layerCache, ctx, w), names, sink, (n, s) =>
+              transformLayer({ ...ctx, names: n, sink: s }, w),
+            )
+          : await transformLayer(ctx, w);
       replaced.set(layer.nodeIndex, res.nodes);
       for (const d of res.domains) domains.add(d);
-      reports.push({ name: layer.name, actions: res.actions, relError: res.sqNorm > 0 ? Math.sqrt(res.sqErr / res.sqNorm) : 0 });
+      reports.push({
+        name: layer.name,
+        actions: res.actions,
+        relError: res.sqNorm > 0 ? Math.sqrt(res.sqErr / res.sqNorm) : 0,
+      });
       sqErrAll += res.sqErr;
       sqNormAll += res.sqNorm;
       const left = (consumers.get(layer.weight) ?? 1) - 1;
@@ -237,9 +291,18 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       if (external && (ext || (t.rawData?.length ?? 0) >= 1024)) {
         if (ext) {
           const file = resolveExternal(model.baseDir, ext.location, t.name ?? undefined);
-          kept.push(await writer.appendChunks(t.name ?? '', t.dataType ?? 0, tensorDims(t), fileChunks(file, ext.offset, ext.length, t.name ?? '')));
+          kept.push(
+            await writer.appendChunks(
+              t.name ?? '',
+              t.dataType ?? 0,
+              tensorDims(t),
+              fileChunks(file, ext.offset, ext.length, t.name ?? ''),
+            ),
+          );
         } else {
-          kept.push(await writer.append(t.name ?? '', t.dataType ?? 0, tensorDims(t), await readTensorBytes(t, model.baseDir)));
+          kept.push(
+            await writer.append(t.name ?? '', t.dataType ?? 0, tensorDims(t), await readTensorBytes(t, model.baseDir)),
+          );
         }
       } else if (ext) {
         kept.push(makeTensor(t.name ?? '', t.dataType ?? 0, tensorDims(t), await readTensorBytes(t, model.baseDir)));
@@ -340,7 +403,14 @@ function decide(recipe: Recipe, plan: LayerPlan, g: onnx.IGraphProto): Work {
 
 // ---------------------------------------------------------------- transforming
 
-interface LayerOut { nodes: onnx.INodeProto[]; actions: string[]; sqErr: number; sqNorm: number; domains: string[]; dropBias?: string }
+interface LayerOut {
+  nodes: onnx.INodeProto[];
+  actions: string[];
+  sqErr: number;
+  sqNorm: number;
+  domains: string[];
+  dropBias?: string;
+}
 
 async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
   const { nd, wt } = c0;
@@ -371,7 +441,10 @@ async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
         cIn = c0.names.take(`${cName}_scaled`);
         pre.push(mkNode('Mul', [cName, bName], [cIn], { name: c0.names.take(`${baseName}_beta_Mul`) }));
       }
-      bias = { nodes: [...pre, mkNode('Add', [product, cIn], [y], { name: c0.names.take(`${baseName}_bias_Add`) })], input: cIn };
+      bias = {
+        nodes: [...pre, mkNode('Add', [product, cIn], [y], { name: c0.names.take(`${baseName}_bias_Add`) })],
+        input: cIn,
+      };
     }
     if (cName && beta === 0) dropBias = cName;
   }
@@ -383,7 +456,15 @@ async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
   // A step that streams the weight (RTN weight-only) when it is the layer's only one.
   if (emitter?.step.stream && w.steps.length === 1 && alpha === 1) {
     const r = await emitter.step.stream(c, emitter.d);
-    if (r) return { nodes: finish(r.nodes), actions: r.actions, sqErr: r.sqErr, sqNorm: r.sqNorm, domains: r.domains, dropBias };
+    if (r)
+      return {
+        nodes: finish(r.nodes),
+        actions: r.actions,
+        sqErr: r.sqErr,
+        sqNorm: r.sqNorm,
+        domains: r.domains,
+        dropBias,
+      };
   }
 
   // General path: the whole weight as [K, N] float32, through the weights steps, then the emit step.
@@ -391,7 +472,12 @@ async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
   if (layer.transB) W = transpose32(W, N, K);
   if (alpha !== 1) for (let i = 0; i < W.length; i++) W[i] *= alpha;
   const original = Float32Array.from(W);
-  const s: WeightState = { mats: [{ W, K, N, input: x, output: product, name: baseName, stem }], actions: [], x, scope };
+  const s: WeightState = {
+    mats: [{ W, K, N, input: x, output: product, name: baseName, stem }],
+    actions: [],
+    x,
+    scope,
+  };
   for (const { step, d } of w.steps) if (step.kind === 'weights') await step.apply(c, d, s);
   const actions = s.actions;
 
@@ -433,8 +519,18 @@ async function layerCacheKey(cache: LayerCache, c: LayerCtx, w: Work): Promise<s
   return cache.key({
     source: await sourceIdentity(c.wt, c.model),
     node: Buffer.from(onnx.NodeProto.encode(c.nd as onnx.NodeProto).finish()).toString('base64'),
-    layer: { name: layer.name, op: layer.op, K: layer.K, N: layer.N, transB: layer.transB, weight: layer.weight, nodeIndex: layer.nodeIndex },
-    settings, steps: Object.fromEntries(w.steps.map((s) => [s.step.section, s.d.cacheKey])), needs: [w.needsHessian, w.needsNorms, w.needsRange],
+    layer: {
+      name: layer.name,
+      op: layer.op,
+      K: layer.K,
+      N: layer.N,
+      transB: layer.transB,
+      weight: layer.weight,
+      nodeIndex: layer.nodeIndex,
+    },
+    settings,
+    steps: Object.fromEntries(w.steps.map((s) => [s.step.section, s.d.cacheKey])),
+    needs: [w.needsHessian, w.needsNorms, w.needsRange],
     calibration: usesCalib ? statsDigest(c.calib?.inputs.get(x)) : null,
   });
 }
@@ -462,7 +558,13 @@ function attrFloat(n: onnx.INodeProto, name: string, dflt: number): number {
   return a ? (a.f ?? dflt) : dflt;
 }
 
-async function* fileChunks(file: string, offset: number, length: number, name: string, chunk = 16 * 1024 * 1024): AsyncGenerator<Uint8Array> {
+async function* fileChunks(
+  file: string,
+  offset: number,
+  length: number,
+  name: string,
+  chunk = 16 * 1024 * 1024,
+): AsyncGenerator<Uint8Array> {
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`tensor ${name}: external data file not found: ${file}`, file, name);
   });

@@ -39,7 +39,13 @@ export interface PackedWeight extends BlockQuantSpec {
 
 /** What onnxruntime's `MatMulNBitsQuantizer` does with default arguments (its DefaultWeightOnlyQuantConfig:
  * block_size=128, is_symmetric=False, accuracy_level=None → attribute omitted, bits=4, op types {MatMul}). */
-export const ORT_DEFAULT_4BIT = { bits: 4, block_size: 128, symmetric: false, accuracy_level: 0, method: 'rtn' } as const;
+export const ORT_DEFAULT_4BIT = {
+  bits: 4,
+  block_size: 128,
+  symmetric: false,
+  accuracy_level: 0,
+  method: 'rtn',
+} as const;
 
 export function checkSpec(spec: BlockQuantSpec, where: string): void {
   if (spec.bits !== 2 && spec.bits !== 4 && spec.bits !== 8) {
@@ -68,10 +74,16 @@ export function newPacked(K: number, N: number, spec: BlockQuantSpec): PackedWei
     zeroPoints = new Uint8Array(N * zpRowBytes).fill(fill);
   }
   return {
-    ...spec, K, N, nBlocks, blobSize,
+    ...spec,
+    K,
+    N,
+    nBlocks,
+    blobSize,
     packed: new Uint8Array(N * nBlocks * blobSize),
     scales: new Float32Array(N * nBlocks),
-    zeroPoints, sqErr: 0, sqNorm: 0,
+    zeroPoints,
+    sqErr: 0,
+    sqNorm: 0,
   };
 }
 
@@ -265,7 +277,13 @@ export function quantizeRTN(w: Float32Array, K: number, N: number, spec: BlockQu
  * `zeros` are [N, nBlocks] unpacked. `w` ([K, N]) is the original weight, for the error figures.
  */
 export function packCodes(
-  codes: ArrayLike<number>, scales: Float32Array, zeros: ArrayLike<number>, K: number, N: number, spec: BlockQuantSpec, w?: ArrayLike<number>,
+  codes: ArrayLike<number>,
+  scales: Float32Array,
+  zeros: ArrayLike<number>,
+  K: number,
+  N: number,
+  spec: BlockQuantSpec,
+  w?: ArrayLike<number>,
 ): PackedWeight {
   const pw = newPacked(K, N, spec);
   const { nBlocks, blobSize, zpRowBytes } = layoutOf(K, N, spec);

@@ -8,7 +8,17 @@ import { isSkipped } from '../config/planner';
 import { dataTypeName, externalRef, readTensorFloat32, resolveExternal } from '../model/onnx';
 import { ActivationCache, emitDynamicW8A8, emitMatMulNBits, emitStaticW8A8, int8Weight } from './emit';
 import { GridResult, dequantizeGrid, gptq, int8ChannelGrid, nbitsGrid, rtnOnGrid } from './gptq';
-import { BlockQuantSpec, NBits, PackedWeight, checkSpec, dequantize, newPacked, packCodes, quantizeKNRows, quantizeNKRows } from './quant';
+import {
+  BlockQuantSpec,
+  NBits,
+  PackedWeight,
+  checkSpec,
+  dequantize,
+  newPacked,
+  packCodes,
+  quantizeKNRows,
+  quantizeNKRows,
+} from './quant';
 import { sharedPacked } from './parallel';
 import { CompressError, Decision, EmitStep, Emitted, LayerCtx, abortError, emitFloat } from './step';
 
@@ -34,7 +44,13 @@ export const quantizeStep: EmitStep<QuantDecision> = {
       path = plan.quant.bits === 8 && acts !== 'none' ? acts : 'nbits';
     } else if (acts !== 'none' && recipe.quantize && !isSkipped(plan) && plan.float?.kind !== 'already-quantized') {
       // Kept in float by an override (bits: 32): weights go to int8 with the activations.
-      quant = { method: recipe.quantize.method, bits: 8, block_size: recipe.quantize.block_size, symmetric: true, accuracy_level: 0 };
+      quant = {
+        method: recipe.quantize.method,
+        bits: 8,
+        block_size: recipe.quantize.block_size,
+        symmetric: true,
+        accuracy_level: 0,
+      };
       path = acts;
     }
     if (!quant) return undefined;
@@ -43,7 +59,9 @@ export const quantizeStep: EmitStep<QuantDecision> = {
     const factorized = [...decided.values()].some((d) => d.factorizes);
     const weightType = recipe.quantize?.weight_type ?? 'int8';
     return {
-      quant, path, weightType,
+      quant,
+      path,
+      weightType,
       needs: { hessian: quant.method === 'gptq' && !factorized, range: path === 'static' },
       // W8A8 layers share activation quantizers (the run state), so they are always recomputed.
       cacheKey: path === 'nbits' ? { quant, path, weightType } : undefined,
@@ -59,8 +77,13 @@ export const quantizeStep: EmitStep<QuantDecision> = {
     const pw = c.pool && externalRef(c.wt) ? sharedPacked(K, N, spec, newPacked(K, N, spec)) : newPacked(K, N, spec);
     await streamQuantize(c, pw, layer.transB);
     const node = await emitMatMulNBits(c.sink, c.names, {
-      input: c.nd.input![0], output: c.product, nodeName: `${c.baseName}_Q${spec.bits}`, weightStem: layer.weight, pw,
-      accuracyLevel: q.accuracy_level, scaleType: c.ft,
+      input: c.nd.input![0],
+      output: c.product,
+      nodeName: `${c.baseName}_Q${spec.bits}`,
+      weightStem: layer.weight,
+      pw,
+      accuracyLevel: q.accuracy_level,
+      scaleType: c.ft,
     });
     return { nodes: [node], actions: [quantLabel(q, 'rtn')], sqErr: pw.sqErr, sqNorm: pw.sqNorm, domains: [MS] };
   },
@@ -87,14 +110,25 @@ export const quantizeStep: EmitStep<QuantDecision> = {
           pw = newPacked(m.K, m.N, spec);
           quantizeKNRows(m.W, 0, m.K, pw);
         }
-        out.nodes.push(await emitMatMulNBits(c.sink, c.names, {
-          input: m.input, output: m.output, nodeName: `${m.name}_Q${spec.bits}`, weightStem: m.stem, pw, accuracyLevel: q.accuracy_level, scaleType: c.ft,
-        }));
+        out.nodes.push(
+          await emitMatMulNBits(c.sink, c.names, {
+            input: m.input,
+            output: m.output,
+            nodeName: `${m.name}_Q${spec.bits}`,
+            weightStem: m.stem,
+            pw,
+            accuracyLevel: q.accuracy_level,
+            scaleType: c.ft,
+          }),
+        );
         if (!out.domains.includes(MS)) out.domains.push(MS);
         out.effective.push({ W: dequantize(pw), K: m.K, N: m.N });
         qActions.add(quantLabel(q, method));
       } else if (d.path === 'dynamic' || d.path === 'static') {
-        if (c.half) throw new CompressError(`${c.where}: 8-bit activations need a float32 model (this weight is ${dataTypeName(c.ft.dataType)})`);
+        if (c.half)
+          throw new CompressError(
+            `${c.where}: 8-bit activations need a float32 model (this weight is ${dataTypeName(c.ft.dataType)})`,
+          );
         const grid = int8ChannelGrid(m.K);
         let r: GridResult;
         let method = 'rtn';
@@ -106,16 +140,33 @@ export const quantizeStep: EmitStep<QuantDecision> = {
           r = rtnOnGrid(m.W, m.K, m.N, grid);
         }
         const wq = int8Weight(r.codes, m.K, m.N);
-        const common = { input: m.input, output: m.output, nodeName: m.name, weightStem: m.stem, K: m.K, N: m.N, wq, wScales: r.scales, weightType: d.weightType };
+        const common = {
+          input: m.input,
+          output: m.output,
+          nodeName: m.name,
+          weightStem: m.stem,
+          K: m.K,
+          N: m.N,
+          wq,
+          wScales: r.scales,
+          weightType: d.weightType,
+        };
         if (d.path === 'dynamic') {
-          out.nodes.push(...await emitDynamicW8A8(c.sink, c.names, actCache, common));
+          out.nodes.push(...(await emitDynamicW8A8(c.sink, c.names, actCache, common)));
         } else {
           const st = c.calib?.inputs.get(m.input) ?? stats;
           if (!st || !Number.isFinite(st.min) || m.input !== x) {
-            const why = m.input !== x ? ' (a low-rank factor\'s input is not calibrated; use dynamic activations with low rank)' : '';
-            throw new CompressError(`${c.where}: static activation quantization needs calibrated ranges for ${m.input}${why}`);
+            const why =
+              m.input !== x
+                ? " (a low-rank factor's input is not calibrated; use dynamic activations with low rank)"
+                : '';
+            throw new CompressError(
+              `${c.where}: static activation quantization needs calibrated ranges for ${m.input}${why}`,
+            );
           }
-          out.nodes.push(...await emitStaticW8A8(c.sink, c.names, actCache, { ...common, range: { min: st.min, max: st.max } }));
+          out.nodes.push(
+            ...(await emitStaticW8A8(c.sink, c.names, actCache, { ...common, range: { min: st.min, max: st.max } })),
+          );
         }
         out.effective.push({ W: dequantizeGrid(r, m.K, m.N, grid.groupSize), K: m.K, N: m.N });
         qActions.add(`w8a8 ${d.path} ${d.weightType} per-channel ${method}`);
@@ -146,7 +197,14 @@ function quantLabel(q: QuantSettings, method: string): string {
   return `int${q.bits} b${q.block_size} ${q.symmetric ? 'sym' : 'asym'}${q.accuracy_level ? ` acc${q.accuracy_level}` : ''} ${method}`;
 }
 
-function gptqOrFail(w: Float32Array, K: number, N: number, h: Float64Array, grid: Parameters<typeof gptq>[4], where: string): GridResult {
+function gptqOrFail(
+  w: Float32Array,
+  K: number,
+  N: number,
+  h: Float64Array,
+  grid: Parameters<typeof gptq>[4],
+  where: string,
+): GridResult {
   try {
     return gptq(w, K, N, h, grid);
   } catch (err) {
@@ -186,7 +244,10 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   }
   const es = c.ft.bytes;
   const file = resolveExternal(c.model.baseDir, ext.location, c.wt.name ?? undefined);
-  if (ext.length !== K * N * es) throw new CompressError(`${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`);
+  if (ext.length !== K * N * es)
+    throw new CompressError(
+      `${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`,
+    );
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
   // [K, N] slices are whole groups of 4 blocks: threads never share a byte of a packed zero-point row.
   if (!transB) rowsPer = Math.max(pw.blockSize * 4, rowsPer - (rowsPer % (pw.blockSize * 4)));
@@ -208,7 +269,12 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
     let got = 0;
     while (got < want) {
       const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * es + got);
-      if (bytesRead === 0) throw new CompressError(`${c.where}: external data of ${c.wt.name} is truncated (${file})`, file, c.wt.name ?? undefined);
+      if (bytesRead === 0)
+        throw new CompressError(
+          `${c.where}: external data of ${c.wt.name} is truncated (${file})`,
+          file,
+          c.wt.name ?? undefined,
+        );
       got += bytesRead;
     }
     return rows;
@@ -216,7 +282,9 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
   const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
   // Parallel: slices converted into `threads + 1` shared slots, each quantized on a free thread.
   const pool = c.pool;
-  const slots = pool ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4))) : [];
+  const slots = pool
+    ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4)))
+    : [];
   const busy: Promise<unknown>[] = [];
   try {
     let pending: Promise<number> | undefined = read(0, 0);
@@ -254,4 +322,3 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
     await fh.close();
   }
 }
-

@@ -6,11 +6,16 @@
 // Both methods compare weights within one output column, Wanda's comparison group, so at equal
 // sparsity they differ only in the score.
 
-export interface SparsityStats { zeroed: number; total: number }
+export interface SparsityStats {
+  zeroed: number;
+  total: number;
+}
 
 /** `inputNorms` (length K): ‖X[:,k]‖₂ for Wanda; omit for magnitude pruning. */
 export function prune(
-  w: Float32Array, K: number, N: number,
+  w: Float32Array,
+  K: number,
+  N: number,
   rule: { n: number; m: number } | { ratio: number },
   inputNorms?: ArrayLike<number>,
 ): SparsityStats {

@@ -30,7 +30,11 @@ export function abortError(): Error {
 }
 
 /** What a step's decision needs calibration to collect for the layer's input. */
-export interface Needs { hessian?: boolean; norms?: boolean; range?: boolean }
+export interface Needs {
+  hessian?: boolean;
+  norms?: boolean;
+  range?: boolean;
+}
 
 /** A decision of one step for one layer: the step's own data, and what it needs. */
 export interface Decision {
@@ -45,7 +49,15 @@ export interface Decision {
 export type Decided = ReadonlyMap<SectionName, Decision>;
 
 /** One matrix the layer computes with: the whole weight, or a low-rank factor. */
-export interface Mat { W: Float32Array; K: number; N: number; input: string; output: string; name: string; stem: string }
+export interface Mat {
+  W: Float32Array;
+  K: number;
+  N: number;
+  input: string;
+  output: string;
+  name: string;
+  stem: string;
+}
 
 /** The layer as the `weights` steps see it (and the emit step after them). */
 export interface WeightState {
@@ -67,7 +79,13 @@ export interface Emitted {
 }
 
 /** A whole layer's output from a step that streams its weight (no other step on the layer). */
-export interface Streamed { nodes: onnx.INodeProto[]; actions: string[]; sqErr: number; sqNorm: number; domains: string[] }
+export interface Streamed {
+  nodes: onnx.INodeProto[];
+  actions: string[];
+  sqErr: number;
+  sqNorm: number;
+  domains: string[];
+}
 
 /** What every step of one layer gets. */
 export interface LayerCtx {
@@ -135,8 +153,14 @@ export interface GraphPass {
 }
 
 /** A matrix written as it is: a float initializer (in the layer's float type) and a MatMul. */
-export async function emitFloat(c: LayerCtx, m: Mat): Promise<{ node: onnx.INodeProto; effective: Emitted['effective'][number] }> {
+export async function emitFloat(
+  c: LayerCtx,
+  m: Mat,
+): Promise<{ node: onnx.INodeProto; effective: Emitted['effective'][number] }> {
   const wn = c.names.take(m.stem);
   await c.sink.add(wn, c.ft.dataType, [m.K, m.N], c.half ? c.ft.encode(m.W) : m.W);
-  return { node: mkNode('MatMul', [m.input, wn], [m.output], { name: c.names.take(m.name) }), effective: { W: m.W, K: m.K, N: m.N } };
+  return {
+    node: mkNode('MatMul', [m.input, wn], [m.output], { name: c.names.take(m.name) }),
+    effective: { W: m.W, K: m.K, N: m.N },
+  };
 }

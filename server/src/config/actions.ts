@@ -21,7 +21,13 @@ export function recipeCodeActions(text: string, uri: string, diagnostics: Diagno
     const fix = d.data as FixData;
     const make = (title: string, edits: TextEdit[], preferred = false) => {
       if (!edits.length) return;
-      out.push({ title, kind: 'quickfix', diagnostics: [d], isPreferred: preferred || undefined, edit: { changes: { [uri]: edits } } });
+      out.push({
+        title,
+        kind: 'quickfix',
+        diagnostics: [d],
+        isPreferred: preferred || undefined,
+        edit: { changes: { [uri]: edits } },
+      });
     };
     const viaRecipe = (title: string, e: RecipeEdit[], preferred = false) => {
       try {
@@ -37,10 +43,14 @@ export function recipeCodeActions(text: string, uri: string, diagnostics: Diagno
         break;
       case 'replace':
         // Only the value's text changes: an override keeps its other keys and its comment.
-        fix.values.slice(0, 3).forEach((v, i) => viaRecipe(`Change to ${show(v)}`, [{ path: fix.path, value: v }], i === 0));
+        fix.values
+          .slice(0, 3)
+          .forEach((v, i) => viaRecipe(`Change to ${show(v)}`, [{ path: fix.path, value: v }], i === 0));
         break;
       case 'remove':
-        viaRecipe(d.code === 'pattern-no-match' ? removeTitle(fix.path) : `Remove '${fix.path[fix.path.length - 1]}'`, [{ path: fix.path, delete: true }]);
+        viaRecipe(d.code === 'pattern-no-match' ? removeTitle(fix.path) : `Remove '${fix.path[fix.path.length - 1]}'`, [
+          { path: fix.path, delete: true },
+        ]);
         break;
       case 'set':
         viaRecipe(fix.title, [{ path: fix.path, value: fix.value }], true);

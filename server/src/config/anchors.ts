@@ -38,7 +38,8 @@ export function recipeAnchors(src: string | ParsedYaml): RecipeAnchors {
       for (const item of n.items) {
         const m = isMap(item) ? item.get('match', true) : undefined;
         const line = lineOf(item);
-        if (isScalar(m) && typeof m.value === 'string' && line !== undefined) out.overrides.push({ line, match: m.value.trim() });
+        if (isScalar(m) && typeof m.value === 'string' && line !== undefined)
+          out.overrides.push({ line, match: m.value.trim() });
         overridesIn(item);
       }
     } else if (isMap(n)) {
@@ -49,7 +50,9 @@ export function recipeAnchors(src: string | ParsedYaml): RecipeAnchors {
     if (!isScalar(pair.key)) continue;
     const key = String(pair.key.value);
     setKey(key, pair.key);
-    if (isMap(pair.value)) for (const child of pair.value.items) if (isScalar(child.key)) setKey(`${key}.${String(child.key.value)}`, child.key);
+    if (isMap(pair.value))
+      for (const child of pair.value.items)
+        if (isScalar(child.key)) setKey(`${key}.${String(child.key.value)}`, child.key);
     if (COMPRESSION.has(key)) {
       const line = lineOf(pair.key);
       if (line !== undefined) out.sections.push({ key, line });

@@ -13,7 +13,13 @@ export interface CompletionContext {
   index?: LayerIndex;
 }
 
-interface LineInfo { indent: number; dash: boolean; contentCol: number; key?: string; hasValue: boolean }
+interface LineInfo {
+  indent: number;
+  dash: boolean;
+  contentCol: number;
+  key?: string;
+  hasValue: boolean;
+}
 
 function lineInfo(line: string): LineInfo | undefined {
   const m = /^(\s*)(-\s+)?(.*)$/.exec(line)!;
@@ -79,7 +85,10 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
   const lines = text.split(/\r?\n/);
   const line = lines[pos.line] ?? '';
   const before = line.slice(0, pos.character);
-  const replaceFrom = (prefix: string) => ({ start: { line: pos.line, character: pos.character - prefix.length }, end: pos });
+  const replaceFrom = (prefix: string) => ({
+    start: { line: pos.line, character: pos.character - prefix.length },
+    end: pos,
+  });
 
   // Value position: `key: <cursor>` (also `- key: <cursor>`).
   // Right after the colon (`match:|`) too: the items then bring the space YAML needs.
@@ -90,9 +99,16 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
     const key = vm[3].replace(/^"|"$/g, '');
     const prefix = vm[4] ?? '';
     const full = [...base, key];
-    const spaced = (items: CompletionItem[]) => (vm[4] !== undefined ? items : items.map((i) =>
-      (i.textEdit && 'newText' in i.textEdit ? { ...i, textEdit: { ...i.textEdit, newText: ` ${i.textEdit.newText}` } } : i)));
-    if (base.length === 2 && base[0] === 'search' && base[1] === 'space') return spaced(knobValueItems(key, prefix, replaceFrom(prefix)));
+    const spaced = (items: CompletionItem[]) =>
+      vm[4] !== undefined
+        ? items
+        : items.map((i) =>
+            i.textEdit && 'newText' in i.textEdit
+              ? { ...i, textEdit: { ...i.textEdit, newText: ` ${i.textEdit.newText}` } }
+              : i,
+          );
+    if (base.length === 2 && base[0] === 'search' && base[1] === 'space')
+      return spaced(knobValueItems(key, prefix, replaceFrom(prefix)));
     if (key === 'match') return spaced(globItems(ctx, prefix, replaceFrom(prefix)));
     return spaced(valueItems(schemaAt(full), prefix, replaceFrom(prefix)));
   }
@@ -113,7 +129,12 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
       .filter(([k]) => !present.has(k))
       .map(([k, raw]) => {
         const ps = schemaAt([...path, k]) ?? raw;
-        const block = ps.type === 'object' ? `${k}:\n${' '.repeat(indentCol + 2)}` : ps.type === 'array' ? `${k}:\n${' '.repeat(indentCol + 2)}- ` : `${k}: `;
+        const block =
+          ps.type === 'object'
+            ? `${k}:\n${' '.repeat(indentCol + 2)}`
+            : ps.type === 'array'
+              ? `${k}:\n${' '.repeat(indentCol + 2)}- `
+              : `${k}: `;
         return {
           label: k,
           kind: CompletionKind.Property,
@@ -126,7 +147,8 @@ export function completeRecipe(text: string, pos: Position, ctx: CompletionConte
       });
   }
   // A sequence of globs (quantize.skip) or of scalars.
-  if (km[2] && path[path.length - 1] === '*' && (s.description ?? '').startsWith('Glob')) return globItems(ctx, prefix, range);
+  if (km[2] && path[path.length - 1] === '*' && (s.description ?? '').startsWith('Glob'))
+    return globItems(ctx, prefix, range);
   return valueItems(s, prefix, range);
 }
 
@@ -155,7 +177,13 @@ type Range = { start: Position; end: Position };
 
 function valueItems(s: Record<string, unknown> | undefined, _prefix: string, range: Range): CompletionItem[] {
   if (!s) return [];
-  const vals: unknown[] = Array.isArray(s.enum) ? s.enum : s.type === 'boolean' ? [true, false] : s.const !== undefined ? [s.const] : [];
+  const vals: unknown[] = Array.isArray(s.enum)
+    ? s.enum
+    : s.type === 'boolean'
+      ? [true, false]
+      : s.const !== undefined
+        ? [s.const]
+        : [];
   return vals.map((v, i) => ({
     label: String(v),
     kind: CompletionKind.EnumMember,
@@ -227,7 +255,13 @@ function knobItems(ctx: CompletionContext, prefix: string, range: Range): Comple
   if (at > 0 && ctx.layers) {
     const knob = prefix.slice(0, at);
     for (const p of layerPatterns(ctx.layers)) {
-      items.push({ label: `${knob}@${p}`, kind: CompletionKind.Reference, detail: `${ctx.index?.match(p).length ?? '?'} layers`, textEdit: { range, newText: `${knob}@${p}: ` }, filterText: `${knob}@${p}` });
+      items.push({
+        label: `${knob}@${p}`,
+        kind: CompletionKind.Reference,
+        detail: `${ctx.index?.match(p).length ?? '?'} layers`,
+        textEdit: { range, newText: `${knob}@${p}: ` },
+        filterText: `${knob}@${p}`,
+      });
     }
   }
   return items;
@@ -238,5 +272,12 @@ function knobValueItems(knob: string, _prefix: string, range: Range): Completion
   if (!s) return [];
   const vals: unknown[] = Array.isArray(s.enum) ? s.enum : s.type === 'boolean' ? [true, false] : [];
   if (!vals.length) return [];
-  return [{ label: `[${vals.join(', ')}]`, kind: CompletionKind.Constant, detail: 'all values', textEdit: { range, newText: `[${vals.join(', ')}]` } }];
+  return [
+    {
+      label: `[${vals.join(', ')}]`,
+      kind: CompletionKind.Constant,
+      detail: 'all values',
+      textEdit: { range, newText: `[${vals.join(', ')}]` },
+    },
+  ];
 }

@@ -14,7 +14,8 @@ export function jsonTooDeep(text: string, max = MAX_NESTING): number | undefined
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
       continue;
     }
@@ -46,7 +47,9 @@ export const MAX_YAML_TOKENS = 20_000;
 
 /** Where nesting (`depth`) or the token count (`tokens`) first exceeds its bound, or undefined. */
 export function yamlBounds(
-  text: string, max = MAX_NESTING, maxTokens = MAX_YAML_TOKENS,
+  text: string,
+  max = MAX_NESTING,
+  maxTokens = MAX_YAML_TOKENS,
 ): { offset: number; kind: 'depth' | 'tokens' } | undefined {
   let tokens = 0;
   const indents: number[] = [];

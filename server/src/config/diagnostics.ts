@@ -22,13 +22,7 @@ export type FixData =
   | { fix: 'set'; path: (string | number)[]; value: unknown; title: string } // set a related value
   | { fix: 'knobs'; assignment: Record<string, string | number | boolean | null>; title: string }; // tuner knobs (plan.ts), via edit.ts
 
-export function diag(
-  range: Range,
-  severity: SeverityName,
-  code: string,
-  message: string,
-  data?: FixData,
-): Diagnostic {
+export function diag(range: Range, severity: SeverityName, code: string, message: string, data?: FixData): Diagnostic {
   const d: Diagnostic = { range, severity: Severity[severity], code, source: 'haqa', message };
   if (data) d.data = data;
   return d;
@@ -46,7 +40,8 @@ export class LineIndex {
   }
   position(offset: number): Position {
     const o = Math.max(0, Math.min(offset, this.text.length));
-    let lo = 0, hi = this.starts.length - 1;
+    let lo = 0,
+      hi = this.starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.starts[mid] <= o) lo = mid;
@@ -93,7 +88,9 @@ export function closest(word: string, candidates: Iterable<string>): string | un
       bestD = d;
     }
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : undefined;
+  return best !== undefined && bestD <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3))
+    ? best
+    : undefined;
 }
 
 /** The plain text of a diagnostic message (LSP 3.18 allows markup there; ours are plain strings). */

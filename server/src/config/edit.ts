@@ -11,9 +11,7 @@ import { knobDecl, removesRule, scopeError } from './methods';
 import type { SearchValue } from './recipe';
 
 export type RecipeEdit =
-  | { path: JsonPath; value: unknown }
-  | { path: JsonPath; delete: true }
-  | { path: JsonPath; append: unknown };
+  { path: JsonPath; value: unknown } | { path: JsonPath; delete: true } | { path: JsonPath; append: unknown };
 
 export class RecipeEditError extends Error {}
 
@@ -51,7 +49,13 @@ function scalarText(v: unknown): string {
 }
 function indentLines(block: string, ind: number): string {
   const pad = ' '.repeat(ind);
-  return block.replace(/\n$/, '').split('\n').map((l) => (l ? pad + l : l)).join('\n') + '\n';
+  return (
+    block
+      .replace(/\n$/, '')
+      .split('\n')
+      .map((l) => (l ? pad + l : l))
+      .join('\n') + '\n'
+  );
 }
 function entryText(key: string | number, value: unknown, ind: number): string {
   return indentLines(stringify({ [key]: value }, STR), ind);
@@ -59,12 +63,16 @@ function entryText(key: string | number, value: unknown, ind: number): string {
 function seqItemText(value: unknown, dashCol: number): string {
   const body = isCollectionValue(value) ? stringify(value, STR) : scalarText(value) + '\n';
   const lines = body.replace(/\n$/, '').split('\n');
-  return lines.map((l, i) => (i === 0 ? ' '.repeat(dashCol) + '- ' + l : l ? ' '.repeat(dashCol + 2) + l : l)).join('\n') + '\n';
+  return (
+    lines.map((l, i) => (i === 0 ? ' '.repeat(dashCol) + '- ' + l : l ? ' '.repeat(dashCol + 2) + l : l)).join('\n') +
+    '\n'
+  );
 }
 function nest(rest: JsonPath, value: unknown): unknown {
   let v = value;
   for (let i = rest.length - 1; i >= 0; i--) {
-    if (typeof rest[i] === 'number') throw new RecipeEditError(`cannot create sequence item ${rest[i]} that does not exist`);
+    if (typeof rest[i] === 'number')
+      throw new RecipeEditError(`cannot create sequence item ${rest[i]} that does not exist`);
     v = { [rest[i]]: v };
   }
   return v;
@@ -103,7 +111,8 @@ function applyOne(text: string, e: RecipeEdit): string {
   const tooBig = yamlBoundsError(text); // size and depth bounded before the position-keeping parse
   if (tooBig) throw new RecipeEditError(`cannot edit this recipe: ${tooBig}`);
   const doc = parseDocument(text);
-  if (doc.errors.length) throw new RecipeEditError(`cannot edit a recipe with YAML errors: ${doc.errors[0].message.split('\n')[0]}`);
+  if (doc.errors.length)
+    throw new RecipeEditError(`cannot edit a recipe with YAML errors: ${doc.errors[0].message.split('\n')[0]}`);
   const T = new Text(text);
   if ('delete' in e) return deleteAt(doc, T, e.path);
   if ('append' in e) return appendAt(doc, T, e.path, e.append);
@@ -149,7 +158,11 @@ function setAt(doc: Document, T: Text, path: JsonPath, value: unknown): string {
     }
     if (anc.pair && isEmpty(anc.node)) return fillEmpty(T, anc.pair, { [key]: v });
     const node = anc.node;
-    if (node === undefined || node === null || (isScalar(node) && (node.value === null || node.value === undefined) && n === 0)) {
+    if (
+      node === undefined ||
+      node === null ||
+      (isScalar(node) && (node.value === null || node.value === undefined) && n === 0)
+    ) {
       return T.insertLines(T.t.length, entryText(key, v, 0)); // empty document
     }
     if (isMap(node)) return insertIntoMap(T, node, key, v);
@@ -203,10 +216,13 @@ function deleteAt(doc: Document, T: Text, path: JsonPath): string {
   }
   const item = isSeq(parent) ? (loc.node as Node) : loc.pair!;
   const start = isSeq(parent) ? (loc.node as Node).range![0] : ((item as Pair).key as Node).range![0];
-  const endNode = isSeq(parent) ? (loc.node as Node) : ((item as Pair).value as Node | null) ?? ((item as Pair).key as Node);
+  const endNode = isSeq(parent)
+    ? (loc.node as Node)
+    : (((item as Pair).value as Node | null) ?? ((item as Pair).key as Node));
   const end = endNode.range![1];
   if (parent.flow) {
-    let a = start, b = end;
+    let a = start,
+      b = end;
     const after = /^\s*,\s*/.exec(T.t.slice(b));
     if (after) b += after[0].length;
     else {
@@ -269,7 +285,8 @@ export function knobEdits(assignment: Record<string, SearchValue>, currentDoc: u
       const i = findLast(doc[section]?.overrides, scope!);
       if (i >= 0) {
         if (value === null) {
-          if (doc[section].overrides[i][field] !== undefined) edits.push({ path: [section, 'overrides', i, field], delete: true });
+          if (doc[section].overrides[i][field] !== undefined)
+            edits.push({ path: [section, 'overrides', i, field], delete: true });
         } else edits.push({ path: [section, 'overrides', i, field], value });
       } else if (value !== null) {
         edits.push({ path: [section, 'overrides'], append: { match: scope, [field]: value } });
@@ -283,7 +300,8 @@ export function knobEdits(assignment: Record<string, SearchValue>, currentDoc: u
         edits.push({ path: [section, 'rules', i, field], value });
         // A rule holds either an N:M pattern or a ratio; setting one drops the other (as applyKnobs does).
         for (const other of decl.knob.excludes ?? []) {
-          if (doc[section].rules[i][other] !== undefined) edits.push({ path: [section, 'rules', i, other], delete: true });
+          if (doc[section].rules[i][other] !== undefined)
+            edits.push({ path: [section, 'rules', i, other], delete: true });
         }
       } else {
         edits.push({ path: [section, 'rules'], append: { match, [field]: value } });

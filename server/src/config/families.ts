@@ -125,20 +125,33 @@ const llamaLike = (over: Partial<Family> & Pick<Family, 'id' | 'label' | 'modelT
 export const FAMILIES: readonly Family[] = [
   llamaLike({ id: 'llama', label: 'Llama 2/3', modelTypes: ['llama', 'granite'] }),
   llamaLike({
-    id: 'mistral', label: 'Mistral', modelTypes: ['mistral'],
+    id: 'mistral',
+    label: 'Mistral',
+    modelTypes: ['mistral'],
     attention: { bias: 'none', explicitHeadDim: true, slidingWindow: 'sliding_window' },
   }),
   llamaLike({
-    id: 'qwen2', label: 'Qwen 2/2.5', modelTypes: ['qwen2'],
-    attention: { bias: 'qkv', explicitHeadDim: false, slidingWindow: 'sliding_window', slidingWindowSwitch: 'use_sliding_window' },
+    id: 'qwen2',
+    label: 'Qwen 2/2.5',
+    modelTypes: ['qwen2'],
+    attention: {
+      bias: 'qkv',
+      explicitHeadDim: false,
+      slidingWindow: 'sliding_window',
+      slidingWindowSwitch: 'use_sliding_window',
+    },
   }),
   llamaLike({
-    id: 'qwen3', label: 'Qwen 3', modelTypes: ['qwen3'],
+    id: 'qwen3',
+    label: 'Qwen 3',
+    modelTypes: ['qwen3'],
     attention: { bias: 'none', explicitHeadDim: true, qkNorm: true },
     synthNotes: ['the per-head q/k RMSNorm of Qwen 3 is not modelled (it has no compressible weights)'],
   }),
   llamaLike({
-    id: 'phi3', label: 'Phi-3', modelTypes: ['phi3'],
+    id: 'phi3',
+    label: 'Phi-3',
+    modelTypes: ['phi3'],
     modules: {
       ...LLAMA_MODULES,
       attn: { o: 'self_attn.o_proj' },
@@ -151,32 +164,51 @@ export const FAMILIES: readonly Family[] = [
     attention: { bias: 'none', explicitHeadDim: false, slidingWindow: 'sliding_window' },
   }),
   llamaLike({
-    id: 'gemma', label: 'Gemma', modelTypes: ['gemma'],
-    norm: 'rms1', activation: 'gelu_tanh_glu', tiedDefault: true,
+    id: 'gemma',
+    label: 'Gemma',
+    modelTypes: ['gemma'],
+    norm: 'rms1',
+    activation: 'gelu_tanh_glu',
+    tiedDefault: true,
     attention: { bias: 'none', explicitHeadDim: true, embedScale: true },
   }),
   llamaLike({
-    id: 'gemma2', label: 'Gemma 2', modelTypes: ['gemma2'],
+    id: 'gemma2',
+    label: 'Gemma 2',
+    modelTypes: ['gemma2'],
     modules: {
       ...LLAMA_MODULES,
       norms: ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm'],
     },
-    norm: 'rms1', activation: 'gelu_tanh_glu', tiedDefault: true,
+    norm: 'rms1',
+    activation: 'gelu_tanh_glu',
+    tiedDefault: true,
     attention: {
-      bias: 'none', explicitHeadDim: true, embedScale: true, postNorms: true,
+      bias: 'none',
+      explicitHeadDim: true,
+      embedScale: true,
+      postNorms: true,
       softcap: { attn: 'attn_logit_softcapping', final: 'final_logit_softcapping' },
-      slidingWindow: 'sliding_window', slidingLayers: 'even', queryScaleKey: 'query_pre_attn_scalar',
+      slidingWindow: 'sliding_window',
+      slidingLayers: 'even',
+      queryScaleKey: 'query_pre_attn_scalar',
     },
   }),
   llamaLike({
-    id: 'starcoder2', label: 'StarCoder2', modelTypes: ['starcoder2'],
+    id: 'starcoder2',
+    label: 'StarCoder2',
+    modelTypes: ['starcoder2'],
     keys: { ...LLAMA_KEYS, norm_eps: ['norm_epsilon'] },
     modules: { ...LLAMA_MODULES, mlp: { up: 'mlp.c_fc', down: 'mlp.c_proj' } },
-    norm: 'layer', activation: 'gelu_tanh', tiedDefault: true,
+    norm: 'layer',
+    activation: 'gelu_tanh',
+    tiedDefault: true,
     attention: { bias: 'all', explicitHeadDim: false, slidingWindow: 'sliding_window' },
   }),
   {
-    id: 'gpt2', label: 'GPT-2', modelTypes: ['gpt2'],
+    id: 'gpt2',
+    label: 'GPT-2',
+    modelTypes: ['gpt2'],
     keys: {
       hidden_size: ['n_embd', 'hidden_size'],
       num_hidden_layers: ['n_layer', 'num_hidden_layers'],
@@ -244,11 +276,16 @@ export function familyFromWeights(names: Iterable<string>): Family | undefined {
     if (f.modules.blocks === 'model.layers') continue;
     if (list.some((n) => n.startsWith(`${f.modules.blocks}.`) || n.startsWith(`${f.modules.embed}.`))) return f;
   }
-  return list.some((n) => n.startsWith('model.layers.') || n.startsWith('model.embed_tokens.')) ? familyById('llama') : undefined;
+  return list.some((n) => n.startsWith('model.layers.') || n.startsWith('model.embed_tokens.'))
+    ? familyById('llama')
+    : undefined;
 }
 
 /** Output widths of the parts of a fused projection. */
-export function fusedWidths(p: FusedProjection, dims: { heads: number; kvHeads: number; headDim: number; intermediate: number }): number[] {
+export function fusedWidths(
+  p: FusedProjection,
+  dims: { heads: number; kvHeads: number; headDim: number; intermediate: number },
+): number[] {
   if (p.split === 'halves') return [dims.intermediate, dims.intermediate];
   return [dims.heads * dims.headDim, dims.kvHeads * dims.headDim, dims.kvHeads * dims.headDim];
 }

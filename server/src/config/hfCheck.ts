@@ -3,7 +3,14 @@
 // config agrees with the graph. jsonc-parser keeps offsets, so each diagnostic lands on its key.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseTree, findNodeAtLocation, getNodeValue, Node as JNode, ParseError, ParseErrorCode } from 'jsonc-parser/lib/esm/main.js';
+import {
+  parseTree,
+  findNodeAtLocation,
+  getNodeValue,
+  Node as JNode,
+  ParseError,
+  ParseErrorCode,
+} from 'jsonc-parser/lib/esm/main.js';
 import { architectureFromConfig, familyOfArch, HfConfigError, ModelArchitecture } from './hfConfig';
 import { Family, familyById } from './families';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
@@ -48,11 +55,22 @@ export function parseErrorText(code: ParseErrorCode): string {
 const HF_MARKERS = ['model_type', 'architectures', 'hidden_size', 'num_hidden_layers', 'n_embd', 'n_layer'];
 export const HF_QUANT_BITS = [2, 3, 4, 8];
 
-export async function analyzeHfConfig(text: string, file: string, ctx: { models: ModelCache; modelFile?: string }): Promise<HfConfigAnalysis> {
+export async function analyzeHfConfig(
+  text: string,
+  file: string,
+  ctx: { models: ModelCache; modelFile?: string },
+): Promise<HfConfigAnalysis> {
   const a: HfConfigAnalysis = { file: path.resolve(file), diagnostics: [], dependencies: [] };
   const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   if (text.length > MAX_RECIPE_BYTES) {
-    a.diagnostics.push(diag(top, 'error', 'file-too-large', `file is ${(text.length / 1048576).toFixed(1)} MB; config files over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`));
+    a.diagnostics.push(
+      diag(
+        top,
+        'error',
+        'file-too-large',
+        `file is ${(text.length / 1048576).toFixed(1)} MB; config files over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
+      ),
+    );
     return a;
   }
   if (looksBinary(text)) {
@@ -63,8 +81,14 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
   const deep = jsonTooDeep(text);
   if (deep !== undefined) {
     // jsonc-parser recurses per level: refuse before it overflows the stack.
-    a.diagnostics.push(diag(lines.range(deep, deep + 1), 'error', 'json-too-deep',
-      `nesting deeper than ${MAX_NESTING} levels here; a config.json needs a few, so the file is not parsed`));
+    a.diagnostics.push(
+      diag(
+        lines.range(deep, deep + 1),
+        'error',
+        'json-too-deep',
+        `nesting deeper than ${MAX_NESTING} levels here; a config.json needs a few, so the file is not parsed`,
+      ),
+    );
     return a;
   }
   const errors: ParseError[] = [];
@@ -74,7 +98,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     a.diagnostics.push(diag(at, 'error', 'json-syntax', `JSON: ${parseErrorText(e.error)}`));
   }
   if (!root || root.type !== 'object') {
-    if (!errors.length) a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
+    if (!errors.length)
+      a.diagnostics.push(diag(top, 'error', 'hf-config-invalid', 'config.json must be a JSON object'));
     return a;
   }
   const value = getNodeValue(root) as Record<string, unknown>;
@@ -84,7 +109,8 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     for (let n = p.length; n > 0; n--) {
       const node = findNodeAtLocation(root, p.slice(0, n));
       const prop = node?.parent;
-      if (prop?.type === 'property' && prop.children?.[0]) return lines.range(prop.children[0].offset, prop.children[0].offset + prop.children[0].length);
+      if (prop?.type === 'property' && prop.children?.[0])
+        return lines.range(prop.children[0].offset, prop.children[0].offset + prop.children[0].length);
       if (node) return lines.range(node.offset, node.offset + node.length);
     }
     return lines.range(root.offset, root.offset + 1);
@@ -101,43 +127,89 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
     const key = err instanceof HfConfigError ? err.key : undefined;
     const notMultiple = /not a multiple/.test((err as Error).message);
     const at = err instanceof HfConfigError ? (err.at ?? key) : undefined;
-    a.diagnostics.push(diag(at && at in value ? valueRange([at]) : lines.range(root.offset, root.offset + 1),
-      'error', notMultiple ? 'hidden-not-divisible' : 'hf-config-invalid', (err as Error).message));
+    a.diagnostics.push(
+      diag(
+        at && at in value ? valueRange([at]) : lines.range(root.offset, root.offset + 1),
+        'error',
+        notMultiple ? 'hidden-not-divisible' : 'hf-config-invalid',
+        (err as Error).message,
+      ),
+    );
     return a;
   }
   a.arch = arch;
   if (arch.num_attention_heads % arch.num_key_value_heads !== 0) {
-    a.diagnostics.push(diag(valueRange(['num_key_value_heads']), 'error', 'kv-heads-not-divisor',
-      `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ${arch.num_attention_heads} (grouped-query attention shares each kv head among heads/kv_heads query heads)`));
+    a.diagnostics.push(
+      diag(
+        valueRange(['num_key_value_heads']),
+        'error',
+        'kv-heads-not-divisor',
+        `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ${arch.num_attention_heads} (grouped-query attention shares each kv head among heads/kv_heads query heads)`,
+      ),
+    );
   }
 
   const qc = value.quantization_config;
   if (qc !== undefined) {
     if (typeof qc !== 'object' || qc === null || Array.isArray(qc)) {
-      a.diagnostics.push(diag(valueRange(['quantization_config']), 'error', 'wrong-type', 'quantization_config must be an object'));
+      a.diagnostics.push(
+        diag(valueRange(['quantization_config']), 'error', 'wrong-type', 'quantization_config must be an object'),
+      );
     } else {
       const q = qc as Record<string, unknown>;
       const QP = (k: string) => ['quantization_config', k];
       if (q.bits !== undefined && !(typeof q.bits === 'number' && HF_QUANT_BITS.includes(q.bits))) {
-        a.diagnostics.push(diag(valueRange(QP('bits')), 'error', 'quant-bits-unsupported', `quantization_config.bits ${JSON.stringify(q.bits)}: AWQ/GPTQ kernels pack ${HF_QUANT_BITS.join(', ')} bits`));
+        a.diagnostics.push(
+          diag(
+            valueRange(QP('bits')),
+            'error',
+            'quant-bits-unsupported',
+            `quantization_config.bits ${JSON.stringify(q.bits)}: AWQ/GPTQ kernels pack ${HF_QUANT_BITS.join(', ')} bits`,
+          ),
+        );
       }
       for (const k of ['sym', 'desc_act']) {
         if (q[k] !== undefined && typeof q[k] !== 'boolean') {
-          a.diagnostics.push(diag(valueRange(QP(k)), 'error', 'wrong-type', `quantization_config.${k} must be true or false, got ${JSON.stringify(q[k])}`));
+          a.diagnostics.push(
+            diag(
+              valueRange(QP(k)),
+              'error',
+              'wrong-type',
+              `quantization_config.${k} must be true or false, got ${JSON.stringify(q[k])}`,
+            ),
+          );
         }
       }
       const gs = q.group_size;
       if (gs !== undefined) {
         if (typeof gs !== 'number' || !Number.isInteger(gs) || (gs <= 0 && gs !== -1)) {
-          a.diagnostics.push(diag(valueRange(QP('group_size')), 'error', 'wrong-type', `quantization_config.group_size must be a positive integer (or -1 for one group per row), got ${JSON.stringify(gs)}`));
+          a.diagnostics.push(
+            diag(
+              valueRange(QP('group_size')),
+              'error',
+              'wrong-type',
+              `quantization_config.group_size must be a positive integer (or -1 for one group per row), got ${JSON.stringify(gs)}`,
+            ),
+          );
         } else if (gs > 0) {
-          const bad = [['hidden_size', arch.hidden_size], ['intermediate_size', arch.intermediate_size]].filter(([, n]) => (n as number) % gs !== 0);
+          const bad = [
+            ['hidden_size', arch.hidden_size],
+            ['intermediate_size', arch.intermediate_size],
+          ].filter(([, n]) => (n as number) % gs !== 0);
           if (bad.length) {
-            const cands = [32, 64, 128, 256].filter((c) => arch.hidden_size % c === 0 && arch.intermediate_size % c === 0);
+            const cands = [32, 64, 128, 256].filter(
+              (c) => arch.hidden_size % c === 0 && arch.intermediate_size % c === 0,
+            );
             const best = cands.sort((x, y) => Math.abs(Math.log2(x / gs)) - Math.abs(Math.log2(y / gs)))[0];
-            a.diagnostics.push(diag(valueRange(QP('group_size')), 'error', 'group-size-not-divisor',
-              `group_size ${gs} does not divide ${bad.map(([k, n]) => `${k} ${n}`).join(' and ')}${best ? `; nearest that divides both: ${best}` : ''}`,
-              best ? { fix: 'replace', path: QP('group_size'), values: [best] } : undefined));
+            a.diagnostics.push(
+              diag(
+                valueRange(QP('group_size')),
+                'error',
+                'group-size-not-divisor',
+                `group_size ${gs} does not divide ${bad.map(([k, n]) => `${k} ${n}`).join(' and ')}${best ? `; nearest that divides both: ${best}` : ''}`,
+                best ? { fix: 'replace', path: QP('group_size'), values: [best] } : undefined,
+              ),
+            );
           }
         }
       }
@@ -158,12 +230,21 @@ export async function analyzeHfConfig(text: string, file: string, ctx: { models:
 }
 
 /** The numbers a graph implies, read from its layer shapes at the module paths of its family (Llama's by default). */
-export function graphArchitecture(g: ModelGraph, family?: Family): {
-  hidden?: number; intermediate?: number; layers?: number; vocab?: number; kvWidth?: number; witness: Record<string, string>;
+export function graphArchitecture(
+  g: ModelGraph,
+  family?: Family,
+): {
+  hidden?: number;
+  intermediate?: number;
+  layers?: number;
+  vocab?: number;
+  kvWidth?: number;
+  witness: Record<string, string>;
 } {
   const f = family ?? familyById('llama');
   const M = f.modules;
-  const by = (leaf: string | undefined) => (leaf === undefined ? undefined : g.layers.find((l) => l.name.endsWith(`.${leaf}`)));
+  const by = (leaf: string | undefined) =>
+    leaf === undefined ? undefined : g.layers.find((l) => l.name.endsWith(`.${leaf}`));
   const fusedUp = f.fused.find((x) => x.split === 'halves');
   const qLeaf = M.attn.q ?? f.fused.find((x) => x.parts.includes('q'))?.module;
   const q = by(qLeaf) ?? by(M.mlp.up);
@@ -184,13 +265,21 @@ export function graphArchitecture(g: ModelGraph, family?: Family): {
     vocab: head?.N,
     kvWidth: k?.N,
     witness: {
-      hidden: q ? `${q.name} K` : '', intermediate: up ? `${up.name} N${upHalves ? ' / 2' : ''}` : '', vocab: head ? 'lm_head N' : '',
-      layers: `${M.blocks}.<i>`, kvWidth: k ? `${k.name} N` : '',
+      hidden: q ? `${q.name} K` : '',
+      intermediate: up ? `${up.name} N${upHalves ? ' / 2' : ''}` : '',
+      vocab: head ? 'lm_head N' : '',
+      layers: `${M.blocks}.<i>`,
+      kvWidth: k ? `${k.name} N` : '',
     },
   };
 }
 
-function compareWithGraph(a: HfConfigAnalysis, arch: ModelArchitecture, g: ModelGraph, at: (p: string[]) => Range): void {
+function compareWithGraph(
+  a: HfConfigAnalysis,
+  arch: ModelArchitecture,
+  g: ModelGraph,
+  at: (p: string[]) => Range,
+): void {
   const f = familyOfArch(arch);
   const ga = graphArchitecture(g, f);
   const keys = (f ?? familyById('llama')).keys;
@@ -202,14 +291,26 @@ function compareWithGraph(a: HfConfigAnalysis, arch: ModelArchitecture, g: Model
   ];
   // Grouped-query attention: k_proj's output width is num_key_value_heads × head_dim.
   if (ga.kvWidth !== undefined && ga.kvWidth !== arch.num_key_value_heads * arch.head_dim) {
-    a.diagnostics.push(diag(at(['num_key_value_heads']), 'warning', 'config-graph-mismatch',
-      `num_key_value_heads ${arch.num_key_value_heads} × head_dim ${arch.head_dim} = ${arch.num_key_value_heads * arch.head_dim}, but ${path.basename(g.path)} has ${ga.kvWidth} (${ga.witness.kvWidth})`));
+    a.diagnostics.push(
+      diag(
+        at(['num_key_value_heads']),
+        'warning',
+        'config-graph-mismatch',
+        `num_key_value_heads ${arch.num_key_value_heads} × head_dim ${arch.head_dim} = ${arch.num_key_value_heads * arch.head_dim}, but ${path.basename(g.path)} has ${ga.kvWidth} (${ga.witness.kvWidth})`,
+      ),
+    );
   }
   for (const [k, key, want] of pairs) {
     const have = ga[k] as number | undefined;
     if (have !== undefined && have !== want) {
-      a.diagnostics.push(diag(at([key]), 'warning', 'config-graph-mismatch',
-        `${key} is ${want} but ${path.basename(g.path)} has ${have} (${ga.witness[k]}): config.json and the model disagree`));
+      a.diagnostics.push(
+        diag(
+          at([key]),
+          'warning',
+          'config-graph-mismatch',
+          `${key} is ${want} but ${path.basename(g.path)} has ${have} (${ga.witness[k]}): config.json and the model disagree`,
+        ),
+      );
     }
   }
 }

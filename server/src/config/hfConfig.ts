@@ -43,14 +43,19 @@ export interface ModelArchitecture {
 
 export class HfConfigError extends Error {
   /** `key`: the config key at fault; `at`: the key whose value the diagnostic marks (default `key`). */
-  constructor(message: string, readonly key?: string, readonly at?: string) {
+  constructor(
+    message: string,
+    readonly key?: string,
+    readonly at?: string,
+  ) {
     super(message);
   }
 }
 
 /** Read the architecture out of parsed config.json content; throws HfConfigError naming the key at fault. */
 export function architectureFromConfig(cfg: unknown): ModelArchitecture {
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new HfConfigError('config.json must be a JSON object');
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new HfConfigError('config.json must be a JSON object');
   const c = cfg as Record<string, unknown>;
   const model_type = typeof c.model_type === 'string' ? c.model_type : 'llama';
   const fam = familyOf(model_type);
@@ -64,13 +69,17 @@ export function architectureFromConfig(cfg: unknown): ModelArchitecture {
   const int = (key: string | undefined, dflt?: number): number => {
     const v = key === undefined ? dflt : (c[key] ?? dflt);
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new HfConfigError(v === undefined ? `missing '${key}'` : `'${key}' must be a positive integer, got ${JSON.stringify(v)}`, key);
+      throw new HfConfigError(
+        v === undefined ? `missing '${key}'` : `'${key}' must be a positive integer, got ${JSON.stringify(v)}`,
+        key,
+      );
     }
     return v;
   };
   const numv = (key: string | undefined, dflt: number): number => {
     const v = key === undefined ? dflt : (c[key] ?? dflt);
-    if (typeof v !== 'number' || !(v > 0)) throw new HfConfigError(`'${key}' must be a positive number, got ${JSON.stringify(v)}`, key);
+    if (typeof v !== 'number' || !(v > 0))
+      throw new HfConfigError(`'${key}' must be a positive number, got ${JSON.stringify(v)}`, key);
     return v;
   };
   const optNum = (key: string | undefined): number | undefined => {
@@ -82,18 +91,25 @@ export function architectureFromConfig(cfg: unknown): ModelArchitecture {
   const hidden_size = int(hiddenKey);
   const num_attention_heads = int(headsKey);
   const num_key_value_heads = int(keyOf('num_key_value_heads'), num_attention_heads);
-  const head_dim = c.head_dim === undefined || c.head_dim === null ? hidden_size / num_attention_heads : int('head_dim');
+  const head_dim =
+    c.head_dim === undefined || c.head_dim === null ? hidden_size / num_attention_heads : int('head_dim');
   if (!Number.isInteger(head_dim)) {
-    throw new HfConfigError(`${hiddenKey} ${hidden_size} is not a multiple of ${headsKey} ${num_attention_heads}`, headsKey, hiddenKey);
+    throw new HfConfigError(
+      `${hiddenKey} ${hidden_size} is not a multiple of ${headsKey} ${num_attention_heads}`,
+      headsKey,
+      hiddenKey,
+    );
   }
   const interKey = keyOf('intermediate_size');
-  const intermediate_size = fam?.intermediateDefault && (interKey === undefined || c[interKey] === undefined || c[interKey] === null)
-    ? fam.intermediateDefault(hidden_size)
-    : int(interKey);
+  const intermediate_size =
+    fam?.intermediateDefault && (interKey === undefined || c[interKey] === undefined || c[interKey] === null)
+      ? fam.intermediateDefault(hidden_size)
+      : int(interKey);
   const qc = c.quantization_config;
   const att = fam?.attention;
   // Qwen 2 writes `sliding_window` but uses it only with use_sliding_window: true.
-  const slidingOn = att?.slidingWindow !== undefined && (att.slidingWindowSwitch === undefined || c[att.slidingWindowSwitch] === true);
+  const slidingOn =
+    att?.slidingWindow !== undefined && (att.slidingWindowSwitch === undefined || c[att.slidingWindowSwitch] === true);
   return {
     model_type,
     architectures: Array.isArray(c.architectures) ? c.architectures.map(String) : [],
@@ -133,11 +149,21 @@ export function isKnownFamily(a: ModelArchitecture): boolean {
 /** Parameters of a decoder of a known family (Llama's shape otherwise), from its config alone. */
 export function parameterCount(a: ModelArchitecture): number {
   const f = familyOfArch(a) ?? familyById('llama');
-  const H = a.hidden_size, I = a.intermediate_size, L = a.num_hidden_layers, V = a.vocab_size, D = a.head_dim;
+  const H = a.hidden_size,
+    I = a.intermediate_size,
+    L = a.num_hidden_layers,
+    V = a.vocab_size,
+    D = a.head_dim;
   const kv = a.num_key_value_heads * D;
   const q = a.num_attention_heads * D;
   const allBias = f.attention.bias === 'all';
-  const attn = H * q + 2 * H * kv + q * H + (a.attention_bias ? q + 2 * kv : 0) + (allBias ? H : 0) + (f.attention.qkNorm ? 2 * D : 0);
+  const attn =
+    H * q +
+    2 * H * kv +
+    q * H +
+    (a.attention_bias ? q + 2 * kv : 0) +
+    (allBias ? H : 0) +
+    (f.attention.qkNorm ? 2 * D : 0);
   const mlp = (f.modules.mlp.gate || f.fused.some((x) => x.split === 'halves') ? 3 : 2) * H * I + (allBias ? I + H : 0);
   const normParams = f.norm === 'layer' ? 2 * H : H;
   const norms = f.modules.norms.length * normParams;

@@ -25,9 +25,13 @@ export function globAt(p: JsonPath, onKey: boolean): 'value' | 'knob' | undefine
 export function precisionLabel(p: PlannedLayer | undefined, dtype = 'fp32'): string {
   if (!p) return dtype;
   const parts: string[] = [];
-  if (p.quant) parts.push(`int${p.quant.bits} b${p.quant.block_size}${p.quant.symmetric ? '' : ' asym'} acc${p.quant.accuracy_level}`);
+  if (p.quant)
+    parts.push(
+      `int${p.quant.bits} b${p.quant.block_size}${p.quant.symmetric ? '' : ' asym'} acc${p.quant.accuracy_level}`,
+    );
   if (p.lowRank) parts.push(`rank ${p.lowRank.rank}`);
-  if (p.sparsity) parts.push('n' in p.sparsity ? `${p.sparsity.n}:${p.sparsity.m}` : `${Math.round(p.sparsity.ratio * 100)}% sparse`);
+  if (p.sparsity)
+    parts.push('n' in p.sparsity ? `${p.sparsity.n}:${p.sparsity.m}` : `${Math.round(p.sparsity.ratio * 100)}% sparse`);
   return parts.length ? parts.join(', ') : p.layer.dtype === 'FLOAT' ? 'fp32' : p.layer.dtype.toLowerCase();
 }
 
@@ -48,7 +52,9 @@ export function layersTable(a: RecipeAnalysis, indexes: number[], title: string)
   for (const i of indexes.slice(0, HOVER_MAX_ROWS)) {
     const l = g.layers[i];
     const p = plan?.[i];
-    out.push(`| \`${l.name}\` | ${l.K}×${l.N} | ${humanCount(l.params)} | ${precisionLabel(p)} | ${humanBytes(p ? plannedBytes(p) : l.bytes)} |`);
+    out.push(
+      `| \`${l.name}\` | ${l.K}×${l.N} | ${humanCount(l.params)} | ${precisionLabel(p)} | ${humanBytes(p ? plannedBytes(p) : l.bytes)} |`,
+    );
   }
   if (indexes.length > HOVER_MAX_ROWS) out.push('', `… and ${indexes.length - HOVER_MAX_ROWS} more`);
   return out.join('\n');
@@ -58,7 +64,8 @@ export function modelSummary(a: RecipeAnalysis): string | undefined {
   const g = a.graph;
   if (!g) return undefined;
   const ops = Object.entries(g.layers.reduce<Record<string, number>>((m, l) => ((m[l.op] = (m[l.op] ?? 0) + 1), m), {}))
-    .map(([op, n]) => `${n} ${op}`).join(', ');
+    .map(([op, n]) => `${n} ${op}`)
+    .join(', ');
   const layersNow = g.layers.reduce((s, l) => s + l.bytes, 0);
   const planned = a.plan ? a.plan.reduce((s, p) => s + plannedBytes(p), 0) : layersNow;
   const other = Math.max(0, g.weightBytes - layersNow);
@@ -68,7 +75,10 @@ export function modelSummary(a: RecipeAnalysis): string | undefined {
     `- parameters: ${humanCount(g.totals.params)} (${humanCount(g.totals.layerParams)} in layers)`,
     `- weights now: ${humanBytes(g.weightBytes)} (layers ${humanBytes(layersNow)})`,
     `- weights planned: ${humanBytes(other + planned)} (layers ${humanBytes(planned)})`,
-    `- inputs: ${g.inputs.slice(0, 4).map((i) => `\`${i.name}\``).join(', ')}${g.inputs.length > 4 ? ` and ${g.inputs.length - 4} more` : ''}`,
+    `- inputs: ${g.inputs
+      .slice(0, 4)
+      .map((i) => `\`${i.name}\``)
+      .join(', ')}${g.inputs.length > 4 ? ` and ${g.inputs.length - 4} more` : ''}`,
   ].join('\n');
 }
 
@@ -80,10 +90,12 @@ export function hoverRecipe(a: RecipeAnalysis, pos: Position): Hover | undefined
   const where = globAt(at.path, at.onKey);
   if (where && a.graph && a.index) {
     const raw = where === 'knob' ? String(at.path[2]) : String((at.node as { value?: unknown }).value ?? '');
-    const glob = where === 'knob' ? parseKnob(raw).scope ?? '' : raw;
+    const glob = where === 'knob' ? (parseKnob(raw).scope ?? '') : raw;
     const hits = a.index.match(glob);
     const head = where === 'knob' ? `${knobDescription(raw)}\n\n` : '';
-    const body = hits.length ? layersTable(a, hits, `\`${glob}\``) : `\`${glob}\` matches no layer of ${path.basename(a.graph.path)}`;
+    const body = hits.length
+      ? layersTable(a, hits, `\`${glob}\``)
+      : `\`${glob}\` matches no layer of ${path.basename(a.graph.path)}`;
     return { contents: { kind: 'markdown', value: head + body }, range };
   }
   if (at.path.length === 1 && at.path[0] === 'model') {
@@ -96,7 +108,11 @@ export function hoverRecipe(a: RecipeAnalysis, pos: Position): Hover | undefined
       return { contents: { kind: 'markdown', value: knobDescription(String(at.path[2])) }, range };
     }
     const s = schemaAt(at.path);
-    if (s?.description) return { contents: { kind: 'markdown', value: `**${at.path[at.path.length - 1]}**: ${s.description}${enumLine(s)}` }, range };
+    if (s?.description)
+      return {
+        contents: { kind: 'markdown', value: `**${at.path[at.path.length - 1]}**: ${s.description}${enumLine(s)}` },
+        range,
+      };
   }
   return undefined;
 }

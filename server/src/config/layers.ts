@@ -3,7 +3,14 @@
 // the bytes a plan takes. The glob index lives in globs.ts.
 import type { Layer } from '../model/graph';
 import type { QuantSettings, Recipe } from './recipe';
-import { type LayerPlan, type PlannedLayer as Planned, QUANT_FIELDS, type QuantField, originPath, planRecipe } from './planner';
+import {
+  type LayerPlan,
+  type PlannedLayer as Planned,
+  QUANT_FIELDS,
+  type QuantField,
+  originPath,
+  planRecipe,
+} from './planner';
 import type { JsonPath } from './parse';
 
 export { LayerIndex, layerIndex } from './globs';

@@ -82,15 +82,32 @@ export const SECTIONS: readonly SectionDecl[] = [
     knobs: [
       { field: 'bits', method: 'weight quantization', schemaPath: ['bits'], spaceDefault: () => [4, 8, 32] },
       {
-        field: 'block_size', method: 'weight quantization', schemaPath: ['block_size'],
-        spaceDefault: (c) => { const b = commonBlockSizes(c.quantizable); return b.length ? b : undefined; },
+        field: 'block_size',
+        method: 'weight quantization',
+        schemaPath: ['block_size'],
+        spaceDefault: (c) => {
+          const b = commonBlockSizes(c.quantizable);
+          return b.length ? b : undefined;
+        },
       },
-      { field: 'accuracy_level', method: 'weight quantization', schemaPath: ['accuracy_level'], spaceDefault: () => [0, 4] },
-      { field: 'symmetric', method: 'weight quantization', schemaPath: ['symmetric'], spaceDefault: () => [true, false] },
+      {
+        field: 'accuracy_level',
+        method: 'weight quantization',
+        schemaPath: ['accuracy_level'],
+        spaceDefault: () => [0, 4],
+      },
+      {
+        field: 'symmetric',
+        method: 'weight quantization',
+        schemaPath: ['symmetric'],
+        spaceDefault: () => [true, false],
+      },
       { field: 'method', method: 'weight quantization', schemaPath: ['method'] },
       { field: 'activations', method: 'activation quantization', schemaPath: ['activations'] },
       {
-        field: 'skip', method: 'weight quantization', scope: 'required',
+        field: 'skip',
+        method: 'weight quantization',
+        scope: 'required',
         schema: { type: 'boolean', description: 'Leave the matching layers in float.' },
       },
       // llama.cpp's weight types (runtime.engine: llama.cpp); ignored by onnxruntime (config/runtimeCheck.ts says so).
@@ -104,10 +121,17 @@ export const SECTIONS: readonly SectionDecl[] = [
     create: () => ({ method: 'magnitude', rules: [] }),
     knobs: [
       {
-        field: 'pattern', method: 'N:M sparsity', schemaPath: ['rules', '*', 'pattern'], excludes: ['ratio'], coerce: (v) => String(v),
+        field: 'pattern',
+        method: 'N:M sparsity',
+        schemaPath: ['rules', '*', 'pattern'],
+        excludes: ['ratio'],
+        coerce: (v) => String(v),
       },
       {
-        field: 'ratio', method: 'unstructured sparsity', schemaPath: ['rules', '*', 'ratio'], excludes: ['pattern'],
+        field: 'ratio',
+        method: 'unstructured sparsity',
+        schemaPath: ['rules', '*', 'ratio'],
+        excludes: ['pattern'],
         coerce: (v) => Number(v),
       },
     ],
@@ -125,7 +149,10 @@ export const SECTIONS: readonly SectionDecl[] = [
     methods: ['onnxruntime session options', 'runtime choice'],
     knobs: [
       {
-        field: 'intra_op_threads', method: 'session', schemaPath: ['intra_op_threads'], scope: 'never',
+        field: 'intra_op_threads',
+        method: 'session',
+        schemaPath: ['intra_op_threads'],
+        scope: 'never',
         spaceDefault: (c) => (c.cores > 1 ? threadValues(c.cores) : undefined),
       },
       { field: 'inter_op_threads', method: 'session', schemaPath: ['inter_op_threads'], scope: 'never' },
@@ -147,11 +174,16 @@ export function globFields(s: SectionDecl): { lists: readonly string[]; matchIn?
   return { lists: s.globLists ?? [], matchIn: s.kind === 'settings' ? undefined : s.kind };
 }
 
-export interface ResolvedKnob { section: SectionDecl; knob: KnobDecl; name: string }
+export interface ResolvedKnob {
+  section: SectionDecl;
+  knob: KnobDecl;
+  name: string;
+}
 
 const byName = new Map<string, ResolvedKnob>();
 for (const section of SECTIONS) {
-  for (const knob of section.knobs) byName.set(`${section.name}.${knob.field}`, { section, knob, name: `${section.name}.${knob.field}` });
+  for (const knob of section.knobs)
+    byName.set(`${section.name}.${knob.field}`, { section, knob, name: `${section.name}.${knob.field}` });
 }
 
 /** Every knob name (`quantize.bits`), in table order. */
@@ -183,8 +215,10 @@ export function knobNamePattern(): string {
 
 /** Why a knob's scope is wrong for it, or undefined (`placeholder` names the glob in the message). */
 export function scopeError(r: ResolvedKnob, scope: string | undefined, placeholder = 'pattern'): string | undefined {
-  if (r.knob.scope === 'required' && scope === undefined) return `${r.name} needs a layer scope (${r.name}@${placeholder})`;
-  if (r.knob.scope === 'never' && scope !== undefined) return `${r.section.name} knobs apply to the whole session and take no @scope`;
+  if (r.knob.scope === 'required' && scope === undefined)
+    return `${r.name} needs a layer scope (${r.name}@${placeholder})`;
+  if (r.knob.scope === 'never' && scope !== undefined)
+    return `${r.section.name} knobs apply to the whole session and take no @scope`;
   return undefined;
 }
 

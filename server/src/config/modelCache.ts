@@ -10,7 +10,11 @@ export type ModelLoad =
   /** `invalid`: it decodes but model/validate.ts refuses the graph (a cycle, a dangling input, bad dims). */
   | { ok: false; kind: 'missing' | 'directory' | 'corrupt' | 'invalid'; message: string };
 
-interface Entry { mtimeMs: number; size: number; load: Promise<ModelLoad> }
+interface Entry {
+  mtimeMs: number;
+  size: number;
+  load: Promise<ModelLoad>;
+}
 
 export class ModelCache {
   private entries = new Map<string, Entry>();
@@ -26,7 +30,8 @@ export class ModelCache {
       this.entries.delete(abs);
       return { ok: false, kind: 'missing', message: `model file not found: ${abs}` };
     }
-    if (st.isDirectory()) return { ok: false, kind: 'directory', message: `${abs} is a directory, not an ONNX model file` };
+    if (st.isDirectory())
+      return { ok: false, kind: 'directory', message: `${abs} is a directory, not an ONNX model file` };
     const hit = this.entries.get(abs);
     if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.load;
     this.reads++;
@@ -34,11 +39,13 @@ export class ModelCache {
     const load: Promise<ModelLoad> = Promise.resolve()
       .then(() => (require('../model/graph') as typeof import('../model/graph')).inspectModel(abs))
       .then(
-      (graph) => ({ ok: true as const, graph }),
-      (err: Error) => ({
-        ok: false as const, kind: err.name === 'GraphError' ? ('invalid' as const) : ('corrupt' as const), message: err.message,
-      }),
-    );
+        (graph) => ({ ok: true as const, graph }),
+        (err: Error) => ({
+          ok: false as const,
+          kind: err.name === 'GraphError' ? ('invalid' as const) : ('corrupt' as const),
+          message: err.message,
+        }),
+      );
     this.entries.set(abs, { mtimeMs: st.mtimeMs, size: st.size, load });
     return load;
   }

@@ -23,7 +23,8 @@ export interface GraphShapes {
   witness: Partial<Record<'kvHeads' | 'headDim' | 'layers' | 'vocab', string>>;
 }
 
-const staticDim = (d: number | string | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
+const staticDim = (d: number | string | undefined): number | undefined =>
+  typeof d === 'number' && d > 0 ? d : undefined;
 
 export function graphShapes(g: Pick<ModelGraph, 'inputs' | 'outputs' | 'layers'>): GraphShapes {
   const s: GraphShapes = { witness: {} };
@@ -76,7 +77,11 @@ export function configGraphMismatches(arch: ModelArchitecture, shapes: GraphShap
   // The key config.json actually uses (GPT-2's n_head), else the canonical one.
   const keyFor = (canon: string, aliases: string[]): string => aliases.find((k) => k in raw) ?? canon;
   const pairs: [keyof Omit<GraphShapes, 'witness'>, string, number][] = [
-    ['kvHeads', keyFor('num_key_value_heads', ['num_key_value_heads', 'num_attention_heads', 'n_head']), arch.num_key_value_heads],
+    [
+      'kvHeads',
+      keyFor('num_key_value_heads', ['num_key_value_heads', 'num_attention_heads', 'n_head']),
+      arch.num_key_value_heads,
+    ],
     ['headDim', keyFor('head_dim', ['head_dim', 'hidden_size', 'n_embd']), arch.head_dim],
     ['layers', keyFor('num_hidden_layers', ['num_hidden_layers', 'n_layer']), arch.num_hidden_layers],
     ['vocab', 'vocab_size', arch.vocab_size],
@@ -93,8 +98,10 @@ export function configGraphMismatches(arch: ModelArchitecture, shapes: GraphShap
 
 export function mismatchText(m: ConfigMismatch, configFile: string, modelFile: string): string {
   const where = `${path.basename(configFile)}${m.line ? `:${m.line}` : ''}`;
-  return `${where} says ${m.key} ${m.config}, but ${path.basename(modelFile)} has ${m.graph} (${m.witness}); ` +
-    `the benchmark feeds the graph's shapes, so fix ${m.key} in config.json`;
+  return (
+    `${where} says ${m.key} ${m.config}, but ${path.basename(modelFile)} has ${m.graph} (${m.witness}); ` +
+    `the benchmark feeds the graph's shapes, so fix ${m.key} in config.json`
+  );
 }
 
 /** config.json beside a model, read and parsed, or undefined when absent or unreadable (hfCheck reports those). */
@@ -113,12 +120,15 @@ export function configBeside(model: string): { file: string; text: string; arch:
 export function tokenizerIdRange(file: string): number | undefined {
   try {
     const j = JSON.parse(readRegularTextSync(file, 'tokenizer', READ_CAPS.tokenizer)) as {
-      model?: { vocab?: Record<string, number> | [string, number][] }; added_tokens?: { id?: number }[];
+      model?: { vocab?: Record<string, number> | [string, number][] };
+      added_tokens?: { id?: number }[];
     };
     let max = -1;
     const v = j.model?.vocab;
-    if (Array.isArray(v)) max = v.length - 1; // Unigram: [piece, score] pairs, ids are positions
-    else if (v && typeof v === 'object') for (const id of Object.values(v)) if (typeof id === 'number' && id > max) max = id;
+    if (Array.isArray(v))
+      max = v.length - 1; // Unigram: [piece, score] pairs, ids are positions
+    else if (v && typeof v === 'object')
+      for (const id of Object.values(v)) if (typeof id === 'number' && id > max) max = id;
     for (const t of j.added_tokens ?? []) if (typeof t.id === 'number' && t.id > max) max = t.id;
     return max >= 0 ? max + 1 : undefined;
   } catch {
@@ -139,7 +149,9 @@ export function checkModelInputs(a: RecipeAnalysis): void {
   if (cfg) {
     a.dependencies.push(cfg.file);
     for (const m of configGraphMismatches(cfg.arch, shapes, cfg.text)) {
-      a.diagnostics.push(diag(rangeOf(a.parsed, ['model']), 'error', 'model-config-mismatch', mismatchText(m, cfg.file, r.model)));
+      a.diagnostics.push(
+        diag(rangeOf(a.parsed, ['model']), 'error', 'model-config-mismatch', mismatchText(m, cfg.file, r.model)),
+      );
     }
   }
   const w = r.objective.workload;
@@ -148,9 +160,15 @@ export function checkModelInputs(a: RecipeAnalysis): void {
     const fam = familyOfArch(cfg!.arch);
     const which = fam?.attention.slidingLayers === 'even' ? 'the even-numbered layers attend' : 'every layer attends';
     const at: JsonPath = a.doc?.objective ? ['objective', 'workload'] : ['model'];
-    a.diagnostics.push(diag(rangeOf(a.parsed, at, 'key'), 'hint', 'sliding-window-workload',
-      `config.json's sliding_window ${win} is smaller than this workload's ${w.prompt_length + w.decode_tokens} tokens ` +
-      `(prompt_length + decode_tokens): ${which} to the last ${win} tokens only, while the KV cache still holds all of them`));
+    a.diagnostics.push(
+      diag(
+        rangeOf(a.parsed, at, 'key'),
+        'hint',
+        'sliding-window-workload',
+        `config.json's sliding_window ${win} is smaller than this workload's ${w.prompt_length + w.decode_tokens} tokens ` +
+          `(prompt_length + decode_tokens): ${which} to the last ${win} tokens only, while the KV cache still holds all of them`,
+      ),
+    );
   }
   const vocab = shapes.vocab ?? cfg?.arch.vocab_size;
   const tok = r.evaluation.tokenizer ?? path.join(path.dirname(r.model), 'tokenizer.json');
@@ -159,9 +177,15 @@ export function checkModelInputs(a: RecipeAnalysis): void {
   const ids = tokenizerIdRange(tok);
   if (ids !== undefined && ids > vocab) {
     const at: JsonPath = r.evaluation.tokenizer ? ['evaluation', 'tokenizer'] : ['model'];
-    a.diagnostics.push(diag(rangeOf(a.parsed, at), 'error', 'tokenizer-vocab-mismatch',
-      `${path.basename(tok)} produces token ids up to ${ids - 1}, but ${path.basename(r.model)} has ${vocab} embedding rows ` +
-      `(${shapes.witness.vocab ?? 'vocab_size in config.json'}): the evaluation would fail on the first id ≥ ${vocab}; ` +
-      `use the tokenizer the model was trained with`));
+    a.diagnostics.push(
+      diag(
+        rangeOf(a.parsed, at),
+        'error',
+        'tokenizer-vocab-mismatch',
+        `${path.basename(tok)} produces token ids up to ${ids - 1}, but ${path.basename(r.model)} has ${vocab} embedding rows ` +
+          `(${shapes.witness.vocab ?? 'vocab_size in config.json'}): the evaluation would fail on the first id ≥ ${vocab}; ` +
+          `use the tokenizer the model was trained with`,
+      ),
+    );
   }
 }

@@ -16,7 +16,9 @@ export function nearestPatterns(pattern: string, names: readonly string[], max =
   const scored = new Map<string, number>();
   for (const name of names.length > MAX_NAMES ? names.slice(0, MAX_NAMES) : names) {
     const parts = name.split('.');
-    let cost = 0, changed = 0, out: string[] = [];
+    let cost = 0,
+      changed = 0,
+      out: string[] = [];
     if (parts.length === segs.length) {
       segs.forEach((s, i) => {
         if (WILD.test(s) && globMatcher(s)(parts[i])) out.push(s);
@@ -38,5 +40,8 @@ export function nearestPatterns(pattern: string, names: readonly string[], max =
     const p = out.join('.');
     if (!scored.has(p) || scored.get(p)! > cost) scored.set(p, cost);
   }
-  return [...scored.entries()].sort((a, b) => a[1] - b[1]).slice(0, max).map(([p]) => p);
+  return [...scored.entries()]
+    .sort((a, b) => a[1] - b[1])
+    .slice(0, max)
+    .map(([p]) => p);
 }

@@ -1,7 +1,20 @@
 // YAML with positions: the recipe text → its JS value, plus a way back from a JSON path
 // (['quantize','overrides',3,'bits']) to the exact key and value ranges in the text. Syntax errors,
 // huge files and binary junk become diagnostics; nothing here throws on any input.
-import { parse, parseDocument, isMap, isSeq, isScalar, isPair, isAlias, Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import {
+  parse,
+  parseDocument,
+  isMap,
+  isSeq,
+  isScalar,
+  isPair,
+  isAlias,
+  Document,
+  Node,
+  Pair,
+  YAMLMap,
+  YAMLSeq,
+} from 'yaml';
 import { Diagnostic, LineIndex, Range, diag } from './diagnostics';
 import { MAX_NESTING, MAX_YAML_TOKENS, yamlBounds, yamlTooDeep } from './depth';
 
@@ -97,7 +110,14 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   const out: ParsedYaml = { text, lines, value: undefined, diagnostics: [], fatal: true };
   const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   if (text.length > MAX_RECIPE_BYTES) {
-    out.diagnostics.push(diag(top, 'error', 'file-too-large', `file is ${(text.length / 1048576).toFixed(1)} MB; recipes over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`));
+    out.diagnostics.push(
+      diag(
+        top,
+        'error',
+        'file-too-large',
+        `file is ${(text.length / 1048576).toFixed(1)} MB; recipes over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
+      ),
+    );
     return out;
   }
   if (tooManyLines !== undefined) {
@@ -106,15 +126,28 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
     return out;
   }
   if (looksBinary(text)) {
-    out.diagnostics.push(diag(top, 'error', 'binary-file', 'file looks binary (NUL or control characters), not YAML text'));
+    out.diagnostics.push(
+      diag(top, 'error', 'binary-file', 'file looks binary (NUL or control characters), not YAML text'),
+    );
     return out;
   }
   if (bound) {
     const at = lines.range(bound.offset, bound.offset + 1);
-    out.diagnostics.push(bound.kind === 'depth'
-      ? diag(at, 'error', 'yaml-too-deep', `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so it is not parsed`)
-      : diag(at, 'error', 'yaml-too-complex',
-        `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`));
+    out.diagnostics.push(
+      bound.kind === 'depth'
+        ? diag(
+            at,
+            'error',
+            'yaml-too-deep',
+            `nesting deeper than ${MAX_NESTING} levels here; a recipe needs a handful, so it is not parsed`,
+          )
+        : diag(
+            at,
+            'error',
+            'yaml-too-complex',
+            `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`,
+          ),
+    );
     return out;
   }
   let doc: Document.Parsed;
@@ -142,8 +175,14 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   const badKey = collectionKey(doc);
   if (badKey) {
     // toJS would stringify it (and warn on stderr); no recipe key is a list or a mapping.
-    out.diagnostics.push(diag(lines.range(badKey[0], Math.max(badKey[1], badKey[0] + 1)), 'error', 'yaml-unsupported-value',
-      'a key that is a list or a mapping is not plain data; recipe keys are names'));
+    out.diagnostics.push(
+      diag(
+        lines.range(badKey[0], Math.max(badKey[1], badKey[0] + 1)),
+        'error',
+        'yaml-unsupported-value',
+        'a key that is a list or a mapping is not plain data; recipe keys are names',
+      ),
+    );
     return out;
   }
   try {
@@ -155,8 +194,14 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
   }
   const odd = notPlainData(out.value);
   if (odd) {
-    out.diagnostics.push(diag(rangeOf(out, odd.path), 'error', 'yaml-unsupported-value',
-      `${odd.what} is not plain data (YAML tags such as !!merge, !!set or !!binary are not part of a recipe)`));
+    out.diagnostics.push(
+      diag(
+        rangeOf(out, odd.path),
+        'error',
+        'yaml-unsupported-value',
+        `${odd.what} is not plain data (YAML tags such as !!merge, !!set or !!binary are not part of a recipe)`,
+      ),
+    );
     out.value = undefined;
     return out;
   }
@@ -196,7 +241,8 @@ export function notPlainData(value: unknown): { path: JsonPath; what: string } |
       continue;
     }
     const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return { path, what: `${where} (${proto?.constructor?.name ?? 'object'})` };
+    if (proto !== Object.prototype && proto !== null)
+      return { path, what: `${where} (${proto?.constructor?.name ?? 'object'})` };
     if (Object.getOwnPropertySymbols(v).length) return { path, what: `a key in ${where}` };
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) stack.push({ v: x, path: [...path, k] });
   }
@@ -207,7 +253,8 @@ export function notPlainData(value: unknown): { path: JsonPath; what: string } |
 const SIMPLE_LINE = /^(\s*(?:-\s+)?[A-Za-z_][\w.@*/-]*:[ \t]+)([A-Za-z0-9_./+~-][A-Za-z0-9_./+:%~-]*)([ \t]+#.*)?\r?$/;
 
 function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined {
-  if (prev.consumed || prev.fatal || !prev.doc || prev.diagnostics.length || text.length > MAX_RECIPE_BYTES) return undefined;
+  if (prev.consumed || prev.fatal || !prev.doc || prev.diagnostics.length || text.length > MAX_RECIPE_BYTES)
+    return undefined;
   const old = prev.text;
   const min = Math.min(old.length, text.length);
   let p = 0;
@@ -232,7 +279,16 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
   const vs = ls + a[1].length;
   const at = pathAt(prev.doc, vs);
   const node = at?.node;
-  if (!at || at.onKey || !isScalar(node) || node.type !== 'PLAIN' || !node.range || node.range[0] !== vs || node.range[1] !== vs + a[2].length) return undefined;
+  if (
+    !at ||
+    at.onKey ||
+    !isScalar(node) ||
+    node.type !== 'PLAIN' ||
+    !node.range ||
+    node.range[0] !== vs ||
+    node.range[1] !== vs + a[2].length
+  )
+    return undefined;
   let fresh: Document.Parsed;
   try {
     fresh = parseDocument(b[2], { strict: true });
@@ -260,7 +316,15 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
   walk(prev.doc.contents);
   shift(prev.doc.range);
   prev.consumed = true;
-  const out: ParsedYaml = { text, lines: new LineIndex(text), doc: prev.doc, value: undefined, diagnostics: [], fatal: false, incremental: true };
+  const out: ParsedYaml = {
+    text,
+    lines: new LineIndex(text),
+    doc: prev.doc,
+    value: undefined,
+    diagnostics: [],
+    fatal: false,
+    incremental: true,
+  };
   out.value = prev.doc.toJS({ maxAliasCount: 100 });
   return out;
 }
@@ -269,7 +333,13 @@ function patchScalarEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined
  * Shift every offset at or after `from` by `delta`, in a subtree. With `swap`, a collection that ended
  * where the replaced item ended now ends where its replacement does.
  */
-function shiftFrom(n: unknown, from: number, delta: number, skip?: unknown, swap?: { old: number[]; now: number[] }): void {
+function shiftFrom(
+  n: unknown,
+  from: number,
+  delta: number,
+  skip?: unknown,
+  swap?: { old: number[]; now: number[] },
+): void {
   if (!n || typeof n !== 'object' || n === skip) return;
   const r = (n as Node).range;
   if (r) {
@@ -280,7 +350,9 @@ function shiftFrom(n: unknown, from: number, delta: number, skip?: unknown, swap
       else if (r[k] >= from) r[k] += delta;
     }
   }
-  if (isMap(n)) for (const it of n.items) (shiftFrom(it.key, from, delta, skip, swap), shiftFrom(it.value, from, delta, skip, swap));
+  if (isMap(n))
+    for (const it of n.items)
+      (shiftFrom(it.key, from, delta, skip, swap), shiftFrom(it.value, from, delta, skip, swap));
   else if (isSeq(n)) for (const it of n.items) shiftFrom(it, from, delta, skip, swap);
 }
 
@@ -310,7 +382,8 @@ function endsOpen(n: unknown): boolean {
  * Anything it cannot prove local — the item's extent changing, anchors, errors — takes the full parse.
  */
 function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefined {
-  if (prev.consumed || prev.fatal || !prev.doc || prev.diagnostics.length || text.length > MAX_RECIPE_BYTES) return undefined;
+  if (prev.consumed || prev.fatal || !prev.doc || prev.diagnostics.length || text.length > MAX_RECIPE_BYTES)
+    return undefined;
   const old = prev.text;
   const min = Math.min(old.length, text.length);
   let p = 0;
@@ -371,7 +444,10 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   if (!dash || p < start + dash[0].length || text.slice(start, start + dash[0].length) !== dash[0]) return undefined;
   const slice = text.slice(start, end + delta);
   // The item must end where the slice ends: the next content line may not be indented past the dash.
-  const after = text.slice(end + delta).split('\n').find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
+  const after = text
+    .slice(end + delta)
+    .split('\n')
+    .find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   if (after !== undefined && /^ */.exec(after)![0].length > dash[1].length) return undefined;
   if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined; // deep: leave it to the full parse
   let part: Document.Parsed;
@@ -381,7 +457,8 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
     return undefined;
   }
   const c = part.contents;
-  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1 || collectionKey(part)) return undefined;
+  if (part.errors.length || part.warnings.length || !isSeq(c) || c.flow || c.items.length !== 1 || collectionKey(part))
+    return undefined;
   const oldItem = seq.items[index];
   const item = c.items[0] as Node;
   if (contextSensitive(item) || contextSensitive(oldItem) || endsOpen(item) || endsOpen(oldItem)) return undefined;
@@ -391,7 +468,15 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
   shiftFrom({ range: prev.doc.range }, end, delta, undefined, swap);
   seq.items[index] = item;
   prev.consumed = true;
-  const out: ParsedYaml = { text, lines: new LineIndex(text), doc: prev.doc, value: undefined, diagnostics: [], fatal: false, incremental: true };
+  const out: ParsedYaml = {
+    text,
+    lines: new LineIndex(text),
+    doc: prev.doc,
+    value: undefined,
+    diagnostics: [],
+    fatal: false,
+    incremental: true,
+  };
   try {
     out.value = prev.doc.toJS({ maxAliasCount: 100 });
   } catch {
@@ -477,7 +562,10 @@ export function offsetsOf(loc: Located, kind: RangeKind): [number, number] | und
 }
 
 /** The deepest node at an offset: its path and whether the offset is on a key or a value. */
-export function pathAt(doc: Document | undefined, offset: number): { path: JsonPath; onKey: boolean; node?: Node } | undefined {
+export function pathAt(
+  doc: Document | undefined,
+  offset: number,
+): { path: JsonPath; onKey: boolean; node?: Node } | undefined {
   if (!doc) return undefined;
   const path: JsonPath = [];
   let cur: unknown = doc.contents;

@@ -33,7 +33,10 @@ export function planLayers(recipe: Recipe, layers: readonly Layer[]): LayerPlan[
 
 // ---------------------------------------------------------------- knobs
 
-export interface Knob { path: string; scope?: string }
+export interface Knob {
+  path: string;
+  scope?: string;
+}
 
 export function parseKnob(key: string): Knob {
   const at = key.indexOf('@');

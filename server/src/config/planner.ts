@@ -34,7 +34,10 @@ export const QUANT_FIELDS: readonly QuantField[] = ['method', 'bits', 'block_siz
  * Which recipe value decided a quantization field: the quantize section (no `override`), override
  * `override`'s own field, or (`viaSkip`) the `match` of a skipping override that a later one re-enabled.
  */
-export interface Origin { override?: number; viaSkip?: true }
+export interface Origin {
+  override?: number;
+  viaSkip?: true;
+}
 
 /** Why a layer's weight is not quantized (absent when it is). */
 export type FloatReason =
@@ -75,7 +78,9 @@ export function parseNM(pattern: string): { n: number; m: number } | undefined {
  * block size.
  */
 export function applyOverride(
-  settings: QuantSettings | undefined, o: QuantOverride, defaults: Pick<QuantSettings, 'bits' | 'block_size'>,
+  settings: QuantSettings | undefined,
+  o: QuantOverride,
+  defaults: Pick<QuantSettings, 'bits' | 'block_size'>,
 ): QuantSettings | undefined {
   if (o.skip === true) return undefined;
   const base: QuantSettings = settings ?? { ...DEFAULT_QUANT, bits: defaults.bits, block_size: defaults.block_size };
@@ -89,7 +94,11 @@ export function applyOverride(
 }
 
 const SECTION_ORIGIN: Readonly<Record<QuantField, Origin>> = Object.freeze({
-  method: {}, bits: {}, block_size: {}, symmetric: {}, accuracy_level: {},
+  method: {},
+  bits: {},
+  block_size: {},
+  symmetric: {},
+  accuracy_level: {},
 });
 
 function computePlan(recipe: Recipe, layers: readonly Layer[]): readonly PlannedLayer[] {
@@ -115,7 +124,11 @@ function computePlan(recipe: Recipe, layers: readonly Layer[]): readonly Planned
     else if (layer.op === 'MatMulNBits') plan.float = { kind: 'already-quantized' };
     else {
       let settings: QuantSettings | undefined = {
-        method: q.method, bits: q.bits, block_size: q.block_size, symmetric: q.symmetric, accuracy_level: q.accuracy_level,
+        method: q.method,
+        bits: q.bits,
+        block_size: q.block_size,
+        symmetric: q.symmetric,
+        accuracy_level: q.accuracy_level,
       };
       let origin: Record<QuantField, Origin> | undefined;
       let float: FloatReason | undefined;
@@ -190,7 +203,8 @@ export function plansComputed(): number {
  * `['quantize']` for a built-in default, an override's field or (for a re-enabled skip) its `match`.
  */
 export function originPath(origin: Origin | undefined, field: QuantField, doc: unknown): JsonPath {
-  if (origin?.override !== undefined) return ['quantize', 'overrides', origin.override, origin.viaSkip ? 'match' : field];
+  if (origin?.override !== undefined)
+    return ['quantize', 'overrides', origin.override, origin.viaSkip ? 'match' : field];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const dq: any = (doc as any)?.quantize ?? {};
   return dq[field] !== undefined ? ['quantize', field] : ['quantize'];

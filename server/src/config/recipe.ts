@@ -41,8 +41,15 @@ export type GgufFileType = GgufTensorType | 'Q4_K_M';
 /** llama.cpp's KV-cache element types (type_k / type_v). */
 export type KvCacheType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 
-export interface SparsityRule { match: string; pattern?: string; ratio?: number }
-export interface LowRankRule { match: string; rank: number }
+export interface SparsityRule {
+  match: string;
+  pattern?: string;
+  ratio?: number;
+}
+export interface LowRankRule {
+  match: string;
+  rank: number;
+}
 
 export interface Recipe {
   version: 1;
@@ -78,16 +85,36 @@ export interface Recipe {
      * that don't name one stay what they were). `llama` holds llama.cpp's knobs.
      */
     engine?: Engine;
-    llama?: { threads?: number; batch_size?: number; ubatch_size?: number; flash_attention?: boolean; type_k?: KvCacheType; type_v?: KvCacheType };
+    llama?: {
+      threads?: number;
+      batch_size?: number;
+      ubatch_size?: number;
+      flash_attention?: boolean;
+      type_k?: KvCacheType;
+      type_v?: KvCacheType;
+    };
   };
   calibration: { text?: string; samples: number; seq_len: number };
   evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
-  search: { agent: ProposerName; trials: number; minutes?: number; seed: number; tolerance: number; space: Record<string, SearchValue[]> };
+  search: {
+    agent: ProposerName;
+    trials: number;
+    minutes?: number;
+    seed: number;
+    tolerance: number;
+    space: Record<string, SearchValue[]>;
+  };
 }
 
 export type SearchValue = number | string | boolean | null;
 
-export const DEFAULT_QUANT: QuantSettings = { method: 'rtn', bits: 4, block_size: 32, symmetric: true, accuracy_level: 0 };
+export const DEFAULT_QUANT: QuantSettings = {
+  method: 'rtn',
+  bits: 4,
+  block_size: 32,
+  symmetric: true,
+  accuracy_level: 0,
+};
 
 /** A quantize section with every default: what a recipe without one gets when a knob sets quantization. */
 export function defaultQuantize(): NonNullable<Recipe['quantize']> {
@@ -105,7 +132,15 @@ export function parseBytes(v: number | string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$/.exec(v);
   if (!m) throw new Error(`not a size: ${v}`);
   const unit: Record<string, number> = {
-    B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4,
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KiB: 1024,
+    MiB: 1024 ** 2,
+    GiB: 1024 ** 3,
+    TiB: 1024 ** 4,
   };
   return Math.round(Number(m[1]) * unit[m[2]]);
 }
@@ -160,14 +195,22 @@ export function resolveRecipe(doc: any, file: string): Recipe {
           weight_type: q.weight_type ?? defaultWeightType(),
           skip: [...(q.skip ?? [])],
           overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
-          ...(q.gguf_type !== undefined || doc.runtime?.engine === 'llama.cpp' ? { gguf_type: q.gguf_type ?? 'Q4_K_M' } : {}),
+          ...(q.gguf_type !== undefined || doc.runtime?.engine === 'llama.cpp'
+            ? { gguf_type: q.gguf_type ?? 'Q4_K_M' }
+            : {}),
         }
       : undefined,
     sparsity: doc.sparsity
-      ? { method: doc.sparsity.method ?? 'magnitude', rules: (doc.sparsity.rules ?? []).map((r: SparsityRule) => ({ ...r })) }
+      ? {
+          method: doc.sparsity.method ?? 'magnitude',
+          rules: (doc.sparsity.rules ?? []).map((r: SparsityRule) => ({ ...r })),
+        }
       : undefined,
     low_rank: doc.low_rank
-      ? { method: doc.low_rank.method ?? 'randomized_svd', rules: (doc.low_rank.rules ?? []).map((r: LowRankRule) => ({ ...r })) }
+      ? {
+          method: doc.low_rank.method ?? 'randomized_svd',
+          rules: (doc.low_rank.rules ?? []).map((r: LowRankRule) => ({ ...r })),
+        }
       : undefined,
     runtime: {
       intra_op_threads: doc.runtime?.intra_op_threads ?? threads,

@@ -18,7 +18,10 @@ const lastErrors = () => compiled?.errors;
 /** Resolve a local `$ref` (`#/definitions/x`) and merge sibling keywords (a $ref with a description). */
 export function deref(s: any): any {
   if (!s || typeof s !== 'object' || typeof s.$ref !== 'string') return s;
-  const target = s.$ref.replace(/^#\//, '').split('/').reduce((o: any, k: string) => o?.[k], recipeSchema);
+  const target = s.$ref
+    .replace(/^#\//, '')
+    .split('/')
+    .reduce((o: any, k: string) => o?.[k], recipeSchema);
   const { $ref: _ignored, ...rest } = s;
   return { ...deref(target), ...rest };
 }
@@ -50,7 +53,8 @@ function pointerToPath(pointer: string, data: unknown): JsonPath {
 }
 
 const show = (v: unknown) => (typeof v === 'string' ? `'${v}'` : JSON.stringify(v));
-const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v);
+const typeName = (v: unknown) =>
+  v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v;
 const where = (path: JsonPath) => (path.length ? path.join('.') : 'the recipe');
 
 export interface SchemaResult {
@@ -108,15 +112,26 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
     case 'type': {
       out.paths.push({ path, keyword: e.keyword });
       const want = (e.params as any).type;
-      return diag(rangeOf(p, path), 'error', 'wrong-type', `${where(path)} must be ${Array.isArray(want) ? want.join(' or ') : want}, got ${typeName(e.data)}${desc ? ` — ${desc}` : ''}`);
+      return diag(
+        rangeOf(p, path),
+        'error',
+        'wrong-type',
+        `${where(path)} must be ${Array.isArray(want) ? want.join(' or ') : want}, got ${typeName(e.data)}${desc ? ` — ${desc}` : ''}`,
+      );
     }
     case 'enum':
     case 'const': {
       out.paths.push({ path, keyword: e.keyword });
-      const allowed: unknown[] = e.keyword === 'enum' ? (e.params as any).allowedValues : [(e.params as any).allowedValue];
+      const allowed: unknown[] =
+        e.keyword === 'enum' ? (e.params as any).allowedValues : [(e.params as any).allowedValue];
       const values = nearestFirst(e.data, allowed);
-      return diag(rangeOf(p, path), 'error', 'invalid-value', `${where(path)}: ${show(e.data)} is not allowed; use one of ${allowed.map(show).join(', ')}`,
-        { fix: 'replace', path, values });
+      return diag(
+        rangeOf(p, path),
+        'error',
+        'invalid-value',
+        `${where(path)}: ${show(e.data)} is not allowed; use one of ${allowed.map(show).join(', ')}`,
+        { fix: 'replace', path, values },
+      );
     }
     case 'pattern': {
       const propertyName = (e as any).propertyName ?? (e.params as any).propertyName;
@@ -127,16 +142,30 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
         const name = at < 0 ? String(propertyName) : String(propertyName).slice(0, at);
         const guess = closest(name, KNOB_NAMES);
         const to = guess && guess + (at < 0 ? '' : String(propertyName).slice(at));
-        return diag(rangeOf(p, keyPath, 'key'), 'error', 'unknown-knob',
+        return diag(
+          rangeOf(p, keyPath, 'key'),
+          'error',
+          'unknown-knob',
           `'${propertyName}' is not a knob${guess ? `; did you mean '${to}'?` : ''} Knobs: ${KNOB_NAMES.join(', ')}, optionally scoped to layers with @glob`,
-          to ? { fix: 'rename-key', path: keyPath, to } : undefined);
+          to ? { fix: 'rename-key', path: keyPath, to } : undefined,
+        );
       }
       out.paths.push({ path, keyword: e.keyword });
-      return diag(rangeOf(p, path), 'error', 'invalid-value', `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ` (pattern ${e.schema})`}`);
+      return diag(
+        rangeOf(p, path),
+        'error',
+        'invalid-value',
+        `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ` (pattern ${e.schema})`}`,
+      );
     }
     case 'anyOf': {
       out.paths.push({ path, keyword: e.keyword });
-      return diag(rangeOf(p, path), 'error', 'invalid-value', `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ''}`);
+      return diag(
+        rangeOf(p, path),
+        'error',
+        'invalid-value',
+        `${where(path)}: ${show(e.data)} is not valid${desc ? ` — ${desc}` : ''}`,
+      );
     }
     default: {
       const pn = (e as any).propertyName;
@@ -147,8 +176,17 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
         return diag(rangeOf(p, keyPath, 'key'), 'error', 'out-of-range', msg);
       }
       out.paths.push({ path, keyword: e.keyword });
-      const code = /^(minimum|maximum|exclusiveMinimum|exclusiveMaximum|minLength|maxLength|minItems|maxItems)$/.test(e.keyword) ? 'out-of-range' : 'invalid-value';
-      return diag(rangeOf(p, path), 'error', code, `${where(path)} ${e.message ?? 'is not valid'}${desc ? ` — ${desc}` : ''}`);
+      const code = /^(minimum|maximum|exclusiveMinimum|exclusiveMaximum|minLength|maxLength|minItems|maxItems)$/.test(
+        e.keyword,
+      )
+        ? 'out-of-range'
+        : 'invalid-value';
+      return diag(
+        rangeOf(p, path),
+        'error',
+        code,
+        `${where(path)} ${e.message ?? 'is not valid'}${desc ? ` — ${desc}` : ''}`,
+      );
     }
   }
 }
@@ -158,7 +196,8 @@ function nearestFirst(v: unknown, allowed: unknown[]): unknown[] {
   if (typeof v === 'number') return [...allowed].sort((a, b) => Math.abs(Number(a) - v) - Math.abs(Number(b) - v));
   if (typeof v === 'string') {
     const best = closest(v, allowed.map(String));
-    if (best !== undefined) return [allowed.find((a) => String(a) === best), ...allowed.filter((a) => String(a) !== best)];
+    if (best !== undefined)
+      return [allowed.find((a) => String(a) === best), ...allowed.filter((a) => String(a) !== best)];
   }
   return allowed;
 }

@@ -20,12 +20,20 @@ function shown(d: Diagnostic): Diagnostic {
   const m: unknown = d.message;
   if (typeof m === 'string') return { ...d, message: displayText(m) };
   if (m && typeof m === 'object' && typeof (m as { value?: unknown }).value === 'string') {
-    return { ...d, message: { ...(m as object), value: displayText((m as { value: string }).value) } as Diagnostic['message'] };
+    return {
+      ...d,
+      message: { ...(m as object), value: displayText((m as { value: string }).value) } as Diagnostic['message'],
+    };
   }
   return d;
 }
 
-interface DocState { timer?: NodeJS.Timeout; running: boolean; dirty: boolean; lastRun: number }
+interface DocState {
+  timer?: NodeJS.Timeout;
+  running: boolean;
+  dirty: boolean;
+  lastRun: number;
+}
 
 export class DiagnosticsHub {
   private sources: DiagnosticSource[] = [];
@@ -85,7 +93,9 @@ export class DiagnosticsHub {
         // Messages quote names from model files: no raw control or bidi characters reach the editor.
         for (const d of await s.compute(doc)) all.push(withCodeLink(shown(d)));
       } catch (err) {
-        this.connection.console.error(`haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`);
+        this.connection.console.error(
+          `haqa: diagnostics source '${s.id}' failed on ${uri}: ${(err as Error).stack ?? err}`,
+        );
       }
     }
     st.running = false;

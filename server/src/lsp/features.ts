@@ -1,7 +1,13 @@
 // How the server grows: each feature is a module that declares its capabilities and registers its
 // handlers on the shared context. The recipe language features are one; code lenses, custom requests
 // and run-derived diagnostics from other parts of HAQA are added to the list in server.ts.
-import type { ClientCapabilities, Connection, ServerCapabilities, TextDocuments, InitializeParams } from 'vscode-languageserver/node';
+import type {
+  ClientCapabilities,
+  Connection,
+  ServerCapabilities,
+  TextDocuments,
+  InitializeParams,
+} from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { DiagnosticsHub } from './diagnosticsHub';
 import type { HaqaService } from './service';

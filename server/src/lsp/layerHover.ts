@@ -50,7 +50,7 @@ export function layerHover(a: RecipeAnalysis, pos: Position): string | undefined
   const where = globAt(at.path, at.onKey);
   if (!where) return undefined;
   const raw = where === 'knob' ? String(at.path[2]) : String((at.node as { value?: unknown }).value ?? '');
-  const glob = where === 'knob' ? parseKnob(raw).scope ?? '' : raw;
+  const glob = where === 'knob' ? (parseKnob(raw).scope ?? '') : raw;
   const names = a.index.match(glob).map((i) => a.graph!.layers[i].name);
   return names.length ? layerHoverMarkdown(m, names) : undefined;
 }

@@ -61,7 +61,13 @@ export interface RunSummary {
   status: string;
   error?: string;
   started: string;
-  trial?: { number?: number; session?: string; rationale?: string; agent?: string; assignment?: Record<string, unknown> };
+  trial?: {
+    number?: number;
+    session?: string;
+    rationale?: string;
+    agent?: string;
+    assignment?: Record<string, unknown>;
+  };
   decode_ms?: number;
   prefill_ms?: number;
   inference_ms?: number;

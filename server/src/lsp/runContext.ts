@@ -3,7 +3,13 @@
 // refusals, the checked recipe of a document, the run store beside it, work-done progress tied to
 // cancellation, the refresh after a run, and the line range lenses and run diagnostics underline. No handlers here.
 import * as path from 'node:path';
-import { DiagnosticSeverity, ResponseError, WorkDoneProgress, type CancellationToken, type Range } from 'vscode-languageserver/node';
+import {
+  DiagnosticSeverity,
+  ResponseError,
+  WorkDoneProgress,
+  type CancellationToken,
+  type Range,
+} from 'vscode-languageserver/node';
 import type { ServerContext } from './features';
 import { uriToPath } from './service';
 import { plainUri } from './params';
@@ -21,7 +27,10 @@ export const engine = async (): Promise<typeof import('./runEngine')> => require
 /** Error code of refused runs (untrusted workspace, broken recipe): the client shows the message. */
 export const REFUSED = -32001;
 
-export interface BestTrial { config: Config; headline: string }
+export interface BestTrial {
+  config: Config;
+  headline: string;
+}
 
 /** State of the run feature, shared by its modules. */
 export interface RunsState {
@@ -71,12 +80,19 @@ export function runsContext(ctx: ServerContext, state: RunsState): RunsContext {
     const { loadSetting } = await engine();
     const a = doc
       ? await service.recipe(doc)
-      : (await loadSetting(fileOf(uri)).catch((e) => { throw new ResponseError(REFUSED, (e as Error).message); })).analysis;
+      : (
+          await loadSetting(fileOf(uri)).catch((e) => {
+            throw new ResponseError(REFUSED, (e as Error).message);
+          })
+        ).analysis;
     const errors = a.diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
     if (errors.length || !a.recipe) {
       const e = errors[0];
       const fix = e ? `line ${e.range.start.line + 1}: ${e.message}` : 'it';
-      throw new ResponseError(REFUSED, `the recipe has ${errors.length} error${errors.length === 1 ? '' : 's'}; fix ${fix} first`);
+      throw new ResponseError(
+        REFUSED,
+        `the recipe has ${errors.length} error${errors.length === 1 ? '' : 's'}; fix ${fix} first`,
+      );
     }
     return { recipe: a.recipe, layers: a.graph?.layers };
   }
@@ -84,16 +100,28 @@ export function runsContext(ctx: ServerContext, state: RunsState): RunsContext {
   function job(token: string | number | undefined, cancel: CancellationToken, title: string): Job {
     const ac = new AbortController();
     const sub = cancel.onCancellationRequested(() => ac.abort());
-    if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'begin', title, cancellable: true, percentage: 0 });
+    if (token !== undefined)
+      void connection.sendProgress(WorkDoneProgress.type, token, {
+        kind: 'begin',
+        title,
+        cancellable: true,
+        percentage: 0,
+      });
     return {
       signal: ac.signal,
       report(message, fraction) {
         const percentage = fraction !== undefined ? Math.round(Math.min(1, Math.max(0, fraction)) * 100) : undefined;
-        if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'report', message: lineText(message), percentage });
+        if (token !== undefined)
+          void connection.sendProgress(WorkDoneProgress.type, token, {
+            kind: 'report',
+            message: lineText(message),
+            percentage,
+          });
       },
       end(message) {
         sub.dispose();
-        if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
+        if (token !== undefined)
+          void connection.sendProgress(WorkDoneProgress.type, token, { kind: 'end', message: lineText(message) });
       },
     };
   }
@@ -113,7 +141,8 @@ export function runsContext(ctx: ServerContext, state: RunsState): RunsContext {
     job,
     afterRun(uri) {
       diagnostics.schedule(uri);
-      if (ctx.clientCapabilities.workspace?.codeLens?.refreshSupport) void connection.sendRequest('workspace/codeLens/refresh').catch(() => {});
+      if (ctx.clientCapabilities.workspace?.codeLens?.refreshSupport)
+        void connection.sendRequest('workspace/codeLens/refresh').catch(() => {});
     },
   };
 }

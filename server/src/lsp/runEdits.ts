@@ -24,23 +24,34 @@ export function registerRunEdits(rc: RunsContext): void {
       const edits = recipeTextEdits(text, knobEdits(knobs as Config, parseYamlValue(text)));
       if (edits.length === 0) return { message: `${what}: the recipe already says so` };
       const edit: WorkspaceEdit = { changes: { [uri]: edits } };
-      return { edit, message: `${what}: ${Object.entries(knobs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}` };
+      return {
+        edit,
+        message: `${what}: ${Object.entries(knobs)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(', ')}`,
+      };
     } catch (err) {
-      if (err instanceof RecipeEditError) return { message: `${what} cannot be written into this recipe: ${err.message}` };
+      if (err instanceof RecipeEditError)
+        return { message: `${what} cannot be written into this recipe: ${err.message}` };
       throw err;
     }
   }
 
   onTypedRequest(connection, Requests.suggestionEdit, (p) =>
-    knobsEdit(rc.uriParam(p), isObj(p.knobs) ? p.knobs : {},
-      `apply suggestion${typeof p.title === 'string' && p.title ? ` “${p.title}”` : ''}`));
+    knobsEdit(
+      rc.uriParam(p),
+      isObj(p.knobs) ? p.knobs : {},
+      `apply suggestion${typeof p.title === 'string' && p.title ? ` “${p.title}”` : ''}`,
+    ),
+  );
 
   onTypedRequest(connection, Requests.bestTrialEdit, async (p): Promise<EditResult> => {
     const uri = rc.uriParam(p);
     const file = fileOf(uri);
     // After a restart: the newest tuning session's best plan, from the store.
-    const best = rc.state.bestByUri.get(uri)
-      ?? bestOfNewestSession(storeFor(file).recordsOf(file), objectiveOf((await rc.recipeOf(uri)).recipe));
+    const best =
+      rc.state.bestByUri.get(uri) ??
+      bestOfNewestSession(storeFor(file).recordsOf(file), objectiveOf((await rc.recipeOf(uri)).recipe));
     if (!best) return { message: 'no tuning result for this recipe yet: run HAQA: Tune first' };
     return knobsEdit(uri, best.config, 'apply best trial');
   });

@@ -29,10 +29,14 @@ export function registerRunHistory(rc: RunsContext): void {
     }
     const recs = store.recordsOf(file);
     const runs = mergeTrialSteps(recs).map(({ record, line }) =>
-      summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined));
+      summarize(record, line, current?.layers ? layerMap(current.recipe, current.layers, record) : undefined),
+    );
     const best = current ? bestOfNewestSession(recs, objectiveOf(current.recipe)) : undefined;
     return {
-      runs, storeFile: store.runsFile, bestId: best?.id, bestHeadline: best && lineText(best.headline),
+      runs,
+      storeFile: store.runsFile,
+      bestId: best?.id,
+      bestHeadline: best && lineText(best.headline),
       budgetPct: current ? current.recipe.objective.accuracy.max_ppl_increase * 100 : undefined,
       currentHash: current ? recipeHash(current.recipe) : undefined,
     };

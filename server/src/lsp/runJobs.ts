@@ -22,11 +22,15 @@ export function registerRunJobs(rc: RunsContext): void {
     try {
       const { runOnTarget } = await engine();
       const record = await runOnTarget(recipe, {
-        baseline: true, signal: j.signal, timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
+        baseline: true,
+        signal: j.signal,
+        timeoutMs: p.timeoutSeconds ? p.timeoutSeconds * 1000 : undefined,
         roots: service.roots.length ? service.roots : undefined, // the folders the check judged paths by
         onProgress: (pr) => j.report(`${pr.stage}: ${pr.message}`, pr.fraction),
       });
-      const line = storeFor(recipe.file).recordsOf(recipe.file).find((x) => x.record.id === record.id)?.line;
+      const line = storeFor(recipe.file)
+        .recordsOf(recipe.file)
+        .find((x) => x.record.id === record.id)?.line;
       const run = summarize(record, line);
       j.end(headline(run));
       rc.afterRun(p.uri);
@@ -50,22 +54,35 @@ export function registerRunJobs(rc: RunsContext): void {
     // The recipe's search section rules; the editor setting only fills in a trial budget it leaves out.
     const search = loaded.setting.recipe.search;
     const written = (parseYamlValue(loaded.text) as { search?: { trials?: unknown } } | null)?.search?.trials;
-    const trials = p.trialsChosen && p.trials ? p.trials : typeof written === 'number' ? written : p.trials ?? search.trials;
+    const trials =
+      p.trialsChosen && p.trials ? p.trials : typeof written === 'number' ? written : (p.trials ?? search.trials);
     const agent = (p.agent ?? search.agent) === 'claude' && p.apiKey ? 'claude' : 'offline';
     const j = rc.job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
-    if (search.agent === 'claude' && !p.apiKey) j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
+    if (search.agent === 'claude' && !p.apiKey)
+      j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
     let done = 0;
     try {
       const result = await tune(loaded, {
-        agent, trials, seed: search.seed, apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl,
+        agent,
+        trials,
+        seed: search.seed,
+        apiKey: p.apiKey,
+        model: p.model,
+        baseURL: p.baseUrl,
         signal: j.signal,
         onEvent: (e) => {
           if (e.type === 'trial-start') {
-            const knobs = Object.entries(e.config).map(([k, v]) => `${k}=${v}`).join(' ') || 'as written';
+            const knobs =
+              Object.entries(e.config)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(' ') || 'as written';
             j.report(`trial ${e.index}: ${knobs}`, done / trials);
           } else if (e.type === 'trial-end') {
             done++;
-            j.report(`trial ${e.trial.index} ${e.trial.feasible ? 'feasible' : e.trial.status}${e.best ? `; best #${e.best.index}` : ''}`, done / trials);
+            j.report(
+              `trial ${e.trial.index} ${e.trial.feasible ? 'feasible' : e.trial.status}${e.best ? `; best #${e.best.index}` : ''}`,
+              done / trials,
+            );
           } else if (e.type === 'baseline') j.report('fp32 baseline measured', 0);
         },
         onProgress: (t, stage, message) => j.report(`${t !== undefined ? `trial ${t} ` : ''}${stage}: ${message}`),
@@ -73,7 +90,9 @@ export function registerRunJobs(rc: RunsContext): void {
       const best = result.best;
       // The loop's best under its ranking rule, with its figures: what the view and the lens show too.
       const summary: TuneResult['best'] = best && { ...planSummary(best, result.baseline), recipe_file: fileOf(p.uri) };
-      const text = summary ? `best: trial ${best!.index} — ${headline(summary)}` : `no feasible trial (${result.reason})`;
+      const text = summary
+        ? `best: trial ${best!.index} — ${headline(summary)}`
+        : `no feasible trial (${result.reason})`;
       if (best) rc.state.bestByUri.set(p.uri, { config: best.config, headline: text });
       j.end(text);
       rc.afterRun(p.uri);
@@ -94,13 +113,21 @@ export function registerRunJobs(rc: RunsContext): void {
       throw new ResponseError(REFUSED, displayText((err as Error).message));
     }
     type Shown = { title: string; rationale: string; knobs: Config };
-    const shown = ({ title, rationale, knobs }: Shown) => ({ title: lineText(title), rationale: displayText(rationale), knobs });
+    const shown = ({ title, rationale, knobs }: Shown) => ({
+      title: lineText(title),
+      rationale: displayText(rationale),
+      knobs,
+    });
     if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(shown), source: 'rules' };
     const j = rc.job(p.workDoneToken, cancel, 'Advise');
     j.report(`asking ${p.model ?? 'Claude'}`);
     try {
       const res = await adviseWithClaude(loaded.setting, objectiveOf(loaded.setting.recipe), {
-        apiKey: p.apiKey, model: p.model, baseURL: p.baseUrl, signal: j.signal, architecture: loaded.architecture,
+        apiKey: p.apiKey,
+        model: p.model,
+        baseURL: p.baseUrl,
+        signal: j.signal,
+        architecture: loaded.architecture,
       });
       j.end(`${res.suggestions.length} suggestions`);
       if (res.outcome !== 'completed' && res.suggestions.length === 0) {

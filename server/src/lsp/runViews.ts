@@ -37,12 +37,34 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
   const shown = (s: string | undefined) => (s === undefined ? undefined : displayText(s));
   const t = r.trial;
   return {
-    id: r.id, recipe_file: r.recipe_file, recipe_hash: r.recipe_hash, status: r.status, error: shown(r.error?.message), started: r.started,
-    trial: t && { number: t.number, session: t.session, rationale: shown(t.rationale), agent: t.agent, assignment: t.assignment },
-    decode_ms: m.decode_ms_per_token?.median, prefill_ms: m.prefill_ms?.median, inference_ms: m.inference_ms?.median,
-    throughput_tok_s: m.throughput_tok_s, ppl: m.ppl, ppl_fp32: m.ppl_fp32, ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
-    kl: m.kl, top1: m.top1, model_bytes: m.model_bytes, peak_rss_bytes: m.peak_rss_bytes,
-    speedup_decode: speedupOf(r), speedup_size: r.speedups?.size, line, layers,
+    id: r.id,
+    recipe_file: r.recipe_file,
+    recipe_hash: r.recipe_hash,
+    status: r.status,
+    error: shown(r.error?.message),
+    started: r.started,
+    trial: t && {
+      number: t.number,
+      session: t.session,
+      rationale: shown(t.rationale),
+      agent: t.agent,
+      assignment: t.assignment,
+    },
+    decode_ms: m.decode_ms_per_token?.median,
+    prefill_ms: m.prefill_ms?.median,
+    inference_ms: m.inference_ms?.median,
+    throughput_tok_s: m.throughput_tok_s,
+    ppl: m.ppl,
+    ppl_fp32: m.ppl_fp32,
+    ppl_delta_pct: pctDelta(m.ppl, m.ppl_fp32),
+    kl: m.kl,
+    top1: m.top1,
+    model_bytes: m.model_bytes,
+    peak_rss_bytes: m.peak_rss_bytes,
+    speedup_decode: speedupOf(r),
+    speedup_size: r.speedups?.size,
+    line,
+    layers,
     ...(r.race ? { paired: r.race.paired, race_verdict: r.race.verdict, race_seconds: r.race.wall_ms / 1000 } : {}),
   };
 }
@@ -61,12 +83,23 @@ export function speedupOf(r: RunRecord): number | undefined {
  * tuner announced. `id` is the record of the plan's first trial (the view marks it).
  */
 export function bestOfNewestSession(
-  recs: readonly RecordAt[], objective: Objective | number,
+  recs: readonly RecordAt[],
+  objective: Objective | number,
 ): { config: Config; headline: string; id: string } | undefined {
-  const o: Objective = typeof objective === 'number'
-    ? { metric: 'decode_latency', field: 'decode_ms_per_token', direction: 'min', unit: 'ms/token', max_ppl_increase: objective }
-    : objective;
-  const found = bestOfSession(mergeTrialSteps(recs).map((x) => x.record), o);
+  const o: Objective =
+    typeof objective === 'number'
+      ? {
+          metric: 'decode_latency',
+          field: 'decode_ms_per_token',
+          direction: 'min',
+          unit: 'ms/token',
+          max_ppl_increase: objective,
+        }
+      : objective;
+  const found = bestOfSession(
+    mergeTrialSteps(recs).map((x) => x.record),
+    o,
+  );
   if (!found) return undefined;
   return { config: found.plan.config, headline: headline(planSummary(found.plan, found.view.baseline)), id: found.id };
 }
@@ -74,13 +107,25 @@ export function bestOfNewestSession(
 /** The headline figures of a ranked plan (agent/ranking.ts): the same numbers the loop's answer has. */
 export function planSummary(best: Plan, baseline?: TrialMetrics): NonNullable<TuneResult['best']> {
   const bm = best.metrics;
-  const ratio = best.ratio
-    ?? (bm.decode_ms_per_token && baseline?.decode_ms_per_token ? bm.decode_ms_per_token / baseline.decode_ms_per_token : undefined);
+  const ratio =
+    best.ratio ??
+    (bm.decode_ms_per_token && baseline?.decode_ms_per_token
+      ? bm.decode_ms_per_token / baseline.decode_ms_per_token
+      : undefined);
   return {
-    id: `trial-${best.index}`, recipe_file: '', recipe_hash: '', status: best.status === 'failed' ? 'error' : 'ok', started: '',
-    decode_ms: bm.decode_ms_per_token, prefill_ms: bm.prefill_ms, ppl: bm.ppl, ppl_fp32: bm.ppl_fp32,
+    id: `trial-${best.index}`,
+    recipe_file: '',
+    recipe_hash: '',
+    status: best.status === 'failed' ? 'error' : 'ok',
+    started: '',
+    decode_ms: bm.decode_ms_per_token,
+    prefill_ms: bm.prefill_ms,
+    ppl: bm.ppl,
+    ppl_fp32: bm.ppl_fp32,
     ppl_delta_pct: pctDelta(bm.ppl, bm.ppl_fp32 ?? baseline?.ppl),
-    speedup_decode: ratio ? 1 / ratio : undefined, model_bytes: bm.model_bytes, assignment: best.config,
+    speedup_decode: ratio ? 1 / ratio : undefined,
+    model_bytes: bm.model_bytes,
+    assignment: best.config,
   };
 }
 
@@ -94,7 +139,11 @@ export function layerMap(recipe: Recipe, layers: readonly Layer[], r: RunRecord)
       bits: p.quant?.bits,
       block_size: p.quant?.block_size,
       skip: !p.quant,
-      sparsity: p.sparsity ? ('ratio' in p.sparsity ? `${Math.round(p.sparsity.ratio * 100)}%` : `${p.sparsity.n}:${p.sparsity.m}`) : undefined,
+      sparsity: p.sparsity
+        ? 'ratio' in p.sparsity
+          ? `${Math.round(p.sparsity.ratio * 100)}%`
+          : `${p.sparsity.n}:${p.sparsity.m}`
+        : undefined,
       rank: p.lowRank?.rank,
     }));
   } catch {

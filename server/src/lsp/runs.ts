@@ -27,7 +27,9 @@ export function createRunsFeature(): ServerFeature {
     register(ctx) {
       ctx.connection.onNotification(Notifications.trust.method, (p: TrustParams) => {
         state.trusted = p?.trusted === true;
-        ctx.connection.console.log(`haqa: workspace ${state.trusted ? 'trusted: runs enabled' : 'restricted: runs disabled'}`);
+        ctx.connection.console.log(
+          `haqa: workspace ${state.trusted ? 'trusted: runs enabled' : 'restricted: runs disabled'}`,
+        );
       });
       const rc = runsContext(ctx, state);
       registerRunJobs(rc);

@@ -11,7 +11,8 @@ export type DocKind = 'recipe' | 'hf-config';
 
 export function docKind(uri: string): DocKind | undefined {
   const base = path.posix.basename(uri.split('?')[0]).toLowerCase();
-  if (base === 'haqa.yaml' || base === 'haqa.yml' || base.endsWith('.haqa.yaml') || base.endsWith('.haqa.yml')) return 'recipe';
+  if (base === 'haqa.yaml' || base === 'haqa.yml' || base.endsWith('.haqa.yaml') || base.endsWith('.haqa.yml'))
+    return 'recipe';
   if (base === 'config.json') return 'hf-config';
   return undefined;
 }
@@ -25,7 +26,10 @@ export function uriToPath(uri: string): string {
   }
 }
 
-interface Cached<T> { version: number; result: Promise<T> }
+interface Cached<T> {
+  version: number;
+  result: Promise<T>;
+}
 
 export class HaqaService {
   readonly models = new ModelCache();
@@ -39,7 +43,12 @@ export class HaqaService {
     const hit = this.recipes.get(doc.uri);
     if (hit && hit.version === doc.version) return hit.result;
     const prev = this.lastRecipe.get(doc.uri);
-    const result = analyzeRecipe(doc.getText(), uriToPath(doc.uri), { models: this.models, workspaceRoots: this.roots }, prev).then((a) => {
+    const result = analyzeRecipe(
+      doc.getText(),
+      uriToPath(doc.uri),
+      { models: this.models, workspaceRoots: this.roots },
+      prev,
+    ).then((a) => {
       this.lastRecipe.set(doc.uri, a);
       return a;
     });
@@ -60,10 +69,15 @@ export class HaqaService {
     this.models.invalidate(file);
     const hits: string[] = [];
     for (const uri of openUris) {
-      const deps = [...((await this.recipes.get(uri)?.result)?.dependencies ?? []), ...((await this.configs.get(uri)?.result)?.dependencies ?? [])];
-        // The file itself, a model's external data (model.onnx.data), or the config.json beside it.
+      const deps = [
+        ...((await this.recipes.get(uri)?.result)?.dependencies ?? []),
+        ...((await this.configs.get(uri)?.result)?.dependencies ?? []),
+      ];
+      // The file itself, a model's external data (model.onnx.data), or the config.json beside it.
       const related = (d: string) =>
-        d === file || file.startsWith(d + '.') || (path.basename(file) === 'config.json' && path.dirname(d) === path.dirname(file));
+        d === file ||
+        file.startsWith(d + '.') ||
+        (path.basename(file) === 'config.json' && path.dirname(d) === path.dirname(file));
       if (deps.some(related)) {
         this.recipes.delete(uri);
         this.configs.delete(uri);

@@ -11,11 +11,24 @@ export function node(
   opts: { name?: string; domain?: string; attrs?: Record<string, AttrValue> } = {},
 ): onnx.NodeProto {
   const attribute = Object.entries(opts.attrs ?? {}).map(([k, v]) => {
-    if (typeof v === 'object' && v !== null && 'float' in v) return makeAttribute(k, (v as { float: number }).float, 'float');
-    if (typeof v === 'object' && v !== null && 'floats' in v) return makeAttribute(k, (v as { floats: number[] }).floats, 'float');
-    return makeAttribute(k, v as number | number[] | string | onnx.ITensorProto, typeof v === 'number' ? 'int' : undefined);
+    if (typeof v === 'object' && v !== null && 'float' in v)
+      return makeAttribute(k, (v as { float: number }).float, 'float');
+    if (typeof v === 'object' && v !== null && 'floats' in v)
+      return makeAttribute(k, (v as { floats: number[] }).floats, 'float');
+    return makeAttribute(
+      k,
+      v as number | number[] | string | onnx.ITensorProto,
+      typeof v === 'number' ? 'int' : undefined,
+    );
   });
-  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, name: opts.name ?? '', domain: opts.domain ?? '', attribute });
+  return onnx.NodeProto.create({
+    opType,
+    input: inputs,
+    output: outputs,
+    name: opts.name ?? '',
+    domain: opts.domain ?? '',
+    attribute,
+  });
 }
 
 /** A tensor-typed graph input or output; string dims are symbolic (`batch`, `sequence_length`). */
@@ -32,7 +45,13 @@ export function valueInfo(name: string, elemType: DataType, shape: (number | str
 }
 
 export function model(
-  graph: { name: string; node: onnx.INodeProto[]; input: onnx.IValueInfoProto[]; output: onnx.IValueInfoProto[]; initializer: onnx.ITensorProto[] },
+  graph: {
+    name: string;
+    node: onnx.INodeProto[];
+    input: onnx.IValueInfoProto[];
+    output: onnx.IValueInfoProto[];
+    initializer: onnx.ITensorProto[];
+  },
   opts: { opset?: number; msOpset?: number; producer?: string } = {},
 ): onnx.ModelProto {
   const opsetImport = [{ domain: '', version: opts.opset ?? 17 }];

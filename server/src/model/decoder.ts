@@ -54,9 +54,10 @@ export class DecoderSession {
 
   static async create(modelPathOrBytes: string | Uint8Array, opts: DecoderOptions = {}): Promise<DecoderSession> {
     const so = opts.sessionOptions ?? {};
-    const session = typeof modelPathOrBytes === 'string'
-      ? await ort.InferenceSession.create(modelPathOrBytes, so)
-      : await ort.InferenceSession.create(modelPathOrBytes, so);
+    const session =
+      typeof modelPathOrBytes === 'string'
+        ? await ort.InferenceSession.create(modelPathOrBytes, so)
+        : await ort.InferenceSession.create(modelPathOrBytes, so);
     try {
       return DecoderSession.fromSession(session, opts.config);
     } catch (e) {
@@ -69,22 +70,31 @@ export class DecoderSession {
     const inputs = new Set(session.inputNames);
     const outputs = new Set(session.outputNames);
     for (const name of REQUIRED_INPUTS) {
-      if (!inputs.has(name)) throw new DecoderError(`model has no input "${name}" (inputs: ${session.inputNames.join(', ')})`);
+      if (!inputs.has(name))
+        throw new DecoderError(`model has no input "${name}" (inputs: ${session.inputNames.join(', ')})`);
     }
-    if (!outputs.has('logits')) throw new DecoderError(`model has no output "logits" (outputs: ${session.outputNames.join(', ')})`);
+    if (!outputs.has('logits'))
+      throw new DecoderError(`model has no output "logits" (outputs: ${session.outputNames.join(', ')})`);
     let numLayers = 0;
     while (inputs.has(`past_key_values.${numLayers}.key`)) numLayers++;
-    if (numLayers === 0) throw new DecoderError('model has no "past_key_values.0.key" input: it was not exported with a KV cache');
+    if (numLayers === 0)
+      throw new DecoderError('model has no "past_key_values.0.key" input: it was not exported with a KV cache');
     for (let i = 0; i < numLayers; i++) {
-      if (!inputs.has(`past_key_values.${i}.value`)) throw new DecoderError(`model has no input "past_key_values.${i}.value"`);
-      for (const n of [`present.${i}.key`, `present.${i}.value`]) if (!outputs.has(n)) throw new DecoderError(`model has no output "${n}"`);
+      if (!inputs.has(`past_key_values.${i}.value`))
+        throw new DecoderError(`model has no input "past_key_values.${i}.value"`);
+      for (const n of [`present.${i}.key`, `present.${i}.value`])
+        if (!outputs.has(n)) throw new DecoderError(`model has no output "${n}"`);
     }
 
     let numKvHeads: number | undefined;
     let headDim: number | undefined;
     if (config) {
       numKvHeads = config.num_key_value_heads;
-      headDim = config.head_dim ?? (config.hidden_size && config.num_attention_heads ? config.hidden_size / config.num_attention_heads : undefined);
+      headDim =
+        config.head_dim ??
+        (config.hidden_size && config.num_attention_heads
+          ? config.hidden_size / config.num_attention_heads
+          : undefined);
     }
     // The graph's static dims win over config.json: they are what onnxruntime checks the feeds against.
     const meta = session.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
@@ -94,7 +104,9 @@ export class DecoderSession {
       if (typeof hd === 'number' && hd > 0) headDim = hd;
     }
     if (!numKvHeads || !headDim || !Number.isInteger(headDim)) {
-      throw new DecoderError('cannot tell the kv heads and head dim from the model: pass config (num_key_value_heads, head_dim or hidden_size/num_attention_heads)');
+      throw new DecoderError(
+        'cannot tell the kv heads and head dim from the model: pass config (num_key_value_heads, head_dim or hidden_size/num_attention_heads)',
+      );
     }
     return new DecoderSession(session, numLayers, numKvHeads, headDim, inputs.has('position_ids'));
   }

@@ -42,12 +42,12 @@ export function floatToHalf(v: number): number {
     let h = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
+    if (rem > half || (rem === half && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
   e = h; // carries into the exponent are correct by construction
   return sign | e;
 }
@@ -65,7 +65,7 @@ export function halfToFloat(h: number): number {
 export function floatToBfloat16(v: number): number {
   f32buf[0] = v;
   const x = u32buf[0];
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff)) return ((x >>> 16) | 0x40) & 0xffff;
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff;
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
@@ -87,7 +87,10 @@ function u16View(src: Uint8Array, n: number): Uint16Array {
 
 const FLOAT_TYPES: FloatType[] = [
   {
-    dataType: DT.FLOAT, name: 'float32', bytes: 4, lowest: -3.4028234663852886e38,
+    dataType: DT.FLOAT,
+    name: 'float32',
+    bytes: 4,
+    lowest: -3.4028234663852886e38,
     decode(src, n, out) {
       const aligned = src.byteOffset % 4 === 0 ? src : new Uint8Array(src.subarray(0, n * 4));
       out.set(new Float32Array(aligned.buffer, aligned.byteOffset, n));
@@ -95,7 +98,10 @@ const FLOAT_TYPES: FloatType[] = [
     encode: (values) => Float32Array.from(values),
   },
   {
-    dataType: DT.FLOAT16, name: 'float16', bytes: 2, lowest: -65504,
+    dataType: DT.FLOAT16,
+    name: 'float16',
+    bytes: 2,
+    lowest: -65504,
     decode(src, n, out) {
       const h = u16View(src, n);
       const lut = halfLut();
@@ -108,7 +114,10 @@ const FLOAT_TYPES: FloatType[] = [
     },
   },
   {
-    dataType: DT.BFLOAT16, name: 'bfloat16', bytes: 2, lowest: -3.3895313892515355e38,
+    dataType: DT.BFLOAT16,
+    name: 'bfloat16',
+    bytes: 2,
+    lowest: -3.3895313892515355e38,
     decode(src, n, out) {
       const h = u16View(src, n);
       const u = new Uint32Array(out.buffer, out.byteOffset, n);

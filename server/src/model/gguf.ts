@@ -17,8 +17,19 @@ export const DEFAULT_ALIGNMENT = 32;
 
 /** Metadata value types (gguf_type). */
 export enum GgufValueType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8,
-  ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 }
 
 /** Tensor types (ggml_type) HAQA writes, with their block geometry: elements per block, bytes per block. */
@@ -40,12 +51,16 @@ export function ggmlTypeName(id: number): GgmlTypeName | undefined {
 /** Bytes of a tensor of `elements` values in `type`; throws when the row does not fill whole blocks. */
 export function tensorBytes(type: GgmlTypeName, dims: number[]): number {
   const t = GGML_TYPES[type];
-  if (dims[0] % t.block !== 0) throw new GgufError(`a ${type} tensor's rows must be a multiple of ${t.block} (got ${dims[0]})`);
+  if (dims[0] % t.block !== 0)
+    throw new GgufError(`a ${type} tensor's rows must be a multiple of ${t.block} (got ${dims[0]})`);
   return (dims.reduce((a, b) => a * b, 1) / t.block) * t.bytes;
 }
 
 export class GgufError extends Error {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(message);
     this.name = 'GgufError';
   }
@@ -55,8 +70,20 @@ export class GgufError extends Error {
 export type GgufValue =
   | { type: GgufValueType.STRING; value: string }
   | { type: GgufValueType.BOOL; value: boolean }
-  | { type: GgufValueType.UINT32 | GgufValueType.INT32 | GgufValueType.FLOAT32 | GgufValueType.UINT64 | GgufValueType.FLOAT64
-    | GgufValueType.UINT8 | GgufValueType.INT8 | GgufValueType.UINT16 | GgufValueType.INT16 | GgufValueType.INT64; value: number }
+  | {
+      type:
+        | GgufValueType.UINT32
+        | GgufValueType.INT32
+        | GgufValueType.FLOAT32
+        | GgufValueType.UINT64
+        | GgufValueType.FLOAT64
+        | GgufValueType.UINT8
+        | GgufValueType.INT8
+        | GgufValueType.UINT16
+        | GgufValueType.INT16
+        | GgufValueType.INT64;
+      value: number;
+    }
   | { type: GgufValueType.ARRAY; itemType: GgufValueType; value: (string | number | boolean)[] };
 
 export const gv = {
@@ -86,25 +113,61 @@ class Bytes {
     this.chunks.push(b);
     this.length += b.length;
   }
-  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); this.push(b); }
-  u64(v: number): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
-  str(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    this.push(b);
+  }
+  u64(v: number): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.push(b);
+  }
   scalar(t: GgufValueType, v: string | number | boolean): void {
     const b = Buffer.alloc(8);
     switch (t) {
-      case GgufValueType.UINT8: b.writeUInt8(Number(v)); return this.push(b.subarray(0, 1));
-      case GgufValueType.INT8: b.writeInt8(Number(v)); return this.push(b.subarray(0, 1));
-      case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); return this.push(b.subarray(0, 2));
-      case GgufValueType.INT16: b.writeInt16LE(Number(v)); return this.push(b.subarray(0, 2));
-      case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); return this.push(b.subarray(0, 4));
-      case GgufValueType.INT32: b.writeInt32LE(Number(v)); return this.push(b.subarray(0, 4));
-      case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); return this.push(b.subarray(0, 4));
-      case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); return this.push(b.subarray(0, 1));
-      case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v)); return this.push(b);
-      case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v)); return this.push(b);
-      case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); return this.push(b);
-      case GgufValueType.STRING: return this.str(String(v));
-      default: throw new GgufError(`metadata value type ${t} cannot be an array item here`);
+      case GgufValueType.UINT8:
+        b.writeUInt8(Number(v));
+        return this.push(b.subarray(0, 1));
+      case GgufValueType.INT8:
+        b.writeInt8(Number(v));
+        return this.push(b.subarray(0, 1));
+      case GgufValueType.UINT16:
+        b.writeUInt16LE(Number(v));
+        return this.push(b.subarray(0, 2));
+      case GgufValueType.INT16:
+        b.writeInt16LE(Number(v));
+        return this.push(b.subarray(0, 2));
+      case GgufValueType.UINT32:
+        b.writeUInt32LE(Number(v));
+        return this.push(b.subarray(0, 4));
+      case GgufValueType.INT32:
+        b.writeInt32LE(Number(v));
+        return this.push(b.subarray(0, 4));
+      case GgufValueType.FLOAT32:
+        b.writeFloatLE(Number(v));
+        return this.push(b.subarray(0, 4));
+      case GgufValueType.BOOL:
+        b.writeUInt8(v ? 1 : 0);
+        return this.push(b.subarray(0, 1));
+      case GgufValueType.UINT64:
+        b.writeBigUInt64LE(BigInt(v));
+        return this.push(b);
+      case GgufValueType.INT64:
+        b.writeBigInt64LE(BigInt(v));
+        return this.push(b);
+      case GgufValueType.FLOAT64:
+        b.writeDoubleLE(Number(v));
+        return this.push(b);
+      case GgufValueType.STRING:
+        return this.str(String(v));
+      default:
+        throw new GgufError(`metadata value type ${t} cannot be an array item here`);
     }
   }
   value(v: GgufValue): void {
@@ -117,7 +180,9 @@ class Bytes {
       this.scalar(v.type, v.value);
     }
   }
-  concat(): Buffer { return Buffer.concat(this.chunks, this.length); }
+  concat(): Buffer {
+    return Buffer.concat(this.chunks, this.length);
+  }
 }
 
 const pad = (n: number, a: number) => (a - (n % a)) % a;
@@ -127,10 +192,13 @@ const pad = (n: number, a: number) => (a - (n % a)) % a;
  * must return exactly tensorBytes of its type and shape). Atomic: a temp file renamed over `dest`.
  */
 export async function writeGguf(
-  dest: string, metadata: Record<string, GgufValue>, tensors: GgufTensorInfo[],
-  data: (i: number) => Promise<Uint8Array> | Uint8Array, signal?: AbortSignal,
+  dest: string,
+  metadata: Record<string, GgufValue>,
+  tensors: GgufTensorInfo[],
+  data: (i: number) => Promise<Uint8Array> | Uint8Array,
+  signal?: AbortSignal,
 ): Promise<{ bytes: number }> {
-  const alignment = metadata['general.alignment']?.value as number | undefined ?? DEFAULT_ALIGNMENT;
+  const alignment = (metadata['general.alignment']?.value as number | undefined) ?? DEFAULT_ALIGNMENT;
   const h = new Bytes();
   h.u32(MAGIC);
   h.u32(GGUF_VERSION);
@@ -166,7 +234,9 @@ export async function writeGguf(
       signal?.throwIfAborted();
       const b = await data(i);
       if (b.byteLength !== sizes[i]) {
-        throw new GgufError(`tensor ${tensors[i].name}: ${b.byteLength} bytes of data, ${tensors[i].type} ${tensors[i].dims.join('×')} needs ${sizes[i]}`);
+        throw new GgufError(
+          `tensor ${tensors[i].name}: ${b.byteLength} bytes of data, ${tensors[i].type} ${tensors[i].dims.join('×')} needs ${sizes[i]}`,
+        );
       }
       await fh.write(b);
       const p = pad(sizes[i], alignment);
@@ -208,29 +278,74 @@ export function readGguf(file: string): GgufFile {
     const need = (n: number) => {
       if (p + n > buf.length) throw new GgufError(`${file}: truncated GGUF header at byte ${p}`, file);
     };
-    const u32 = () => { need(4); const v = buf.readUInt32LE(p); p += 4; return v; };
-    const u64 = () => { need(8); const v = Number(buf.readBigUInt64LE(p)); p += 8; return v; };
-    const str = () => { const n = u64(); need(n); const s = buf.toString('utf8', p, p + n); p += n; return s; };
+    const u32 = () => {
+      need(4);
+      const v = buf.readUInt32LE(p);
+      p += 4;
+      return v;
+    };
+    const u64 = () => {
+      need(8);
+      const v = Number(buf.readBigUInt64LE(p));
+      p += 8;
+      return v;
+    };
+    const str = () => {
+      const n = u64();
+      need(n);
+      const s = buf.toString('utf8', p, p + n);
+      p += n;
+      return s;
+    };
     const scalar = (t: number): string | number | boolean => {
       switch (t) {
-        case GgufValueType.UINT8: need(1); return buf.readUInt8(p++);
-        case GgufValueType.INT8: need(1); return buf.readInt8(p++);
-        case GgufValueType.UINT16: need(2); p += 2; return buf.readUInt16LE(p - 2);
-        case GgufValueType.INT16: need(2); p += 2; return buf.readInt16LE(p - 2);
-        case GgufValueType.UINT32: return u32();
-        case GgufValueType.INT32: need(4); p += 4; return buf.readInt32LE(p - 4);
-        case GgufValueType.FLOAT32: need(4); p += 4; return buf.readFloatLE(p - 4);
-        case GgufValueType.BOOL: need(1); return buf.readUInt8(p++) !== 0;
-        case GgufValueType.STRING: return str();
-        case GgufValueType.UINT64: return u64();
-        case GgufValueType.INT64: need(8); p += 8; return Number(buf.readBigInt64LE(p - 8));
-        case GgufValueType.FLOAT64: need(8); p += 8; return buf.readDoubleLE(p - 8);
-        default: throw new GgufError(`${file}: unknown metadata value type ${t} at byte ${p}`, file);
+        case GgufValueType.UINT8:
+          need(1);
+          return buf.readUInt8(p++);
+        case GgufValueType.INT8:
+          need(1);
+          return buf.readInt8(p++);
+        case GgufValueType.UINT16:
+          need(2);
+          p += 2;
+          return buf.readUInt16LE(p - 2);
+        case GgufValueType.INT16:
+          need(2);
+          p += 2;
+          return buf.readInt16LE(p - 2);
+        case GgufValueType.UINT32:
+          return u32();
+        case GgufValueType.INT32:
+          need(4);
+          p += 4;
+          return buf.readInt32LE(p - 4);
+        case GgufValueType.FLOAT32:
+          need(4);
+          p += 4;
+          return buf.readFloatLE(p - 4);
+        case GgufValueType.BOOL:
+          need(1);
+          return buf.readUInt8(p++) !== 0;
+        case GgufValueType.STRING:
+          return str();
+        case GgufValueType.UINT64:
+          return u64();
+        case GgufValueType.INT64:
+          need(8);
+          p += 8;
+          return Number(buf.readBigInt64LE(p - 8));
+        case GgufValueType.FLOAT64:
+          need(8);
+          p += 8;
+          return buf.readDoubleLE(p - 8);
+        default:
+          throw new GgufError(`${file}: unknown metadata value type ${t} at byte ${p}`, file);
       }
     };
     if (u32() !== MAGIC) throw new GgufError(`${file}: not a GGUF file (bad magic)`, file);
     const version = u32();
-    if (version !== 2 && version !== 3) throw new GgufError(`${file}: GGUF version ${version} is not supported (2 or 3)`, file);
+    if (version !== 2 && version !== 3)
+      throw new GgufError(`${file}: GGUF version ${version} is not supported (2 or 3)`, file);
     const nTensors = u64();
     const nKv = u64();
     const metadata: GgufFile['metadata'] = new Map();
@@ -261,7 +376,8 @@ export function readGguf(file: string): GgufFile {
     const alignment = Number(metadata.get('general.alignment') ?? DEFAULT_ALIGNMENT);
     const dataStart = p + pad(p, alignment);
     for (const t of tensors) {
-      if (dataStart + t.offset + t.bytes > size) throw new GgufError(`${file}: tensor ${t.name} lies past the end of the file`, file);
+      if (dataStart + t.offset + t.bytes > size)
+        throw new GgufError(`${file}: tensor ${t.name} lies past the end of the file`, file);
     }
     return { file, version, metadata, tensors, dataStart };
   } finally {

@@ -2,9 +2,7 @@
 // outputs and the compressible layers (MatMul/Gemm with a constant weight), named the way Hugging Face
 // names modules (model/layerNames.ts). Built from the graph alone: no weight bytes are read.
 import * as path from 'node:path';
-import {
-  LoadedModel, onnx, readModel, tensorDims, dataTypeName, attrInt, externalRef, elementSize, num,
-} from './onnx';
+import { LoadedModel, onnx, readModel, tensorDims, dataTypeName, attrInt, externalRef, elementSize, num } from './onnx';
 import { layerNamer, LayerNamer } from './layerNames';
 
 export type LayerOp = 'MatMul' | 'Gemm' | 'MatMulNBits';
@@ -34,7 +32,11 @@ export interface Layer {
   bytes: number;
 }
 
-export interface ValueInfo { name: string; dtype: string; shape: (number | string)[] }
+export interface ValueInfo {
+  name: string;
+  dtype: string;
+  shape: (number | string)[];
+}
 
 export interface ModelGraph {
   path: string;
@@ -130,7 +132,12 @@ export function inspectLoaded(model: LoadedModel): ModelGraph {
   };
 }
 
-function layerOf(node: onnx.INodeProto, nodeIndex: number, inits: Map<string, onnx.ITensorProto>, namer: LayerNamer): Layer | undefined {
+function layerOf(
+  node: onnx.INodeProto,
+  nodeIndex: number,
+  inits: Map<string, onnx.ITensorProto>,
+  namer: LayerNamer,
+): Layer | undefined {
   const op = node.opType;
   const nodeName = node.name || `${op}_${nodeIndex}`;
   const weightName = node.input?.[1] ?? '';
@@ -145,8 +152,18 @@ function layerOf(node: onnx.INodeProto, nodeIndex: number, inits: Map<string, on
     const [K, N] = transB ? [dims[1], dims[0]] : dims;
     const size = elementSizeOrZero(w.dataType ?? 0);
     return {
-      name, node: nodeName, nodeIndex, op, weight: weightName, K, N, transB,
-      dtype: dataTypeName(w.dataType ?? 0), bits: size * 8, params: K * N, bytes: K * N * size,
+      name,
+      node: nodeName,
+      nodeIndex,
+      op,
+      weight: weightName,
+      K,
+      N,
+      transB,
+      dtype: dataTypeName(w.dataType ?? 0),
+      bits: size * 8,
+      params: K * N,
+      bytes: K * N * size,
     };
   }
   if (op === 'MatMulNBits' && node.domain === 'com.microsoft') {
@@ -155,8 +172,19 @@ function layerOf(node: onnx.INodeProto, nodeIndex: number, inits: Map<string, on
     const bits = attrInt(node, 'bits', 4);
     const blockSize = attrInt(node, 'block_size', 32);
     return {
-      name: name.replace(/_Q\d+$/, ''), node: nodeName, nodeIndex, op: 'MatMulNBits', weight: weightName, K, N, transB: true,
-      dtype: `INT${bits}`, bits, blockSize, params: K * N, bytes: Math.ceil((K * N * bits) / 8),
+      name: name.replace(/_Q\d+$/, ''),
+      node: nodeName,
+      nodeIndex,
+      op: 'MatMulNBits',
+      weight: weightName,
+      K,
+      N,
+      transB: true,
+      dtype: `INT${bits}`,
+      bits,
+      blockSize,
+      params: K * N,
+      bytes: Math.ceil((K * N * bits) / 8),
     };
   }
   return undefined;

@@ -13,7 +13,18 @@ import { onnx } from './onnx';
 import { Family, familyFromWeights, PROJECTION_LEAVES } from '../config/families';
 
 /** Ops a head's output passes through on its way to `logits` (bias, reshapes, soft-capping, casts). */
-const PASS_THROUGH = new Set(['Reshape', 'Add', 'Transpose', 'Cast', 'Identity', 'Mul', 'Div', 'Tanh', 'Squeeze', 'Unsqueeze']);
+const PASS_THROUGH = new Set([
+  'Reshape',
+  'Add',
+  'Transpose',
+  'Cast',
+  'Identity',
+  'Mul',
+  'Div',
+  'Tanh',
+  'Squeeze',
+  'Unsqueeze',
+]);
 
 /** Weight names that are exporter-made, not state-dict keys (`onnx::MatMul_422`, dynamo's `val_12`). */
 const GENERATED = /^(onnx::|val_\d|_val_\d|\/)/;
@@ -65,11 +76,12 @@ export function layerNamer(g: onnx.IGraphProto, initializerNames: Iterable<strin
   const nodes = g.node ?? [];
   const family = familyFromWeights(initializerNames);
   const consumers = new Map<string, onnx.INodeProto[]>();
-  for (const n of nodes) for (const i of n.input ?? []) {
-    let c = consumers.get(i);
-    if (!c) consumers.set(i, (c = []));
-    c.push(n);
-  }
+  for (const n of nodes)
+    for (const i of n.input ?? []) {
+      let c = consumers.get(i);
+      if (!c) consumers.set(i, (c = []));
+      c.push(n);
+    }
   // Embedding matrices: initializers a Gather reads rows of. A projection over one is a tied head.
   const embeddings = new Set<string>();
   for (const n of nodes) if (n.opType === 'Gather' && n.input?.[0]) embeddings.add(n.input[0]);
@@ -80,7 +92,9 @@ export function layerNamer(g: onnx.IGraphProto, initializerNames: Iterable<strin
     if (outputs.has(value)) return value === 'logits';
     if (depth > 8) return false;
     const next = consumers.get(value) ?? [];
-    return next.length === 1 && PASS_THROUGH.has(next[0].opType ?? '') && reachesLogits(next[0].output?.[0] ?? '', depth + 1);
+    return (
+      next.length === 1 && PASS_THROUGH.has(next[0].opType ?? '') && reachesLogits(next[0].output?.[0] ?? '', depth + 1)
+    );
   };
 
   return {

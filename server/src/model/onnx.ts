@@ -18,7 +18,11 @@ export type DataType = onnx.TensorProto.DataType;
 
 /** An error about a model, naming the file and, where known, the node or tensor at fault. */
 export class OnnxError extends Error {
-  constructor(message: string, readonly file?: string, readonly where?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly where?: string,
+  ) {
     super(message);
     this.name = 'OnnxError';
   }
@@ -75,7 +79,8 @@ export async function readModel(file: string): Promise<LoadedModel> {
     throw new OnnxError(`model file not found: ${abs}`, abs);
   }
   if (stat.isDirectory()) throw new OnnxError(`${abs} is a directory, not an ONNX model file`, abs);
-  if (!stat.isFile()) throw new OnnxError(`${abs} is not a regular file (a FIFO, socket or device); it is not read`, abs);
+  if (!stat.isFile())
+    throw new OnnxError(`${abs} is not a regular file (a FIFO, socket or device); it is not read`, abs);
   if (stat.size === 0) throw new OnnxError(`${abs} is empty`, abs);
   const bytes = await fs.promises.readFile(abs);
   const proto = decodeModel(bytes, abs);
@@ -103,9 +108,19 @@ export function encodeModel(proto: onnx.IModelProto): Uint8Array {
 // ---------------------------------------------------------------- tensors
 
 const ELEMENT_SIZE: Partial<Record<number, number>> = {
-  [DataType.FLOAT]: 4, [DataType.UINT8]: 1, [DataType.INT8]: 1, [DataType.UINT16]: 2, [DataType.INT16]: 2,
-  [DataType.INT32]: 4, [DataType.INT64]: 8, [DataType.BOOL]: 1, [DataType.FLOAT16]: 2, [DataType.DOUBLE]: 8,
-  [DataType.UINT32]: 4, [DataType.UINT64]: 8, [DataType.BFLOAT16]: 2,
+  [DataType.FLOAT]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
+  [DataType.UINT16]: 2,
+  [DataType.INT16]: 2,
+  [DataType.INT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.BOOL]: 1,
+  [DataType.FLOAT16]: 2,
+  [DataType.DOUBLE]: 8,
+  [DataType.UINT32]: 4,
+  [DataType.UINT64]: 8,
+  [DataType.BFLOAT16]: 2,
 };
 
 export function dataTypeName(t: number): string {
@@ -126,13 +141,18 @@ export function tensorElements(t: onnx.ITensorProto): number {
   return tensorDims(t).reduce((a, b) => a * b, 1);
 }
 
-export interface ExternalRef { location: string; offset: number; length: number }
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length: number;
+}
 
 export function externalRef(t: onnx.ITensorProto): ExternalRef | undefined {
   if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return undefined;
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
-  if (!location) throw new OnnxError(`tensor ${t.name}: external data without a location`, undefined, t.name ?? undefined);
+  if (!location)
+    throw new OnnxError(`tensor ${t.name}: external data without a location`, undefined, t.name ?? undefined);
   const count = (key: string): number | undefined => {
     const v = kv.get(key);
     if (v === undefined) return undefined;
@@ -159,7 +179,11 @@ export function resolveExternal(baseDir: string, location: string, tensor?: stri
   const full = path.resolve(baseDir, location);
   const rel = path.relative(baseDir, full);
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new OnnxError(`tensor ${tensor}: external data location '${location}' is outside the model's folder`, undefined, tensor);
+    throw new OnnxError(
+      `tensor ${tensor}: external data location '${location}' is outside the model's folder`,
+      undefined,
+      tensor,
+    );
   }
   const kind = fileKind(full);
   if (kind === 'missing') return full;
@@ -169,7 +193,11 @@ export function resolveExternal(baseDir: string, location: string, tensor?: stri
   }
   if (kind !== 'file') {
     const what = kind === 'directory' ? 'a directory' : 'a FIFO, socket or device';
-    throw new OnnxError(`tensor ${tensor}: external data file ${full} is not a regular file (${what}); it is not read`, full, tensor);
+    throw new OnnxError(
+      `tensor ${tensor}: external data file ${full} is not a regular file (${what}); it is not read`,
+      full,
+      tensor,
+    );
   }
   return full;
 }
@@ -186,7 +214,11 @@ export async function readTensorBytes(t: onnx.ITensorProto, baseDir: string): Pr
       const buf = Buffer.allocUnsafe(ext.length);
       const { bytesRead } = await fh.read(buf, 0, ext.length, ext.offset);
       if (bytesRead !== ext.length) {
-        throw new OnnxError(`tensor ${t.name}: external data truncated (${bytesRead} of ${ext.length} bytes at offset ${ext.offset} in ${file})`, file, t.name ?? undefined);
+        throw new OnnxError(
+          `tensor ${t.name}: external data truncated (${bytesRead} of ${ext.length} bytes at offset ${ext.offset} in ${file})`,
+          file,
+          t.name ?? undefined,
+        );
       }
       return buf;
     } finally {
@@ -200,7 +232,11 @@ function inlineTensorBytes(t: onnx.ITensorProto): Uint8Array {
   const want = tensorElements(t) * elementSize(t.dataType ?? 0);
   if (t.rawData && t.rawData.length > 0) {
     if (t.rawData.length !== want) {
-      throw new OnnxError(`tensor ${t.name}: raw data has ${t.rawData.length} bytes, its shape needs ${want}`, undefined, t.name ?? undefined);
+      throw new OnnxError(
+        `tensor ${t.name}: raw data has ${t.rawData.length} bytes, its shape needs ${want}`,
+        undefined,
+        t.name ?? undefined,
+      );
     }
     return t.rawData;
   }
@@ -208,15 +244,21 @@ function inlineTensorBytes(t: onnx.ITensorProto): Uint8Array {
   let typed: ArrayBufferView;
   if (dt === DataType.FLOAT) typed = Float32Array.from(t.floatData ?? []);
   else if (dt === DataType.DOUBLE) typed = Float64Array.from(t.doubleData ?? []);
-  else if (dt === DataType.INT64) typed = BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(num(v as LongLike))));
+  else if (dt === DataType.INT64)
+    typed = BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(num(v as LongLike))));
   else if (dt === DataType.INT32) typed = Int32Array.from(t.int32Data ?? []);
   else if (dt === DataType.INT8) typed = Int8Array.from(t.int32Data ?? []);
   else if (dt === DataType.UINT8 || dt === DataType.BOOL) typed = Uint8Array.from(t.int32Data ?? []);
   else if (dt === DataType.FLOAT16 || dt === DataType.BFLOAT16) typed = Uint16Array.from(t.int32Data ?? []);
-  else throw new OnnxError(`tensor ${t.name}: unsupported data type ${dataTypeName(dt)}`, undefined, t.name ?? undefined);
+  else
+    throw new OnnxError(`tensor ${t.name}: unsupported data type ${dataTypeName(dt)}`, undefined, t.name ?? undefined);
   const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   if (bytes.length !== want) {
-    throw new OnnxError(`tensor ${t.name}: has ${bytes.length} bytes of data, its shape needs ${want}`, undefined, t.name ?? undefined);
+    throw new OnnxError(
+      `tensor ${t.name}: has ${bytes.length} bytes of data, its shape needs ${want}`,
+      undefined,
+      t.name ?? undefined,
+    );
   }
   return bytes;
 }
@@ -232,7 +274,11 @@ export async function readTensorFloat32(t: onnx.ITensorProto, baseDir: string): 
   }
   const ft = floatType(dt);
   if (!ft) {
-    throw new OnnxError(`tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot be compressed (float32, float16, bfloat16 or double expected)`, undefined, t.name ?? undefined);
+    throw new OnnxError(
+      `tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot be compressed (float32, float16, bfloat16 or double expected)`,
+      undefined,
+      t.name ?? undefined,
+    );
   }
   const out = new Float32Array(n);
   ft.decode(bytes, n, out);
@@ -249,11 +295,16 @@ function asBytes(data: ArrayBufferView): Uint8Array {
 export function makeTensor(name: string, dataType: DataType, dims: number[], data: ArrayBufferView): onnx.TensorProto {
   const bytes = asBytes(data);
   const want = dims.reduce((a, b) => a * b, 1) * elementSize(dataType);
-  if (bytes.length !== want) throw new OnnxError(`makeTensor ${name}: ${bytes.length} bytes for shape [${dims}] of ${dataTypeName(dataType)}`);
+  if (bytes.length !== want)
+    throw new OnnxError(`makeTensor ${name}: ${bytes.length} bytes for shape [${dims}] of ${dataTypeName(dataType)}`);
   return onnx.TensorProto.create({ name, dataType, dims, rawData: bytes });
 }
 
-export function makeAttribute(name: string, value: number | number[] | string | onnx.ITensorProto, type?: 'int' | 'float'): onnx.AttributeProto {
+export function makeAttribute(
+  name: string,
+  value: number | number[] | string | onnx.ITensorProto,
+  type?: 'int' | 'float',
+): onnx.AttributeProto {
   const A = onnx.AttributeProto.AttributeType;
   if (typeof value === 'string') return onnx.AttributeProto.create({ name, type: A.STRING, s: Buffer.from(value) });
   if (Array.isArray(value)) {
@@ -319,7 +370,9 @@ export class ExternalDataWriter {
     this.offset += pad;
     await writeAll(this.fh, bytes, this.offset); // a write may come up short (a nearly full disk)
     const t = onnx.TensorProto.create({
-      name, dataType, dims,
+      name,
+      dataType,
+      dims,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
         { key: 'location', value: this.dataName },
@@ -342,7 +395,9 @@ export class ExternalDataWriter {
    * the producer once the next one is requested.
    */
   async appendChunks(
-    name: string, dataType: DataType, dims: number[],
+    name: string,
+    dataType: DataType,
+    dims: number[],
     chunks: Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>,
   ): Promise<onnx.TensorProto> {
     if (!this.fh) this.fh = await fs.promises.open(this.tmpData, 'w');
@@ -360,10 +415,16 @@ export class ExternalDataWriter {
       }
     }
     if (this.offset - start !== want) {
-      throw new OnnxError(`tensor ${name}: ${this.offset - start} bytes written for shape [${dims}] of ${dataTypeName(dataType)} (${want} expected)`, undefined, name);
+      throw new OnnxError(
+        `tensor ${name}: ${this.offset - start} bytes written for shape [${dims}] of ${dataTypeName(dataType)} (${want} expected)`,
+        undefined,
+        name,
+      );
     }
     return onnx.TensorProto.create({
-      name, dataType, dims,
+      name,
+      dataType,
+      dims,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
         { key: 'location', value: this.dataName },
@@ -382,7 +443,8 @@ export class ExternalDataWriter {
         this.fh = undefined;
       }
       await fs.promises.writeFile(tmpModel, encodeModel(model));
-      if (this.offset > 0) await fs.promises.rename(this.tmpData, path.join(path.dirname(this.modelPath), this.dataName));
+      if (this.offset > 0)
+        await fs.promises.rename(this.tmpData, path.join(path.dirname(this.modelPath), this.dataName));
       await fs.promises.rename(tmpModel, this.modelPath);
     } catch (err) {
       await fs.promises.rm(tmpModel, { force: true });
@@ -400,7 +462,11 @@ export class ExternalDataWriter {
   }
 }
 
-export interface WriteResult { modelBytes: number; dataBytes: number; dataFile?: string }
+export interface WriteResult {
+  modelBytes: number;
+  dataBytes: number;
+  dataFile?: string;
+}
 
 /**
  * Write a whole in-memory model atomically. With `externalData` (or automatically above

@@ -44,13 +44,21 @@ export interface SynthResult {
 }
 
 /** The architecture with the test/bench overrides applied. */
-export function effectiveArchitecture(arch: ModelArchitecture, opts: Pick<SynthOptions, 'layers' | 'vocab'>): ModelArchitecture {
+export function effectiveArchitecture(
+  arch: ModelArchitecture,
+  opts: Pick<SynthOptions, 'layers' | 'vocab'>,
+): ModelArchitecture {
   const check = (v: number | undefined, what: string): void => {
-    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${what} must be a positive integer, got ${v}`);
+    if (v !== undefined && !(Number.isInteger(v) && v > 0))
+      throw new RangeError(`${what} must be a positive integer, got ${v}`);
   };
   check(opts.layers, 'layers');
   check(opts.vocab, 'vocab');
-  return { ...arch, num_hidden_layers: opts.layers ?? arch.num_hidden_layers, vocab_size: opts.vocab ?? arch.vocab_size };
+  return {
+    ...arch,
+    num_hidden_layers: opts.layers ?? arch.num_hidden_layers,
+    vocab_size: opts.vocab ?? arch.vocab_size,
+  };
 }
 
 /** Chunks of 1M floats (4 MB): big enough that writes are efficient, small enough to be free. */
@@ -59,8 +67,10 @@ const CHUNK = 1 << 20;
 function* chunksOf(w: WeightSpec, seed: number, std: number, ft: FloatType): Generator<Float32Array | Uint16Array> {
   const n = w.dims.reduce((x, y) => x * y, 1);
   // Biases are drawn too (HF initialises them to zero): a zero bias would leave the bias path untested.
-  const gen = w.fill === 'ones' || w.fill === 'zeros' ? constantChunks(w.fill === 'ones' ? 1 : 0, n, CHUNK)
-    : normalChunks(seed, w.name, n, std, CHUNK);
+  const gen =
+    w.fill === 'ones' || w.fill === 'zeros'
+      ? constantChunks(w.fill === 'ones' ? 1 : 0, n, CHUNK)
+      : normalChunks(seed, w.name, n, std, CHUNK);
   // The same draws as the float32 model, rounded to the type: an fp16 model is its fp32 twin rounded.
   for (const c of gen) yield ft.dataType === DataType.FLOAT ? c : ft.encode(c);
 }
@@ -83,7 +93,10 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
   const { model, weights } = buildDecoderGraph(arch, ft.dataType);
   const params = weights.reduce((s, w) => s + w.dims.reduce((x, y) => x * y, 1), 0);
   const totalBytes = params * ft.bytes;
-  const external = opts.externalData === undefined || opts.externalData === 'auto' ? totalBytes > EXTERNAL_DATA_THRESHOLD : opts.externalData;
+  const external =
+    opts.externalData === undefined || opts.externalData === 'auto'
+      ? totalBytes > EXTERNAL_DATA_THRESHOLD
+      : opts.externalData;
   await fs.promises.mkdir(path.dirname(out), { recursive: true });
   const graph = model.graph!;
   let doneBytes = 0;
@@ -113,7 +126,13 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
       throw err;
     }
     const modelBytes = (await fs.promises.stat(out)).size;
-    return { out, params, bytes: modelBytes + writer.bytesWritten, arch, dataFile: path.join(path.dirname(out), writer.dataName) };
+    return {
+      out,
+      params,
+      bytes: modelBytes + writer.bytesWritten,
+      arch,
+      dataFile: path.join(path.dirname(out), writer.dataName),
+    };
   }
 
   // Inline: below the threshold the whole model fits comfortably in memory and in one protobuf.
@@ -134,6 +153,9 @@ export async function synthesizeDecoder(archIn: ModelArchitecture, opts: SynthOp
 }
 
 /** Parameter count the synthesized model will have, from the config alone (no graph built). */
-export function synthParameterCount(arch: ModelArchitecture, opts: Pick<SynthOptions, 'layers' | 'vocab'> = {}): number {
+export function synthParameterCount(
+  arch: ModelArchitecture,
+  opts: Pick<SynthOptions, 'layers' | 'vocab'> = {},
+): number {
   return parameterCount(effectiveArchitecture(arch, opts));
 }

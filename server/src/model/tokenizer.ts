@@ -74,12 +74,16 @@ export function toJsRegExp(pattern: string): RegExp {
   try {
     return new RegExp(out, 'gu');
   } catch (e) {
-    throw new Error(`tokenizer: pre-tokenizer regex ${JSON.stringify(pattern)} is not supported in JavaScript: ${(e as Error).message}`);
+    throw new Error(
+      `tokenizer: pre-tokenizer regex ${JSON.stringify(pattern)} is not supported in JavaScript: ${(e as Error).message}`,
+    );
   }
 }
 
 function unsupported(what: string, type: unknown): never {
-  throw new Error(`tokenizer: unsupported ${what} type ${JSON.stringify(type)} (supported: byte-level BPE as in GPT-2, Llama-3 and Qwen2)`);
+  throw new Error(
+    `tokenizer: unsupported ${what} type ${JSON.stringify(type)} (supported: byte-level BPE as in GPT-2, Llama-3 and Qwen2)`,
+  );
 }
 
 export class Tokenizer {
@@ -133,7 +137,8 @@ export class Tokenizer {
     for (const s of steps) {
       if (s.type === 'Split') {
         if (byteLevel) unsupported('pre_tokenizer Split after ByteLevel', 'Split');
-        if (s.behavior !== 'Isolated' || s.invert) unsupported('Split behavior', `${String(s.behavior)}${s.invert ? ' (inverted)' : ''}`);
+        if (s.behavior !== 'Isolated' || s.invert)
+          unsupported('Split behavior', `${String(s.behavior)}${s.invert ? ' (inverted)' : ''}`);
         const p = s.pattern as Json;
         if (typeof p.Regex === 'string') this.splitters.push(toJsRegExp(p.Regex));
         else if (typeof p.String === 'string') this.splitters.push(new RegExp(escapeRegExp(p.String), 'gu'));
@@ -263,7 +268,10 @@ export class Tokenizer {
     }
     const ids = syms.map((s) => {
       const id = this.vocab.get(s);
-      if (id === undefined) throw new Error(`tokenizer: symbol ${JSON.stringify(s)} is not in the vocabulary (no unk token for byte-level BPE)`);
+      if (id === undefined)
+        throw new Error(
+          `tokenizer: symbol ${JSON.stringify(s)} is not in the vocabulary (no unk token for byte-level BPE)`,
+        );
       return id;
     });
     if (this.cache.size < 100_000) this.cache.set(word, ids);

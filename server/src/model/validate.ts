@@ -26,11 +26,19 @@ function checkDims(dims: LongLike[] | null | undefined, what: string, file: stri
   for (const raw of dims ?? []) {
     const d = dimOf(raw);
     if (!Number.isSafeInteger(d) || d < 0) {
-      throw new GraphError(`${file}: ${what} has dimension ${String(raw)}; dims must be non-negative integers`, file, where);
+      throw new GraphError(
+        `${file}: ${what} has dimension ${String(raw)}; dims must be non-negative integers`,
+        file,
+        where,
+      );
     }
     elements *= d;
     if (elements > MAX_TENSOR_BYTES) {
-      throw new GraphError(`${file}: ${what} has shape [${(dims ?? []).map(String)}], over ${MAX_TENSOR_BYTES} elements`, file, where);
+      throw new GraphError(
+        `${file}: ${what} has shape [${(dims ?? []).map(String)}], over ${MAX_TENSOR_BYTES} elements`,
+        file,
+        where,
+      );
     }
   }
   return elements;
@@ -69,17 +77,26 @@ function checkTensor(t: onnx.ITensorProto, baseDir: string, file: string, sizes:
     if (bytes === undefined) {
       const st = fs.statSync(data, { throwIfNoEntry: false });
       if (!st) throw new GraphError(`${file}: ${what}: external data file not found: ${data}`, file, name);
-      if (!st.isFile()) throw new GraphError(`${file}: ${what}: external data ${data} is not a regular file`, file, name);
+      if (!st.isFile())
+        throw new GraphError(`${file}: ${what}: external data ${data} is not a regular file`, file, name);
       bytes = st.size;
       sizes.set(data, bytes);
     }
     if (size !== undefined && ext.length !== elements * size) {
-      throw new GraphError(`${file}: ${what}: external data length ${ext.length} does not match its shape ` +
-        `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} (${elements * size} bytes)`, file, name);
+      throw new GraphError(
+        `${file}: ${what}: external data length ${ext.length} does not match its shape ` +
+          `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} (${elements * size} bytes)`,
+        file,
+        name,
+      );
     }
     if (ext.offset + ext.length > bytes) {
-      throw new GraphError(`${file}: ${what}: external data truncated: bytes ${ext.offset}..${ext.offset + ext.length} ` +
-        `are past the end of ${data} (${bytes} bytes)`, file, name);
+      throw new GraphError(
+        `${file}: ${what}: external data truncated: bytes ${ext.offset}..${ext.offset + ext.length} ` +
+          `are past the end of ${data} (${bytes} bytes)`,
+        file,
+        name,
+      );
     }
     return;
   }
@@ -89,10 +106,13 @@ function checkTensor(t: onnx.ITensorProto, baseDir: string, file: string, sizes:
   // FLOAT16/BFLOAT16/INT8/UINT8/BOOL pack one element per int32 entry.
   const storedElems = t.rawData && t.rawData.length > 0 ? stored / size : typedCount(t);
   if (storedElems !== elements && !(elements === 0 && stored === 0)) {
-    throw new GraphError(`${file}: ${what}: holds ${t.rawData?.length ? `${stored} bytes` : `${storedElems} values`}, its shape ` +
-      `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} needs ` +
-      `${t.rawData?.length ? `${want} bytes` : `${elements} values`}`,
-      file, name);
+    throw new GraphError(
+      `${file}: ${what}: holds ${t.rawData?.length ? `${stored} bytes` : `${storedElems} values`}, its shape ` +
+        `[${(t.dims ?? []).map(String)}] of ${dataTypeName(t.dataType ?? 0)} needs ` +
+        `${t.rawData?.length ? `${want} bytes` : `${elements} values`}`,
+      file,
+      name,
+    );
   }
 }
 
@@ -110,7 +130,10 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
   }
   const realInputs = (g.input ?? []).filter((i) => !available.has(i.name ?? ''));
   if (realInputs.length === 0) {
-    throw new GraphError(`${file}: the graph has no inputs (every graph input is an initializer or there are none)`, file);
+    throw new GraphError(
+      `${file}: the graph has no inputs (every graph input is an initializer or there are none)`,
+      file,
+    );
   }
   if ((g.output ?? []).length === 0) throw new GraphError(`${file}: the graph has no outputs`, file);
   for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
@@ -121,8 +144,9 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
       if (!Number.isSafeInteger(x) || x < 0) {
         throw new GraphError(
           `${file}: graph input/output ${v.name} has dimension ${String(d.dimValue)}; ` +
-          `dims must be non-negative integers`,
-          file, v.name ?? undefined,
+            `dims must be non-negative integers`,
+          file,
+          v.name ?? undefined,
         );
       }
     }
@@ -140,11 +164,19 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
     for (const o of n.output ?? []) {
       if (o === '') continue;
       if (available.has(o)) {
-        throw new GraphError(`${file}: node ${label} writes '${o}', which is a graph input or initializer`, file, label);
+        throw new GraphError(
+          `${file}: node ${label} writes '${o}', which is a graph input or initializer`,
+          file,
+          label,
+        );
       }
       const prev = producer.get(o);
       if (prev !== undefined) {
-        throw new GraphError(`${file}: '${o}' is produced twice (nodes ${nodeLabel(nodes[prev], prev)} and ${label})`, file, label);
+        throw new GraphError(
+          `${file}: '${o}' is produced twice (nodes ${nodeLabel(nodes[prev], prev)} and ${label})`,
+          file,
+          label,
+        );
       }
       producer.set(o, i);
     }
@@ -161,9 +193,9 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
         indegree[i]++;
       } else if (!available.has(x)) {
         throw new GraphError(
-          `${file}: node ${nodeLabel(n, i)} reads '${x}', which is no graph input, initializer ` +
-          `or node output`,
-          file, nodeLabel(n, i),
+          `${file}: node ${nodeLabel(n, i)} reads '${x}', which is no graph input, initializer ` + `or node output`,
+          file,
+          nodeLabel(n, i),
         );
       }
     }
@@ -196,8 +228,9 @@ export function validateModel(proto: onnx.IModelProto, baseDir: string, file = '
     const label = nodeLabel(nodes[cur], cur);
     throw new GraphError(
       `${file}: the graph has a cycle through node ${label} (${nodes.length - done} ` +
-      `of ${nodes.length} nodes can never run)`,
-      file, label,
+        `of ${nodes.length} nodes can never run)`,
+      file,
+      label,
     );
   }
 }

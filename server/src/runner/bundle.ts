@@ -51,8 +51,15 @@ export async function contentHash(file: string): Promise<{ sha256: string; bytes
 }
 
 /** The bundle of a recipe; files the path policy (util/paths.ts) does not read here are not sent either. */
-export async function recipeBundle(recipe: Recipe, roots: readonly string[] = recipeRoots(recipe.file)): Promise<Bundle> {
-  const refused = recipeReadRefusal(recipe, roots, { model: true, calibration: compresses(recipe) && usesCalibration(recipe), evaluation: true });
+export async function recipeBundle(
+  recipe: Recipe,
+  roots: readonly string[] = recipeRoots(recipe.file),
+): Promise<Bundle> {
+  const refused = recipeReadRefusal(recipe, roots, {
+    model: true,
+    calibration: compresses(recipe) && usesCalibration(recipe),
+    evaluation: true,
+  });
   if (refused) throw refused;
   const files: BundleFile[] = [];
   const add = async (local: string, name: string) => {
@@ -84,7 +91,11 @@ export async function recipeBundle(recipe: Recipe, roots: readonly string[] = re
   const doc: Record<string, unknown> = {
     version: 1,
     model,
-    target: { provider: recipe.target.provider, threads: recipe.target.threads, memory_limit: recipe.target.memory_limit },
+    target: {
+      provider: recipe.target.provider,
+      threads: recipe.target.threads,
+      memory_limit: recipe.target.memory_limit,
+    },
     objective: recipe.objective,
     quantize: recipe.quantize,
     sparsity: recipe.sparsity,
@@ -98,6 +109,9 @@ export async function recipeBundle(recipe: Recipe, roots: readonly string[] = re
     },
     search: recipe.search,
   };
-  const key = createHash('sha256').update(files.map((f) => `${f.name}\0${f.sha256}`).join('\n')).digest('hex').slice(0, 32);
+  const key = createHash('sha256')
+    .update(files.map((f) => `${f.name}\0${f.sha256}`).join('\n'))
+    .digest('hex')
+    .slice(0, 32);
   return { files, doc: JSON.parse(JSON.stringify(doc)), key };
 }

@@ -13,11 +13,34 @@ import type { HardwareFingerprint } from '../bench/record';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { sha256 } from '../bench/record';
 import { LocalRunner } from './local';
-import { blobKey, bullmq, cancelKey, FleetJobData, FleetJobResult, parseQueueUrl, queueName, RedisClient, redisClient, workersKey } from './queue';
+import {
+  blobKey,
+  bullmq,
+  cancelKey,
+  FleetJobData,
+  FleetJobResult,
+  parseQueueUrl,
+  queueName,
+  RedisClient,
+  redisClient,
+  workersKey,
+} from './queue';
 
 /** The class a machine belongs to when it names none: arch, widest SIMD, cores (`x64-avx512-8c`). */
 export function hardwareClass(h: HardwareFingerprint = hardwareFingerprint()): string {
-  const simd = ['amx_tile', 'avx512_vnni', 'avx512f', 'avx_vnni', 'avx2', 'avx', 'i8mm', 'asimddp', 'dotprod', 'asimd', 'neon'].find((f) => h.isa.includes(f));
+  const simd = [
+    'amx_tile',
+    'avx512_vnni',
+    'avx512f',
+    'avx_vnni',
+    'avx2',
+    'avx',
+    'i8mm',
+    'asimddp',
+    'dotprod',
+    'asimd',
+    'neon',
+  ].find((f) => h.isa.includes(f));
   return `${h.arch}-${(simd ?? 'base').replace(/_/g, '')}-${h.cores}c`;
 }
 
@@ -33,11 +56,18 @@ export interface FleetWorkerOptions {
   log?: (line: string) => void;
 }
 
-export interface FleetWorker { cls: string; name: string; worker: Worker; close(): Promise<void> }
+export interface FleetWorker {
+  cls: string;
+  name: string;
+  worker: Worker;
+  close(): Promise<void>;
+}
 
 export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWorker> {
   const hw = hardwareFingerprint();
-  const url = new URL(o.url.includes('class=') ? o.url : `${o.url}${o.url.includes('?') ? '&' : '?'}class=${o.cls ?? hardwareClass(hw)}`);
+  const url = new URL(
+    o.url.includes('class=') ? o.url : `${o.url}${o.url.includes('?') ? '&' : '?'}class=${o.cls ?? hardwareClass(hw)}`,
+  );
   const { connection, cls } = parseQueueUrl(url);
   const name = o.name ?? `${os.hostname()}-${process.pid}`;
   const cache = path.resolve(o.cacheDir ?? path.join(os.homedir(), '.cache', 'haqa', 'fleet'));
@@ -62,22 +92,34 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     log(`started ${job.id} (attempt ${job.attemptsMade + 1})`);
     const dir = path.join(cache, 'trials', job.data.key);
     for (const f of job.data.files) {
-      if (f.name.split('/').includes('..') || path.isAbsolute(f.name)) throw new Error(`bad file name in job: ${f.name}`);
+      if (f.name.split('/').includes('..') || path.isAbsolute(f.name))
+        throw new Error(`bad file name in job: ${f.name}`);
       const blob = await fetchBlob(f.sha256, f.bytes);
       const dst = path.join(dir, f.name);
       await fs.promises.mkdir(path.dirname(dst), { recursive: true });
-      if (!fs.existsSync(dst)) await fs.promises.link(blob, dst).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+      if (!fs.existsSync(dst))
+        await fs.promises.link(blob, dst).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EEXIST') throw e;
+        });
     }
     const recipe = resolveRecipe(job.data.doc, path.join(dir, 'haqa.yaml'));
     const ac = new AbortController();
     const poll = setInterval(() => {
-      client.exists(cancelKey(job.id!)).then((n) => n && ac.abort(), () => undefined);
+      client.exists(cancelKey(job.id!)).then(
+        (n) => n && ac.abort(),
+        () => undefined,
+      );
     }, 500);
     try {
-      const record = await local.run({ ...job.data.job, recipe }, {
-        signal: ac.signal, noStore: true, storeDir: cache,
-        onProgress: (p) => job.updateProgress({ stage: p.stage, message: p.message }).catch(() => undefined),
-      });
+      const record = await local.run(
+        { ...job.data.job, recipe },
+        {
+          signal: ac.signal,
+          noStore: true,
+          storeDir: cache,
+          onProgress: (p) => job.updateProgress({ stage: p.stage, message: p.message }).catch(() => undefined),
+        },
+      );
       log(`finished ${job.id} ${record.status}`);
       return { record, worker: name };
     } finally {
@@ -86,16 +128,23 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
   };
 
   const worker: Worker = new Worker(queueName(cls), processor, {
-    connection, concurrency: 1, lockDuration: lockMs, stalledInterval: Math.max(500, Math.floor(lockMs / 2)), maxStalledCount: 2,
+    connection,
+    concurrency: 1,
+    lockDuration: lockMs,
+    stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
+    maxStalledCount: 2,
   });
   await worker.waitUntilReady();
-  const announce = () => client.hset(workersKey(cls), name, JSON.stringify({ hardware: hw, seen: new Date().toISOString() }));
+  const announce = () =>
+    client.hset(workersKey(cls), name, JSON.stringify({ hardware: hw, seen: new Date().toISOString() }));
   await announce();
   const beat = setInterval(() => announce().catch(() => undefined), 30_000);
   beat.unref();
   log(`worker ${name}: class ${cls}, queue ${queueName(cls)} at ${connection.host}:${connection.port}`);
   return {
-    cls, name, worker,
+    cls,
+    name,
+    worker,
     close: async () => {
       clearInterval(beat);
       await client.hdel(workersKey(cls), name).catch(() => undefined);

@@ -23,8 +23,16 @@ interface RunnerRow {
 
 export const RUNNERS: readonly RunnerRow[] = [
   { scheme: 'local', summary: 'this machine: a worker process (bench/spawn.ts)', create: () => new LocalRunner() },
-  { scheme: 'ssh:', summary: 'ssh://user@host[:port]: compress and measure on a host over SSH', create: (u, c) => new SshRunner(u!, c) },
-  { scheme: 'redis:', summary: 'redis://host[:port]?class=NAME: a fleet queue of `haqa worker`s of one hardware class', create: (u, c) => new QueueRunner(u!, c) },
+  {
+    scheme: 'ssh:',
+    summary: 'ssh://user@host[:port]: compress and measure on a host over SSH',
+    create: (u, c) => new SshRunner(u!, c),
+  },
+  {
+    scheme: 'redis:',
+    summary: 'redis://host[:port]?class=NAME: a fleet queue of `haqa worker`s of one hardware class',
+    create: (u, c) => new QueueRunner(u!, c),
+  },
 ];
 
 /** The runner for `host` (absent or 'local': this machine). Bad input is a RunnerError naming it. */
@@ -34,11 +42,22 @@ export function runnerFor(host: string | undefined, config: RunnerConfig = {}): 
   try {
     url = new URL(host);
   } catch {
-    throw new RunnerError(`not a runner URL: '${host}' (expected local, ssh://user@host:port or redis://host:port?class=NAME)`, host);
+    throw new RunnerError(
+      `not a runner URL: '${host}' (expected local, ssh://user@host:port or redis://host:port?class=NAME)`,
+      host,
+    );
   }
-  if (url.password) throw new RunnerError(`${url.protocol}//…: a password does not belong in a host URL (use an SSH key or agent; Redis ACLs via the environment)`, host);
+  if (url.password)
+    throw new RunnerError(
+      `${url.protocol}//…: a password does not belong in a host URL (use an SSH key or agent; Redis ACLs via the environment)`,
+      host,
+    );
   const row = RUNNERS.find((r) => r.scheme === url.protocol);
-  if (!row) throw new RunnerError(`no runner for '${url.protocol}' in '${host}': known ${RUNNERS.map((r) => r.scheme).join(', ')}`, host);
+  if (!row)
+    throw new RunnerError(
+      `no runner for '${url.protocol}' in '${host}': known ${RUNNERS.map((r) => r.scheme).join(', ')}`,
+      host,
+    );
   return row.create(url, config);
 }
 
@@ -47,7 +66,11 @@ export function runnerFor(host: string | undefined, config: RunnerConfig = {}): 
  * 'local'), else through that host's runner, opened for this run and closed after it. The tuner's
  * evaluator and the editor's benchmark call this; `haqa bench --host` picks its runner itself.
  */
-export async function runOnTarget(recipe: Recipe, opts: RunOptions = {}, config: RunnerConfig = runnerConfigFromEnv()): Promise<RunRecord> {
+export async function runOnTarget(
+  recipe: Recipe,
+  opts: RunOptions = {},
+  config: RunnerConfig = runnerConfigFromEnv(),
+): Promise<RunRecord> {
   const host = recipe.target.host;
   if (host === undefined || host === 'local') return runRecipe(recipe, opts);
   let runner: Runner;
@@ -55,14 +78,26 @@ export async function runOnTarget(recipe: Recipe, opts: RunOptions = {}, config:
     runner = runnerFor(host, config);
   } catch (err) {
     const record = emptyRecord({ recipe }, hardwareFingerprint(), new Date());
-    record.error = { message: (err as Error).message, stage: 'setup', where: recipe.file, recipe_path: ['target', 'host'] };
+    record.error = {
+      message: (err as Error).message,
+      stage: 'setup',
+      where: recipe.file,
+      recipe_path: ['target', 'host'],
+    };
     return record;
   }
   try {
     return await runner.run(
       {
-        recipe, quick: opts.quick, baseline: opts.baseline, measure: opts.measure, trial: opts.trial, timeoutMs: opts.timeoutMs,
-        debug: opts.debug, reference: opts.reference, race: opts.race,
+        recipe,
+        quick: opts.quick,
+        baseline: opts.baseline,
+        measure: opts.measure,
+        trial: opts.trial,
+        timeoutMs: opts.timeoutMs,
+        debug: opts.debug,
+        reference: opts.reference,
+        race: opts.race,
       },
       { signal: opts.signal, onProgress: opts.onProgress, storeDir: opts.storeDir, noStore: opts.noStore },
     );

@@ -19,7 +19,13 @@ function hostMatches(pattern: string, name: string): boolean {
     return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === mac;
   }
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern.toLowerCase() === name.toLowerCase();
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   return re.test(name);
 }
 
@@ -54,6 +60,13 @@ export function verifyHostKey(file: string, host: string, port: number, key: Buf
     if (same) match = true;
   }
   if (match) return { ok: true };
-  if (listed) return { ok: false, reason: `the host key of ${name} does not match the one in ${file}: the host changed its key, or this is not that host` };
-  return { ok: false, reason: `${name} is not in ${file}; after checking its fingerprint, add it with: ssh-keyscan -p ${port} ${host} >> ${file}` };
+  if (listed)
+    return {
+      ok: false,
+      reason: `the host key of ${name} does not match the one in ${file}: the host changed its key, or this is not that host`,
+    };
+  return {
+    ok: false,
+    reason: `${name} is not in ${file}; after checking its fingerprint, add it with: ssh-keyscan -p ${port} ${host} >> ${file}`,
+  };
 }

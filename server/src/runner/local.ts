@@ -17,9 +17,18 @@ export class LocalRunner implements Runner {
 
   async run(job: TrialJob, opts: RunnerOptions = {}): Promise<RunRecord> {
     const record = await runRecipe(job.recipe, {
-      quick: job.quick, baseline: job.baseline, measure: job.measure, trial: job.trial, timeoutMs: job.timeoutMs, debug: job.debug,
-      reference: job.reference, race: job.race,
-      signal: opts.signal, onProgress: opts.onProgress, storeDir: opts.storeDir, noStore: true,
+      quick: job.quick,
+      baseline: job.baseline,
+      measure: job.measure,
+      trial: job.trial,
+      timeoutMs: job.timeoutMs,
+      debug: job.debug,
+      reference: job.reference,
+      race: job.race,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      storeDir: opts.storeDir,
+      noStore: true,
     });
     record.device = deviceOf(this.kind, this.host, record.hardware);
     if (opts.noStore) return record;

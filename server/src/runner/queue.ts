@@ -35,18 +35,26 @@ export interface FleetJobData {
 }
 
 /** What a job returns: the record, and the worker that ran it. */
-export interface FleetJobResult { record: RunRecord; worker: string }
+export interface FleetJobResult {
+  record: RunRecord;
+  worker: string;
+}
 
 /** `redis://host:port[/db]?class=NAME` → connection options and the class. */
-export function parseQueueUrl(url: URL): { connection: { host: string; port: number; db: number; username?: string }; cls: string } {
+export function parseQueueUrl(url: URL): {
+  connection: { host: string; port: number; db: number; username?: string };
+  cls: string;
+} {
   const cls = url.searchParams.get('class');
   if (!cls || !/^[A-Za-z0-9._-]{1,64}$/.test(cls)) {
     throw new RunnerError(`${url.origin}: name the hardware class (?class=NAME, letters, digits, . _ -)`, url.href);
   }
   return {
     connection: {
-      host: url.hostname || '127.0.0.1', port: url.port ? Number(url.port) : 6379,
-      db: Number(url.pathname.replace(/^\//, '') || 0), username: url.username || undefined,
+      host: url.hostname || '127.0.0.1',
+      port: url.port ? Number(url.port) : 6379,
+      db: Number(url.pathname.replace(/^\//, '') || 0),
+      username: url.username || undefined,
       // A password, when Redis wants one, comes from the environment, never from the URL or the recipe.
       ...(process.env.HAQA_REDIS_PASSWORD ? { password: process.env.HAQA_REDIS_PASSWORD } : {}),
     },
@@ -77,7 +85,10 @@ export class QueueRunner implements Runner {
   private redis?: RedisClient;
   private ready?: Promise<void>;
 
-  constructor(url: URL, private readonly config: RunnerConfig = {}) {
+  constructor(
+    url: URL,
+    private readonly config: RunnerConfig = {},
+  ) {
     const p = parseQueueUrl(url);
     this.cls = p.cls;
     this.connection = p.connection;
@@ -106,7 +117,11 @@ export class QueueRunner implements Runner {
     await this.open();
     const all = await this.redis!.hgetall(workersKey(this.cls));
     const first = Object.values(all)[0];
-    if (!first) throw new RunnerError(`no worker of class ${this.cls} has announced itself at ${this.host} (start \`haqa worker --queue ${this.host}\`)`, this.host);
+    if (!first)
+      throw new RunnerError(
+        `no worker of class ${this.cls} has announced itself at ${this.host} (start \`haqa worker --queue ${this.host}\`)`,
+        this.host,
+      );
     return (JSON.parse(first) as { hardware: HardwareFingerprint }).hardware;
   }
 
@@ -117,7 +132,20 @@ export class QueueRunner implements Runner {
     try {
       record = await this.submit(job, jobId, opts);
     } catch (err) {
-      record = emptyRecord(job, { cpu: 'unknown', arch: 'unknown', isa: [], cores: 0, memory_bytes: 0, os: 'unknown', node: '', onnxruntime: '' }, started);
+      record = emptyRecord(
+        job,
+        {
+          cpu: 'unknown',
+          arch: 'unknown',
+          isa: [],
+          cores: 0,
+          memory_bytes: 0,
+          os: 'unknown',
+          node: '',
+          onnxruntime: '',
+        },
+        started,
+      );
       const status: RunStatus = opts.signal?.aborted ? 'cancelled' : 'error';
       record.status = status;
       record.error = { message: (err as Error).message, stage: 'setup', where: this.host };
@@ -134,16 +162,27 @@ export class QueueRunner implements Runner {
     for (const f of bundle.files) {
       if (await client.exists(blobKey(f.sha256))) continue;
       if (f.bytes > MAX_BLOB_BYTES) {
-        throw new RunnerError(`${f.local} is ${f.bytes} bytes, over the ${MAX_BLOB_BYTES}-byte limit for files carried through Redis (see docs/fleet.md)`, this.host);
+        throw new RunnerError(
+          `${f.local} is ${f.bytes} bytes, over the ${MAX_BLOB_BYTES}-byte limit for files carried through Redis (see docs/fleet.md)`,
+          this.host,
+        );
       }
       opts.onProgress?.({ stage: 'setup', message: `sending ${f.name} to the fleet` });
       await client.set(blobKey(f.sha256), await fs.promises.readFile(f.local), 'EX', BLOB_TTL_S, 'NX');
     }
     const { recipe: _r, ...rest } = job;
-    const data: FleetJobData = { doc: bundle.doc, files: bundle.files.map(({ name, sha256, bytes }) => ({ name, sha256, bytes })), key: bundle.key, job: rest };
+    const data: FleetJobData = {
+      doc: bundle.doc,
+      files: bundle.files.map(({ name, sha256, bytes }) => ({ name, sha256, bytes })),
+      key: bundle.key,
+      job: rest,
+    };
     const added: Job = await this.queue!.add('trial', data, {
-      jobId, attempts: 3, backoff: { type: 'fixed', delay: 500 },
-      removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 },
+      jobId,
+      attempts: 3,
+      backoff: { type: 'fixed', delay: 500 },
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
     });
     opts.onProgress?.({ stage: 'setup', message: `queued as ${jobId} on ${queueName(this.cls)}` });
     const onAbort = () => {
@@ -154,15 +193,25 @@ export class QueueRunner implements Runner {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const progress = ({ jobId: id, data: p }: { jobId: string; data: unknown }) => {
       const q = p as { stage?: unknown; message?: unknown };
-      if (id === jobId && typeof q?.stage === 'string' && typeof q.message === 'string') opts.onProgress?.({ stage: q.stage, message: q.message });
+      if (id === jobId && typeof q?.stage === 'string' && typeof q.message === 'string')
+        opts.onProgress?.({ stage: q.stage, message: q.message });
     };
     this.events!.on('progress', progress);
     try {
       const ttl = this.config.waitMs ?? (job.timeoutMs ?? 3600_000) + 600_000;
-      const aborted = new Promise<never>((_, rej) => opts.signal?.addEventListener('abort', () => rej(new RunnerError('cancelled by the caller', this.host)), { once: true }));
+      const aborted = new Promise<never>((_, rej) =>
+        opts.signal?.addEventListener('abort', () => rej(new RunnerError('cancelled by the caller', this.host)), {
+          once: true,
+        }),
+      );
       const res = (await Promise.race([added.waitUntilFinished(this.events!, ttl), aborted])) as FleetJobResult;
       const rec = res.record;
-      return adoptRecord(rec, job, deviceOf(this.kind, this.host, rec.hardware, { job: jobId, worker: res.worker }), `fleet:${res.worker}:`);
+      return adoptRecord(
+        rec,
+        job,
+        deviceOf(this.kind, this.host, rec.hardware, { job: jobId, worker: res.worker }),
+        `fleet:${res.worker}:`,
+      );
     } finally {
       this.events!.off('progress', progress);
       opts.signal?.removeEventListener('abort', onAbort);

@@ -36,13 +36,25 @@ interface Remote {
   hardware: HardwareFingerprint;
 }
 
-export interface Transfer { name: string; sha256: string; bytes: number; sent: number; resumedFrom: number }
+export interface Transfer {
+  name: string;
+  sha256: string;
+  bytes: number;
+  sent: number;
+  resumedFrom: number;
+}
 
 /** dist/cli.js and dist/worker.js of this build, and the package version. */
 function localWorker(): { dist: string; version: string } {
   const candidates = [__dirname, path.resolve(__dirname, '..', '..', '..', 'dist')];
-  const dist = candidates.find((d) => fs.existsSync(path.join(d, 'cli.js')) && fs.existsSync(path.join(d, 'worker.js')));
-  if (!dist) throw new RunnerError('the SSH runner sends dist/cli.js and dist/worker.js to the host: build them first (npm run build)', 'local');
+  const dist = candidates.find(
+    (d) => fs.existsSync(path.join(d, 'cli.js')) && fs.existsSync(path.join(d, 'worker.js')),
+  );
+  if (!dist)
+    throw new RunnerError(
+      'the SSH runner sends dist/cli.js and dist/worker.js to the host: build them first (npm run build)',
+      'local',
+    );
   const pkg = JSON.parse(fs.readFileSync(path.resolve(dist, '..', 'package.json'), 'utf8')) as { version: string };
   return { dist, version: pkg.version };
 }
@@ -55,7 +67,10 @@ export function parseProfile(text: string): HardwareFingerprint & { nodeMajor: n
     if (i > 0 && !kv.has(l.slice(0, i))) kv.set(l.slice(0, i), l.slice(i + 1).trim());
   }
   const machine = kv.get('arch') ?? 'unknown';
-  const arch = ({ x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', armv7l: 'arm', i686: 'ia32' } as Record<string, string>)[machine] ?? machine;
+  const arch =
+    ({ x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', armv7l: 'arm', i686: 'ia32' } as Record<string, string>)[
+      machine
+    ] ?? machine;
   const field = (k: string) => (kv.get(k) ?? '').replace(/^[^:]*:\s*/, '');
   const node = kv.get('node') ?? '';
   return {
@@ -95,7 +110,10 @@ export class SshRunner implements Runner {
   private sending: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  constructor(url: URL, private readonly config: RunnerConfig = {}) {
+  constructor(
+    url: URL,
+    private readonly config: RunnerConfig = {},
+  ) {
     this.user = decodeURIComponent(url.username);
     this.hostname = url.hostname.replace(/^\[|\]$/g, '');
     this.port = url.port ? Number(url.port) : 22;
@@ -112,15 +130,22 @@ export class SshRunner implements Runner {
       const known = this.config.knownHosts ?? path.join(os.homedir(), '.ssh', 'known_hosts');
       let refusal: string | undefined;
       const cfg: ConnectConfig = {
-        host: this.hostname, port: this.port, username: this.user, readyTimeout: 20_000, keepaliveInterval: 10_000,
+        host: this.hostname,
+        port: this.port,
+        username: this.user,
+        readyTimeout: 20_000,
+        keepaliveInterval: 10_000,
         hostVerifier: (key: Buffer) => {
           const v = verifyHostKey(known, this.hostname, this.port, key);
           refusal = v.reason;
           return v.ok;
         },
       };
-      const keyFile = this.config.identityFile
-        ?? ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((k) => path.join(os.homedir(), '.ssh', k)).find((f) => fs.existsSync(f));
+      const keyFile =
+        this.config.identityFile ??
+        ['id_ed25519', 'id_ecdsa', 'id_rsa']
+          .map((k) => path.join(os.homedir(), '.ssh', k))
+          .find((f) => fs.existsSync(f));
       if (keyFile) {
         try {
           cfg.privateKey = fs.readFileSync(keyFile);
@@ -131,7 +156,12 @@ export class SshRunner implements Runner {
       }
       if (process.env.SSH_AUTH_SOCK) cfg.agent = process.env.SSH_AUTH_SOCK;
       if (!cfg.privateKey && !cfg.agent) {
-        reject(new RunnerError(`${this.host}: no SSH key: start an SSH agent (SSH_AUTH_SOCK) or name a key file (--identity)`, this.host));
+        reject(
+          new RunnerError(
+            `${this.host}: no SSH key: start an SSH agent (SSH_AUTH_SOCK) or name a key file (--identity)`,
+            this.host,
+          ),
+        );
         return;
       }
       // Loaded here: a remote worker runs this bundle without ssh2 installed.
@@ -160,8 +190,10 @@ export class SshRunner implements Runner {
   }
 
   /** Run a shell command on the host; resolves with its exit code and output (never rejects on a non-zero exit). */
-  async exec(cmd: string, on?: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; channel?: (ch: ClientChannel) => void }):
-    Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
+  async exec(
+    cmd: string,
+    on?: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; channel?: (ch: ClientChannel) => void },
+  ): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
     const c = await this.connect();
     return new Promise((resolve, reject) => {
       c.exec(cmd, (err, ch) => {
@@ -170,7 +202,9 @@ export class SshRunner implements Runner {
         let stdout = '';
         let stderr = '';
         ch.on('data', (b: Buffer) => (on?.stdout ? on.stdout(b) : (stdout = (stdout + b.toString()).slice(-1 << 20))));
-        ch.stderr.on('data', (b: Buffer) => (on?.stderr ? on.stderr(b) : (stderr = (stderr + b.toString()).slice(-1 << 16))));
+        ch.stderr.on('data', (b: Buffer) =>
+          on?.stderr ? on.stderr(b) : (stderr = (stderr + b.toString()).slice(-1 << 16)),
+        );
         ch.on('close', (code: number | null, signal?: string) => resolve({ code, signal, stdout, stderr }));
       });
     });
@@ -178,7 +212,8 @@ export class SshRunner implements Runner {
 
   private async check(cmd: string, what: string): Promise<string> {
     const r = await this.exec(cmd);
-    if (r.code !== 0) throw new RunnerError(`${this.host}: ${what} failed (exit ${r.code}): ${r.stderr.trim().slice(-400)}`, this.host);
+    if (r.code !== 0)
+      throw new RunnerError(`${this.host}: ${what} failed (exit ${r.code}): ${r.stderr.trim().slice(-400)}`, this.host);
     return r.stdout;
   }
 
@@ -200,11 +235,22 @@ export class SshRunner implements Runner {
     const want = this.config.remoteDir ?? '.cache/haqa';
     const dir = (await this.check(`mkdir -p ${shq(want)} && cd ${shq(want)} && pwd`, `creating ${want}`)).trim();
     const p = parseProfile(await this.check(PROFILE_SCRIPT, 'profiling the hardware'));
-    if (!p.node) throw new RunnerError(`${this.host}: Node.js is not installed there (no \`node\` on the PATH of a non-interactive shell); install Node ${MIN_NODE_MAJOR} or later`, this.host);
-    if (p.nodeMajor < MIN_NODE_MAJOR) throw new RunnerError(`${this.host}: Node ${p.node} is too old; the worker needs Node ${MIN_NODE_MAJOR} or later`, this.host);
+    if (!p.node)
+      throw new RunnerError(
+        `${this.host}: Node.js is not installed there (no \`node\` on the PATH of a non-interactive shell); install Node ${MIN_NODE_MAJOR} or later`,
+        this.host,
+      );
+    if (p.nodeMajor < MIN_NODE_MAJOR)
+      throw new RunnerError(
+        `${this.host}: Node ${p.node} is too old; the worker needs Node ${MIN_NODE_MAJOR} or later`,
+        this.host,
+      );
     const { dist, version } = localWorker();
     const files = ['cli.js', 'worker.js'];
-    const hash = sha256(files.map((f) => fs.readFileSync(path.join(dist, f)).toString('base64')).join('\0')).slice(0, 12);
+    const hash = sha256(files.map((f) => fs.readFileSync(path.join(dist, f)).toString('base64')).join('\0')).slice(
+      0,
+      12,
+    );
     const wdir = `${dir}/haqa/${version}-${hash}`;
     const have = await this.exec(`test -f ${shq(`${wdir}/dist/cli.js`)} && test -f ${shq(`${wdir}/dist/worker.js`)}`);
     if (have.code !== 0) {
@@ -215,12 +261,23 @@ export class SshRunner implements Runner {
         await new Promise<void>((res, rej) => sftp.fastPut(path.join(dist, f), tmp, (e) => (e ? rej(e) : res())));
         await this.check(`mv -f ${shq(tmp)} ${shq(`${wdir}/dist/${f}`)}`, `installing ${f}`);
       }
-      await new Promise<void>((res, rej) => sftp.writeFile(`${wdir}/package.json`, JSON.stringify({ name: 'haqa-worker', version, private: true }) + '\n', (e) => (e ? rej(e) : res())));
+      await new Promise<void>((res, rej) =>
+        sftp.writeFile(
+          `${wdir}/package.json`,
+          JSON.stringify({ name: 'haqa-worker', version, private: true }) + '\n',
+          (e) => (e ? rej(e) : res()),
+        ),
+      );
     }
-    const ort = await this.exec(`cd ${shq(wdir)} && node -e ${shq("process.stdout.write(require('onnxruntime-node/package.json').version)")}`);
+    const ort = await this.exec(
+      `cd ${shq(wdir)} && node -e ${shq("process.stdout.write(require('onnxruntime-node/package.json').version)")}`,
+    );
     if (ort.code !== 0 || !ort.stdout.trim()) {
       const local = require('onnxruntime-node/package.json').version as string;
-      throw new RunnerError(`${this.host}: onnxruntime-node is not installed where the worker can load it: run \`npm install onnxruntime-node@${local}\` in ${dir} there (the worker in ${wdir} resolves it from ${dir}/node_modules)`, this.host);
+      throw new RunnerError(
+        `${this.host}: onnxruntime-node is not installed where the worker can load it: run \`npm install onnxruntime-node@${local}\` in ${dir} there (the worker in ${wdir} resolves it from ${dir}/node_modules)`,
+        this.host,
+      );
     }
     const { nodeMajor: _n, ...hardware } = p;
     return { dir, cli: `${wdir}/dist/cli.js`, hardware: { ...hardware, onnxruntime: ort.stdout.trim() } };
@@ -233,7 +290,8 @@ export class SshRunner implements Runner {
     const sftp = await this.sftp();
     const dst = `${cache}/${f.sha256}`;
     const part = `${dst}.part`;
-    const size = (p: string) => new Promise<number | undefined>((res) => sftp.stat(p, (e, st) => res(e ? undefined : st.size)));
+    const size = (p: string) =>
+      new Promise<number | undefined>((res) => sftp.stat(p, (e, st) => res(e ? undefined : st.size)));
     if ((await size(dst)) === f.bytes) return;
     let offset = (await size(part)) ?? 0;
     if (offset > f.bytes) offset = 0;
@@ -248,10 +306,19 @@ export class SshRunner implements Runner {
     const sum = (await this.check(`sha256sum ${shq(part)}`, `checking ${f.name}`)).split(/\s/)[0];
     if (sum !== f.sha256) {
       await this.exec(`rm -f ${shq(part)}`);
-      throw new RunnerError(`${this.host}: ${f.name} arrived with sha256 ${sum}, not ${f.sha256} (changed while being sent?)`, this.host);
+      throw new RunnerError(
+        `${this.host}: ${f.name} arrived with sha256 ${sum}, not ${f.sha256} (changed while being sent?)`,
+        this.host,
+      );
     }
     await this.check(`mv -f ${shq(part)} ${shq(dst)}`, `caching ${f.name}`);
-    this.transfers.push({ name: f.name, sha256: f.sha256, bytes: f.bytes, sent: f.bytes - offset, resumedFrom: offset });
+    this.transfers.push({
+      name: f.name,
+      sha256: f.sha256,
+      bytes: f.bytes,
+      sent: f.bytes - offset,
+      resumedFrom: offset,
+    });
   }
 
   // ---------------------------------------------------------------- a trial
@@ -262,8 +329,24 @@ export class SshRunner implements Runner {
     try {
       record = await this.runRemote(job, opts);
     } catch (err) {
-      const hw = await this.remote?.then((r) => r.hardware, () => undefined);
-      record = emptyRecord(job, hw ?? { cpu: 'unknown', arch: 'unknown', isa: [], cores: 0, memory_bytes: 0, os: 'unknown', node: '', onnxruntime: '' }, started);
+      const hw = await this.remote?.then(
+        (r) => r.hardware,
+        () => undefined,
+      );
+      record = emptyRecord(
+        job,
+        hw ?? {
+          cpu: 'unknown',
+          arch: 'unknown',
+          isa: [],
+          cores: 0,
+          memory_bytes: 0,
+          os: 'unknown',
+          node: '',
+          onnxruntime: '',
+        },
+        started,
+      );
       const status: RunStatus = opts.signal?.aborted ? 'cancelled' : 'error';
       record.status = status;
       record.error = { message: (err as Error).message, stage: 'setup', where: this.host };
@@ -327,7 +410,13 @@ export class SshRunner implements Runner {
       kill();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const guard = job.timeoutMs !== undefined ? setTimeout(() => { timedOut = true; kill(); }, job.timeoutMs + 30_000) : undefined;
+    const guard =
+      job.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            kill();
+          }, job.timeoutMs + 30_000)
+        : undefined;
     try {
       progress('setup', `running on ${this.host}`);
       const r = await this.exec(cmd, {
@@ -350,7 +439,11 @@ export class SshRunner implements Runner {
             try {
               const p = JSON.parse(line) as { stage?: unknown; message?: unknown; fraction?: unknown };
               if (typeof p.stage === 'string' && typeof p.message === 'string') {
-                opts.onProgress?.({ stage: p.stage, message: p.message, fraction: typeof p.fraction === 'number' ? p.fraction : undefined });
+                opts.onProgress?.({
+                  stage: p.stage,
+                  message: p.message,
+                  fraction: typeof p.fraction === 'number' ? p.fraction : undefined,
+                });
                 continue;
               }
             } catch {
@@ -367,8 +460,15 @@ export class SshRunner implements Runner {
         rec = undefined;
       }
       if (!rec || typeof rec !== 'object' || !rec.status) {
-        const how = cancelled ? 'cancelled by the caller' : timedOut ? 'no result in time' : `the remote bench exited ${r.code ?? r.signal}`;
-        throw new RunnerError(`${this.host}: ${how}${errTail.trim() ? `: ${errTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`, this.host);
+        const how = cancelled
+          ? 'cancelled by the caller'
+          : timedOut
+            ? 'no result in time'
+            : `the remote bench exited ${r.code ?? r.signal}`;
+        throw new RunnerError(
+          `${this.host}: ${how}${errTail.trim() ? `: ${errTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+          this.host,
+        );
       }
       return adoptRecord(rec, job, deviceOf(this.kind, this.host, rec.hardware), `${this.host}`);
     } finally {

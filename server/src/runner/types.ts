@@ -62,7 +62,10 @@ export interface RunnerConfig {
 }
 
 export class RunnerError extends Error {
-  constructor(message: string, readonly host: string) {
+  constructor(
+    message: string,
+    readonly host: string,
+  ) {
     super(message);
     this.name = 'RunnerError';
   }

@@ -32,12 +32,22 @@ export const READ_CAPS = {
 
 /** Diagnostic codes of the policy (docs/diagnostics.md). */
 export type PathCode =
-  | 'path-outside-workspace' | 'model-outside-workspace' | 'path-not-regular-file' | 'file-too-large'
-  | 'file-not-found' | 'path-is-directory' | 'path-outside-model';
+  | 'path-outside-workspace'
+  | 'model-outside-workspace'
+  | 'path-not-regular-file'
+  | 'file-too-large'
+  | 'file-not-found'
+  | 'path-is-directory'
+  | 'path-outside-model';
 
 /** A refused path: what the check reports and what the engine throws. */
 export class PathError extends Error {
-  constructor(message: string, readonly code: PathCode, readonly file: string, readonly recipePath?: (string | number)[]) {
+  constructor(
+    message: string,
+    readonly code: PathCode,
+    readonly file: string,
+    readonly recipePath?: (string | number)[],
+  ) {
     super(message);
     this.name = 'PathError';
   }
@@ -51,7 +61,7 @@ export class PathError extends Error {
 export function realPath(p: string): string {
   const abs = path.resolve(p);
   const rest: string[] = [];
-  for (let cur = abs; ; ) {
+  for (let cur = abs; ;) {
     try {
       return path.join(fs.realpathSync(cur), ...rest.reverse());
     } catch {
@@ -83,11 +93,15 @@ export function recipeRoots(recipeFile: string, workspaceRoots?: readonly string
 
 /** The refusal of a path outside the roots, worded once for the check and the engine. */
 export function outsideRefusal(
-  file: string, roots: readonly string[], what: string, code: PathCode = 'path-outside-workspace',
+  file: string,
+  roots: readonly string[],
+  what: string,
+  code: PathCode = 'path-outside-workspace',
 ): PathError | undefined {
   if (insideRoots(file, roots)) return undefined;
-  const message = `${what} ${file} is outside the workspace (${roots.join(', ')}); it is not read. `
-    + 'Move it inside or open a folder that contains it.';
+  const message =
+    `${what} ${file} is outside the workspace (${roots.join(', ')}); it is not read. ` +
+    'Move it inside or open a folder that contains it.';
   return new PathError(message, code, file);
 }
 
@@ -111,11 +125,19 @@ export function fileRefusal(file: string, what: string, maxBytes?: number): Path
 }
 
 function notRegular(file: string, what: string): PathError {
-  return new PathError(`${what} ${file} is not a regular file (a FIFO, socket or device); it is not read`, 'path-not-regular-file', file);
+  return new PathError(
+    `${what} ${file} is not a regular file (a FIFO, socket or device); it is not read`,
+    'path-not-regular-file',
+    file,
+  );
 }
 
 function tooLarge(file: string, what: string, size: number, maxBytes: number): PathError {
-  return new PathError(`${what} ${file} is ${mib(size)}, over the ${mib(maxBytes)} HAQA reads for it`, 'file-too-large', file);
+  return new PathError(
+    `${what} ${file} is ${mib(size)}, over the ${mib(maxBytes)} HAQA reads for it`,
+    'file-too-large',
+    file,
+  );
 }
 
 const mib = (n: number) => `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
@@ -135,9 +157,13 @@ function openRegular(file: string, what: string, maxBytes?: number): { fd: numbe
     throw new PathError(`cannot read ${what} ${file}: ${(err as Error).message}`, 'file-not-found', file);
   }
   const st = fs.fstatSync(fd);
-  const refusal = st.isDirectory() ? new PathError(`${what} ${file} is a directory, not a file`, 'path-is-directory', file)
-    : !st.isFile() ? notRegular(file, what)
-    : maxBytes !== undefined && st.size > maxBytes ? tooLarge(file, what, st.size, maxBytes) : undefined;
+  const refusal = st.isDirectory()
+    ? new PathError(`${what} ${file} is a directory, not a file`, 'path-is-directory', file)
+    : !st.isFile()
+      ? notRegular(file, what)
+      : maxBytes !== undefined && st.size > maxBytes
+        ? tooLarge(file, what, st.size, maxBytes)
+        : undefined;
   if (refusal) {
     fs.closeSync(fd);
     throw refusal;
@@ -204,18 +230,29 @@ export interface RecipeReads {
   evaluation?: boolean;
 }
 
-interface RecipeRef { file: string; recipePath: string[]; what: string; outside: PathCode; cap?: number }
+interface RecipeRef {
+  file: string;
+  recipePath: string[];
+  what: string;
+  outside: PathCode;
+  cap?: number;
+}
 
 /** The files a recipe names, with their recipe key and how the check words them. */
-export function recipeRefs(recipe: Recipe, reads: RecipeReads = { model: true, calibration: true, evaluation: true }): RecipeRef[] {
+export function recipeRefs(
+  recipe: Recipe,
+  reads: RecipeReads = { model: true, calibration: true, evaluation: true },
+): RecipeRef[] {
   const refs: RecipeRef[] = [];
   const text = (file: string | undefined, recipePath: string[], what: string, cap: number) => {
     if (file) refs.push({ file, recipePath, what, outside: 'path-outside-workspace', cap });
   };
   if (reads.evaluation) text(recipe.evaluation.text, ['evaluation', 'text'], 'evaluation text', READ_CAPS.text);
   if (reads.calibration) text(recipe.calibration.text, ['calibration', 'text'], 'calibration text', READ_CAPS.text);
-  if (reads.evaluation) text(recipe.evaluation.tokenizer, ['evaluation', 'tokenizer'], 'tokenizer', READ_CAPS.tokenizer);
-  if (reads.model) refs.push({ file: recipe.model, recipePath: ['model'], what: 'model', outside: 'model-outside-workspace' });
+  if (reads.evaluation)
+    text(recipe.evaluation.tokenizer, ['evaluation', 'tokenizer'], 'tokenizer', READ_CAPS.tokenizer);
+  if (reads.model)
+    refs.push({ file: recipe.model, recipePath: ['model'], what: 'model', outside: 'model-outside-workspace' });
   return refs;
 }
 
@@ -224,7 +261,11 @@ export function recipeRefs(recipe: Recipe, reads: RecipeReads = { model: true, c
  * regular file, over its cap), as a PathError carrying the recipe key; undefined when all may be read.
  * Missing files are left to the reader, which names them in its own words.
  */
-export function recipeReadRefusal(recipe: Recipe, roots: readonly string[], reads?: RecipeReads): PathError | undefined {
+export function recipeReadRefusal(
+  recipe: Recipe,
+  roots: readonly string[],
+  reads?: RecipeReads,
+): PathError | undefined {
   for (const ref of recipeRefs(recipe, reads)) {
     const e = outsideRefusal(ref.file, roots, ref.what, ref.outside) ?? fileRefusal(ref.file, ref.what, ref.cap);
     if (e && e.code !== 'file-not-found') return new PathError(e.message, e.code, e.file, ref.recipePath);

@@ -4,7 +4,11 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 
-async function until<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+async function until<T>(
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  ms: number,
+  what: string,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -15,29 +19,61 @@ async function until<T>(fn: () => T | undefined | false | Promise<T | undefined 
 }
 
 const steps: [string, (doc: vscode.TextDocument) => Promise<void>][] = [
-  ['the recipe diagnostics appear', async (doc) => {
-    await until(() => vscode.languages.getDiagnostics(doc.uri).some((d) => /unknown key 'symetric'/.test(d.message)), 60_000, 'unknown-key diagnostic');
-  }],
-  ['a quick fix changes the text', async (doc) => {
-    const d = vscode.languages.getDiagnostics(doc.uri).find((x) => /symetric/.test(x.message))!;
-    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', doc.uri, d.range, vscode.CodeActionKind.QuickFix.value);
-    const fix = actions.find((a) => /symmetric/.test(a.title));
-    assert.ok(fix?.edit, `a fix among ${actions.map((a) => a.title).join(', ')}`);
-    assert.ok(await vscode.workspace.applyEdit(fix.edit));
-    assert.match(doc.getText(), /\n  symmetric: true/);
-    await doc.save();
-  }],
-  ['a benchmark completes and a code lens shows a measured figure', async (doc) => {
-    await vscode.commands.executeCommand('haqa.benchmark', doc.uri);
-    await until(async () => {
-      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', doc.uri);
-      return lenses.some((l) => /ms\/token/.test(l.command?.title ?? '') && !/stale/.test(l.command?.title ?? ''));
-    }, 300_000, 'a measured code lens');
-  }],
-  ['the results view opens', async (doc) => {
-    await vscode.commands.executeCommand('haqa.showResults', doc.uri);
-    await until(() => vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => /HAQA Results/.test(t.label))), 20_000, 'the results tab');
-  }],
+  [
+    'the recipe diagnostics appear',
+    async (doc) => {
+      await until(
+        () => vscode.languages.getDiagnostics(doc.uri).some((d) => /unknown key 'symetric'/.test(d.message)),
+        60_000,
+        'unknown-key diagnostic',
+      );
+    },
+  ],
+  [
+    'a quick fix changes the text',
+    async (doc) => {
+      const d = vscode.languages.getDiagnostics(doc.uri).find((x) => /symetric/.test(x.message))!;
+      const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+        'vscode.executeCodeActionProvider',
+        doc.uri,
+        d.range,
+        vscode.CodeActionKind.QuickFix.value,
+      );
+      const fix = actions.find((a) => /symmetric/.test(a.title));
+      assert.ok(fix?.edit, `a fix among ${actions.map((a) => a.title).join(', ')}`);
+      assert.ok(await vscode.workspace.applyEdit(fix.edit));
+      assert.match(doc.getText(), /\n  symmetric: true/);
+      await doc.save();
+    },
+  ],
+  [
+    'a benchmark completes and a code lens shows a measured figure',
+    async (doc) => {
+      await vscode.commands.executeCommand('haqa.benchmark', doc.uri);
+      await until(
+        async () => {
+          const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>(
+            'vscode.executeCodeLensProvider',
+            doc.uri,
+          );
+          return lenses.some((l) => /ms\/token/.test(l.command?.title ?? '') && !/stale/.test(l.command?.title ?? ''));
+        },
+        300_000,
+        'a measured code lens',
+      );
+    },
+  ],
+  [
+    'the results view opens',
+    async (doc) => {
+      await vscode.commands.executeCommand('haqa.showResults', doc.uri);
+      await until(
+        () => vscode.window.tabGroups.all.some((g) => g.tabs.some((t) => /HAQA Results/.test(t.label))),
+        20_000,
+        'the results tab',
+      );
+    },
+  ],
 ];
 
 export async function run(): Promise<void> {

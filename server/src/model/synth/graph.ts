@@ -52,7 +52,12 @@ class Builder {
   private readonly constants = new Map<string, string>();
 
   /** Add `opType` in module `scope` (e.g. `/model/layers.0/mlp`); returns its output names. */
-  ops(scope: string, opType: string, inputs: string[], opts: { attrs?: Record<string, AttrValue>; outputs?: string[]; nOut?: number } = {}): string[] {
+  ops(
+    scope: string,
+    opType: string,
+    inputs: string[],
+    opts: { attrs?: Record<string, AttrValue>; outputs?: string[]; nOut?: number } = {},
+  ): string[] {
     const base = `${scope}/${opType}`;
     const k = this.used.get(base) ?? 0;
     this.used.set(base, k + 1);
@@ -72,20 +77,24 @@ class Builder {
     if (hit) return hit;
     const out = this.op('/model/constants', 'Constant', [], {});
     const last = this.nodes[this.nodes.length - 1];
-    last.attribute = [onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: make(out) })];
+    last.attribute = [
+      onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: make(out) }),
+    ];
     this.constants.set(key, out);
     return out;
   }
 
   i64(values: number[], scalar = false): string {
     return this.constant(`i64:${scalar ? 's' : 'v'}:${values.join(',')}`, (n) =>
-      makeTensor(n, DataType.INT64, scalar ? [] : [values.length], BigInt64Array.from(values.map(BigInt))));
+      makeTensor(n, DataType.INT64, scalar ? [] : [values.length], BigInt64Array.from(values.map(BigInt))),
+    );
   }
 
   /** A float constant in the graph's float type. */
   f32(values: number[] | Float32Array, scalar = false): string {
     return this.constant(`f32:${scalar ? 's' : 'v'}:${Array.from(values).join(',')}`, (n) =>
-      makeTensor(n, this.ft.dataType, scalar ? [] : [values.length], this.ft.encode(Array.from(values))));
+      makeTensor(n, this.ft.dataType, scalar ? [] : [values.length], this.ft.encode(Array.from(values))),
+    );
   }
 }
 
@@ -103,17 +112,28 @@ export function checkArchitecture(a: ModelArchitecture): Family {
     throw new HfConfigError(`'${key}': ${why}`, key);
   };
   const f = familyOfArch(a);
-  if (!f) fail('model_type', `${JSON.stringify(a.model_type)} is not a decoder family HAQA knows (${acceptedModelTypes()})`);
+  if (!f)
+    fail('model_type', `${JSON.stringify(a.model_type)} is not a decoder family HAQA knows (${acceptedModelTypes()})`);
   if (a.num_attention_heads % a.num_key_value_heads !== 0) {
-    fail('num_key_value_heads', `${a.num_key_value_heads} does not divide num_attention_heads ${a.num_attention_heads}`);
+    fail(
+      'num_key_value_heads',
+      `${a.num_key_value_heads} does not divide num_attention_heads ${a.num_attention_heads}`,
+    );
   }
-  if (!f!.modules.positions && a.head_dim % 2 !== 0) fail('head_dim', `rotary embeddings need an even head_dim, got ${a.head_dim}`);
+  if (!f!.modules.positions && a.head_dim % 2 !== 0)
+    fail('head_dim', `rotary embeddings need an even head_dim, got ${a.head_dim}`);
   return f!;
 }
 
 /** `transformer.h.0.attn.c_attn` → `/transformer/h.0/attn/c_attn`, the PyTorch exporter's scope of a module. */
 export function scopeOf(module: string): string {
-  return '/' + module.split('.').join('/').replace(/\/(\d+)(?=\/|$)/g, '.$1');
+  return (
+    '/' +
+    module
+      .split('.')
+      .join('/')
+      .replace(/\/(\d+)(?=\/|$)/g, '.$1')
+  );
 }
 
 /** Whether layer `i` attends through the sliding window. */
@@ -153,12 +173,16 @@ export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataT
   if (f.attention.embedScale) x = b.op('/model', 'Mul', [x, b.f32([Math.sqrt(H)], true)]);
   if (M.positions) {
     const wpe = weight(`${M.positions}.weight`, [a.max_position_embeddings, H]);
-    x = b.op(scopeOf(M.embed.split('.')[0]), 'Add', [x, b.op(scopeOf(M.positions), 'Gather', [wpe, 'position_ids'], { axis: 0 })]);
+    x = b.op(scopeOf(M.embed.split('.')[0]), 'Add', [
+      x,
+      b.op(scopeOf(M.positions), 'Gather', [wpe, 'position_ids'], { axis: 0 }),
+    ]);
   }
 
   // ---- rotary cos/sin from position_ids, computed in the graph (a table of max_position_embeddings
   // rows would be 128k × head_dim floats for Llama 3), shared by all layers: [B, 1, S, D].
-  let cos = '', sin = '';
+  let cos = '',
+    sin = '';
   if (!M.positions) {
     const rs = '/model/rotary_emb';
     const pos = b.op(rs, 'Cast', ['position_ids'], { to: F });
@@ -185,14 +209,24 @@ export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataT
   const biasFor = (allowedPos: string): string =>
     b.op(ms, 'Where', [b.op(ms, 'And', [allowedPos, padOk]), b.f32([0], true), b.f32([ft.lowest], true)]);
   const bias = biasFor(causal);
-  const slidingBias = a.sliding_window === undefined ? bias
-    : biasFor(b.op(ms, 'And', [causal, b.op(ms, 'Less', [b.op(ms, 'Sub', [qIdx, keyIdx]), b.i64([a.sliding_window], true)])]));
+  const slidingBias =
+    a.sliding_window === undefined
+      ? bias
+      : biasFor(
+          b.op(ms, 'And', [
+            causal,
+            b.op(ms, 'Less', [b.op(ms, 'Sub', [qIdx, keyIdx]), b.i64([a.sliding_window], true)]),
+          ]),
+        );
 
   const norm = (module: string, input: string, eps = a.rms_norm_eps): string => {
     const scope = scopeOf(module);
     if (f.norm === 'layer') {
       const w = weight(`${module}.weight`, [H], 'ones');
-      return b.op(scope, 'LayerNormalization', [input, w, weight(`${module}.bias`, [H])], { axis: -1, epsilon: { float: eps } });
+      return b.op(scope, 'LayerNormalization', [input, w, weight(`${module}.bias`, [H])], {
+        axis: -1,
+        epsilon: { float: eps },
+      });
     }
     const dim = module.endsWith('q_norm') || module.endsWith('k_norm') ? D : H;
     const w = weight(`${module}.weight`, [dim], f.norm === 'rms1' ? 'zeros' : 'ones');
@@ -260,7 +294,10 @@ export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataT
     if (fq) {
       const mod = `${m}.${fq.module}`;
       const y = linear(mod, xn, H, (nH + 2 * nKV) * D, qkBias);
-      [qf, kf, vf] = b.ops(scopeOf(mod), 'Split', [y, b.i64(fusedWidths(fq, widths))], { attrs: { axis: -1 }, nOut: 3 });
+      [qf, kf, vf] = b.ops(scopeOf(mod), 'Split', [y, b.i64(fusedWidths(fq, widths))], {
+        attrs: { axis: -1 },
+        nOut: 3,
+      });
     } else {
       qf = linear(`${m}.${M.attn.q}`, xn, H, nH * D, qkBias);
       kf = linear(`${m}.${M.attn.k}`, xn, H, nKV * D, qkBias);
@@ -308,14 +345,18 @@ export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataT
       if (fg) {
         const mod = `${m}.${fg.module}`;
         const y = linear(mod, hn, H, 2 * I, false);
-        [gate, up] = b.ops(scopeOf(mod), 'Split', [y, b.i64(fusedWidths(fg, widths))], { attrs: { axis: -1 }, nOut: 2 });
+        [gate, up] = b.ops(scopeOf(mod), 'Split', [y, b.i64(fusedWidths(fg, widths))], {
+          attrs: { axis: -1 },
+          nOut: 2,
+        });
       } else {
         gate = linear(`${m}.${M.mlp.gate}`, hn, H, I, false);
         up = linear(`${m}.${M.mlp.up}`, hn, H, I, false);
       }
-      const act = f.activation === 'silu'
-        ? b.op(`${mp}/act_fn`, 'Mul', [gate, b.op(`${mp}/act_fn`, 'Sigmoid', [gate])])
-        : gelu(`${mp}/act_fn`, gate);
+      const act =
+        f.activation === 'silu'
+          ? b.op(`${mp}/act_fn`, 'Mul', [gate, b.op(`${mp}/act_fn`, 'Sigmoid', [gate])])
+          : gelu(`${mp}/act_fn`, gate);
       inner = b.op(mp, 'Mul', [act, up]);
     }
     let down = linear(`${m}.${M.mlp.down}`, inner, I, H, allBias);
@@ -343,7 +384,13 @@ export function buildDecoderGraph(a: ModelArchitecture, dataType: number = DataT
   }
 
   const model = modelProto(
-    { name: `haqa-synth-${a.model_type}`, node: b.nodes, input: inputs, output: [...outputs, ...presents], initializer: [] },
+    {
+      name: `haqa-synth-${a.model_type}`,
+      node: b.nodes,
+      input: inputs,
+      output: [...outputs, ...presents],
+      initializer: [],
+    },
     { opset: 17 },
   );
   return { model, weights };

@@ -49,18 +49,25 @@ export class Xorshift128 {
     const INV = 1 / 4294967296;
     for (let i = 0; i < n; i += 2) {
       let t = x ^ (x << 11);
-      x = y; y = z; z = w;
+      x = y;
+      y = z;
+      z = w;
       w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
       const u1 = (w + 1) * INV;
       t = x ^ (x << 11);
-      x = y; y = z; z = w;
+      x = y;
+      y = z;
+      z = w;
       w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
       const a = TWO_PI * w * INV;
       const r = std * Math.sqrt(-2 * Math.log(u1));
       out[i] = r * Math.cos(a);
       if (i + 1 < n) out[i + 1] = r * Math.sin(a);
     }
-    this.x = x; this.y = y; this.z = z; this.w = w;
+    this.x = x;
+    this.y = y;
+    this.z = z;
+    this.w = w;
   }
 }
 
@@ -69,7 +76,13 @@ export class Xorshift128 {
  * pairs never straddle chunks and the values do not depend on the chunk size). The same buffer is
  * refilled for every chunk: consume each before asking for the next.
  */
-export function* normalChunks(seed: number, name: string, count: number, std: number, chunk = 1 << 20): Generator<Float32Array> {
+export function* normalChunks(
+  seed: number,
+  name: string,
+  count: number,
+  std: number,
+  chunk = 1 << 20,
+): Generator<Float32Array> {
   const size = Math.max(2, chunk - (chunk % 2));
   const rng = new Xorshift128(streamSeed(seed, name));
   const buf = new Float32Array(Math.min(size, count));

@@ -45,8 +45,10 @@ export function referenceLogits(a: ModelArchitecture, weights: WeightLookup, tok
     for (let h = 0; h < heads; h++) {
       for (let i = 0; i < half; i++) {
         const ang = pos / a.rope_theta ** ((2 * i) / D);
-        const c = Math.cos(ang), s = Math.sin(ang);
-        const x1 = v[h * D + i], x2 = v[h * D + half + i];
+        const c = Math.cos(ang),
+          s = Math.sin(ang);
+        const x1 = v[h * D + i],
+          x2 = v[h * D + half + i];
         out[h * D + i] = x1 * c - x2 * s;
         out[h * D + half + i] = x2 * c + x1 * s;
       }
@@ -78,7 +80,7 @@ export function referenceLogits(a: ModelArchitecture, weights: WeightLookup, tok
         }
         const mx = Math.max(...scores);
         let sum = 0;
-        for (let j = 0; j <= t; j++) sum += (scores[j] = Math.exp(scores[j] - mx));
+        for (let j = 0; j <= t; j++) sum += scores[j] = Math.exp(scores[j] - mx);
         for (let j = 0; j <= t; j++) for (let d = 0; d < D; d++) ctx[h * D + d] += (scores[j] / sum) * vs[j][g * D + d];
       }
       const hres = linear(ctx, w(`${m}.self_attn.o_proj.weight`), H).map((v, i) => v + xs[t][i]);
