@@ -6,6 +6,8 @@ import {
   PROPOSERS,
   PROPOSER_NAMES,
   ProposerError,
+  type ProposerEntry,
+  chooseProposer,
   createProposer,
   isProposerName,
   proposerList,
@@ -53,4 +55,17 @@ test('a recipe may name every registered proposer in search.agent, and nothing e
   };
   for (const name of PROPOSER_NAMES) assert.deepEqual(codes(name), [], name);
   assert.notDeepEqual(codes('grid'), []);
+});
+
+test("one rule picks the session's proposer for the CLI and the editor: the run's ask, else the recipe's", () => {
+  for (const name of PROPOSER_NAMES) {
+    // An explicit ask is kept as asked (createProposer refuses a keyless claude with the reason).
+    assert.deepEqual(chooseProposer(name, 'offline', {}), { name });
+    const fromRecipe = chooseProposer(undefined, name, {});
+    if ((PROPOSERS[name] as ProposerEntry).needsApiKey) {
+      assert.equal(fromRecipe.name, 'offline');
+      assert.match(fromRecipe.note ?? '', new RegExp(`search.agent is ${name} but no API key`));
+      assert.deepEqual(chooseProposer(undefined, name, { apiKey: 'k' }), { name });
+    } else assert.deepEqual(fromRecipe, { name }, `${name} from the recipe runs as ${name}, without a key`);
+  }
 });

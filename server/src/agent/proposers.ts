@@ -66,6 +66,24 @@ export function proposerProblem(name: ProposerName, o: Pick<ProposerOptions, 'ap
     : undefined;
 }
 
+/**
+ * Which proposer a session runs: the one asked for this run (`--agent`, the editor's pick), else the
+ * recipe's `search.agent`. A recipe's choice that needs a key nobody set falls back to `offline` with a
+ * note (the recipe is shared; the key is the user's); an explicit ask keeps its name, and
+ * createProposer refuses it with the reason.
+ */
+export function chooseProposer(
+  asked: ProposerName | undefined,
+  recipe: ProposerName,
+  o: Pick<ProposerOptions, 'apiKey'>,
+): { name: ProposerName; note?: string } {
+  if (asked !== undefined) return { name: asked };
+  const entry: ProposerEntry = PROPOSERS[recipe];
+  if (entry.needsApiKey && !o.apiKey)
+    return { name: 'offline', note: `search.agent is ${recipe} but no API key is set; using the offline optimizer` };
+  return { name: recipe };
+}
+
 /** The proposer registered under `name`. */
 export function createProposer(name: ProposerName, o: ProposerOptions): Proposer {
   const entry: ProposerEntry | undefined = PROPOSERS[name];

@@ -7,7 +7,7 @@ import { Command, humanBytes, parse, UsageError } from './command';
 import { loadSetting, bestPathFor, SettingError, LoadedSetting } from '../agent/setting';
 import { pplChange } from '../agent/objective';
 import type { LoopResult } from '../agent/loop';
-import { PROPOSER_NAMES, type ProposerName, isProposerName, proposerList } from '../agent/proposers';
+import { PROPOSER_NAMES, type ProposerName, chooseProposer, isProposerName, proposerList } from '../agent/proposers';
 import { DEFAULT_MODEL } from '../agent/claude';
 import type { Proposer } from '../agent/proposer';
 import type { Config, Trial, TrialMetrics } from '../agent/types';
@@ -117,11 +117,8 @@ export const tuneCommand: Command = {
     }
     const r = loaded.setting.recipe;
     const apiKey = process.env.ANTHROPIC_API_KEY || undefined;
-    let agent = (agentArg ?? r.search.agent) as AgentKind;
-    if (agent === 'claude' && !apiKey && agentArg === undefined) {
-      io.err('haqa tune: note: search.agent is claude but ANTHROPIC_API_KEY is not set; using the offline optimizer');
-      agent = 'offline';
-    }
+    const { name: agent, note } = chooseProposer(agentArg, r.search.agent, { apiKey });
+    if (note) io.err(`haqa tune: note: ${note} (ANTHROPIC_API_KEY)`);
     const o: TuneOptions = {
       agent,
       trials: int(values.trials, '--trials', 1, 1000) ?? r.search.trials,

@@ -10,6 +10,7 @@
 
 import { type CancellationToken, NotificationType, RequestType, type TextEdit } from 'vscode-languageserver-protocol';
 import type { SearchValue } from '../config/recipe';
+import type { ProposerName } from '../agent/proposers';
 
 export const Methods = {
   benchmark: 'haqa/benchmark',
@@ -47,7 +48,7 @@ export interface TuneParams extends RecipeParams, AgentParams {
   trials?: number;
   trialsChosen?: boolean;
   /** The user's pick for this run, over the recipe's `search.agent` (Claude still needs a key). */
-  agent?: 'claude' | 'offline';
+  agent?: ProposerName;
   timeoutSeconds?: number;
 }
 

@@ -7,3 +7,4 @@ export { loadSetting, SettingError } from '../agent/setting';
 export { adviseOffline, adviseWithClaude } from '../agent/advise';
 export { objectiveOf } from '../agent/objective';
 export { tune } from '../agent/session';
+export { chooseProposer, isProposerName, proposerList } from '../agent/proposers';

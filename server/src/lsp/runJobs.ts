@@ -44,7 +44,7 @@ export function registerRunJobs(rc: RunsContext): void {
 
   onTypedRequest(connection, Requests.tune, async (p, cancel): Promise<TuneResult> => {
     rc.refuseUntrusted();
-    const { loadSetting, SettingError, tune } = await engine();
+    const { loadSetting, SettingError, tune, chooseProposer, isProposerName, proposerList } = await engine();
     let loaded;
     try {
       loaded = await loadSetting(fileOf(p.uri), service.models);
@@ -56,10 +56,11 @@ export function registerRunJobs(rc: RunsContext): void {
     const written = (parseYamlValue(loaded.text) as { search?: { trials?: unknown } } | null)?.search?.trials;
     const trials =
       p.trialsChosen && p.trials ? p.trials : typeof written === 'number' ? written : (p.trials ?? search.trials);
-    const agent = (p.agent ?? search.agent) === 'claude' && p.apiKey ? 'claude' : 'offline';
+    if (p.agent !== undefined && !isProposerName(p.agent))
+      throw new ResponseError(REFUSED, `unknown agent; agents are ${proposerList()}`);
+    const { name: agent, note } = chooseProposer(p.agent, search.agent, p);
     const j = rc.job(p.workDoneToken, cancel, `Tune ${path.basename(fileOf(p.uri))}`);
-    if (search.agent === 'claude' && !p.apiKey)
-      j.report('no API key set (HAQA: Set Anthropic API Key): using the offline optimizer');
+    if (note) j.report(`${note} (HAQA: Set Anthropic API Key)`);
     let done = 0;
     try {
       const result = await tune(loaded, {
