@@ -27,7 +27,23 @@ test('rules: int8 compute, lm_head, down_proj, block size, threads, N:M on CPU, 
   );
   const byId = new Map(all.map((s) => [s.id, s]));
   assert.deepEqual(byId.get('accuracy-level-4')?.knobs, { 'quantize.accuracy_level': 4 });
-  assert.match(byId.get('accuracy-level-4')!.rationale, /30x slower/);
+  // Without a probe of this machine the figures are the report's, and say so.
+  assert.match(byId.get('accuracy-level-4')!.rationale, /0\.08× the speed of fp32 MatMul \(bench\/REPORT\.md §7/);
+  const probe = {
+    K: 64,
+    N: 64,
+    threads: 1,
+    reps: 3,
+    measured_at: '2026-12-03T07:00:00Z',
+    figures: [{ kernel: 'MatMulNBits', bits: 8, accuracy_level: 0, median_us: 10, vs_fp32: 0.5 }],
+  };
+  const withProbe = adviseOffline(
+    syntheticSetting({ quantize: { bits: 8, block_size: 32, accuracy_level: 0 } }),
+    probe,
+  );
+  const rationale = withProbe.find((s) => s.id === 'accuracy-level-4')!.rationale;
+  assert.match(rationale, /0\.50× the speed of fp32 MatMul \(measured on this machine 2026-12-03\)/);
+  assert.match(rationale, /3\.40× .*REPORT\.md/, 'a figure the probe lacks falls back to the report');
   assert.deepEqual(byId.get('threads-all-cores')?.knobs, { 'runtime.intra_op_threads': 2 });
   assert.deepEqual(byId.get('drop-nm-model.layers.*.mlp.up_proj')?.knobs, {
     'sparsity.pattern@model.layers.*.mlp.up_proj': null,

@@ -9,7 +9,16 @@ import { applyKnobs, planLayers, parseNM } from '../config/plan';
 import { knobValueError } from '../config/schema';
 import { nearestBlockSize } from '../config/check';
 import type { ModelArchitecture } from '../config/hfConfig';
-import { dataBlock, hardwareSummary, KERNEL_FACTS, modelSummary, objectiveSummary } from './describe';
+import {
+  dataBlock,
+  hardwareSummary,
+  KERNEL_FACTS,
+  kernelSpeed,
+  REPORTED_KERNELS,
+  modelSummary,
+  objectiveSummary,
+} from './describe';
+import type { KernelProbeResult } from '../bench/kernelProbe';
 import { checkKeys, DEFAULT_MODEL, estimateCost, InputError, SECURITY_NOTE, RATIONALE_LIMIT, toolUses } from './claude';
 import { adviceLimits, AgentLimits, bodyBytes, SessionMeter } from './limits';
 import { clip, promptJson, promptText } from '../util/sanitize';
@@ -45,8 +54,11 @@ export function suggestionErrors(knobs: unknown, setting: SpaceContext): string[
   return errors.length ? errors : planErrors(knobs as Record<string, SearchValue>, setting);
 }
 
-/** The rule-based advisor: the kernel facts measured in bench/REPORT.md applied to this recipe's plan. */
-export function adviseOffline(setting: SpaceContext): Suggestion[] {
+/**
+ * The rule-based advisor: kernel facts applied to this recipe's plan, their figures from this machine's
+ * kernel probe when one has run (`haqa advise --measure`), else from bench/REPORT.md (describe.ts).
+ */
+export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult): Suggestion[] {
   const { recipe, layers, hardware } = setting;
   const out: Suggestion[] = [];
   const add = (id: string, title: string, rationale: string, knobs: Record<string, SearchValue>) => {
@@ -63,7 +75,7 @@ export function adviseOffline(setting: SpaceContext): Suggestion[] {
     add(
       'quantize-4bit-int8',
       'Quantize weights to 4 bits with int8 compute',
-      'Decode is bound by reading weights: 4-bit weights read 8x fewer bytes than fp32. With accuracy_level 4 (int8 compute) MatMulNBits measured ~2.8x faster than fp32 on an AVX2 CPU.',
+      `Decode is bound by reading weights: 4-bit weights read 8x fewer bytes than fp32. With accuracy_level 4 (int8 compute) 4-bit MatMulNBits measured ${kernelSpeed(4, 4, probe)}.`,
       { 'quantize.bits': 4, 'quantize.accuracy_level': 4, ...(bs ? { 'quantize.block_size': bs } : {}) },
     );
   }
@@ -73,8 +85,8 @@ export function adviseOffline(setting: SpaceContext): Suggestion[] {
       'accuracy-level-4',
       'Use int8 compute (accuracy_level 4)',
       eight
-        ? '8-bit MatMulNBits with accuracy_level 0 was measured ~30x slower than fp32 on an AVX2 CPU; with accuracy_level 4 it was ~2.7x faster.'
-        : 'With accuracy_level 0, 4-bit MatMulNBits measured only ~1.1x faster than fp32; accuracy_level 4 (int8 compute) ~2.8x.',
+        ? `8-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(8, 0, probe)}; with accuracy_level 4, ${kernelSpeed(8, 4, probe)}.`
+        : `4-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(4, 0, probe)}; with accuracy_level 4 (int8 compute), ${kernelSpeed(4, 4, probe)}.`,
       { 'quantize.accuracy_level': 4 },
     );
   }
@@ -251,9 +263,9 @@ export async function adviseWithClaude(
   const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 3 });
   const usage = emptyUsage();
   const meter = new SessionMeter(adviceLimits({ requests: opts.maxTurns, ...opts.limits }));
-  // Measured here beats quoted: the fixed "measured ~N×" lines give way to the probe's figures.
+  // Measured here beats quoted: the report's figures give way to the probe's.
   const facts = opts.kernelFacts?.length
-    ? [...KERNEL_FACTS.filter((l) => !/measured ~/.test(l)), ...opts.kernelFacts]
+    ? [...KERNEL_FACTS.filter((l) => !l.includes(REPORTED_KERNELS.where)), ...opts.kernelFacts]
     : KERNEL_FACTS;
   const system = [
     "You are HAQA's advisor. Without running anything, suggest changes to a quantization recipe for an ONNX language model on the machine below: per-layer bit-widths, block sizes, accuracy levels, layers to keep in float, sparsity patterns and low-rank ranks that make sense on this hardware, within the accuracy budget. Give each suggestion a short title, a rationale grounded in the facts below, and its knobs. Submit them with submit_suggestions.",

@@ -118,11 +118,39 @@ export function objectiveSummary(o: Objective, budget: { trials: number; minutes
   };
 }
 
+/**
+ * MatMulNBits' speed against fp32 MatMul on one decode-shaped product: the figures bench/REPORT.md §7
+ * quotes from the kernel probe (bench/kernelProbe.ts) on the project's AVX2 machine. The one place they
+ * are written; a probe of the user's own machine (`.haqa/kernels/`) replaces them where it has run.
+ */
+export const REPORTED_KERNELS = {
+  where: "bench/REPORT.md §7's kernel probe on an AVX2 CPU",
+  vsFp32: { '4/0': 0.89, '4/4': 12.6, '8/0': 0.08, '8/4': 3.4 } as Record<string, number>,
+};
+
+/** "0.08× the speed of fp32 MatMul", from this machine's probe when given, else the report's. */
+export function kernelSpeed(
+  bits: 4 | 8,
+  level: 0 | 4,
+  probe?: { figures: KernelRatio[]; measured_at: string },
+): string {
+  const mine = probe?.figures.find((f) => f.bits === bits && (f.accuracy_level ?? 0) === level);
+  const ratio = mine?.vs_fp32 ?? REPORTED_KERNELS.vsFp32[`${bits}/${level}`];
+  const where = mine ? `measured on this machine ${probe!.measured_at.slice(0, 10)}` : REPORTED_KERNELS.where;
+  return `${ratio.toFixed(2)}× the speed of fp32 MatMul (${where})`;
+}
+interface KernelRatio {
+  bits: number;
+  accuracy_level?: number;
+  vs_fp32: number;
+}
+
 /** What onnxruntime's CPU kernels can and cannot do: the facts that make some settings counterintuitive. */
 export const KERNEL_FACTS = [
   "MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size is one of 16, 32, 64, 128, 256 and must divide the layer's K.",
-  'accuracy_level is the compute type: 0 default (fp32), 4 = int8 compute (activations quantized on the fly). On AVX2 CPUs 4-bit acc 4 measured ~2.8x faster than fp32, 4-bit acc 0 only ~1.1x.',
-  '8-bit with accuracy_level 0 measured ~30x SLOWER than fp32 on an AVX2 CPU; 8-bit with accuracy_level 4 ~2.7x faster. Lower bits are not automatically faster.',
+  'accuracy_level is the compute type: 0 default (fp32), 4 = int8 compute (activations quantized on the fly).',
+  `4-bit with accuracy_level 0 measured ${kernelSpeed(4, 0)}, with accuracy_level 4 ${kernelSpeed(4, 4)}.`,
+  `8-bit with accuracy_level 0 measured ${kernelSpeed(8, 0)}, with accuracy_level 4 ${kernelSpeed(8, 4)}. Lower bits are not automatically faster.`,
   'At batch 64 (prefill-like) 4-bit was no faster than fp32: gains are for bandwidth-bound decode.',
   'No N:M sparse kernels on the CPU execution provider: 2:4 sparsity saves no time there.',
   'Low rank (one MatMul of K x N into two of rank r) saves time only when r(K+N) is well below K*N.',

@@ -3,10 +3,10 @@
 // optimizer's densities; measurements override them.
 //
 // - MatMulNBits with accuracy_level 4 computes in int8 (activations quantized on the fly). On AVX2
-//   CPUs without VNNI this is where the speed of 4- and 8-bit weights comes from (2.7–2.8× over fp32
-//   measured); with the default level 0 4-bit is barely faster than fp32.
-// - 8-bit with accuracy_level 0 was measured 30× slower than fp32: a pathological kernel path. A
-//   strong prior against it, not a rule.
+//   CPUs without VNNI this is where the speed of 4- and 8-bit weights comes from; with the default
+//   level 0, 4-bit is barely faster than fp32 (figures: describe.ts REPORTED_KERNELS).
+// - 8-bit with accuracy_level 0 is a pathological kernel path, many times slower than fp32. A strong
+//   prior against it, not a rule.
 // - Decode is weight-bandwidth bound: fewer bits usually win, larger blocks carry fewer scales.
 // - All idle cores for intra-op threads is the usual best at batch 1 (on a shared machine, fewer).
 // - Layer-scoped bits lean to 8: those are the accuracy-sensitive layers.

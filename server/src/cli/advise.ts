@@ -80,7 +80,12 @@ export const adviseCommand: Command = {
           : undefined,
       });
     } else {
-      res = { suggestions: adviseOffline(loaded.setting), outcome: 'completed', reason: 'rules', usage: emptyUsage() };
+      res = {
+        suggestions: adviseOffline(loaded.setting, probe),
+        outcome: 'completed',
+        reason: 'rules',
+        usage: emptyUsage(),
+      };
       if (measured) {
         const plan = planUnderBudget(
           measured,

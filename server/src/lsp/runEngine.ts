@@ -8,3 +8,5 @@ export { adviseOffline, adviseWithClaude } from '../agent/advise';
 export { objectiveOf } from '../agent/objective';
 export { tune } from '../agent/session';
 export { chooseProposer, isProposerName, proposerList } from '../agent/proposers';
+export { kernelFacts, readKernelProbe } from '../bench/kernelProbe';
+export { hardwareFingerprint } from '../bench/hardware';

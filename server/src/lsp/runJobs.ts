@@ -106,7 +106,7 @@ export function registerRunJobs(rc: RunsContext): void {
 
   onTypedRequest(connection, Requests.advise, async (p, cancel): Promise<AdviseResult> => {
     rc.refuseUntrusted();
-    const { loadSetting, adviseOffline, adviseWithClaude, objectiveOf } = await engine();
+    const { loadSetting, adviseOffline, adviseWithClaude, objectiveOf, ...probing } = await engine();
     let loaded;
     try {
       loaded = await loadSetting(fileOf(p.uri), service.models);
@@ -119,7 +119,9 @@ export function registerRunJobs(rc: RunsContext): void {
       rationale: displayText(rationale),
       knobs,
     });
-    if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting).map(shown), source: 'rules' };
+    // This machine's kernel probe (written by `haqa advise --measure`), so the figures quoted are its own.
+    const probe = probing.readKernelProbe(storeFor(fileOf(p.uri)), probing.hardwareFingerprint());
+    if (!p.apiKey) return { suggestions: adviseOffline(loaded.setting, probe).map(shown), source: 'rules' };
     const j = rc.job(p.workDoneToken, cancel, 'Advise');
     j.report(`asking ${p.model ?? 'Claude'}`);
     try {
@@ -129,6 +131,7 @@ export function registerRunJobs(rc: RunsContext): void {
         baseURL: p.baseUrl,
         signal: j.signal,
         architecture: loaded.architecture,
+        kernelFacts: probe ? probing.kernelFacts(probe) : undefined,
       });
       j.end(`${res.suggestions.length} suggestions`);
       if (res.outcome !== 'completed' && res.suggestions.length === 0) {
