@@ -105,7 +105,8 @@ export class DecoderSession {
     }
     if (!numKvHeads || !headDim || !Number.isInteger(headDim)) {
       throw new DecoderError(
-        'cannot tell the kv heads and head dim from the model: pass config (num_key_value_heads, head_dim or hidden_size/num_attention_heads)',
+        'cannot tell the kv heads and head dim from the model: pass config ' +
+          '(num_key_value_heads, head_dim or hidden_size/num_attention_heads)',
       );
     }
     return new DecoderSession(session, numLayers, numKvHeads, headDim, inputs.has('position_ids'));

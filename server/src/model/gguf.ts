@@ -235,7 +235,8 @@ export async function writeGguf(
       const b = await data(i);
       if (b.byteLength !== sizes[i]) {
         throw new GgufError(
-          `tensor ${tensors[i].name}: ${b.byteLength} bytes of data, ${tensors[i].type} ${tensors[i].dims.join('×')} needs ${sizes[i]}`,
+          `tensor ${tensors[i].name}: ${b.byteLength} bytes of data, ` +
+            `${tensors[i].type} ${tensors[i].dims.join('×')} needs ${sizes[i]}`,
         );
       }
       await fh.write(b);

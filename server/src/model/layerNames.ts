@@ -29,7 +29,10 @@ const PASS_THROUGH = new Set([
 /** Weight names that are exporter-made, not state-dict keys (`onnx::MatMul_422`, dynamo's `val_12`). */
 const GENERATED = /^(onnx::|val_\d|_val_\d|\/)/;
 
-/** Module name from an exporter's scoped node name: `/model/layers.3/mlp/down_proj/MatMul` → `model.layers.3.mlp.down_proj`. */
+/**
+ * Module name from an exporter's scoped node name:
+ * `/model/layers.3/mlp/down_proj/MatMul` → `model.layers.3.mlp.down_proj`.
+ */
 export function moduleFromNodeName(node: string): string | undefined {
   if (!node.startsWith('/')) return undefined;
   const parts = node.slice(1).split('/');

@@ -215,7 +215,8 @@ export async function readTensorBytes(t: onnx.ITensorProto, baseDir: string): Pr
       const { bytesRead } = await fh.read(buf, 0, ext.length, ext.offset);
       if (bytesRead !== ext.length) {
         throw new OnnxError(
-          `tensor ${t.name}: external data truncated (${bytesRead} of ${ext.length} bytes at offset ${ext.offset} in ${file})`,
+          `tensor ${t.name}: external data truncated (${bytesRead} ` +
+            `of ${ext.length} bytes at offset ${ext.offset} in ${file})`,
           file,
           t.name ?? undefined,
         );
@@ -275,7 +276,8 @@ export async function readTensorFloat32(t: onnx.ITensorProto, baseDir: string): 
   const ft = floatType(dt);
   if (!ft) {
     throw new OnnxError(
-      `tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot be compressed (float32, float16, bfloat16 or double expected)`,
+      `tensor ${t.name}: weights of type ${dataTypeName(dt)} cannot ` +
+        'be compressed (float32, float16, bfloat16 or double expected)',
       undefined,
       t.name ?? undefined,
     );
@@ -416,7 +418,8 @@ export class ExternalDataWriter {
     }
     if (this.offset - start !== want) {
       throw new OnnxError(
-        `tensor ${name}: ${this.offset - start} bytes written for shape [${dims}] of ${dataTypeName(dataType)} (${want} expected)`,
+        `tensor ${name}: ${this.offset - start} bytes written for ` +
+          `shape [${dims}] of ${dataTypeName(dataType)} (${want} expected)`,
         undefined,
         name,
       );

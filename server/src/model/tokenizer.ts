@@ -75,14 +75,16 @@ export function toJsRegExp(pattern: string): RegExp {
     return new RegExp(out, 'gu');
   } catch (e) {
     throw new Error(
-      `tokenizer: pre-tokenizer regex ${JSON.stringify(pattern)} is not supported in JavaScript: ${(e as Error).message}`,
+      `tokenizer: pre-tokenizer regex ${JSON.stringify(pattern)} ` +
+        `is not supported in JavaScript: ${(e as Error).message}`,
     );
   }
 }
 
 function unsupported(what: string, type: unknown): never {
   throw new Error(
-    `tokenizer: unsupported ${what} type ${JSON.stringify(type)} (supported: byte-level BPE as in GPT-2, Llama-3 and Qwen2)`,
+    `tokenizer: unsupported ${what} type ${JSON.stringify(type)} ` +
+      '(supported: byte-level BPE as in GPT-2, Llama-3 and Qwen2)',
   );
 }
 
