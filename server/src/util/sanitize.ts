@@ -10,7 +10,9 @@
 // - a name quoted to the LLM (promptName): kept when it is a plausible identifier, else a placeholder
 //   with its index — nothing that reads as an instruction survives.
 
-/** Control characters past C0 (DEL, C1), bidi marks, embeddings, overrides and isolates, line/paragraph separators, BOM. */
+/**
+ * Control characters past C0 (DEL, C1), bidi marks, embeddings, overrides and isolates, line/paragraph separators, BOM.
+ */
 const INVISIBLE = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff';
 const DISPLAY_UNSAFE = new RegExp(`\\r\\n|[\\u0000-\\u0008\\u000b-\\u001f${INVISIBLE}]`, 'g');
 const PROMPT_UNSAFE = new RegExp(`[\\u0000-\\u001f${INVISIBLE}<>]`, 'g');
