@@ -8,7 +8,10 @@ import { boundedYamlValue } from './parse';
 
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
-/** What a "remove" of a pattern drops, said plainly: a skip entry, or a whole override or rule (match is required there). */
+/**
+ * What a "remove" of a pattern drops, said plainly: a skip entry, or
+ * a whole override or rule (match is required there).
+ */
 function removeTitle(p: (string | number)[]): string {
   if (p[p.length - 1] === 'match' || p[p.length - 2] === 'skip') return 'Remove the pattern that matches no layer';
   return `Remove this ${p[1] === 'overrides' ? 'override' : 'rule'} (its pattern matches no layer)`;

@@ -180,7 +180,8 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
         rangeOf(a.parsed, d.calibration ? ['calibration'] : ['quantize'], 'key'),
         'warning',
         'calibration-missing',
-        'GPTQ, Wanda and static activations need calibration text (calibration.text); without it the evaluation text is used',
+        'GPTQ, Wanda and static activations need calibration text ' +
+          '(calibration.text); without it the evaluation text is used',
       ),
     );
   }
@@ -273,7 +274,8 @@ function checkSparsityPatterns(a: RecipeAnalysis): void {
             rangeOf(a.parsed, ['sparsity', 'rules', j, 'pattern']),
             'hint',
             'sparsity-no-speedup-cpu',
-            `the CPU provider has no N:M sparse kernels: ${rule.pattern} sparsity costs accuracy and saves no time there (it can on GPUs with sparse tensor cores)`,
+            `the CPU provider has no N:M sparse kernels: ${rule.pattern} sparsity costs ` +
+              'accuracy and saves no time there (it can on GPUs with sparse tensor cores)',
           ),
         );
       }
@@ -322,7 +324,8 @@ function noMatch(
       rangeOf(a.parsed, p, kind),
       'warning',
       'pattern-no-match',
-      `'${glob}' matches no layer of ${path.basename(a.graph!.path)} (${layers.length} layers, e.g. ${example})${guesses.length ? `; did you mean '${guesses[0]}'?` : ''}`,
+      `'${glob}' matches no layer of ${path.basename(a.graph!.path)} (${layers.length} ` +
+        `layers, e.g. ${example})${guesses.length ? `; did you mean '${guesses[0]}'?` : ''}`,
       guesses.length && kind === 'value'
         ? { fix: 'replace', path: p, values: guesses, ...(remove !== p ? { remove } : {}) }
         : { fix: 'remove', path: remove },
@@ -400,11 +403,15 @@ function checkQuantPlan(a: RecipeAnalysis): void {
         rangeOf(a.parsed, src),
         'error',
         'block-size-not-divisor',
-        `block_size ${bs} does not divide K of ${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(
-          group.map((p) => p.layer),
-          4,
-          (l: { K: number }) => ` (K=${l.K})`,
-        )}; ${best ? `nearest valid block size: ${best}` : `no block size in ${BLOCK_SIZES.join('/')} divides K=${Ks.join(', ')}`}`,
+        `block_size ${bs} does not divide K of ${group.length} layer${group.length > 1 ? 's' : ''}: ` +
+          `${listLayers(
+            group.map((p) => p.layer),
+            4,
+            (l: { K: number }) => ` (K=${l.K})`,
+          )}; ` +
+          (best
+            ? `nearest valid block size: ${best}`
+            : `no block size in ${BLOCK_SIZES.join('/')} divides K=${Ks.join(', ')}`),
         best ? { fix: 'set', path: fixPath, value: best, title: `Set block_size to ${best}` } : undefined,
       ),
     );
@@ -418,10 +425,12 @@ function checkQuantPlan(a: RecipeAnalysis): void {
           rangeOf(a.parsed, src),
           'error',
           'bits-unsupported',
-          `${bits}-bit weights: the CPU provider's MatMulNBits kernels run 4 and 8 bits only (${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(
-            group.map((p) => p.layer),
-            3,
-          )})`,
+          `${bits}-bit weights: the CPU provider's MatMulNBits kernels run 4 and 8 ` +
+            `bits only (${group.length} layer${group.length > 1 ? 's' : ''}: ` +
+            `${listLayers(
+              group.map((p) => p.layer),
+              3,
+            )})`,
           src[src.length - 1] === 'bits'
             ? { fix: 'replace', path: src, values: bits < 4 || bits <= 6 ? [4, 8] : [8, 4] }
             : undefined,
@@ -437,10 +446,14 @@ function checkQuantPlan(a: RecipeAnalysis): void {
           rangeOf(a.parsed, src),
           'warning',
           'slow-8bit-kernel',
-          `8-bit MatMulNBits with accuracy_level 0 (fp32 compute) takes a slow kernel path on CPUs: bench/REPORT.md §2 measured it several times slower than fp32 on the bundled model, while accuracy_level 4 (int8 compute) ran faster than fp32; 'haqa bench' measures it on this machine. ${group.length} layer${group.length > 1 ? 's' : ''}: ${listLayers(
-            group.map((p) => p.layer),
-            3,
-          )}`,
+          '8-bit MatMulNBits with accuracy_level 0 (fp32 compute) takes a slow kernel path ' +
+            'on CPUs: bench/REPORT.md §2 measured it several times slower than fp32 on the bundled ' +
+            `model, while accuracy_level 4 (int8 compute) ran faster than fp32; 'haqa bench' ` +
+            `measures it on this machine. ${group.length} layer${group.length > 1 ? 's' : ''}: ` +
+            `${listLayers(
+              group.map((p) => p.layer),
+              3,
+            )}`,
           { fix: 'set', path: target, value: 4, title: 'Set accuracy_level: 4 (int8 compute)' },
         ),
       );
@@ -452,7 +465,9 @@ function checkQuantPlan(a: RecipeAnalysis): void {
           rangeOf(a.parsed, ['quantize', 'weight_type']),
           'warning',
           'int8-saturates',
-          `int8 weights with 8-bit activations: this CPU has no VNNI, and onnxruntime's u8×int8 kernels add pairs of products in 16 bits, which saturates (static W8A8 logits measured 11% off fp32 against under 5% with uint8 weights); uint8 weights take a kernel that cannot overflow`,
+          `int8 weights with 8-bit activations: this CPU has no VNNI, and onnxruntime's u8×int8 kernels ` +
+            'add pairs of products in 16 bits, which saturates (static W8A8 logits measured 11% off ' +
+            'fp32 against under 5% with uint8 weights); uint8 weights take a kernel that cannot overflow',
           { fix: 'set', path: ['quantize', 'weight_type'], value: 'uint8', title: 'Set weight_type: uint8' },
         ),
       );
@@ -484,10 +499,11 @@ function checkLowRank(a: RecipeAnalysis): void {
         rangeOf(a.parsed, ['low_rank', 'rules', j, 'rank']),
         'warning',
         'rank-saves-nothing',
-        `rank ${rank} saves nothing: r·(K+N) ≥ K·N for ${group.length} layer${group.length > 1 ? 's' : ''} (${listLayers(
-          group.map((p) => p.layer),
-          3,
-        )}). Break-even: ${be}`,
+        `rank ${rank} saves nothing: r·(K+N) ≥ K·N for ${group.length} layer${group.length > 1 ? 's' : ''} ` +
+          `(${listLayers(
+            group.map((p) => p.layer),
+            3,
+          )}). Break-even: ${be}`,
       ),
     );
   }
@@ -507,7 +523,9 @@ function checkMemory(a: RecipeAnalysis): void {
         rangeOf(a.parsed, ['target', 'memory_limit']),
         'error',
         'memory-over-limit',
-        `estimated weights after compression: ${humanBytes(total)} (layers ${humanBytes(layersPlanned)} + other tensors ${humanBytes(other)}) exceed memory_limit ${humanBytes(limit)}; activations and the KV cache come on top`,
+        `estimated weights after compression: ${humanBytes(total)} (layers ` +
+          `${humanBytes(layersPlanned)} + other tensors ${humanBytes(other)}) exceed ` +
+          `memory_limit ${humanBytes(limit)}; activations and the KV cache come on top`,
       ),
     );
   }

@@ -20,7 +20,8 @@ export type FixData =
   | { fix: 'rename-key'; path: (string | number)[]; to: string } // key at path (last element) renamed
   | { fix: 'remove'; path: (string | number)[] } // drop the entry (a sequence item or a key)
   | { fix: 'set'; path: (string | number)[]; value: unknown; title: string } // set a related value
-  | { fix: 'knobs'; assignment: Record<string, string | number | boolean | null>; title: string }; // tuner knobs (plan.ts), via edit.ts
+  // tuner knobs (plan.ts), via edit.ts
+  | { fix: 'knobs'; assignment: Record<string, string | number | boolean | null>; title: string };
 
 export function diag(range: Range, severity: SeverityName, code: string, message: string, data?: FixData): Diagnostic {
   const d: Diagnostic = { range, severity: Severity[severity], code, source: 'haqa', message };

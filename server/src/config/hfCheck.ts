@@ -68,7 +68,8 @@ export async function analyzeHfConfig(
         top,
         'error',
         'file-too-large',
-        `file is ${(text.length / 1048576).toFixed(1)} MB; config files over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
+        `file is ${(text.length / 1048576).toFixed(1)} MB; config ` +
+          `files over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
       ),
     );
     return a;
@@ -144,7 +145,9 @@ export async function analyzeHfConfig(
         valueRange(['num_key_value_heads']),
         'error',
         'kv-heads-not-divisor',
-        `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ${arch.num_attention_heads} (grouped-query attention shares each kv head among heads/kv_heads query heads)`,
+        `num_key_value_heads ${arch.num_key_value_heads} must divide num_attention_heads ` +
+          `${arch.num_attention_heads} (grouped-query attention ` +
+          'shares each kv head among heads/kv_heads query heads)',
       ),
     );
   }
@@ -164,7 +167,8 @@ export async function analyzeHfConfig(
             valueRange(QP('bits')),
             'error',
             'quant-bits-unsupported',
-            `quantization_config.bits ${JSON.stringify(q.bits)}: AWQ/GPTQ kernels pack ${HF_QUANT_BITS.join(', ')} bits`,
+            `quantization_config.bits ${JSON.stringify(q.bits)}: ` +
+              `AWQ/GPTQ kernels pack ${HF_QUANT_BITS.join(', ')} bits`,
           ),
         );
       }
@@ -188,7 +192,8 @@ export async function analyzeHfConfig(
               valueRange(QP('group_size')),
               'error',
               'wrong-type',
-              `quantization_config.group_size must be a positive integer (or -1 for one group per row), got ${JSON.stringify(gs)}`,
+              'quantization_config.group_size must be a positive integer ' +
+                `(or -1 for one group per row), got ${JSON.stringify(gs)}`,
             ),
           );
         } else if (gs > 0) {
@@ -206,7 +211,8 @@ export async function analyzeHfConfig(
                 valueRange(QP('group_size')),
                 'error',
                 'group-size-not-divisor',
-                `group_size ${gs} does not divide ${bad.map(([k, n]) => `${k} ${n}`).join(' and ')}${best ? `; nearest that divides both: ${best}` : ''}`,
+                `group_size ${gs} does not divide ${bad.map(([k, n]) => `${k} ${n}`).join(' and ')}` +
+                  `${best ? `; nearest that divides both: ${best}` : ''}`,
                 best ? { fix: 'replace', path: QP('group_size'), values: [best] } : undefined,
               ),
             );
@@ -296,7 +302,9 @@ function compareWithGraph(
         at(['num_key_value_heads']),
         'warning',
         'config-graph-mismatch',
-        `num_key_value_heads ${arch.num_key_value_heads} × head_dim ${arch.head_dim} = ${arch.num_key_value_heads * arch.head_dim}, but ${path.basename(g.path)} has ${ga.kvWidth} (${ga.witness.kvWidth})`,
+        `num_key_value_heads ${arch.num_key_value_heads} × head_dim ${arch.head_dim} = ` +
+          `${arch.num_key_value_heads * arch.head_dim}, but ` +
+          `${path.basename(g.path)} has ${ga.kvWidth} (${ga.witness.kvWidth})`,
       ),
     );
   }
@@ -308,7 +316,8 @@ function compareWithGraph(
           at([key]),
           'warning',
           'config-graph-mismatch',
-          `${key} is ${want} but ${path.basename(g.path)} has ${have} (${ga.witness[k]}): config.json and the model disagree`,
+          `${key} is ${want} but ${path.basename(g.path)} has ${have} ` +
+            `(${ga.witness[k]}): config.json and the model disagree`,
         ),
       );
     }

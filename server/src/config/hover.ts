@@ -44,7 +44,8 @@ export function layersTable(a: RecipeAnalysis, indexes: number[], title: string)
   const now = indexes.reduce((s, i) => s + g.layers[i].bytes, 0);
   const planned = plan ? indexes.reduce((s, i) => s + plannedBytes(plan[i]), 0) : now;
   const out = [
-    `${title} matches **${indexes.length}** of ${g.layers.length} layers: ${humanCount(params)} parameters, ${humanBytes(now)} now → ${humanBytes(planned)} planned`,
+    `${title} matches **${indexes.length}** of ${g.layers.length} layers: ` +
+      `${humanCount(params)} parameters, ${humanBytes(now)} now → ${humanBytes(planned)} planned`,
     '',
     '| layer | K×N | params | planned | bytes |',
     '| --- | --- | ---: | --- | ---: |',
@@ -53,7 +54,8 @@ export function layersTable(a: RecipeAnalysis, indexes: number[], title: string)
     const l = g.layers[i];
     const p = plan?.[i];
     out.push(
-      `| \`${l.name}\` | ${l.K}×${l.N} | ${humanCount(l.params)} | ${precisionLabel(p)} | ${humanBytes(p ? plannedBytes(p) : l.bytes)} |`,
+      `| \`${l.name}\` | ${l.K}×${l.N} | ${humanCount(l.params)} | ` +
+        `${precisionLabel(p)} | ${humanBytes(p ? plannedBytes(p) : l.bytes)} |`,
     );
   }
   if (indexes.length > HOVER_MAX_ROWS) out.push('', `… and ${indexes.length - HOVER_MAX_ROWS} more`);
@@ -124,5 +126,8 @@ function enumLine(s: { enum?: unknown[] }): string {
 function knobDescription(knob: string): string {
   const { path: name, scope } = parseKnob(knob);
   const s = knobSchema(name);
-  return `**${name}**${scope ? ` for layers \`${scope}\`` : ''}: ${s?.description ?? 'tuner knob'}${s ? enumLine(s) : ''}`;
+  return (
+    `**${name}**${scope ? ` for layers \`${scope}\`` : ''}: ` +
+    `${s?.description ?? 'tuner knob'}${s ? enumLine(s) : ''}`
+  );
 }

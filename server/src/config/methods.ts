@@ -158,7 +158,8 @@ export const SECTIONS: readonly SectionDecl[] = [
       { field: 'inter_op_threads', method: 'session', schemaPath: ['inter_op_threads'], scope: 'never' },
       { field: 'graph_optimization', method: 'session', schemaPath: ['graph_optimization'], scope: 'never' },
       { field: 'execution_mode', method: 'session', schemaPath: ['execution_mode'], scope: 'never' },
-      // Which runtime runs the model (bench/runtimes.ts); not in the default space: a recipe that names llama.cpp opts in.
+      // Which runtime runs the model (bench/runtimes.ts); not in the
+      // default space: a recipe that names llama.cpp opts in.
       { field: 'engine', method: 'runtime', schemaPath: ['engine'], scope: 'never' },
     ],
   },

@@ -165,8 +165,10 @@ export function checkModelInputs(a: RecipeAnalysis): void {
         rangeOf(a.parsed, at, 'key'),
         'hint',
         'sliding-window-workload',
-        `config.json's sliding_window ${win} is smaller than this workload's ${w.prompt_length + w.decode_tokens} tokens ` +
-          `(prompt_length + decode_tokens): ${which} to the last ${win} tokens only, while the KV cache still holds all of them`,
+        `config.json's sliding_window ${win} is smaller than this ` +
+          `workload's ${w.prompt_length + w.decode_tokens} tokens ` +
+          `(prompt_length + decode_tokens): ${which} to the last ${win} ` +
+          'tokens only, while the KV cache still holds all of them',
       ),
     );
   }
@@ -182,9 +184,11 @@ export function checkModelInputs(a: RecipeAnalysis): void {
         rangeOf(a.parsed, at),
         'error',
         'tokenizer-vocab-mismatch',
-        `${path.basename(tok)} produces token ids up to ${ids - 1}, but ${path.basename(r.model)} has ${vocab} embedding rows ` +
-          `(${shapes.witness.vocab ?? 'vocab_size in config.json'}): the evaluation would fail on the first id ≥ ${vocab}; ` +
-          `use the tokenizer the model was trained with`,
+        `${path.basename(tok)} produces token ids up to ${ids - 1}, ` +
+          `but ${path.basename(r.model)} has ${vocab} embedding rows ` +
+          `(${shapes.witness.vocab ?? 'vocab_size in config.json'}): ` +
+          `the evaluation would fail on the first id ≥ ${vocab}; ` +
+          'use the tokenizer the model was trained with',
       ),
     );
   }

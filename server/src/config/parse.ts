@@ -115,7 +115,8 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
         top,
         'error',
         'file-too-large',
-        `file is ${(text.length / 1048576).toFixed(1)} MB; recipes over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
+        `file is ${(text.length / 1048576).toFixed(1)} MB; recipes ` +
+          `over ${MAX_RECIPE_BYTES / 1048576} MB are not checked`,
       ),
     );
     return out;
@@ -145,7 +146,8 @@ export function parseYaml(text: string, prev?: ParsedYaml): ParsedYaml {
             at,
             'error',
             'yaml-too-complex',
-            `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ', flow brackets and commas) by here; the file is not parsed`,
+            `more than ${MAX_YAML_TOKENS} YAML structure tokens (':', '- ` +
+              `', flow brackets and commas) by here; the file is not parsed`,
           ),
     );
     return out;
@@ -449,7 +451,8 @@ function patchSeqItemEdit(prev: ParsedYaml, text: string): ParsedYaml | undefine
     .split('\n')
     .find((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   if (after !== undefined && /^ */.exec(after)![0].length > dash[1].length) return undefined;
-  if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined; // deep: leave it to the full parse
+  // deep: leave it to the full parse
+  if (slice.includes('\t') || yamlTooDeep(slice, 16) !== undefined) return undefined;
   let part: Document.Parsed;
   try {
     part = parseDocument(slice, { prettyErrors: false, uniqueKeys: true, strict: true });

@@ -45,7 +45,8 @@ export function checkRuntime(a: RecipeAnalysis): void {
         rangeOf(a.parsed, ['quantize', k], 'key'),
         'warning',
         'runtime-knob-unused',
-        `quantize.${k} shapes onnxruntime's model; with runtime.engine llama.cpp the weights' types come from quantize.gguf_type (and overrides' gguf_type)`,
+        `quantize.${k} shapes onnxruntime's model; with runtime.engine llama.cpp ` +
+          `the weights' types come from quantize.gguf_type (and overrides' gguf_type)`,
       ),
     );
   }
@@ -56,7 +57,8 @@ export function checkRuntime(a: RecipeAnalysis): void {
         rangeOf(a.parsed, ['runtime', 'llama', 'type_v']),
         'error',
         'kv-type-needs-flash-attention',
-        `llama.cpp quantizes the V cache (type_v ${kv.type_v}) only with flash attention: set runtime.llama.flash_attention: true`,
+        `llama.cpp quantizes the V cache (type_v ${kv.type_v}) only ` +
+          'with flash attention: set runtime.llama.flash_attention: true',
       ),
     );
   }

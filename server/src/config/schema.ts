@@ -98,7 +98,8 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
         rangeOf(p, keyPath, 'key'),
         'error',
         'unknown-key',
-        `unknown key '${key}' in ${where(path)}${guess ? `; did you mean '${guess}'?` : ''} Allowed: ${allowed.join(', ')}`,
+        `unknown key '${key}' in ${where(path)}${guess ? `; did you mean '${guess}'?` : ''} ` +
+          `Allowed: ${allowed.join(', ')}`,
         guess ? { fix: 'rename-key', path: keyPath, to: guess } : { fix: 'remove', path: keyPath },
       );
     }
@@ -116,7 +117,8 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
         rangeOf(p, path),
         'error',
         'wrong-type',
-        `${where(path)} must be ${Array.isArray(want) ? want.join(' or ') : want}, got ${typeName(e.data)}${desc ? ` — ${desc}` : ''}`,
+        `${where(path)} must be ${Array.isArray(want) ? want.join(' or ') : want}, ` +
+          `got ${typeName(e.data)}${desc ? ` — ${desc}` : ''}`,
       );
     }
     case 'enum':
@@ -146,7 +148,8 @@ function toDiagnostic(e: ErrorObject, p: ParsedYaml, root: unknown, out: SchemaR
           rangeOf(p, keyPath, 'key'),
           'error',
           'unknown-knob',
-          `'${propertyName}' is not a knob${guess ? `; did you mean '${to}'?` : ''} Knobs: ${KNOB_NAMES.join(', ')}, optionally scoped to layers with @glob`,
+          `'${propertyName}' is not a knob${guess ? `; did you mean '${to}'?` : ''} ` +
+            `Knobs: ${KNOB_NAMES.join(', ')}, optionally scoped to layers with @glob`,
           to ? { fix: 'rename-key', path: keyPath, to } : undefined,
         );
       }
@@ -231,6 +234,9 @@ export function knobValueError(knob: string, value: unknown): string | undefined
   if (v(value)) return undefined;
   if (s.enum) return `${show(value)} is not a value of ${name}; allowed: ${s.enum.map(show).join(', ')}`;
   const e = v.errors?.[0];
-  return `${show(value)} is not a value of ${name}: ${e?.message ?? 'invalid'}${s.description ? ` — ${s.description}` : ''}`;
+  return (
+    `${show(value)} is not a value of ${name}: ` +
+    `${e?.message ?? 'invalid'}${s.description ? ` — ${s.description}` : ''}`
+  );
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
