@@ -75,7 +75,8 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
     add(
       'quantize-4bit-int8',
       'Quantize weights to 4 bits with int8 compute',
-      `Decode is bound by reading weights: 4-bit weights read 8x fewer bytes than fp32. With accuracy_level 4 (int8 compute) 4-bit MatMulNBits measured ${kernelSpeed(4, 4, probe)}.`,
+      'Decode is bound by reading weights: 4-bit weights read 8x fewer bytes than fp32. With ' +
+        `accuracy_level 4 (int8 compute) 4-bit MatMulNBits measured ${kernelSpeed(4, 4, probe)}.`,
       { 'quantize.bits': 4, 'quantize.accuracy_level': 4, ...(bs ? { 'quantize.block_size': bs } : {}) },
     );
   }
@@ -85,8 +86,10 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
       'accuracy-level-4',
       'Use int8 compute (accuracy_level 4)',
       eight
-        ? `8-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(8, 0, probe)}; with accuracy_level 4, ${kernelSpeed(8, 4, probe)}.`
-        : `4-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(4, 0, probe)}; with accuracy_level 4 (int8 compute), ${kernelSpeed(4, 4, probe)}.`,
+        ? `8-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(8, 0, probe)}; ` +
+            `with accuracy_level 4, ${kernelSpeed(8, 4, probe)}.`
+        : `4-bit MatMulNBits with accuracy_level 0 measured ${kernelSpeed(4, 0, probe)}; ` +
+            `with accuracy_level 4 (int8 compute), ${kernelSpeed(4, 4, probe)}.`,
       { 'quantize.accuracy_level': 4 },
     );
   }
@@ -95,7 +98,9 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
     add(
       'skip-lm-head',
       'Keep lm_head in float',
-      'The output projection turns hidden states into logits for every token of the vocabulary; its quantization error goes straight into the next-token distribution, and it is a small share of decoder weights in deeper models.',
+      'The output projection turns hidden states into logits for every token of ' +
+        'the vocabulary; its quantization error goes straight into the next-token ' +
+        'distribution, and it is a small share of decoder weights in deeper models.',
       { 'quantize.skip@lm_head': true },
     );
   }
@@ -104,7 +109,8 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
     add(
       'down-proj-8bit',
       `8-bit with int8 compute for ${down.glob}`,
-      'The MLP down projections see the largest activation outliers (after the SwiGLU product); 8 bits keep their error small, and with accuracy_level 4 8-bit runs about as fast as 4-bit on CPUs.',
+      'The MLP down projections see the largest activation outliers (after the SwiGLU product); 8 bits ' +
+        'keep their error small, and with accuracy_level 4 8-bit runs about as fast as 4-bit on CPUs.',
       { [`quantize.bits@${down.glob}`]: 8, [`quantize.accuracy_level@${down.glob}`]: 4 },
     );
   }
@@ -115,7 +121,8 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
       add(
         'block-size-divides-k',
         `Block size ${bs}`,
-        `block_size ${badBlock[0].quant!.block_size} does not divide K=${badBlock[0].layer.K} of ${JSON.stringify(badBlock[0].layer.name)}; ${bs} is the nearest size that divides every K.`,
+        `block_size ${badBlock[0].quant!.block_size} does not divide K=${badBlock[0].layer.K} of ` +
+          `${JSON.stringify(badBlock[0].layer.name)}; ${bs} is the nearest size that divides every K.`,
         { 'quantize.block_size': bs },
       );
     }
@@ -134,7 +141,8 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
     add(
       'threads-all-cores',
       `Use all ${hardware.cores} cores for intra-op threads`,
-      `Single-sequence decode parallelises inside each MatMul; this machine has ${hardware.cores} cores and the recipe uses ${recipe.runtime.intra_op_threads}.`,
+      'Single-sequence decode parallelises inside each MatMul; this machine has ' +
+        `${hardware.cores} cores and the recipe uses ${recipe.runtime.intra_op_threads}.`,
       { 'runtime.intra_op_threads': hardware.cores },
     );
   }
@@ -161,7 +169,9 @@ export function adviseOffline(setting: SpaceContext, probe?: KernelProbeResult):
       add(
         `drop-low-rank-${r.match}`,
         `Rank ${r.rank} saves no work on ${r.match}`,
-        `r(K+N) = ${r.rank * (hit[0].layer.K + hit[0].layer.N)} is not well below K·N = ${hit[0].layer.K * hit[0].layer.N} for ${JSON.stringify(hit[0].layer.name)}: two MatMuls would cost as much as one.`,
+        `r(K+N) = ${r.rank * (hit[0].layer.K + hit[0].layer.N)} is not well below K·N = ` +
+          `${hit[0].layer.K * hit[0].layer.N} for ` +
+          `${JSON.stringify(hit[0].layer.name)}: two MatMuls would cost as much as one.`,
         { [`low_rank.rank@${r.match}`]: null },
       );
     }
@@ -192,7 +202,8 @@ const ADVISE_TOOLS: Anthropic.Tool[] = [
   {
     name: 'submit_suggestions',
     description:
-      'Your suggestions for the recipe, each a knob assignment in the recipe knob language (e.g. {"quantize.bits@model.layers.*.mlp.down_proj": 8}). Invalid ones are refused with reasons.',
+      'Your suggestions for the recipe, each a knob assignment in the recipe knob language (e.g. ' +
+      '{"quantize.bits@model.layers.*.mlp.down_proj": 8}). Invalid ones are refused with reasons.',
     input_schema: {
       type: 'object',
       additionalProperties: false,
@@ -268,7 +279,11 @@ export async function adviseWithClaude(
     ? [...KERNEL_FACTS.filter((l) => !l.includes(REPORTED_KERNELS.where)), ...opts.kernelFacts]
     : KERNEL_FACTS;
   const system = [
-    "You are HAQA's advisor. Without running anything, suggest changes to a quantization recipe for an ONNX language model on the machine below: per-layer bit-widths, block sizes, accuracy levels, layers to keep in float, sparsity patterns and low-rank ranks that make sense on this hardware, within the accuracy budget. Give each suggestion a short title, a rationale grounded in the facts below, and its knobs. Submit them with submit_suggestions.",
+    "You are HAQA's advisor. Without running anything, suggest changes to a quantization recipe " +
+      'for an ONNX language model on the machine below: per-layer bit-widths, block sizes, ' +
+      'accuracy levels, layers to keep in float, sparsity patterns and low-rank ranks that make ' +
+      'sense on this hardware, within the accuracy budget. Give each suggestion a short title, a ' +
+      'rationale grounded in the facts below, and its knobs. Submit them with submit_suggestions.',
     SECURITY_NOTE,
     dataBlock('hardware', hardwareSummary(setting.hardware)),
     dataBlock('kernel_facts', facts),

@@ -147,10 +147,12 @@ interface KernelRatio {
 
 /** What onnxruntime's CPU kernels can and cannot do: the facts that make some settings counterintuitive. */
 export const KERNEL_FACTS = [
-  "MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size is one of 16, 32, 64, 128, 256 and must divide the layer's K.",
+  'MatMulNBits (com.microsoft) runs 4- and 8-bit weights; block_size ' +
+    "is one of 16, 32, 64, 128, 256 and must divide the layer's K.",
   'accuracy_level is the compute type: 0 default (fp32), 4 = int8 compute (activations quantized on the fly).',
   `4-bit with accuracy_level 0 measured ${kernelSpeed(4, 0)}, with accuracy_level 4 ${kernelSpeed(4, 4)}.`,
-  `8-bit with accuracy_level 0 measured ${kernelSpeed(8, 0)}, with accuracy_level 4 ${kernelSpeed(8, 4)}. Lower bits are not automatically faster.`,
+  `8-bit with accuracy_level 0 measured ${kernelSpeed(8, 0)}, with ` +
+    `accuracy_level 4 ${kernelSpeed(8, 4)}. Lower bits are not automatically faster.`,
   'At batch 64 (prefill-like) 4-bit was no faster than fp32: gains are for bandwidth-bound decode.',
   'No N:M sparse kernels on the CPU execution provider: 2:4 sparsity saves no time there.',
   'Low rank (one MatMul of K x N into two of rank r) saves time only when r(K+N) is well below K*N.',

@@ -23,7 +23,9 @@ export interface RecipeEvaluatorOptions {
   onProgress?: (p: RunProgress & { trial?: number }) => void;
   /** Per-trial time cap of the paired race against fp32, ms (default 20 s; bench/race.ts). */
   raceCapMs?: number;
-  /** Race trials against fp32 (default true); false measures each alone (the old unpaired windows, for bench/search.ts). */
+  /**
+   * Race trials against fp32 (default true); false measures each alone (the old unpaired windows, for bench/search.ts).
+   */
   race?: boolean;
 }
 
@@ -31,11 +33,12 @@ export const DEFAULT_RACE_CAP_MS = 20_000;
 
 /**
  * The tuner's view of a run record's metrics. A raced run (bench/race.ts) gives the medians of its
- * samples and the race itself (the paired ratios the ranking reads, agent/ranking.ts). Otherwise speed is the window's fastest sample, not its median:
- * on a shared machine load only ever adds time and comes in stretches of seconds, so the median of one
- * window says as much about the neighbours as about the configuration (bench/REPORT.md §2), while the
- * fastest sample is the closest the window came to the configuration's own speed. Throughput follows
- * from the same fastest prefill and step. Records from before `min` was kept fall back to the median.
+ * samples and the race itself (the paired ratios the ranking reads, agent/ranking.ts). Otherwise speed
+ * is the window's fastest sample, not its median: on a shared machine load only ever adds time and
+ * comes in stretches of seconds, so the median of one window says as much about the neighbours as
+ * about the configuration (bench/REPORT.md §2), while the fastest sample is the closest the window came
+ * to the configuration's own speed. Throughput follows from the same fastest prefill and step. Records
+ * from before `min` was kept fall back to the median.
  */
 export function metricsOf(r: RunRecord): TrialMetrics {
   const m = r.metrics;

@@ -278,20 +278,24 @@ export function planLines(v: PlanVerification): string[] {
   lines.push(`  settings: ${[...counts.entries()].map(([k, n]) => `${k} × ${n}`).join(', ')}`);
   for (const g of v.plan.groups.filter((g) => g.choice !== FP32).slice(0, 60)) {
     lines.push(
-      `  ${g.group}: ${g.choice} (${g.fp32_us.toFixed(0)} → ${g.time_us.toFixed(0)} µs/step, +${Math.max(0, g.nll_delta).toFixed(4)} nats)`,
+      `  ${g.group}: ${g.choice} (${g.fp32_us.toFixed(0)} → ${g.time_us.toFixed(0)} ` +
+        `µs/step, +${Math.max(0, g.nll_delta).toFixed(4)} nats)`,
     );
   }
   lines.push(`  predicted: decode ${x(v.plan.predicted.speedup)} vs fp32, ppl ${pct(v.plan.predicted.ppl_change)}`);
   if (v.measured)
     lines.push(
-      `  measured:  decode ${x(v.measured.speedup)} vs fp32, ppl ${pct(v.measured.ppl_change)} (${v.measured.status}${v.measured.error ? `: ${v.measured.error}` : ''})`,
+      `  measured:  decode ${x(v.measured.speedup)} vs fp32, ppl ${pct(v.measured.ppl_change)} ` +
+        `(${v.measured.status}${v.measured.error ? `: ${v.measured.error}` : ''})`,
     );
   lines.push(
-    `best uniform setting within the budget: ${v.uniform.candidate}, predicted decode ${x(v.uniform.predicted.speedup)}, ppl ${pct(v.uniform.predicted.ppl_change)}`,
+    `best uniform setting within the budget: ${v.uniform.candidate}, predicted decode ` +
+      `${x(v.uniform.predicted.speedup)}, ppl ${pct(v.uniform.predicted.ppl_change)}`,
   );
   if (v.measuredUniform)
     lines.push(
-      `  measured:  decode ${x(v.measuredUniform.speedup)}, ppl ${pct(v.measuredUniform.ppl_change)} (${v.measuredUniform.status})`,
+      `  measured:  decode ${x(v.measuredUniform.speedup)}, ppl ` +
+        `${pct(v.measuredUniform.ppl_change)} (${v.measuredUniform.status})`,
     );
   return lines;
 }

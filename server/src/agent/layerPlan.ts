@@ -1,6 +1,7 @@
 // A per-layer plan under the accuracy budget, from measurements (HAWQ-V3's integer program, as a
 // multiple-choice knapsack solved by dynamic programming):
-//   minimise   Σ_g time[g][s_g]          (median decode µs per step of group g at setting s_g: profiled, bench/profile.ts)
+//   minimise   Σ_g time[g][s_g]          (median decode µs per step of group g at setting s_g:
+//                                           profiled, bench/profile.ts)
 //   subject to Σ_g cost[g][s_g] ≤ budget  (cost: NLL increase in nats of compressing only g, agent/sensitivity.ts;
 //                                           budget: log(1 + max_ppl_increase), so costs add like log-perplexity)
 // Each group has a "keep fp32" choice of cost 0, so the problem is always feasible. Costs are rounded up

@@ -71,10 +71,12 @@ export function layerPlanDiagnostic(a: RecipeAnalysis, m: StoredLayerMeasurement
   for (const g of plan.groups) counts.set(g.choice, (counts.get(g.choice) ?? 0) + 1);
   const message =
     `Per-layer plan from measurements on this machine (${m.measured_at.slice(0, 16)}Z, \`haqa advise --measure\`): ` +
-    `${[...counts.entries()].map(([k, n]) => `${k} × ${n}`).join(', ')}; predicted decode ${plan.predicted.speedup.toFixed(2)}× vs fp32 ` +
+    `${[...counts.entries()].map(([k, n]) => `${k} × ${n}`).join(', ')}; ` +
+    `predicted decode ${plan.predicted.speedup.toFixed(2)}× vs fp32 ` +
     `at ppl ${pct(plan.predicted.ppl_change)} (budget +${(budget * 100).toFixed(1)}%)` +
     `${ownSpeed ? `; this recipe's plan profiled at ${ownSpeed.toFixed(2)}×` : ''}` +
-    `; best uniform setting ${uniform.candidate} predicted ${uniform.predicted.speedup.toFixed(2)}×. Predictions add per-layer costs; benchmark to confirm.`;
+    `; best uniform setting ${uniform.candidate} predicted ` +
+    `${uniform.predicted.speedup.toFixed(2)}×. Predictions add per-layer costs; benchmark to confirm.`;
   const title = 'Apply the per-layer plan (overrides per layer)';
   return diag(range, 'information', LAYER_PLAN_CODE, message, { fix: 'knobs', assignment: knobs, title });
 }
@@ -83,7 +85,8 @@ export function layerPlanDiagnostic(a: RecipeAnalysis, m: StoredLayerMeasurement
 export function layerHoverMarkdown(m: StoredLayerMeasurements, names: readonly string[], limit = 16): string {
   const cands = m.sensitivity.candidates.map((c) => c.id);
   const head = [
-    `Measured on this machine ${m.measured_at.slice(0, 16)}Z (\`haqa advise --measure\`): decode time share (fp32 profile` +
+    `Measured on this machine ${m.measured_at.slice(0, 16)}Z ` +
+      `(\`haqa advise --measure\`): decode time share (fp32 profile` +
       `${m.recipe_plan ? ", and this recipe's plan" : ''}) and ppl change of compressing only that layer`,
     '',
     `| layer | fp32 µs | share |${m.recipe_plan ? ' plan µs |' : ''} ${cands.join(' | ')} |`,

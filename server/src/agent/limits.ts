@@ -50,7 +50,10 @@ export class SessionMeter {
     if (this.requests >= l.requests)
       return `request cap reached: ${this.requests} API requests (limit ${l.requests} per session)`;
     if (this.bytesSent + bytes > l.bytesSent) {
-      return `byte cap reached: ${mib(this.bytesSent)} sent, the next request is ${mib(bytes)} (limit ${mib(l.bytesSent)} per session)`;
+      return (
+        `byte cap reached: ${mib(this.bytesSent)} sent, the next ` +
+        `request is ${mib(bytes)} (limit ${mib(l.bytesSent)} per session)`
+      );
     }
     this.requests++;
     this.bytesSent += bytes;

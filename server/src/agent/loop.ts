@@ -42,7 +42,10 @@ export interface LoopOptions {
   budget: { trials: number; minutes?: number };
   signal?: AbortSignal;
   onEvent?: (e: LoopEvent) => void;
-  /** Skip the accuracy stage of trials slower than the best feasible one by this factor (default 1.3; Infinity disables). */
+  /**
+   * Skip the accuracy stage of trials slower than the best feasible
+   * one by this factor (default 1.3; Infinity disables).
+   */
   pruneFactor?: number;
   /** Refused proposals in a row before the loop gives up on the proposer (default 8). */
   maxRefusals?: number;
@@ -60,11 +63,13 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
 function repeatRefusal(first: Trial, repeat: boolean, trials: readonly Trial[]): string[] {
   if (!repeat)
     return [
-      `duplicate: trial #${first.index} already ran the same per-layer plan (${configKey(first.config)}); set repeat to re-measure it`,
+      `duplicate: trial #${first.index} already ran the same per-layer ` +
+        `plan (${configKey(first.config)}); set repeat to re-measure it`,
     ];
   if (!first.feasible)
     return [
-      `repeat: trial #${first.index} is not feasible (${first.violations.join('; ')}); only feasible plans are re-measured`,
+      `repeat: trial #${first.index} is not feasible ` +
+        `(${first.violations.join('; ')}); only feasible plans are re-measured`,
     ];
   const n = trials.filter((t) => planIndex(t) === first.index && t.status !== 'failed').length;
   if (n >= MAX_MEASUREMENTS)

@@ -89,7 +89,10 @@ export function judge(o: Objective, status: TrialStatus, m: TrialMetrics, baseli
   return { feasible: violations.length === 0, score, loss, violations };
 }
 
-/** Order for ranking: feasible by loss, then pruned and accuracy-infeasible by loss, failed last. Negative when a is better. */
+/**
+ * Order for ranking: feasible by loss, then pruned and
+ * accuracy-infeasible by loss, failed last. Negative when a is better.
+ */
 export function compareTrials(
   a: { feasible: boolean; loss: number; status: TrialStatus; index: number },
   b: { feasible: boolean; loss: number; status: TrialStatus; index: number },

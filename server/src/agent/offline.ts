@@ -79,7 +79,9 @@ export class TpeSearch implements Proposer {
         kind: 'trial',
         config: rival.config,
         repeat: true,
-        rationale: `re-measure the runner-up (trial #${rival.index}, within ${Math.round((RUNNER_UP_WITHIN - 1) * 100)}% of the best): one run can be slowed by the machine's load`,
+        rationale:
+          `re-measure the runner-up (trial #${rival.index}, within ${Math.round((RUNNER_UP_WITHIN - 1) * 100)}% ` +
+          `of the best): one run can be slowed by the machine's load`,
       };
     }
     // 4. TPE.

@@ -93,7 +93,8 @@ export function hardwarePriors(space: SearchSpace, hw: HardwareProfile, o: Objec
   const notes = [
     hasInt8Dot(hw)
       ? 'CPU has int8 dot-product instructions: accuracy_level 4 (int8 compute) expected fastest for 4/8-bit weights'
-      : 'CPU lacks VNNI/int8 dot products: accuracy_level 4 is still where MatMulNBits gains come from; 8-bit with accuracy_level 0 is known pathological',
+      : 'CPU lacks VNNI/int8 dot products: accuracy_level 4 is still where ' +
+        'MatMulNBits gains come from; 8-bit with accuracy_level 0 is known pathological',
   ];
   return { weights, seeds, jointPenalty, notes };
 }

@@ -7,7 +7,10 @@ export interface HardwareProfile {
   cpu: string;
   arch: string;
   cores: number;
-  /** ISA features that decide which MatMulNBits kernels are fast: avx2, avx512f, avx512_vnni, avx_vnni, amx, neon, dotprod, i8mm. */
+  /**
+   * ISA features that decide which MatMulNBits kernels are fast: avx2,
+   * avx512f, avx512_vnni, avx_vnni, amx, neon, dotprod, i8mm.
+   */
   isa: string[];
   memory_bytes: number;
   /** Measured read bandwidth, GB/s (absent when not measured). */

@@ -391,8 +391,10 @@ export function sensitivityTable(s: SensitivityResult, limit = 40): string[] {
   }
   if (s.groups.length > limit) lines.push(`… ${s.groups.length - limit} more groups`);
   lines.push(
-    `fp32 ppl ${s.ppl_fp32.toFixed(3)} on ${s.tokens} tokens (${s.windows} windows); analysis took ${s.seconds.total.toFixed(1)} s ` +
-      `(load ${s.seconds.load.toFixed(1)}, fp32 ${s.seconds.fp32.toFixed(1)}, candidates ${s.seconds.candidates.toFixed(1)})`,
+    `fp32 ppl ${s.ppl_fp32.toFixed(3)} on ${s.tokens} tokens ` +
+      `(${s.windows} windows); analysis took ${s.seconds.total.toFixed(1)} s ` +
+      `(load ${s.seconds.load.toFixed(1)}, fp32 ${s.seconds.fp32.toFixed(1)}, ` +
+      `candidates ${s.seconds.candidates.toFixed(1)})`,
   );
   return lines;
 }

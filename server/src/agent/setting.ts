@@ -64,7 +64,8 @@ export async function loadSetting(
     const first = errors[0] ?? analysis.diagnostics.find((d) => d.code === 'model-outside-workspace');
     const where = first ? `${file}:${first.range.start.line + 1}:${first.range.start.character + 1}: ` : `${file}: `;
     throw new SettingError(
-      `${where}${first?.message ?? 'the recipe could not be resolved'}${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`,
+      `${where}${first?.message ?? 'the recipe could not be resolved'}` +
+        `${errors.length > 1 ? ` (and ${errors.length - 1} more; run haqa check)` : ''}`,
       analysis,
     );
   }

@@ -202,7 +202,8 @@ export function validateConfig(input: unknown, space: SearchSpace, ctx: SpaceCon
     if (!knob) {
       const why = knobKeyError(key, ctx);
       errors.push(
-        `${keyShown}: ${why ?? 'not a knob of the search space'}; the space has ${space.knobs.map((k) => k.key).join(', ')}`,
+        `${keyShown}: ${why ?? 'not a knob of the search space'}; ` +
+          `the space has ${space.knobs.map((k) => k.key).join(', ')}`,
       );
       continue;
     }
@@ -242,7 +243,9 @@ export function planErrors(config: Config, ctx: SpaceContext): string[] {
   for (const p of planLayers(recipe, ctx.layers)) {
     if (p.quant && p.layer.K % p.quant.block_size !== 0) {
       errors.push(
-        `block_size ${p.quant.block_size} does not divide K=${p.layer.K} of layer ${JSON.stringify(p.layer.name)}; block sizes dividing it: ${commonBlockSizes([p.layer]).join(', ') || 'none'}`,
+        `block_size ${p.quant.block_size} does not divide K=${p.layer.K} of layer ` +
+          `${JSON.stringify(p.layer.name)}; block sizes dividing ` +
+          `it: ${commonBlockSizes([p.layer]).join(', ') || 'none'}`,
       );
       if (errors.length >= 3) break;
     }
@@ -264,7 +267,9 @@ export function configKey(config: Config): string {
   );
 }
 
-/** What actually runs: every layer's plan, the runtime and the global quantization options. Equal plans are duplicates. */
+/**
+ * What actually runs: every layer's plan, the runtime and the global quantization options. Equal plans are duplicates.
+ */
 export function planKey(config: Config, ctx: SpaceContext): string {
   const r = applyKnobs(ctx.recipe, config);
   const plans = planLayers(r, ctx.layers).map((p) => [

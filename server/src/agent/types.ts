@@ -5,7 +5,9 @@ import type { RaceResult } from '../bench/race';
 
 export type { SearchValue };
 
-/** A knob assignment: `{ 'quantize.bits': 8, 'quantize.accuracy_level': 4 }`. Knobs not named keep the recipe's value. */
+/**
+ * A knob assignment: `{ 'quantize.bits': 8, 'quantize.accuracy_level': 4 }`. Knobs not named keep the recipe's value.
+ */
 export type Config = Record<string, SearchValue>;
 
 /**
