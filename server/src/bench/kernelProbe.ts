@@ -148,12 +148,15 @@ export async function writeKernelProbe(store: RunStore, hw: HardwareFingerprint,
 
 /** The facts as sentences for users and the advisor: measured figures only. */
 export function kernelFacts(r: KernelProbeResult): string[] {
-  const at = `measured on this machine ${r.measured_at.slice(0, 16)}Z, [1, ${r.K}] × [${r.K}, ${r.N}], ${r.threads} thread(s), median of ${r.reps} interleaved rounds`;
+  const at =
+    `measured on this machine ${r.measured_at.slice(0, 16)}Z, [1, ${r.K}] × ` +
+    `[${r.K}, ${r.N}], ${r.threads} thread(s), median of ${r.reps} interleaved rounds`;
   return r.figures
     .filter((f) => f.bits !== 32)
     .map(
       (f) =>
-        `${f.kernel} ${f.bits}-bit accuracy_level ${f.accuracy_level ?? 0}: ${f.vs_fp32.toFixed(2)}× the speed of fp32 MatMul (${f.median_us.toFixed(0)} µs vs ` +
+        `${f.kernel} ${f.bits}-bit accuracy_level ${f.accuracy_level ?? 0}: ` +
+        `${f.vs_fp32.toFixed(2)}× the speed of fp32 MatMul (${f.median_us.toFixed(0)} µs vs ` +
         `${r.figures[0].median_us.toFixed(0)} µs; ${at})`,
     );
 }

@@ -27,7 +27,8 @@ export function nodeLlamaCpp(): Promise<NodeLlamaCpp> {
   mod ??= dynamicImport(LLAMA_CPP_PACKAGE).catch((err: Error) => {
     mod = undefined;
     throw new BenchError(
-      `runtime.engine llama.cpp needs the optional dependency ${LLAMA_CPP_PACKAGE} (npm install ${LLAMA_CPP_PACKAGE}@3.21.1): ${err.message}`,
+      `runtime.engine llama.cpp needs the optional dependency ${LLAMA_CPP_PACKAGE} ` +
+        `(npm install ${LLAMA_CPP_PACKAGE}@3.21.1): ${err.message}`,
       'load',
     );
   });

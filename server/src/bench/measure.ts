@@ -110,7 +110,8 @@ async function measureLatency(
   try {
     if (job.baseline) {
       progress('baseline', `loading the fp32 baseline ${job.baseline}`);
-      base = await loadOrt(job.baseline, job.session, job.config); // the fp32 baseline is onnxruntime's, whatever the runtime
+      // the fp32 baseline is onnxruntime's, whatever the runtime
+      base = await loadOrt(job.baseline, job.session, job.config);
       if (base.kind !== loaded.kind)
         throw new BenchError(
           `the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`,
@@ -173,7 +174,8 @@ async function raceLatency(
     if (!note && job.baseline) {
       progress('baseline', `loading the fp32 reference ${job.baseline}`);
       try {
-        base = await loadOrt(job.baseline, job.session, job.config); // the fp32 reference is onnxruntime's, whatever the runtime
+        // the fp32 reference is onnxruntime's, whatever the runtime
+        base = await loadOrt(job.baseline, job.session, job.config);
         if (base.kind !== loaded.kind)
           throw new BenchError(
             `the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`,

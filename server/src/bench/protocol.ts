@@ -30,7 +30,9 @@ export interface MeasureJob {
   /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
   baseline?: string;
   config?: DecoderConfig;
-  /** The runtime that runs `model` (bench/runtimes.ts); absent: onnxruntime. The baseline is always onnxruntime's fp32. */
+  /**
+   * The runtime that runs `model` (bench/runtimes.ts); absent: onnxruntime. The baseline is always onnxruntime's fp32.
+   */
   engine?: Engine;
   /** llama.cpp's knobs (recipe runtime.llama). */
   llama?: Recipe['runtime']['llama'];

@@ -96,7 +96,9 @@ export function medianRanks(n: number, level = 0.95): [number, number] | null {
   return [k - 1, n - k];
 }
 
-/** Median of the log ratios, as a ratio, with its order-statistics 95% interval (lo/hi ±Infinity when n is too small). */
+/**
+ * Median of the log ratios, as a ratio, with its order-statistics 95% interval (lo/hi ±Infinity when n is too small).
+ */
 export function ratioFigure(logRatios: readonly number[]): RatioFigure {
   const s = [...logRatios].sort((a, b) => a - b);
   const n = s.length;
@@ -242,5 +244,8 @@ export function pairFits(model: string, reference: string, memoryBytes = os.free
   const need = a + 2 * b;
   if (need <= memoryBytes) return undefined;
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
-  return `unpaired: the contender (${mib(a)}) and the fp32 reference (${mib(b)}) need about ${mib(need)}, ${mib(memoryBytes)} free`;
+  return (
+    `unpaired: the contender (${mib(a)}) and the fp32 reference ` +
+    `(${mib(b)}) need about ${mib(need)}, ${mib(memoryBytes)} free`
+  );
 }

@@ -160,7 +160,10 @@ export interface RunRecord {
   trial?: TrialInfo;
   /** What the run decided on its own that the user should know (e.g. the graph's kv heads over config.json's). */
   notes?: string[];
-  /** What accuracy was measured against, and why (bench/reference.ts): the source, or a stated model where it does not fit. */
+  /**
+   * What accuracy was measured against, and why (bench/reference.ts):
+   * the source, or a stated model where it does not fit.
+   */
   reference?: ReferenceChoice;
   /** Which device ran it (server/src/runner): absent on records from before runners, i.e. this machine. */
   device?: DeviceInfo;

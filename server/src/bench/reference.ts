@@ -47,7 +47,9 @@ export function neededBytes(weightBytes: number): number {
   return Math.ceil(weightBytes * OVERHEAD_FACTOR + OVERHEAD_BYTES);
 }
 
-/** Memory available to a new process now: /proc/meminfo's MemAvailable where there is one (Linux), else os.freemem(). */
+/**
+ * Memory available to a new process now: /proc/meminfo's MemAvailable where there is one (Linux), else os.freemem().
+ */
 export function availableMemory(): number {
   try {
     const m = /^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'));

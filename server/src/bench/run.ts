@@ -159,14 +159,16 @@ export async function decoderConfig(model: string, notes: string[] = []): Promis
       const shapes = graphShapes(await inspectModel(model));
       if (shapes.kvHeads !== undefined && shapes.kvHeads !== arch.num_key_value_heads) {
         notes.push(
-          `config.json says ${arch.num_key_value_heads} kv heads but the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: ` +
+          `config.json says ${arch.num_key_value_heads} kv heads but ` +
+            `the graph's ${shapes.witness.kvHeads} is ${shapes.kvHeads}: ` +
             `measured with the graph's ${shapes.kvHeads}`,
         );
         cfg.num_key_value_heads = shapes.kvHeads;
       }
       if (shapes.headDim !== undefined && shapes.headDim !== arch.head_dim) {
         notes.push(
-          `config.json implies head_dim ${arch.head_dim} but the graph's ${shapes.witness.headDim} is ${shapes.headDim}: ` +
+          `config.json implies head_dim ${arch.head_dim} but the ` +
+            `graph's ${shapes.witness.headDim} is ${shapes.headDim}: ` +
             `measured with the graph's ${shapes.headDim}`,
         );
         cfg.head_dim = shapes.headDim;
@@ -203,7 +205,8 @@ export function evaluationOf(recipe: Recipe): EvalSettings | undefined {
       recipe_path,
     });
   }
-  // The one beside the model must really be there (not a symlink out of its folder), and be a regular file under the cap.
+  // The one beside the model must really be there (not a symlink out of
+  // its folder), and be a regular file under the cap.
   const refused =
     (ev.tokenizer ? undefined : guard(() => besideModel(recipe.model, 'tokenizer.json', 'tokenizer'))) ??
     fileRefusal(tokenizer, 'tokenizer', READ_CAPS.tokenizer);
@@ -334,7 +337,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
     }
     if (recipe.target.provider !== 'cpu') {
       throw new RunFailure('error', {
-        message: `execution provider '${recipe.target.provider}' is not available here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`,
+        message:
+          `execution provider '${recipe.target.provider}' is not available ` +
+          `here: onnxruntime-node runs 'cpu' (target.provider in ${recipe.file})`,
         stage: 'setup',
         where: recipe.file,
         recipe_path: ['target', 'provider'],
@@ -435,7 +440,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
             quick,
             k: REFERENCE_TOPK,
           },
-          workload: evaluation ? undefined : recipe.objective.workload, // seeded inputs of non-decoders follow the workload
+          // seeded inputs of non-decoders follow the workload
+          workload: evaluation ? undefined : recipe.objective.workload,
         }),
       ).slice(0, 32);
       reference = store.referencePath(refKey);

@@ -102,11 +102,16 @@ export class RunStore {
    */
   inside(file: string): string {
     if (insideRoots(file, [this.workspace])) return file;
-    const message = `${file} resolves outside the workspace ${this.workspace} (a symlink); the run store does not read or write there`;
+    const message =
+      `${file} resolves outside the workspace ${this.workspace} ` +
+      '(a symlink); the run store does not read or write there';
     throw new PathError(message, 'path-outside-workspace', file);
   }
 
-  /** Creates `.haqa/` with its `.gitignore` when it does not exist yet (storeIgnore.ts); every write goes through here first. */
+  /**
+   * Creates `.haqa/` with its `.gitignore` when it does not exist yet
+   * (storeIgnore.ts); every write goes through here first.
+   */
   async ensureRoot(): Promise<void> {
     await createStoreRoot(this.root);
   }
