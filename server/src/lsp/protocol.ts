@@ -44,7 +44,10 @@ export interface BenchmarkParams extends RecipeParams {
 }
 
 export interface TuneParams extends RecipeParams, AgentParams {
-  /** The budget: fills in a recipe without `search.trials`, or (trialsChosen) one the user picked for this run, over the recipe's. */
+  /**
+   * The budget: fills in a recipe without `search.trials`, or
+   * (trialsChosen) one the user picked for this run, over the recipe's.
+   */
   trials?: number;
   trialsChosen?: boolean;
   /** The user's pick for this run, over the recipe's `search.agent` (Claude still needs a key). */
@@ -164,7 +167,8 @@ export interface TrustParams {
 
 /** Why a run was refused in a restricted (untrusted) workspace; the client shows it as is. */
 export const UNTRUSTED_MESSAGE =
-  'HAQA runs (benchmark, tune, advise) execute the model and may call an LLM: they are disabled in Restricted Mode. Trust this workspace to run them; diagnostics keep working.';
+  'HAQA runs (benchmark, tune, advise) execute the model and may call an LLM: they are ' +
+  'disabled in Restricted Mode. Trust this workspace to run them; diagnostics keep working.';
 
 export interface SuggestionEditParams extends RecipeParams {
   knobs: Record<string, unknown>;

@@ -73,7 +73,8 @@ export const recipeFeature: ServerFeature = {
           if (!doc || docKind(doc.uri) !== 'recipe') return [];
           // The model of the last finished analysis is good enough for names; wait only the first time.
           const a = service.lastRecipe.get(doc.uri) ?? (await service.recipe(doc));
-          // A half-typed line (an empty `match:`) makes the recipe invalid and unresolved: the layers of its last good state serve.
+          // A half-typed line (an empty `match:`) makes the recipe invalid and
+          // unresolved: the layers of its last good state serve.
           if (a.graph) lastModel.set(doc.uri, { layers: a.graph.layers, index: a.index });
           const m = a.graph ? { layers: a.graph.layers, index: a.index } : lastModel.get(doc.uri);
           return completeRecipe(doc.getText(), p.position, { layers: m?.layers, index: m?.index });

@@ -114,7 +114,8 @@ export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunReco
     warn(
       'run-slower-than-fp32',
       `this recipe runs ${(1 / sp).toFixed(2)}× slower than the fp32 model on this machine ` +
-        `(decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms vs fp32 ${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms)`,
+        `(decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms vs fp32 ` +
+        `${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms)`,
       'quantize',
     );
   }
@@ -128,7 +129,9 @@ export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunReco
         code: 'run-regression',
         severity: DiagnosticSeverity.Information,
         anchor: 'quantize',
-        message: `decode got slower than the previous run of this recipe: ${now.median.toFixed(3)} ms vs ${before.median.toFixed(3)} ms (+${pct}%)`,
+        message:
+          'decode got slower than the previous run of this recipe: ' +
+          `${now.median.toFixed(3)} ms vs ${before.median.toFixed(3)} ms (+${pct}%)`,
       });
     }
   }

@@ -81,7 +81,8 @@ export function registerRunJobs(rc: RunsContext): void {
           } else if (e.type === 'trial-end') {
             done++;
             j.report(
-              `trial ${e.trial.index} ${e.trial.feasible ? 'feasible' : e.trial.status}${e.best ? `; best #${e.best.index}` : ''}`,
+              `trial ${e.trial.index} ${e.trial.feasible ? 'feasible' : e.trial.status}` +
+                `${e.best ? `; best #${e.best.index}` : ''}`,
               done / trials,
             );
           } else if (e.type === 'baseline') j.report('fp32 baseline measured', 0);

@@ -39,7 +39,8 @@ export function registerRunLenses(rc: RunsContext): void {
           );
         if (rc.state.bestByUri.has(uri))
           lenses.push(lens(top, { title: 'Apply best trial', command: 'haqa.applyBestTrial', arguments: [uri] }));
-        // Any run of exactly this content counts (a tuning trial too); when none, the last plain benchmark, marked stale.
+        // Any run of exactly this content counts (a tuning trial too);
+        // when none, the last plain benchmark, marked stale.
         const a = await service.recipe(doc);
         const pick = lensRecord(recs, a.recipe ? recipeHash(a.recipe) : undefined);
         if (!pick) return lenses;
