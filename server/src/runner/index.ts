@@ -49,7 +49,8 @@ export function runnerFor(host: string | undefined, config: RunnerConfig = {}): 
   }
   if (url.password)
     throw new RunnerError(
-      `${url.protocol}//…: a password does not belong in a host URL (use an SSH key or agent; Redis ACLs via the environment)`,
+      `${url.protocol}//…: a password does not belong in a host ` +
+        'URL (use an SSH key or agent; Redis ACLs via the environment)',
       host,
     );
   const row = RUNNERS.find((r) => r.scheme === url.protocol);

@@ -63,10 +63,14 @@ export function verifyHostKey(file: string, host: string, port: number, key: Buf
   if (listed)
     return {
       ok: false,
-      reason: `the host key of ${name} does not match the one in ${file}: the host changed its key, or this is not that host`,
+      reason:
+        `the host key of ${name} does not match the one in ` +
+        `${file}: the host changed its key, or this is not that host`,
     };
   return {
     ok: false,
-    reason: `${name} is not in ${file}; after checking its fingerprint, add it with: ssh-keyscan -p ${port} ${host} >> ${file}`,
+    reason:
+      `${name} is not in ${file}; after checking its fingerprint, ` +
+      `add it with: ssh-keyscan -p ${port} ${host} >> ${file}`,
   };
 }

@@ -92,7 +92,9 @@ export class QueueRunner implements Runner {
     const p = parseQueueUrl(url);
     this.cls = p.cls;
     this.connection = p.connection;
-    this.host = `redis://${p.connection.host}:${p.connection.port}${p.connection.db ? `/${p.connection.db}` : ''}?class=${p.cls}`;
+    this.host =
+      `redis://${p.connection.host}:${p.connection.port}` +
+      `${p.connection.db ? `/${p.connection.db}` : ''}?class=${p.cls}`;
   }
 
   private open(): Promise<void> {
@@ -119,7 +121,8 @@ export class QueueRunner implements Runner {
     const first = Object.values(all)[0];
     if (!first)
       throw new RunnerError(
-        `no worker of class ${this.cls} has announced itself at ${this.host} (start \`haqa worker --queue ${this.host}\`)`,
+        `no worker of class ${this.cls} has announced itself at ` +
+          `${this.host} (start \`haqa worker --queue ${this.host}\`)`,
         this.host,
       );
     return (JSON.parse(first) as { hardware: HardwareFingerprint }).hardware;
@@ -163,7 +166,8 @@ export class QueueRunner implements Runner {
       if (await client.exists(blobKey(f.sha256))) continue;
       if (f.bytes > MAX_BLOB_BYTES) {
         throw new RunnerError(
-          `${f.local} is ${f.bytes} bytes, over the ${MAX_BLOB_BYTES}-byte limit for files carried through Redis (see docs/fleet.md)`,
+          `${f.local} is ${f.bytes} bytes, over the ${MAX_BLOB_BYTES}-byte ` +
+            'limit for files carried through Redis (see docs/fleet.md)',
           this.host,
         );
       }

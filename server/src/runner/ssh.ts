@@ -237,7 +237,8 @@ export class SshRunner implements Runner {
     const p = parseProfile(await this.check(PROFILE_SCRIPT, 'profiling the hardware'));
     if (!p.node)
       throw new RunnerError(
-        `${this.host}: Node.js is not installed there (no \`node\` on the PATH of a non-interactive shell); install Node ${MIN_NODE_MAJOR} or later`,
+        `${this.host}: Node.js is not installed there (no \`node\` on the PATH ` +
+          `of a non-interactive shell); install Node ${MIN_NODE_MAJOR} or later`,
         this.host,
       );
     if (p.nodeMajor < MIN_NODE_MAJOR)
@@ -275,7 +276,9 @@ export class SshRunner implements Runner {
     if (ort.code !== 0 || !ort.stdout.trim()) {
       const local = require('onnxruntime-node/package.json').version as string;
       throw new RunnerError(
-        `${this.host}: onnxruntime-node is not installed where the worker can load it: run \`npm install onnxruntime-node@${local}\` in ${dir} there (the worker in ${wdir} resolves it from ${dir}/node_modules)`,
+        `${this.host}: onnxruntime-node is not installed where the worker can load it: ` +
+          `run \`npm install onnxruntime-node@${local}\` in ${dir} there ` +
+          `(the worker in ${wdir} resolves it from ${dir}/node_modules)`,
         this.host,
       );
     }
@@ -402,7 +405,10 @@ export class SshRunner implements Runner {
       if (pgid === undefined) return;
       const g = pgid;
       // TERM the group (the CLI cancels, its worker goes with it); KILL whatever is left after the grace.
-      const script = `kill -TERM -- -${g} 2>/dev/null; i=0; while kill -0 -- -${g} 2>/dev/null && [ $i -lt ${KILL_GRACE_S * 10} ]; do sleep 0.1; i=$((i+1)); done; kill -KILL -- -${g} 2>/dev/null; true`;
+      const script =
+        `kill -TERM -- -${g} 2>/dev/null; i=0; ` +
+        `while kill -0 -- -${g} 2>/dev/null && [ $i -lt ${KILL_GRACE_S * 10} ]; do sleep 0.1; i=$((i+1)); done; ` +
+        `kill -KILL -- -${g} 2>/dev/null; true`;
       this.exec(script).catch(() => undefined);
     };
     const onAbort = () => {
