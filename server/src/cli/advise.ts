@@ -97,8 +97,10 @@ export const adviseCommand: Command = {
           source: 'rules',
           title: 'Per-layer plan from measurements on this machine',
           rationale:
-            `Measured ${measured.measured_at} (haqa advise --measure): predicted decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl ` +
-            `${(plan.predicted.ppl_change * 100).toFixed(2)}% within the budget; per-layer costs are added, so benchmark to confirm.`,
+            `Measured ${measured.measured_at} (haqa advise --measure): predicted ` +
+            `decode ${plan.predicted.speedup.toFixed(2)}x vs fp32 at ppl ` +
+            `${(plan.predicted.ppl_change * 100).toFixed(2)}% within the ` +
+            'budget; per-layer costs are added, so benchmark to confirm.',
           knobs: editorKnobs(
             plan,
             loaded.setting.layers,
@@ -119,7 +121,8 @@ export const adviseCommand: Command = {
       }
       if (agent === 'claude')
         io.out(
-          `tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`,
+          `tokens: ${res.usage.input_tokens} in, ${res.usage.output_tokens} out; ${res.usage.requests} ` +
+            `requests${res.usage.cost_usd !== undefined ? `, ~$${res.usage.cost_usd.toFixed(4)}` : ''}`,
         );
     }
     if (res.outcome === 'cancelled') return 130;
@@ -160,7 +163,8 @@ async function measureCommand(
   if (probe) for (const line of ['kernel facts:', ...kernelFacts(probe).map((l) => `  ${l}`)]) io.out(lineText(line));
   io.out(`set: ${configText(v.knobs)}`);
   io.out(
-    `measuring took ${m.seconds.total.toFixed(0)} s (build ${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, ` +
+    `measuring took ${m.seconds.total.toFixed(0)} s (build ` +
+      `${m.seconds.build.toFixed(0)}, profile ${m.seconds.profile.toFixed(0)}, ` +
       `sensitivity ${m.seconds.sensitivity.toFixed(0)}); cached for the editor's hovers`,
   );
   return 0;

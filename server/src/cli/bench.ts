@@ -45,7 +45,10 @@ async function loadRecipeAnalysis(file: string): Promise<{ recipe: Recipe; parse
 function ms(s: Summary | undefined): string {
   if (!s) return '-';
   const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  return `${f(s.median)} ms (p10 ${f(s.p10)}, p90 ${f(s.p90)}, n ${s.n}${s.ci_rel !== null ? `, ±${(s.ci_rel * 100).toFixed(1)}%` : ''})`;
+  return (
+    `${f(s.median)} ms (p10 ${f(s.p10)}, p90 ${f(s.p90)}, n ` +
+    `${s.n}${s.ci_rel !== null ? `, ±${(s.ci_rel * 100).toFixed(1)}%` : ''})`
+  );
 }
 
 const x = (r: number | undefined) => (r === undefined ? '' : `${r.toFixed(2)}×`);
@@ -59,12 +62,25 @@ export function formatRecord(r: RunRecord): string[] {
   if (r.error) out.push(`  error (${r.error.stage}): ${r.error.message}`);
   if (r.artifact) {
     out.push(
-      `  model      ${r.artifact}  ${m.model_bytes !== undefined ? humanBytes(m.model_bytes) : ''}${s.size && Math.abs(s.size - 1) > 0.005 ? `, ${x(s.size)} smaller than fp32` : ''}${r.artifact_reused ? '  [artifact reused]' : r.compress_seconds ? `  [compressed in ${r.compress_seconds.toFixed(1)} s]` : ''}`,
+      `  model      ${r.artifact}  ${m.model_bytes !== undefined ? humanBytes(m.model_bytes) : ''}` +
+        `${s.size && Math.abs(s.size - 1) > 0.005 ? `, ${x(s.size)} smaller than fp32` : ''}` +
+        (r.artifact_reused
+          ? '  [artifact reused]'
+          : r.compress_seconds
+            ? `  [compressed in ${r.compress_seconds.toFixed(1)} s]`
+            : ''),
     );
   }
   const row = (label: string, v: string, base: string, sp: number | undefined, paired?: Summary) =>
     out.push(
-      `  ${label.padEnd(10)} ${v}${base ? `   fp32 ${base}   ${x(sp)}${paired ? ` (paired ${x(paired.median)}${paired.ci_rel !== null ? ` ±${(paired.ci_rel * 100).toFixed(0)}%` : ''})` : ''}` : ''}`,
+      `  ${label.padEnd(10)} ${v}` +
+        (base
+          ? `   fp32 ${base}   ${x(sp)}` +
+            (paired
+              ? ` (paired ${x(paired.median)}` +
+                `${paired.ci_rel !== null ? ` ±${(paired.ci_rel * 100).toFixed(0)}%` : ''})`
+              : '')
+          : ''),
     );
   const p = s.paired ?? {};
   if (m.prefill_ms)
@@ -95,7 +111,8 @@ export function formatRecord(r: RunRecord): string[] {
   const acc: string[] = [];
   if (m.ppl !== undefined) {
     const d = m.ppl_fp32
-      ? ` (fp32 ${m.ppl_fp32.toFixed(3)}, ${m.ppl >= m.ppl_fp32 ? '+' : ''}${(((m.ppl - m.ppl_fp32) / m.ppl_fp32) * 100).toFixed(2)}%)`
+      ? ` (fp32 ${m.ppl_fp32.toFixed(3)}, ${m.ppl >= m.ppl_fp32 ? '+' : ''}` +
+        `${(((m.ppl - m.ppl_fp32) / m.ppl_fp32) * 100).toFixed(2)}%)`
       : '';
     acc.push(`ppl ${m.ppl.toFixed(3)}${d}`);
   }
@@ -105,17 +122,20 @@ export function formatRecord(r: RunRecord): string[] {
   if (m.output_rel_rmse !== undefined) acc.push(`output rel. RMS error ${m.output_rel_rmse.toExponential(2)}`);
   if (acc.length)
     out.push(
-      `  accuracy   ${acc.join(', ')}${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`,
+      `  accuracy   ${acc.join(', ')}` +
+        `${m.eval_tokens ? `  on ${m.eval_tokens} tokens in ${m.eval_windows} windows` : ''}`,
     );
   if (acc.length && r.reference) {
     const ref = r.reference;
     out.push(
-      `  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} (${ref.dtype}): ${ref.reason}`,
+      `  reference  ${ref.kind === 'source' ? 'the source model' : `stated: ${ref.model}`} ` +
+        `(${ref.dtype}): ${ref.reason}`,
     );
   }
   if (m.peak_rss_bytes !== undefined)
     out.push(
-      `  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`,
+      `  memory     peak RSS ${humanBytes(m.peak_rss_bytes)}` +
+        `${b?.peak_rss_bytes ? `   fp32 ${humanBytes(b.peak_rss_bytes)}` : ''}`,
     );
   const so = r.session_options;
   if (r.runtime && r.runtime.engine !== 'onnxruntime') {
@@ -124,11 +144,15 @@ export function formatRecord(r: RunRecord): string[] {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
     out.push(
-      `  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
+      `  runtime    ${r.runtime.engine} (node-llama-cpp ${r.runtime.version})` +
+        `${knobs ? `, ${knobs}` : `, ${so.intra_op_threads} threads`}; fp32 baseline and ` +
+        `reference: onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
     );
   } else {
     out.push(
-      `  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
+      `  runtime    ${so.provider}, ${so.intra_op_threads} intra / ${so.inter_op_threads} ` +
+        `inter threads, optimization ${so.graph_optimization}, ${so.execution_mode}; ` +
+        `onnxruntime ${r.onnxruntime} on ${r.hardware.cpu} (${r.hardware.cores} cores)`,
     );
   }
   return out;

@@ -63,13 +63,15 @@ export const checkCommand: Command = {
     } else {
       for (const d of sorted) {
         io.out(
-          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`,
+          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ` +
+            `${severityName(d.severity)} ${d.code} ${messageText(d)}`,
         );
       }
       const warnings = sorted.filter((d) => d.severity === 2).length;
       io.err(
         sorted.length
-          ? `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}, ${sorted.length - errors - warnings} other`
+          ? `${errors} error${errors === 1 ? '' : 's'}, ${warnings} ` +
+              `warning${warnings === 1 ? '' : 's'}, ${sorted.length - errors - warnings} other`
           : `${file}: no problems`,
       );
     }

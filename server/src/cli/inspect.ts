@@ -23,12 +23,10 @@ export const inspectCommand: Command = {
       .map(([d, v]) => `${lineText(d)}=${v}`)
       .join(' ');
     io.out(`  ir ${g.irVersion}, opsets ${opsets}, ${g.nodeCount} nodes${g.usesExternalData ? ', external data' : ''}`);
-    io.out(
-      `  inputs:  ${g.inputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`,
-    );
-    io.out(
-      `  outputs: ${g.outputs.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ')}`,
-    );
+    const ios = (list: typeof g.inputs) =>
+      list.map((i) => `${lineText(i.name)} ${lineText(i.dtype)}[${lineText(i.shape.join(','))}]`).join('  ');
+    io.out(`  inputs:  ${ios(g.inputs)}`);
+    io.out(`  outputs: ${ios(g.outputs)}`);
     io.out('');
     const rows: (string | number)[][] = [['layer', 'op', 'K', 'N', 'params', 'dtype', 'bytes']];
     for (const l of g.layers) {
@@ -45,7 +43,9 @@ export const inspectCommand: Command = {
     for (const line of table(rows, [2, 3, 4, 6])) io.out(line);
     io.out('');
     io.out(
-      `${g.layers.length} compressible layers, ${humanCount(g.totals.layerParams)} of ${humanCount(g.totals.params)} parameters (${humanBytes(g.totals.layerBytes)} of ${humanBytes(g.weightBytes)} weights)`,
+      `${g.layers.length} compressible layers, ${humanCount(g.totals.layerParams)} of ` +
+        `${humanCount(g.totals.params)} parameters ` +
+        `(${humanBytes(g.totals.layerBytes)} of ${humanBytes(g.weightBytes)} weights)`,
     );
     return 0;
   },

@@ -46,10 +46,12 @@ export const quantizeCommand: Command = {
     if (errors.length || !analysis.recipe) {
       for (const d of errors)
         io.err(
-          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ${severityName(d.severity)} ${d.code} ${messageText(d)}`,
+          `${file}:${d.range.start.line + 1}:${d.range.start.character + 1} ` +
+            `${severityName(d.severity)} ${d.code} ${messageText(d)}`,
         );
       io.err(
-        `haqa quantize: ${file} has ${errors.length || 'unresolved'} error${errors.length === 1 ? '' : 's'}; nothing written`,
+        `haqa quantize: ${file} has ${errors.length || 'unresolved'} ` +
+          `error${errors.length === 1 ? '' : 's'}; nothing written`,
       );
       return 2;
     }
@@ -84,11 +86,14 @@ export const quantizeCommand: Command = {
     io.out('');
     const changed = res.layers.filter((l) => l.relError !== undefined).length;
     io.out(
-      `${changed} layers compressed${res.calibration ? `, calibrated on ${res.calibration.samples} samples (${res.calibration.source})` : ''}`,
+      `${changed} layers compressed` +
+        (res.calibration ? `, calibrated on ${res.calibration.samples} samples (${res.calibration.source})` : ''),
     );
     io.out(
-      `size ${humanBytes(res.bytesBefore)} → ${humanBytes(res.bytes)} (${(res.bytesBefore / Math.max(res.bytes, 1)).toFixed(2)}× smaller)` +
-        `${res.relError !== undefined ? `, weight relative error ${res.relError.toFixed(4)}` : ''}, ${res.seconds.toFixed(1)} s`,
+      `size ${humanBytes(res.bytesBefore)} → ${humanBytes(res.bytes)} ` +
+        `(${(res.bytesBefore / Math.max(res.bytes, 1)).toFixed(2)}× smaller)` +
+        `${res.relError !== undefined ? `, weight relative error ${res.relError.toFixed(4)}` : ''}, ` +
+        `${res.seconds.toFixed(1)} s`,
     );
     io.out(`wrote ${res.out}`);
     return 0;

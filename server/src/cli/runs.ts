@@ -76,7 +76,8 @@ export const runsCommand: Command = {
       }
       for (const l of table(rows, [3, 4, 5, 6, 7])) io.out(l);
       io.out(
-        `${records.length} run${records.length === 1 ? '' : 's'} (* quick); inference times in parentheses for non-decoder models`,
+        `${records.length} run${records.length === 1 ? '' : 's'} (* quick); ` +
+          'inference times in parentheses for non-decoder models',
       );
       return 0;
     }

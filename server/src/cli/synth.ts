@@ -1,5 +1,6 @@
-// haqa synth <config.json> -o model.onnx: a decoder of any family in config/families.ts with seeded random weights, at the
-// real size of the config, to measure speed and memory before the real weights are here.
+// haqa synth <config.json> -o model.onnx: a decoder of any family in config/families.ts with seeded
+// random weights, at the real size of the config, to measure speed and memory before the real weights
+// are here.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, parse, UsageError, humanBytes, humanCount } from './command';
@@ -9,7 +10,8 @@ import { synthesizeDecoder, synthParameterCount } from '../model/synth';
 import { writeFileAtomic } from '../util/atomicWrite';
 
 const usage =
-  'haqa synth <config.json> -o <model.onnx> [--seed N] [--layers N] [--vocab N] [--dtype fp32|fp16|bf16] [--external-data]';
+  'haqa synth <config.json> -o <model.onnx> [--seed N] [--layers N] ' +
+  '[--vocab N] [--dtype fp32|fp16|bf16] [--external-data]';
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -81,7 +83,8 @@ export const synthCommand: Command = {
     if (arch.sliding_window !== undefined) {
       const which = fam.attention.slidingLayers === 'even' ? 'even-numbered layers attend' : 'every layer attends';
       io.err(
-        `haqa synth: note: sliding_window ${arch.sliding_window}: ${which} to the last ${arch.sliding_window} tokens; ` +
+        `haqa synth: note: sliding_window ${arch.sliding_window}: ` +
+          `${which} to the last ${arch.sliding_window} tokens; ` +
           'prompts longer than that are measured with windowed attention',
       );
     }
@@ -121,16 +124,19 @@ export const synthCommand: Command = {
       await writeFileAtomic(cfgOut, JSON.stringify(copy, null, 2) + '\n');
     } else if (layers !== undefined || vocab !== undefined) {
       io.err(
-        `haqa synth: note: ${cfgOut} is the input config and was left unchanged; it does not describe the --layers/--vocab override`,
+        `haqa synth: note: ${cfgOut} is the input config and was left ` +
+          'unchanged; it does not describe the --layers/--vocab override',
       );
     }
     const a = res.arch;
     io.out(`${out}${res.dataFile ? ` (+ ${path.basename(res.dataFile)})` : ''}`);
     io.out(
-      `  ${a.model_type}: ${a.num_hidden_layers} layers, hidden ${a.hidden_size}, heads ${a.num_attention_heads}/${a.num_key_value_heads} kv, vocab ${a.vocab_size}${a.tie_word_embeddings ? ', tied embeddings' : ''}`,
+      `  ${a.model_type}: ${a.num_hidden_layers} layers, hidden ${a.hidden_size}, heads ${a.num_attention_heads}` +
+        `/${a.num_key_value_heads} kv, vocab ${a.vocab_size}${a.tie_word_embeddings ? ', tied embeddings' : ''}`,
     );
     io.out(
-      `  ${humanCount(res.params)} parameters (${dtype}), ${humanBytes(res.bytes)} on disk, ${seconds.toFixed(1)} s, seed ${seed}`,
+      `  ${humanCount(res.params)} parameters (${dtype}), ` +
+        `${humanBytes(res.bytes)} on disk, ${seconds.toFixed(1)} s, seed ${seed}`,
     );
     io.out(`  peak RSS ${humanBytes(process.resourceUsage().maxRSS * 1024)}`);
     return 0;

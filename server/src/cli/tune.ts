@@ -16,7 +16,9 @@ import { applyConfig } from '../agent/edits';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { displayText, lineText } from '../util/sanitize';
 
-const usage = `haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent ${PROPOSER_NAMES.join('|')}] [--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]`;
+const usage =
+  `haqa tune <haqa.yaml> [--trials N] [--minutes M] [--agent ${PROPOSER_NAMES.join('|')}] ` +
+  '[--seed S] [--model NAME] [--base-url URL] [--full] [--json] [--write]';
 
 export type AgentKind = ProposerName;
 
@@ -42,7 +44,8 @@ export function trialLine(t: Trial, baseline: TrialMetrics | undefined): string 
   const race = t.metrics.race;
   const f = race?.decode ?? race?.inference;
   const sp = f
-    ? ` (${(1 / f.ratio).toFixed(2)}x ${race!.paired ? 'paired' : 'unpaired'}, ${race!.verdict} in ${(race!.wall_ms / 1000).toFixed(1)} s)`
+    ? ` (${(1 / f.ratio).toFixed(2)}x ${race!.paired ? 'paired' : 'unpaired'}, ` +
+      `${race!.verdict} in ${(race!.wall_ms / 1000).toFixed(1)} s)`
     : d && baseline?.decode_ms_per_token
       ? ` (${(baseline.decode_ms_per_token / d).toFixed(2)}x)`
       : '';
@@ -54,7 +57,11 @@ export function trialLine(t: Trial, baseline: TrialMetrics | undefined): string 
         ? `failed: ${t.error}`
         : `infeasible: ${t.violations.join('; ')}`;
   const again = t.repeatOf !== undefined ? ` (re-measure of #${t.repeatOf}: speed only)` : '';
-  return `#${String(t.index).padEnd(3)} ${configText(t.config)}${again}\n     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`;
+  return (
+    `#${String(t.index).padEnd(3)} ${configText(t.config)}${again}\n` +
+    `     decode ${d !== undefined ? d.toFixed(3) : '—'} ms/token${sp}  ` +
+    `ppl ${pct(pplChange(t.metrics, baseline))}  ${state}`
+  );
 }
 
 export interface TuneRun {
@@ -135,7 +142,9 @@ export const tuneCommand: Command = {
     let baseline: TrialMetrics | undefined;
     if (!json) {
       io.out(
-        `tuning ${path.basename(file)}: ${o.agent}${o.agent === 'claude' ? ` (${o.model})` : ''}, ${o.trials} trials${o.minutes ? `, ${o.minutes} min` : ''}, seed ${o.seed}; space of ${loaded.space.size} assignments (${loaded.space.source})`,
+        `tuning ${path.basename(file)}: ${o.agent}${o.agent === 'claude' ? ` (${o.model})` : ''}, ` +
+          `${o.trials} trials${o.minutes ? `, ${o.minutes} min` : ''}, seed ${o.seed}; ` +
+          `space of ${loaded.space.size} assignments (${loaded.space.source})`,
       );
     }
     o.onEvent = (e) => {
@@ -143,7 +152,8 @@ export const tuneCommand: Command = {
       if (e.type === 'baseline') {
         baseline = e.metrics;
         io.out(
-          `fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`,
+          `fp32 baseline: decode ${e.metrics.decode_ms_per_token?.toFixed(3) ?? '—'} ` +
+            `ms/token, ppl ${e.metrics.ppl?.toFixed(3) ?? '—'}`,
         );
         io.out(
           '  (each trial races fp32 in one worker; its "x" is the paired ratio, which both saw under the same load)',
@@ -181,7 +191,8 @@ export const tuneCommand: Command = {
         const b = result.baseline;
         const d = best.metrics.decode_ms_per_token;
         io.out(
-          `best: trial #${best.index} ${configText(best.config)}${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`,
+          `best: trial #${best.index} ${configText(best.config)}` +
+            `${best.measurements && best.measurements > 1 ? ` (median of ${best.measurements} measurements)` : ''}`,
         );
         // The ranking's own figure (agent/ranking.ts): the paired ratio against fp32 when the trial raced.
         const race = best.metrics.race;
@@ -189,7 +200,8 @@ export const tuneCommand: Command = {
         io.out(`  decode ${d?.toFixed(3)} ms/token${vs}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         if (race)
           io.out(
-            `  race: ${race.verdict} after ${race.pairs} pairs in ${(race.wall_ms / 1000).toFixed(1)} s${race.note ? ` (${race.note})` : ''}`,
+            `  race: ${race.verdict} after ${race.pairs} pairs in ` +
+              `${(race.wall_ms / 1000).toFixed(1)} s${race.note ? ` (${race.note})` : ''}`,
           );
         io.out(`  written to ${written}`);
       } else io.out('no trial met the accuracy budget; nothing written');

@@ -48,7 +48,8 @@ export const workerCommand: Command = {
     }
     await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
     io.err(
-      'haqa worker: stopping after the running trial, if any (Ctrl-C again to stop now: the trial then goes back to the queue)',
+      'haqa worker: stopping after the running trial, if any ' +
+        '(Ctrl-C again to stop now: the trial then goes back to the queue)',
     );
     await w.close();
     return 0;
