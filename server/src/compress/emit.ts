@@ -84,7 +84,10 @@ export function int8Weight(codes: Int16Array, K: number, N: number): Int8Array {
   return out;
 }
 
-/** Adds a W8A8 weight [K, N] and its per-channel zero point in the given type: int8 codes as they are, or shifted by 128 into uint8. */
+/**
+ * Adds a W8A8 weight [K, N] and its per-channel zero point in the given
+ * type: int8 codes as they are, or shifted by 128 into uint8.
+ */
 async function addW8Weight(
   sink: TensorSink,
   w: string,

@@ -111,7 +111,8 @@ export function ggufTensorType(recipe: Recipe, t: Mapped, dims: number[], nLayer
   for (const o of q?.overrides ?? []) {
     if (!globMatcher(o.match)(t.module)) continue;
     if (o.skip) type = 'F32';
-    else if (o.gguf_type) type = (o.gguf_type as GgufFileType) === 'Q4_K_M' ? 'Q4_K' : o.gguf_type; // a tuner's scoped knob may say the preset
+    // a tuner's scoped knob may say the preset
+    else if (o.gguf_type) type = (o.gguf_type as GgufFileType) === 'Q4_K_M' ? 'Q4_K' : o.gguf_type;
   }
   return fitType(type, dims[0]);
 }
@@ -218,7 +219,8 @@ export async function exportGguf(
   }
   if (arch.model_type !== 'llama' || arch.attention_bias) {
     throw new GgufExportError(
-      `GGUF export maps Llama tensors only; ${cfgFile} says model_type '${arch.model_type}'${arch.attention_bias ? ' with attention biases' : ''}`,
+      `GGUF export maps Llama tensors only; ${cfgFile} says model_type ` +
+        `'${arch.model_type}'${arch.attention_bias ? ' with attention biases' : ''}`,
       cfgFile,
     );
   }

@@ -176,7 +176,8 @@ export class LayerCache {
     }
     this.stats.misses++;
     if (!this.usable()) return compute(names, sink);
-    if (path.basename(path.dirname(this.dir)) === '.haqa') await createStoreRoot(path.dirname(this.dir)); // with its .gitignore
+    // with its .gitignore
+    if (path.basename(path.dirname(this.dir)) === '.haqa') await createStoreRoot(path.dirname(this.dir));
     await fs.promises.mkdir(this.dir, { recursive: true });
     const tmp = path.join(this.dir, `.${key.slice(0, 16)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const fh = await fs.promises.open(tmp, 'w');

@@ -58,7 +58,9 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** A worker thread: the bundle's dist/layerWorker.js, or the TypeScript source through tsx (tests, `node --import tsx`). */
+/**
+ * A worker thread: the bundle's dist/layerWorker.js, or the TypeScript source through tsx (tests, `node --import tsx`).
+ */
 function startWorker(): Worker {
   const js = path.join(__dirname, 'layerWorker.js');
   if (fs.existsSync(js)) return new Worker(js);

@@ -220,7 +220,8 @@ export async function compressModel(recipe: Recipe, opts: CompressOptions): Prom
       if (!wt) throw new CompressError(`${where}: weight ${layer.weight} is not a constant`, model.path, layer.node);
       if (irVersion >= 4 && graphInputNames.has(layer.weight)) {
         throw new CompressError(
-          `${where}: weight ${layer.weight} is also a graph input, so it can be replaced at run time and is not a constant`,
+          `${where}: weight ${layer.weight} is also a graph input, ` +
+            'so it can be replaced at run time and is not a constant',
           model.path,
           layer.node,
         );
@@ -511,7 +512,10 @@ async function transformLayer(c0: LayerCtx, w: Work): Promise<LayerOut> {
   return { nodes: finish(nodes), actions, sqErr, sqNorm, domains, dropBias };
 }
 
-/** What a layer's output depends on (layerCache.ts header): its source, node, plan, each step's decision and, where used, calibration. */
+/**
+ * What a layer's output depends on (layerCache.ts header): its source, node,
+ * plan, each step's decision and, where used, calibration.
+ */
 async function layerCacheKey(cache: LayerCache, c: LayerCtx, w: Work): Promise<string> {
   const { layer, ...settings } = w.plan;
   const x = c.nd.input![0];

@@ -11,8 +11,9 @@
 // Scales and zero points are computed exactly as onnxruntime's own quantizer (range2scale /
 // range2scalezp, float32 arithmetic, roundf), so our RTN output should be byte-identical to
 // `MatMulNBitsQuantizer`'s on every real element (checked against those formulas and against what
-// onnxruntime computes from our bytes; the Python tool itself is not installed here to diff against). When K is not a multiple of blockSize the last block
-// is padded; the padding gets the zero point's code (dequantizes to 0); min/max ignore it, as ORT does.
+// onnxruntime computes from our bytes; the Python tool itself is not installed here to diff against).
+// When K is not a multiple of blockSize the last block is padded; the padding gets the zero point's code
+// (dequantizes to 0); min/max ignore it, as ORT does.
 import { floatToHalf } from '../model/floatTypes'; // one float16 rounding, beside the other float types
 
 export type NBits = 2 | 4 | 8;

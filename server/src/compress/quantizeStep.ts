@@ -194,7 +194,10 @@ function nbitsSpec(q: QuantSettings, where: string): BlockQuantSpec {
 }
 
 function quantLabel(q: QuantSettings, method: string): string {
-  return `int${q.bits} b${q.block_size} ${q.symmetric ? 'sym' : 'asym'}${q.accuracy_level ? ` acc${q.accuracy_level}` : ''} ${method}`;
+  return (
+    `int${q.bits} b${q.block_size} ${q.symmetric ? 'sym' : 'asym'}` +
+    `${q.accuracy_level ? ` acc${q.accuracy_level}` : ''} ${method}`
+  );
 }
 
 function gptqOrFail(
