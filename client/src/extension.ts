@@ -38,7 +38,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   const apiKey = new ApiKey(context.secrets);
   context.subscriptions.push(log, jobs);
   log.info(
-    `HAQA ${context.extension.packageJSON.version} in VS Code ${vscode.version}; trusted: ${vscode.workspace.isTrusted}`,
+    `HAQA ${context.extension.packageJSON.version} in VS Code ` +
+      `${vscode.version}; trusted: ${vscode.workspace.isTrusted}`,
   );
 
   const serverModule = context.asAbsolutePath(path.join('dist', 'server.js'));
@@ -187,7 +188,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.tune', async (arg) => {
     const uri = await recipeUri(arg);
     if (!uri || !client || !trusted()) return;
-    // Budget and agent for this run. The recipe's search.trials wins over the haqa.tune.trials setting unless a number is picked here.
+    // Budget and agent for this run. The recipe's search.trials wins over the
+    // haqa.tune.trials setting unless a number is picked here.
     const setting = cfg().get<number>('tune.trials') ?? 12;
     const budget = await vscode.window.showQuickPick(
       [
@@ -269,13 +271,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
         .join(' '),
       i,
     }));
-    // Without a key the advice comes from HAQA's built-in rules (the model's layers and this machine), not Claude: say so, offer a key.
+    // Without a key the advice comes from HAQA's built-in rules (the model's
+    // layers and this machine), not Claude: say so, offer a key.
     if (rules) {
       items.push({
         label: '$(key) Set an Anthropic API key for Claude’s advice…',
         i: -1,
         detail:
-          'These suggestions come from HAQA’s built-in rules; with a key, Claude reads the recipe and the model’s layers and suggests more.',
+          'These suggestions come from HAQA’s built-in rules; with a key, ' +
+          'Claude reads the recipe and the model’s layers and suggests more.',
       });
     }
     const pick = await vscode.window.showQuickPick(items, {
@@ -326,7 +330,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     if (!uri || !client) return;
     const keep = await vscode.window.showInputBox({
       prompt:
-        'Keep the built models of how many newest runs? Older ones are deleted from .haqa/artifacts (the run records stay).',
+        'Keep the built models of how many newest runs? Older ones ' +
+        'are deleted from .haqa/artifacts (the run records stay).',
       value: '20',
       validateInput: (v) => (/^\d+$/.test(v) ? undefined : 'a whole number'),
     });
@@ -340,7 +345,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   command('haqa.setApiKey', async () => {
     const input = await vscode.window.showInputBox({
       title: 'HAQA: Anthropic API key',
-      prompt: `For the tuning agent and Advise. Create one at ${KEYS_PAGE}. Kept in VS Code SecretStorage, never in settings.`,
+      prompt:
+        `For the tuning agent and Advise. Create one at ${KEYS_PAGE}. ` +
+        'Kept in VS Code SecretStorage, never in settings.',
       placeHolder: 'sk-ant-…',
       password: true,
       ignoreFocusOut: true,
@@ -366,7 +373,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     }
     await apiKey.set(key);
     log.info(
-      `API key stored in SecretStorage${check.ok ? ` (checked${check.note ? `; ${check.note}` : ''})` : ' (unchecked)'}`,
+      'API key stored in SecretStorage' +
+        `${check.ok ? ` (checked${check.note ? `; ${check.note}` : ''})` : ' (unchecked)'}`,
     );
     void vscode.window.showInformationMessage(
       `HAQA: API key stored${check.ok ? ' and working' : ''}. Tune and Advise now use Claude.`,

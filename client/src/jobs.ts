@@ -86,7 +86,8 @@ export class Jobs implements vscode.Disposable {
       this.status.hide();
       return;
     }
-    this.status.text = `$(sync~spin) HAQA: ${titles[titles.length - 1]}${titles.length > 1 ? ` (+${titles.length - 1})` : ''}`;
+    const more = titles.length > 1 ? ` (+${titles.length - 1})` : '';
+    this.status.text = `$(sync~spin) HAQA: ${titles[titles.length - 1]}${more}`;
     this.status.tooltip = titles.join('\n') + '\nClick for the log';
     this.status.show();
   }

@@ -71,6 +71,7 @@ export class ResultsPanel {
       `img-src ${webview.cspSource} data:`,
       `script-src 'nonce-${nonce}'`,
     ].join('; ');
+    const chartLabel = 'decode latency against perplexity increase';
     return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -84,7 +85,7 @@ export class ResultsPanel {
 <header><h1 id="title">HAQA results</h1><span id="summary"></span>
 <button id="refresh" type="button">Refresh</button><button id="apply" type="button">Apply best trial</button></header>
 <p id="empty" hidden>No runs yet. Run <b>HAQA: Benchmark</b> or <b>HAQA: Tune</b> on the recipe.</p>
-<section><h2>Latency vs accuracy</h2><div id="chart" role="img" aria-label="decode latency against perplexity increase"></div></section>
+<section><h2>Latency vs accuracy</h2><div id="chart" role="img" aria-label="${chartLabel}"></div></section>
 <section><h2>Per-layer plan of the selected run</h2><div id="layers"></div></section>
 <section><h2>Runs</h2><div id="table"></div></section>
 <script nonce="${nonce}" src="${asset('results.js')}"></script>
