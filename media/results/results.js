@@ -26,7 +26,8 @@
     const d = new Date(r.started);
     return isNaN(d.getTime())
       ? 'benchmark'
-      : `benchmark ${d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })}`;
+      : 'benchmark ' +
+          `${d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })}`;
   };
   const short = (r) =>
     r.trial && r.trial.agent === 'baseline'
@@ -186,7 +187,9 @@
       el(
         'p',
         { class: 'legend' },
-        `${pts.length} of ${runs.length} run${runs.length === 1 ? '' : 's'} plotted${left ? ` (${left} without both figures)` : ''} · ${front.length} on the Pareto front (larger dots, joined) · ringed: the best trial`,
+        `${pts.length} of ${runs.length} run${runs.length === 1 ? '' : 's'} ` +
+          `plotted${left ? ` (${left} without both figures)` : ''} · ${front.length} ` +
+          'on the Pareto front (larger dots, joined) · ringed: the best trial',
       ),
     );
     return onFront;
@@ -252,7 +255,10 @@
       const bits = l.skip ? 32 : l.bits;
       const cell = el('div', {
         class: `cell bits-${bits ?? 'none'}`,
-        title: `${l.name}\n${l.skip ? 'skipped (fp32)' : `${bits ?? 32} bits${l.block_size ? `, block ${l.block_size}` : ''}`}${l.sparsity ? `, sparsity ${l.sparsity}` : ''}${l.rank ? `, rank ${l.rank}` : ''}`,
+        title:
+          `${l.name}\n` +
+          `${l.skip ? 'skipped (fp32)' : `${bits ?? 32} bits${l.block_size ? `, block ${l.block_size}` : ''}`}` +
+          `${l.sparsity ? `, sparsity ${l.sparsity}` : ''}${l.rank ? `, rank ${l.rank}` : ''}`,
       });
       cell.append(el('span', { class: 'name' }, l.name.replace(/^model\./, '')));
       cell.append(
