@@ -74,7 +74,9 @@ export const MAX_BYTES = {
   'linux-x64': 23e6,
   'linux-arm64': 14.5e6,
 };
-/** Everything but the native binaries (bundles, schema, media, the runtime's JS, the pure externals): 2.1 MB measured. */
+/**
+ * Everything but the native binaries (bundles, schema, media, the runtime's JS, the pure externals): 2.1 MB measured.
+ */
 export const MAX_NON_NATIVE_BYTES = 3.2e6;
 
 /** Files of the bundles every package must carry. */
