@@ -3,7 +3,8 @@
 // .vsix into a fresh extensions folder, opens a COPY of examples/tiny-llama and drives the workbench
 // with Debian's chromium. Screenshots go to test-results/e2e/. Prints `N passed, M failed`.
 //
-// Env: E2E_SKIP_BUILD=1 reuses dist-vsix/haqa-<platform>-<arch>-<version>.vsix; E2E_ONLY=<substring> runs matching scenarios.
+// Env: E2E_SKIP_BUILD=1 reuses dist-vsix/haqa-<platform>-<arch>-<version>.vsix;
+// E2E_ONLY=<substring> runs matching scenarios.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -157,7 +158,8 @@ const trusted: Scenario = {
           async () => (await codeLenses(s)).some((t) => /ms\/token|ms\b/.test(t) && /fp32/.test(t)),
           240_000,
           async () =>
-            `no measured code lens; lenses: ${JSON.stringify(await codeLenses(s))}\n${s.logs(/HAQA\.log$/).slice(-3000)}`,
+            'no measured code lens; lenses: ' +
+            `${JSON.stringify(await codeLenses(s))}\n${s.logs(/HAQA\.log$/).slice(-3000)}`,
           1000,
         );
         await s.shot('06-benchmark-lens');

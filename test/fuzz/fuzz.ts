@@ -87,8 +87,11 @@ export function isEngineError(err: unknown): boolean {
     'EvalError',
     'InternalError',
   ];
-  const internal =
-    /Maximum call stack|Cannot read propert|is not a function|is not iterable|Invalid (typed )?array length|out of memory/i;
+  const internal = new RegExp(
+    /Maximum call stack|Cannot read propert|is not a function|is not iterable/.source +
+      /|Invalid (typed )?array length|out of memory/.source,
+    'i',
+  );
   return names.includes(e?.name ?? '') || internal.test(e?.message ?? '');
 }
 
@@ -168,8 +171,10 @@ type Note = (target: Target, index: number, kind: Kind, input: string, detail: s
 export const RECIPES = [
   fs.readFileSync(path.resolve(__dirname, '../../examples/tiny-llama/haqa.yaml'), 'utf8'),
   'version: 1\nmodel: ./model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  skip: [lm_head]\n  overrides:\n' +
-    '    - match: model.layers.*.mlp.down_proj\n      bits: 8\n    - match: model.layers.0.self_attn.*\n      bits: 8\n',
-  'version: 1\nmodel: ./model.onnx\nsparsity:\n  rules:\n    - match: "**"\n      pattern: "2:4"\nlow_rank:\n  rules:\n' +
+    '    - match: model.layers.*.mlp.down_proj\n      bits: 8\n' +
+    '    - match: model.layers.0.self_attn.*\n      bits: 8\n',
+  'version: 1\nmodel: ./model.onnx\nsparsity:\n  rules:\n' +
+    '    - match: "**"\n      pattern: "2:4"\nlow_rank:\n  rules:\n' +
     '    - match: model.layers.*.mlp.*\n      rank: 8\ncalibration:\n  text: ./calib.txt\n',
   'version: 1\nmodel: ./model.onnx\nsearch:\n  trials: 4\n  space:\n    quantize.bits: [4, 8]\n' +
     '    quantize.bits@model.layers.*.mlp.down_proj: [4, 8, 32]\n    runtime.intra_op_threads: [1, 2]\n',

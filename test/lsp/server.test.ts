@@ -61,7 +61,9 @@ class Client {
         () =>
           reject(
             new Error(
-              `no matching diagnostics for ${uri}; last: ${JSON.stringify(this.latest.get(uri)?.diagnostics.map((d) => d.code))}; logs: ${this.logs.join('\n')}`,
+              `no matching diagnostics for ${uri}; last: ` +
+                `${JSON.stringify(this.latest.get(uri)?.diagnostics.map((d) => d.code))}; ` +
+                `logs: ${this.logs.join('\n')}`,
             ),
           ),
         ms,
@@ -113,7 +115,7 @@ test('initialize announces incremental sync, hover, completion and quick fixes',
   assert.ok(capabilities.codeActionProvider);
 });
 
-test('open → diagnostics; code action → apply → the diagnostic goes away; hover; completion; watched model', async () => {
+test('open → diagnostics; code action → apply → the diagnostic goes; hover; completion; watched model', async () => {
   await started;
   await client.conn.sendNotification('textDocument/didOpen', {
     textDocument: { uri: recipeUri, languageId: 'yaml', version: 1, text: TEXT },
@@ -225,7 +227,9 @@ test('config.json gets diagnostics; junk and odd requests never crash the server
       uri: cfgUri,
       languageId: 'json',
       version: 1,
-      text: '{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 3, "vocab_size": 128}',
+      text:
+        '{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": ' +
+        '2, "num_attention_heads": 8, "num_key_value_heads": 3, "vocab_size": 128}',
     },
   });
   await client.diagnostics(cfgUri, has('kv-heads-not-divisor'));
@@ -292,7 +296,9 @@ test('hostile documents get a bounded diagnostic at their place, and the server 
   };
   let long = 'model: ./model.onnx\nquantize:\n  overrides:\n';
   for (let i = 0; i < 12_500; i++)
-    long += `    - match: model.layers.${i % 2}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+    long +=
+      `    - match: model.layers.${i % 2}.mlp.down_proj\n` +
+      `      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
   const cases: [string, string, string, number][] = [
     ['merge.haqa.yaml', 'model: !!merge x\n', 'yaml-unsupported-value', 0],
     ['deep.haqa.yaml', `model: ./model.onnx\nx: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, 'yaml-too-deep', 1],

@@ -206,7 +206,7 @@ test('Claude advice: a reply whose content is not a list ends with an error, not
   assert.match(r.reason, /malformed API response/);
 });
 
-test('Claude advice: zero usage and endless info tools end at the request cap; too many calls in one reply end at once', async () => {
+test('Claude advice: zero usage or endless info tools end at the request cap; too many calls, at once', async () => {
   const s = syntheticSetting({ quantize: { bits: 4 } });
   const endless = Array.from({ length: 50 }, () =>
     reply([toolUse('model_summary', {}), toolUse('hardware_profile', {})], { usage: ZERO }),

@@ -41,7 +41,7 @@ async function contextAfter(trials: number): Promise<ProposerContext> {
   };
 }
 
-test('a batch of 4 from TPE: distinct plans, none already run; the lies are what makes the sweep name four, not one', async () => {
+test('a batch of 4 from TPE: distinct plans, none run before; the lies make the sweep name four, not one', async () => {
   const ctx = await contextAfter(8);
   const tpe = new TpeSearch({ seed: 5, rematch: 'never' });
   const batch = await proposeBatch(tpe, ctx, 4);

@@ -92,7 +92,7 @@ function filesUnder(d: string): string[] {
     .flatMap((e) => (e.isDirectory() ? filesUnder(path.join(d, e.name)) : [path.join(d, e.name)]));
 }
 
-test('haqa tune (offline) prints trials, writes haqa.best.yaml with comments kept, leaves the original alone', async () => {
+test('haqa tune (offline) prints trials, writes haqa.best.yaml with comments, leaves the original alone', async () => {
   const file = await fixture();
   const r = await run(['tune', file, '--json'], { ANTHROPIC_API_KEY: KEY });
   assert.equal(r.code, 0, r.err);
@@ -117,7 +117,7 @@ test('haqa tune (offline) prints trials, writes haqa.best.yaml with comments kep
     if (!f.endsWith('.onnx') && !f.endsWith('.data')) assert.ok(!fs.readFileSync(f, 'utf8').includes(KEY), f);
 });
 
-test('haqa tune --agent claude through a fake API: the agent runs a trial and answers; the key is not printed', async () => {
+test('haqa tune --agent claude via a fake API: the agent runs a trial and answers; the key is not shown', async () => {
   const file = await fixture();
   const fake = await FakeAnthropic.start([
     reply([

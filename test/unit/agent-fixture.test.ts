@@ -33,7 +33,8 @@ test(
     const ratio = ratioOf(objectiveOf(loaded.setting.recipe), best.metrics, r.baseline);
     assert.ok(
       ratio && ratio.ratio < 1,
-      `best ${JSON.stringify(ratio)} (${best.metrics.decode_ms_per_token} ms) vs fp32 ${r.baseline!.decode_ms_per_token} ms`,
+      `best ${JSON.stringify(ratio)} (${best.metrics.decode_ms_per_token} ` +
+        `ms) vs fp32 ${r.baseline!.decode_ms_per_token} ms`,
     );
     assert.ok(pplChange(best.metrics, r.baseline)! <= loaded.setting.recipe.objective.accuracy.max_ppl_increase);
     // every trial made run records tagged with the trial, and no record carries a config outside the space

@@ -108,7 +108,7 @@ function applyEdits(
     .reduce((t, e) => t.slice(0, li.offset(e.range.start)) + e.newText + t.slice(li.offset(e.range.end)), text);
 }
 
-test('the plan diagnostic and its quick fix: per-layer overrides, comments kept, the recipe then plans the chosen settings', async () => {
+test('plan diagnostic and quick fix: per-layer overrides, comments kept, and the recipe plans the choice', async () => {
   const { file, models, a } = await setup();
   const m = measurementsFor(a);
   assert.ok(m, 'the cached measurements are found for the recipe');

@@ -42,7 +42,7 @@ async function groundTruth(): Promise<number> {
   return sweepBest;
 }
 
-test('TPE is deterministic by seed, runs a plan again only as a re-measurement, and starts from the priors', async () => {
+test('TPE is deterministic by seed, runs a plan again only as a re-measurement, starts from the priors', async () => {
   const run = (seed: number) => runLoop(opts(new TpeSearch({ seed }), new SyntheticEvaluator(setting, { seed }), 10));
   const a = await run(3);
   const b = await run(3);
@@ -147,7 +147,7 @@ test('a wall-time budget stops the loop', async () => {
   assert.ok(r.trials.length < 1000);
 });
 
-test('invalid proposals are refused with reasons and never evaluated; a proposer that keeps failing is stopped', async () => {
+test('bad proposals: refused with reasons and never evaluated; a proposer that keeps failing is stopped', async () => {
   const seen: string[][] = [];
   const bad: Proposer = {
     name: 'bad',
@@ -191,7 +191,7 @@ test('evaluator failures become failed trials; three in a row end the loop', asy
   assert.ok(r.trials.every((t) => t.status === 'failed' && t.error === 'onnxruntime: bad model' && !t.feasible));
 });
 
-test('pruning reads the paired ratio, as the ranking does: a window slowed by load does not prune a plan its race found faster', async () => {
+test('pruning reads paired ratios as ranking does: load-slowed windows keep a plan its race found faster', async () => {
   // Scripted trials: the unpaired decode figure of trial 2 is 3× the incumbent's (a loaded window), but its
   // paired race says 0.8 of fp32 against the incumbent's 0.9; trial 3 looks as fast unpaired but races 1.5.
   const script = [

@@ -175,7 +175,7 @@ test('repeats are refused with reasons: without repeat, of an infeasible plan, p
   assert.equal(ev.calls.length, r.trials.length, 'nothing refused was evaluated');
 });
 
-test('by default the offline optimizer spends its last trial on a close runner-up, never on the incumbent', async () => {
+test('by default the offline optimizer spends its last trial on a close runner-up, never the incumbent', async () => {
   let rematches = 0;
   for (const seed of [0, 1, 2, 3, 4, 5]) {
     const ev = new SyntheticEvaluator(setting, { seed, noise: 0.15 });

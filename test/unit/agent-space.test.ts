@@ -70,7 +70,7 @@ test('a recipe space keeps usable entries and says why it dropped the others', (
   assert.match(text, /quantize\.skip needs a layer scope/);
 });
 
-test('validation refuses unknown knobs, values outside the space, wrong types, bad globs and block sizes that do not divide K', () => {
+test('validation refuses unknown knobs, out-of-space values, bad types, bad globs, block sizes not dividing K', () => {
   const space = defaultSpace(setting);
   const bad = (c: unknown) => {
     const v = validateConfig(c, space, setting);

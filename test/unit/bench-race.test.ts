@@ -149,7 +149,7 @@ test('pairFits says when two sessions do not fit, with sizes', () => {
   fs.rmSync(dir, { recursive: true });
 });
 
-test('the worker races a 4-bit decoder against its fp32 model: paired, in the record; unpaired (noted) when memory is short', async (t) => {
+test('worker races 4-bit vs fp32: paired, in the record; unpaired (noted) when memory is short', async (t) => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-race-run-'));
   t.after(() => fs.rmSync(ws, { recursive: true, force: true }));
   const config = {

@@ -285,11 +285,16 @@ test('a killed parent (the language server) takes its worker with it', async () 
   await decoder();
   const runTs = path.join(ROOT, 'server/src/bench/run.ts');
   const recipeTs = path.join(ROOT, 'server/src/config/recipe.ts');
-  const code = `
+  const code =
+    `
     const { runRecipe } = require(${JSON.stringify(runTs)});
-    const { resolveRecipe } = require(${JSON.stringify(recipeTs)});
-    const r = resolveRecipe({ model: 'dec/model.onnx', target: { threads: 1 } }, ${JSON.stringify(path.join(ws, 'haqa.yaml'))});
-    runRecipe(r, { quick: true, debug: { hangAt: 'latency' }, onProgress: (p) => { if (p.stage === 'latency') console.log('PID ' + workerPid); }, onWorker: (pid) => { workerPid = pid; } });
+    const { resolveRecipe } = ` +
+    `require(${JSON.stringify(recipeTs)});
+    const r = resolveRecipe({ model: 'dec/model.onnx', ` +
+    `target: { threads: 1 } }, ${JSON.stringify(path.join(ws, 'haqa.yaml'))});
+    runRecipe(r, { ` +
+    `quick: true, debug: { hangAt: 'latency' }, onProgress: (p) => { if (p.stage === 'latency') ` +
+    `console.log('PID ' + workerPid); }, onWorker: (pid) => { workerPid = pid; } });
     let workerPid = 0;`;
   const parent = spawn(process.execPath, ['--import', 'tsx', '-e', code], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -127,7 +127,7 @@ test('an artifact build killed with SIGKILL leaves no half model; prune removes 
   assert.deepEqual(fs.readdirSync(store.referenceDir), [liveTmp], 'a live writer keeps its file');
 });
 
-test('artifacts: built once per key, hashed with their external data, pruned when no recent record uses them', async () => {
+test('artifacts: built once per key, hashed with external data, pruned unless a recent record uses them', async () => {
   const dir = tempDir('haqa-store-art-');
   const store = new RunStore(dir);
   let builds = 0;
@@ -167,7 +167,7 @@ test('artifacts: built once per key, hashed with their external data, pruned whe
   assert.ok(store.findArtifact('k3'));
 });
 
-test('recipe hash: same content same hash; compression and runtime knobs change it; fp32Recipe drops compression', () => {
+test('recipe hash: same content, same hash; compression/runtime knobs change it; fp32Recipe drops compression', () => {
   const file = '/w/haqa.yaml';
   const a = resolveRecipe({ model: 'm.onnx', quantize: { bits: 4 }, runtime: { intra_op_threads: 2 } }, file);
   const b = resolveRecipe(

@@ -163,7 +163,7 @@ function hostileDecoder(): Promise<string> {
   return fixture;
 }
 
-test("haqa advise --agent claude: hostile layer names go out escaped, the advisor's escapes come back printed harmless", async () => {
+test("haqa advise --agent claude: hostile layer names sent escaped, the advisor's escapes print harmless", async () => {
   const recipe = await hostileDecoder();
   const fake = await FakeAnthropic.start([
     reply([toolUse('model_summary', {})]),
@@ -197,7 +197,7 @@ test("haqa advise --agent claude: hostile layer names go out escaped, the adviso
   assert.match(modelSummary, /layer-group-withheld-\d+/, 'implausible names are replaced by a placeholder');
 });
 
-test('haqa tune --agent claude on the hostile model: no ESC/BEL printed, the explanation shown escaped, requests clean', async () => {
+test('haqa tune --agent claude, hostile model: no ESC/BEL printed, explanation escaped, requests clean', async () => {
   const recipe = await hostileDecoder();
   const cfg = { 'quantize.bits': 8 };
   const fake = await FakeAnthropic.start([

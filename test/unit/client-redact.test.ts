@@ -5,7 +5,8 @@ import { redact } from '../../client/src/redact';
 
 test('the apiKey field of traced params is blanked, the rest kept', () => {
   const traced =
-    'Params: {\n    "uri": "file:///w/haqa.yaml",\n    "apiKey": "sk-ant-api03-secret_value-XYZ",\n    "model": "claude-sonnet-4-5"\n}';
+    'Params: {\n    "uri": "file:///w/haqa.yaml",\n' +
+    '    "apiKey": "sk-ant-api03-secret_value-XYZ",\n    "model": "claude-sonnet-4-5"\n}';
   const out = redact(traced);
   assert.doesNotMatch(out, /secret_value/);
   assert.match(out, /"apiKey": "\*\*\*"/);

@@ -24,7 +24,8 @@ test('haqa quantize writes <model>.haqa.onnx beside the recipe and reports per-l
   const recipe = path.join(dir, 'haqa.yaml');
   fs.writeFileSync(
     recipe,
-    'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n  overrides:\n    - match: "**.down_proj"\n      bits: 8\n',
+    'model: model.onnx\nquantize:\n  bits: 4\n  block_size: 32\n' +
+      '  overrides:\n    - match: "**.down_proj"\n      bits: 8\n',
   );
   const r = await run(['quantize', recipe]);
   assert.equal(r.code, 0, r.err);

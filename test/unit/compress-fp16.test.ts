@@ -130,7 +130,7 @@ for (const [label, dt, tol] of [
 ] as const) {
   for (const files of [0, 1, 2] as const) {
     const where = files === 0 ? 'inline' : files === 1 ? 'one external data file' : 'one external data file per tensor';
-    test(`a ${label} source (${where}) quantizes like its fp32 twin, within the scales' ${label} rounding`, async () => {
+    test(`a ${label} source (${where}) quantizes like its fp32 twin, within scales' ${label} rounding`, async () => {
       const sub = path.join(dir, `${label}-${files}`);
       const src16 = path.join(sub, 'm16', 'model.onnx');
       const src32 = path.join(sub, 'm32', 'model.onnx');

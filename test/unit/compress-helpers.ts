@@ -215,7 +215,9 @@ export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(d / (m || 1));
 }
 
-/** y = Gemm(x, W[N,K] (transB=1), bias[N]) → Tanh → MatMul(·, W2[N,N]); plus a pass-through MatMul of two activations. */
+/**
+ * y = Gemm(x, W[N,K] (transB=1), bias[N]) → Tanh → MatMul(·, W2[N,N]); plus a pass-through MatMul of two activations.
+ */
 export function gemmModel(K: number, N: number, seed = 3, alpha = 0.5): onnx.ModelProto {
   return model({
     name: 'gemm',

@@ -119,7 +119,7 @@ test('MatMulNBits models run in onnxruntime and match the float64 reference of t
   assert.ok(errs['4 sym b32'] < errs['2 asym b32'], JSON.stringify(errs));
 });
 
-test("ORT_DEFAULT_4BIT is onnxruntime's default quantizer output: block 128, asymmetric, no accuracy_level", async () => {
+test("ORT_DEFAULT_4BIT is onnxruntime's default quantizer: block 128, asymmetric, no accuracy_level", async () => {
   const dir = tempDir();
   const file = await writeTinyModel(dir, { hidden: 128, intermediate: 256, layers: 1 });
   const out = path.join(dir, 'ortdefault.onnx');
@@ -167,7 +167,7 @@ test('float16 conversion rounds to nearest', () => {
   }
 });
 
-test('float16 models: MatMulNBits with float16 scales, pruned and factorized weights stay float16 and run', async () => {
+test('float16 models: MatMulNBits with float16 scales, pruned and factorized weights stay float16, run', async () => {
   const dir = tempDir();
   const K = 64,
     N = 32;

@@ -34,7 +34,7 @@ const oneGroup = { ...base, overrides: [{ match: 'model.layers.1.**', bits: 8 }]
 
 for (const external of [true, false]) {
   const where = external ? 'external data' : 'inline';
-  test(`a trial that changes one layer group recompresses only it, byte-identical to a fresh compression (${where})`, async () => {
+  test(`changing one layer group recompresses only it, byte-identical to a fresh compression (${where})`, async () => {
     const { ws, model } = await workspace(external);
     const cache = LayerCache.forWorkspace(ws);
     // Every output has the same file name (its external data file is named in the model), in its own folder.

@@ -276,7 +276,7 @@ test('8-bit activations: dynamic (MatMulInteger) and static (QDQ) run and match 
   }
 });
 
-test('calibration reduces inside onnxruntime (opset ≥ 13) and in JS (older models) to the same statistics', async () => {
+test('calibration reduces inside onnxruntime (opset ≥ 13) and in JS (older models) to equal statistics', async () => {
   const dir = tempDir();
   const stats = [];
   for (const opset of [17, 12]) {

@@ -140,7 +140,7 @@ test('completion: knob names in search.space', () => {
   );
 });
 
-test('quick fixes: typo in a key, invalid enum, pattern that matches nothing, block size — applied, comments kept, diagnostic gone', async () => {
+test('quick fixes (typo, bad enum, unmatched glob, block size): applied, comments kept, diagnostic gone', async () => {
   const text = `# my recipe
 model: ./model.onnx
 target:

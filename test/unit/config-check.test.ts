@@ -127,7 +127,7 @@ test('semantic checks still run beside schema errors elsewhere', async () => {
   assert.deepEqual(codes(a.diagnostics), ['pattern-no-match', 'unknown-key']);
 });
 
-test('bad input: YAML syntax, binary junk, empty, huge, not a mapping, duplicate keys — diagnostics, no throw', async () => {
+test('bad input: YAML syntax, binary, empty, huge, not a mapping, duplicate keys — diagnostics, no throw', async () => {
   const syntax = await check('model: ./model.onnx\nquantize: [4, 8\n');
   assert.equal(syntax.diagnostics[0].code, 'yaml-syntax');
   assert.ok(syntax.diagnostics[0].range.start.line >= 1);
@@ -144,7 +144,8 @@ test('bad input: YAML syntax, binary junk, empty, huge, not a mapping, duplicate
   const multi = await check('model: a.onnx\n---\nmodel: b.onnx\n');
   assert.equal(multi.diagnostics[0].code, 'yaml-syntax');
   const bomb = await check(
-    'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
+    'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n' +
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
   );
   assert.ok(bomb.diagnostics.length > 0);
 });
@@ -188,7 +189,8 @@ test('a symlink inside the workspace pointing outside is outside', async () => {
 
 test('texts and tokenizer that do not exist are errors on their values', async () => {
   const text =
-    'model: ./model.onnx\nevaluation:\n  text: ./data/missing.txt\n  tokenizer: ./tok.json\ncalibration:\n  text: ./data\n';
+    'model: ./model.onnx\nevaluation:\n  text: ./data/missing.txt\n' +
+    '  tokenizer: ./tok.json\ncalibration:\n  text: ./data\n';
   const a = await check(text);
   const nf = a.diagnostics.filter((d) => d.code === 'file-not-found').map((d) => covered(text, d));
   assert.deepEqual(nf.sort(), ['./data/missing.txt', './tok.json']);
@@ -229,7 +231,7 @@ search:
   assert.ok(hits.every((d) => d.severity === 2));
 });
 
-test('block_size that does not divide K: names the layers, suggests the nearest valid size, on the value that set it', async () => {
+test('block_size not dividing K: names layers, suggests the nearest valid size, on the value that set it', async () => {
   const text = BASE.replace('block_size: 32', 'block_size: 64');
   const d = only((await check(text)).diagnostics, 'block-size-not-divisor');
   assert.deepEqual(d.range.start, { line: 5, character: 14 });
@@ -329,7 +331,8 @@ test('estimated weight memory above the limit is an error with the estimate', as
 test('search.space values outside what the knob takes are errors on the value', async () => {
   const text =
     BASE +
-    'search:\n  space:\n    quantize.bits: [4, 9]\n    quantize.block_size: [32, 48]\n    sparsity.pattern: [none, "2:4", 0.5]\n    quantize.skip: [true]\n';
+    'search:\n  space:\n    quantize.bits: [4, 9]\n    quantize.block_size: [32, 48]\n' +
+    '    sparsity.pattern: [none, "2:4", 0.5]\n    quantize.skip: [true]\n';
   const a = await check(text);
   const bad = a.diagnostics.filter((d) => d.code === 'knob-value-invalid').map((d) => covered(text, d));
   assert.deepEqual(bad, ['9', '48', '0.5']);

@@ -30,7 +30,8 @@ test('errors: human output with 1-based positions, exit 1', async () => {
   const lines = r.out.split('\n');
   assert.equal(
     lines[0],
-    `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides, gguf_type`,
+    `${file}:3:3 error unknown-key unknown key 'bitz' in quantize; did you mean 'bits'? Allowed: method, ` +
+      'bits, block_size, symmetric, accuracy_level, activations, weight_type, skip, overrides, gguf_type',
   );
   assert.match(
     lines[1],

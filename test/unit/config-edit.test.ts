@@ -90,7 +90,10 @@ test('append to a block sequence and create missing parents in block style', () 
   assert.deepEqual(v.low_rank, { rules: [{ match: '**', rank: 16 }] });
   assert.match(
     out,
-    /    - \{match: model\.layers\.0\.\*, block_size: 64\}\n    - match: model\.layers\.1\.self_attn\.\*\n      bits: 8\n/,
+    new RegExp(
+      /    - \{match: model\.layers\.0\.\*, block_size: 64\}\n/.source +
+        /    - match: model\.layers\.1\.self_attn\.\*\n      bits: 8\n/.source,
+    ),
   );
   assert.match(out, /\ntarget:\n  memory_limit: 1GiB\n/);
   assert.deepEqual(comments(out), comments(RECIPE));

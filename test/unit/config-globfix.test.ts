@@ -48,7 +48,7 @@ quantize:
       block_size: 64
 `;
 
-test('a mistyped override glob: the preferred fix renames the pattern only; bits, block_size and the comment stay', async () => {
+test('a mistyped override glob: the fix renames only the pattern; bits, block_size and the comment stay', async () => {
   const d = (await analyze(TEXT)).diagnostics.filter((x) => x.code === 'pattern-no-match');
   assert.equal(d.length, 1);
   assert.match(messageText(d[0]), /did you mean 'model\.layers\.\*\.mlp\.down_proj'/);

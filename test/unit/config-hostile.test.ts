@@ -77,7 +77,8 @@ test('deep YAML nesting is refused up front with a location: 1,000 and 100,000 l
 
 test('the depth scan ignores brackets in quotes, comments, block scalars and plain-scalar globs', () => {
   const many = '['.repeat(200);
-  const text = `a: |\n  ${many}\nb: "${many}"\nc: '${many}'\n# ${many}\nd: model.layers.{0,1}.x${many}\ne: >-\n  ${many}\n`;
+  const text =
+    `a: |\n  ${many}\nb: "${many}"\nc: '${many}'\n# ${many}\n` + `d: model.layers.{0,1}.x${many}\ne: >-\n  ${many}\n`;
   assert.equal(yamlTooDeep(text), undefined);
   assert.ok(parseYaml(text).diagnostics.every((d) => d.code !== 'yaml-too-deep'));
   const recipe = fs.readFileSync(path.resolve(__dirname, '../../examples/tiny-llama/haqa.yaml'), 'utf8');
@@ -148,7 +149,9 @@ test('haqa runs list shows a line without recipe_file (or with junk metrics) wit
 test('a 50,000-line recipe is refused by its line count before the yaml parser sees it, also on an edit', () => {
   let text = 'version: 1\nmodel: ./model.onnx\nquantize:\n  overrides:\n';
   for (let i = 0; i < 12_500; i++)
-    text += `    - match: model.layers.${i % 4}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+    text +=
+      `    - match: model.layers.${i % 4}.mlp.down_proj\n` +
+      `      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
   const p = parseYaml(text);
   assert.deepEqual(
     p.diagnostics.map((d) => d.code),
@@ -189,7 +192,9 @@ test('token-heavy junk is refused before the yaml parser (a megabyte of "- " in 
   // A large but ordinary recipe is under the bound.
   let ok = 'version: 1\nmodel: ./m.onnx\nquantize:\n  overrides:\n';
   for (let i = 0; i < 2400; i++)
-    ok += `    - match: model.layers.${i}.mlp.down_proj\n      bits: 8\n      block_size: 64\n      accuracy_level: 4\n`;
+    ok +=
+      `    - match: model.layers.${i}.mlp.down_proj\n      bits: 8\n` +
+      `      block_size: 64\n      accuracy_level: 4\n`;
   assert.ok(!parseYaml(ok).diagnostics.some((d) => d.code === 'yaml-too-complex'));
 });
 

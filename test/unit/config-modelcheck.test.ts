@@ -38,7 +38,7 @@ async function workspace(graphCfg: Record<string, unknown>, writtenCfg: Record<s
 
 const RECIPE = 'version: 1\nmodel: ./model.onnx\nevaluation:\n  text: ./eval.txt\n  window: 32\n  max_windows: 1\n';
 
-test('config.json whose kv heads disagree with the graph: an error on the model line naming the config line', async () => {
+test('config.json whose kv heads disagree with the graph: error on the model line naming the config line', async () => {
   const ws = await workspace(CONFIG, { ...CONFIG, num_key_value_heads: 4 });
   const a = await analyzeRecipe(RECIPE, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
   const d = a.diagnostics.filter((x) => x.code === 'model-config-mismatch');
@@ -99,7 +99,8 @@ test('a sliding window smaller than the workload gets a note on the workload', a
   const mistral = { ...CONFIG, model_type: 'mistral', sliding_window: 16 };
   const ws = await workspace(mistral, mistral);
   const text =
-    'version: 1\nmodel: ./model.onnx\nobjective:\n  workload:\n    prompt_length: 16\n    decode_tokens: 8\n    batch: 1\n';
+    'version: 1\nmodel: ./model.onnx\nobjective:\n  workload:\n' +
+    '    prompt_length: 16\n    decode_tokens: 8\n    batch: 1\n';
   const a = await analyzeRecipe(text, path.join(ws, 'haqa.yaml'), { models: new ModelCache() });
   const d = a.diagnostics.find((x) => x.code === 'sliding-window-workload');
   assert.ok(d, JSON.stringify(a.diagnostics.map((x) => x.code)));

@@ -42,7 +42,7 @@ const recipe = (doc: object) => resolveRecipe({ model: './m.onnx', ...doc }, '/t
 const byName = <T extends { layer: Layer }>(ps: readonly T[], name: string): T =>
   ps.find((p) => p.layer.name === name)!;
 
-test('the planner applies section, skip, overrides (last wins per field) and rules, with a reason for every float layer', () => {
+test('the planner applies section, skip, overrides (last wins per field), rules; a reason per float layer', () => {
   const doc = {
     quantize: {
       bits: 4,

@@ -21,7 +21,8 @@ test('llama.cpp recipe: clean when it says only llama.cpp things; its knobs are 
   assert.deepEqual(
     codes(
       await check(
-        'quantize:\n  gguf_type: Q4_K_M\nruntime:\n  engine: llama.cpp\n  llama: { threads: 1, flash_attention: true, type_k: q8_0, type_v: q8_0 }\n',
+        'quantize:\n  gguf_type: Q4_K_M\nruntime:\n  engine: llama.cpp\n' +
+          '  llama: { threads: 1, flash_attention: true, type_k: q8_0, type_v: q8_0 }\n',
       ),
     ),
     [],
@@ -46,7 +47,7 @@ test('knobs for the other runtime, quantized V cache without flash attention, ba
   ]);
 });
 
-test('the tuner can switch the engine and the GGUF type; artifacts and hashes keep onnxruntime recipes as they were', async () => {
+test('the tuner can switch engine and GGUF type; onnxruntime recipes keep their artifacts and hashes', async () => {
   assert.equal(knobValueError('runtime.engine', 'llama.cpp'), undefined);
   assert.match(knobValueError('runtime.engine', 'tvm') ?? '', /allowed: 'onnxruntime', 'llama.cpp'/);
   assert.equal(knobValueError('quantize.gguf_type', 'Q8_0'), undefined);

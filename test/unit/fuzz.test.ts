@@ -48,7 +48,7 @@ test('fixed-seed campaign: 0 crashes, 0 hangs, 0 data lost', async () => {
   assert.equal(rep.incrementalMismatches, 0);
 });
 
-test('what the fuzzer found, pinned: agent replies whose content is no list or whose tool name is no string', async () => {
+test('what the fuzzer found, pinned: agent replies whose content is no list or tool name no string', async () => {
   const setting = syntheticSetting();
   const space = defaultSpace(setting);
   const ctx = {

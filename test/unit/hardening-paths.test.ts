@@ -142,7 +142,7 @@ async function checkRows(recipe: string): Promise<CheckRow[]> {
   return JSON.parse((await cli(['check', recipe, '--json'])).out) as CheckRow[];
 }
 
-test('calibration.text outside the workspace: check says "not read", quantize refuses it with the same code and words', async () => {
+test('calibration.text outside the workspace: check says "not read", quantize refuses (same code, words)', async () => {
   const dir = tempDir('haqa-ws-');
   await writeTinyModel(dir, { hidden: 32, intermediate: 48, layers: 1 });
   const secret = path.join(tempDir('haqa-secret-'), 'passwd');
@@ -330,7 +330,7 @@ async function externalModel(dir: string): Promise<string> {
   return file;
 }
 
-test('external data: a location that is a symlink out of the model folder is refused, naming the tensor and file', async () => {
+test('external data: a location symlinked out of the model folder is refused, naming the tensor and file', async () => {
   const dir = tempDir('haqa-ext-');
   const model = await externalModel(dir);
   const secretDir = tempDir('haqa-secret-');

@@ -208,7 +208,7 @@ function raced(
   });
 }
 
-test("after a restart, the best trial comes from the store, ranked by the loop's rule: paired ratios, not fastest samples", () => {
+test("after a restart the store gives the best trial, by the loop's rule: paired ratios, not fastest samples", () => {
   const A = { 'quantize.bits': 8, 'quantize.accuracy_level': 4 };
   const B = { 'quantize.bits': 4, 'quantize.accuracy_level': 4 };
   const C = { 'quantize.bits': 4, 'quantize.block_size': 128 };

@@ -82,7 +82,7 @@ function gpt2Traced(): onnx.ModelProto {
   return exportLike('transformer.wte.weight', H, V, p, { node: 'MatMul_422', weight: 'onnx::MatMul_900' });
 }
 
-test('a GPT-2 export with scopes that skip the module tree gets HF names from its initializers; the tied head is lm_head', async () => {
+test('GPT-2 export whose scopes skip the module tree: HF names from initializers; tied head is lm_head', async () => {
   const dir = tempDir('haqa-names-');
   const file = path.join(dir, 'model.onnx');
   await writeModel(gpt2Traced(), file);
@@ -105,7 +105,7 @@ test('a GPT-2 export with scopes that skip the module tree gets HF names from it
   assert.equal(ix.match('lm_head').length, 1);
 });
 
-test('quantize with HF names in the recipe skips the tied head and quantizes the MLP projections it names', async () => {
+test('quantize with HF names in the recipe skips the tied head and quantizes the MLP projections named', async () => {
   const dir = tempDir('haqa-names-');
   const file = path.join(dir, 'model.onnx');
   await writeModel(gpt2Traced(), file);
@@ -122,7 +122,7 @@ test('quantize with HF names in the recipe skips the tied head and quantizes the
   );
 });
 
-test('Optimum-style Llama export: exporter-made weight names fall back to scopes; a Gemm over the embedding is lm_head', async () => {
+test('Optimum Llama export: exporter-named weights fall back to scopes; a Gemm on the embedding: lm_head', async () => {
   const dir = tempDir('haqa-names-');
   const file = path.join(dir, 'model.onnx');
   const p: Proj[] = [

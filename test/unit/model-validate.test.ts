@@ -157,7 +157,7 @@ test('check puts model-invalid on the recipe model line; quantize refuses with e
   }
 });
 
-test('external data: non-numeric or negative offsets/lengths are refused naming tensor and key; out-of-range too', async () => {
+test('external data: non-numeric, negative, out-of-range offset/length is refused naming tensor and key', async () => {
   const dir = tempDir();
   const src = path.join(dir, 'src.onnx');
   await writeModel(tiny(), src, { externalData: true });

@@ -95,7 +95,7 @@ test('each package carries its own platform binaries and no other platform', () 
   }
 });
 
-test('each package has the bundles, schema, grammar, media and Marketplace README, and no sources, tests or caches', () => {
+test('each package has the bundles, schema, grammar, media and Marketplace README; no sources, tests or caches', () => {
   const marketplaceTitle = fs.readFileSync(path.join(root, 'README.marketplace.md'), 'utf8').split('\n')[0];
   assert.notEqual(
     fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n')[0],
@@ -164,7 +164,7 @@ test("the packager's check refuses a package over its size bound", () => {
   assert.ok(pkg.checkVsix(r.file!, host).length > 0);
 });
 
-test('the host package runs: every module the bundles require is shipped, and its onnxruntime loads the fixture', () => {
+test('the host package runs: every module the bundles require is shipped, its onnxruntime loads the fixture', () => {
   const r = built().find((x) => x.target === host)!;
   const ext = path.join(unpacked(r), 'extension');
   {
@@ -219,7 +219,7 @@ test("onnxruntime's GPU providers are never staged; the CPU runtime is", () => {
   assert.equal(ort.platformOf('dist/binding.js'), null);
 });
 
-test('a target whose binaries are missing is refused by name, and when asked for explicitly the packager errors', () => {
+test('a target whose binaries are missing is refused by name, and asked for explicitly, the packager errors', () => {
   const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-vsix-fake-'));
   try {
     const ort = path.join(fake, 'node_modules', 'onnxruntime-node');

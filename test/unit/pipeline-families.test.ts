@@ -64,7 +64,7 @@ function recipeText(f: Family): string {
 }
 
 for (const f of FAMILIES) {
-  test(`${f.label}: check → quantize${BENCHED.has(f.id) ? ' → bench' : ''} → tune with HF names in the recipe`, async () => {
+  test(`${f.label}: check → quantize${BENCHED.has(f.id) ? ' → bench' : ''} → tune, HF names in recipe`, async () => {
     const ws = tempDir(`haqa-pipe-${f.id}-`);
     // vocab 1024: the fixture tokenizer's ids (the check refuses a tokenizer larger than the model).
     const cfg = { ...FAMILY_CONFIGS[f.id], vocab_size: 1024 };

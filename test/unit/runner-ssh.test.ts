@@ -187,7 +187,8 @@ test('known_hosts: hashed entries and ports', () => {
   const file = path.join(dir, 'known_hosts');
   fs.writeFileSync(
     file,
-    `# c\nh.example ssh-ed25519 ${Buffer.from('other').toString('base64')}\n|1|${salt.toString('base64')}|${mac} ssh-ed25519 ${blob.toString('base64')}\n`,
+    `# c\nh.example ssh-ed25519 ${Buffer.from('other').toString('base64')}\n` +
+      `|1|${salt.toString('base64')}|${mac} ssh-ed25519 ${blob.toString('base64')}\n`,
   );
   assert.equal(verifyHostKey(file, 'h.example', 2222, blob).ok, true);
   assert.match(verifyHostKey(file, 'h.example', 22, blob).reason!, /does not match/);
@@ -195,7 +196,7 @@ test('known_hosts: hashed entries and ports', () => {
   assert.throws(() => runnerFor('ssh://u:secret@h'), /password does not belong/);
 });
 
-test('target.host routes a run; a bad host is a record naming target.host; files the path policy refuses are not sent', async () => {
+test('target.host routes a run; bad host → record naming it; files the path policy refuses are not sent', async () => {
   const dir = tempDir('haqa-route-');
   const inner = path.join(dir, 'ws');
   fs.mkdirSync(inner);

@@ -108,7 +108,8 @@ test('quantize onto a full disk: exit 2, the output and "no space left" named, n
     assert.match(
       err.join('\n'),
       new RegExp(
-        `haqa quantize: cannot write ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no space left on device; nothing was written`,
+        `haqa quantize: cannot write ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ` +
+          'no space left on device; nothing was written',
       ),
     );
     assert.deepEqual(fs.readdirSync(fsys.dir), before);

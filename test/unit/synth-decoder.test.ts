@@ -199,7 +199,7 @@ test("left padding in a batch leaves the real tokens' logits unchanged", async (
     assert.ok(Number.isFinite(v), 'fully masked padding rows stay finite');
 });
 
-test('initializers hold exactly parameterCount(config) parameters; inspect finds 7 layers per block + lm_head', async () => {
+test('initializers hold exactly parameterCount(config) parameters; inspect: 7 layers per block + lm_head', async () => {
   for (const cfg of [TINY, { ...TINY, model_type: 'qwen2', tie_word_embeddings: true }]) {
     const { arch, res } = await synth(cfg);
     const g = await inspectModel(res.out);

@@ -56,7 +56,7 @@ test('promptText/promptJson: no raw control characters or angle brackets; JSON r
   assert.equal(promptJson(undefined), 'null');
 });
 
-test('names: plausible identifiers and globs are kept, anything else is withheld with its index; clip and flatText', () => {
+test('names: plausible identifiers and globs kept, anything else withheld with its index; clip and flatText', () => {
   const names = [
     'model.layers.0.mlp.down_proj',
     'model.layers.*.self_attn.q_proj',

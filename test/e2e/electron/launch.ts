@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   const exe = process.env.VSCODE_EXECUTABLE;
   if (!exe && !(await canDownload())) {
     console.log(
-      'SKIP electron extension tests: no VS Code build can be downloaded here (update.code.visualstudio.com is unreachable) and $VSCODE_EXECUTABLE is not set.',
+      'SKIP electron extension tests: no VS Code build can be downloaded here ' +
+        '(update.code.visualstudio.com is unreachable) and $VSCODE_EXECUTABLE is not set.',
     );
     console.log('     The same scenarios run in a real VS Code 1.100.3 via code-server: npm run test:e2e');
     return;
