@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -11,11 +11,12 @@ import { hardwareFingerprint } from '../server/src/bench/hardware';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
 import { adviceSection } from './advice';
 import { fleetSection } from './fleet';
+import { pairedSection } from './pairedReport';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz,advice,fleet' },
+    only: { type: 'string', default: 'e2e,paired,search,engine,lsp,fuzz,advice,fleet' },
   },
 });
 const QUICK = values.quick!;
@@ -132,7 +133,7 @@ function e2eSection(j: Json): string[] {
 }
 
 function searchSection(j: Json): string[] {
-  const lines = ['## 2. Search efficiency: offline optimizer vs random search vs exhaustive sweep', ''];
+  const lines = ['## 2b. The old unpaired replay: offline optimizer vs random search vs exhaustive sweep', ''];
   lines.push(
     `Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: the true value of the configuration each search would answer with after t trials, over the sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%. A run's speed is the fastest sample of its quick window and a configuration's value the fastest of its runs, as the loop ranks plans (load on a shared machine only ever adds time). \`offline\` gives the runner-up a second measurement with its last trial when it is within 25% of the best; the ablation spends that trial exploring.`,
     '',
@@ -296,6 +297,14 @@ const PARTS: Part[] = [
     name: 'end to end',
     args: (file) => ['bench/e2e.ts', ...(QUICK ? ['--quick'] : []), '--json', file],
     render: e2eSection,
+  },
+  // The tables and live searches take hours: the stages already measured (bench/results/paired-*.json)
+  // are kept; delete them (or run bench/paired.ts --stage all --remeasure) to measure again.
+  {
+    key: 'paired',
+    name: 'paired decisions',
+    args: () => ['bench/paired.ts', '--stage', 'all', '--out', OUT],
+    render: pairedSection,
   },
   {
     key: 'search',
