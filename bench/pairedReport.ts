@@ -53,9 +53,12 @@ export function pairedSection(j: Json): string[] {
   }
   if (j.agreement) {
     const a = j.agreement;
+    const worst = a.largest
+      ? `${f(a.largest.factor, 3)}× (${a.largest.key.replace(/"/g, '')}: ${f(a.largest.a)} vs ${f(a.largest.b)})`
+      : '—';
     lines.push(
       `**Agreement of the two tables:** Spearman rank correlation **${f(a.spearman, 3)}** over ${a.common} ` +
-        `configurations; the largest disagreement is ${a.largest ? `${f(a.largest.factor, 3)}× (${a.largest.key.replace(/"/g, '')}: ${f(a.largest.a)} vs ${f(a.largest.b)})` : '—'}.`,
+        `configurations; the largest disagreement is ${worst}.`,
       '',
     );
   } else lines.push('**Agreement:** not measured — only one table exists.', '');

@@ -17,6 +17,8 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string', default: 'e2e,paired,search,engine,lsp,fuzz,advice,fleet' },
+    // `summary`: render the paired stages already measured, without measuring the missing ones.
+    paired: { type: 'string', default: 'all' },
   },
 });
 const QUICK = values.quick!;
@@ -299,11 +301,12 @@ const PARTS: Part[] = [
     render: e2eSection,
   },
   // The tables and live searches take hours: the stages already measured (bench/results/paired-*.json)
-  // are kept; delete them (or run bench/paired.ts --stage all --remeasure) to measure again.
+  // are kept; delete them (or run bench/paired.ts --stage all --remeasure) to measure again, and
+  // `--paired summary` renders what is there without measuring the missing stages.
   {
     key: 'paired',
     name: 'paired decisions',
-    args: () => ['bench/paired.ts', '--stage', 'all', '--out', OUT],
+    args: () => ['bench/paired.ts', '--stage', values.paired === 'summary' ? 'summary' : 'all', '--out', OUT],
     render: pairedSection,
   },
   {

@@ -13,10 +13,10 @@
 // compressed artifact is reused); the later passes only speed. Cached in <out>/search-table.json, keyed
 // by the model's content, the space, the CPU and its ISA flags.
 // A run's speed is its window's fastest sample, and a configuration's true value the fastest of its
-// runs: the OLD unpaired method (the table is measured with races off), kept for comparison. The replayed
-// searches rank with the loop's current rule (agent/ranking.ts, paired ratios when trials raced; here the
-// unpaired figures). Not built yet (issue 13): a paired ground-truth table (ratios vs fp32 via bench/race.ts,
-// measured twice, with agreement) and live searches under bench/loadgen.ts; bench/REPORT.md §2 says so.
+// runs: the OLD unpaired method (the table is measured with races off), kept for comparison as REPORT §2b.
+// The replayed searches rank with the loop's current rule (agent/ranking.ts) on these unpaired figures.
+// The paired method of issue 13 (ground truth as paired ratios measured twice, with agreement, and live
+// searches under the machine's own load and bench/loadgen.ts) is bench/paired.ts, REPORT §2.
 // The searches are replayed against the table: each trial draws one of the configuration's real measurements (seeded by
 // seed, config and repeat), so a search sees the machine's real run-to-run noise, not a model of it,
 // and is scored by the true value of the configuration it would pick.
