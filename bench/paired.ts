@@ -38,6 +38,7 @@ import type { Config, TrialMetrics } from '../server/src/agent/types';
 import { withinPrecision, type RatioFigure } from '../server/src/bench/race';
 import { sha256 } from '../server/src/bench/record';
 import { startLoad } from '../server/src/bench/loadgen';
+import { median } from '../server/src/bench/stats';
 import { writeFileAtomicSync } from '../server/src/util/atomicWrite';
 import { agreement } from './agreement';
 
@@ -410,11 +411,6 @@ async function summary(): Promise<void> {
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 async function main(): Promise<void> {
