@@ -21,13 +21,18 @@ const pct = (x: number | undefined) => (x === undefined ? '—' : `${x >= 0 ? '+
 export function adviceSection(j: Json): string[] {
   const lines = ['## 7. Per-layer advice from measurement (`haqa advise --measure`)', ''];
   lines.push(
-    `Measured ${j.started} UTC, load average ${j.load.map((x: number) => x.toFixed(2)).join(' ')} at the start (a shared machine under heavy load: ratios, not absolute times).`,
+    `Measured ${j.started} UTC, load average ${j.load.map((x: number) => x.toFixed(2)).join(' ')} at ` +
+      `the start (a shared machine under heavy load: ratios, not absolute times).`,
     '',
   );
   for (const m of j.models) {
     lines.push(`### ${m.description}`, '');
     lines.push(
-      `Candidates ${m.candidates.join(', ')}; budget ppl +${f(m.budget * 100, 1)}%. Measuring took ${f(m.seconds.total, 0)} s (building the candidate models ${f(m.seconds.build, 0)} s, profiling ${f(m.seconds.profile, 0)} s, sensitivity ${f(m.seconds.sensitivity, 0)} s of which ${f(m.sensitivity_seconds.candidates, 0)} s scoring ${m.entries} layer × candidate pairs on ${m.tokens} tokens); planning and verifying ${f(m.verify_seconds, 0)} s.`,
+      `Candidates ${m.candidates.join(', ')}; budget ppl +${f(m.budget * 100, 1)}%. Measuring took ${f(m.seconds.total, 0)} ` +
+        `s (building the candidate models ${f(m.seconds.build, 0)} s, profiling ${f(m.seconds.profile, 0)} ` +
+        `s, sensitivity ${f(m.seconds.sensitivity, 0)} s of which ${f(m.sensitivity_seconds.candidates, 0)} ` +
+        `s scoring ${m.entries} layer × candidate pairs on ${m.tokens} tokens); planning and verifying ` +
+        `${f(m.verify_seconds, 0)} s.`,
       '',
     );
     lines.push(
@@ -35,10 +40,12 @@ export function adviceSection(j: Json): string[] {
     );
     lines.push('| --- | --- | --- | --- | --- | --- |');
     lines.push(
-      `| per-layer (DP) | ${m.plan.settings} | ${f(m.plan.predicted.speedup)}× | ${f(m.plan.measured?.speedup)}× | ${pct(m.plan.predicted.ppl_change)} | ${pct(m.plan.measured?.ppl_change)} |`,
+      `| per-layer (DP) | ${m.plan.settings} | ${f(m.plan.predicted.speedup)}× | ${f(m.plan.measured?.speedup)}× ` +
+        `| ${pct(m.plan.predicted.ppl_change)} | ${pct(m.plan.measured?.ppl_change)} |`,
     );
     lines.push(
-      `| best uniform (${m.uniform.candidate}) | all ${m.uniform.candidate} | ${f(m.uniform.predicted.speedup)}× | ${f(m.uniform.measured?.speedup)}× | ${pct(m.uniform.predicted.ppl_change)} | ${pct(m.uniform.measured?.ppl_change)} |`,
+      `| best uniform (${m.uniform.candidate}) | all ${m.uniform.candidate} | ${f(m.uniform.predicted.speedup)}× ` +
+        `| ${f(m.uniform.measured?.speedup)}× | ${pct(m.uniform.predicted.ppl_change)} | ${pct(m.uniform.measured?.ppl_change)} |`,
     );
     lines.push('');
     if (m.skipped.length)
@@ -48,7 +55,9 @@ export function adviceSection(j: Json): string[] {
       );
   }
   lines.push(
-    "Predicted figures add per-layer profiled times (onnxruntime session profiling, so including the profiler's overhead) and per-layer NLL increases; the measured ones are one benchmark of the whole plan. A 1B-shaped slice was not measured in this run.",
+    'Predicted figures add per-layer profiled times (onnxruntime session profiling, so including the ' +
+      "profiler's overhead) and per-layer NLL increases; the measured ones are one benchmark of the " +
+      'whole plan. A 1B-shaped slice was not measured in this run.',
     '',
   );
   return lines;

@@ -189,7 +189,9 @@ async function measure(label: string, recipeFile: string, config: Config | undef
   if (record.status !== 'ok') throw new Error(`${label} failed: ${record.error?.stage}: ${record.error?.message}`);
   const bytesPerToken = await bytesReadPerToken(record.artifact ?? recipe.model);
   log(
-    `  decode ${record.metrics.decode_ms_per_token?.median?.toFixed(2)} ms/token, prefill ${record.metrics.prefill_ms?.median?.toFixed(1)} ms${record.speedups?.paired?.decode ? `, decode ${record.speedups.paired.decode.median.toFixed(2)}× vs fp32 (paired)` : ''}`,
+    `  decode ${record.metrics.decode_ms_per_token?.median?.toFixed(2)} ms/token, ` +
+      `prefill ${record.metrics.prefill_ms?.median?.toFixed(1)} ` +
+      `ms${record.speedups?.paired?.decode ? `, decode ${record.speedups.paired.decode.median.toFixed(2)}× vs fp32 (paired)` : ''}`,
   );
   return { label, config, record, bytesPerToken };
 }
@@ -220,7 +222,8 @@ async function benchModel(
     onEvent: (e) => {
       if (e.type === 'trial-end')
         log(
-          `  trial ${e.trial.index}: ${JSON.stringify(e.trial.config)} → ${e.trial.metrics.decode_ms_per_token?.toFixed(3)} ms/token ${e.trial.feasible ? 'feasible' : e.trial.violations.join('; ')}`,
+          `  trial ${e.trial.index}: ${JSON.stringify(e.trial.config)} → ${e.trial.metrics.decode_ms_per_token?.toFixed(3)} ` +
+            `ms/token ${e.trial.feasible ? 'feasible' : e.trial.violations.join('; ')}`,
         );
     },
   });

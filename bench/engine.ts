@@ -185,7 +185,8 @@ async function main(): Promise<void> {
       const t = Date.now();
       const { layers, weightBytes } = await generate(file, size, dt);
       console.error(
-        `generated ${file}: ${layers} × [${HIDDEN}, ${HIDDEN}] ${dtypeFlag}, ${(weightBytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+        `generated ${file}: ${layers} × [${HIDDEN}, ${HIDDEN}] ${dtypeFlag}, ${(weightBytes / 1e6).toFixed(0)} ` +
+          `MB in ${((Date.now() - t) / 1000).toFixed(1)} s`,
       );
       const out = path.join(dir, `chain-${Math.round(size / 1e6)}MB.q4.onnx`);
       // Thread counts interleaved within each repetition: their ratio is the one figure a loaded machine keeps.
@@ -218,7 +219,10 @@ async function main(): Promise<void> {
         };
         results.push(row);
         console.error(
-          `  RTN 4-bit b32, ${threads} thread(s) (median of ${reps}): ${row.seconds.toFixed(2)} s (${row.secondsMin.toFixed(2)}–${row.secondsMax.toFixed(2)}), ${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`,
+          `  RTN 4-bit b32, ${threads} thread(s) (median of ${reps}): ${row.seconds.toFixed(2)} s (` +
+            `${row.secondsMin.toFixed(2)}–${row.secondsMax.toFixed(2)}), ` +
+            `${row.mbPerS.toFixed(0)} MB/s (${row.mbPerCpuS.toFixed(0)} MB per CPU-s, load ${row.loadAvg.toFixed(1)}), ` +
+            `peak RSS ${row.peakRssMB.toFixed(0)} MB, output ${row.outMB.toFixed(0)} MB`,
         );
       }
       if (values.gptq && size === sizes[0]) {
@@ -238,7 +242,9 @@ async function main(): Promise<void> {
         };
         results.push(row);
         console.error(
-          `  GPTQ 4-bit b32 (calibration included), 1 thread: ${row.seconds.toFixed(1)} s, ${row.mbPerS.toFixed(1)} MB/s, ${row.secondsPerBillionParams.toFixed(0)} s per billion parameters, peak RSS ${row.peakRssMB.toFixed(0)} MB (load ${row.loadAvg.toFixed(1)})`,
+          `  GPTQ 4-bit b32 (calibration included), 1 thread: ${row.seconds.toFixed(1)} s, ${row.mbPerS.toFixed(1)} ` +
+            `MB/s, ${row.secondsPerBillionParams.toFixed(0)} s per billion parameters, peak RSS ${row.peakRssMB.toFixed(0)} ` +
+            `MB (load ${row.loadAvg.toFixed(1)})`,
         );
       }
       if (values.reuse) {
@@ -267,7 +273,8 @@ async function main(): Promise<void> {
         };
         results.push(row);
         console.error(
-          `  reuse: a trial changing 1 of ${layers} layer groups: ${row.trialSeconds.toFixed(2)} s vs ${row.fullSeconds.toFixed(2)} s full (${row.percentOfFull.toFixed(0)}%), ${row.hits} layers reused (load ${row.loadAvg.toFixed(1)})`,
+          `  reuse: a trial changing 1 of ${layers} layer groups: ${row.trialSeconds.toFixed(2)} s vs ${row.fullSeconds.toFixed(2)} ` +
+            `s full (${row.percentOfFull.toFixed(0)}%), ${row.hits} layers reused (load ${row.loadAvg.toFixed(1)})`,
         );
         fs.rmSync(ws, { recursive: true, force: true });
       }
@@ -296,7 +303,8 @@ async function main(): Promise<void> {
       };
       results.push(row);
       console.error(
-        `inspect ${row.model}: ${(row.seconds * 1000).toFixed(1)} ms, extra memory ${row.extraMB.toFixed(1)} MB (peak RSS ${row.peakRssMB.toFixed(0)} MB)`,
+        `inspect ${row.model}: ${(row.seconds * 1000).toFixed(1)} ms, extra memory ${row.extraMB.toFixed(1)} ` +
+          `MB (peak RSS ${row.peakRssMB.toFixed(0)} MB)`,
       );
     }
   } finally {

@@ -179,7 +179,10 @@ const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite
 export function fleetSection(j: Json): string[] {
   const lines = ['## 9. Fleet: trials on other devices (SSH runner, Redis + BullMQ)', ''];
   lines.push(
-    `Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`,
+    `Measured ${j.started.slice(0, 16).replace('T', ' ')}–${j.finished.slice(11, 16)} UTC on ${j.cores} ` +
+      `cores, load average ${j.loadavg_start.map((x: number) => x.toFixed(1)).join(' ')} at the start ` +
+      `and ${j.loadavg_end.map((x: number) => x.toFixed(1)).join(' ')} at the end (other work shared ` +
+      `the machine: absolute seconds are inflated; the SSH "remote" is this machine, so transfers are loopback).`,
     '',
   );
   const s = j.ssh;
@@ -202,7 +205,8 @@ export function fleetSection(j: Json): string[] {
   if (q.skipped) lines.push(`Fleet: skipped — ${q.skipped}.`, '');
   else {
     lines.push(
-      `Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`,
+      `Fleet: ${q.trials} speed-only trials of different configurations through one BullMQ queue, \`haqa ` +
+        `worker\` processes with one onnxruntime thread each, 1 worker then 2 (not interleaved):`,
       '',
     );
     lines.push('| workers | wall s | ok | trials per worker |', '| --- | --- | --- | --- |');
@@ -219,7 +223,9 @@ export function fleetSection(j: Json): string[] {
     );
   }
   lines.push(
-    'Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely remote host; memory bandwidth of a remote.',
+    'Not measured here: a worker killed mid-search (covered by test/unit/runner-fleet.test.ts, which ' +
+      'kills one of two workers mid-trial and finds every trial recorded once); SSH to a genuinely ' +
+      'remote host; memory bandwidth of a remote.',
     '',
   );
   return lines;

@@ -215,7 +215,10 @@ async function main() {
       startToInitializeMs: stats(starts),
       goals: { p95Ms: 50, startMs: 500 },
       met: { p95: pct(lat, 95) < 50, start: pct(starts, 50) < 500 },
-      note: 'latency = didChange sent → publishDiagnostics for that version received; edits spaced 170 ms (server spacing 150 ms). diagnosticsAfterEditMs: one value changed (the typing case, patched parse); structuralEditMs: a line added to or removed from an override (only that sequence item is re-parsed)',
+      note:
+        'latency = didChange sent → publishDiagnostics for that version received; edits spaced 170 ms (server ' +
+        'spacing 150 ms). diagnosticsAfterEditMs: one value changed (the typing case, patched parse); ' +
+        'structuralEditMs: a line added to or removed from an override (only that sequence item is re-parsed)',
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -11,11 +11,14 @@ import { hardwareFingerprint } from '../server/src/bench/hardware';
 import { writeFileAtomic } from '../server/src/util/atomicWrite';
 import { adviceSection } from './advice';
 import { fleetSection } from './fleet';
+import { pairedSection } from './pairedReport';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,search,engine,lsp,fuzz,advice,fleet' },
+    only: { type: 'string', default: 'e2e,paired,search,engine,lsp,fuzz,advice,fleet' },
+    // `summary`: render the paired stages already measured, without measuring the missing ones.
+    paired: { type: 'string', default: 'all' },
   },
 });
 const QUICK = values.quick!;
@@ -64,13 +67,19 @@ const cfg = (c: Json) =>
 function e2eSection(j: Json): string[] {
   const lines = ['## 1. End to end: fp32, onnxruntime-default 4-bit, tuned', ''];
   lines.push(
-    `Memory read bandwidth measured in this run: **${f(j.bandwidth.gbps, 1)} GB/s** (ReduceSum over ${Math.round(j.bandwidth.bytes / 2 ** 20)} MiB with ${j.bandwidth.threads} onnxruntime threads, best of ${j.bandwidth.samples.length}). The floor of a decode step is (weight bytes read per token) / bandwidth; the embedding table is only gathered from, so it is not counted.`,
+    `Memory read bandwidth measured in this run: **${f(j.bandwidth.gbps, 1)} GB/s** ` +
+      `(ReduceSum over ${Math.round(j.bandwidth.bytes / 2 ** 20)} ` +
+      `MiB with ${j.bandwidth.threads} onnxruntime threads, best of ${j.bandwidth.samples.length}). ` +
+      `The floor of a decode step is (weight bytes read per token) / bandwidth; the embedding table ` +
+      `is only gathered from, so it is not counted.`,
     '',
   );
   for (const m of j.models) {
     lines.push(`### ${m.description}`, '');
     lines.push(
-      '| variant | config | decode ms/token (median, p10–p90) | floor ms | × floor | prefill ms | tok/s | size MB | ppl | KL vs fp32 | top-1 | decode vs fp32 (paired, p10–p90) | prefill vs fp32 | decode vs ort-default |',
+      '| variant | config | decode ms/token (median, p10–p90) | floor ms | × floor | prefill ms | tok/s ' +
+        '| size MB | ppl | KL vs fp32 | top-1 | decode vs fp32 (paired, p10–p90) | prefill vs fp32 ' +
+        '| decode vs ort-default |',
     );
     lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     // Speedups against fp32 come from the fp32 model timed interleaved in the same worker (paired per
@@ -85,7 +94,10 @@ function e2eSection(j: Json): string[] {
       const vsF = i === 0 ? '1.00×' : paired ? `${f(paired.median)}× (${f(paired.p10)}–${f(paired.p90)})` : '—';
       const pre = i === 0 ? '1.00×' : `${f(v.record.speedups?.paired?.prefill?.median ?? v.record.speedups?.prefill)}×`;
       lines.push(
-        `| ${v.label.replace(`${m.name} `, '')} | ${cfg(v.config)} | ${spread(mt.decode_ms_per_token, 3)} | ${f(floor, 3)} | ${f(d / floor, 1)} | ${f(mt.prefill_ms?.median, 1)} | ${f(mt.throughput_tok_s, 1)} | ${f(mt.model_bytes / 1e6, 1)} | ${f(mt.ppl, 2)} | ${f(mt.kl, 4)} | ${f(mt.top1, 3)} | ${vsF} | ${pre} | ${ortdSpeedup ? f(vsFp32(v) / ortdSpeedup) + '×' : '—'} |`,
+        `| ${v.label.replace(`${m.name} `, '')} | ${cfg(v.config)} | ${spread(mt.decode_ms_per_token, 3)} ` +
+          `| ${f(floor, 3)} | ${f(d / floor, 1)} | ${f(mt.prefill_ms?.median, 1)} | ${f(mt.throughput_tok_s, 1)} ` +
+          `| ${f(mt.model_bytes / 1e6, 1)} | ${f(mt.ppl, 2)} | ${f(mt.kl, 4)} | ${f(mt.top1, 3)} ` +
+          `| ${vsF} | ${pre} | ${ortdSpeedup ? f(vsFp32(v) / ortdSpeedup) + '×' : '—'} |`,
       );
     }
     const belowFloor = m.variants.some((v: Json) => {
@@ -95,25 +107,32 @@ function e2eSection(j: Json): string[] {
     if (belowFloor) {
       lines.push(
         '',
-        'A decode time below its "floor" means the ReduceSum probe underestimates the read bandwidth a MatMul attains on this machine (or the weights partly fit in cache): read × floor as a relative figure between variants, not an absolute bound.',
+        'A decode time below its "floor" means the ReduceSum probe underestimates the read bandwidth a MatMul ' +
+          'attains on this machine (or the weights partly fit in cache): read × floor as a relative ' +
+          'figure between variants, not an absolute bound.',
       );
     }
     if (m.name !== 'fixture') {
       lines.push(
         '',
-        'Random weights: perplexity here is not a quality measure (the accuracy budget still uses it, as the tuner does); KL divergence from fp32 is the meaningful agreement figure, and top-1 agreement is low because random-weight distributions are nearly flat.',
+        'Random weights: perplexity here is not a quality measure (the accuracy budget still uses it, as ' +
+          'the tuner does); KL divergence from fp32 is the meaningful agreement figure, and top-1 ' +
+          'agreement is low because random-weight distributions are nearly flat.',
       );
     }
     if (m.name === 'fixture') {
       lines.push(
         '',
-        `The fixture's ${f(m.variants[0].record.metrics.model_bytes / 1e6, 1)} MB of weights are largely cache-resident and its decode step is dominated by per-operator overhead, so weight compression has little to save there; the 1B-shaped model below is weight-bandwidth bound, as deployed LLMs are.`,
+        `The fixture's ${f(m.variants[0].record.metrics.model_bytes / 1e6, 1)} MB of weights are largely ` +
+          `cache-resident and its decode step is dominated by per-operator overhead, so weight compression ` +
+          `has little to save there; the 1B-shaped model below is weight-bandwidth bound, as deployed LLMs are.`,
       );
     }
     const t = m.tuning;
     lines.push(
       '',
-      `Tuner: offline optimizer, ${t.trials} trials (${t.feasibleTrials} feasible) in ${f(t.seconds / 60, 1)} min, outcome ${t.outcome}; best: ${cfg(t.best)}.`,
+      `Tuner: offline optimizer, ${t.trials} trials (${t.feasibleTrials} feasible) in ${f(t.seconds / 60, 1)} ` +
+        `min, outcome ${t.outcome}; best: ${cfg(t.best)}.`,
     );
     const tuned = m.variants[2];
     if (tuned) {
@@ -123,7 +142,8 @@ function e2eSection(j: Json): string[] {
       const pplT = tuned.record.metrics.ppl;
       const pplTxt = ppl0 && pplT ? `, perplexity ${f(ppl0)} → ${f(pplT)} (${f((pplT / ppl0 - 1) * 100, 1)}%)` : '';
       lines.push(
-        `Goals: tuned ≥ 2.5× faster per decoded token than fp32 — **${f(toFp32)}×, ${toFp32 >= 2.5 ? 'met' : 'not met'}**; ≥ 2× faster than the default 4-bit conversion — **${f(toOrt)}×, ${toOrt >= 2 ? 'met' : 'not met'}**${pplTxt}.`,
+        `Goals: tuned ≥ 2.5× faster per decoded token than fp32 — **${f(toFp32)}×, ${toFp32 >= 2.5 ? 'met' : 'not met'}**; ` +
+          `≥ 2× faster than the default 4-bit conversion — **${f(toOrt)}×, ${toOrt >= 2 ? 'met' : 'not met'}**${pplTxt}.`,
       );
     }
     lines.push('');
@@ -132,9 +152,18 @@ function e2eSection(j: Json): string[] {
 }
 
 function searchSection(j: Json): string[] {
-  const lines = ['## 2. Search efficiency: offline optimizer vs random search vs exhaustive sweep', ''];
+  const lines = ['## 2b. The old unpaired replay: offline optimizer vs random search vs exhaustive sweep', ''];
   lines.push(
-    `Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: the true value of the configuration each search would answer with after t trials, over the sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within 5%. A run's speed is the fastest sample of its quick window and a configuration's value the fastest of its runs, as the loop ranks plans (load on a shared machine only ever adds time). \`offline\` gives the runner-up a second measurement with its last trial when it is within 25% of the best; the ablation spends that trial exploring.`,
+    `Method: ${j.method}. Objective ${j.objective} on ${path.relative(ROOT, j.model)}; ${j.distinct_plans} ` +
+      `distinct plans in the space (${j.space.map((k: Json) => `${k.knob} ∈ {${k.values.join(', ')}}`).join('; ')}), ` +
+      `of which ${j.within_5pct_plans ?? '?'} are within 5% of the best. Every configuration was ` +
+      `measured on this machine; each replayed trial is one of its real runs (bench/search.ts). Figures: ` +
+      `the true value of the configuration each search would answer with after t trials, over the ` +
+      `sweep's best (1.000 = the optimum), mean over ${j.seeds} seeds, and how many seeds are within ` +
+      `5%. A run's speed is the fastest sample of its quick window and a configuration's value the ` +
+      `fastest of its runs, as the loop ranks plans (load on a shared machine only ever adds time). ` +
+      `\`offline\` gives the runner-up a second measurement with its last trial when it is within ` +
+      `25% of the best; the ablation spends that trial exploring.`,
     '',
   );
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= j.trials);
@@ -167,28 +196,45 @@ function searchSection(j: Json): string[] {
   if (j.noise_free_at_budget) {
     lines.push(
       '',
-      `The same searches at ${j.goal_budget} trials on the measured landscape with the noise taken out (each trial returns its configuration's true value): ${Object.entries<
-        number[]
-      >(j.noise_free_at_budget)
-        .map(([n, xs]) => `${n} ${share(xs)}`)
-        .join('; ')}.`,
+      `The same searches at ${j.goal_budget} trials on the measured landscape with the noise taken out ` +
+        `(each trial returns its configuration's true value): ${Object.entries<number[]>(j.noise_free_at_budget)
+          .map(([n, xs]) => `${n} ${share(xs)}`)
+          .join('; ')}.`,
     );
   }
   if (j.full_sweep) {
     lines.push(
       '',
-      `With the noise: the exhaustive sweep, measuring all ${j.distinct_plans} plans once each (${Math.round(j.distinct_plans / j.goal_budget)}× the goal's budget), answers ${share(j.full_sweep)}.`,
+      `With the noise: the exhaustive sweep, measuring all ${j.distinct_plans} plans ` +
+        `once each (${Math.round(j.distinct_plans / j.goal_budget)}× ` +
+        `the goal's budget), answers ${share(j.full_sweep)}.`,
     );
   }
   if (j.noise) {
+    const sweepNote = j.full_sweep
+      ? ' The exhaustive sweep above, which measures every configuration, shows how far single measurements ' +
+        'on this machine can tell configurations apart.'
+      : '';
+    const noisy =
+      j.noise.sigma > 0.05
+        ? ` That is more than the 5% the goal asks a search to resolve: with ${j.within_5pct_plans} of ` +
+          `${j.distinct_plans} configurations within 5% of the best, which configurations are "within 5%" ` +
+          "is itself uncertain at this noise, and the table's differences between strategies are within " +
+          `what the seeds' luck explains.${sweepNote} (\`node --import tsx bench/search.ts --seeds 20\` ` +
+          'replays the same table over more seeds.)'
+        : '';
     lines.push(
       '',
-      `Measurement resolution: the runs of one configuration differ by a median of ${f(j.noise.spread * 100, 0)}% (fastest to slowest of ${j.noise.runs ?? 'its'} runs; σ=${f(j.noise.sigma, 3)} of log latency).${j.noise.sigma > 0.05 ? ` That is more than the 5% the goal asks a search to resolve: with ${j.within_5pct_plans} of ${j.distinct_plans} configurations within 5% of the best, which configurations are "within 5%" is itself uncertain at this noise, and the table's differences between strategies are within what the seeds' luck explains.${j.full_sweep ? ` The exhaustive sweep above, which measures every configuration, shows how far single measurements on this machine can tell configurations apart.` : ''} (\`node --import tsx bench/search.ts --seeds 20\` replays the same table over more seeds.)` : ''}`,
+      `Measurement resolution: the runs of one configuration differ by a median of ${f(j.noise.spread * 100, 0)}% ` +
+        `(fastest to slowest of ${j.noise.runs ?? 'its'} runs; σ=${f(j.noise.sigma, 3)} of log latency).` +
+        noisy,
     );
   }
   lines.push(
     '',
-    `Goals: within 5% of the sweep's best in ≤ 12 trials in 4 of 5 seeds (four fifths of the seeds) — **${j.goals.within_5pct_by_12_in_4_of_5 ? 'met' : 'not met'}**; better than random search at equal trials — **${j.goals.beats_random_at_equal_trials ? 'met' : 'not met'}**.`,
+    `Goals: within 5% of the sweep's best in ≤ 12 trials in 4 of 5 seeds (four fifths of the seeds) — ` +
+      `**${j.goals.within_5pct_by_12_in_4_of_5 ? 'met' : 'not met'}**; better than random search ` +
+      `at equal trials — **${j.goals.beats_random_at_equal_trials ? 'met' : 'not met'}**.`,
     '',
     '![convergence](results/search.svg)',
     '',
@@ -199,7 +245,8 @@ function searchSection(j: Json): string[] {
 function engineSection(j: Json): string[] {
   const lines = ['## 3. The engine: quantization throughput and memory, inspect', ''];
   lines.push(
-    'MatMul chains of [2048, 2048] fp32 weights with external data; each step in its own process (peak RSS is its own). Medians over repetitions, min–max in brackets.',
+    'MatMul chains of [2048, 2048] fp32 weights with external data; each step in its own process (peak ' +
+      'RSS is its own). Medians over repetitions, min–max in brackets.',
     '',
   );
   lines.push(
@@ -209,7 +256,9 @@ function engineSection(j: Json): string[] {
   for (const r of j.results.filter((x: Json) => x.kind === 'rtn4')) {
     const range = r.secondsMin !== undefined ? ` (${f(r.secondsMin)}–${f(r.secondsMax)})` : '';
     lines.push(
-      `| ${f(r.weightMB, 0)} | ${r.layers} | ${r.reps ?? 1} | ${f(r.seconds)}${range} | ${f(r.mbPerS, 0)} | ${f(r.mbPerCpuS, 0)} | ${f(r.peakRssMB, 0)} (${f(r.peakRssMaxMB ?? r.peakRssMB, 0)}) | ${f(r.outMB, 0)} | ${f(r.loadAvg, 1)} |`,
+      `| ${f(r.weightMB, 0)} | ${r.layers} | ${r.reps ?? 1} | ${f(r.seconds)}${range} | ${f(r.mbPerS, 0)} ` +
+        `| ${f(r.mbPerCpuS, 0)} | ${f(r.peakRssMB, 0)} (${f(r.peakRssMaxMB ?? r.peakRssMB, 0)}) | ` +
+        `${f(r.outMB, 0)} | ${f(r.loadAvg, 1)} |`,
     );
   }
   for (const r of j.results.filter((x: Json) => x.kind === 'inspect')) {
@@ -219,7 +268,10 @@ function engineSection(j: Json): string[] {
   }
   lines.push(
     '',
-    `Goals: ≥ 150 MB/s — **${j.goals.throughput ? 'met' : 'not met'}**; peak < 1.5 GB — **${j.goals.peakUnder1_5GB ? 'met' : 'not met'}**; inspect < 1 s and < 200 MB — **${j.goals.inspect ? 'met' : 'not met'}**${QUICK ? ' (quick mode stops at 400 MB; run without --quick for 1 GB and 4 GB)' : ''}.`,
+    `Goals: ≥ 150 MB/s — **${j.goals.throughput ? 'met' : 'not met'}**; ` +
+      `peak < 1.5 GB — **${j.goals.peakUnder1_5GB ? 'met' : 'not met'}**; ` +
+      `inspect < 1 s and < 200 MB — **${j.goals.inspect ? 'met' : 'not met'}**` +
+      `${QUICK ? ' (quick mode stops at 400 MB; run without --quick for 1 GB and 4 GB)' : ''}.`,
     '',
   );
   return lines;
@@ -232,7 +284,9 @@ function lspSection(j: Json): string[] {
   return [
     '## 4. The language server',
     '',
-    `A recipe with ${j.recipe.overrides} per-layer overrides (${j.recipe.lines} lines) against a ${j.model.decoderLayers}-layer model (${j.model.layers} layers), through the real server over stdio: latency from didChange sent to publishDiagnostics for that version received.`,
+    `A recipe with ${j.recipe.overrides} per-layer overrides (${j.recipe.lines} lines) against a ${j.model.decoderLayers}-layer ` +
+      `model (${j.model.layers} layers), through the real server over stdio: latency from didChange ` +
+      `sent to publishDiagnostics for that version received.`,
     '',
     '| measure | n | p50 ms | p95 ms | p99 ms | max ms |',
     '| --- | --- | --- | --- | --- | --- |',
@@ -240,7 +294,8 @@ function lspSection(j: Json): string[] {
     `| diagnostics after a structural edit (line added/removed) | ${s.n} | ${f(s.p50)} | ${f(s.p95)} | ${f(s.p99)} | ${f(s.max)} |`,
     `| server start → initialize answered | ${st.n} | ${f(st.p50)} | ${f(st.p95)} | ${f(st.p99)} | ${f(st.max)} |`,
     '',
-    `Goals: p95 < 50 ms — **${j.met.p95 ? 'met' : 'not met'}**; start < 500 ms — **${j.met.start ? 'met' : 'not met'}**. The server debounces edits by 150 ms before checking; the figures above include it.`,
+    `Goals: p95 < 50 ms — **${j.met.p95 ? 'met' : 'not met'}**; start < 500 ms — **${j.met.start ? 'met' : 'not met'}**. ` +
+      `The server debounces edits by 150 ms before checking; the figures above include it.`,
     '',
   ];
 }
@@ -260,8 +315,12 @@ function fuzzSection(j: Json): string[] {
   const lines = [
     '## 5. Fuzzing: hostile inputs',
     '',
-    `Seed ${j.seed}, ${t.inputs} inputs in ${f(j.seconds, 1)} s (\`node --import tsx test/fuzz/fuzz.ts --seed ${j.seed} --n ${j.n}\`; mutators in test/fuzz/mutators.ts).` +
-      `An outcome is a *clear error* (a diagnostic, exit 1/2, a refusal), *accepted*, a *crash* (an engine error such as a TypeError, exit 70, a dead server, a handler failure logged with a stack trace), a *hang* (over ${j.deadlineMs / 1000} s for one input) or *data lost* (a partial output or temp file after a refusal, an output that does not read back, a changed input model).`,
+    `Seed ${j.seed}, ${t.inputs} inputs in ${f(j.seconds, 1)} s (\`node --import tsx test/fuzz/fuzz.ts ` +
+      `--seed ${j.seed} --n ${j.n}\`; mutators in test/fuzz/mutators.ts).` +
+      `An outcome is a *clear error* (a diagnostic, exit 1/2, a refusal), *accepted*, a *crash* (an engine ` +
+      `error such as a TypeError, exit 70, a dead server, a handler failure logged with a stack ` +
+      `trace), a *hang* (over ${j.deadlineMs / 1000} s for one input) or *data lost* (a partial ` +
+      `output or temp file after a refusal, an output that does not read back, a changed input model).`,
     '',
     '| target | inputs | clear errors | accepted | crashes | hangs | data lost |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -296,6 +355,15 @@ const PARTS: Part[] = [
     name: 'end to end',
     args: (file) => ['bench/e2e.ts', ...(QUICK ? ['--quick'] : []), '--json', file],
     render: e2eSection,
+  },
+  // The tables and live searches take hours: the stages already measured (bench/results/paired-*.json)
+  // are kept; delete them (or run bench/paired.ts --stage all --remeasure) to measure again, and
+  // `--paired summary` renders what is there without measuring the missing stages.
+  {
+    key: 'paired',
+    name: 'paired decisions',
+    args: () => ['bench/paired.ts', '--stage', values.paired === 'summary' ? 'summary' : 'all', '--out', OUT],
+    render: pairedSection,
   },
   {
     key: 'search',
@@ -401,14 +469,20 @@ async function main(): Promise<void> {
   const report = [
     '# HAQA performance report',
     '',
-    `Measured by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC. Raw figures: \`bench/results/*.json\`.`,
+    `Measured by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} ` +
+      `UTC. Raw figures: \`bench/results/*.json\`.`,
     '',
-    `Machine: ${hw.cpu}, ${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; Node ${hw.node}, onnxruntime ${hw.onnxruntime}. Load average at the end: ${os
-      .loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}.`,
+    `Machine: ${hw.cpu}, ${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; ` +
+      `Node ${hw.node}, onnxruntime ${hw.onnxruntime}. Load average at the end: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}.`,
     '',
-    'How: latencies are medians over repetitions in a separate worker process after warm-up, repeated until the 95% confidence interval of the median is within a few percent or a repetition cap is hit (bench/README.md); p10–p90 is the spread. The search section reads the fastest sample of each window instead, as the tuner does (server/src/bench/README.md). The machine is shared, so absolute times drift; ratios taken within one run are the figures to trust.',
+    'How: latencies are medians over repetitions in a separate worker process after warm-up, repeated ' +
+      'until the 95% confidence interval of the median is within a few percent or a repetition cap ' +
+      'is hit (bench/README.md); p10–p90 is the spread. The search section reads the fastest sample ' +
+      'of each window instead, as the tuner does (server/src/bench/README.md). The machine is shared, ' +
+      'so absolute times drift; ratios taken within one run are the figures to trust.',
     '',
     '| part | status | minutes |',
     '| --- | --- | --- |',

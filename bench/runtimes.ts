@@ -92,18 +92,27 @@ const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite
   fs.mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFileAtomic(path.join(ROOT, 'bench', 'results', 'runtimes.json'), JSON.stringify(out, null, 2) + '\n');
   const lines = [
-    '| variant | runtime | decode ms/token (median, p10–p90) | decode vs ORT fp32 (paired) | prefill ms | prefill vs fp32 (paired) | size MB | peak RSS MiB | ppl | KL vs fp32 | top-1 |',
+    '| variant | runtime | decode ms/token (median, p10–p90) | decode vs ORT fp32 (paired) | prefill ' +
+      'ms | prefill vs fp32 (paired) | size MB | peak RSS MiB | ppl | KL vs fp32 | top-1 |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const { label, record: r } of rows) {
     const m = r.metrics;
     const p = r.speedups?.paired;
     lines.push(
-      `| ${label} | ${r.runtime?.engine ?? 'onnxruntime'} ${r.runtime?.version ?? r.onnxruntime} | ${f(m.decode_ms_per_token?.median, 3)} (${f(m.decode_ms_per_token?.p10, 3)}–${f(m.decode_ms_per_token?.p90, 3)}, n=${m.decode_ms_per_token?.n}) | ${p?.decode ? `${f(p.decode.median)}× (${f(p.decode.p10)}–${f(p.decode.p90)})` : '1.00×'} | ${f(m.prefill_ms?.median, 1)} | ${p?.prefill ? `${f(p.prefill.median)}×` : '1.00×'} | ${f((m.model_bytes ?? 0) / 1e6, 2)} | ${f((m.peak_rss_bytes ?? 0) / 2 ** 20, 0)} | ${f(m.ppl)} | ${f(m.kl, 4)} | ${f(m.top1, 3)} |`,
+      `| ${label} | ${r.runtime?.engine ?? 'onnxruntime'} ${r.runtime?.version ?? r.onnxruntime} ` +
+        `| ${f(m.decode_ms_per_token?.median, 3)} ` +
+        `(${f(m.decode_ms_per_token?.p10, 3)}–${f(m.decode_ms_per_token?.p90, 3)}, n=${m.decode_ms_per_token?.n}) ` +
+        `| ${p?.decode ? `${f(p.decode.median)}× (${f(p.decode.p10)}–${f(p.decode.p90)})` : '1.00×'} ` +
+        `| ${f(m.prefill_ms?.median, 1)} | ${p?.prefill ? `${f(p.prefill.median)}×` : '1.00×'} | ` +
+        `${f((m.model_bytes ?? 0) / 1e6, 2)} | ${f((m.peak_rss_bytes ?? 0) / 2 ** 20, 0)} | ${f(m.ppl)} ` +
+        `| ${f(m.kl, 4)} | ${f(m.top1, 3)} |`,
     );
   }
   process.stdout.write(
-    `Measured ${started.toISOString()}${QUICK ? ' (quick)' : ''}, ${THREADS} threads, load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${load1.map((x) => x.toFixed(1)).join(' ')}\n\n${lines.join('\n')}\n`,
+    `Measured ${started.toISOString()}${QUICK ? ' (quick)' : ''}, ${THREADS} threads, ` +
+      `load average ${load0.map((x) => x.toFixed(1)).join(' ')} ` +
+      `→ ${load1.map((x) => x.toFixed(1)).join(' ')}\n\n${lines.join('\n')}\n`,
   );
   fs.rmSync(WORK, { recursive: true, force: true });
 })().catch((err) => {

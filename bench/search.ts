@@ -13,10 +13,10 @@
 // compressed artifact is reused); the later passes only speed. Cached in <out>/search-table.json, keyed
 // by the model's content, the space, the CPU and its ISA flags.
 // A run's speed is its window's fastest sample, and a configuration's true value the fastest of its
-// runs: the OLD unpaired method (the table is measured with races off), kept for comparison. The replayed
-// searches rank with the loop's current rule (agent/ranking.ts, paired ratios when trials raced; here the
-// unpaired figures). Not built yet (issue 13): a paired ground-truth table (ratios vs fp32 via bench/race.ts,
-// measured twice, with agreement) and live searches under bench/loadgen.ts; bench/REPORT.md §2 says so.
+// runs: the OLD unpaired method (the table is measured with races off), kept for comparison as REPORT §2b.
+// The replayed searches rank with the loop's current rule (agent/ranking.ts) on these unpaired figures.
+// The paired method of issue 13 (ground truth as paired ratios measured twice, with agreement, and live
+// searches under the machine's own load and bench/loadgen.ts) is bench/paired.ts, REPORT §2.
 // The searches are replayed against the table: each trial draws one of the configuration's real measurements (seeded by
 // seed, config and repeat), so a search sees the machine's real run-to-run noise, not a model of it,
 // and is scored by the true value of the configuration it would pick.
@@ -146,7 +146,8 @@ async function measureTable(file: string): Promise<{ table: Table; setting: Spac
         entries[k].runs.push(speedOf(r.metrics));
       }
       console.error(
-        `  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`,
+        `  pass ${pass + 1}/${runs} ${i + 1}/${configs.length} ${JSON.stringify(c)} → ` +
+          `${r.metrics.decode_ms_per_token?.toFixed(3) ?? r.error} ms/token`,
       );
     }
   }
@@ -245,7 +246,11 @@ async function main(): Promise<void> {
         return Math.max(...xs) / Math.min(...xs) - 1;
       });
     noise = { sigma: m.table.sigma, spread: spreads.length ? median(spreads) : 0, runs: m.table.runs };
-    method = `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent quick runs (${m.table.cpu}, ${m.table.measured_at}); a run's speed is its window's fastest sample and a configuration's value the fastest of its runs; a replayed trial draws one of its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
+    method =
+      `measured table of ${Object.keys(m.table.entries).length} configurations × ${m.table.runs} independent ` +
+      `quick runs (${m.table.cpu}, ${m.table.measured_at}); a run's speed is its window's fastest ` +
+      `sample and a configuration's value the fastest of its runs; a replayed trial draws one of ` +
+      `its real runs (run-to-run spread σ=${m.table.sigma.toFixed(3)} in log decode latency)`;
   }
   const objective = objectiveOf(setting.recipe);
   const { truth, best } = truthOf(setting, space, objective, value, baseline);
@@ -349,7 +354,8 @@ async function main(): Promise<void> {
   const marks = [1, 2, 4, 6, 8, 12, 16, 24].filter((t) => t <= trials);
   console.log(`method: ${method}`);
   console.log(
-    `objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within 5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`,
+    `objective ${objective.metric}; ${truth.size} distinct plans (${report.within_5pct_plans} within ` +
+      `5% of the best); sweep best ${best.toFixed(4)}; ${SEEDS} seeds`,
   );
   const row = (cells: string[]) =>
     cells[0].padEnd(36) +
@@ -366,14 +372,17 @@ async function main(): Promise<void> {
   }
   for (const name of Object.keys(strategies))
     console.log(
-      `budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} (${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+      `budget ${GOAL_BUDGET}: ${name}: ${mean(atBudget[name]).toFixed(3)} ` +
+        `(${atBudget[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
     );
   for (const name of Object.keys(noiseFree))
     console.log(
-      `budget ${GOAL_BUDGET}, noise taken out: ${name}: ${mean(noiseFree[name]).toFixed(3)} (${noiseFree[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+      `budget ${GOAL_BUDGET}, noise taken out: ${name}: ${mean(noiseFree[name]).toFixed(3)} ` +
+        `(${noiseFree[name].filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
     );
   console.log(
-    `sweep of all ${truth.size} plans, each measured once: ${mean(fullSweep).toFixed(3)} (${fullSweep.filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
+    `sweep of all ${truth.size} plans, each measured once: ${mean(fullSweep).toFixed(3)} ` +
+      `(${fullSweep.filter((x) => x <= 1.05).length}/${SEEDS} within 5%)`,
   );
   console.log(`goals: ${JSON.stringify(goals)}`);
 
@@ -415,22 +424,26 @@ function svg(curves: Record<string, number[][]>, trials: number, title: string):
     `<text x="${L}" y="20">${title}</text>`,
   ];
   parts.push(
-    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" ` +
+      `x2="${L}" y2="${H - B}" stroke="black"/>`,
   );
   for (let t = 1; t <= trials; t += Math.max(1, Math.floor(trials / 8)))
     parts.push(`<text x="${x(t)}" y="${H - B + 16}" text-anchor="middle">${t}</text>`);
   for (let i = 0; i <= 4; i++) {
     const v = 1 + ((ymax - 1) * i) / 4;
     parts.push(
-      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text><line x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#eee"/>`,
+      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text><line x1="${L}" y1="${y(v)}" ` +
+        `x2="${W - R}" y2="${y(v)}" stroke="#eee"/>`,
     );
   }
   parts.push(
-    `<line x1="${L}" y1="${y(1.05)}" x2="${W - R}" y2="${y(1.05)}" stroke="#2ca02c" stroke-dasharray="4 3"/><text x="${W - R + 4}" y="${y(1.05) + 4}" fill="#2ca02c">+5%</text>`,
+    `<line x1="${L}" y1="${y(1.05)}" x2="${W - R}" y2="${y(1.05)}" stroke="#2ca02c" stroke-dasharray="4 ` +
+      `3"/><text x="${W - R + 4}" y="${y(1.05) + 4}" fill="#2ca02c">+5%</text>`,
   );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">trials</text>`);
   parts.push(
-    `<text x="${W - R + 4}" y="${H - B + 16}" font-size="10" fill="#555">top = no feasible</text><text x="${W - R + 4}" y="${H - B + 28}" font-size="10" fill="#555">trial yet (or ≥${ymax.toFixed(1)})</text>`,
+    `<text x="${W - R + 4}" y="${H - B + 16}" font-size="10" fill="#555">top = no feasible</text><text ` +
+      `x="${W - R + 4}" y="${H - B + 28}" font-size="10" fill="#555">trial yet (or ≥${ymax.toFixed(1)})</text>`,
   );
   Object.entries(means).forEach(([n, m], i) => {
     const pts = m.map((v, t) => `${x(t + 1).toFixed(1)},${y(v).toFixed(1)}`).join(' ');

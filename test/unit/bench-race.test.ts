@@ -10,6 +10,7 @@ import {
   medianRanks,
   pairFits,
   race,
+  withinPrecision,
   RaceSubject,
   ratioFigure,
   verdictOf,
@@ -118,6 +119,44 @@ test('a tie is recorded as a tie, and the cap ends an undecidable race as unreso
   });
   assert.equal(capped.result.verdict, 'unresolved');
   assert.ok(capped.result.wall_ms >= 200);
+});
+
+test('a precision race (ground truth) runs past the verdict until the interval is within ±2%, unless far worse', async () => {
+  // Independent per-sample noise (up to +30%), which pairing cannot cancel: precision needs many pairs.
+  const noisy = (seed: number) => {
+    const rng = new Rng(seed);
+    let clock = 0;
+    const tick = (ms: number) => {
+      const t = ms * (1 + 0.3 * rng.next());
+      clock += t;
+      return t;
+    };
+    const subject = (ms: number): RaceSubject => ({ sample: async () => [tick(ms * 4), tick(ms)] });
+    return { subject, now: () => clock };
+  };
+  const run = (precision: number | undefined, threshold = 0) => {
+    const m = noisy(7);
+    return race({
+      settings: { tolerance: 0.03, capMs: 1e9, threshold, ...(precision !== undefined ? { precision } : {}) },
+      kind: 'decoder',
+      contender: m.subject(1),
+      reference: m.subject(2),
+      now: m.now,
+    });
+  };
+  const verdictOnly = (await run(undefined)).result;
+  const { result } = await run(0.02);
+  const f = result.decode!;
+  assert.ok(withinPrecision(f, 0.02), JSON.stringify(f));
+  assert.ok(f.lo <= 0.5 && f.hi >= 0.5, `the ±2% interval holds the true ratio 0.5: ${JSON.stringify(f)}`);
+  assert.equal(result.verdict, 'better');
+  assert.ok(result.pairs > verdictOnly.pairs, `${result.pairs} pairs vs ${verdictOnly.pairs}`);
+  // Far above the threshold (not a contender for the best), precision cannot matter: it stops as worse.
+  const far = (await run(0.02, Math.log(0.25))).result;
+  assert.equal(far.verdict, 'worse');
+  assert.ok(far.pairs < result.pairs, `${far.pairs} pairs vs ${result.pairs}`);
+  assert.equal(withinPrecision({ ratio: 1, lo: 0.97, hi: 1.01, n: 20 }, 0.02), false);
+  assert.equal(withinPrecision({ ratio: 1, lo: 0.99, hi: 1.019, n: 20 }, 0.02), true);
 });
 
 test('unpaired fallback: the contender alone, divided by the reference figure, noted', async () => {

@@ -12,19 +12,6 @@ const FOLDERS = ['server/src', 'client/src', 'media', 'test', 'scripts', 'bench'
 const HARD_LIMIT = 140;
 const EXTENSIONS = ['.ts', '.js', '.mjs'];
 
-// Temporary: the lead is rewriting bench/ (issue 15) and will bring these under the limit; each must still have a
-// line over it (the last test says so), so that an entry is dropped here as soon as its file is fixed.
-const ALLOWED = new Set([
-  'bench/advice.ts',
-  'bench/e2e.ts',
-  'bench/engine.ts',
-  'bench/fleet.ts',
-  'bench/lsp.ts',
-  'bench/run.ts',
-  'bench/runtimes.ts',
-  'bench/search.ts',
-]);
-
 /** Each `file:line (N columns)` over `limit` in .ts/.js/.mjs files under root/folders (not node_modules, dot dirs). */
 function longLines(root: string, folders: string[], limit: number): string[] {
   const found: string[] = [];
@@ -54,10 +41,9 @@ function longLines(root: string, folders: string[], limit: number): string[] {
   return found;
 }
 
-const fileOf = (entry: string) => entry.slice(0, entry.indexOf(':'));
 
 test(`no source line is over ${HARD_LIMIT} columns (bench/ files on the temporary list excepted)`, () => {
-  const over = longLines(ROOT, FOLDERS, HARD_LIMIT).filter((l) => !ALLOWED.has(fileOf(l)));
+  const over = longLines(ROOT, FOLDERS, HARD_LIMIT);
   assert.deepEqual(over, [], `lines over ${HARD_LIMIT} columns (wrap them at 120):\n${over.join('\n')}`);
 });
 
@@ -86,10 +72,4 @@ test('the walker names file:line of a line over the limit, in .ts/.js/.mjs only,
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
-});
-
-test('every file on the temporary list still has a line over the limit (drop it from ALLOWED once fixed)', () => {
-  const stillLong = new Set(longLines(ROOT, FOLDERS, HARD_LIMIT).map(fileOf));
-  const fixed = [...ALLOWED].filter((f) => !stillLong.has(f));
-  assert.deepEqual(fixed, [], `no line over ${HARD_LIMIT} columns any more in: ${fixed.join(', ')}`);
 });

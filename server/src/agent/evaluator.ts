@@ -23,6 +23,8 @@ export interface RecipeEvaluatorOptions {
   onProgress?: (p: RunProgress & { trial?: number }) => void;
   /** Per-trial time cap of the paired race against fp32, ms (default 20 s; bench/race.ts). */
   raceCapMs?: number;
+  /** Race to a ±precision interval instead of a verdict (ground truth, bench/paired.ts; RaceSettings.precision). */
+  racePrecision?: number;
   /**
    * Race trials against fp32 (default true); false measures each alone (the old unpaired windows, for bench/search.ts).
    */
@@ -113,6 +115,7 @@ export class RecipeEvaluator implements Evaluator {
       tolerance: race.tolerance,
       threshold: race.threshold,
       capMs: this.opts.raceCapMs ?? DEFAULT_RACE_CAP_MS,
+      ...(this.opts.racePrecision !== undefined ? { precision: this.opts.racePrecision } : {}),
       referenceMs: {
         decode: b?.decode_ms_per_token?.median,
         prefill: b?.prefill_ms?.median,

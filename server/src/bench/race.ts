@@ -41,6 +41,12 @@ export interface RaceSettings {
   referenceMs?: Partial<Record<RaceSeries, number>>;
   /** Memory available to the two sessions, bytes (default os.freemem(); tests set it). */
   memoryBytes?: number;
+  /**
+   * Ground truth instead of a decision (bench/paired.ts's tables): race until the interval lies within
+   * ±precision of the ratio (0.02 = ±2%), or until it is wholly above the threshold ('worse': not a
+   * contender, so its precision cannot matter), or the cap. Unset: stop at the first verdict.
+   */
+  precision?: number;
 }
 
 /** A ratio contender / reference time (below 1 = the contender is faster) with its 95% interval. */
@@ -119,6 +125,11 @@ export function verdictOf(f: RatioFigure, threshold: number, tolerance: number):
   return 'unresolved';
 }
 
+/** Whether an interval lies within ±precision of its ratio (0.02: lo ≥ ratio/1.02 and hi ≤ ratio·1.02). */
+export function withinPrecision(f: RatioFigure, precision: number): boolean {
+  return f.lo > 0 && f.hi < Infinity && f.hi <= f.ratio * (1 + precision) && f.lo >= f.ratio / (1 + precision);
+}
+
 /** One ABBA block's log ratio: contender samples a1, a2 against reference samples b1, b2. */
 export function blockLogRatio(a1: number, b1: number, b2: number, a2: number): number {
   return Math.log((a1 + a2) / (b1 + b2));
@@ -195,7 +206,9 @@ export async function race(
     run.onPair?.(pairs, f);
     if (pairs >= minPairs) {
       verdict = verdictOf(f, threshold, st.tolerance);
-      if (verdict !== 'unresolved') break;
+      const done =
+        st.precision !== undefined ? withinPrecision(f, st.precision) || verdict === 'worse' : verdict !== 'unresolved';
+      if (done) break;
     }
     if (now() - t0 >= st.capMs) break;
   }

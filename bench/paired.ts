@@ -1,0 +1,438 @@
+// Paired search benchmark (issue 13; not a test): does the tuner's answer survive a noisy machine?
+//
+//   node --import tsx bench/paired.ts --stage table-a|table-b|live-own|live-loadgen|all|summary [--remeasure]
+//        [--recipe examples/tiny-llama/haqa.yaml] [--precision 0.02] [--cap 90] [--seeds 5] [--trials 12]
+//        [--out bench/results]
+//
+// Ground truth (`table-a`, `table-b`): every configuration of the recipe's search space raced against
+// the fp32 model in one worker (bench/race.ts: ABBA blocks, both models under the same load) until the
+// 95% interval of the decode-time ratio lies within ±precision (RaceSettings.precision) or the cap; a
+// configuration whose whole interval is above 1.1× the best so far stops early ('worse'). The
+// second table runs in the reverse order, at another hour, and reuses the first's accuracy (it is
+// deterministic: the same artifact); bench/agreement.ts says how well the two reproduce. The truth a
+// search is scored by is the geometric mean of the tables' ratios (one table when only one exists).
+//
+// Live searches (`live-own`, `live-loadgen`): the real loop (agent/loop.ts, the tuner's ranking rule and
+// races) with the offline optimizer and random search, `--seeds` seeds × `--trials` trials, each trial a
+// real compression (artifacts reused across searches of a stage) and a real race; under the machine's own
+// load, or with bench/loadgen.ts running beside them. After each trial the search's current answer (the
+// loop's best) is kept, and scored when the summary is made: its ground-truth ratio over the best feasible
+// configuration's (so the live stages may run before, between or after the tables). Trial wall times kept.
+//
+// Each stage writes <out>/paired-<stage>.json; `summary` reads them into <out>/paired.json, which
+// bench/run.ts's `paired` part renders as bench/REPORT.md §2.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadSetting } from '../server/src/agent/setting';
+import { enumerate, planKey } from '../server/src/agent/space';
+import { judge, objectiveOf } from '../server/src/agent/objective';
+import { runLoop } from '../server/src/agent/loop';
+import { TpeSearch } from '../server/src/agent/offline';
+import { RandomSearch } from '../server/src/agent/random';
+import { RecipeEvaluator } from '../server/src/agent/evaluator';
+import { DEFAULT_TOLERANCE } from '../server/src/agent/ranking';
+import type { Proposer } from '../server/src/agent/proposer';
+import type { Config, TrialMetrics } from '../server/src/agent/types';
+import { withinPrecision, type RatioFigure } from '../server/src/bench/race';
+import { sha256 } from '../server/src/bench/record';
+import { startLoad } from '../server/src/bench/loadgen';
+import { median } from '../server/src/bench/stats';
+import { writeFileAtomicSync } from '../server/src/util/atomicWrite';
+import { agreement } from './agreement';
+
+const { values } = parseArgs({
+  options: {
+    stage: { type: 'string', default: 'summary' },
+    recipe: { type: 'string', default: 'examples/tiny-llama/haqa.yaml' },
+    precision: { type: 'string', default: '0.02' },
+    cap: { type: 'string', default: '90' },
+    seeds: { type: 'string', default: '5' },
+    trials: { type: 'string', default: '12' },
+    out: { type: 'string', default: 'bench/results' },
+    remeasure: { type: 'boolean', default: false },
+  },
+});
+const OUT = path.resolve(values.out!);
+const PRECISION = Number(values.precision);
+/** How near the best so far a configuration must be for its precision to matter. */
+const NEAR = 1.1;
+const CAP_MS = Number(values.cap) * 1000;
+/** The tables' run store (their artifacts are shared by both tables). */
+const STORE = path.join(os.tmpdir(), 'haqa-bench-paired-store');
+/** Each live stage has its own store: a plan is compressed for real the first time a search tries it, and
+ *  reused by later searches of the stage (as a user's store reuses it across tune sessions). */
+const liveStore = (stage: string) => path.join(os.tmpdir(), `haqa-bench-${stage}-store`);
+
+/** One configuration of a ground-truth table. */
+export interface PairedEntry {
+  key: string;
+  config: Config;
+  status: 'ok' | 'failed';
+  error?: string;
+  /** Decode time / fp32 decode time, with its 95% interval (lo, hi) and pairs (n). */
+  decode?: RatioFigure;
+  paired?: boolean;
+  note?: string;
+  /** The race's wall time, ms. */
+  race_ms?: number;
+  /** 'worse': stopped early, wholly above `threshold` (NEAR × the best so far). */
+  verdict?: string;
+  threshold?: number;
+  ppl?: number;
+  ppl_fp32?: number;
+  model_bytes?: number;
+}
+
+export interface PairedTable {
+  stage: string;
+  key: string;
+  precision: number;
+  cap_ms: number;
+  started_at: string;
+  finished_at: string;
+  load: number[];
+  cpu: string;
+  flags: string[];
+  baseline: TrialMetrics;
+  entries: PairedEntry[];
+}
+
+const file = (stage: string) => path.join(OUT, `paired-${stage}.json`);
+const read = <T>(stage: string): T | undefined =>
+  fs.existsSync(file(stage)) ? (JSON.parse(fs.readFileSync(file(stage), 'utf8')) as T) : undefined;
+const write = (stage: string, j: unknown) => {
+  fs.mkdirSync(OUT, { recursive: true });
+  writeFileAtomicSync(file(stage), JSON.stringify(j, null, 1) + '\n');
+};
+
+async function setting() {
+  const s = await loadSetting(path.resolve(values.recipe!));
+  const configs = [...new Map([...enumerate(s.space)].map((c) => [planKey(c, s.setting), c])).entries()];
+  const key = sha256(
+    JSON.stringify([
+      sha256(fs.readFileSync(s.setting.recipe.model)),
+      s.space.knobs.map((k) => [k.key, k.values]),
+      s.setting.hardware.cpu,
+      s.setting.hardware.isa,
+    ]),
+  ).slice(0, 16);
+  return { ...s, configs, key };
+}
+
+const machine = () => ({
+  load: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  cpu: os.cpus()[0]?.model ?? '?',
+  flags:
+    (fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '')
+      .match(/^flags\s*:\s*(.*)$/m)?.[1]
+      .split(' ')
+      .filter((f) => /^(avx2|avx512f|avx512_vnni|avx_vnni|fma|f16c|amx_tile)$/.test(f)) ?? [],
+});
+
+async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
+  const s = await setting();
+  const first = stage === 'table-b' ? read<PairedTable>('table-a') : undefined;
+  const accuracy = new Map(first?.entries.map((e) => [e.key, e]));
+  const ev = new RecipeEvaluator(s.setting.recipe, {
+    quick: true,
+    storeDir: STORE,
+    racePrecision: PRECISION,
+    raceCapMs: CAP_MS,
+  });
+  const started_at = new Date().toISOString();
+  const m0 = machine();
+  const baseline = await ev.baseline();
+  const order = stage === 'table-b' ? [...s.configs].reverse() : s.configs;
+  const entries: PairedEntry[] = [];
+  for (const [i, [key, config]] of order.entries()) {
+    const known = accuracy.get(key);
+    const speedOnly = known?.status === 'ok' && known.ppl !== undefined;
+    const t = Date.now();
+    // Precision only matters near the best: a configuration whose whole interval is above 1.1× the best so
+    // far (or fp32, before any) stops as 'worse' (RaceSettings.precision).
+    const bestSoFar = Math.min(1, ...entries.filter((e) => e.decode).map((e) => e.decode!.ratio));
+    const threshold = Math.log(NEAR * bestSoFar);
+    const r = await ev.evaluate(config, { speedOnly, race: { threshold, tolerance: DEFAULT_TOLERANCE } });
+    const race = r.metrics.race;
+    const e: PairedEntry =
+      r.status === 'ok' && race?.decode
+        ? {
+            key,
+            config,
+            status: 'ok',
+            decode: race.decode,
+            paired: race.paired,
+            ...(race.note ? { note: race.note } : {}),
+            race_ms: race.wall_ms,
+            verdict: race.verdict,
+            threshold: Math.exp(threshold),
+            ppl: speedOnly ? known!.ppl : r.metrics.ppl,
+            ppl_fp32: speedOnly ? known!.ppl_fp32 : r.metrics.ppl_fp32,
+            model_bytes: r.metrics.model_bytes,
+          }
+        : { key, config, status: 'failed', error: r.error ?? 'no race figure' };
+    entries.push(e);
+    const d = e.decode;
+    console.error(
+      `  ${stage} ${i + 1}/${order.length} ${JSON.stringify(config)} → ` +
+        (d
+          ? `${d.ratio.toFixed(3)}× fp32 [${d.lo.toFixed(3)}, ${d.hi.toFixed(3)}] ${d.n} pairs, ` +
+            `${((Date.now() - t) / 1000).toFixed(1)} s`
+          : e.error),
+    );
+  }
+  const m1 = machine();
+  write(stage, {
+    stage,
+    key: s.key,
+    precision: PRECISION,
+    cap_ms: CAP_MS,
+    started_at,
+    finished_at: new Date().toISOString(),
+    load: [...m0.load, ...m1.load],
+    cpu: m0.cpu,
+    flags: m0.flags,
+    baseline,
+    entries,
+  } satisfies PairedTable);
+}
+
+/** The ground truth: per plan, the geometric mean of the tables' ratios, and its metrics for judging. */
+function truthOf(tables: PairedTable[]) {
+  const byKey = new Map<string, { ratios: number[]; e: PairedEntry }>();
+  for (const t of tables)
+    for (const e of t.entries) {
+      if (e.status !== 'ok' || !e.decode) continue;
+      const v = byKey.get(e.key) ?? { ratios: [], e };
+      v.ratios.push(e.decode.ratio);
+      byKey.set(e.key, v);
+    }
+  return new Map(
+    [...byKey].map(([k, v]) => [
+      k,
+      { ...v, ratio: Math.exp(v.ratios.reduce((a, b) => a + Math.log(b), 0) / v.ratios.length) },
+    ]),
+  );
+}
+
+interface LiveFile {
+  runs: LiveRun[];
+  trials: number;
+  seeds: number;
+  started_at: string;
+  finished_at: string;
+  load: number[];
+}
+
+interface LiveRun {
+  strategy: string;
+  seed: number;
+  /** After trial t: the plan key of the search's answer (the loop's best, when feasible), or null. */
+  answers: (string | null)[];
+  /** Wall time of each trial, s (compression when the plan is new to this stage's store, race, accuracy). */
+  trial_s: number[];
+  answer?: Config;
+}
+
+/** Ground truth for scoring: each plan's ratio, whether it is feasible, and the best feasible ratio. */
+function scoring(tables: PairedTable[], recipe: Parameters<typeof objectiveOf>[0]) {
+  const truth = truthOf(tables);
+  const objective = objectiveOf(recipe);
+  const feasible = (k: string) => {
+    const v = truth.get(k);
+    if (!v) return false;
+    const m: TrialMetrics = { decode_ms_per_token: v.ratio, ppl: v.e.ppl, ppl_fp32: v.e.ppl_fp32 };
+    return judge(objective, 'ok', m, tables[0]?.baseline).feasible;
+  };
+  const best = Math.min(...[...truth].filter(([k]) => feasible(k)).map(([, v]) => v.ratio));
+  /** An answer's ground truth over the best (Infinity: none yet, infeasible or not in the tables). */
+  const score = (k: string | null) => (k && feasible(k) ? truth.get(k)!.ratio / best : Infinity);
+  return { truth, best, score };
+}
+
+async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
+  const s = await setting();
+  const seeds = Number(values.seeds);
+  const trials = Number(values.trials);
+  const objective = objectiveOf(s.setting.recipe);
+  const ev = new RecipeEvaluator(s.setting.recipe, { quick: true, storeDir: liveStore(stage) });
+  const load = stage === 'live-loadgen' ? startLoad({ seed: 13, threads: 1 }) : undefined;
+  const runs: LiveRun[] = [];
+  const started_at = new Date().toISOString();
+  const m0 = machine();
+  try {
+    const baseline = await ev.baseline();
+    const strategies: Record<string, (seed: number) => Proposer> = {
+      offline: (seed) => new TpeSearch({ seed }),
+      random: (seed) => new RandomSearch(seed),
+    };
+    // Seeds outermost, so both strategies see the same hours of the machine.
+    for (let seed = 0; seed < seeds; seed++)
+      for (const [strategy, make] of Object.entries(strategies)) {
+        const run: LiveRun = { strategy, seed, answers: [], trial_s: [] };
+        let t = Date.now();
+        const result = await runLoop({
+          setting: s.setting,
+          space: s.space,
+          objective,
+          evaluator: ev,
+          proposer: make(seed),
+          budget: { trials },
+          baseline,
+          onEvent: (e) => {
+            if (e.type !== 'trial-end') return;
+            run.trial_s.push((Date.now() - t) / 1000);
+            t = Date.now();
+            run.answers.push(e.best?.feasible ? planKey(e.best.config, s.setting) : null);
+          },
+        });
+        run.answer = result.best?.config;
+        runs.push(run);
+        console.error(
+          `  ${stage} ${strategy} seed ${seed}: answer ${JSON.stringify(run.answer)}; ` +
+            `trials ${run.trial_s.map((x) => x.toFixed(0)).join(' ')} s`,
+        );
+        // Written after every search, so an interrupted stage keeps what it measured.
+        write(stage, liveRecord());
+      }
+  } finally {
+    await load?.stop();
+  }
+  function liveRecord() {
+    const m1 = machine();
+    return {
+      stage,
+      key: s.key,
+      started_at,
+      finished_at: new Date().toISOString(),
+      load: [...m0.load, ...m1.load],
+      cpu: m0.cpu,
+      flags: m0.flags,
+      loadgen: stage === 'live-loadgen' ? { seed: 13, threads: 1 } : undefined,
+      seeds,
+      trials,
+      runs,
+    };
+  }
+  write(stage, liveRecord());
+}
+
+/** What the report renders (bench/run.ts pairedSection), written to <out>/paired.json. */
+async function summary(): Promise<void> {
+  const tables = (['table-a', 'table-b'] as const).map((t) => read<PairedTable>(t)).filter((t) => !!t);
+  const out: Record<string, unknown> = { precision: PRECISION, tables: {} };
+  const truth = truthOf(tables);
+  const [a, b] = tables;
+  if (a && b) {
+    const name = (e: PairedEntry) => JSON.stringify(e.config);
+    const ratios = (t: PairedTable) =>
+      new Map(t.entries.filter((e) => e.decode).map((e) => [name(e), e.decode!.ratio] as const));
+    out.agreement = agreement(ratios(a), ratios(b));
+  }
+  for (const t of tables) {
+    const ok = t.entries.filter((e) => e.decode);
+    (out.tables as Record<string, unknown>)[t.stage] = {
+      configurations: t.entries.length,
+      failed: t.entries.length - ok.length,
+      within_precision: ok.filter((e) => withinPrecision(e.decode!, t.precision)).length,
+      stopped_worse: ok.filter((e) => e.verdict === 'worse' && !withinPrecision(e.decode!, t.precision)).length,
+      /** Configurations within NEAR of the table's best: where precision matters. */
+      near_best: ok.filter((e) => e.decode!.ratio <= NEAR * Math.min(...ok.map((x) => x.decode!.ratio))).length,
+      near_best_within_precision: ok.filter(
+        (e) =>
+          e.decode!.ratio <= NEAR * Math.min(...ok.map((x) => x.decode!.ratio)) &&
+          withinPrecision(e.decode!, t.precision),
+      ).length,
+      unpaired: ok.filter((e) => !e.paired).length,
+      median_race_s: median(ok.map((e) => (e.race_ms ?? 0) / 1000)),
+      median_pairs: median(ok.map((e) => e.decode!.n)),
+      precision: t.precision,
+      cap_s: t.cap_ms / 1000,
+      started_at: t.started_at,
+      finished_at: t.finished_at,
+      load: t.load,
+      cpu: t.cpu,
+      flags: t.flags,
+    };
+  }
+  const sc = tables.length ? scoring(tables, (await setting()).setting.recipe) : undefined;
+  // The table's top: the configurations by ground truth, each table's figure beside it.
+  out.top = [...truth.entries()]
+    .sort((x, y) => x[1].ratio - y[1].ratio)
+    .slice(0, 8)
+    .map(([k, v]) => ({
+      config: v.e.config,
+      feasible: sc ? sc.score(k) < Infinity : undefined,
+      ratio: v.ratio,
+      ppl_increase: v.e.ppl && v.e.ppl_fp32 ? v.e.ppl / v.e.ppl_fp32 - 1 : undefined,
+      tables: tables.map((t) => {
+        const e = t.entries.find((x) => x.key === k)?.decode;
+        return e ? { ratio: e.ratio, lo: e.lo, hi: e.hi, n: e.n } : null;
+      }),
+    }));
+  out.live = {};
+  for (const stage of ['live-own', 'live-loadgen']) {
+    const l = read<LiveFile>(stage);
+    if (!l || !sc) continue;
+    // Seeds completed by both strategies (an interrupted stage is reported for what it finished).
+    const done = [...new Set(l.runs.map((r) => r.seed))].filter((seed) =>
+      ['offline', 'random'].every((s) => l.runs.some((r) => r.seed === seed && r.strategy === s)),
+    );
+    const of = (s: string) => l.runs.filter((r) => r.strategy === s && done.includes(r.seed));
+    const curve = (r: LiveRun) => r.answers.map((k) => sc.score(k));
+    const meanAt = (s: string, t: number) => mean(of(s).map((r) => Math.min(curve(r)[t - 1] ?? Infinity, 4)));
+    const strategies = ['offline', 'random'];
+    (out.live as Record<string, unknown>)[stage] = {
+      seeds: done.length,
+      trials: l.trials,
+      started_at: l.started_at,
+      finished_at: l.finished_at,
+      load: l.load,
+      scored_by: tables.map((t) => t.stage),
+      within_5pct_at_budget: Object.fromEntries(
+        strategies.map((s) => [s, of(s).filter((r) => curve(r)[l.trials - 1] <= 1.05).length]),
+      ),
+      answers: Object.fromEntries(strategies.map((s) => [s, of(s).map((r) => curve(r)[l.trials - 1])])),
+      mean_curve: Object.fromEntries(
+        strategies.map((s) => [s, Array.from({ length: l.trials }, (_, i) => meanAt(s, i + 1))]),
+      ),
+      beats_random_at_every_trial: Array.from({ length: l.trials }, (_, i) => i + 1).every(
+        (t) => meanAt('offline', t) <= meanAt('random', t) + 1e-9,
+      ),
+      median_trial_s: Object.fromEntries(strategies.map((s) => [s, median(of(s).flatMap((r) => r.trial_s))])),
+    };
+  }
+  console.log(JSON.stringify(out, null, 1));
+  fs.mkdirSync(OUT, { recursive: true });
+  writeFileAtomicSync(path.join(OUT, 'paired.json'), JSON.stringify(out, null, 1) + '\n');
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+async function main(): Promise<void> {
+  const stage = values.stage!;
+  const stages = ['table-a', 'live-own', 'live-loadgen', 'table-b'] as const;
+  // `all` (npm run bench's part): the stages whose JSON is missing, in an order that puts the two tables
+  // at different hours; `--remeasure` measures them all again.
+  const todo =
+    stage === 'all'
+      ? stages.filter((s) => values.remeasure || !fs.existsSync(file(s)))
+      : stage === 'summary'
+        ? []
+        : [stage];
+  for (const s of todo) {
+    if (s === 'table-a' || s === 'table-b') await measureTable(s);
+    else if (s === 'live-own' || s === 'live-loadgen') await live(s);
+    else throw new Error(`unknown stage '${s}' (table-a, table-b, live-own, live-loadgen, all, summary)`);
+  }
+  await summary();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
