@@ -41,7 +41,6 @@ function longLines(root: string, folders: string[], limit: number): string[] {
   return found;
 }
 
-
 test(`no source line is over ${HARD_LIMIT} columns (bench/ files on the temporary list excepted)`, () => {
   const over = longLines(ROOT, FOLDERS, HARD_LIMIT);
   assert.deepEqual(over, [], `lines over ${HARD_LIMIT} columns (wrap them at 120):\n${over.join('\n')}`);
