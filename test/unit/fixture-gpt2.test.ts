@@ -48,7 +48,8 @@ test(
       signal: new AbortController().signal,
     });
     assert.equal(code, 0, err.join('\n') + out.join('\n'));
-    assert.match(out.join('\n'), /no problems/);
+    assert.deepEqual(out, [], 'no diagnostic lines');
+    assert.match(err.join('\n'), /haqa\.yaml: no problems/);
     await loadRecipe();
 
     const config = JSON.parse(fs.readFileSync(path.join(DIR, 'config.json'), 'utf8'));
