@@ -1,13 +1,16 @@
 // End-to-end tests in a real VS Code: `npm run test:e2e`.
 // Builds and packages the .vsix, brings up code-server offline (scripts/e2e/setup.sh), installs the
 // .vsix into a fresh extensions folder, opens a COPY of examples/tiny-llama and drives the workbench
-// with Debian's chromium. Screenshots go to test-results/e2e/. Prints `N passed, M failed`.
+// with Debian's chromium. Screenshots go to test-results/e2e/; the README's pictures (docs/images/: the lens,
+// the results view in a dark and a light theme, the walkthrough) are written by the steps that show them,
+// after their assertions pass, so they are always of the current build. Prints `N passed, M failed`.
 //
 // Env: E2E_SKIP_BUILD=1 reuses dist-vsix/haqa-<platform>-<arch>-<version>.vsix; E2E_ONLY=<substring> runs matching scenarios.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Locator } from 'playwright-core';
 import { command, editorText, open, openFile, ROOT, SHOTS, waitFor, webviewFrame, type Session } from './harness';
 
 // The host's platform package, as scripts/package.mjs names it (code-server runs on this machine).
@@ -15,6 +18,7 @@ const HOST_TARGET = `${process.platform}-${process.arch}`;
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const VSIX = path.join(ROOT, 'dist-vsix', `haqa-${HOST_TARGET}-${VERSION}.vsix`);
 const EXAMPLE = path.join(ROOT, 'examples/tiny-llama');
+const DOC_IMAGES = path.join(ROOT, 'docs/images');
 
 interface Scenario {
   name: string;
@@ -59,6 +63,66 @@ async function notifications(s: Session): Promise<string> {
   );
 }
 
+/** The text of the modal dialog, when one is up (VS Code's own, not a native one, in the browser). */
+async function dialogText(s: Session): Promise<string> {
+  return s.page.evaluate(() => (document.querySelector('.monaco-dialog-box') as HTMLElement | null)?.innerText ?? '');
+}
+
+/** A README picture: `what` (an element of the workbench) or the whole window, into docs/images/. */
+async function docImage(s: Session, name: string, what?: Locator): Promise<void> {
+  fs.mkdirSync(DOC_IMAGES, { recursive: true });
+  const file = path.join(DOC_IMAGES, `${name}.png`);
+  if (what) await what.screenshot({ path: file });
+  else await s.page.screenshot({ path: file });
+  fs.copyFileSync(file, path.join(SHOTS, `doc-${name}.png`));
+}
+
+/** The 1-based line of the recipe on disk that contains `text`. */
+function lineOf(s: Session, text: string): number {
+  const i = fs
+    .readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes(text));
+  if (i < 0) throw new Error(`no line with ${JSON.stringify(text)} in the recipe`);
+  return i + 1;
+}
+
+/** Put the cursor at line:col of the open recipe, open the quick fixes and take the one whose label matches. */
+async function quickFix(s: Session, line: number, col: number, want: RegExp, shot?: string): Promise<void> {
+  await openFile(s.page, 'haqa.yaml');
+  await command(s.page, 'Go to Line/Column...');
+  await s.page.keyboard.type(`${line}:${col}`);
+  await s.page.keyboard.press('Enter');
+  await s.page.keyboard.press('Control+.');
+  // The menu sits under a pointer-blocking overlay: choose with the keyboard, as users do.
+  const focused = s.page.locator('.action-widget .monaco-list-row.focused');
+  await focused.waitFor({ timeout: 20_000 });
+  if (shot) await s.shot(shot);
+  const seen: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const label = (await focused.getAttribute('aria-label')) ?? '';
+    if (want.test(label)) {
+      await s.page.keyboard.press('Enter');
+      return;
+    }
+    seen.push(label);
+    await s.page.keyboard.press('ArrowDown');
+  }
+  await s.page.keyboard.press('Escape');
+  throw new Error(`no quick fix matching ${want}; offered: ${JSON.stringify(seen)}`);
+}
+
+/** Runs of the copy's store (.haqa/runs/runs.jsonl), oldest first. */
+function storedRuns(s: Session): { status: string; trial?: { number?: number } }[] {
+  const f = path.join(s.folder, '.haqa/runs/runs.jsonl');
+  if (!fs.existsSync(f)) return [];
+  return fs
+    .readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { status: string; trial?: { number?: number } });
+}
+
 const TYPO = 'symetric: true';
 
 /** Misspell a key in the copy: the unknown-key diagnostic and its quick fix are the known answer. */
@@ -70,10 +134,31 @@ function misspell(folder: string): void {
   fs.writeFileSync(f, text.replace('  symmetric: true', `  ${TYPO}`));
 }
 
+const GLOB = '    - match: model.layers.*.mlp.down_proj';
+const GLOB_TYPO = '    - match: model.layers.*.mlp.down_prj';
+const TRIALS = '  trials: 12';
+/** A short tune: the budget the Tune command's "As the recipe says" takes. */
+const FEW_TRIALS = '  trials: 3';
+
+/** The recipe as it should read once both quick fixes are applied: the example with the short budget. */
+function fixedRecipe(): string {
+  return fs.readFileSync(path.join(EXAMPLE, 'haqa.yaml'), 'utf8').replace(TRIALS, FEW_TRIALS);
+}
+
+/** The trusted session's copy: a misspelt key, a mistyped override glob, and a tune budget of 3 trials. */
+function prepareTrusted(folder: string): void {
+  misspell(folder);
+  const f = path.join(folder, 'haqa.yaml');
+  const text = fs.readFileSync(f, 'utf8');
+  if (!text.includes(`${GLOB}\n`)) throw new Error(`the example recipe no longer has ${JSON.stringify(GLOB)}`);
+  if (!text.includes(`${TRIALS}\n`)) throw new Error(`the example recipe no longer has ${JSON.stringify(TRIALS)}`);
+  fs.writeFileSync(f, text.replace(`${GLOB}\n`, `${GLOB_TYPO}\n`).replace(TRIALS, FEW_TRIALS));
+}
+
 const trusted: Scenario = {
   name: 'trusted',
   trust: false, // Workspace Trust off = everything trusted
-  prepare: misspell,
+  prepare: prepareTrusted,
   steps: [
     {
       name: 'the extension activates and the recipe opens',
@@ -105,23 +190,7 @@ const trusted: Scenario = {
       name: 'a quick fix changes the text',
       async run(s) {
         // Put the cursor on the misspelt key, ask for quick fixes, take the one that renames it.
-        await openFile(s.page, 'haqa.yaml');
-        await command(s.page, 'Go to Line/Column...');
-        const lineNo =
-          fs
-            .readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8')
-            .split('\n')
-            .findIndex((l) => l.includes(TYPO)) + 1;
-        await s.page.keyboard.type(`${lineNo}:4`);
-        await s.page.keyboard.press('Enter');
-        await s.page.keyboard.press('Control+.');
-        // The menu sits under a pointer-blocking overlay: choose with the keyboard, as users do.
-        const focused = s.page.locator('.action-widget .monaco-list-row.focused');
-        await focused.waitFor({ timeout: 20_000 });
-        await s.shot('03-quick-fix-menu');
-        for (let i = 0; i < 5 && !/to 'symmetric'/.test((await focused.getAttribute('aria-label')) ?? ''); i++)
-          await s.page.keyboard.press('ArrowDown');
-        await s.page.keyboard.press('Enter');
+        await quickFix(s, lineOf(s, TYPO), 4, /to 'symmetric'/, '03-quick-fix-menu');
         await waitFor(
           async () => {
             const t = await editorText(s.page);
@@ -137,6 +206,54 @@ const trusted: Scenario = {
         );
         await command(s.page, 'File: Save');
         await s.shot('04-quick-fix-applied');
+      },
+    },
+    {
+      name: 'the nearest-layer glob fix keeps the override’s other keys and its comment',
+      async run(s) {
+        await command(s.page, 'View: Focus Problems');
+        await waitFor(
+          async () => /'model\.layers\.\*\.mlp\.down_prj' matches no layer/.test(await problemsText(s)),
+          30_000,
+          async () => `no pattern-no-match problem for the mistyped glob:\n${await problemsText(s)}`,
+        );
+        // The cursor inside the pattern's text; the fix must be the nearest matching pattern, not "remove".
+        const line = lineOf(s, GLOB_TYPO);
+        await quickFix(s, line, GLOB_TYPO.indexOf('layers') + 1, /Change to model\.layers\.\*\.mlp\.down_proj/);
+        await waitFor(
+          async () => (await editorText(s.page)).includes(GLOB),
+          10_000,
+          async () => `the editor does not show the corrected glob:\n${await editorText(s.page)}`,
+        );
+        await command(s.page, 'File: Save');
+        // The document as saved: exactly the example (plus the short budget), so the override kept its
+        // comment, its bits and its block_size, and nothing else moved.
+        const want = fixedRecipe();
+        const got = await waitFor(
+          () => {
+            const t = fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8');
+            return t.includes(GLOB) ? t : undefined;
+          },
+          10_000,
+          () => 'the saved recipe does not have the corrected glob',
+        );
+        if (got !== want) {
+          const a = got.split('\n'),
+            b = want.split('\n');
+          const i = a.findIndex((l, k) => l !== b[k]);
+          throw new Error(
+            `the recipe after the fix differs at line ${i + 1}: ${JSON.stringify(a[i])}, want ${JSON.stringify(b[i])}`,
+          );
+        }
+        const block = got.split('\n').slice(line - 2, line + 2);
+        if (!/^\s+# down_proj sees/.test(block[0]) || !/bits: 8/.test(block[2]) || !/block_size: 64/.test(block[3]))
+          throw new Error(`the override lost its comment or keys:\n${block.join('\n')}`);
+        await waitFor(
+          async () => !/matches no layer/.test(await problemsText(s)),
+          30_000,
+          async () => `the pattern problem stayed after the fix:\n${await problemsText(s)}`,
+        );
+        await s.shot('04b-glob-fix-applied');
       },
     },
     {
@@ -161,6 +278,38 @@ const trusted: Scenario = {
           1000,
         );
         await s.shot('06-benchmark-lens');
+        await docImage(s, 'code-lens', s.page.locator('.part.editor'));
+      },
+    },
+    {
+      name: 'the walkthrough is on the Welcome page and its steps tick as they are done',
+      async run(s) {
+        await command(s.page, 'Help: Welcome');
+        const welcome = s.page.locator('.gettingStartedContainer');
+        const entry = welcome.locator('.getting-started-category', { hasText: 'Get started with HAQA' }).first();
+        await entry.waitFor({ timeout: 30_000 });
+        await entry.click();
+        const step = (id: string) => welcome.locator(`button.getting-started-step[data-step-id$="${id}"]`).first();
+        await step('tune').waitFor({ timeout: 15_000 });
+        const done = async (id: string) => (await step(id).getAttribute('aria-checked')) === 'true';
+        const text = await welcome.innerText();
+        if (text.includes('`')) throw new Error(`the walkthrough shows literal backticks:\n${text}`);
+        // The recipe is open and a benchmark ran (earlier steps): those two are done; results not shown yet.
+        if (!(await done('recipe'))) throw new Error('the "Open a recipe" step is not ticked with haqa.yaml open');
+        if (!(await done('benchmark'))) throw new Error('the "Benchmark it" step is not ticked after a benchmark');
+        if (await done('tune')) throw new Error('the "Tune and read the results" step is ticked before any results');
+        await command(s.page, 'HAQA: Show Results');
+        await webviewFrame(s.page, 'body[data-rendered]', 30_000);
+        await s.page.locator('.tab', { hasText: 'Welcome' }).first().click();
+        await waitFor(
+          () => done('tune'),
+          15_000,
+          () => 'the "Tune and read the results" step did not tick after HAQA: Show Results',
+        );
+        await step('tune').click();
+        await s.page.waitForTimeout(500);
+        await s.shot('06b-walkthrough');
+        await docImage(s, 'walkthrough', s.page.locator('.part.editor'));
       },
     },
     {
@@ -193,6 +342,146 @@ const trusted: Scenario = {
           async () => `no stale lens; lenses: ${JSON.stringify(await codeLenses(s))}`,
         );
         await s.shot('08-lens-stale');
+      },
+    },
+    {
+      name: 'cancelling a running benchmark leaves no warning behind',
+      async run(s) {
+        await openFile(s.page, 'haqa.yaml');
+        const before = storedRuns(s).length;
+        await command(s.page, 'HAQA: Benchmark Recipe');
+        const toast = s.page
+          .locator('.notifications-toasts .notification-toast', { hasText: 'HAQA: Benchmark' })
+          .first();
+        const cancel = toast.locator('.monaco-button', { hasText: 'Cancel' }).first();
+        await cancel.waitFor({ timeout: 20_000 });
+        // Let the job reach its worker (the status bar names a stage) before cancelling it.
+        await waitFor(
+          () =>
+            s.page.evaluate(() =>
+              Array.from(document.querySelectorAll('.statusbar-item')).some((e) =>
+                /HAQA: Benchmark haqa\.yaml: /.test((e as HTMLElement).innerText),
+              ),
+            ),
+          60_000,
+          () => 'the benchmark reported no stage in the status bar',
+        );
+        await cancel.click();
+        await waitFor(
+          async () => /Benchmark haqa\.yaml cancelled/.test(await notifications(s)),
+          60_000,
+          async () => `no "cancelled" message; notifications:\n${await notifications(s)}`,
+        );
+        const runs = storedRuns(s).slice(before);
+        if (!runs.some((r) => r.status === 'cancelled'))
+          throw new Error(`the store has no cancelled run after Cancel: ${JSON.stringify(runs.map((r) => r.status))}`);
+        // The diagnostics are republished after every run: give them the time a finished run takes to show.
+        await command(s.page, 'View: Focus Problems');
+        await s.page.waitForTimeout(5000);
+        const problems = await problemsText(s);
+        if (/run-failed|cancel/i.test(problems))
+          throw new Error(`a problem was left by the cancelled run:\n${problems}`);
+        await openFile(s.page, 'haqa.yaml');
+        await s.page.keyboard.press('Control+Home');
+        const lenses = await codeLenses(s);
+        if (lenses.some((t) => /cancel/i.test(t)))
+          throw new Error(`a lens shows the cancelled run: ${JSON.stringify(lenses)}`);
+        await s.shot('09-cancelled');
+      },
+    },
+    {
+      name: 'after a tune the announced best is the results view’s best and the lens’s figures',
+      async run(s) {
+        await openFile(s.page, 'haqa.yaml');
+        await command(s.page, 'HAQA: Tune Recipe');
+        // Budget: the recipe's (3 trials, set by prepareTrusted). Agent: offline (asked only when a key is set).
+        const row = (text: string) => s.page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
+        await row('As the recipe says').waitFor({ timeout: 10_000 });
+        await row('As the recipe says').click();
+        if (
+          await row('Offline optimizer')
+            .isVisible({ timeout: 2000 })
+            .catch(() => false)
+        )
+          await row('Offline optimizer').click();
+        const text = await waitFor(
+          async () => {
+            const t = await dialogText(s);
+            return /tuning .* after \d+ trials/.test(t) ? t : undefined;
+          },
+          540_000,
+          async () =>
+            `no end-of-tune message; notifications:\n${await notifications(s)}\n${s.logs(/HAQA\.log$/).slice(-3000)}`,
+          1000,
+        );
+        await s.shot('10-tune-done');
+        const m = /best: trial (\d+) — (.+)/.exec(text);
+        if (!m) throw new Error(`the end message names no best trial:\n${text}`);
+        const announced = Number(m[1]);
+        const headline = m[2].trim();
+        const trials = Number(/after (\d+) trials/.exec(text)![1]);
+        if (trials < 1 || trials > 3) throw new Error(`the tune ran ${trials} trials; the recipe's budget is 3`);
+        await s.page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Show Results' }).first().click();
+
+        // The results view: exactly one row marked best, the same trial, and the same figures in its header.
+        const frame = await webviewFrame(s.page, 'table.runs tr.best', 30_000);
+        const bestRows = frame.locator('table.runs tbody tr.best');
+        if ((await bestRows.count()) !== 1) throw new Error(`${await bestRows.count()} rows are marked best`);
+        const label = await bestRows.first().locator('td').first().innerText();
+        const shown = /trial (\d+)/.exec(label);
+        if (!shown || Number(shown[1]) !== announced)
+          throw new Error(`the end message says best is trial ${announced}; the results view marks "${label}"`);
+        const summary = await frame.locator('#summary').innerText();
+        if (!summary.includes(`best: ${headline}`))
+          throw new Error(`the results header "${summary}" does not quote the announced best "${headline}"`);
+        // One run count everywhere: the lens, the header, the rows.
+        const rendered = Number(await frame.evaluate(() => document.body.dataset.rendered));
+        const rows = await frame.locator('table.runs tbody tr').count();
+        const header = Number(/(\d+) runs?\b/.exec(summary)?.[1]);
+        await openFile(s.page, 'haqa.yaml');
+        await s.page.keyboard.press('Control+Home');
+        const countLens = await waitFor(
+          async () => (await codeLenses(s)).find((t) => /Results \(\d+ runs?\)/.test(t)),
+          30_000,
+          async () => `no Results lens; lenses: ${JSON.stringify(await codeLenses(s))}`,
+        );
+        const lensCount = Number(/Results \((\d+)/.exec(countLens)![1]);
+        if (new Set([rendered, rows, header, lensCount]).size !== 1)
+          throw new Error(`run counts disagree: view ${rendered}, table ${rows}, header ${header}, lens ${lensCount}`);
+        await docImage(s, 'results-dark', s.page.locator('.part.editor'));
+
+        // The same view in a light theme (the webview follows the workbench's colours).
+        await command(s.page, 'Preferences: Color Theme');
+        const input = s.page.locator('.quick-input-widget input');
+        await input.fill('Light Modern');
+        await row('Light Modern').waitFor({ timeout: 10_000 });
+        await s.page.keyboard.press('Enter');
+        await waitFor(
+          () => frame.evaluate(() => document.body.classList.contains('vscode-light')),
+          15_000,
+          () => 'the results view did not switch to the light theme',
+        );
+        await s.page.waitForTimeout(800);
+        await docImage(s, 'results-light', s.page.locator('.part.editor'));
+
+        // Apply Best Trial (through the refactor preview): the lens then shows that trial's figures.
+        await openFile(s.page, 'haqa.yaml');
+        await command(s.page, 'HAQA: Apply Best Trial to Recipe');
+        const apply = s.page.locator('.bulk-edit-panel .monaco-button', { hasText: /^Apply$/ }).first();
+        await apply.waitFor({ timeout: 20_000 });
+        await apply.click();
+        const decode = /decode ([\d.]+) ms\/token/.exec(headline)?.[1];
+        if (!decode) throw new Error(`the announced best has no decode figure: ${headline}`);
+        await openFile(s.page, 'haqa.yaml');
+        await s.page.keyboard.press('Control+Home');
+        await waitFor(
+          async () =>
+            (await codeLenses(s)).some((t) => t.includes(`decode ${decode} ms/token`) && !/stale|cancel/.test(t)),
+          30_000,
+          async () =>
+            `no lens with the best trial's "decode ${decode} ms/token"; lenses: ${JSON.stringify(await codeLenses(s))}`,
+        );
+        await s.shot('11-best-applied');
       },
     },
   ],
