@@ -533,7 +533,27 @@ const trusted: Scenario = {
         await command(s.page, 'HAQA: Apply Best Trial to Recipe');
         const apply = s.page.locator('.bulk-edit-panel .monaco-button', { hasText: /^Apply$/ }).first();
         await apply.waitFor({ timeout: 20_000 });
+        const before = fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8');
         await apply.click();
+        await s.shot('11a-best-preview');
+        // The edit lands in the open document (dirty until saved): save it, then the file shows whether it applied.
+        const changed = await waitFor(
+          async () => {
+            await openFile(s.page, 'haqa.yaml');
+            await command(s.page, 'File: Save');
+            return fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8') !== before;
+          },
+          8000,
+          () => 'unchanged',
+          2000,
+        ).catch(() => false);
+        if (!changed) {
+          await command(s.page, 'Apply Refactoring');
+          await openFile(s.page, 'haqa.yaml');
+          await command(s.page, 'File: Save');
+        }
+        if (fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8') === before)
+          throw new Error('Apply Best Trial (accepted in the refactor preview) left the recipe unchanged');
         const decode = /decode ([\d.]+) ms\/token/.exec(headline)?.[1];
         if (!decode) throw new Error(`the announced best has no decode figure: ${headline}`);
         await openFile(s.page, 'haqa.yaml');
