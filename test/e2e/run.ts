@@ -206,6 +206,9 @@ function prepareTrusted(folder: string): void {
   fs.writeFileSync(f, text.replace(`${GLOB}\n`, `${GLOB_TYPO}\n`).replace(TRIALS, FEW_TRIALS));
 }
 
+/** The end message's best figures, from the tune step to the Apply Best Trial step after it. */
+let announcedBest: string | undefined;
+
 const trusted: Scenario = {
   name: 'trusted',
   trust: false, // Workspace Trust off = everything trusted
@@ -528,6 +531,17 @@ const trusted: Scenario = {
         await s.page.waitForTimeout(800);
         await docImage(s, 'results-light', s.page.locator('.part.editor'));
 
+        announcedBest = headline;
+      },
+    },
+    {
+      // In the run of 2026-12-03 11:35 UTC this failed: after "Apply" in the refactor preview the recipe on disk
+      // (saved) was unchanged and the lens still showed the plain benchmark, stale. Not diagnosed yet (the
+      // preview's Apply button, or the edit itself); kept failing rather than hidden.
+      name: 'Apply Best Trial (accepted in the preview) writes the trial, and the lens shows its figures',
+      async run(s) {
+        const headline = announcedBest;
+        if (!headline) throw new Error('no tune finished in this session (the step before failed)');
         // Apply Best Trial (through the refactor preview): the lens then shows that trial's figures.
         await openFile(s.page, 'haqa.yaml');
         await command(s.page, 'HAQA: Apply Best Trial to Recipe');
@@ -537,7 +551,7 @@ const trusted: Scenario = {
         await apply.click();
         await s.shot('11a-best-preview');
         // The edit lands in the open document (dirty until saved): save it, then the file shows whether it applied.
-        const changed = await waitFor(
+        await waitFor(
           async () => {
             await openFile(s.page, 'haqa.yaml');
             await command(s.page, 'File: Save');
@@ -546,12 +560,7 @@ const trusted: Scenario = {
           8000,
           () => 'unchanged',
           2000,
-        ).catch(() => false);
-        if (!changed) {
-          await command(s.page, 'Apply Refactoring');
-          await openFile(s.page, 'haqa.yaml');
-          await command(s.page, 'File: Save');
-        }
+        ).catch(() => undefined);
         if (fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8') === before)
           throw new Error('Apply Best Trial (accepted in the refactor preview) left the recipe unchanged');
         const decode = /decode ([\d.]+) ms\/token/.exec(headline)?.[1];
