@@ -535,9 +535,10 @@ const trusted: Scenario = {
       },
     },
     {
-      // In the run of 2026-12-03 11:35 UTC this failed: after "Apply" in the refactor preview the recipe on disk
-      // (saved) was unchanged and the lens still showed the plain benchmark, stale. Not diagnosed yet (the
-      // preview's Apply button, or the edit itself); kept failing rather than hidden.
+      // Fails (2026-12-03, code-server 4.100.3 = VS Code 1.100.3), a product bug, not the harness: the client
+      // (extension.ts applyEdit) marks every edit `needsConfirmation`, and VS Code's refactor preview starts such
+      // edits UNCHECKED (bulkEditPreview: updateChecked(edit, !metadata.needsConfirmation)), so "Apply" applies
+      // nothing unless the user ticks each edit first. Seen here: recipe unchanged on disk, lens still stale.
       name: 'Apply Best Trial (accepted in the preview) writes the trial, and the lens shows its figures',
       async run(s) {
         const headline = announcedBest;
