@@ -445,7 +445,7 @@ const trusted: Scenario = {
       },
     },
     {
-      name: 'after a tune the announced best is the results view’s best and the lens’s figures',
+      name: 'after a tune the announced best is the results view’s best; view, table and lens count the same runs',
       async run(s) {
         await openFile(s.page, 'haqa.yaml');
         await command(s.page, 'HAQA: Tune Recipe');
