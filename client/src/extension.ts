@@ -67,6 +67,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
   await client.start();
   log.info('language server started');
 
+  // The walkthrough's "Open a recipe" step ticks on this key. VS Code 1.100 knows no `onLanguage:` completion
+  // event, and evaluates `onContext:` against the window's context, where the editor-scoped resourceFilename
+  // is not set: a key of our own, true while a recipe is the active editor, is what it can see change.
+  const recipeActive = (e: vscode.TextEditor | undefined) =>
+    void vscode.commands.executeCommand(
+      'setContext',
+      'haqa.recipeActive',
+      !!e && vscode.languages.match(RECIPE_SELECTOR, e.document) > 0,
+    );
+  recipeActive(vscode.window.activeTextEditor);
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(recipeActive));
+
   context.subscriptions.push(
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('workspace trusted: runs enabled');
