@@ -161,19 +161,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
     return { apiKey: sent.key, model: cfg().get<string>('agent.model') || undefined, baseUrl };
   }
 
-  /** Applies a server edit; `preview`: through VS Code's refactor preview (a diff to accept or discard). */
-  async function applyEdit(result: EditResult | undefined, preview = false): Promise<boolean> {
+  /**
+   * Applies a server edit; `confirm`: first a modal that shows what changes (the lines the edit writes) with
+   * Apply / Cancel. Not VS Code's refactor preview: that starts `needsConfirmation` edits unticked, so its
+   * Apply applied nothing unless each edit was ticked first (found by the code-server e2e). Undo reverts it.
+   */
+  async function applyEdit(result: EditResult | undefined, confirm = false): Promise<boolean> {
     if (!result || !client) return false;
     if (!result.edit) {
       void vscode.window.showInformationMessage(`HAQA: ${result.message}`);
       return false;
     }
-    let edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
-    if (preview) {
-      const confirmed = new vscode.WorkspaceEdit();
-      const meta = { needsConfirmation: true, label: `HAQA: ${result.message}` };
-      for (const [u, edits] of edit.entries()) for (const e of edits) confirmed.replace(u, e.range, e.newText, meta);
-      edit = confirmed;
+    const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit as WorkspaceEdit);
+    if (confirm) {
+      const yes = 'Apply';
+      const answer = await vscode.window.showInformationMessage(
+        `HAQA: ${result.message}`,
+        { modal: true, detail: editSummary(edit) },
+        yes,
+      );
+      if (answer !== yes) return false;
     }
     const ok = await vscode.workspace.applyEdit(edit);
     log.info(`${result.message}${ok ? '' : ' (the edit was rejected)'}`);
@@ -412,4 +419,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<HaqaAp
 export async function deactivate(): Promise<void> {
   await client?.stop();
   client = undefined;
+}
+
+/** What an edit writes, for a confirmation: per file, the first lines of each replacement (at most 12 lines). */
+function editSummary(edit: vscode.WorkspaceEdit): string {
+  const out: string[] = [];
+  for (const [uri, edits] of edit.entries()) {
+    out.push(`${vscode.workspace.asRelativePath(uri)}:`);
+    for (const e of edits) {
+      const text = e.newText.split('\n').filter((l) => l.trim() !== '');
+      out.push(
+        `  line ${e.range.start.line + 1}${text.length ? ':' : ': (removed)'}`,
+        ...text.slice(0, 4).map((l) => `    ${l.trim()}`),
+      );
+      if (text.length > 4) out.push(`    … ${text.length - 4} more lines`);
+    }
+  }
+  return out.length > 12 ? [...out.slice(0, 12), `… ${out.length - 12} more lines`].join('\n') : out.join('\n');
 }

@@ -537,22 +537,23 @@ const trusted: Scenario = {
       },
     },
     {
-      // Fails (2026-12-03, code-server 4.100.3 = VS Code 1.100.3), a product bug, not the harness: the client
-      // (extension.ts applyEdit) marks every edit `needsConfirmation`, and VS Code's refactor preview starts such
-      // edits UNCHECKED (bulkEditPreview: updateChecked(edit, !metadata.needsConfirmation)), so "Apply" applies
-      // nothing unless the user ticks each edit first. Seen here: recipe unchanged on disk, lens still stale.
-      name: 'Apply Best Trial (accepted in the preview) writes the trial, and the lens shows its figures',
+      // Apply Best Trial asks in a modal (what the edit writes, Apply / Cancel), then writes. It used VS Code's
+      // refactor preview, which starts `needsConfirmation` edits unticked: its Apply applied nothing (this step
+      // found it on 2026-12-03, code-server 4.100.3).
+      name: 'Apply Best Trial (confirmed in its dialog) writes the trial, and the lens shows its figures',
       async run(s) {
         const headline = announcedBest;
         if (!headline) throw new Error('no tune finished in this session (the step before failed)');
-        // Apply Best Trial (through the refactor preview): the lens then shows that trial's figures.
+        // Apply Best Trial (confirmed in its dialog): the lens then shows that trial's figures.
         await openFile(s.page, 'haqa.yaml');
         await command(s.page, 'HAQA: Apply Best Trial to Recipe');
-        const apply = s.page.locator('.bulk-edit-panel .monaco-button', { hasText: /^Apply$/ }).first();
+        const apply = s.page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Apply$/ }).first();
         await apply.waitFor({ timeout: 20_000 });
+        const asked = await dialogText(s);
+        if (!/line \d+/.test(asked)) throw new Error(`the dialog does not say what the edit writes: ${asked}`);
         const before = fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8');
         await apply.click();
-        await s.shot('11a-best-preview');
+        await s.shot('11a-best-confirmed');
         // The edit lands in the open document (dirty until saved): save it, then the file shows whether it applied.
         await waitFor(
           async () => {
@@ -565,7 +566,7 @@ const trusted: Scenario = {
           2000,
         ).catch(() => undefined);
         if (fs.readFileSync(path.join(s.folder, 'haqa.yaml'), 'utf8') === before)
-          throw new Error('Apply Best Trial (accepted in the refactor preview) left the recipe unchanged');
+          throw new Error('Apply Best Trial (confirmed in its dialog) left the recipe unchanged');
         const decode = /decode ([\d.]+) ms\/token/.exec(headline)?.[1];
         if (!decode) throw new Error(`the announced best has no decode figure: ${headline}`);
         await openFile(s.page, 'haqa.yaml');
