@@ -183,9 +183,8 @@ export async function command(page: Page, title: string): Promise<void> {
     () => false,
   );
   if (!shown) {
-    // Focus in a webview (its iframe takes the keys): give it back to the workbench, as a click on the title bar does.
-    const bar = await page.locator('.part.titlebar').first().boundingBox();
-    if (bar) await page.mouse.click(bar.x + bar.width / 2, bar.y + bar.height / 2);
+    // Focus in a webview (its iframe takes the keys): give it back to the workbench.
+    await focusWorkbench(page);
     await page.keyboard.press('F1');
     await input.waitFor({ state: 'visible', timeout: 10_000 });
   }
@@ -195,18 +194,42 @@ export async function command(page: Page, title: string): Promise<void> {
   await row.click();
 }
 
-/** Open a workspace file by name with Quick Open. */
+/** Give keyboard focus back to the workbench when a webview's iframe holds it, as a click on the title bar does. */
+async function focusWorkbench(page: Page): Promise<void> {
+  const bar = await page.locator('.part.titlebar').first().boundingBox();
+  if (bar) await page.mouse.click(bar.x + bar.width / 2, bar.y + bar.height / 2);
+}
+
+/** Open a workspace file by name with Quick Open, and wait until its editor is the active, visible one. */
 export async function openFile(page: Page, name: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
   await page.keyboard.press('Escape');
   await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  const shown = await input.waitFor({ state: 'visible', timeout: 3000 }).then(
+    () => true,
+    () => false,
+  );
+  if (!shown) {
+    await focusWorkbench(page);
+    await page.keyboard.press('Control+P');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+  }
   await input.fill(name);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
   await row.waitFor({ timeout: 15_000 });
   await row.click();
-  await page.locator(`.tab[aria-label*="${name}"]`).first().waitFor({ timeout: 10_000 });
-  await page.locator('.monaco-editor .view-lines').first().waitFor();
+  // A tab of that name may be open but behind a webview in its group: the active tab must be the file's.
+  const active = page.locator(`.tab.active[aria-label*="${name}"]`).first();
+  if (
+    !(await active.waitFor({ timeout: 5000 }).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    await page.locator(`.tab[aria-label*="${name}"]`).first().click();
+    await active.waitFor({ timeout: 10_000 });
+  }
+  await page.locator('.editor-instance .monaco-editor .view-lines').filter({ visible: true }).first().waitFor();
 }
 
 /** The visible text of the active editor (Monaco renders only the lines on screen). */
