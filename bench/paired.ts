@@ -330,6 +330,17 @@ async function summary(): Promise<void> {
     const ratios = (t: PairedTable) =>
       new Map(t.entries.filter((e) => e.decode).map((e) => [name(e), e.decode!.ratio] as const));
     out.agreement = agreement(ratios(a), ratios(b));
+    // Where both tables measured a configuration closely (≥ 30 pairs each), do their intervals overlap? A
+    // disjoint pair means the ratio itself moved between the hours (the load changes relative costs), which
+    // pairing cannot cancel, rather than noise.
+    const close = a.entries.flatMap((e) => {
+      const f = b.entries.find((x) => x.key === e.key)?.decode;
+      return e.decode && f && e.decode.n >= 30 && f.n >= 30 ? [[e.decode, f] as const] : [];
+    });
+    out.disjoint = {
+      compared: close.length,
+      disjoint: close.filter(([x, y]) => x.hi < y.lo || y.hi < x.lo).length,
+    };
   }
   for (const t of tables) {
     const ok = t.entries.filter((e) => e.decode);

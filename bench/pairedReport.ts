@@ -50,6 +50,15 @@ export function pairedSection(j: Json): string[] {
           `${f(t.median_race_s, 1)} (cap ${t.cap_s}) | ${t.unpaired} |`,
       );
     lines.push('', `CPU: ${tables[0][1].cpu} (${(tables[0][1].flags ?? []).join(', ')}).`, '');
+    lines.push(
+      'A configuration whose whole interval lay above 1.1× the best so far stopped early, as its precision ' +
+        'cannot change which configuration is best: ' +
+        tables.map(([n, t]) => `${n} ${t.stopped_worse} of ${t.configurations}`).join(', ') +
+        ". Of the configurations within 10% of their table's best, " +
+        tables.map(([n, t]) => `${n} measured ${t.near_best_within_precision} of ${t.near_best} to ±2%`).join(', ') +
+        ' (the others hit the cap).',
+      '',
+    );
   }
   if (j.agreement) {
     const a = j.agreement;
@@ -61,6 +70,14 @@ export function pairedSection(j: Json): string[] {
         `configurations; the largest disagreement is ${worst}.`,
       '',
     );
+    if (j.disjoint?.compared)
+      lines.push(
+        `Of the ${j.disjoint.compared} configurations both tables measured to at least 30 pairs, ` +
+          `${j.disjoint.disjoint} have disjoint 95% intervals: there the ratio itself moved between the two ` +
+          "hours (a load changes the two models' costs unequally), which pairing cannot cancel; the ground " +
+          'truth a search is scored by is their geometric mean.',
+        '',
+      );
   } else lines.push('**Agreement:** not measured — only one table exists.', '');
   if (j.top?.length) {
     lines.push(
@@ -112,6 +129,27 @@ export function pairedSection(j: Json): string[] {
         `(answers ${l.answers.offline.map((x: number) => f(x)).join(', ')}), random in ` +
         `${l.within_5pct_at_budget.random}/${l.seeds} (${l.answers.random.map((x: number) => f(x)).join(', ')}). ` +
         `Offline better than or equal to random at every trial count: **${l.beats_random_at_every_trial ? 'yes' : 'no'}**.`,
+      '',
+    );
+  }
+  if (live.length) {
+    const met = (l: Json) => l.within_5pct_at_budget.offline >= Math.ceil(0.8 * l.seeds);
+    const precise = tables.length > 0 && tables.every(([, t]) => t.near_best_within_precision === t.near_best);
+    lines.push(
+      `Goals (issue 13): offline within 5% in ≤ 12 trials in 4 of 5 seeds in each setting — ` +
+        live
+          .map(
+            ([stage, l]) =>
+              `${SETTINGS[stage] ? stage.replace('live-', '') : stage}: **${met(l) ? 'met' : 'not met'}**`,
+          )
+          .join(', ') +
+        '; better than random at every trial count — ' +
+        live
+          .map(
+            ([stage, l]) => `${stage.replace('live-', '')}: **${l.beats_random_at_every_trial ? 'met' : 'not met'}**`,
+          )
+          .join(', ') +
+        `; ground truth to ±2% near the best in both tables — **${precise ? 'met' : 'not met'}**.`,
       '',
     );
   }
