@@ -1,7 +1,8 @@
 // HAQA results view. Runs inside the webview: no network, no eval, data only from postMessage.
-// Draws decode latency (x) against perplexity increase (y) with the Pareto front (lower-left is
-// better), a table of the runs, and the per-layer plan of the selected run. All text goes in through
-// textContent, so names from recipes or agents can never become markup.
+// Draws decode latency (x: each run placed by its paired ratio to fp32, the figure the tuner ranks by)
+// against perplexity increase (y) with the Pareto front (lower-left is better), a table of the runs, and
+// the per-layer plan of the selected run. All text goes in through textContent, so names from recipes or
+// agents can never become markup.
 (function () {
   'use strict';
   const vscode = acquireVsCodeApi();
@@ -46,9 +47,9 @@
     return { values: out, digits: Math.max(0, -Math.floor(Math.log10(step))) };
   }
 
-  /** Runs not dominated in (latency, accuracy loss): nobody else is at least as good in both and better in one. */
-  function pareto(points) {
-    const sorted = [...points].sort((a, b) => latency(a) - latency(b) || accuracy(a) - accuracy(b));
+  /** Runs not dominated in (x, accuracy loss): nobody else is at least as good in both and better in one. */
+  function pareto(points, x) {
+    const sorted = [...points].sort((a, b) => x(a) - x(b) || accuracy(a) - accuracy(b));
     const front = [];
     let best = Infinity;
     for (const p of sorted)
@@ -75,15 +76,25 @@
       R = 16,
       T = 16,
       B = 44;
-    const xs = pts.map(latency),
-      ys = pts.map(accuracy).concat(budget !== undefined ? [budget] : []);
-    const pad = (lo, hi) => (hi - lo < 1e-9 ? [lo - 1, hi + 1] : [lo - (hi - lo) * 0.08, hi + (hi - lo) * 0.08]);
     // fp32's latency, from the runs' paired ratios (× fp32), so it can be marked even without its own point.
     const fp32s = runs
       .filter((r) => typeof r.speedup_decode === 'number' && typeof latency(r) === 'number')
       .map((r) => latency(r) * r.speedup_decode)
       .sort((a, b) => a - b);
     const fp32 = fp32s.length ? fp32s[Math.floor(fp32s.length / 2)] : undefined;
+    // x is where the run's paired ratio puts it against that one fp32 latency, so left-to-right is the order
+    // the tuner ranks by (× fp32), not the order of medians measured at different times under different loads;
+    // the fp32 run sits on the fp32 line. A run without a ratio is at its own median.
+    const isFp32 = (r) => r.trial && r.trial.agent === 'baseline';
+    const x = (r) =>
+      fp32 !== undefined && typeof r.speedup_decode === 'number' && r.speedup_decode > 0
+        ? fp32 / r.speedup_decode
+        : fp32 !== undefined && isFp32(r)
+          ? fp32
+          : latency(r);
+    const xs = pts.map(x),
+      ys = pts.map(accuracy).concat(budget !== undefined ? [budget] : []);
+    const pad = (lo, hi) => (hi - lo < 1e-9 ? [lo - 1, hi + 1] : [lo - (hi - lo) * 0.08, hi + (hi - lo) * 0.08]);
     const [x0, x1] = pad(
       Math.min(...xs, ...(fp32 !== undefined ? [fp32] : [])),
       Math.max(...xs, ...(fp32 !== undefined ? [fp32] : [])),
@@ -106,9 +117,8 @@
     }
     if (fp32 !== undefined) {
       svg.append(el('svg:line', { x1: sx(fp32), x2: sx(fp32), y1: T, y2: H - B, class: 'fp32' }));
-      // Not the fp32 run's own point (measured at another time, under another load): the fp32 latency the
-      // runs' paired ratios imply, which is what "× fp32" and the ranking read. The label says so.
-      const right = sx(fp32) > W - R - 170; // near the right edge the label goes to the line's left
+      // The fp32 latency the runs' paired ratios imply (their median): every run is placed against it.
+      const right = sx(fp32) > L + 90; // to the line's left (the budget label is at the right end), room allowing
       svg.append(
         el(
           'svg:text',
@@ -118,7 +128,7 @@
             class: 'tick fp32-label',
             'text-anchor': right ? 'end' : 'start',
           },
-          `fp32 by paired ratios ${fmt(fp32, 2)} ms`,
+          `fp32 ${fmt(fp32, 2)} ms`,
         ),
       );
     }
@@ -126,7 +136,7 @@
       el(
         'svg:text',
         { x: (L + W - R) / 2, y: H - 6, class: 'axis', 'text-anchor': 'middle' },
-        'latency, ms (decode per token; lower is better)',
+        "decode ms per token, placed by each run's paired ratio to fp32 (lower is better)",
       ),
     );
     svg.append(
@@ -144,26 +154,27 @@
     );
     if (budget !== undefined && budget >= y0 && budget <= y1) {
       svg.append(el('svg:line', { x1: L, x2: W - R, y1: sy(budget), y2: sy(budget), class: 'budget' }));
+      // At the left end: fp32's label is at the top, left of its line, usually on the right.
       svg.append(
         el(
           'svg:text',
-          { x: W - R - 4, y: sy(budget) - 4, class: 'tick budget-label', 'text-anchor': 'end' },
+          { x: L + 4, y: sy(budget) - 4, class: 'tick budget-label', 'text-anchor': 'start' },
           `budget ${fmt(budget, 1)}%`,
         ),
       );
     }
-    const front = pareto(pts);
+    const front = pareto(pts, x);
     if (front.length > 1)
       svg.append(
         el('svg:polyline', {
-          points: front.map((p) => `${sx(latency(p))},${sy(accuracy(p))}`).join(' '),
+          points: front.map((p) => `${sx(x(p))},${sy(accuracy(p))}`).join(' '),
           class: 'front',
         }),
       );
     const onFront = new Set(front.map((p) => p.id));
     for (const p of pts) {
       const c = el('svg:circle', {
-        cx: sx(latency(p)),
+        cx: sx(x(p)),
         cy: sy(accuracy(p)),
         r: onFront.has(p.id) ? 6 : 4,
         class: `pt${onFront.has(p.id) ? ' onfront' : ''}${p.id === state.selected ? ' selected' : ''}`,
@@ -174,7 +185,8 @@
         el(
           'svg:title',
           {},
-          `${label(p)}: ${fmt(latency(p))} ms, ppl ${accuracy(p) >= 0 ? '+' : ''}${fmt(accuracy(p))}%`,
+          `${label(p)}: ${fmt(x(p))} ms at its ratio to fp32 (${fmt(latency(p))} ms measured), ` +
+            `ppl ${accuracy(p) >= 0 ? '+' : ''}${fmt(accuracy(p))}%`,
         ),
       );
       c.addEventListener('click', () => select(p.id));
@@ -184,13 +196,13 @@
       svg.append(c);
       // Labelled points; the announced best (the tuner's ranking, the same as the lens) is ringed and named.
       const isBest = p.id === state.bestId;
-      if (isBest) svg.append(el('svg:circle', { cx: sx(latency(p)), cy: sy(accuracy(p)), r: 10, class: 'best-ring' }));
+      if (isBest) svg.append(el('svg:circle', { cx: sx(x(p)), cy: sy(accuracy(p)), r: 10, class: 'best-ring' }));
       const name = isBest ? `${short(p) || label(p)} best` : short(p);
       if (name)
         svg.append(
           el(
             'svg:text',
-            { x: sx(latency(p)) + 8, y: sy(accuracy(p)) - 8, class: `tick pt-label${isBest ? ' best-label' : ''}` },
+            { x: sx(x(p)) + 8, y: sy(accuracy(p)) - 8, class: `tick pt-label${isBest ? ' best-label' : ''}` },
             name,
           ),
         );

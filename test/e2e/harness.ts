@@ -218,15 +218,16 @@ export async function openFile(page: Page, name: string): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
   await row.waitFor({ timeout: 15_000 });
   await row.click();
-  // A tab of that name may be open but behind a webview in its group: the active tab must be the file's.
-  const active = page.locator(`.tab.active[aria-label*="${name}"]`).first();
+  // A tab of that name may be open but behind a webview in its group: the active tab must be the file's
+  // (its label starts with the name; the results view's "HAQA Results: haqa.yaml" only contains it).
+  const active = page.locator(`.tab.active[aria-label^="${name}"]`).first();
   if (
     !(await active.waitFor({ timeout: 5000 }).then(
       () => true,
       () => false,
     ))
   ) {
-    await page.locator(`.tab[aria-label*="${name}"]`).first().click();
+    await page.locator(`.tab[aria-label^="${name}"]`).first().click();
     await active.waitFor({ timeout: 10_000 });
   }
   await page.locator('.editor-instance .monaco-editor .view-lines').filter({ visible: true }).first().waitFor();
