@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const CODE_SERVER = path.join(ROOT, '.cache/e2e/code-server/node_modules/code-server/out/node/entry.js');
@@ -173,25 +173,12 @@ export async function waitFor<T>(
   }
 }
 
-/** Run a command by its palette title (F1, type, Enter). */
-export async function command(page: Page, title: string): Promise<void> {
-  await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  const shown = await input.waitFor({ state: 'visible', timeout: 3000 }).then(
+/** Whether `locator` shows up within `ms`. */
+async function shows(locator: Locator, ms: number): Promise<boolean> {
+  return locator.waitFor({ state: 'visible', timeout: ms }).then(
     () => true,
     () => false,
   );
-  if (!shown) {
-    // Focus in a webview (its iframe takes the keys): give it back to the workbench.
-    await focusWorkbench(page);
-    await page.keyboard.press('F1');
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
-  }
-  await input.fill(`>${title}`);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ timeout: 10_000 });
-  await row.click();
 }
 
 /** Give keyboard focus back to the workbench when a webview's iframe holds it, as a click on the title bar does. */
@@ -200,33 +187,37 @@ async function focusWorkbench(page: Page): Promise<void> {
   if (bar) await page.mouse.click(bar.x + bar.width / 2, bar.y + bar.height / 2);
 }
 
-/** Open a workspace file by name with Quick Open, and wait until its editor is the active, visible one. */
-export async function openFile(page: Page, name: string): Promise<void> {
+/** Opens the quick input with `key` (F1, Control+P) and types `text`; a webview holding the keys is handled. */
+async function quickInput(page: Page, key: string, text: string): Promise<void> {
   const input = page.locator('.quick-input-widget input');
   await page.keyboard.press('Escape');
-  await page.keyboard.press('Control+P');
-  const shown = await input.waitFor({ state: 'visible', timeout: 3000 }).then(
-    () => true,
-    () => false,
-  );
-  if (!shown) {
+  await page.keyboard.press(key);
+  if (!(await shows(input, 3000))) {
     await focusWorkbench(page);
-    await page.keyboard.press('Control+P');
+    await page.keyboard.press(key);
     await input.waitFor({ state: 'visible', timeout: 10_000 });
   }
-  await input.fill(name);
+  await input.fill(text);
+}
+
+/** Run a command by its palette title (F1, type, Enter). */
+export async function command(page: Page, title: string): Promise<void> {
+  await quickInput(page, 'F1', `>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ timeout: 10_000 });
+  await row.click();
+}
+
+/** Open a workspace file by name with Quick Open, and wait until its editor is the active, visible one. */
+export async function openFile(page: Page, name: string): Promise<void> {
+  await quickInput(page, 'Control+P', name);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
   await row.waitFor({ timeout: 15_000 });
   await row.click();
   // A tab of that name may be open but behind a webview in its group: the active tab must be the file's
   // (its label starts with the name; the results view's "HAQA Results: haqa.yaml" only contains it).
   const active = page.locator(`.tab.active[aria-label^="${name}"]`).first();
-  if (
-    !(await active.waitFor({ timeout: 5000 }).then(
-      () => true,
-      () => false,
-    ))
-  ) {
+  if (!(await shows(active, 5000))) {
     await page.locator(`.tab[aria-label^="${name}"]`).first().click();
     await active.waitFor({ timeout: 10_000 });
   }
