@@ -100,8 +100,14 @@ export interface PairedTable {
 }
 
 const file = (stage: string) => path.join(OUT, `paired-${stage}.json`);
-const read = <T>(stage: string): T | undefined =>
-  fs.existsSync(file(stage)) ? (JSON.parse(fs.readFileSync(file(stage), 'utf8')) as T) : undefined;
+/** A stage's JSON, when it was measured for this model, space and CPU (`key`); otherwise undefined. */
+const read = <T extends { key: string }>(stage: string, key: string): T | undefined => {
+  if (!fs.existsSync(file(stage))) return undefined;
+  const j = JSON.parse(fs.readFileSync(file(stage), 'utf8')) as T;
+  if (j.key === key) return j;
+  console.error(`${file(stage)} was measured for another model, space or machine: not used`);
+  return undefined;
+};
 const write = (stage: string, j: unknown) => {
   fs.mkdirSync(OUT, { recursive: true });
   writeFileAtomicSync(file(stage), JSON.stringify(j, null, 1) + '\n');
@@ -121,19 +127,12 @@ async function setting() {
   return { ...s, configs, key };
 }
 
-const machine = () => ({
-  load: os.loadavg().map((x) => Math.round(x * 100) / 100),
-  cpu: os.cpus()[0]?.model ?? '?',
-  flags:
-    (fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '')
-      .match(/^flags\s*:\s*(.*)$/m)?.[1]
-      .split(' ')
-      .filter((f) => /^(avx2|avx512f|avx512_vnni|avx_vnni|fma|f16c|amx_tile)$/.test(f)) ?? [],
-});
+/** Load average now (1, 5, 15 min); the CPU and its ISA flags come from the setting's hardware profile. */
+const loadNow = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
 async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
   const s = await setting();
-  const first = stage === 'table-b' ? read<PairedTable>('table-a') : undefined;
+  const first = stage === 'table-b' ? read<PairedTable>('table-a', s.key) : undefined;
   const accuracy = new Map(first?.entries.map((e) => [e.key, e]));
   const ev = new RecipeEvaluator(s.setting.recipe, {
     quick: true,
@@ -142,7 +141,7 @@ async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
     raceCapMs: CAP_MS,
   });
   const started_at = new Date().toISOString();
-  const m0 = machine();
+  const load0 = loadNow();
   const baseline = await ev.baseline();
   const order = stage === 'table-b' ? [...s.configs].reverse() : s.configs;
   const entries: PairedEntry[] = [];
@@ -183,7 +182,6 @@ async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
           : e.error),
     );
   }
-  const m1 = machine();
   write(stage, {
     stage,
     key: s.key,
@@ -191,9 +189,9 @@ async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
     cap_ms: CAP_MS,
     started_at,
     finished_at: new Date().toISOString(),
-    load: [...m0.load, ...m1.load],
-    cpu: m0.cpu,
-    flags: m0.flags,
+    load: [...load0, ...loadNow()],
+    cpu: s.setting.hardware.cpu,
+    flags: s.setting.hardware.isa,
     baseline,
     entries,
   } satisfies PairedTable);
@@ -218,6 +216,7 @@ function truthOf(tables: PairedTable[]) {
 }
 
 interface LiveFile {
+  key: string;
   runs: LiveRun[];
   trials: number;
   seeds: number;
@@ -261,7 +260,7 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
   const load = stage === 'live-loadgen' ? startLoad({ seed: 13, threads: 1 }) : undefined;
   const runs: LiveRun[] = [];
   const started_at = new Date().toISOString();
-  const m0 = machine();
+  const load0 = loadNow();
   try {
     const baseline = await ev.baseline();
     const strategies: Record<string, (seed: number) => Proposer> = {
@@ -301,15 +300,14 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
     await load?.stop();
   }
   function liveRecord() {
-    const m1 = machine();
     return {
       stage,
       key: s.key,
       started_at,
       finished_at: new Date().toISOString(),
-      load: [...m0.load, ...m1.load],
-      cpu: m0.cpu,
-      flags: m0.flags,
+      load: [...load0, ...loadNow()],
+      cpu: s.setting.hardware.cpu,
+      flags: s.setting.hardware.isa,
       loadgen: stage === 'live-loadgen' ? { seed: 13, threads: 1 } : undefined,
       seeds,
       trials,
@@ -321,7 +319,8 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
 
 /** What the report renders (bench/run.ts pairedSection), written to <out>/paired.json. */
 async function summary(): Promise<void> {
-  const tables = (['table-a', 'table-b'] as const).map((t) => read<PairedTable>(t)).filter((t) => !!t);
+  const s = await setting();
+  const tables = (['table-a', 'table-b'] as const).map((t) => read<PairedTable>(t, s.key)).filter((t) => !!t);
   const out: Record<string, unknown> = { precision: PRECISION, tables: {} };
   const truth = truthOf(tables);
   const [a, b] = tables;
@@ -344,18 +343,16 @@ async function summary(): Promise<void> {
   }
   for (const t of tables) {
     const ok = t.entries.filter((e) => e.decode);
+    /** Configurations within NEAR of the table's best: where precision matters. */
+    const best = Math.min(...ok.map((e) => e.decode!.ratio));
+    const near = ok.filter((e) => e.decode!.ratio <= NEAR * best);
     (out.tables as Record<string, unknown>)[t.stage] = {
       configurations: t.entries.length,
       failed: t.entries.length - ok.length,
       within_precision: ok.filter((e) => withinPrecision(e.decode!, t.precision)).length,
       stopped_worse: ok.filter((e) => e.verdict === 'worse' && !withinPrecision(e.decode!, t.precision)).length,
-      /** Configurations within NEAR of the table's best: where precision matters. */
-      near_best: ok.filter((e) => e.decode!.ratio <= NEAR * Math.min(...ok.map((x) => x.decode!.ratio))).length,
-      near_best_within_precision: ok.filter(
-        (e) =>
-          e.decode!.ratio <= NEAR * Math.min(...ok.map((x) => x.decode!.ratio)) &&
-          withinPrecision(e.decode!, t.precision),
-      ).length,
+      near_best: near.length,
+      near_best_within_precision: near.filter((e) => withinPrecision(e.decode!, t.precision)).length,
       unpaired: ok.filter((e) => !e.paired).length,
       median_race_s: median(ok.map((e) => (e.race_ms ?? 0) / 1000)),
       median_pairs: median(ok.map((e) => e.decode!.n)),
@@ -368,7 +365,7 @@ async function summary(): Promise<void> {
       flags: t.flags,
     };
   }
-  const sc = tables.length ? scoring(tables, (await setting()).setting.recipe) : undefined;
+  const sc = tables.length ? scoring(tables, s.setting.recipe) : undefined;
   // The table's top: the configurations by ground truth, each table's figure beside it.
   out.top = [...truth.entries()]
     .sort((x, y) => x[1].ratio - y[1].ratio)
@@ -385,7 +382,7 @@ async function summary(): Promise<void> {
     }));
   out.live = {};
   for (const stage of ['live-own', 'live-loadgen']) {
-    const l = read<LiveFile>(stage);
+    const l = read<LiveFile>(stage, s.key);
     if (!l || !sc) continue;
     // Seeds completed by both strategies (an interrupted stage is reported for what it finished).
     const done = [...new Set(l.runs.map((r) => r.seed))].filter((seed) =>
@@ -429,12 +426,10 @@ async function main(): Promise<void> {
   const stages = ['table-a', 'live-own', 'live-loadgen', 'table-b'] as const;
   // `all` (npm run bench's part): the stages whose JSON is missing, in an order that puts the two tables
   // at different hours; `--remeasure` measures them all again.
+  // A stage measured for another model, space or CPU counts as missing.
+  const key = stage === 'all' && !values.remeasure ? (await setting()).key : '';
   const todo =
-    stage === 'all'
-      ? stages.filter((s) => values.remeasure || !fs.existsSync(file(s)))
-      : stage === 'summary'
-        ? []
-        : [stage];
+    stage === 'all' ? stages.filter((s) => values.remeasure || !read(s, key)) : stage === 'summary' ? [] : [stage];
   for (const s of todo) {
     if (s === 'table-a' || s === 'table-b') await measureTable(s);
     else if (s === 'live-own' || s === 'live-loadgen') await live(s);
