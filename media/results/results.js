@@ -273,7 +273,7 @@
       el(
         'p',
         { class: 'legend' },
-        `${label(run)} — colour: bit-width (darker = fewer bits); S: sparsity; r: rank; skip: kept fp32`,
+        `${label(run)} — colour: bit-width (darker = fewer bits), then what sparsity or low rank did; skip: kept fp32`,
       ),
     );
     const grid = el('div', { class: 'layermap' });
@@ -284,20 +284,14 @@
         title:
           `${l.name}\n` +
           `${l.skip ? 'skipped (fp32)' : `${bits ?? 32} bits${l.block_size ? `, block ${l.block_size}` : ''}`}` +
-          `${l.sparsity ? `, sparsity ${l.sparsity}` : ''}${l.rank ? `, rank ${l.rank}` : ''}`,
+          (l.methods ?? []).map((m) => `, ${m}`).join(''),
       });
       cell.append(el('span', { class: 'name' }, l.name.replace(/^model\./, '')));
       cell.append(
         el(
           'span',
           { class: 'tag' },
-          [
-            l.skip ? 'skip' : bits ? `${bits}b` : 'fp32',
-            l.sparsity ? `S ${l.sparsity}` : '',
-            l.rank ? `r${l.rank}` : '',
-          ]
-            .filter(Boolean)
-            .join(' '),
+          [l.skip ? 'skip' : bits ? `${bits}b` : 'fp32', ...(l.methods ?? [])].filter(Boolean).join(' '),
         ),
       );
       grid.append(cell);

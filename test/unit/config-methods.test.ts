@@ -1,5 +1,6 @@
-// The method table (config/methods.ts) is the one declaration of the knobs: the schema users validate
-// against agrees with it, every knob's value schema resolves, and the knob language follows each
+// The method table (config/methods.ts) is the one declaration of the method sections: the schema users
+// validate against is built from it (and schemas/haqa.schema.json is that build), a recipe's sections are
+// resolved by it, every knob's value schema resolves, and the knob language follows each
 // section's kind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,19 +17,36 @@ import { knobSchema, knobValueError, schemaAt } from '../../server/src/config/sc
 import { applyKnobs } from '../../server/src/config/plan';
 import { knobEdits, RecipeEditError } from '../../server/src/config/edit';
 import { resolveRecipe } from '../../server/src/config/recipe';
+import { buildRecipeSchema } from '../../server/src/config/recipeSchema';
 
-test("the schema's search.space key pattern is the one the method table implies", () => {
-  const pattern = (
-    schemaJson as { properties: { search: { properties: { space: { propertyNames: { pattern: string } } } } } }
-  ).properties.search.properties.space.propertyNames.pattern;
-  assert.equal(
-    pattern,
-    knobNamePattern(),
-    'regenerate schemas/haqa.schema.json search.space.propertyNames.pattern from knobNamePattern()',
-  );
+test("schemas/haqa.schema.json is the schema the method table builds, and its knob pattern is the table's", () => {
+  const built = buildRecipeSchema();
+  assert.deepStrictEqual(schemaJson, built, 'run `npm run schema` to write schemas/haqa.schema.json from the table');
+  for (const s of SECTIONS) assert.deepStrictEqual(built.properties[s.name], s.schema, `${s.name} is the table's`);
+  const pattern = built.properties.search.properties.space.propertyNames.pattern;
+  assert.equal(pattern, knobNamePattern());
   const re = new RegExp(pattern);
   for (const k of KNOB_NAMES) assert.ok(re.test(k) && re.test(`${k}@lm_head`), k);
   assert.ok(!re.test('quantize.weight_type') && !re.test('target.threads'));
+});
+
+test('a resolved recipe has one member per table entry, each as its resolve says', () => {
+  const bare = resolveRecipe({ model: './m.onnx', target: { threads: 3 } }, '/tmp/haqa.yaml');
+  for (const s of SECTIONS) {
+    const value = (bare as unknown as Record<string, unknown>)[s.name];
+    if (s.always) assert.deepStrictEqual(value, s.resolve({}, { doc: {}, threads: 3 }), `${s.name} is always there`);
+    else assert.equal(value, undefined, `${s.name} is absent when the document has none`);
+  }
+  assert.equal(bare.runtime.intra_op_threads, 3, 'runtime threads default to target.threads');
+  const full = resolveRecipe(
+    { model: './m.onnx', quantize: { bits: 8 }, sparsity: { rules: [{ match: '**', pattern: '2:4' }] } },
+    '/tmp/haqa.yaml',
+  );
+  assert.equal(full.quantize?.bits, 8);
+  assert.equal(full.quantize?.block_size, 32, 'the table default');
+  assert.deepStrictEqual(full.sparsity, { method: 'magnitude', rules: [{ match: '**', pattern: '2:4' }] });
+  const llama = resolveRecipe({ model: './m.onnx', quantize: {}, runtime: { engine: 'llama.cpp' } }, '/tmp/h.yaml');
+  assert.equal(llama.quantize?.gguf_type, 'Q4_K_M', 'a quantize default may read another section');
 });
 
 test('every knob has a value schema with editor text, in the section the table names', () => {

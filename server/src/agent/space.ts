@@ -8,7 +8,15 @@ import type { Layer } from '../model/graph';
 import type { Recipe } from '../config/recipe';
 import { applyKnobs, globMatcher, matchLayers, parseKnob, planLayers } from '../config/plan';
 import { knobValueError } from '../config/schema';
-import { KNOB_NAMES, commonBlockSizes, defaultKnobValues, knobDecl, scopeError } from '../config/methods';
+import {
+  KNOB_NAMES,
+  RULE_PLANS,
+  type RulePlans,
+  commonBlockSizes,
+  defaultKnobValues,
+  knobDecl,
+  scopeError,
+} from '../config/methods';
 
 export { commonBlockSizes } from '../config/methods';
 import type { HardwareProfile } from './profile';
@@ -274,8 +282,7 @@ export function planKey(config: Config, ctx: SpaceContext): string {
   const r = applyKnobs(ctx.recipe, config);
   const plans = planLayers(r, ctx.layers).map((p) => [
     p.quant ? [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level] : 0,
-    p.sparsity ?? 0,
-    p.lowRank?.rank ?? 0,
+    ...RULE_PLANS.map(({ plan: rp }) => p[rp.key as keyof RulePlans] ?? 0),
   ]);
   // llama.cpp's GGUF types are not in the ONNX plan: configs that differ there are different experiments.
   const gguf =
@@ -286,8 +293,7 @@ export function planKey(config: Config, ctx: SpaceContext): string {
     plans,
     r.runtime,
     r.quantize?.activations ?? 'none',
-    r.sparsity?.method,
-    r.low_rank?.method,
+    RULE_PLANS.map(({ section }) => (r as unknown as Record<string, { method?: string } | undefined>)[section]?.method),
     gguf,
   ]);
 }

@@ -5,6 +5,7 @@ import type { ReferenceChoice } from './reference';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Engine, Recipe } from '../config/recipe';
+import { COMPRESSION_SECTIONS, type CompressionSectionName, sectionDecl, sectionInEffect } from '../config/methods';
 import type { Summary } from './stats';
 import type { RaceResult } from './race';
 
@@ -183,13 +184,10 @@ export interface DeviceInfo {
   worker?: string;
 }
 
-export interface RunConfig {
-  workload: Recipe['objective']['workload'];
-  quantize?: Recipe['quantize'];
-  sparsity?: Recipe['sparsity'];
-  low_rank?: Recipe['low_rank'];
-  runtime: Recipe['runtime'];
-}
+/** What a run measured: the workload, every compression section of the method table, and the runtime. */
+export type RunConfig = { workload: Recipe['objective']['workload']; runtime: Recipe['runtime'] } & Partial<
+  Pick<Recipe, CompressionSectionName>
+>;
 
 // ---------------------------------------------------------------- hashing
 
@@ -219,7 +217,7 @@ export function sha256(text: string | Uint8Array): string {
 export function compresses(recipe: Recipe): boolean {
   // A runtime other than onnxruntime needs its own artifact (a GGUF file for llama.cpp), even at full precision.
   const converts = (recipe.runtime.engine ?? 'onnxruntime') !== 'onnxruntime';
-  return Boolean(converts || recipe.quantize || recipe.sparsity?.rules.length || recipe.low_rank?.rules.length);
+  return converts || COMPRESSION_SECTIONS.some((s) => sectionInEffect(sectionDecl(s)!, recipe[s]));
 }
 
 /** Whether a compression step reads calibration data (GPTQ, Wanda, static activation ranges). */
@@ -236,11 +234,16 @@ export function compressionSections(recipe: Recipe): Record<string, unknown> {
   const rel = (p: string | undefined) => (p === undefined ? undefined : path.relative(path.dirname(recipe.file), p));
   // weight_type only shapes the 8-bit-activation paths; its machine-dependent default must not change
   // the key of a weight-only model.
+  // Rules sections count when they have rules (an empty one changes nothing).
+  const sections: Record<string, unknown> = {};
+  for (const s of COMPRESSION_SECTIONS) {
+    const d = sectionDecl(s)!;
+    sections[s] = d.kind === 'rules' && !sectionInEffect(d, recipe[s]) ? undefined : recipe[s];
+  }
   const q = recipe.quantize;
   return {
+    ...sections,
     quantize: q && q.activations === 'none' ? { ...q, weight_type: undefined } : q,
-    sparsity: recipe.sparsity?.rules.length ? recipe.sparsity : undefined,
-    low_rank: recipe.low_rank?.rules.length ? recipe.low_rank : undefined,
     calibration: usesCalibration(recipe) ? { ...recipe.calibration, text: rel(recipe.calibration.text) } : undefined,
     engine: recipe.runtime.engine, // absent for onnxruntime: keys of existing artifacts stay
   };
@@ -273,18 +276,14 @@ export function recipeHash(recipe: Recipe): string {
 /** The same recipe with every compression section removed: the fp32 model under the same runtime. */
 export function fp32Recipe(recipe: Recipe): Recipe {
   const r = structuredClone(recipe);
-  delete r.quantize;
-  delete r.sparsity;
-  delete r.low_rank;
+  for (const s of COMPRESSION_SECTIONS) delete r[s];
   return r;
 }
 
 export function runConfig(recipe: Recipe): RunConfig {
   return {
     workload: recipe.objective.workload,
-    quantize: recipe.quantize,
-    sparsity: recipe.sparsity,
-    low_rank: recipe.low_rank,
+    ...Object.fromEntries(COMPRESSION_SECTIONS.map((s) => [s, recipe[s]])),
     runtime: recipe.runtime,
   };
 }

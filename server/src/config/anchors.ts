@@ -5,10 +5,10 @@
 // nodes the checker sees, comments and odd indentation included.
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import { parseYaml, type ParsedYaml } from './parse';
-import { SECTIONS } from './methods';
+import { COMPRESSION_SECTIONS } from './methods';
 
 /** Sections whose results are shown in place: the compression methods (not `runtime`'s settings). */
-const COMPRESSION: ReadonlySet<string> = new Set(SECTIONS.filter((s) => s.kind !== 'settings').map((s) => s.name));
+const COMPRESSION: ReadonlySet<string> = new Set(COMPRESSION_SECTIONS);
 
 export interface RecipeAnchors {
   /** 0-based lines of the compression sections' keys. */

@@ -11,6 +11,7 @@ import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
 import { validateSchema, knobValueError } from './schema';
 import { BlockSize, Recipe, resolveRecipe, parseBytes } from './recipe';
 import { parseKnob } from './plan';
+import { SECTIONS, type SectionDecl, globFields } from './methods';
 import { int8Saturates } from '../util/cpu';
 import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
@@ -336,21 +337,21 @@ function noMatch(
 function checkPatterns(a: RecipeAnalysis): void {
   const r = a.recipe!;
   const ix = a.index!;
-  r.quantize?.skip.forEach((g, j) => {
-    if (!ix.match(g).length) noMatch(a, ['quantize', 'skip', j], g);
-  });
-  r.quantize?.overrides.forEach((o, j) => {
-    if (!ix.match(o.match).length)
-      noMatch(a, ['quantize', 'overrides', j, 'match'], o.match, 'value', ['quantize', 'overrides', j]);
-  });
-  r.sparsity?.rules.forEach((o, j) => {
-    if (!ix.match(o.match).length)
-      noMatch(a, ['sparsity', 'rules', j, 'match'], o.match, 'value', ['sparsity', 'rules', j]);
-  });
-  r.low_rank?.rules.forEach((o, j) => {
-    if (!ix.match(o.match).length)
-      noMatch(a, ['low_rank', 'rules', j, 'match'], o.match, 'value', ['low_rank', 'rules', j]);
-  });
+  // Every layer glob the method table says a section holds: its glob lists, and each override's or rule's match.
+  for (const d of SECTIONS as readonly SectionDecl[]) {
+    const section = (r as unknown as Record<string, Record<string, unknown> | undefined>)[d.name];
+    if (!section) continue;
+    const { lists, matchIn } = globFields(d);
+    for (const list of lists) {
+      (section[list] as string[] | undefined)?.forEach((g, j) => {
+        if (!ix.match(g).length) noMatch(a, [d.name, list, j], g);
+      });
+    }
+    if (!matchIn) continue;
+    (section[matchIn] as { match: string }[] | undefined)?.forEach((o, j) => {
+      if (!ix.match(o.match).length) noMatch(a, [d.name, matchIn, j, 'match'], o.match, 'value', [d.name, matchIn, j]);
+    });
+  }
   for (const knob of Object.keys(r.search.space)) {
     const { scope } = parseKnob(knob);
     if (scope !== undefined && !ix.match(scope).length) noMatch(a, ['search', 'space', knob], scope, 'key');

@@ -6,6 +6,7 @@ import { humanBytes, humanCount } from '../util/format';
 import type { RecipeAnalysis } from './check';
 import type { PlannedLayer } from './layers';
 import { plannedBytes } from './layers';
+import { ruleLabels } from './planner';
 import { JsonPath, pathAt } from './parse';
 import { knobSchema, schemaAt } from './schema';
 import { parseKnob } from './plan';
@@ -29,9 +30,7 @@ export function precisionLabel(p: PlannedLayer | undefined, dtype = 'fp32'): str
     parts.push(
       `int${p.quant.bits} b${p.quant.block_size}${p.quant.symmetric ? '' : ' asym'} acc${p.quant.accuracy_level}`,
     );
-  if (p.lowRank) parts.push(`rank ${p.lowRank.rank}`);
-  if (p.sparsity)
-    parts.push('n' in p.sparsity ? `${p.sparsity.n}:${p.sparsity.m}` : `${Math.round(p.sparsity.ratio * 100)}% sparse`);
+  parts.push(...ruleLabels(p));
   return parts.length ? parts.join(', ') : p.layer.dtype === 'FLOAT' ? 'fp32' : p.layer.dtype.toLowerCase();
 }
 

@@ -1,8 +1,11 @@
 // The method table: every recipe section the tuner can turn (the compression methods, and the runtime)
-// declares its knobs here, once. The knob names (and the schema's `search.space` pattern, which a unit
-// test holds to this table), each knob's value schema (validation, completion and hover text), how a
-// knob lands in a recipe (`applyKnobs`) and in a document (`knobEdits`), and the tuner's default space
-// all derive from it. What a method does to a layer is compress/methods.ts, keyed by the same ids.
+// declares itself here, once: its JSON Schema (config/recipeSchema.ts builds the recipe schema from the
+// table, and schemas/haqa.schema.json is that build written out), its resolved type and defaults (the
+// `Recipe` type of config/recipe.ts has one member per entry, typed by its `resolve`), and its knobs. The
+// knob names (and the schema's `search.space` pattern), each knob's value schema (validation, completion
+// and hover text), how a knob lands in a recipe (`applyKnobs`) and in a document (`knobEdits`), and the
+// tuner's default space all derive from it. What a method does to a layer is compress/methods.ts, keyed
+// by the same names; which layers a per-layer method's rules reach is config/planner.ts.
 //
 // A section is one of three kinds, which is all that the knob language needs to know about it:
 // - `settings`: the knob sets the section's field (no layer scope), e.g. `runtime.intra_op_threads`;
@@ -11,10 +14,111 @@
 // - `rules`: a rule `{match: glob ?? '**', field}` replacing the rule with the same match; null,
 //   'none' or 0 remove it, e.g. `sparsity.pattern@model.layers.*.mlp.*`.
 import type { Layer } from '../model/graph';
+import { int8Saturates } from '../util/cpu';
 import type { SearchValue } from './recipe';
 
-/** A recipe section with knobs (and the name of the record field that stores it: `config.<section>`). */
-export type SectionName = 'quantize' | 'sparsity' | 'low_rank' | 'runtime';
+// ---- The sections' types, as the engine sees them once defaults are filled in.
+
+export type Bits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 32;
+export type BlockSize = 16 | 32 | 64 | 128 | 256;
+export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
+export type QuantMethod = 'rtn' | 'gptq';
+export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
+/** How the 8-bit-activation paths store their int8 weight codes (onnxruntime's weight_type). */
+export type W8WeightType = 'int8' | 'uint8';
+/** The runtime a recipe's model runs in (bench/runtimes.ts lists them). */
+export type Engine = 'onnxruntime' | 'llama.cpp';
+/** GGUF tensor types HAQA writes (compress/gguf.ts), and the file types a recipe may ask for. */
+export type GgufTensorType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K';
+export type GgufFileType = GgufTensorType | 'Q4_K_M';
+/** llama.cpp's KV-cache element types (type_k / type_v). */
+export type KvCacheType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+
+export interface QuantSettings {
+  method: QuantMethod;
+  bits: Bits;
+  block_size: BlockSize;
+  symmetric: boolean;
+  accuracy_level: AccuracyLevel;
+}
+
+export interface QuantOverride extends Partial<QuantSettings> {
+  match: string;
+  skip?: boolean;
+  /** llama.cpp engine: this tensor's GGUF type (as llama.cpp's --tensor-type). */
+  gguf_type?: GgufTensorType;
+}
+
+export interface QuantizeConfig extends QuantSettings {
+  activations: 'none' | 'dynamic' | 'static';
+  /** Weight type of the 8-bit-activation paths (default: uint8 where u8×s8 kernels saturate, util/cpu.ts). */
+  weight_type: W8WeightType;
+  skip: string[];
+  overrides: QuantOverride[];
+  /** llama.cpp engine: the GGUF type of the exported weights (default Q4_K_M). */
+  gguf_type?: GgufFileType;
+}
+
+export interface SparsityRule {
+  match: string;
+  pattern?: string;
+  ratio?: number;
+}
+export interface SparsityConfig {
+  method: 'magnitude' | 'wanda';
+  rules: SparsityRule[];
+}
+
+/** What sparsity asks of a layer: keep `n` of every `m` weights along K, or zero a `ratio` of them. */
+export type SparsityPlan = { n: number; m: number } | { ratio: number };
+
+export interface LowRankRule {
+  match: string;
+  rank: number;
+}
+export interface LowRankConfig {
+  method: 'svd' | 'randomized_svd';
+  rules: LowRankRule[];
+}
+
+/** What low rank asks of a layer. */
+export interface LowRankPlan {
+  rank: number;
+}
+
+export interface RuntimeConfig {
+  intra_op_threads: number;
+  inter_op_threads: number;
+  graph_optimization: GraphOptimization;
+  execution_mode: 'sequential' | 'parallel';
+  /**
+   * Which runtime runs the model; absent means onnxruntime (kept absent, so the hashes of recipes
+   * that don't name one stay what they were). `llama` holds llama.cpp's knobs.
+   */
+  engine?: Engine;
+  llama?: {
+    threads?: number;
+    batch_size?: number;
+    ubatch_size?: number;
+    flash_attention?: boolean;
+    type_k?: KvCacheType;
+    type_v?: KvCacheType;
+  };
+}
+
+export const DEFAULT_QUANT: QuantSettings = {
+  method: 'rtn',
+  bits: 4,
+  block_size: 32,
+  symmetric: true,
+  accuracy_level: 0,
+};
+
+/** uint8 weights where this CPU's u8×s8 int8 kernels saturate (x86 without VNNI), int8 elsewhere. */
+export function defaultWeightType(): W8WeightType {
+  return int8Saturates() ? 'uint8' : 'int8';
+}
+
 export type SectionKind = 'settings' | 'overrides' | 'rules';
 
 /** What a knob's default search values may depend on. */
@@ -42,17 +146,58 @@ export interface KnobDecl {
   spaceDefault?: (ctx: SpaceDefaultsContext) => SearchValue[] | undefined;
 }
 
-export interface SectionDecl {
-  name: SectionName;
-  kind: SectionKind;
+/** What a section's `resolve` may read besides its own part of the document. */
+export interface ResolveContext {
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any */
+  doc: any;
+  /** target.threads, or this machine's cores. */
+  threads: number;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * What a rules section asks of each layer, for the one planner (config/planner.ts): the last matching
+ * rule sets the layer plan's `key` (and `<key>Rule`, the index of that rule).
+ */
+export interface RulePlanDecl<K extends string = string, V = any> {
+  key: K;
+  /** What a matching rule asks, given what an earlier matching rule asked (undefined: none). */
+  fromRule(rule: any, previous: V | undefined): V | undefined;
+  /** Short text of it for hovers and the results view (`2:4`, `rank 8`). */
+  label(value: V): string;
+}
+
+/**
+ * A recipe section with knobs. `N` is its name (and the record field that stores it: `config.<name>`),
+ * `T` its resolved type, `A` whether every recipe has it (absent from the document, `resolve({})`),
+ * `K` its kind, `P` (rules sections) what its rules ask of a layer.
+ */
+export interface SectionDecl<
+  N extends string = string,
+  T = unknown,
+  A extends boolean = boolean,
+  K extends SectionKind = SectionKind,
+  P extends RulePlanDecl | undefined = RulePlanDecl | undefined,
+> {
+  name: N;
+  kind: K;
+  /** Present in every resolved recipe (otherwise only when the document has the section). */
+  always?: A;
+  /** The section's JSON Schema (with `$ref`s to the recipe schema's definitions). */
+  schema: any;
+  /** Definitions the section brings to the recipe schema (`#/definitions/<name>`). */
+  definitions?: Record<string, any>;
+  /** The section with every default filled in, from a document that passed the schema. */
+  resolve(section: any, ctx: ResolveContext): T;
+  /** Rules sections: what a matching rule asks of a layer (the planner's entry for it). */
+  layerPlan?: P;
   /** The methods this section offers, for editor text and docs. */
   methods: readonly string[];
-  /** Rules sections: the section a knob creates when the recipe has none. */
-  create?: () => { method: string; rules: never[] };
   /** Fields that are lists of layer globs (`quantize.skip`), besides the `match` of each override or rule. */
   globLists?: readonly string[];
   knobs: readonly KnobDecl[];
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Block sizes MatMulNBits takes. */
 export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
@@ -73,10 +218,258 @@ export function threadValues(cores: number): number[] {
 
 const removes = (v: SearchValue) => v === null || v === 'none' || v === 0;
 
-export const SECTIONS: readonly SectionDecl[] = [
-  {
+/** A table entry, typed by its name, resolved type and presence (the `Recipe` type reads them). */
+function section<
+  const N extends string,
+  T,
+  const K extends SectionKind,
+  const A extends boolean = false,
+  const P extends RulePlanDecl | undefined = undefined,
+>(d: SectionDecl<N, T, A, K, P>) {
+  return d;
+}
+
+/** `n:m` with 1 ≤ n < m, or undefined. */
+export function parseNM(pattern: string): { n: number; m: number } | undefined {
+  const mm = /^(\d+):(\d+)$/.exec(pattern);
+  if (!mm) return undefined;
+  const n = Number(mm[1]);
+  const m = Number(mm[2]);
+  return n >= 1 && m >= 2 && n < m ? { n, m } : undefined;
+}
+
+// ---- The sections' schemas (descriptions are the editor's hover and completion text).
+
+const QUANTIZE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'Weight quantization: defaults for every layer, then overrides by pattern (the last matching override wins).',
+  properties: {
+    method: { $ref: '#/definitions/quantMethod' },
+    bits: { $ref: '#/definitions/bits' },
+    block_size: { $ref: '#/definitions/blockSize' },
+    symmetric: { type: 'boolean', description: 'Symmetric quantization (no zero points).' },
+    accuracy_level: { $ref: '#/definitions/accuracyLevel' },
+    activations: {
+      enum: ['none', 'dynamic', 'static'],
+      description:
+        '8-bit activations: `dynamic` (DynamicQuantizeLinear + MatMulInteger) or `static` (QDQ ' +
+        'with calibrated ranges). Applies to layers kept at 8 bits or in float.',
+    },
+    weight_type: {
+      enum: ['int8', 'uint8'],
+      description:
+        "With 8-bit activations: the type of the per-channel weights (onnxruntime's " +
+        "weight_type). On x86 CPUs without VNNI, onnxruntime's u8×int8 kernels add pairs of " +
+        'products in 16 bits, which saturates for full-range weights and costs accuracy; with ' +
+        '`uint8` weights (zero point 128) it takes a kernel that cannot overflow. Default: ' +
+        '`uint8` on such CPUs, `int8` elsewhere.',
+    },
+    skip: { type: 'array', items: { $ref: '#/definitions/glob' }, description: 'Layers left in float.' },
+    overrides: { type: 'array', items: { $ref: '#/definitions/override' } },
+    gguf_type: {
+      enum: ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'Q4_K_M'],
+      description:
+        'runtime.engine llama.cpp: the GGUF type of the exported weights (default Q4_K_M: Q4_K, ' +
+        'with Q6_K for the output head and for attn_v/ffn_down in the layers llama.cpp gives ' +
+        'more bits). Norms stay F32; skip and overrides apply per tensor.',
+    },
+  },
+};
+const SPARSITY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Pruning of weights, per pattern.',
+  properties: {
+    method: {
+      enum: ['magnitude', 'wanda'],
+      description: '`magnitude`: smallest |w|. `wanda`: smallest |w|·‖x‖ using calibration activations.',
+    },
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['match'],
+        properties: {
+          match: { $ref: '#/definitions/glob' },
+          pattern: {
+            type: 'string',
+            pattern: '^\\d+:\\d+$',
+            description:
+              'N:M structured sparsity: keep (at most) N non-zero weights in every M consecutive ' +
+              'input weights, e.g. `2:4`.',
+          },
+          ratio: {
+            type: 'number',
+            exclusiveMinimum: 0,
+            exclusiveMaximum: 1,
+            description: 'Unstructured sparsity: share of weights set to zero.',
+          },
+        },
+      },
+    },
+  },
+};
+const LOW_RANK_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Replace a layer W (K×N) by two of rank r: W ≈ A·B with A K×r and B r×N.',
+  properties: {
+    method: {
+      enum: ['svd', 'randomized_svd'],
+      description: 'Truncated SVD, exact or randomized (faster on large layers).',
+    },
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['match', 'rank'],
+        properties: {
+          match: { $ref: '#/definitions/glob' },
+          rank: { type: 'integer', minimum: 1, description: 'Rank r. Saves work only while r·(K+N) < K·N.' },
+        },
+      },
+    },
+  },
+};
+const RUNTIME_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    "The runtime that runs the model (engine) and its options: onnxruntime's session " +
+    "options, or llama.cpp's under `llama`.",
+  properties: {
+    intra_op_threads: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1024,
+      description: 'Threads inside one operator (defaults to target.threads).',
+    },
+    inter_op_threads: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1024,
+      description: 'Threads across operators (parallel execution mode only).',
+    },
+    graph_optimization: {
+      enum: ['disabled', 'basic', 'extended', 'all'],
+      description: 'onnxruntime graph optimisation level.',
+    },
+    execution_mode: { enum: ['sequential', 'parallel'] },
+    engine: {
+      enum: ['onnxruntime', 'llama.cpp'],
+      description:
+        'Which runtime runs the model (default onnxruntime). llama.cpp runs a GGUF file HAQA ' +
+        'exports from the same source model (quantize.gguf_type); accuracy is scored against ' +
+        "onnxruntime's fp32 on the same text and tokenizer.",
+    },
+    llama: {
+      type: 'object',
+      additionalProperties: false,
+      description: "llama.cpp's knobs (runtime.engine llama.cpp).",
+      properties: {
+        threads: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 1024,
+          description: 'Threads llama.cpp evaluates with (defaults to intra_op_threads).',
+        },
+        batch_size: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 65536,
+          description: 'Logical batch: tokens per llama.cpp evaluation call (default: the context size, at least 512).',
+        },
+        ubatch_size: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 65536,
+          description:
+            'Physical batch. node-llama-cpp 3.21 sets it from batch_size; accepted for parity, not passed on.',
+        },
+        flash_attention: { type: 'boolean', description: "llama.cpp's flash-attention kernels (default false)." },
+        type_k: {
+          enum: ['f32', 'f16', 'q8_0', 'q4_0'],
+          description: "Element type of the KV cache's keys (quantized types save memory and bandwidth).",
+        },
+        type_v: {
+          enum: ['f32', 'f16', 'q8_0', 'q4_0'],
+          description: "Element type of the KV cache's values (quantized types need flash_attention).",
+        },
+      },
+    },
+  },
+};
+const QUANTIZE_DEFINITIONS = {
+  bits: {
+    enum: [2, 3, 4, 5, 6, 7, 8, 32],
+    description: 'Weight bit-width. 4 and 8 run as MatMulNBits on the CPU provider; 32 keeps the layer in float.',
+  },
+  blockSize: {
+    enum: [16, 32, 64, 128, 256],
+    description:
+      'Number of consecutive input features that share one scale (MatMulNBits `block_size`). ' +
+      "Must divide the layer's K.",
+  },
+  accuracyLevel: {
+    enum: [0, 1, 2, 3, 4],
+    description:
+      'MatMulNBits `accuracy_level`: the compute type of the kernel. 0 = default (fp32 ' +
+      'compute), 1 = fp32, 2 = fp16, 3 = bf16, 4 = int8 (quantizes activations on the fly; ' +
+      'fastest on CPUs with AVX2).',
+  },
+  quantMethod: {
+    enum: ['rtn', 'gptq'],
+    description: '`rtn`: round to nearest. `gptq`: error-compensating quantization using calibration activations.',
+  },
+  override: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['match'],
+    properties: {
+      match: { $ref: '#/definitions/glob' },
+      bits: { $ref: '#/definitions/bits' },
+      block_size: { $ref: '#/definitions/blockSize' },
+      symmetric: { type: 'boolean', description: 'Symmetric quantization (no zero points).' },
+      accuracy_level: { $ref: '#/definitions/accuracyLevel' },
+      method: { $ref: '#/definitions/quantMethod' },
+      skip: { type: 'boolean', description: 'Leave the matching layers in float.' },
+      gguf_type: {
+        enum: ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'],
+        description:
+          "runtime.engine llama.cpp: the GGUF type of the matched tensors, as llama.cpp's " +
+          '--tensor-type. Q4_K and Q6_K need rows that are a multiple of 256 (otherwise Q8_0, then ' +
+          'F16).',
+      },
+    },
+  },
+};
+
+// ---- The table.
+
+export const SECTIONS = [
+  section({
     name: 'quantize',
     kind: 'overrides',
+    schema: QUANTIZE_SCHEMA,
+    definitions: QUANTIZE_DEFINITIONS,
+    resolve: (q, { doc }): QuantizeConfig => ({
+      method: q.method ?? DEFAULT_QUANT.method,
+      bits: q.bits ?? DEFAULT_QUANT.bits,
+      block_size: q.block_size ?? DEFAULT_QUANT.block_size,
+      symmetric: q.symmetric ?? DEFAULT_QUANT.symmetric,
+      accuracy_level: q.accuracy_level ?? DEFAULT_QUANT.accuracy_level,
+      activations: q.activations ?? 'none',
+      weight_type: q.weight_type ?? defaultWeightType(),
+      skip: [...(q.skip ?? [])],
+      overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
+      ...(q.gguf_type !== undefined || doc.runtime?.engine === 'llama.cpp'
+        ? { gguf_type: q.gguf_type ?? 'Q4_K_M' }
+        : {}),
+    }),
     methods: ['rtn', 'gptq', 'dynamic activations', 'static activations', 'gguf'],
     globLists: ['skip'],
     knobs: [
@@ -113,12 +506,23 @@ export const SECTIONS: readonly SectionDecl[] = [
       // llama.cpp's weight types (runtime.engine: llama.cpp); ignored by onnxruntime (config/runtimeCheck.ts says so).
       { field: 'gguf_type', method: 'GGUF quantization', schemaPath: ['gguf_type'] },
     ],
-  },
-  {
+  }),
+  section({
     name: 'sparsity',
     kind: 'rules',
+    schema: SPARSITY_SCHEMA,
+    resolve: (s): SparsityConfig => ({
+      method: s.method ?? 'magnitude',
+      rules: (s.rules ?? []).map((r: SparsityRule) => ({ ...r })),
+    }),
+    // A pattern that does not parse leaves what an earlier rule asked.
+    layerPlan: {
+      key: 'sparsity',
+      fromRule: (r: SparsityRule, previous: SparsityPlan | undefined) =>
+        (r.pattern ? parseNM(r.pattern) : undefined) ?? (r.ratio !== undefined ? { ratio: r.ratio } : previous),
+      label: (v: SparsityPlan) => ('n' in v ? `${v.n}:${v.m}` : `${Math.round(v.ratio * 100)}% sparse`),
+    },
     methods: ['magnitude', 'wanda'],
-    create: () => ({ method: 'magnitude', rules: [] }),
     knobs: [
       {
         field: 'pattern',
@@ -135,17 +539,36 @@ export const SECTIONS: readonly SectionDecl[] = [
         coerce: (v) => Number(v),
       },
     ],
-  },
-  {
+  }),
+  section({
     name: 'low_rank',
     kind: 'rules',
+    schema: LOW_RANK_SCHEMA,
+    resolve: (s): LowRankConfig => ({
+      method: s.method ?? 'randomized_svd',
+      rules: (s.rules ?? []).map((r: LowRankRule) => ({ ...r })),
+    }),
+    layerPlan: {
+      key: 'lowRank',
+      fromRule: (r: LowRankRule): LowRankPlan => ({ rank: r.rank }),
+      label: (v: LowRankPlan) => `rank ${v.rank}`,
+    },
     methods: ['svd', 'randomized_svd'],
-    create: () => ({ method: 'randomized_svd', rules: [] }),
     knobs: [{ field: 'rank', method: 'low rank', schemaPath: ['rules', '*', 'rank'], coerce: (v) => Number(v) }],
-  },
-  {
+  }),
+  section({
     name: 'runtime',
     kind: 'settings',
+    always: true,
+    schema: RUNTIME_SCHEMA,
+    resolve: (rt, { threads }): RuntimeConfig => ({
+      intra_op_threads: rt?.intra_op_threads ?? threads,
+      inter_op_threads: rt?.inter_op_threads ?? 1,
+      graph_optimization: rt?.graph_optimization ?? 'all',
+      execution_mode: rt?.execution_mode ?? 'sequential',
+      ...(rt?.engine ? { engine: rt.engine } : {}),
+      ...(rt?.llama ? { llama: { ...rt.llama } } : {}),
+    }),
     methods: ['onnxruntime session options', 'runtime choice'],
     knobs: [
       {
@@ -162,12 +585,39 @@ export const SECTIONS: readonly SectionDecl[] = [
       // default space: a recipe that names llama.cpp opts in.
       { field: 'engine', method: 'runtime', schemaPath: ['engine'], scope: 'never' },
     ],
-  },
-];
+  }),
+] as const;
+
+type Decls = (typeof SECTIONS)[number];
+/** A recipe section with knobs: a name of the table. */
+export type SectionName = Decls['name'];
+/** The sections that change the model's weights (every kind but `settings`). */
+export type CompressionSectionName = Extract<Decls, { kind: 'overrides' | 'rules' }>['name'];
+export const COMPRESSION_SECTIONS = (SECTIONS as readonly SectionDecl[])
+  .filter((s) => s.kind !== 'settings')
+  .map((s) => s.name) as readonly CompressionSectionName[];
+
+/** The rules sections' planner entries, in table order. */
+export const RULE_PLANS: readonly { section: SectionName; plan: RulePlanDecl }[] = (
+  SECTIONS as readonly SectionDecl[]
+).flatMap((s) => (s.layerPlan ? [{ section: s.name as SectionName, plan: s.layerPlan }] : []));
+// What each rules section's planner entry puts on a layer plan (`sparsity`, `lowRank`), typed by the table.
+// (Helpers with a bare type parameter, so a section without a planner entry maps to no key at all.)
+type PlanOf<D> = D extends { layerPlan?: infer P } ? Exclude<P, undefined> : never;
+type PlanKey<P> = P extends RulePlanDecl<infer K> ? K : never;
+type PlanValue<P> = P extends RulePlanDecl<string, infer V> ? V : never;
+export type RulePlans = { [D in Decls as PlanKey<PlanOf<D>>]?: PlanValue<PlanOf<D>> };
+
+/** Whether a resolved section changes the model: an overrides section by being there, rules by having some. */
+export function sectionInEffect(s: SectionDecl, value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (s.kind === 'rules') return ((value as { rules?: unknown[] }).rules?.length ?? 0) > 0;
+  return s.kind === 'overrides';
+}
 
 /** The declaration of a recipe section, or undefined (a section without knobs). */
 export function sectionDecl(name: unknown): SectionDecl | undefined {
-  return SECTIONS.find((s) => s.name === name);
+  return (SECTIONS as readonly SectionDecl[]).find((s) => s.name === name);
 }
 
 /** Where a section's layer globs are written: its glob-list fields, and the list whose entries have a `match`. */

@@ -3,9 +3,8 @@
 // language server's hovers and the tuner all read that plan, so a recipe means one thing everywhere.
 import type { Layer } from '../model/graph';
 import type { Recipe, SearchValue } from './recipe';
-import { defaultQuantize } from './recipe';
 import { type LayerPlan, type PlannedLayer, planRecipe } from './planner';
-import { type SectionName, knobDecl, removesRule, scopeError } from './methods';
+import { RULE_PLANS, type RulePlans, knobDecl, removesRule, scopeError } from './methods';
 
 export { MAX_GLOB_LENGTH, globMatcher, matchLayers } from './globs';
 export { type LayerPlan, applyOverride, parseNM } from './planner';
@@ -19,11 +18,13 @@ export function planLayers(recipe: Recipe, layers: readonly Layer[]): LayerPlan[
   const plan = planRecipe(recipe, layers);
   let out = projections.get(plan);
   if (!out) {
-    out = plan.map(({ layer, quant, sparsity, lowRank }) => {
-      const p: LayerPlan = { layer };
-      if (quant) p.quant = quant;
-      if (sparsity) p.sparsity = sparsity;
-      if (lowRank) p.lowRank = lowRank;
+    out = plan.map((planned) => {
+      const p: LayerPlan = { layer: planned.layer };
+      if (planned.quant) p.quant = planned.quant;
+      for (const { plan: rp } of RULE_PLANS) {
+        const key = rp.key as keyof RulePlans;
+        if (planned[key]) (p as unknown as Record<string, unknown>)[key] = planned[key];
+      }
       return Object.freeze(p);
     });
     projections.set(plan, out);
@@ -52,7 +53,9 @@ export function parseKnob(key: string): Knob {
 export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValue>): Recipe {
   const r: Recipe = structuredClone(recipe);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const sections = r as unknown as Record<SectionName, any>;
+  const sections = r as unknown as Record<string, any>;
+  // A section a knob needs and the recipe lacks: the table's resolution of an empty one.
+  const empty = { doc: {}, threads: r.target.threads };
   for (const [key, value] of Object.entries(assignment)) {
     const { path, scope } = parseKnob(key);
     const decl = knobDecl(path);
@@ -64,7 +67,7 @@ export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValu
         sections[section.name][field] = value;
         break;
       case 'overrides': {
-        sections[section.name] ??= defaultQuantize();
+        sections[section.name] ??= section.resolve({}, empty);
         if (scope === undefined) {
           if (knob.scope === 'required') throw new Error(scopeError(decl, scope));
           sections[section.name][field] = value;
@@ -84,7 +87,7 @@ export function applyKnobs(recipe: Recipe, assignment: Record<string, SearchValu
       }
       case 'rules': {
         const match = scope ?? '**';
-        const s = (sections[section.name] ??= section.create!());
+        const s = (sections[section.name] ??= section.resolve({}, empty));
         s.rules = s.rules.filter((x: { match: string }) => x.match !== match);
         if (!removesRule(decl, value)) s.rules.push({ match, [field]: knob.coerce ? knob.coerce(value) : value });
         break;

@@ -6,26 +6,30 @@
 // Rules, in recipe order: the quantize section's settings apply to every layer that is not already
 // MatMulNBits; a `skip` glob leaves a layer in float; each matching override applies after that (the
 // last one wins per field; `skip: true` leaves the layer in float; any other override re-enables a
-// skipped layer, starting from the section's bits and block size); bits 32 means float. Sparsity and
-// low-rank rules: the last matching rule wins.
+// skipped layer, starting from the section's bits and block size); bits 32 means float. Rules sections
+// (sparsity, low rank: each declares in config/methods.ts what a rule asks of a layer, `layerPlan`): the
+// last matching rule wins.
 //
-// Memoised: a plan is computed once per layer list and recipe content (its quantize, sparsity and
-// low_rank sections), so the check, the hovers, the compression of a trial and the tuner's
-// deduplication share it. Plans are frozen; callers read them.
+// Memoised: a plan is computed once per layer list and recipe content (its compression sections), so
+// the check, the hovers, the compression of a trial and the tuner's deduplication share it. Plans are
+// frozen; callers read them.
 import type { Layer } from '../model/graph';
 import type { JsonPath } from './parse';
 import type { QuantOverride, QuantSettings, Recipe } from './recipe';
-import { DEFAULT_QUANT } from './recipe';
+import { COMPRESSION_SECTIONS, DEFAULT_QUANT, RULE_PLANS, type RulePlans } from './methods';
 import { layerIndex } from './globs';
 
-export interface LayerPlan {
+export { parseNM } from './methods';
+
+/** What happens to a layer: its quantization, and what each rules section asks of it (`sparsity`, `lowRank`). */
+export interface LayerPlan extends RulePlans {
   layer: Layer;
   /** Undefined: the weight stays in float. */
   quant?: QuantSettings;
-  /** Keep `n` of every `m` weights along K, or zero a `ratio` of them. */
-  sparsity?: { n: number; m: number } | { ratio: number };
-  lowRank?: { rank: number };
 }
+
+/** The index of the rule that decided each rules-section entry (`sparsityRule`, `lowRankRule`). */
+type RuleIndexes = { [K in keyof RulePlans as `${K & string}Rule`]?: number };
 
 export type QuantField = keyof QuantSettings;
 export const QUANT_FIELDS: readonly QuantField[] = ['method', 'bits', 'block_size', 'symmetric', 'accuracy_level'];
@@ -50,26 +54,25 @@ export type FloatReason =
   /** The settings say bits 32 (kept in float, but still a candidate for 8-bit activations). */
   | { kind: 'bits-32' };
 
-export interface PlannedLayer extends LayerPlan {
+export interface PlannedLayer extends LayerPlan, RuleIndexes {
   /** Where each quantization field came from (set when the layer is quantized). */
   origin?: Readonly<Record<QuantField, Origin>>;
   float?: FloatReason;
-  /** Index of the sparsity / low-rank rule that applies. */
-  sparsityRule?: number;
-  lowRankRule?: number;
+}
+
+/** What the rules sections ask of a layer, as short text in table order (`2:4`, `rank 8`). */
+export function ruleLabels(p: LayerPlan): string[] {
+  const out: string[] = [];
+  for (const { plan: rp } of RULE_PLANS) {
+    const v = p[rp.key as keyof RulePlans];
+    if (v !== undefined) out.push(rp.label(v));
+  }
+  return out;
 }
 
 /** The layer was skipped by a skip glob or a skipping override (not merely kept at 32 bits). */
 export function isSkipped(p: PlannedLayer): boolean {
   return p.float?.kind === 'skip' || p.float?.kind === 'override-skip';
-}
-
-export function parseNM(pattern: string): { n: number; m: number } | undefined {
-  const mm = /^(\d+):(\d+)$/.exec(pattern);
-  if (!mm) return undefined;
-  const n = Number(mm[1]);
-  const m = Number(mm[2]);
-  return n >= 1 && m >= 2 && n < m ? { n, m } : undefined;
 }
 
 /**
@@ -115,8 +118,11 @@ function computePlan(recipe: Recipe, layers: readonly Layer[]): readonly Planned
   const q = recipe.quantize;
   const skipHits = q ? perLayer(q.skip, (g) => g) : [];
   const ovHits = q ? perLayer(q.overrides, (o) => o.match) : [];
-  const spHits = perLayer(recipe.sparsity?.rules ?? [], (r) => r.match);
-  const lrHits = perLayer(recipe.low_rank?.rules ?? [], (r) => r.match);
+  const sections = recipe as unknown as Record<string, { rules: { match: string }[] } | undefined>;
+  const ruleHits = RULE_PLANS.map(({ section, plan }) => {
+    const rules = sections[section]?.rules ?? [];
+    return { plan, rules, hits: perLayer(rules, (r) => r.match) };
+  });
 
   return layers.map((layer, i) => {
     const plan: PlannedLayer = { layer };
@@ -159,15 +165,12 @@ function computePlan(recipe: Recipe, layers: readonly Layer[]): readonly Planned
         plan.float = float ?? { kind: 'bits-32' };
       }
     }
-    for (const j of spHits[i]) {
-      const r = recipe.sparsity!.rules[j];
-      const nm = r.pattern ? parseNM(r.pattern) : undefined;
-      plan.sparsity = nm ?? (r.ratio !== undefined ? { ratio: r.ratio } : plan.sparsity);
-      plan.sparsityRule = j;
-    }
-    for (const j of lrHits[i]) {
-      plan.lowRank = { rank: recipe.low_rank!.rules[j].rank };
-      plan.lowRankRule = j;
+    const entries = plan as unknown as Record<string, unknown>;
+    for (const { plan: rp, rules, hits } of ruleHits) {
+      for (const j of hits[i]) {
+        entries[rp.key] = rp.fromRule(rules[j], entries[rp.key]);
+        entries[`${rp.key}Rule`] = j;
+      }
     }
     return Object.freeze(plan);
   });
@@ -180,7 +183,7 @@ let computed = 0;
 
 /** The plan of a recipe on a model: one frozen entry per layer, in model order (memoised). */
 export function planRecipe(recipe: Recipe, layers: readonly Layer[]): readonly PlannedLayer[] {
-  const key = JSON.stringify([recipe.quantize ?? null, recipe.sparsity ?? null, recipe.low_rank ?? null]);
+  const key = JSON.stringify(COMPRESSION_SECTIONS.map((s) => recipe[s] ?? null));
   let byRecipe = plans.get(layers);
   if (!byRecipe) plans.set(layers, (byRecipe = new Map()));
   let hit = byRecipe.get(key);

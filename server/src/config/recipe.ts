@@ -1,57 +1,53 @@
 // The one config model: a recipe as the engine uses it, with every default filled in.
-// `schemas/haqa.schema.json` is the contract for what users write; `resolveRecipe` turns a document
-// that passed it into a `Recipe`. Parsing with positions and diagnostics live in ./parse and ./check.
+// The recipe schema (./recipeSchema, written out as schemas/haqa.schema.json) is the contract for what
+// users write; `resolveRecipe` turns a document that passed it into a `Recipe`. The method sections
+// (quantize, sparsity, low_rank, runtime) are the method table's (./methods): their types and defaults
+// come from its entries. Parsing with positions and diagnostics live in ./parse and ./check.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { int8Saturates } from '../util/cpu';
+import { SECTIONS, type SectionDecl } from './methods';
 // Type only (erased): `search.agent` names a proposer of the registry; the schema's enum is held to it by a test.
 import type { ProposerName } from '../agent/proposers';
 
-export type Bits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 32;
-export type BlockSize = 16 | 32 | 64 | 128 | 256;
-export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
-export type QuantMethod = 'rtn' | 'gptq';
+// The method sections' types live beside their declarations in the method table.
+export type {
+  AccuracyLevel,
+  Bits,
+  BlockSize,
+  Engine,
+  GgufFileType,
+  GgufTensorType,
+  GraphOptimization,
+  KvCacheType,
+  LowRankConfig,
+  LowRankRule,
+  QuantMethod,
+  QuantOverride,
+  QuantSettings,
+  QuantizeConfig,
+  RuntimeConfig,
+  SparsityConfig,
+  SparsityRule,
+  W8WeightType,
+} from './methods';
+export { DEFAULT_QUANT } from './methods';
+
 export type Metric = 'decode_latency' | 'prefill_latency' | 'throughput' | 'size';
 export type Provider = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
-export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
-/** How the 8-bit-activation paths store their int8 weight codes (onnxruntime's weight_type). */
-export type W8WeightType = 'int8' | 'uint8';
+/**
+ * One member per entry of the method table, typed by its `resolve`: required where the entry is
+ * `always` (runtime), optional otherwise (absent: the recipe does not use the method).
+ */
+type Decls = (typeof SECTIONS)[number];
+type Always = SectionDecl<string, unknown, true>;
+export type MethodSections = {
+  [D in Decls as D extends Always ? D['name'] : never]: ReturnType<D['resolve']>;
+} & {
+  [D in Decls as D extends Always ? never : D['name']]?: ReturnType<D['resolve']>;
+};
 
-export interface QuantSettings {
-  method: QuantMethod;
-  bits: Bits;
-  block_size: BlockSize;
-  symmetric: boolean;
-  accuracy_level: AccuracyLevel;
-}
-
-export interface QuantOverride extends Partial<QuantSettings> {
-  match: string;
-  skip?: boolean;
-  /** llama.cpp engine: this tensor's GGUF type (as llama.cpp's --tensor-type). */
-  gguf_type?: GgufTensorType;
-}
-
-/** The runtime a recipe's model runs in (bench/runtimes.ts lists them). */
-export type Engine = 'onnxruntime' | 'llama.cpp';
-/** GGUF tensor types HAQA writes (compress/gguf.ts), and the file types a recipe may ask for. */
-export type GgufTensorType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K';
-export type GgufFileType = GgufTensorType | 'Q4_K_M';
-/** llama.cpp's KV-cache element types (type_k / type_v). */
-export type KvCacheType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
-
-export interface SparsityRule {
-  match: string;
-  pattern?: string;
-  ratio?: number;
-}
-export interface LowRankRule {
-  match: string;
-  rank: number;
-}
-
-export interface Recipe {
+export interface Recipe extends MethodSections {
   version: 1;
   /** Absolute path of the recipe file (paths in it resolve against its folder). */
   file: string;
@@ -62,37 +58,6 @@ export interface Recipe {
     metric: Metric;
     workload: { prompt_length: number; decode_tokens: number; batch: number };
     accuracy: { max_ppl_increase: number; min_top1_agreement?: number; max_kl?: number };
-  };
-  /** Absent: the model's weights stay in float. */
-  quantize?: QuantSettings & {
-    activations: 'none' | 'dynamic' | 'static';
-    /** Weight type of the 8-bit-activation paths (default: uint8 where u8×s8 kernels saturate, util/cpu.ts). */
-    weight_type: W8WeightType;
-    skip: string[];
-    overrides: QuantOverride[];
-    /** llama.cpp engine: the GGUF type of the exported weights (default Q4_K_M). */
-    gguf_type?: GgufFileType;
-  };
-  sparsity?: { method: 'magnitude' | 'wanda'; rules: SparsityRule[] };
-  low_rank?: { method: 'svd' | 'randomized_svd'; rules: LowRankRule[] };
-  runtime: {
-    intra_op_threads: number;
-    inter_op_threads: number;
-    graph_optimization: GraphOptimization;
-    execution_mode: 'sequential' | 'parallel';
-    /**
-     * Which runtime runs the model; absent means onnxruntime (kept absent, so the hashes of recipes
-     * that don't name one stay what they were). `llama` holds llama.cpp's knobs.
-     */
-    engine?: Engine;
-    llama?: {
-      threads?: number;
-      batch_size?: number;
-      ubatch_size?: number;
-      flash_attention?: boolean;
-      type_k?: KvCacheType;
-      type_v?: KvCacheType;
-    };
   };
   calibration: { text?: string; samples: number; seq_len: number };
   evaluation: { text?: string; tokenizer?: string; window: number; max_windows?: number };
@@ -107,24 +72,6 @@ export interface Recipe {
 }
 
 export type SearchValue = number | string | boolean | null;
-
-export const DEFAULT_QUANT: QuantSettings = {
-  method: 'rtn',
-  bits: 4,
-  block_size: 32,
-  symmetric: true,
-  accuracy_level: 0,
-};
-
-/** A quantize section with every default: what a recipe without one gets when a knob sets quantization. */
-export function defaultQuantize(): NonNullable<Recipe['quantize']> {
-  return { ...DEFAULT_QUANT, activations: 'none', weight_type: defaultWeightType(), skip: [], overrides: [] };
-}
-
-/** uint8 weights where this CPU's u8×s8 int8 kernels saturate (x86 without VNNI), int8 elsewhere. */
-function defaultWeightType(): W8WeightType {
-  return int8Saturates() ? 'uint8' : 'int8';
-}
 
 /** Parse `4GiB`, `512 MB` or a byte count. */
 export function parseBytes(v: number | string): number {
@@ -160,7 +107,6 @@ export function resolveRecipe(doc: any, file: string): Recipe {
   const dir = path.dirname(path.resolve(file));
   const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(dir, p));
   const threads = doc.target?.threads ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-  const q = doc.quantize;
   return {
     version: 1,
     file: path.resolve(file),
@@ -184,42 +130,7 @@ export function resolveRecipe(doc: any, file: string): Recipe {
         max_kl: doc.objective?.accuracy?.max_kl,
       },
     },
-    quantize: q
-      ? {
-          method: q.method ?? DEFAULT_QUANT.method,
-          bits: q.bits ?? DEFAULT_QUANT.bits,
-          block_size: q.block_size ?? DEFAULT_QUANT.block_size,
-          symmetric: q.symmetric ?? DEFAULT_QUANT.symmetric,
-          accuracy_level: q.accuracy_level ?? DEFAULT_QUANT.accuracy_level,
-          activations: q.activations ?? 'none',
-          weight_type: q.weight_type ?? defaultWeightType(),
-          skip: [...(q.skip ?? [])],
-          overrides: (q.overrides ?? []).map((o: QuantOverride) => ({ ...o })),
-          ...(q.gguf_type !== undefined || doc.runtime?.engine === 'llama.cpp'
-            ? { gguf_type: q.gguf_type ?? 'Q4_K_M' }
-            : {}),
-        }
-      : undefined,
-    sparsity: doc.sparsity
-      ? {
-          method: doc.sparsity.method ?? 'magnitude',
-          rules: (doc.sparsity.rules ?? []).map((r: SparsityRule) => ({ ...r })),
-        }
-      : undefined,
-    low_rank: doc.low_rank
-      ? {
-          method: doc.low_rank.method ?? 'randomized_svd',
-          rules: (doc.low_rank.rules ?? []).map((r: LowRankRule) => ({ ...r })),
-        }
-      : undefined,
-    runtime: {
-      intra_op_threads: doc.runtime?.intra_op_threads ?? threads,
-      inter_op_threads: doc.runtime?.inter_op_threads ?? 1,
-      graph_optimization: doc.runtime?.graph_optimization ?? 'all',
-      execution_mode: doc.runtime?.execution_mode ?? 'sequential',
-      ...(doc.runtime?.engine ? { engine: doc.runtime.engine } : {}),
-      ...(doc.runtime?.llama ? { llama: { ...doc.runtime.llama } } : {}),
-    },
+    ...resolveSections(doc, threads),
     calibration: {
       text: abs(doc.calibration?.text),
       samples: doc.calibration?.samples ?? 8,
@@ -240,5 +151,15 @@ export function resolveRecipe(doc: any, file: string): Recipe {
       space: { ...(doc.search?.space ?? {}) },
     },
   };
+}
+
+/** The method sections of a document, each resolved by its table entry, in table order. */
+function resolveSections(doc: any, threads: number): MethodSections {
+  const out: Record<string, unknown> = {};
+  for (const s of SECTIONS as readonly SectionDecl[]) {
+    const part = doc[s.name];
+    out[s.name] = part == null && !s.always ? undefined : s.resolve(part ?? {}, { doc, threads });
+  }
+  return out as MethodSections;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

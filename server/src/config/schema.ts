@@ -1,13 +1,13 @@
-// JSON Schema validation of a recipe (schemas/haqa.schema.json, ajv with allErrors), with every
+// JSON Schema validation of a recipe (the schema ./recipeSchema builds, ajv with allErrors), with every
 // error mapped back to a precise range: unknown keys on the key itself, wrong values on the value.
 import Ajv, { ErrorObject } from 'ajv';
-import schemaJson from '../../../schemas/haqa.schema.json';
 import { Diagnostic, closest, diag } from './diagnostics';
 import { JsonPath, ParsedYaml, rangeOf } from './parse';
 import { KNOB_NAMES, knobDecl, knobSchemaPath, removesRule } from './methods';
+import { buildRecipeSchema } from './recipeSchema';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export const recipeSchema: any = schemaJson;
+export const recipeSchema: any = buildRecipeSchema();
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 // Compiled on first use: compiling is a few ms that server start-up need not pay.

@@ -101,8 +101,8 @@ export interface LayerPlanSummary {
   name: string;
   bits?: number;
   block_size?: number;
-  sparsity?: string;
-  rank?: number;
+  /** What the rules sections did to it, as the method table labels it (`2:4`, `rank 8`). */
+  methods?: string[];
   skip?: boolean;
 }
 

@@ -5,6 +5,8 @@
 import type { LayerPlanSummary, RunSummary, TuneResult } from './protocol';
 import type { Recipe } from '../config/recipe';
 import { planLayers } from '../config/plan';
+import { ruleLabels } from '../config/planner';
+import { COMPRESSION_SECTIONS } from '../config/methods';
 import type { Layer } from '../model/graph';
 import type { RecordAt } from '../bench/store';
 import type { RunRecord } from '../bench/record';
@@ -132,19 +134,15 @@ export function planSummary(best: Plan, baseline?: TrialMetrics): NonNullable<Tu
 /** What each layer got in the run `r` (the planner's view of the recipe with the record's compression). */
 export function layerMap(recipe: Recipe, layers: readonly Layer[], r: RunRecord): LayerPlanSummary[] {
   const c = r.config ?? ({} as RunRecord['config']);
-  const asRun = { ...recipe, quantize: c.quantize, sparsity: c.sparsity, low_rank: c.low_rank } as Recipe;
+  const asRun = { ...recipe } as Recipe;
+  for (const s of COMPRESSION_SECTIONS) (asRun as unknown as Record<string, unknown>)[s] = c[s];
   try {
     return planLayers(asRun, layers).map((p) => ({
       name: p.layer.name,
       bits: p.quant?.bits,
       block_size: p.quant?.block_size,
       skip: !p.quant,
-      sparsity: p.sparsity
-        ? 'ratio' in p.sparsity
-          ? `${Math.round(p.sparsity.ratio * 100)}%`
-          : `${p.sparsity.n}:${p.sparsity.m}`
-        : undefined,
-      rank: p.lowRank?.rank,
+      methods: ruleLabels(p),
     }));
   } catch {
     return [];

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Recipe } from '../config/recipe';
+import { SECTIONS } from '../config/methods';
 import { decodeModel, externalRef, resolveExternal } from '../model/onnx';
 import { fileRefusal, recipeReadRefusal, recipeRoots } from '../util/paths';
 import { compresses, usesCalibration } from '../bench/record';
@@ -97,10 +98,7 @@ export async function recipeBundle(
       memory_limit: recipe.target.memory_limit,
     },
     objective: recipe.objective,
-    quantize: recipe.quantize,
-    sparsity: recipe.sparsity,
-    low_rank: recipe.low_rank,
-    runtime: recipe.runtime,
+    ...Object.fromEntries(SECTIONS.map((s) => [s.name, recipe[s.name]])),
     calibration: { ...recipe.calibration, text: await text(recipe.calibration.text, 'calibration') },
     evaluation: {
       ...recipe.evaluation,
