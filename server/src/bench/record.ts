@@ -5,7 +5,13 @@ import type { ReferenceChoice } from './reference';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Engine, Recipe } from '../config/recipe';
-import { COMPRESSION_SECTIONS, type CompressionSectionName, sectionDecl, sectionInEffect } from '../config/methods';
+import {
+  COMPRESSION_SECTIONS,
+  type CompressionSectionName,
+  sectionDecl,
+  sectionInEffect,
+  usesCalibration,
+} from '../config/methods';
 import type { Summary } from './stats';
 import type { RaceResult } from './race';
 
@@ -220,14 +226,8 @@ export function compresses(recipe: Recipe): boolean {
   return converts || COMPRESSION_SECTIONS.some((s) => sectionInEffect(sectionDecl(s)!, recipe[s]));
 }
 
-/** Whether a compression step reads calibration data (GPTQ, Wanda, static activation ranges). */
-export function usesCalibration(recipe: Recipe): boolean {
-  const q = recipe.quantize;
-  const gptq = q !== undefined && (q.method === 'gptq' || q.overrides.some((o) => o.method === 'gptq'));
-  return (
-    gptq || q?.activations === 'static' || (recipe.sparsity?.method === 'wanda' && recipe.sparsity.rules.length > 0)
-  );
-}
+/** Whether a compression step reads calibration data (GPTQ, Wanda, static ranges), as the method table says. */
+export { usesCalibration } from '../config/methods';
 
 /** The recipe sections that decide the compressed model's bytes (paths made relative to the recipe). */
 export function compressionSections(recipe: Recipe): Record<string, unknown> {

@@ -11,7 +11,7 @@ import { JsonPath, ParsedYaml, parseYaml, rangeOf } from './parse';
 import { validateSchema, knobValueError } from './schema';
 import { BlockSize, Recipe, resolveRecipe, parseBytes } from './recipe';
 import { parseKnob } from './plan';
-import { SECTIONS, type SectionDecl, globFields } from './methods';
+import { SECTIONS, type SectionDecl, globFields, usesCalibration } from './methods';
 import { int8Saturates } from '../util/cpu';
 import { fileRefusal, outsideRefusal, PathCode, READ_CAPS, recipeRoots } from '../util/paths';
 import { LayerIndex, PlannedLayer, layerIndex, planWithSources, plannedBytes } from './layers';
@@ -170,12 +170,7 @@ async function semanticChecks(a: RecipeAnalysis, ctx: CheckContext): Promise<voi
     checkFileRef(a, roots, ['calibration', 'text'], r.calibration.text, 'calibration text', READ_CAPS.text);
   if (r.evaluation.tokenizer)
     checkFileRef(a, roots, ['evaluation', 'tokenizer'], r.evaluation.tokenizer, 'tokenizer', READ_CAPS.tokenizer);
-  const needsCalib =
-    r.quantize?.method === 'gptq' ||
-    r.quantize?.overrides.some((o) => o.method === 'gptq') ||
-    r.sparsity?.method === 'wanda' ||
-    r.quantize?.activations === 'static';
-  if (needsCalib && !r.calibration.text) {
+  if (usesCalibration(r) && !r.calibration.text) {
     a.diagnostics.push(
       diag(
         rangeOf(a.parsed, d.calibration ? ['calibration'] : ['quantize'], 'key'),

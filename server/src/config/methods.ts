@@ -191,6 +191,8 @@ export interface SectionDecl<
   resolve(section: any, ctx: ResolveContext): T;
   /** Rules sections: what a matching rule asks of a layer (the planner's entry for it). */
   layerPlan?: P;
+  /** Whether the resolved section reads calibration activations (GPTQ, Wanda, static ranges). */
+  usesCalibration?(value: T): boolean;
   /** The methods this section offers, for editor text and docs. */
   methods: readonly string[];
   /** Fields that are lists of layer globs (`quantize.skip`), besides the `match` of each override or rule. */
@@ -218,7 +220,11 @@ export function threadValues(cores: number): number[] {
 
 const removes = (v: SearchValue) => v === null || v === 'none' || v === 0;
 
-/** A table entry, typed by its name, resolved type and presence (the `Recipe` type reads them). */
+/**
+ * A table entry, typed by its name, resolved type, kind, presence and planner entry (the `Recipe` and
+ * `LayerPlan` types read them). Give `resolve` a return type and the entry's other functions typed
+ * parameters: TypeScript infers the section's type from them, and an untyped one leaves it `{}`.
+ */
 function section<
   const N extends string,
   T,
@@ -456,6 +462,8 @@ export const SECTIONS = [
     kind: 'overrides',
     schema: QUANTIZE_SCHEMA,
     definitions: QUANTIZE_DEFINITIONS,
+    usesCalibration: (q: QuantizeConfig) =>
+      q.method === 'gptq' || q.overrides.some((o) => o.method === 'gptq') || q.activations === 'static',
     resolve: (q, { doc }): QuantizeConfig => ({
       method: q.method ?? DEFAULT_QUANT.method,
       bits: q.bits ?? DEFAULT_QUANT.bits,
@@ -511,6 +519,7 @@ export const SECTIONS = [
     name: 'sparsity',
     kind: 'rules',
     schema: SPARSITY_SCHEMA,
+    usesCalibration: (s: SparsityConfig) => s.method === 'wanda' && s.rules.length > 0,
     resolve: (s): SparsityConfig => ({
       method: s.method ?? 'magnitude',
       rules: (s.rules ?? []).map((r: SparsityRule) => ({ ...r })),
@@ -607,6 +616,14 @@ type PlanOf<D> = D extends { layerPlan?: infer P } ? Exclude<P, undefined> : nev
 type PlanKey<P> = P extends RulePlanDecl<infer K> ? K : never;
 type PlanValue<P> = P extends RulePlanDecl<string, infer V> ? V : never;
 export type RulePlans = { [D in Decls as PlanKey<PlanOf<D>>]?: PlanValue<PlanOf<D>> };
+
+/** Whether a compression step of these (resolved) sections reads calibration data, as each entry says. */
+export function usesCalibration(sections: object): boolean {
+  const values = sections as Record<string, unknown>;
+  return (SECTIONS as readonly SectionDecl[]).some(
+    (s) => values[s.name] != null && s.usesCalibration?.(values[s.name]),
+  );
+}
 
 /** Whether a resolved section changes the model: an overrides section by being there, rules by having some. */
 export function sectionInEffect(s: SectionDecl, value: unknown): boolean {
