@@ -118,6 +118,15 @@ function startWorker(
   });
 }
 
+/** Trial `i` of the fleet phases: the configuration `c`, quick and speed only. */
+const speedTrial = (recipe: Recipe, c: Record<string, number>, i: number) => ({
+  recipe: applyKnobs(recipe, c),
+  quick: true,
+  baseline: false,
+  measure: { accuracy: false },
+  trial: { number: i + 1 },
+});
+
 const killGroup = (c: ChildProcess) => {
   try {
     process.kill(-c.pid!, 'SIGKILL');
@@ -147,18 +156,7 @@ async function fleetPart(recipe: Recipe, trials: number) {
       const runner = runnerFor(`${redis.url}?class=bench-1t`);
       const t = Date.now();
       const recs = await Promise.all(
-        configs.slice(0, trials).map((c, i) =>
-          runner.run(
-            {
-              recipe: applyKnobs(recipe, c),
-              quick: true,
-              baseline: false,
-              measure: { accuracy: false },
-              trial: { number: i + 1 },
-            },
-            { noStore: true },
-          ),
-        ),
+        configs.slice(0, trials).map((c, i) => runner.run(speedTrial(recipe, c, i), { noStore: true })),
       );
       const seconds = (Date.now() - t) / 1000;
       await runner.close();
@@ -200,20 +198,7 @@ async function killedPart(url: string, recipe: Recipe, configs: Record<string, n
   const runner = runnerFor(`${url}?class=bench-1t`);
   const t = Date.now();
   try {
-    const recs = await Promise.all(
-      configs.map((c, i) =>
-        runner.run(
-          {
-            recipe: applyKnobs(recipe, c),
-            quick: true,
-            baseline: false,
-            measure: { accuracy: false },
-            trial: { number: i + 1 },
-          },
-          { storeDir: store },
-        ),
-      ),
-    );
+    const recs = await Promise.all(configs.map((c, i) => runner.run(speedTrial(recipe, c, i), { storeDir: store })));
     const seconds = (Date.now() - t) / 1000;
     const stored = new RunStore(store).read().records;
     const perTrial = new Map<number, number>();
