@@ -221,6 +221,10 @@ export async function openFile(page: Page, name: string): Promise<void> {
     await page.locator(`.tab[aria-label^="${name}"]`).first().click();
     await active.waitFor({ timeout: 10_000 });
   }
+  // The tab can be active in its group while focus stays in a webview of another group (then "Go to Line"
+  // answers "Open a text editor first"): clicking the tab focuses its editor; the window title follows focus.
+  await active.click();
+  await page.waitForFunction((n) => document.title.replace(/^● /, '').startsWith(n), name, { timeout: 10_000 });
   await page.locator('.editor-instance .monaco-editor .view-lines').filter({ visible: true }).first().waitFor();
 }
 
