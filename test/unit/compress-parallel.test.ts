@@ -82,3 +82,22 @@ for (const [label, dt] of [
     }
   });
 }
+
+test('a layer smaller than one read chunk is still split over the threads (at the default chunk size)', async () => {
+  // Each weight here is far below the 32 MB read chunk: before, each layer was one slice, so layers
+  // (written in order) ran on one thread at a time and two threads were no faster than one.
+  const src = path.join(dir, 'small', 'model.onnx');
+  fs.mkdirSync(path.dirname(src), { recursive: true });
+  await write(src, DataType.FLOAT16);
+  const doc = { quantize: { bits: 4, block_size: 16, symmetric: true, overrides: [{ match: 'lm_head', bits: 4 }] } };
+  const outs = [1, 2].map((t) => {
+    fs.mkdirSync(path.join(dir, 'small', `t${t}`), { recursive: true });
+    return path.join(dir, 'small', `t${t}`, 'q.onnx');
+  });
+  const one = await compressModel(recipeFor(src, doc), { out: outs[0], threads: 1 });
+  const before = parallelStats.slices;
+  const two = await compressModel(recipeFor(src, doc), { out: outs[1], threads: 2 });
+  assert.ok(parallelStats.slices - before >= 3 * 2, `3 layers, slices on threads: ${parallelStats.slices - before}`);
+  assert.deepEqual(bytesOf(outs[1]), bytesOf(outs[0]), 'the same model, byte for byte');
+  assert.deepEqual(two.layers, one.layers, 'the same reports, errors included');
+});

@@ -5,16 +5,19 @@
 //     byte of a packed zero-point row (2-bit zero points pack 4 blocks a byte), or whole rows of N
 //     ([N, K] weights, transB), which own their bytes outright;
 //   - the error sums (Σ(w − ŵ)², Σw²) are added per slice in slice order, serial and parallel alike.
-// Memory stays bounded: at most `threads + 1` slices (each `chunkBytes` of float32) exist at a time,
-// and layers are still written one after the other, in order, to the external data file.
+// Memory stays bounded: the pool owns `threads + 1` shared slots the reader fills with stored bytes
+// (reused for every layer: a fresh SharedArrayBuffer per slice is freed only when both threads' GCs
+// let go of it, and a 4 GB model's run once held 7 GB that way), each thread one float32 conversion
+// buffer; layers are still written one after the other, in order, to the external data file. The
+// reader thread only reads and hands out slices: conversion to float32 happens on the workers, so a
+// 16-bit source does not serialize on the reader.
 //
 // Threads: recipe/option `threads` (CompressOptions.threads), default min(cores, 4) (util/cpu.ts).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { BlockQuantSpec, PackedWeight } from './quant';
-import { layoutOf } from './quant';
+import type { PackedWeight } from './quant';
 
 /** Default thread count: the cores this process may use, at most 4. */
 export function defaultThreads(): number {
@@ -22,29 +25,12 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(cores, 4));
 }
 
-/** A PackedWeight whose arrays live in shared memory, so worker threads fill it in place. */
-export function sharedPacked(K: number, N: number, spec: BlockQuantSpec, init: PackedWeight): PackedWeight {
-  const share = <T extends Uint8Array | Float32Array>(a: T): T => {
-    const sab = new SharedArrayBuffer(a.byteLength);
-    const out = new (a.constructor as { new (b: SharedArrayBuffer): T })(sab);
-    out.set(a as never);
-    return out;
-  };
-  const { nBlocks, blobSize } = layoutOf(K, N, spec);
-  return {
-    ...init,
-    nBlocks,
-    blobSize,
-    packed: share(init.packed),
-    scales: share(init.scales),
-    zeroPoints: init.zeroPoints ? share(init.zeroPoints) : undefined,
-  };
-}
-
 export interface SliceTask {
   pw: PackedWeight;
-  /** float32 rows of the slice, in shared memory. */
-  rows: Float32Array;
+  /** The slice as stored (float32, float16 or bfloat16 bytes), in one of the pool's shared slots. */
+  raw: Uint8Array;
+  /** Its ONNX element type: the thread converts it to float32 (model/floatTypes.ts), not the reader. */
+  dataType: number;
   row0: number;
   count: number;
   transB: boolean;
@@ -76,6 +62,8 @@ export class QuantPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private failed: Error | undefined;
+  private slotBufs: Uint8Array[] = [];
+  private outBufs: { packed?: Uint8Array; scales?: Float32Array; zeroPoints?: Uint8Array } = {};
 
   constructor(readonly threads: number) {
     for (let i = 0; i < threads; i++) {
@@ -103,6 +91,50 @@ export class QuantPool {
     this.waiting.shift()?.();
   }
 
+  /**
+   * `threads + 1` shared buffers of at least `bytes` each, the same ones for every layer (grown when a
+   * layer needs more). The caller reuses a slot only once the slice in it has been quantized.
+   */
+  slots(bytes: number): Uint8Array[] {
+    if (this.slotBufs.length === 0 || this.slotBufs[0].byteLength < bytes)
+      this.slotBufs = Array.from({ length: this.threads + 1 }, () => new Uint8Array(new SharedArrayBuffer(bytes)));
+    return this.slotBufs;
+  }
+
+  /**
+   * `init` with its arrays copied into the pool's shared output buffers (the same for every layer, grown
+   * when a layer needs more), for the threads to fill; `unshare` copies the result out before the next
+   * layer uses them. (A layer's output is a quarter of its input or less: the copy is cheap.)
+   */
+  share(init: PackedWeight): PackedWeight {
+    const put = <T extends Uint8Array | Float32Array>(key: keyof QuantPool['outBufs'], a: T): T => {
+      const Ctor = a.constructor as { new (b: ArrayBufferLike, offset: number, length: number): T };
+      let have = this.outBufs[key] as T | undefined;
+      if (!have || have.length < a.length) {
+        have = new Ctor(new SharedArrayBuffer(a.byteLength), 0, a.length);
+        (this.outBufs as Record<string, T>)[key] = have;
+      }
+      const view = new Ctor(have.buffer, 0, a.length);
+      view.set(a as never);
+      return view;
+    };
+    return {
+      ...init,
+      packed: put('packed', init.packed),
+      scales: put('scales', init.scales),
+      zeroPoints: init.zeroPoints ? put('zeroPoints', init.zeroPoints) : undefined,
+    };
+  }
+
+  /** Copy a shared result (from `share`) into `into`, the layer's own arrays. */
+  static unshare(shared: PackedWeight, into: PackedWeight): void {
+    into.packed.set(shared.packed);
+    into.scales.set(shared.scales);
+    if (into.zeroPoints && shared.zeroPoints) into.zeroPoints.set(shared.zeroPoints);
+    into.sqErr = shared.sqErr;
+    into.sqNorm = shared.sqNorm;
+  }
+
   /** Quantize one slice on a free thread; resolves with the slice's error sums. */
   async run(t: SliceTask): Promise<{ sqErr: number; sqNorm: number }> {
     if (this.failed) throw this.failed;
@@ -118,7 +150,8 @@ export class QuantPool {
         row0: t.row0,
         count: t.count,
         transB: t.transB,
-        rows: t.rows,
+        raw: t.raw,
+        dataType: t.dataType,
         pw: {
           K: pw.K,
           N: pw.N,

@@ -19,10 +19,12 @@ import {
   quantizeKNRows,
   quantizeNKRows,
 } from './quant';
-import { sharedPacked } from './parallel';
+import { QuantPool } from './parallel';
 import { CompressError, Decision, EmitStep, Emitted, LayerCtx, abortError, emitFloat } from './step';
 
 const MS = 'com.microsoft';
+/** A streamed layer is cut into at least this many slices: the most threads parallel.ts starts by default. */
+const SLICES_PER_LAYER = 4;
 
 export interface QuantDecision extends Decision {
   quant: QuantSettings;
@@ -74,8 +76,15 @@ export const quantizeStep: EmitStep<QuantDecision> = {
     const layer = c.plan.layer;
     const { K, N } = layer;
     const spec = nbitsSpec(q, c.where);
-    const pw = c.pool && externalRef(c.wt) ? sharedPacked(K, N, spec, newPacked(K, N, spec)) : newPacked(K, N, spec);
-    await streamQuantize(c, pw, layer.transB);
+    const pw = newPacked(K, N, spec);
+    if (c.pool && externalRef(c.wt)) {
+      // Threads fill the pool's shared output buffers; the layer keeps its own copy.
+      const shared = c.pool.share(pw);
+      await streamQuantize(c, shared, layer.transB);
+      QuantPool.unshare(shared, pw);
+    } else {
+      await streamQuantize(c, pw, layer.transB);
+    }
     const node = await emitMatMulNBits(c.sink, c.names, {
       input: c.nd.input![0],
       output: c.product,
@@ -216,9 +225,10 @@ function gptqOrFail(
 }
 /**
  * Feed a weight to the RTN quantizer in slices. Weights in external data (float32, float16 or
- * bfloat16) are read slice by slice straight from the file (the next slice is read while this one is
- * converted to float32 and quantized), so a 16-bit source never has a float32 copy of the whole
- * tensor; inline weights are read whole (they are in memory already).
+ * bfloat16) are read slice by slice straight from the file — on one thread, the next slice is read
+ * while this one is converted to float32 and quantized; with a pool, each slice goes as stored to a
+ * worker thread that converts and quantizes it — so a 16-bit source never has a float32 copy of the
+ * whole tensor; inline weights are read whole (they are in memory already).
  */
 async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): Promise<void> {
   const { K, N } = pw;
@@ -252,26 +262,24 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
       `${c.where}: external data of ${c.wt.name} has ${ext.length} bytes, its shape needs ${K * N * es}`,
     );
   let rowsPer = Math.max(1, Math.floor(c.chunkBytes / (rowLen * 4)));
+  // At least SLICES_PER_LAYER slices a layer, whatever the thread count: threads share every layer
+  // (layers are written in order, so one slice a layer left all but one thread idle), and the slicing,
+  // hence the order the error sums are added in, is the same with one thread or several.
+  rowsPer = Math.min(rowsPer, Math.ceil(totalRows / SLICES_PER_LAYER));
   // [K, N] slices are whole groups of 4 blocks: threads never share a byte of a packed zero-point row.
   if (!transB) rowsPer = Math.max(pw.blockSize * 4, rowsPer - (rowsPer % (pw.blockSize * 4)));
   rowsPer = Math.min(rowsPer, totalRows); // no bigger buffers than the weight: they cost GC and page faults
   const fh = await fs.promises.open(file, 'r').catch(() => {
     throw new CompressError(`${c.where}: external data file not found: ${file}`, file, c.wt.name ?? undefined);
   });
-  // Two buffers: one being filled from disk while the other is quantized, and for 16-bit sources a third
-  // that holds the slice converted to float32. Reused across layers: fresh 30 MB allocations per layer
-  // cost more in GC and page faults than the reads themselves.
-  const need = rowsPer * rowLen * 4;
-  if (c.streamBuffers.length < 3 || c.streamBuffers[0].length < need) {
-    c.streamBuffers.splice(0, 3, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
-  }
-  const bufs = c.streamBuffers;
-  const read = async (row0: number, i: number) => {
+  const sliceBytes = rowsPer * rowLen * es;
+  /** Read the slice of rows from `row0` into `into`; the number of rows read. */
+  const read = async (row0: number, into: Uint8Array) => {
     const rows = Math.min(rowsPer, totalRows - row0);
     const want = rows * rowLen * es;
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await fh.read(bufs[i], got, want - got, ext.offset + row0 * rowLen * es + got);
+      const { bytesRead } = await fh.read(into, got, want - got, ext.offset + row0 * rowLen * es + got);
       if (bytesRead === 0)
         throw new CompressError(
           `${c.where}: external data of ${c.wt.name} is truncated (${file})`,
@@ -282,41 +290,53 @@ async function streamQuantize(c: LayerCtx, pw: PackedWeight, transB: boolean): P
     }
     return rows;
   };
-  const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
-  // Parallel: slices converted into `threads + 1` shared slots, each quantized on a free thread.
-  const pool = c.pool;
-  const slots = pool
-    ? Array.from({ length: pool.threads + 1 }, () => new Float32Array(new SharedArrayBuffer(rowsPer * rowLen * 4)))
-    : [];
-  const busy: Promise<unknown>[] = [];
+  const aborted = async (pending?: Promise<unknown>) => {
+    if (!c.signal?.aborted) return;
+    await pending?.catch(() => undefined);
+    await Promise.allSettled(parts);
+    throw abortError();
+  };
   try {
-    let pending: Promise<number> | undefined = read(0, 0);
-    for (let row0 = 0, i = 0, s = 0; row0 < totalRows; row0 += rowsPer, i ^= 1, s++) {
-      const rows = await pending!;
-      const n = rows * rowLen;
-      const b = bufs[i];
-      if (pool) {
+    const pool = c.pool;
+    if (pool) {
+      // Parallel: slices read as stored into the pool's shared slots; a free thread converts and quantizes
+      // each. A slot is refilled once the slice in it is done.
+      const slots = pool.slots(sliceBytes);
+      const busy: Promise<unknown>[] = [];
+      for (let row0 = 0, s = 0; row0 < totalRows; row0 += rowsPer, s++) {
         const slot = s % slots.length;
         await busy[slot]?.catch(() => undefined);
-        c.ft.decode(b.subarray(0, n * es), n, slots[slot]);
-      }
-      const next = row0 + rowsPer;
-      pending = next < totalRows ? read(next, i ^ 1) : undefined;
-      if (pool) {
-        const slot = s % slots.length;
-        const job = pool.run({ pw, rows: slots[slot].subarray(0, n), row0, count: rows, transB });
+        const rows = await read(row0, slots[slot]);
+        const raw = slots[slot].subarray(0, rows * rowLen * es);
+        const job = pool.run({ pw, raw, dataType: c.ft.dataType, row0, count: rows, transB });
         parts.push(job);
         busy[slot] = job;
-      } else if (es === 4) {
-        feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
-      } else {
-        c.ft.decode(b.subarray(0, n * es), n, conv);
-        feed(conv.subarray(0, n), row0, rows);
+        await aborted();
       }
-      if (c.signal?.aborted) {
-        await pending?.catch(() => undefined);
-        await Promise.allSettled(parts);
-        throw abortError();
+    } else {
+      // Two buffers: one being filled from disk while the other is quantized, and for 16-bit sources a
+      // third that holds the slice converted to float32. Reused across layers: fresh 30 MB allocations per
+      // layer cost more in GC and page faults than the reads themselves.
+      const need = rowsPer * rowLen * 4;
+      if (c.streamBuffers.length < 3 || c.streamBuffers[0].length < need) {
+        c.streamBuffers.splice(0, 3, Buffer.allocUnsafe(need), Buffer.allocUnsafe(need), Buffer.allocUnsafe(need));
+      }
+      const bufs = c.streamBuffers;
+      const conv = new Float32Array(bufs[2].buffer, bufs[2].byteOffset, rowsPer * rowLen);
+      let pending: Promise<number> | undefined = read(0, bufs[0]);
+      for (let row0 = 0, i = 0; row0 < totalRows; row0 += rowsPer, i ^= 1) {
+        const rows = await pending!;
+        const n = rows * rowLen;
+        const b = bufs[i];
+        const next = row0 + rowsPer;
+        pending = next < totalRows ? read(next, bufs[i ^ 1]) : undefined;
+        if (es === 4) {
+          feed(new Float32Array(b.buffer, b.byteOffset, n), row0, rows);
+        } else {
+          c.ft.decode(b.subarray(0, n * es), n, conv);
+          feed(conv.subarray(0, n), row0, rows);
+        }
+        await aborted(pending);
       }
     }
     await total();
