@@ -112,6 +112,12 @@ test('plan keys identify configs that run the same experiment', () => {
   const b = planKey({ 'quantize.bits': 32, 'quantize.block_size': 128 }, setting);
   assert.equal(a, b); // block size is irrelevant when nothing is quantized
   assert.notEqual(planKey({ 'quantize.bits': 4 }, setting), planKey({ 'quantize.bits': 8 }, setting));
+  // llama.cpp runs the GGUF export: its type is the experiment, the ONNX bits are not (skip still is).
+  const llama = (c: Record<string, string | number>) => planKey({ 'runtime.engine': 'llama.cpp', ...c }, setting);
+  assert.equal(llama({ 'quantize.bits': 4 }), llama({ 'quantize.bits': 8 }));
+  assert.notEqual(llama({ 'quantize.gguf_type': 'Q4_0' }), llama({ 'quantize.gguf_type': 'Q8_0' }));
+  assert.notEqual(llama({ 'quantize.bits': 4 }), llama({ 'quantize.bits': 32 }));
+  assert.notEqual(llama({ 'quantize.bits': 4 }), planKey({ 'quantize.bits': 4 }, setting));
   assert.equal(configKey({ b: 1, a: 2 }), configKey({ a: 2, b: 1 }));
   const space = defaultSpace(setting);
   const all = [...enumerate(space)];

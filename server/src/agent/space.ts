@@ -280,15 +280,19 @@ export function configKey(config: Config): string {
  */
 export function planKey(config: Config, ctx: SpaceContext): string {
   const r = applyKnobs(ctx.recipe, config);
+  const llama = r.runtime.engine === 'llama.cpp';
   const plans = planLayers(r, ctx.layers).map((p) => [
-    p.quant ? [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level] : 0,
+    // llama.cpp runs HAQA's GGUF export, whose types come from gguf_type (below); of the ONNX plan only
+    // whether a layer is quantized (skip: F32) reaches it, so configs differing in bits there are one experiment.
+    p.quant
+      ? llama
+        ? 1
+        : [p.quant.method, p.quant.bits, p.quant.block_size, p.quant.symmetric, p.quant.accuracy_level]
+      : 0,
     ...RULE_PLANS.map(({ plan: rp }) => p[rp.key as keyof RulePlans] ?? 0),
   ]);
   // llama.cpp's GGUF types are not in the ONNX plan: configs that differ there are different experiments.
-  const gguf =
-    r.runtime.engine === 'llama.cpp'
-      ? [r.quantize?.gguf_type, r.quantize?.overrides.filter((o) => o.gguf_type)]
-      : undefined;
+  const gguf = llama ? [r.quantize?.gguf_type, r.quantize?.overrides.filter((o) => o.gguf_type)] : undefined;
   return JSON.stringify([
     plans,
     r.runtime,
