@@ -107,3 +107,30 @@ test('the store is bounded (least recently used go first) and haqa runs prune em
   assert.match(r.out, /layer store: removed \d+ entries/);
   assert.equal(entries().length, 0);
 });
+
+test('a store smaller than the model keeps its first layers for the next trial instead of cycling through them', async () => {
+  const { ws, model } = await workspace(true);
+  const big = LayerCache.forWorkspace(ws);
+  await compressModel(recipeFor(model, { quantize: base }), { out: outIn(ws, 'probe'), layerCache: big });
+  const entries = () => fs.readdirSync(big.dir).filter((f) => f.endsWith('.layer'));
+  assert.equal(entries().length, 6);
+  const one = Math.max(...entries().map((f) => fs.statSync(path.join(big.dir, f)).size));
+  await big.evict(0);
+  // Room for 3 of the 6 layers. Least-recently-used alone would leave the last 3, which the next
+  // compression (walking from the first) evicts one by one before reaching them: nothing reused.
+  const bound = one * 3.5;
+  const first = new LayerCache(big.dir, ws, bound);
+  await compressModel(recipeFor(model, { quantize: base }), { out: outIn(ws, 'a'), layerCache: first });
+  const kept = entries().length;
+  assert.ok(kept >= 3 && kept < 6, `${kept} of 6 layers fit`);
+  assert.equal(first.stats.stored, kept + 1, 'one more is stored, found over the bound and dropped; then no more');
+  const second = new LayerCache(big.dir, ws, bound);
+  const out = outIn(ws, 'b');
+  await compressModel(recipeFor(model, { quantize: base }), { out, layerCache: second });
+  assert.equal(second.stats.hits, kept, 'the next trial reuses every layer that fit');
+  const total = entries().reduce((s, f) => s + fs.statSync(path.join(big.dir, f)).size, 0);
+  assert.ok(total <= bound, `store holds ${total} bytes, bound ${bound}`);
+  const fresh = outIn(ws, 'fresh');
+  await compressModel(recipeFor(model, { quantize: base }), { out: fresh });
+  assert.deepEqual(filesOf(out), filesOf(fresh), 'what it assembled is what a fresh compression writes');
+});
