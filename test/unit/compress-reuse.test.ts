@@ -133,4 +133,10 @@ test('a store smaller than the model keeps its first layers for the next trial i
   const fresh = outIn(ws, 'fresh');
   await compressModel(recipeFor(model, { quantize: base }), { out: fresh });
   assert.deepEqual(filesOf(out), filesOf(fresh), 'what it assembled is what a fresh compression writes');
+  // A trial changing the first group to 8 bits (bigger entries): storing them must not evict, one by one,
+  // the layers it reuses next (the cascade that left an 8B-sized model with nothing reused).
+  const third = new LayerCache(big.dir, ws, bound);
+  const first8 = { ...base, overrides: [{ match: 'model.layers.0.**', bits: 8 }] };
+  await compressModel(recipeFor(model, { quantize: first8 }), { out: outIn(ws, 'c'), layerCache: third });
+  assert.equal(third.stats.hits, kept - 2, 'every kept layer but the first group two is reused');
 });

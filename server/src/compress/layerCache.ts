@@ -24,11 +24,14 @@
 //
 // The store is bounded (past `maxBytes`, default 4 GiB, least recently used entries are removed; a hit
 // refreshes the entry's mtime) and `haqa runs prune` empties it (util/paths.ts mayDelete rules). A
-// compression walks its layers in order, so a model whose output exceeds the bound would evict its own
-// first layers to store its last ones, and the next trial would find none (measured: an 8B-sized fp16
-// chain, 4.5 GB of output, 0 of 1907 layers reused, the trial 2.5× slower than no store). So entries this
-// store object stored or reused (one compression) go last: when only they are left over the bound, the
-// new entry is dropped and this compression stores nothing more; the next trial reuses what fits.
+// compression walks its layers in order, so under plain least-recently-used a model whose output exceeds
+// the bound evicts, to store each new layer, the next layer it is about to reuse, and finds none
+// (measured: an 8B-sized fp16 chain, 4.5 GB of output, a trial changing the first layer reused 0 of 1,907
+// layers and took 2.5–3.4× a compression without a store). So eviction order is: stale temp files,
+// entries neither this compression nor the previous one used, the new entry, the previous compression's,
+// this compression's own. When the new entry goes, this compression stores nothing more; the next trial
+// reuses what fits. "The previous compression" is the store's marker file `.last-compression`, whose
+// mtime each compression that stores sets to its start; a hit refreshes its entry's mtime.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -125,8 +128,11 @@ export class LayerCache {
   private readonly touched = new Set<string>();
   /** Bytes the store holds as far as this object knows (undefined: not scanned yet); rescanned past the bound. */
   private knownBytes: number | undefined;
-  /** The store filled up with this compression's own entries: store nothing more. */
+  /** The store filled up with entries worth more than a new one: store nothing more. */
   private full = false;
+  private readonly started = new Date();
+  /** Start of the previous compression that stored here (the marker's mtime); null: not read yet. */
+  private prevStart: number | undefined | null = null;
 
   /**
    * `dir`: the entries' folder (`<workspace>/.haqa/layers`); `workspace`: the folder holding `.haqa`,
@@ -297,6 +303,12 @@ export class LayerCache {
    */
   private async bound(file: string, bytes: number): Promise<void> {
     this.touched.add(file);
+    if (this.prevStart === null) {
+      const marker = path.join(this.dir, '.last-compression');
+      this.prevStart = (await fs.promises.lstat(marker).catch(() => undefined))?.mtimeMs;
+      await fs.promises.writeFile(marker, '');
+      await fs.promises.utimes(marker, this.started, this.started);
+    }
     if (this.knownBytes !== undefined && this.knownBytes + bytes <= this.maxBytes) {
       this.knownBytes += bytes;
       return;
@@ -307,9 +319,8 @@ export class LayerCache {
   }
 
   /**
-   * Remove entries until the store holds at most `maxBytes`: stale temp files, then least recently used
-   * entries this compression did not touch, then `newest` (the entry just stored), then the rest (only
-   * when the bound is below what this compression alone reused). Returns what was removed.
+   * Remove entries until the store holds at most `maxBytes`, in the order of the header (least recently
+   * used first within each rank); `newest` is the entry just stored. Returns what was removed.
    */
   async evict(
     maxBytes: number,
@@ -324,8 +335,10 @@ export class LayerCache {
       if (!st?.isFile()) continue;
       const stale = name.endsWith('.tmp') && !pidAlive(Number(name.split('.')[2]));
       if (!name.endsWith('.layer') && !stale) continue;
-      // 0: stale temp files; 1: others' entries; 2: the new one; 3: this compression's own.
-      const rank = stale ? 0 : file === newest ? 2 : this.touched.has(file) ? 3 : 1;
+      // 0: stale temp files; 1: entries the last two compressions did not use; 2: the new one;
+      // 3: the previous compression's; 4: this compression's own.
+      const prev = this.prevStart !== null && this.prevStart !== undefined && st.mtimeMs >= this.prevStart;
+      const rank = stale ? 0 : file === newest ? 2 : this.touched.has(file) ? 4 : prev ? 3 : 1;
       entries.push({ file, size: st.size, mtime: st.mtimeMs, rank });
     }
     entries.sort((a, b) => a.rank - b.rank || a.mtime - b.mtime);
