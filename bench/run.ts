@@ -407,6 +407,27 @@ const PARTS: Part[] = [
   },
 ];
 
+/**
+ * The machine a part's JSON was measured on, in a few words (its CPU and widest vector ISA), or that it
+ * did not record one: sessions run on machines of one class whose ISAs differ (AVX2 only, AVX-512 VNNI),
+ * so a part kept from an earlier run may not come from the machine named in the report's header.
+ */
+export function machineOf(j: Json): string {
+  const hw = (j.hardware ?? (j.models as Json[] | undefined)?.[0]?.hardware) as
+    | { cpu?: string; isa?: string[]; cores?: number }
+    | undefined;
+  if (!hw?.isa) return 'not recorded';
+  const isa = hw.isa;
+  const widest = isa.includes('avx512_vnni')
+    ? 'AVX-512 VNNI'
+    : isa.some((x) => x.startsWith('avx512'))
+      ? 'AVX-512'
+      : isa.includes('avx2')
+        ? 'AVX2'
+        : (isa.at(-1) ?? 'no vector flags');
+  return `${hw.cpu ?? 'unknown CPU'}, ${hw.cores ?? '?'} cores, ${widest}`;
+}
+
 /** The lines of the section of `report` whose heading starts with `heading`, up to the next `## `. */
 export function keptSection(report: string, heading: string): string[] | undefined {
   const lines = report.split('\n');
@@ -424,7 +445,7 @@ async function main(): Promise<void> {
   const sections: string[][] = [];
   const status: string[] = [];
   const record = (name: string, r: { json?: Json; seconds: number; ok: boolean }, render: (j: Json) => string[]) => {
-    status.push(`| ${name} | ${r.ok && r.json ? 'ok' : 'failed'} | ${f(r.seconds / 60, 1)} |`);
+    status.push(`| ${name} | ${r.ok && r.json ? 'ok' : 'failed'} | ${f(r.seconds / 60, 1)} | this run's |`);
     if (r.ok && r.json) sections.push(render(r.json));
     else
       sections.push([
@@ -438,7 +459,8 @@ async function main(): Promise<void> {
     if (!fs.existsSync(file)) return;
     const j = JSON.parse(fs.readFileSync(file, 'utf8'));
     status.push(
-      `| ${name} | from an earlier run (${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC) | — |`,
+      `| ${name} | from an earlier run (${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC) | — ` +
+        `| ${machineOf(j)} |`,
     );
     sections.push(render(j));
   };
@@ -447,7 +469,7 @@ async function main(): Promise<void> {
   const keep = (name: string, heading: string) => {
     const text = keptSection(previous, heading);
     if (!text) return;
-    status.push(`| ${name} | kept from the last report (its own script; see the section) | — |`);
+    status.push(`| ${name} | kept from the last report (its own script; see the section) | — | the section says |`);
     sections.push(text);
   };
   for (const part of PARTS) {
@@ -472,7 +494,7 @@ async function main(): Promise<void> {
     `Measured by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} ` +
       `UTC. Raw figures: \`bench/results/*.json\`.`,
     '',
-    `Machine: ${hw.cpu}, ${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; ` +
+    `Machine rendering this report (and measuring the parts marked "this run's"): ${hw.cpu}, ${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; ` +
       `Node ${hw.node}, onnxruntime ${hw.onnxruntime}. Load average at the end: ${os
         .loadavg()
         .map((x) => x.toFixed(2))
@@ -484,8 +506,8 @@ async function main(): Promise<void> {
       'of each window instead, as the tuner does (server/src/bench/README.md). The machine is shared, ' +
       'so absolute times drift; ratios taken within one run are the figures to trust.',
     '',
-    '| part | status | minutes |',
-    '| --- | --- | --- |',
+    '| part | status | minutes | machine |',
+    '| --- | --- | --- | --- |',
     ...status,
     '',
     ...sections.flat(),
