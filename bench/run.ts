@@ -414,8 +414,7 @@ const PARTS: Part[] = [
  */
 export function machineOf(j: Json): string {
   const hw = (j.hardware ?? (j.models as Json[] | undefined)?.[0]?.hardware) as
-    | { cpu?: string; isa?: string[]; cores?: number }
-    | undefined;
+    { cpu?: string; isa?: string[]; cores?: number } | undefined;
   if (!hw?.isa) return 'not recorded';
   const isa = hw.isa;
   const widest = isa.includes('avx512_vnni')
@@ -426,6 +425,17 @@ export function machineOf(j: Json): string {
         ? 'AVX2'
         : (isa.at(-1) ?? 'no vector flags');
   return `${hw.cpu ?? 'unknown CPU'}, ${hw.cores ?? '?'} cores, ${widest}`;
+}
+
+/**
+ * When a kept JSON was measured: the commit that last changed it (a clone's file times are the clone's),
+ * else the file's time for one not committed yet.
+ */
+function measuredAt(file: string): string {
+  const git = spawnSync('git', ['log', '-1', '--format=%cI', '--', file], { cwd: ROOT, encoding: 'utf8' });
+  const committed = git.status === 0 ? git.stdout.trim() : '';
+  const when = committed ? new Date(committed) : fs.statSync(file).mtime;
+  return `${committed ? 'committed' : 'written'} ${when.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** The lines of the section of `report` whose heading starts with `heading`, up to the next `## `. */
@@ -458,10 +468,7 @@ async function main(): Promise<void> {
   const reuse = (name: string, file: string, render: (j: Json) => string[]) => {
     if (!fs.existsSync(file)) return;
     const j = JSON.parse(fs.readFileSync(file, 'utf8'));
-    status.push(
-      `| ${name} | from an earlier run (${fs.statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC) | — ` +
-        `| ${machineOf(j)} |`,
-    );
+    status.push(`| ${name} | from an earlier run (${measuredAt(file)}) | — ` + `| ${machineOf(j)} |`);
     sections.push(render(j));
   };
   // Sections measured by their own scripts (long runs, not yet parts): kept as they stand in the report.
