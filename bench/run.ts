@@ -501,7 +501,8 @@ async function main(): Promise<void> {
     `Measured by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} ` +
       `UTC. Raw figures: \`bench/results/*.json\`.`,
     '',
-    `Machine rendering this report (and measuring the parts marked "this run's"): ${hw.cpu}, ${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; ` +
+    `Machine rendering this report (and measuring the parts marked "this run's"): ${hw.cpu}, ` +
+      `${hw.cores} cores (${hw.isa.join(', ')}), ${f(hw.memory_bytes / 2 ** 30, 1)} GiB, ${hw.os}; ` +
       `Node ${hw.node}, onnxruntime ${hw.onnxruntime}. Load average at the end: ${os
         .loadavg()
         .map((x) => x.toFixed(2))
