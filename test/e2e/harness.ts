@@ -190,14 +190,24 @@ async function focusWorkbench(page: Page): Promise<void> {
 /** Opens the quick input with `key` (F1, Control+P) and types `text`; a webview holding the keys is handled. */
 async function quickInput(page: Page, key: string, text: string): Promise<void> {
   const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('Escape');
-  await page.keyboard.press(key);
-  if (!(await shows(input, 3000))) {
-    await focusWorkbench(page);
+  // The widget can close again between showing and typing (focus taken by a webview or a notification
+  // as a run ends): then it is opened again, up to three times, rather than waiting 30 s on a hidden input.
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('Escape');
     await page.keyboard.press(key);
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    if (!(await shows(input, 3000))) {
+      await focusWorkbench(page);
+      await page.keyboard.press(key);
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+    }
+    try {
+      await input.fill(text, { timeout: 5000 });
+      return;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await focusWorkbench(page);
+    }
   }
-  await input.fill(text);
 }
 
 /** Run a command by its palette title (F1, type, Enter). */
