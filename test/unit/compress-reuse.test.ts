@@ -140,3 +140,15 @@ test('a store smaller than the model keeps its first layers for the next trial i
   await compressModel(recipeFor(model, { quantize: first8 }), { out: outIn(ws, 'c'), layerCache: third });
   assert.equal(third.stats.hits, kept - 2, 'every kept layer but the first group two is reused');
 });
+
+test('a symlink committed as the store marker is not written through', async () => {
+  const { ws, model } = await workspace(true);
+  const cache = LayerCache.forWorkspace(ws);
+  fs.mkdirSync(cache.dir, { recursive: true });
+  const outside = path.join(tempDir('haqa-outside-'), 'precious.txt');
+  fs.writeFileSync(outside, 'keep me');
+  fs.symlinkSync(outside, path.join(cache.dir, '.last-compression'));
+  await compressModel(recipeFor(model, { quantize: base }), { out: outIn(ws, 'a'), layerCache: cache });
+  assert.equal(cache.stats.stored, 6, 'the layers are still stored');
+  assert.equal(fs.readFileSync(outside, 'utf8'), 'keep me');
+});

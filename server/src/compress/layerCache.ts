@@ -305,9 +305,15 @@ export class LayerCache {
     this.touched.add(file);
     if (this.prevStart === null) {
       const marker = path.join(this.dir, '.last-compression');
-      this.prevStart = (await fs.promises.lstat(marker).catch(() => undefined))?.mtimeMs;
-      await fs.promises.writeFile(marker, '');
-      await fs.promises.utimes(marker, this.started, this.started);
+      const st = await fs.promises.lstat(marker).catch(() => undefined);
+      // Only a regular file (or none) is the marker: a committed symlink must not be written through.
+      if (!st || st.isFile()) {
+        this.prevStart = st?.mtimeMs;
+        await fs.promises.writeFile(marker, '');
+        await fs.promises.utimes(marker, this.started, this.started);
+      } else {
+        this.prevStart = undefined;
+      }
     }
     if (this.knownBytes !== undefined && this.knownBytes + bytes <= this.maxBytes) {
       this.knownBytes += bytes;
