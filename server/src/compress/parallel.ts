@@ -19,10 +19,13 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PackedWeight } from './quant';
 
-/** Default thread count: the cores this process may use, at most 4. */
+/** The most threads a pool starts by default. */
+export const MAX_DEFAULT_THREADS = 4;
+
+/** Default thread count: the cores this process may use, at most MAX_DEFAULT_THREADS. */
 export function defaultThreads(): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(cores, 4));
+  return Math.max(1, Math.min(cores, MAX_DEFAULT_THREADS));
 }
 
 export interface SliceTask {

@@ -19,12 +19,12 @@ import {
   quantizeKNRows,
   quantizeNKRows,
 } from './quant';
-import { QuantPool } from './parallel';
+import { MAX_DEFAULT_THREADS, QuantPool } from './parallel';
 import { CompressError, Decision, EmitStep, Emitted, LayerCtx, abortError, emitFloat } from './step';
 
 const MS = 'com.microsoft';
-/** A streamed layer is cut into at least this many slices: the most threads parallel.ts starts by default. */
-const SLICES_PER_LAYER = 4;
+/** A streamed layer is cut into at least this many slices: as many as a default pool has threads. */
+const SLICES_PER_LAYER = MAX_DEFAULT_THREADS;
 
 export interface QuantDecision extends Decision {
   quant: QuantSettings;
