@@ -151,6 +151,8 @@ async function run(v: Variant, recipe: ReturnType<typeof resolveRecipe>): Promis
 
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
 
+const GOAL = "Goal (tuned ≥ 1.25× llama.cpp Q4_K_M's decode at equal or better perplexity)";
+
 /** The issue's goal: the better tuned row ≥ 1.25× llama.cpp Q4_K_M's paired decode speedup, at equal or better perplexity. */
 function goalLine(rows: { label: string; record: RunRecord; tuned?: Tuned }[]): string {
   const speed = (r: RunRecord) => r.speedups?.paired?.decode?.median;
@@ -169,7 +171,7 @@ function goalLine(rows: { label: string; record: RunRecord; tuned?: Tuned }[]): 
   const wide = [best, { label: 'llama.cpp Q4_K_M', record: k }].filter((x) => spread(x.record) > 2);
   if (wide.length)
     return (
-      `Goal (tuned ≥ 1.25× llama.cpp Q4_K_M's decode at equal or better perplexity): **not judged** — the paired ` +
+      `${GOAL}: **not judged** — the paired ` +
       `ratios of ${wide.map((x) => `${x.label} (p10–p90 ${f(spread(x.record), 1)}× apart)`).join(' and ')} ` +
       `disagree by more than 2×, so the pairs measured interference rather than the runtimes ` +
       `(the point estimate, ${f(ratio)}×, is not a result).`
@@ -178,7 +180,7 @@ function goalLine(rows: { label: string; record: RunRecord; tuned?: Tuned }[]): 
   const pplOk = ppl && best.record.metrics.ppl! <= k.metrics.ppl! * 1.0005;
   const met = ratio >= 1.25 && pplOk;
   return (
-    `Goal (tuned ≥ 1.25× llama.cpp Q4_K_M's decode at equal or better perplexity): the faster tuned row, ` +
+    `${GOAL}: the faster tuned row, ` +
     `${best.label}, decodes ${f(ratio)}× Q4_K_M's speed (ratio of the two rows' paired speedups over fp32), ` +
     `perplexity ${f(best.record.metrics.ppl)} against ${f(k.metrics.ppl)}: **${met ? 'met' : 'not met'}**.`
   );
