@@ -8,6 +8,7 @@ import {
   defaultSpace,
   enumerate,
   planKey,
+  shownKnobs,
   validateConfig,
   layerGroups,
   commonBlockSizes,
@@ -118,6 +119,14 @@ test('plan keys identify configs that run the same experiment', () => {
   assert.notEqual(llama({ 'quantize.gguf_type': 'Q4_0' }), llama({ 'quantize.gguf_type': 'Q8_0' }));
   assert.notEqual(llama({ 'quantize.bits': 4 }), llama({ 'quantize.bits': 32 }));
   assert.notEqual(llama({ 'quantize.bits': 4 }), planKey({ 'quantize.bits': 4 }, setting));
+  // what is shown of a config: llama.cpp's knobs only where llama.cpp runs
+  const both = { 'quantize.bits': 4, 'quantize.gguf_type': 'Q4_0', 'runtime.llama.threads': 2 };
+  assert.deepEqual(shownKnobs({ ...both, 'runtime.engine': 'onnxruntime' }), {
+    'quantize.bits': 4,
+    'runtime.engine': 'onnxruntime',
+  });
+  assert.deepEqual(shownKnobs({ ...both, 'runtime.engine': 'llama.cpp' }), { ...both, 'runtime.engine': 'llama.cpp' });
+  assert.deepEqual(shownKnobs(both), both, 'without the engine in the config, all of it is shown');
   assert.equal(configKey({ b: 1, a: 2 }), configKey({ a: 2, b: 1 }));
   const space = defaultSpace(setting);
   const all = [...enumerate(space)];

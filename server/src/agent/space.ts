@@ -302,6 +302,17 @@ export function planKey(config: Config, ctx: SpaceContext): string {
   ]);
 }
 
+/**
+ * The knobs of `config` to show: all of them, less llama.cpp's own (`quantize.gguf_type`, per-layer or
+ * not, and `runtime.llama.*`) when the config runs onnxruntime, where they change nothing (planKey).
+ */
+export function shownKnobs(config: Config): Config {
+  if (config['runtime.engine'] !== 'onnxruntime') return config;
+  return Object.fromEntries(
+    Object.entries(config).filter(([k]) => !k.startsWith('quantize.gguf_type') && !k.startsWith('runtime.llama.')),
+  );
+}
+
 /** Every assignment of the space, in a fixed order (the first knob varies slowest). */
 export function* enumerate(space: SearchSpace): Generator<Config> {
   const n = space.knobs.length;

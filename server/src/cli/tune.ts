@@ -13,6 +13,7 @@ import type { Proposer } from '../agent/proposer';
 import type { Config, Trial, TrialMetrics } from '../agent/types';
 import { sessionProposer, tune, TuneSetupError, type TuneOptions } from '../agent/session';
 import { applyConfig } from '../agent/edits';
+import { shownKnobs } from '../agent/space';
 import { writeFileAtomic } from '../util/atomicWrite';
 import { displayText, lineText } from '../util/sanitize';
 
@@ -29,8 +30,9 @@ function int(v: string | undefined, flag: string, min: number, max: number): num
   return Number(v);
 }
 
+/** A config as the CLI shows it: its knobs that apply (shownKnobs), or that it is the recipe as written. */
 export function configText(c: Config): string {
-  const parts = Object.entries(c).map(([k, v]) => `${lineText(k)}=${lineText(v)}`);
+  const parts = Object.entries(shownKnobs(c)).map(([k, v]) => `${lineText(k)}=${lineText(v)}`);
   return parts.length ? parts.join(' ') : '(recipe as written)';
 }
 
