@@ -46,6 +46,20 @@ async function load(model: string, job: Pick<MeasureJob, 'session' | 'config' | 
   return loadOrt(model, job.session, job.config);
 }
 
+/** The fp32 reference timed beside `loaded`: onnxruntime's, whatever runtime runs the model. */
+async function loadReference(job: MeasureJob, model: string, loaded: Loaded): Promise<Loaded> {
+  const base = await loadOrt(model, job.session, job.config);
+  if (base.kind !== loaded.kind) {
+    await base.release();
+    throw new BenchError(
+      `the fp32 model ${model} and the one measured differ in kind (${base.kind} vs ${loaded.kind})`,
+      'baseline',
+      model,
+    );
+  }
+  return base;
+}
+
 // ---------------------------------------------------------------- helpers
 
 async function maybeHang(job: { debug?: MeasureJob['debug'] }, stage: RunStage): Promise<void> {
@@ -110,14 +124,7 @@ async function measureLatency(
   try {
     if (job.baseline) {
       progress('baseline', `loading the fp32 baseline ${job.baseline}`);
-      // the fp32 baseline is onnxruntime's, whatever the runtime
-      base = await loadOrt(job.baseline, job.session, job.config);
-      if (base.kind !== loaded.kind)
-        throw new BenchError(
-          `the fp32 model ${job.baseline} and the compressed one differ in kind (${base.kind} vs ${loaded.kind})`,
-          'baseline',
-          job.baseline,
-        );
+      base = await loadReference(job, job.baseline, loaded);
       await add(base, ' (fp32)');
     }
     await maybeHang(job, 'latency');
@@ -174,13 +181,7 @@ async function raceLatency(
     if (!note && job.baseline) {
       progress('baseline', `loading the fp32 reference ${job.baseline}`);
       try {
-        // the fp32 reference is onnxruntime's, whatever the runtime
-        base = await loadOrt(job.baseline, job.session, job.config);
-        if (base.kind !== loaded.kind)
-          throw new BenchError(
-            `the fp32 model and the contender differ in kind (${base.kind} vs ${loaded.kind})`,
-            'baseline',
-          );
+        base = await loadReference(job, job.baseline, loaded);
         reference = await timedOf(base, job);
         await reference.sample(); // warm-up
       } catch (err) {
