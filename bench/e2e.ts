@@ -26,9 +26,7 @@ import { ORT_DEFAULT_4BIT } from '../server/src/compress/quant';
 import { loadSetting } from '../server/src/agent/setting';
 import { tune } from '../server/src/agent/session';
 import type { Config } from '../server/src/agent/types';
-import { architectureFromConfig } from '../server/src/config/hfConfig';
-import { synthesizeDecoder } from '../server/src/model/synth';
-import { readModel, tensorDims, elementSize } from '../server/src/model/onnx';
+import { bytesReadPerToken, FIXTURE, llama1b } from './models';
 
 const { values } = parseArgs({
   options: {
@@ -40,36 +38,10 @@ const { values } = parseArgs({
   },
 });
 const QUICK = values.quick!;
-const ROOT = path.resolve(__dirname, '..');
-const FIXTURE = path.join(ROOT, 'examples', 'tiny-llama');
 const WORK = values.dir ? path.resolve(values.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'haqa-bench-e2e-'));
 
 function log(msg: string): void {
   process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
-
-/** Bytes a decode step must read: every weight except tables only gathered from (the embedding). */
-async function bytesReadPerToken(modelFile: string): Promise<number> {
-  const m = await readModel(modelFile);
-  const g = m.proto.graph!;
-  const gatheredOnly = new Set<string>();
-  const usedElsewhere = new Set<string>();
-  for (const n of g.node ?? []) {
-    (n.input ?? []).forEach((name, i) => {
-      if (n.opType === 'Gather' && i === 0) gatheredOnly.add(name);
-      else usedElsewhere.add(name);
-    });
-  }
-  let bytes = 0;
-  for (const t of g.initializer ?? []) {
-    if (gatheredOnly.has(t.name ?? '') && !usedElsewhere.has(t.name ?? '')) continue;
-    try {
-      bytes += tensorDims(t).reduce((a, b) => a * b, 1) * elementSize(t.dataType ?? 0);
-    } catch {
-      /* non-numeric tensors are not weights */
-    }
-  }
-  return bytes;
 }
 
 interface Variant {
@@ -129,25 +101,7 @@ async function prepareFixture(): Promise<{ recipe: string; description: string }
 
 async function prepareLlama1b(): Promise<{ recipe: string; description: string }> {
   const dir = path.join(WORK, 'llama-1b');
-  fs.mkdirSync(dir, { recursive: true });
-  const cfgFile = path.join(ROOT, 'examples', 'configs', 'Llama-3.2-1B.json');
-  const arch = architectureFromConfig(JSON.parse(fs.readFileSync(cfgFile, 'utf8')));
-  const layers = QUICK ? 4 : arch.num_hidden_layers;
-  const model = path.join(dir, 'model.onnx');
-  if (!fs.existsSync(model)) {
-    const t0 = Date.now();
-    log(`synthesizing Llama-3.2-1B shape with ${layers} of ${arch.num_hidden_layers} layers`);
-    await synthesizeDecoder(arch, { out: model, seed: 1, layers });
-    log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
-  fs.writeFileSync(
-    path.join(dir, 'config.json'),
-    JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), num_hidden_layers: layers }, null, 2),
-  );
-  // Random weights have no meaningful perplexity: the fixture's tokenizer turns the evaluation text into
-  // valid token ids, and accuracy is read as KL / top-1 agreement with the fp32 model.
-  fs.copyFileSync(path.join(FIXTURE, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-  fs.copyFileSync(path.join(FIXTURE, 'data', 'eval.txt'), path.join(dir, 'eval.txt'));
+  const { layers, of } = await llama1b(dir, QUICK ? 4 : undefined, log);
   const recipe = writeRecipe(dir, './model.onnx', {
     target: { provider: 'cpu', threads: os.availableParallelism() },
     objective: {
@@ -168,7 +122,7 @@ async function prepareLlama1b(): Promise<{ recipe: string; description: string }
     },
   });
   const description = QUICK
-    ? `synthetic decoder of Llama-3.2-1B's shape, ${layers} of ${arch.num_hidden_layers} layers (quick mode)`
+    ? `synthetic decoder of Llama-3.2-1B's shape, ${layers} of ${of} layers (quick mode)`
     : "synthetic decoder of Llama-3.2-1B's shape (all 16 layers, seeded random weights)";
   return { recipe, description };
 }

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,fleet]`: every performance claim of the
+// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,runtimes,fleet] [-- --render]`: every performance claim of the
 // project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
 // JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
 // colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
@@ -12,11 +12,15 @@ import { writeFileAtomic } from '../server/src/util/atomicWrite';
 import { adviceSection } from './advice';
 import { fleetSection } from './fleet';
 import { pairedSection } from './pairedReport';
+import { machineOf } from './machine';
+import { runtimesSection } from './runtimes';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'e2e,paired,search,engine,lsp,fuzz,advice,fleet' },
+    only: { type: 'string', default: 'e2e,paired,search,engine,lsp,fuzz,advice,runtimes,fleet' },
+    // Measure nothing: render the report from the parts' JSON in bench/results.
+    render: { type: 'boolean', default: false },
     // `summary`: render the paired stages already measured, without measuring the missing ones.
     paired: { type: 'string', default: 'all' },
   },
@@ -25,7 +29,7 @@ const QUICK = values.quick!;
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'bench', 'results');
 const REPORT = path.join(ROOT, 'bench', 'REPORT.md');
-const parts = new Set(values.only!.split(','));
+const parts = new Set(values.render ? [] : values.only!.split(','));
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
@@ -398,7 +402,12 @@ const PARTS: Part[] = [
     args: (file) => ['bench/advice.ts', ...(QUICK ? ['--quick'] : []), '--json', file],
     render: adviceSection,
   },
-  { name: 'runtimes', keep: '## 8.' },
+  {
+    key: 'runtimes',
+    name: 'runtimes',
+    args: (file) => ['bench/runtimes.ts', ...(QUICK ? ['--quick', '--models', 'tiny-llama'] : []), '--json', file],
+    render: runtimesSection,
+  },
   {
     key: 'fleet',
     name: 'fleet',
@@ -406,26 +415,6 @@ const PARTS: Part[] = [
     render: fleetSection,
   },
 ];
-
-/**
- * The machine a part's JSON was measured on, in a few words (its CPU and widest vector ISA), or that it
- * did not record one: sessions run on machines of one class whose ISAs differ (AVX2 only, AVX-512 VNNI),
- * so a part kept from an earlier run may not come from the machine named in the report's header.
- */
-export function machineOf(j: Json): string {
-  const hw = (j.hardware ?? (j.models as Json[] | undefined)?.[0]?.hardware) as
-    { cpu?: string; isa?: string[]; cores?: number } | undefined;
-  if (!hw?.isa) return 'not recorded';
-  const isa = hw.isa;
-  const widest = isa.includes('avx512_vnni')
-    ? 'AVX-512 VNNI'
-    : isa.some((x) => x.startsWith('avx512'))
-      ? 'AVX-512'
-      : isa.includes('avx2')
-        ? 'AVX2'
-        : (isa.at(-1) ?? 'no vector flags');
-  return `${hw.cpu ?? 'unknown CPU'}, ${hw.cores ?? '?'} cores, ${widest}`;
-}
 
 /**
  * When a kept JSON was measured: the commit that last changed it (a clone's file times are the clone's),
