@@ -233,6 +233,7 @@
       ['Δppl %', (r) => fmt(r.ppl_delta_pct, 2)],
       ['top-1', (r) => fmt(r.top1 !== undefined ? r.top1 * 100 : undefined, 1)],
       ['size MB', (r) => fmt(r.model_bytes !== undefined ? r.model_bytes / 1e6 : undefined, 2)],
+      ['runtime', (r) => r.runtime || ''],
       ['started', (r) => (r.started || '').replace('T', ' ').slice(0, 19)],
     ];
     const t = el('table', { class: 'runs' });

@@ -56,11 +56,18 @@ const recipe = {
   target: { memory_limit: 64 * 2 ** 20 },
 } as unknown as Recipe;
 
-test('headline reads like the lens: decode, speedup against fp32, perplexity change', () => {
+test('headline reads like the lens: decode, speedup against fp32, perplexity change, runtime', () => {
   assert.equal(
     headline(summarize(record({ decode: 7.9, ppl: 10.06, speedup: 2.7 }))),
-    'decode 7.90 ms/token · 2.7× vs fp32 · ppl +0.6% · 3.0 MB',
+    'decode 7.90 ms/token · 2.7× vs fp32 · ppl +0.6% · 3.0 MB · onnxruntime',
   );
+  // a llama.cpp run says so on the lens, and with its version in the results view's row
+  const llama = summarize(record({ decode: 0.57, runtime: { engine: 'llama.cpp', version: '3.21.1' } }));
+  assert.equal(llama.runtime, 'llama.cpp 3.21.1');
+  assert.match(headline(llama), /· 3\.0 MB · llama\.cpp$/);
+  // a hostile record's runtime is one line of display text
+  const odd = summarize(record({ runtime: { engine: 'llama.cpp', version: '3\n\u202e1' } as RunRecord['runtime'] }));
+  assert.doesNotMatch(odd.runtime!, /[\n\u202e]/);
   assert.equal(
     headline(
       summarize(
@@ -114,6 +121,13 @@ test('findings: accuracy budget, slower than fp32, memory over target, each with
     ],
   );
   assert.match(f[0].message, /8\.00% above fp32/);
+  // the finding names the runtimes its two figures came from
+  const llama = runFindings(
+    recipe,
+    record({ speedup: 0.5, runtime: { engine: 'llama.cpp', version: '3.21.1' } }),
+    undefined,
+  ).find((x) => x.code === 'run-slower-than-fp32');
+  assert.match(llama!.message, /ms in llama\.cpp 3\.21\.1 vs fp32 2\.50 ms in onnxruntime 1\.30\.0\)/);
 });
 
 test('findings: a regression needs the intervals apart, not just a higher median', () => {

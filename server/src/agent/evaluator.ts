@@ -10,7 +10,7 @@ import { applyKnobs } from '../config/plan';
 import type { RunOptions, RunProgress } from '../bench/run';
 import type { RaceSettings } from '../bench/race';
 import { runOnTarget } from '../runner';
-import { fp32Recipe, RunRecord, throughputOf } from '../bench/record';
+import { fp32Recipe, RunRecord, runtimeLabel, throughputOf } from '../bench/record';
 import { speedOf } from './ranking';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
@@ -59,6 +59,7 @@ export function metricsOf(r: RunRecord): TrialMetrics {
     kl: m.kl,
     top1: m.top1,
     ...(r.race ? { race: r.race } : {}),
+    runtime: runtimeLabel(r),
   };
 }
 
@@ -156,7 +157,7 @@ export class RecipeEvaluator implements Evaluator {
       );
       const m = metricsOf(speed);
       return speed.status === 'ok'
-        ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes }, status: 'ok' }
+        ? { metrics: { ...speedOf(m), model_bytes: m.model_bytes, runtime: m.runtime }, status: 'ok' }
         : failed(speed);
     }
     if (opts.afterSpeed && recipe.evaluation.text) {

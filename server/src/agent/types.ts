@@ -29,6 +29,8 @@ export interface TrialMetrics {
   top1?: number;
   /** The paired race against fp32 (bench/race.ts) that measured the speed figures, when one ran. */
   race?: RaceResult;
+  /** The runtime that measured them (bench/record.ts runtimeLabel), e.g. "llama.cpp 3.21.1". */
+  runtime?: string;
 }
 
 export type TrialStatus = 'ok' | 'pruned' | 'failed';

@@ -14,6 +14,7 @@ import {
 } from '../config/methods';
 import type { Summary } from './stats';
 import type { RaceResult } from './race';
+import { lineText } from '../util/sanitize';
 
 export type RunStatus = 'ok' | 'error' | 'cancelled' | 'timeout';
 /** Where a run was when it ended. */
@@ -198,6 +199,15 @@ export type RunConfig = { workload: Recipe['objective']['workload']; runtime: Re
 // ---------------------------------------------------------------- hashing
 
 /** JSON with object keys sorted and undefined dropped: equal content, equal text, equal hash. */
+/**
+ * The runtime a record's figures came from, as users read it: "llama.cpp 3.21.1", "onnxruntime 1.30.0"
+ * (records from before the runtime seam are onnxruntime's). One line of display text: a record is read
+ * back from a folder that may not be the user's (util/sanitize.ts).
+ */
+export function runtimeLabel(r: Pick<RunRecord, 'runtime' | 'onnxruntime'>): string {
+  return lineText(r.runtime ? `${r.runtime.engine} ${r.runtime.version}` : `onnxruntime ${r.onnxruntime}`);
+}
+
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(sortKeys(v));
 }

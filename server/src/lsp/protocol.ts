@@ -84,6 +84,8 @@ export interface RunSummary {
   top1?: number;
   model_bytes?: number;
   peak_rss_bytes?: number;
+  /** The runtime the figures came from, e.g. "llama.cpp 3.21.1" (bench/record.ts runtimeLabel). */
+  runtime?: string;
   /** fp32 time / this run's: the paired race's median ratio when the run raced (bench/race.ts). */
   speedup_decode?: number;
   speedup_size?: number;

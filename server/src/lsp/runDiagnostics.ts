@@ -10,7 +10,7 @@ import { fileOf, lineRange, storeFor, type RunsContext } from './runContext';
 import { pctDelta, speedupOf } from './runViews';
 import { recipeAnchors } from '../config/anchors';
 import type { Recipe } from '../config/recipe';
-import { recipeHash, type RunRecord } from '../bench/record';
+import { recipeHash, runtimeLabel, type RunRecord } from '../bench/record';
 
 export function registerRunDiagnostics(rc: RunsContext): void {
   const { diagnostics, service } = rc.ctx;
@@ -114,8 +114,8 @@ export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunReco
     warn(
       'run-slower-than-fp32',
       `this recipe runs ${(1 / sp).toFixed(2)}× slower than the fp32 model on this machine ` +
-        `(decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms vs fp32 ` +
-        `${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms)`,
+        `(decode ${m.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms in ${runtimeLabel(latest)} vs fp32 ` +
+        `${latest.baseline?.decode_ms_per_token?.median.toFixed(2) ?? '?'} ms in onnxruntime ${latest.onnxruntime})`,
       'quantize',
     );
   }
@@ -131,7 +131,8 @@ export function runFindings(recipe: Recipe, latest: RunRecord, previous: RunReco
         anchor: 'quantize',
         message:
           'decode got slower than the previous run of this recipe: ' +
-          `${now.median.toFixed(3)} ms vs ${before.median.toFixed(3)} ms (+${pct}%)`,
+          `${now.median.toFixed(3)} ms in ${runtimeLabel(latest)} vs ${before.median.toFixed(3)} ms in ` +
+          `${runtimeLabel(previous)} (+${pct}%)`,
       });
     }
   }

@@ -9,7 +9,7 @@ import { ruleLabels } from '../config/planner';
 import { COMPRESSION_SECTIONS } from '../config/methods';
 import type { Layer } from '../model/graph';
 import type { RecordAt } from '../bench/store';
-import type { RunRecord } from '../bench/record';
+import { runtimeLabel, type RunRecord } from '../bench/record';
 import type { Config, TrialMetrics } from '../agent/types';
 import type { Plan } from '../agent/ranking';
 import { bestOfSession, mergeTrialSteps } from '../agent/fromRecords';
@@ -20,7 +20,7 @@ export function pctDelta(ppl?: number, base?: number): number | undefined {
   return ppl !== undefined && base ? ((ppl - base) / base) * 100 : undefined;
 }
 
-/** "decode 7.9 ms/token · 2.7× vs fp32 · ppl +0.6%" — the figure a user reads first. */
+/** "decode 7.9 ms/token · 2.7× vs fp32 · ppl +0.6% · 3.0 MB · onnxruntime" — the figure a user reads first. */
 export function headline(r: RunSummary): string {
   if (r.status !== 'ok') return `${r.status}${r.error ? `: ${r.error}` : ''}`;
   const parts: string[] = [];
@@ -30,6 +30,8 @@ export function headline(r: RunSummary): string {
   if (r.speedup_decode !== undefined) parts.push(`${r.speedup_decode.toFixed(1)}× vs fp32`);
   if (r.ppl_delta_pct !== undefined) parts.push(`ppl ${r.ppl_delta_pct >= 0 ? '+' : ''}${r.ppl_delta_pct.toFixed(1)}%`);
   if (r.model_bytes !== undefined) parts.push(`${(r.model_bytes / 1e6).toFixed(1)} MB`);
+  // which runtime measured it (the engine; the results view has its version)
+  if (parts.length && r.runtime) parts.push(r.runtime.split(' ')[0]);
   return parts.join(' · ') || 'measured';
 }
 
@@ -63,6 +65,7 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
     top1: m.top1,
     model_bytes: m.model_bytes,
     peak_rss_bytes: m.peak_rss_bytes,
+    runtime: runtimeLabel(r),
     speedup_decode: speedupOf(r),
     speedup_size: r.speedups?.size,
     line,
@@ -127,6 +130,7 @@ export function planSummary(best: Plan, baseline?: TrialMetrics): NonNullable<Tu
     ppl_delta_pct: pctDelta(bm.ppl, bm.ppl_fp32 ?? baseline?.ppl),
     speedup_decode: ratio ? 1 / ratio : undefined,
     model_bytes: bm.model_bytes,
+    runtime: bm.runtime,
     assignment: best.config,
   };
 }
