@@ -44,6 +44,17 @@ test('a faster tuned row with worse perplexity does not meet it, and the floors 
   assert.match(line, /could decode at most 0\.50× Q4_K_M's speed; they run at 1\.5× and 2\.5× their floors\./);
 });
 
+test('near the bandwidth floor the verdict says decode is bandwidth bound', () => {
+  const line = goalLine(
+    run([
+      row('llama.cpp Q4_K_M', 1.2, { ms: 0.24, bytes: 2e6 }),
+      row('HAQA-tuned onnxruntime', 1.3, { ms: 0.18, bytes: 1.8e6 }),
+    ]),
+  );
+  assert.match(line, /\*\*1\.08×\*\*.*\*\*not met\*\*/);
+  assert.match(line, /at most 1\.11× Q4_K_M's speed; they run at 1\.0× and 1\.2× their floors: both are within 1\.5×/);
+});
+
 test('no verdict when a row the goal needs has pairs more than 2× apart', () => {
   const line = goalLine(run([row('llama.cpp Q4_K_M', 0.2, { spread: 6 }), row('HAQA-tuned onnxruntime', 1.6)]));
   assert.match(line, /\*\*not judged\*\*.*llama\.cpp Q4_K_M \(p10–p90 6\.0× apart\)/);
