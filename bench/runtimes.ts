@@ -352,6 +352,24 @@ export function goalLine(run: Json): string {
   return line;
 }
 
+/**
+ * For a run with more than one thread: how llama.cpp Q4_K_M's decode compares with its 1-thread decode
+ * of the same model in another run of the file, when there is one (on a small model more threads can
+ * cost more in synchronisation than they share in work).
+ */
+function threadsCost(run: Json, runs: Json[]): string | undefined {
+  const one = runs.find((r) => r.model === run.model && r.threads === 1 && r.quick === run.quick);
+  const ms = (r: Json) =>
+    (r.rows as Row[]).find((x) => x.label === 'llama.cpp Q4_K_M')?.record.metrics.decode_ms_per_token;
+  const [a, b] = [ms(run), one && ms(one)];
+  if (run.threads === 1 || !a || !b || a.median < b.median * 1.5) return undefined;
+  return (
+    `llama.cpp Q4_K_M decodes this model at ${f(a.median, 2)} ms/token (p10–p90 ${f(a.p10, 2)}–${f(a.p90, 2)}) ` +
+    `with ${run.threads} threads against ${f(b.median, 2)} with 1 (the run above): ` +
+    `${f(a.median / b.median, 1)}× slower with more threads on this machine.`
+  );
+}
+
 export function runtimesSection(j: Json): string[] {
   const lines = [
     '## 8. Two runtimes: onnxruntime and llama.cpp (issue 17)',
@@ -403,6 +421,8 @@ export function runtimesSection(j: Json): string[] {
         `- ${x.label}: best of ${x.tuned!.trials} trials (${f(x.tuned!.seconds, 0)} s): \`${x.tuned!.config}\``,
       );
     lines.push('', goalLine(run), '');
+    const slow = threadsCost(run, j.runs as Json[]);
+    if (slow) lines.push(slow, '');
   }
   return lines;
 }

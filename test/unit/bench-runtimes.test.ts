@@ -85,3 +85,19 @@ test('the section has a table per run and says which machine and when', () => {
   assert.match(text, /Measured 2026-12-04 04:00–04:10 UTC on Some CPU, 2 cores, AVX2;/);
   assert.equal(text.split('\n').filter((l) => l.startsWith('| llama.cpp Q4_K_M')).length, 1);
 });
+
+test('a run with more threads says when llama.cpp decodes slower than with one', () => {
+  const at = (threads: number, ms: number) => ({
+    ...run([row('llama.cpp Q4_K_M', 1.2, { ms }), row('HAQA-tuned onnxruntime', 1.6)]),
+    model: 'tiny-llama',
+    description: 'a model',
+    threads,
+    quick: false,
+    started: '2026-12-04T04:00:00.000Z',
+    finished: '2026-12-04T04:10:00.000Z',
+    loadavg: { start: [1, 1, 1], end: [1, 1, 1] },
+  });
+  const text = (two: number) => runtimesSection({ runs: [at(1, 0.8), at(2, two)] }).join('\n');
+  assert.match(text(6), /at 6\.00 ms\/token .* with 2 threads against 0\.80 with 1 \(the run above\): 7\.5× slower/);
+  assert.doesNotMatch(text(0.7), /slower with more threads/);
+});
