@@ -1,7 +1,8 @@
-// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,runtimes,fleet] [-- --render]`: every performance claim of the
-// project, measured side by side in one run on this machine, written to bench/REPORT.md with the raw
-// JSON in bench/results/. Each part runs in its own process (so one part's memory and threads don't
-// colour another's figures) and keeps its own JSON; this script only orchestrates and renders.
+// `npm run bench [-- --quick] [-- --only e2e,paired,search,engine,lsp,fuzz,advice,runtimes,fleet] [-- --render]`:
+// every performance claim of the project, measured side by side in one run on this machine, written to
+// bench/REPORT.md with the raw JSON in bench/results/ (`--render`: measure nothing, render what is
+// there). Each part runs in its own process (so one part's memory and threads don't colour another's
+// figures) and keeps its own JSON; this script only orchestrates and renders.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
