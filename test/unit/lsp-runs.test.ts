@@ -249,7 +249,7 @@ test("after a restart the store gives the best trial, by the loop's rule: paired
     "A's paired ratio (0.5) beats B's (0.6), though B's median and fastest sample are lower",
   );
   assert.equal(best.id, recs[2].record.id);
-  assert.match(best.headline, /^decode 5\.00 ms\/token · 2\.0× vs fp32 · ppl \+1\.0%/);
+  assert.match(best.headline, /^decode 5\.00 ms\/token · 2\.0× vs fp32 · ppl \+1\.0%.* · onnxruntime$/);
   // The results view's row of the same record says the same: × fp32 from the paired ratio, the same ms.
   const row = summarize(recs[2].record);
   assert.equal(row.speedup_decode, 2);
