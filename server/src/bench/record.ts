@@ -196,9 +196,6 @@ export type RunConfig = { workload: Recipe['objective']['workload']; runtime: Re
   Pick<Recipe, CompressionSectionName>
 >;
 
-// ---------------------------------------------------------------- hashing
-
-/** JSON with object keys sorted and undefined dropped: equal content, equal text, equal hash. */
 /**
  * The runtime a record's figures came from, as users read it: "llama.cpp 3.21.1", "onnxruntime 1.30.0"
  * (records from before the runtime seam are onnxruntime's). One line of display text: a record is read
@@ -208,6 +205,9 @@ export function runtimeLabel(r: Pick<RunRecord, 'runtime' | 'onnxruntime'>): str
   return lineText(r.runtime ? `${r.runtime.engine} ${r.runtime.version}` : `onnxruntime ${r.onnxruntime}`);
 }
 
+// ---------------------------------------------------------------- hashing
+
+/** JSON with object keys sorted and undefined dropped: equal content, equal text, equal hash. */
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(sortKeys(v));
 }
