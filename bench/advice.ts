@@ -20,9 +20,11 @@ const pct = (x: number | undefined) => (x === undefined ? '—' : `${x >= 0 ? '+
 
 export function adviceSection(j: Json): string[] {
   const lines = ['## 7. Per-layer advice from measurement (`haqa advise --measure`)', ''];
+  // A load average over twice this project's 2-core machines is a neighbour's load, not the benchmark's.
+  const heavy = j.load[0] > 4 ? ' (a shared machine under heavy load: ratios, not absolute times)' : '';
   lines.push(
     `Measured ${j.started} UTC, load average ${j.load.map((x: number) => x.toFixed(2)).join(' ')} at ` +
-      `the start (a shared machine under heavy load: ratios, not absolute times).`,
+      `the start${heavy}.`,
     '',
   );
   for (const m of j.models) {
