@@ -26,7 +26,7 @@ import { ORT_DEFAULT_4BIT } from '../server/src/compress/quant';
 import { loadSetting } from '../server/src/agent/setting';
 import { tune } from '../server/src/agent/session';
 import type { Config } from '../server/src/agent/types';
-import { bytesReadPerToken, FIXTURE, llama1b } from './models';
+import { bytesReadPerToken, FIXTURE, llama1b, LLAMA_1B_SPACE } from './models';
 
 const { values } = parseArgs({
   options: {
@@ -113,12 +113,7 @@ async function prepareLlama1b(): Promise<{ recipe: string; description: string }
     search: {
       trials: Number(values.trials ?? (QUICK ? 4 : 8)),
       seed: 0,
-      space: {
-        'quantize.bits': [4, 8],
-        'quantize.block_size': [32, 128],
-        'quantize.accuracy_level': [0, 4],
-        'quantize.bits@lm_head': [4, 8],
-      },
+      space: LLAMA_1B_SPACE,
     },
   });
   const description = QUICK

@@ -39,6 +39,14 @@ export async function llama1b(
   return { layers: n, of: arch.num_hidden_layers };
 }
 
+/** The search space the benchmarks tune the 1B-shaped decoder over (bench/e2e.ts, bench/runtimes.ts). */
+export const LLAMA_1B_SPACE = {
+  'quantize.bits': [4, 8],
+  'quantize.block_size': [32, 128],
+  'quantize.accuracy_level': [0, 4],
+  'quantize.bits@lm_head': [4, 8],
+};
+
 /**
  * Bytes a decode step must read: every weight except a table only gathered from (the embedding), in an
  * ONNX model (its initializers) or a GGUF file (its tensors; token_embd.weight counts only when the

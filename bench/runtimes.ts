@@ -31,7 +31,7 @@ import { loadSetting } from '../server/src/agent/setting';
 import { tune } from '../server/src/agent/session';
 import { applyConfig } from '../server/src/agent/edits';
 import { configText } from '../server/src/cli/tune';
-import { bytesReadPerToken, FIXTURE, llama1b } from './models';
+import { bytesReadPerToken, FIXTURE, llama1b, LLAMA_1B_SPACE } from './models';
 import { machineOf } from './machine';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -111,8 +111,8 @@ async function subject(
   const target = { provider: 'cpu', threads: opts.threads };
   if (name === 'tiny-llama') {
     fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
-    for (const f of ['model.onnx', 'config.json', 'tokenizer.json', 'haqa.yaml', 'data/eval.txt', 'data/calib.txt'])
-      fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+    for (const file of ['model.onnx', 'config.json', 'tokenizer.json', 'haqa.yaml', 'data/eval.txt', 'data/calib.txt'])
+      fs.copyFileSync(path.join(FIXTURE, file), path.join(dir, file));
     return {
       model: name,
       description: 'trained tiny Llama fixture (examples/tiny-llama)',
@@ -143,21 +143,13 @@ async function subject(
       objective: { metric: 'decode_latency', workload: { prompt_length: 64, decode_tokens: 16, batch: 1 } },
       evaluation: { text: './eval.txt', tokenizer: './tokenizer.json', window: 64, max_windows: opts.quick ? 1 : 2 },
     };
-    // The search space of the report's end-to-end section (bench/e2e.ts) for this shape.
     const tuneRecipe = path.join(dir, 'haqa.yaml');
     fs.writeFileSync(
       tuneRecipe,
       YAML.stringify({
         ...doc,
         objective: { ...doc.objective, accuracy: { max_ppl_increase: '5%' } },
-        search: {
-          space: {
-            'quantize.bits': [4, 8],
-            'quantize.block_size': [32, 128],
-            'quantize.accuracy_level': [0, 4],
-            'quantize.bits@lm_head': [4, 8],
-          },
-        },
+        search: { space: LLAMA_1B_SPACE },
       }),
     );
     return {
