@@ -133,7 +133,7 @@ const loadNow = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
   const s = await setting();
   const first = stage === 'table-b' ? read<PairedTable>('table-a', s.key) : undefined;
-  const accuracy = new Map(first?.entries.map((e) => [e.key, e]));
+  const accuracy = new Map(first?.entries.map((e) => [planKey(e.config, s.setting), e]));
   const ev = new RecipeEvaluator(s.setting.recipe, {
     quick: true,
     storeDir: STORE,
@@ -198,14 +198,19 @@ async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
 }
 
 /** The ground truth: per plan, the geometric mean of the tables' ratios, and its metrics for judging. */
-function truthOf(tables: PairedTable[]) {
+// Entries are keyed by the plan key of their configuration as this code computes it (`keyOf`), not by
+// the key stored when they were measured: the plan key's format grows with the engine (issue 17 added
+// llama.cpp's fields), and a table measured before must still score a search run after (scoring keeps
+// the stored keys as aliases, for live files written before).
+function truthOf(tables: PairedTable[], keyOf: (c: Config) => string) {
   const byKey = new Map<string, { ratios: number[]; e: PairedEntry }>();
   for (const t of tables)
     for (const e of t.entries) {
       if (e.status !== 'ok' || !e.decode) continue;
-      const v = byKey.get(e.key) ?? { ratios: [], e };
+      const k = keyOf(e.config);
+      const v = byKey.get(k) ?? { ratios: [], e };
       v.ratios.push(e.decode.ratio);
-      byKey.set(e.key, v);
+      byKey.set(k, v);
     }
   return new Map(
     [...byKey].map(([k, v]) => [
@@ -225,6 +230,18 @@ interface LiveFile {
   load: number[];
 }
 
+interface TraceEntry {
+  config: Config;
+  status: string;
+  repeat?: boolean;
+  ratio?: number;
+  lo?: number;
+  hi?: number;
+  pairs?: number;
+  verdict?: string;
+  threshold?: number;
+}
+
 interface LiveRun {
   strategy: string;
   seed: number;
@@ -232,12 +249,14 @@ interface LiveRun {
   answers: (string | null)[];
   /** Wall time of each trial, s (compression when the plan is new to this stage's store, race, accuracy). */
   trial_s: number[];
+  /** Each trial as the loop saw it: its plan, the race's figure and verdict against the threshold. */
+  trace?: TraceEntry[];
   answer?: Config;
 }
 
 /** Ground truth for scoring: each plan's ratio, whether it is feasible, and the best feasible ratio. */
-function scoring(tables: PairedTable[], recipe: Parameters<typeof objectiveOf>[0]) {
-  const truth = truthOf(tables);
+function scoring(tables: PairedTable[], recipe: Parameters<typeof objectiveOf>[0], keyOf: (c: Config) => string) {
+  const truth = truthOf(tables, keyOf);
   const objective = objectiveOf(recipe);
   const feasible = (k: string) => {
     const v = truth.get(k);
@@ -246,8 +265,12 @@ function scoring(tables: PairedTable[], recipe: Parameters<typeof objectiveOf>[0
     return judge(objective, 'ok', m, tables[0]?.baseline).feasible;
   };
   const best = Math.min(...[...truth].filter(([k]) => feasible(k)).map(([, v]) => v.ratio));
+  const alias = new Map(tables.flatMap((t) => t.entries.map((e) => [e.key, keyOf(e.config)] as const)));
   /** An answer's ground truth over the best (Infinity: none yet, infeasible or not in the tables). */
-  const score = (k: string | null) => (k && feasible(k) ? truth.get(k)!.ratio / best : Infinity);
+  const score = (key: string | null) => {
+    const k = key && (truth.has(key) ? key : alias.get(key));
+    return k && feasible(k) ? truth.get(k)!.ratio / best : Infinity;
+  };
   return { truth, best, score };
 }
 
@@ -270,7 +293,7 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
     // Seeds outermost, so both strategies see the same hours of the machine.
     for (let seed = 0; seed < seeds; seed++)
       for (const [strategy, make] of Object.entries(strategies)) {
-        const run: LiveRun = { strategy, seed, answers: [], trial_s: [] };
+        const run: LiveRun = { strategy, seed, answers: [], trial_s: [], trace: [] };
         let t = Date.now();
         const result = await runLoop({
           setting: s.setting,
@@ -285,6 +308,16 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
             run.trial_s.push((Date.now() - t) / 1000);
             t = Date.now();
             run.answers.push(e.best?.feasible ? planKey(e.best.config, s.setting) : null);
+            const race = e.trial.metrics.race;
+            run.trace!.push({
+              config: e.trial.config,
+              status: e.trial.status,
+              ...(e.trial.repeatOf ? { repeat: true } : {}),
+              ...(race?.decode
+                ? { ratio: race.decode.ratio, lo: race.decode.lo, hi: race.decode.hi, pairs: race.decode.n }
+                : {}),
+              ...(race ? { verdict: race.verdict, threshold: Math.exp(race.threshold) } : {}),
+            });
           },
         });
         run.answer = result.best?.config;
@@ -322,7 +355,8 @@ async function summary(): Promise<void> {
   const s = await setting();
   const tables = (['table-a', 'table-b'] as const).map((t) => read<PairedTable>(t, s.key)).filter((t) => !!t);
   const out: Record<string, unknown> = { precision: PRECISION, tables: {} };
-  const truth = truthOf(tables);
+  const keyOf = (c: Config) => planKey(c, s.setting);
+  const truth = truthOf(tables, keyOf);
   const [a, b] = tables;
   if (a && b) {
     const name = (e: PairedEntry) => JSON.stringify(e.config);
@@ -333,7 +367,7 @@ async function summary(): Promise<void> {
     // disjoint pair means the ratio itself moved between the hours (the load changes relative costs), which
     // pairing cannot cancel, rather than noise.
     const close = a.entries.flatMap((e) => {
-      const f = b.entries.find((x) => x.key === e.key)?.decode;
+      const f = b.entries.find((x) => keyOf(x.config) === keyOf(e.config))?.decode;
       return e.decode && f && e.decode.n >= 30 && f.n >= 30 ? [[e.decode, f] as const] : [];
     });
     out.disjoint = {
@@ -365,7 +399,7 @@ async function summary(): Promise<void> {
       flags: t.flags,
     };
   }
-  const sc = tables.length ? scoring(tables, s.setting.recipe) : undefined;
+  const sc = tables.length ? scoring(tables, s.setting.recipe, keyOf) : undefined;
   // The table's top: the configurations by ground truth, each table's figure beside it.
   out.top = [...truth.entries()]
     .sort((x, y) => x[1].ratio - y[1].ratio)
@@ -376,7 +410,7 @@ async function summary(): Promise<void> {
       ratio: v.ratio,
       ppl_increase: v.e.ppl && v.e.ppl_fp32 ? v.e.ppl / v.e.ppl_fp32 - 1 : undefined,
       tables: tables.map((t) => {
-        const e = t.entries.find((x) => x.key === k)?.decode;
+        const e = t.entries.find((x) => keyOf(x.config) === k)?.decode;
         return e ? { ratio: e.ratio, lo: e.lo, hi: e.hi, n: e.n } : null;
       }),
     }));
