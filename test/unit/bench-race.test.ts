@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   blockLogRatio,
+  chainRatios,
   medianRanks,
   pairFits,
   race,
@@ -230,6 +231,74 @@ test('worker races 4-bit vs fp32: paired, in the record; unpaired (noted) when m
   assert.equal(short.status, 'ok', short.error?.message);
   assert.equal(short.race?.paired, false);
   assert.match(short.race!.note!, /unpaired: the contender .* and the fp32 reference .* need about/);
+
+  // A duel: an 8-bit contender raced against the 4-bit run's artifact, its figures put on the fp32 scale.
+  const incumbent = {
+    label: 'trial #1',
+    ratios: { decode: rec.race!.decode!.ratio, prefill: rec.race!.prefill!.ratio },
+  };
+  const eight = resolveRecipe(
+    {
+      model: 'dec/model.onnx',
+      target: { threads: 1 },
+      quantize: { bits: 8, accuracy_level: 4 },
+      objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
+    },
+    path.join(ws, 'haqa.yaml'),
+  );
+  const duel = await runRecipe(eight, {
+    quick: true,
+    measure,
+    race: { tolerance: 0.03, capMs: 1500, threshold: Math.log(incumbent.ratios.decode) },
+    raceAgainst: { model: rec.artifact!, session: rec.session_options, ...incumbent },
+  });
+  assert.equal(duel.status, 'ok', duel.error?.message);
+  const d = duel.race!;
+  assert.equal(d.paired, true);
+  assert.equal(d.reference, 'trial #1');
+  assert.ok(d.duel?.decode, 'the direct figure is kept');
+  assert.ok(Math.abs(d.decode!.ratio - d.duel!.decode!.ratio * incumbent.ratios.decode) < 1e-9);
+  assert.ok(Math.abs(d.threshold - Math.log(incumbent.ratios.decode)) < 1e-9, 'threshold back on the fp32 scale');
+  // A reference that is not an artifact of the store is refused: the race is against fp32, and says why.
+  const outside = await runRecipe(eight, {
+    quick: true,
+    measure,
+    race: { tolerance: 0.03, capMs: 800 },
+    raceAgainst: { model: path.join(ws, 'dec', 'model.onnx'), session: rec.session_options, ...incumbent },
+  });
+  assert.equal(outside.status, 'ok', outside.error?.message);
+  assert.equal(outside.race?.reference, undefined);
+  assert.match(outside.race!.note!, /raced against fp32, not trial #1: its model is not an artifact of the store/);
+  // Sessions with different threads do not duel (a spinning pool would slow the rival): fp32, and why.
+  const threads = await runRecipe(eight, {
+    quick: true,
+    measure,
+    race: { tolerance: 0.03, capMs: 800 },
+    raceAgainst: { model: rec.artifact!, session: { ...rec.session_options, intra_op_threads: 2 }, ...incumbent },
+  });
+  assert.equal(threads.race?.reference, undefined);
+  assert.match(threads.race!.note!, /its session options differ \(intra_op_threads 2 vs 1\)/);
+});
+
+test('chainRatios puts a duel on the fp32 scale: figures and threshold times the incumbent ratio, the duel kept', () => {
+  const r = {
+    paired: true,
+    verdict: 'better' as const,
+    series: 'decode' as const,
+    threshold: 0,
+    tolerance: 0.03,
+    pairs: 8,
+    wall_ms: 100,
+    decode: { ratio: 0.9, lo: 0.85, hi: 0.95, n: 8 },
+    prefill: { ratio: 1.1, lo: 1, hi: 1.2, n: 8 },
+  };
+  const c = chainRatios(r, { label: 'trial #2', ratios: { decode: 0.5 } });
+  assert.equal(c.reference, 'trial #2');
+  assert.deepEqual(c.decode, { ratio: 0.45, lo: 0.425, hi: 0.475, n: 8 });
+  assert.equal(c.prefill, undefined, 'no incumbent prefill ratio: not on the fp32 scale');
+  assert.deepEqual(c.duel, { decode: r.decode, prefill: r.prefill });
+  assert.ok(Math.abs(c.threshold - Math.log(0.5)) < 1e-12);
+  assert.equal(c.verdict, 'better');
 });
 
 test('the load generator: a seeded schedule of bursts, a child process that loads the CPU and stops', async () => {

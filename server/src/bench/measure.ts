@@ -46,13 +46,16 @@ async function load(model: string, job: Pick<MeasureJob, 'session' | 'config' | 
   return loadOrt(model, job.session, job.config);
 }
 
-/** The fp32 reference timed beside `loaded`: onnxruntime's, whatever runtime runs the model. */
+/**
+ * The reference timed beside `loaded`: onnxruntime's, whatever runtime runs the model — fp32, or in a
+ * duel the incumbent's model with its own session options.
+ */
 async function loadReference(job: MeasureJob, model: string, loaded: Loaded): Promise<Loaded> {
-  const base = await loadOrt(model, job.session, job.config);
+  const base = await loadOrt(model, job.baselineSession ?? job.session, job.config);
   if (base.kind !== loaded.kind) {
     await base.release();
     throw new BenchError(
-      `the fp32 model ${model} and the one measured differ in kind (${base.kind} vs ${loaded.kind})`,
+      `the reference ${model} and the model measured differ in kind (${base.kind} vs ${loaded.kind})`,
       'baseline',
       model,
     );
@@ -174,12 +177,13 @@ async function raceLatency(
   const settings = job.race!;
   let base: Loaded | undefined;
   let reference: Timed | undefined;
+  const who = job.baselineLabel ?? 'the fp32 reference';
   let note: string | undefined = job.baseline
-    ? pairFits(job.model, job.baseline, settings.memoryBytes)
+    ? pairFits(job.model, job.baseline, settings.memoryBytes, who)
     : 'unpaired: no reference model';
   try {
     if (!note && job.baseline) {
-      progress('baseline', `loading the fp32 reference ${job.baseline}`);
+      progress('baseline', `loading ${who} ${job.baseline}`);
       try {
         base = await loadReference(job, job.baseline, loaded);
         reference = await timedOf(base, job);
@@ -188,7 +192,7 @@ async function raceLatency(
         await base?.release();
         base = undefined;
         reference = undefined;
-        note = `unpaired: the fp32 reference could not be loaded beside the contender (${(err as Error).message})`;
+        note = `unpaired: ${who} could not be loaded beside the contender (${(err as Error).message})`;
       }
     }
     await maybeHang(job, 'latency');
@@ -199,7 +203,10 @@ async function raceLatency(
       reference,
       note,
       onPair: (n, f) =>
-        progress('latency', `pair ${n}: ${f.ratio.toFixed(3)}× fp32 time [${f.lo.toFixed(3)}, ${f.hi.toFixed(3)}]`),
+        progress(
+          'latency',
+          `pair ${n}: ${f.ratio.toFixed(3)}× ${job.baselineLabel ?? 'fp32'} time [${f.lo.toFixed(3)}, ${f.hi.toFixed(3)}]`,
+        ),
     });
     const metrics = { ...latencyMetrics(loaded.kind, out.samples, job.workload), ...rss };
     const baseline: BaselineFigures = { race: out.result };

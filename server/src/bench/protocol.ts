@@ -29,6 +29,12 @@ export interface MeasureJob {
   reference?: string;
   /** The fp32 model, timed interleaved with this one (speedups from the same process and moment). */
   baseline?: string;
+  /**
+   * A duel (./race.ts RaceAgainst): `baseline` is the incumbent's compressed model, loaded with these
+   * session options and named so in progress and notes. Absent: `baseline` is fp32, with `session`.
+   */
+  baselineSession?: SessionOptionsUsed;
+  baselineLabel?: string;
   config?: DecoderConfig;
   /**
    * The runtime that runs `model` (bench/runtimes.ts); absent: onnxruntime. The baseline is always onnxruntime's fp32.

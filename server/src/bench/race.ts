@@ -12,16 +12,19 @@
 // or at the time cap ("unresolved"). A tie is a verdict of its own, never a coin flip.
 //
 // The reference is the fp32 model, the same for the whole search, so every contender's ratio is on one
-// scale and any two contenders compare by their ratios (docs/ARCHITECTURE.md "Paired racing" says why
-// not the incumbent). When the two sessions do not fit in memory, or the reference fails to load, the
-// race is unpaired: the contender alone, its samples divided by the reference's figure from its own
-// run; the result says `paired: false` and why, and the interval then includes the load's drift.
+// scale and any two contenders compare by their ratios. A duel (RaceAgainst: the incumbent's compressed
+// model as the reference, its figures put back on the fp32 scale by chainRatios) is built and measured
+// too; docs/ARCHITECTURE.md "Paired racing" says why the tuner does not use it by default. When the two sessions do
+// not fit in memory, or the reference fails to load, the race is unpaired: the contender alone, its
+// samples divided by the reference's figure from its own run; the result says `paired: false` and why,
+// and the interval then includes the load's drift.
 //
 // This file holds the statistics (pure, unit-tested) and the worker side (raceLatency, called by
 // ./measure.ts when a job carries `race`).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { SessionOptionsUsed } from './record';
 
 export type RaceVerdict = 'better' | 'worse' | 'tied' | 'unresolved';
 export type RaceSeries = 'decode' | 'prefill' | 'inference';
@@ -57,8 +60,31 @@ export interface RatioFigure {
   n: number;
 }
 
+/**
+ * A duel: the race's reference is the incumbent plan's compressed model instead of fp32 (RunOptions
+ * `raceAgainst`). Its `ratios` are the incumbent's own ratios to fp32 per series, so a duel's figures can
+ * be put on the fp32 scale (chainRatios) and every plan still ranks on one scale.
+ */
+export interface RaceAgainst {
+  /** The incumbent's model file (an artifact in the run store). */
+  model: string;
+  /** Its session options (its runtime knobs may differ from the contender's). */
+  session: SessionOptionsUsed;
+  /** Who it is, for the record: "trial #3". */
+  label: string;
+  /** The incumbent's ratio to fp32 per series (below 1: faster than fp32). */
+  ratios: Partial<Record<RaceSeries, number>>;
+}
+
 export interface RaceResult {
   paired: boolean;
+  /**
+   * What the contender was timed against: absent or 'fp32' for the fp32 model; otherwise the incumbent
+   * of a duel ("trial #3"), and `duel` holds the direct figures (contender / incumbent) while the series
+   * fields are on the fp32 scale (the incumbent's ratio × the duel's).
+   */
+  reference?: string;
+  duel?: Partial<Record<RaceSeries, RatioFigure>>;
   /** Why the race is unpaired, or what else a reader should know. */
   note?: string;
   verdict: RaceVerdict;
@@ -228,6 +254,27 @@ export async function race(
   return { result, samples, referenceSamples };
 }
 
+/**
+ * A duel's result on the fp32 scale: each series' figure (ratio and interval) times the incumbent's ratio
+ * for that series, the direct figures kept under `duel`, the threshold moved by the same factor. A series
+ * the incumbent has no ratio for is dropped from the fp32-scale fields (it stays under `duel`).
+ */
+export function chainRatios(r: RaceResult, against: Pick<RaceAgainst, 'label' | 'ratios'>): RaceResult {
+  const out: RaceResult = { ...r, reference: against.label, duel: {} };
+  for (const s of ['decode', 'prefill', 'inference'] as const) {
+    const f = r[s];
+    if (!f) continue;
+    out.duel![s] = f;
+    const k = against.ratios[s];
+    if (k !== undefined && k > 0 && Number.isFinite(k))
+      out[s] = { ratio: f.ratio * k, lo: f.lo * k, hi: f.hi * k, n: f.n };
+    else delete out[s];
+  }
+  const k = against.ratios[r.series];
+  if (k !== undefined && k > 0) out.threshold = r.threshold + Math.log(k);
+  return out;
+}
+
 // ---------------------------------------------------------------- memory
 
 /** Bytes of a model file and the external data beside it that share its name (model.onnx.data, model.onnx_data). */
@@ -251,14 +298,19 @@ export function modelFileBytes(model: string): number {
  * onnxruntime builds it (we load one after the other, so the peak is the first's plus twice the second's).
  * Returns the reason when they don't.
  */
-export function pairFits(model: string, reference: string, memoryBytes = os.freemem()): string | undefined {
+export function pairFits(
+  model: string,
+  reference: string,
+  memoryBytes = os.freemem(),
+  label = 'the fp32 reference',
+): string | undefined {
   const a = modelFileBytes(model);
   const b = modelFileBytes(reference);
   const need = a + 2 * b;
   if (need <= memoryBytes) return undefined;
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
   return (
-    `unpaired: the contender (${mib(a)}) and the fp32 reference ` +
+    `unpaired: the contender (${mib(a)}) and ${label} ` +
     `(${mib(b)}) need about ${mib(need)}, ${mib(memoryBytes)} free`
   );
 }

@@ -35,7 +35,7 @@ import type { HardwareFingerprint } from './record';
 import type { EvalSettings, MeasureJob } from './protocol';
 import { REFERENCE_TOPK } from './accuracy';
 import { chooseReference, ReferenceChoice } from './reference';
-import type { RaceSettings } from './race';
+import { chainRatios, type RaceAgainst, type RaceResult, type RaceSeries, type RaceSettings } from './race';
 import { runWorker, WorkerOutcome } from './spawn';
 import { engineOf, runtimeFor } from './runtimes';
 import {
@@ -91,6 +91,65 @@ export interface RunOptions {
    * the record gets `race`. Ignored for fp32 itself and for accuracy-only runs.
    */
   race?: RaceSettings;
+  /**
+   * A duel (./race.ts RaceAgainst): race against the incumbent's compressed model instead of fp32. It must
+   * be an artifact of this run's store; otherwise the race is against fp32 and the record's note says why.
+   * `race.threshold` stays on the fp32 scale; the record's figures are put on it (chainRatios).
+   */
+  raceAgainst?: RaceAgainst;
+}
+
+/**
+ * A duel's incumbent, when it may be used: an artifact of this store (a path from a run record, yet checked
+ * like every path a run reads), present, other than the contender itself, and run with the same threads.
+ * Otherwise why not, for the note. Threads must match because the two sessions share one process: a
+ * session with more threads keeps its pool spinning after each run (onnxruntime's default), which slows the
+ * rival timed next — in a live search under the load generator a 2-thread plan won its duel (0.95×)
+ * against a 1-thread incumbent that the ground truth has 9% faster. Such a pair races fp32, loaded with the
+ * contender's options as before duels.
+ */
+function duelOf(
+  against: RaceAgainst | undefined,
+  store: RunStore,
+  contender: string,
+  session: SessionOptionsUsed,
+  engine: string,
+): { against?: RaceAgainst; refused?: string } | undefined {
+  if (!against) return undefined;
+  const why = (reason: string) => ({ refused: `raced against fp32, not ${against.label}: ${reason}` });
+  if (engine !== 'onnxruntime') return why(`the contender runs in ${engine}, the incumbent in onnxruntime`);
+  const model = path.resolve(against.model);
+  const inside = path.relative(store.artifactsDir, model);
+  if (inside.startsWith('..') || path.isAbsolute(inside)) return why('its model is not an artifact of the store');
+  if (!model.endsWith('.onnx')) return why('only an onnxruntime model can be the reference');
+  if (!fs.existsSync(model)) return why('its artifact is no longer in the store');
+  if (model === path.resolve(contender)) return why('it is the same model');
+  const differ = (['provider', 'intra_op_threads', 'inter_op_threads', 'execution_mode'] as const).filter(
+    (k) => against.session[k] !== session[k],
+  );
+  if (differ.length)
+    return why(
+      `its session options differ (${differ.map((k) => `${k} ${against.session[k]} vs ${session[k]}`).join(', ')})`,
+    );
+  if (!(against.ratios.decode! > 0 || against.ratios.inference! > 0)) return why('it has no ratio to fp32');
+  return { against: { ...against, model } };
+}
+
+/** The worker's race settings in a duel: threshold and the unpaired fallback's figures relative to the incumbent. */
+function duelSettings(race: RaceSettings, against?: RaceAgainst): RaceSettings {
+  if (!against) return race;
+  const series = (race.series ?? (against.ratios.decode !== undefined ? 'decode' : 'inference')) as RaceSeries;
+  const k = against.ratios[series] ?? 1;
+  const referenceMs: RaceSettings['referenceMs'] = {};
+  for (const [s, ms] of Object.entries(race.referenceMs ?? {}) as [RaceSeries, number | undefined][]) {
+    const r = against.ratios[s];
+    if (ms !== undefined && r !== undefined) referenceMs[s] = ms * r;
+  }
+  return { ...race, threshold: (race.threshold ?? 0) - Math.log(k), referenceMs };
+}
+
+function withNote(r: RaceResult, note: string): RaceResult {
+  return { ...r, note: r.note ? `${r.note}; ${note}` : note };
 }
 
 /** The run's accuracy reference; a stated one must lie inside the roots like every file a run reads. */
@@ -466,9 +525,10 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
       }
     }
 
-    // ---- the model itself, and the fp32 baseline timed interleaved with it when asked
+    // ---- the model itself, and the fp32 baseline (or a duel's incumbent) timed interleaved with it when asked
     const racing = opts.race !== undefined && compresses(recipe) && wantLatency;
     const withBaseline = (opts.baseline === true || racing) && compresses(recipe) && wantLatency;
+    const duel = racing ? duelOf(opts.raceAgainst, store, measured, session, engineOf(recipe)) : undefined;
     const out = await worker(
       {
         kind: 'measure',
@@ -481,15 +541,17 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions = {}): Promise<
         reference,
         config,
         debug: opts.debug,
-        baseline: withBaseline ? recipe.model : undefined,
+        baseline: withBaseline ? (duel?.against?.model ?? recipe.model) : undefined,
+        ...(duel?.against ? { baselineSession: duel.against.session, baselineLabel: duel.against.label } : {}),
         engine: recipe.runtime.engine,
         llama: recipe.runtime.llama,
-        race: racing ? opts.race : undefined,
+        race: racing ? duelSettings(opts.race!, duel?.against) : undefined,
       },
       'latency',
     );
     if (racing && out.baseline?.race) {
-      record.race = out.baseline.race;
+      const r = out.baseline.race;
+      record.race = duel?.against ? chainRatios(r, duel.against) : duel?.refused ? withNote(r, duel.refused) : r;
       delete out.baseline.race;
     }
     const m = out.metrics;

@@ -99,6 +99,7 @@ export async function runOnTarget(
         debug: opts.debug,
         reference: opts.reference,
         race: opts.race,
+        raceAgainst: opts.raceAgainst,
       },
       { signal: opts.signal, onProgress: opts.onProgress, storeDir: opts.storeDir, noStore: opts.noStore },
     );

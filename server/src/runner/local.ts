@@ -25,6 +25,7 @@ export class LocalRunner implements Runner {
       debug: job.debug,
       reference: job.reference,
       race: job.race,
+      raceAgainst: job.raceAgainst,
       signal: opts.signal,
       onProgress: opts.onProgress,
       storeDir: opts.storeDir,

@@ -5,7 +5,7 @@
 import type { Recipe } from '../config/recipe';
 import type { RunProgress } from '../bench/run';
 import type { HardwareFingerprint, RunRecord, RunStage, TrialInfo } from '../bench/record';
-import type { RaceSettings } from '../bench/race';
+import type { RaceAgainst, RaceSettings } from '../bench/race';
 
 /** Plain JSON: it crosses SSH and Redis as it is. */
 export interface TrialJob {
@@ -25,6 +25,8 @@ export interface TrialJob {
    * runners measure unpaired for now (their `haqa bench` has no race option), which the record says.
    */
   race?: RaceSettings;
+  /** A duel's incumbent (bench/run.ts RunOptions.raceAgainst): local runs only, like the race. */
+  raceAgainst?: RaceAgainst;
 }
 
 export interface RunnerOptions {
