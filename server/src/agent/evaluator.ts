@@ -12,6 +12,7 @@ import type { RaceSettings } from '../bench/race';
 import { runOnTarget } from '../runner';
 import { fp32Recipe, RunRecord, runtimeLabel, throughputOf } from '../bench/record';
 import { speedOf } from './ranking';
+import { configKey } from './space';
 import type { Config, EvaluateOptions, Evaluation, Evaluator, TrialMetrics } from './types';
 
 export interface RecipeEvaluatorOptions {
@@ -21,7 +22,7 @@ export interface RecipeEvaluatorOptions {
   /** Per-run wall-clock limit, ms. */
   timeoutMs?: number;
   onProgress?: (p: RunProgress & { trial?: number }) => void;
-  /** Per-trial time cap of the paired race against fp32, ms (default 20 s; bench/race.ts). */
+  /** Per-trial time cap of the paired race, ms (default 20 s; bench/race.ts). */
   raceCapMs?: number;
   /** Race to a ±precision interval instead of a verdict (ground truth, bench/paired.ts; RaceSettings.precision). */
   racePrecision?: number;
@@ -29,6 +30,12 @@ export interface RecipeEvaluatorOptions {
    * Race trials against fp32 (default true); false measures each alone (the old unpaired windows, for bench/search.ts).
    */
   race?: boolean;
+  /**
+   * What a trial races when the loop names an incumbent: always fp32 (the default), or the incumbent's
+   * compressed model (a duel). bench/paired.ts measures both in live searches; the duel did not do better
+   * there (bench/REPORT.md §2), so the tuner races fp32. Ground truth (racePrecision) always races fp32.
+   */
+  raceReference?: 'incumbent' | 'fp32';
 }
 
 export const DEFAULT_RACE_CAP_MS = 20_000;
@@ -88,6 +95,7 @@ export class RecipeEvaluator implements Evaluator {
       signal,
       measure,
       race: this.raceSettings(race),
+      raceAgainst: this.raceAgainst(race),
       quick: this.opts.quick ?? true,
       storeDir: this.opts.storeDir,
       timeoutMs: this.opts.timeoutMs,
@@ -123,6 +131,33 @@ export class RecipeEvaluator implements Evaluator {
         inference: b?.inference_ms?.median,
       },
     };
+  }
+
+  /**
+   * A duel's reference: the newest successful record of the incumbent's plan that kept its artifact
+   * (records are this evaluator's own runs, so the path is one its store wrote; bench/run.ts checks it).
+   */
+  private raceAgainst(race?: EvaluateOptions['race']): RunOptions['raceAgainst'] {
+    const a = race?.against;
+    if (
+      !a ||
+      this.opts.race === false ||
+      this.opts.raceReference !== 'incumbent' ||
+      this.opts.racePrecision !== undefined
+    )
+      return undefined;
+    const key = configKey(a.config);
+    const rec = [...this.records]
+      .reverse()
+      .find(
+        (r) =>
+          r.status === 'ok' &&
+          r.artifact !== undefined &&
+          r.trial?.assignment !== undefined &&
+          configKey(r.trial.assignment as Config) === key,
+      );
+    if (!rec?.artifact) return undefined;
+    return { model: rec.artifact, session: rec.session_options, label: a.label, ratios: a.ratios };
   }
 
   async baseline(signal?: AbortSignal): Promise<TrialMetrics> {

@@ -7,7 +7,8 @@ import { judge, Objective } from './objective';
 import { bestPlan, type Plan, DEFAULT_TOLERANCE, MAX_MEASUREMENTS, planIndex, ratioOf } from './ranking';
 import { configKey, planKey, SearchSpace, SpaceContext, validateConfig } from './space';
 import type { Answer, Proposer, ProposerContext } from './proposer';
-import type { Config, Evaluator, Trial, TrialMetrics, Usage } from './types';
+import type { Config, EvaluateOptions, Evaluator, Trial, TrialMetrics, Usage } from './types';
+import type { RaceSeries } from '../bench/race';
 
 export type LoopEvent =
   | { type: 'baseline'; metrics: TrialMetrics }
@@ -75,6 +76,23 @@ function repeatRefusal(first: Trial, repeat: boolean, trials: readonly Trial[]):
   if (n >= MAX_MEASUREMENTS)
     return [`repeat: the plan of trial #${first.index} was measured ${n} times already (at most ${MAX_MEASUREMENTS})`];
   return [];
+}
+
+/**
+ * The incumbent a new plan may duel, when its ratio came from a paired race: the evaluator races it
+ * instead of fp32 only when told to (RecipeEvaluator raceReference 'incumbent'; docs/ARCHITECTURE.md
+ * "Paired racing" says why fp32 is the default). A re-measured runner-up may duel the incumbent too; the
+ * incumbent itself (or a plan whose artifact is gone) races fp32 (bench/run.ts duelOf).
+ */
+function duelWith(best: Plan, o: Objective): { against: NonNullable<EvaluateOptions['race']>['against'] } | {} {
+  const race = best.metrics.race;
+  if (!race?.paired || best.ratio === undefined || !best.paired) return {};
+  const ratios: Partial<Record<RaceSeries, number>> = {};
+  for (const s of ['decode', 'prefill', 'inference'] as const) if (race[s]) ratios[s] = race[s]!.ratio;
+  // The objective's series takes the plan's ratio (the median of its measurements), as the ranking does.
+  const series = o.field === 'prefill_ms' ? 'prefill' : race.series;
+  ratios[series] = best.ratio;
+  return { against: { config: best.config, label: `trial #${best.index}`, ratios } };
 }
 
 export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
@@ -200,6 +218,7 @@ export async function runLoop(opts: LoopOptions): Promise<LoopResult> {
           race: {
             threshold: bestFeasible?.ratio !== undefined ? Math.log(bestFeasible.ratio) : 0,
             tolerance: opts.objective.tolerance ?? DEFAULT_TOLERANCE,
+            ...(bestFeasible ? duelWith(bestFeasible, opts.objective) : {}),
           },
           trial: { index, rationale: p.rationale, proposer: opts.proposer.name, session: opts.session },
           afterSpeed:

@@ -8,7 +8,7 @@
 // first trials are the priors' seeds; early stopping of slow trials lives in the loop.
 //
 // Noise: one unpaired measurement of a configuration can be tens of percent off on a busy machine. The
-// real evaluator races each trial against fp32 in one worker (bench/race.ts), so its ratio is paired;
+// real evaluator races each trial in one worker against fp32 or the incumbent (bench/race.ts), so its ratio is paired;
 // plans rank by the loop's one rule (ranking.ts), in the densities and in the loop's answer. By default
 // the budget's last trial gives the runner-up a second measurement when it is within RUNNER_UP_WITHIN
 // of the incumbent (`rematch: 'last'`); a plan's measurements combine by their median ratio.

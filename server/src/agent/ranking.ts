@@ -7,10 +7,11 @@
 //    pruned / accuracy-infeasible ones, failed last.
 // 2. Within a tier, by the plan's speed ratio against the fp32 reference (time / fp32 time; below 1 is
 //    faster): the paired race's median ratio (bench/race.ts) when the trial raced, which both models saw
-//    under the same load; otherwise the unpaired ratio of the trial's figure to the baseline's (noted by
-//    `paired: false`). A plan measured more than once takes the median of its measurements' ratios (the
-//    geometric mean of two), never the fastest: on a noisy machine the fastest of several windows
-//    rewards the plan that was measured most, not the one that is fastest.
+//    under the same load (raced against the incumbent, an option: the incumbent's ratio times the duel's);
+//    otherwise the unpaired ratio of the trial's figure to the baseline's (noted by `paired: false`). A
+//    plan measured more than once takes the median of its measurements' ratios (the geometric mean of
+//    two), never the fastest: on a noisy machine the fastest of several windows rewards the plan that
+//    was measured most, not the one that is fastest.
 // 3. Ties: plans whose ratios are within `search.tolerance` (default 3%) of the fastest plan of their
 //    class are tied; a tie is decided by accuracy (smaller perplexity increase), then size, then the
 //    earlier trial — never by the noise in the ratios.

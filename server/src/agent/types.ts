@@ -1,7 +1,7 @@
 // The vocabulary of the tuner, shared by the search space, the optimizers, the Claude agent and the loop.
 // Everything here is plain data (JSON-serialisable) so trials can be printed, stored and sent to the editor.
 import type { SearchValue } from '../config/recipe';
-import type { RaceResult } from '../bench/race';
+import type { RaceResult, RaceSeries } from '../bench/race';
 
 export type { SearchValue };
 
@@ -27,7 +27,10 @@ export interface TrialMetrics {
   kl?: number;
   /** Share of next-token argmax agreeing with fp32. */
   top1?: number;
-  /** The paired race against fp32 (bench/race.ts) that measured the speed figures, when one ran. */
+  /**
+   * The paired race (bench/race.ts) that measured the speed figures, when one ran: against fp32, or a duel
+   * against the incumbent with its figures on the fp32 scale (`reference`, `duel`).
+   */
   race?: RaceResult;
   /** The runtime that measured them (bench/record.ts runtimeLabel), e.g. "llama.cpp 3.21.1". */
   runtime?: string;
@@ -77,10 +80,19 @@ export interface EvaluateOptions {
   /** Measure speed only (a re-measurement: the plan's accuracy is already known). */
   speedOnly?: boolean;
   /**
-   * Race against the fp32 reference (bench/race.ts): stop once the ratio's interval is better, worse or
+   * Race (bench/race.ts): stop once the ratio's interval (on the fp32 scale) is better, worse or
    * tied within `tolerance` of `threshold` (the best plan's log ratio; 0 = fp32's). From the loop's ranking.
    */
-  race?: { threshold: number; tolerance: number };
+  race?: {
+    threshold: number;
+    tolerance: number;
+    /**
+     * The incumbent (the loop's best, when its ratio came from a paired race): the evaluator may race
+     * against its compressed model instead of fp32 (a duel, bench/race.ts RaceAgainst); `ratios` are its
+     * ratios to fp32 per series, which put the duel's figures on the fp32 scale.
+     */
+    against?: { config: Config; label: string; ratios: Partial<Record<RaceSeries, number>> };
+  };
   /** For the run record: which trial of which session this is. */
   trial?: { index: number; rationale?: string; proposer: string; session?: string };
 }
