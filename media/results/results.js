@@ -228,7 +228,12 @@
       ['decode ms', (r) => fmt(r.decode_ms, 3)],
       ['prefill ms', (r) => fmt(r.prefill_ms, 2)],
       ['tok/s', (r) => fmt(r.throughput_tok_s, 1)],
-      ['× fp32', (r) => fmt(r.speedup_decode, 2) + (r.paired === false ? ' (unpaired)' : '')],
+      [
+        '× fp32',
+        (r) =>
+          fmt(r.speedup_decode, 2) +
+          (r.paired === false ? ' (unpaired)' : r.race_reference ? ` (via ${r.race_reference})` : ''),
+      ],
       ['ppl', (r) => fmt(r.ppl, 3)],
       ['Δppl %', (r) => fmt(r.ppl_delta_pct, 2)],
       ['top-1', (r) => fmt(r.top1 !== undefined ? r.top1 * 100 : undefined, 1)],

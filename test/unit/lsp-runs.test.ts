@@ -255,6 +255,17 @@ test("after a restart the store gives the best trial, by the loop's rule: paired
   assert.equal(row.speedup_decode, 2);
   assert.equal(row.decode_ms, 5);
   assert.equal(row.race_seconds, 0.9);
+  assert.equal(row.race_reference, undefined, 'raced against fp32: no reference named');
+  // A duel's row names the incumbent it raced (as one plain line), its × fp32 still the fp32-scale ratio.
+  const duel = raced(3, B, 3, 0.45);
+  duel.race = {
+    ...duel.race!,
+    reference: 'trial #1\u001b[31m\nx',
+    duel: { decode: { ratio: 0.9, lo: 0.88, hi: 0.92, n: 12 } },
+  };
+  const drow = summarize(duel);
+  assert.equal(drow.race_reference, 'trial #1\\u001b[31m\\u000ax', 'control characters shown escaped, on one line');
+  assert.ok(Math.abs(drow.speedup_decode! - 1 / 0.45) < 1e-9);
   // Re-measured B: its median ratio (0.45 of 0.6, 0.45, 0.4) now beats A.
   const again = [...recs, { record: raced(4, B, 3, 0.45), line: 6 }, { record: raced(5, B, 3, 0.4), line: 7 }];
   const b2 = bestOfNewestSession(again, 0.05)!;

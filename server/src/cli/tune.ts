@@ -202,7 +202,7 @@ export const tuneCommand: Command = {
         io.out(`  decode ${d?.toFixed(3)} ms/token${vs}; perplexity ${pct(pplChange(best.metrics, b))} vs fp32`);
         if (race)
           io.out(
-            `  race: ${race.verdict} after ${race.pairs} pairs in ` +
+            `  race: ${race.verdict}${race.reference ? ` against ${race.reference}` : ''} after ${race.pairs} pairs in ` +
               `${(race.wall_ms / 1000).toFixed(1)} s${race.note ? ` (${race.note})` : ''}`,
           );
         io.out(`  written to ${written}`);

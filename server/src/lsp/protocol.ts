@@ -93,6 +93,8 @@ export interface RunSummary {
   paired?: boolean;
   race_verdict?: string;
   race_seconds?: number;
+  /** What the race timed it against when not fp32: the incumbent of a duel ("trial #3"; bench/race.ts). */
+  race_reference?: string;
   /** Per-layer plan of the compressed model: what each layer got. */
   layers?: LayerPlanSummary[];
   /** 1-based line of this record in runs.jsonl. */

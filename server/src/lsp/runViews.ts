@@ -14,7 +14,7 @@ import type { Config, TrialMetrics } from '../agent/types';
 import type { Plan } from '../agent/ranking';
 import { bestOfSession, mergeTrialSteps } from '../agent/fromRecords';
 import type { Objective } from '../agent/objective';
-import { displayText } from '../util/sanitize';
+import { displayText, lineText } from '../util/sanitize';
 
 export function pctDelta(ppl?: number, base?: number): number | undefined {
   return ppl !== undefined && base ? ((ppl - base) / base) * 100 : undefined;
@@ -70,7 +70,14 @@ export function summarize(r: RunRecord, line?: number, layers?: LayerPlanSummary
     speedup_size: r.speedups?.size,
     line,
     layers,
-    ...(r.race ? { paired: r.race.paired, race_verdict: r.race.verdict, race_seconds: r.race.wall_ms / 1000 } : {}),
+    ...(r.race
+      ? {
+          paired: r.race.paired,
+          race_verdict: r.race.verdict,
+          race_seconds: r.race.wall_ms / 1000,
+          ...(r.race.reference ? { race_reference: lineText(r.race.reference) } : {}),
+        }
+      : {}),
   };
 }
 
