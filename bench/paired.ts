@@ -1,6 +1,7 @@
 // Paired search benchmark (issue 13; not a test): does the tuner's answer survive a noisy machine?
 //
-//   node --import tsx bench/paired.ts --stage table-a|table-b|live-own|live-loadgen|all|summary [--remeasure]
+//   node --import tsx bench/paired.ts --stage table-a|table-b|live-own|live-loadgen|live-own-duel|live-loadgen-duel|all|summary
+//        [--remeasure]
 //        [--recipe examples/tiny-llama/haqa.yaml] [--precision 0.02] [--cap 90] [--seeds 5] [--trials 12]
 //        [--out bench/results]
 //
@@ -18,6 +19,9 @@
 // load, or with bench/loadgen.ts running beside them. After each trial the search's current answer (the
 // loop's best) is kept, and scored when the summary is made: its ground-truth ratio over the best feasible
 // configuration's (so the live stages may run before, between or after the tables). Trial wall times kept.
+// The tuner races every trial against fp32; the `-duel` live stages are the same searches with each new
+// plan raced against the incumbent instead (a duel, bench/race.ts RaceAgainst; RecipeEvaluator
+// raceReference 'incumbent'): the comparison behind the choice of reference. They are not part of `all`.
 //
 // Each stage writes <out>/paired-<stage>.json; `summary` reads them into <out>/paired.json, which
 // bench/run.ts's `paired` part renders as bench/REPORT.md §2.
@@ -32,6 +36,8 @@ import { runLoop } from '../server/src/agent/loop';
 import { TpeSearch } from '../server/src/agent/offline';
 import { RandomSearch } from '../server/src/agent/random';
 import { RecipeEvaluator } from '../server/src/agent/evaluator';
+import { applyKnobs } from '../server/src/config/plan';
+import { runRecipe } from '../server/src/bench/run';
 import { DEFAULT_TOLERANCE } from '../server/src/agent/ranking';
 import type { Proposer } from '../server/src/agent/proposer';
 import type { Config, TrialMetrics } from '../server/src/agent/types';
@@ -52,6 +58,7 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '12' },
     out: { type: 'string', default: 'bench/results' },
     remeasure: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '2' },
   },
 });
 const OUT = path.resolve(values.out!);
@@ -240,6 +247,9 @@ interface TraceEntry {
   pairs?: number;
   verdict?: string;
   threshold?: number;
+  /** A duel's rival ("trial #3"); absent: raced against fp32. */
+  reference?: string;
+  note?: string;
 }
 
 interface LiveRun {
@@ -274,13 +284,21 @@ function scoring(tables: PairedTable[], recipe: Parameters<typeof objectiveOf>[0
   return { truth, best, score };
 }
 
-async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
+type LiveStage = (typeof LIVE_STAGES)[number];
+const LIVE_STAGES = ['live-own', 'live-loadgen', 'live-own-duel', 'live-loadgen-duel'] as const;
+
+async function live(stage: LiveStage): Promise<void> {
   const s = await setting();
   const seeds = Number(values.seeds);
   const trials = Number(values.trials);
   const objective = objectiveOf(s.setting.recipe);
-  const ev = new RecipeEvaluator(s.setting.recipe, { quick: true, storeDir: liveStore(stage) });
-  const load = stage === 'live-loadgen' ? startLoad({ seed: 13, threads: 1 }) : undefined;
+  const loadgen = stage.startsWith('live-loadgen');
+  const ev = new RecipeEvaluator(s.setting.recipe, {
+    quick: true,
+    storeDir: liveStore(stage),
+    raceReference: stage.endsWith('-duel') ? 'incumbent' : 'fp32',
+  });
+  const load = loadgen ? startLoad({ seed: 13, threads: 1 }) : undefined;
   const runs: LiveRun[] = [];
   const started_at = new Date().toISOString();
   const load0 = loadNow();
@@ -317,6 +335,8 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
                 ? { ratio: race.decode.ratio, lo: race.decode.lo, hi: race.decode.hi, pairs: race.decode.n }
                 : {}),
               ...(race ? { verdict: race.verdict, threshold: Math.exp(race.threshold) } : {}),
+              ...(race?.reference ? { reference: race.reference } : {}),
+              ...(race?.note ? { note: race.note } : {}),
             });
           },
         });
@@ -341,13 +361,93 @@ async function live(stage: 'live-own' | 'live-loadgen'): Promise<void> {
       load: [...load0, ...loadNow()],
       cpu: s.setting.hardware.cpu,
       flags: s.setting.hardware.isa,
-      loadgen: stage === 'live-loadgen' ? { seed: 13, threads: 1 } : undefined,
+      loadgen: loadgen ? { seed: 13, threads: 1 } : undefined,
+      reference: stage.endsWith('-duel') ? 'incumbent' : 'fp32',
       seeds,
       trials,
       runs,
     };
   }
   write(stage, liveRecord());
+}
+
+/**
+ * Is a duel fair to both sides? (`duel-bias`, not part of `all`.) The ground truth's best plan A and the
+ * best other plan B with the same threads, compressed once; then, `--rounds` times: A against fp32, B
+ * against fp32, A against a copy of its own artifact (1.0 if the race favours neither side), A against
+ * B and B against A (their product is 1.0 if unbiased). Each to ±1% or the cap.
+ */
+async function duelBias(): Promise<void> {
+  const s = await setting();
+  const tables = (['table-a', 'table-b'] as const).map((t) => read<PairedTable>(t, s.key)).filter((t) => !!t);
+  const byTruth = [...truthOf(tables, (c) => planKey(c, s.setting)).values()].sort((x, y) => x.ratio - y.ratio);
+  if (byTruth.length < 2) throw new Error('duel-bias needs a ground-truth table (run --stage table-a first)');
+  const threads = (c: Config) => c['runtime.intra_op_threads'];
+  const A = byTruth[0].e.config;
+  const B = byTruth.find((v) => threads(v.e.config) === threads(A) && v.e.config !== A)!.e.config;
+  const store = path.join(os.tmpdir(), 'haqa-bench-duel-bias-store');
+  const rounds = Number(values.rounds);
+  const measure = { latency: true, accuracy: false };
+  // Threshold far above: a precision race then never stops early as 'worse'.
+  const settings = { tolerance: DEFAULT_TOLERANCE, capMs: CAP_MS, precision: 0.01, threshold: Math.log(10) };
+  const started_at = new Date().toISOString();
+  const load0 = loadNow();
+  const fp32 = async (c: Config) => {
+    const r = await runRecipe(applyKnobs(s.setting.recipe, c), {
+      quick: true,
+      storeDir: store,
+      measure,
+      race: settings,
+    });
+    if (r.status !== 'ok' || !r.race?.decode) throw new Error(`${JSON.stringify(c)}: ${r.error?.message ?? 'no race'}`);
+    return r;
+  };
+  const ra = await fp32(A);
+  const rb = await fp32(B);
+  // A's artifact copied beside it in the store: the same bytes under another name.
+  const copy = path.join(path.dirname(path.dirname(ra.artifact!)), `copy-${path.basename(path.dirname(ra.artifact!))}`);
+  fs.rmSync(copy, { recursive: true, force: true });
+  fs.cpSync(path.dirname(ra.artifact!), copy, { recursive: true });
+  const duel = async (c: Config, rival: typeof ra, label: string, model = rival.artifact!) => {
+    const r = await runRecipe(applyKnobs(s.setting.recipe, c), {
+      quick: true,
+      storeDir: store,
+      measure,
+      race: settings,
+      raceAgainst: { model, session: rival.session_options, label, ratios: { decode: 1, prefill: 1 } },
+    });
+    if (r.race?.reference !== label) throw new Error(`${label}: not a duel (${r.race?.note ?? r.error?.message})`);
+    return r.race.duel!.decode!;
+  };
+  const figures: { contender: string; reference: string; figure: RatioFigure }[] = [];
+  const add = (contender: string, reference: string, figure: RatioFigure) => {
+    figures.push({ contender, reference, figure });
+    console.error(
+      `  duel-bias ${contender} vs ${reference}: ${figure.ratio.toFixed(3)} ` +
+        `[${figure.lo.toFixed(3)}, ${figure.hi.toFixed(3)}] n${figure.n}`,
+    );
+  };
+  add('A', 'fp32', ra.race!.decode!);
+  add('B', 'fp32', rb.race!.decode!);
+  for (let i = 0; i < rounds; i++) {
+    add('A', 'A (copy)', await duel(A, ra, 'A (copy)', path.join(copy, path.basename(ra.artifact!))));
+    add('A', 'B', await duel(A, rb, 'B'));
+    add('B', 'A', await duel(B, ra, 'A'));
+    add('A', 'fp32', (await fp32(A)).race!.decode!);
+    add('B', 'fp32', (await fp32(B)).race!.decode!);
+  }
+  write('duel-bias', {
+    stage: 'duel-bias',
+    key: s.key,
+    started_at,
+    finished_at: new Date().toISOString(),
+    load: [...load0, ...loadNow()],
+    cpu: s.setting.hardware.cpu,
+    flags: s.setting.hardware.isa,
+    A,
+    B,
+    figures,
+  });
 }
 
 /** What the report renders (bench/run.ts pairedSection), written to <out>/paired.json. */
@@ -415,7 +515,7 @@ async function summary(): Promise<void> {
       }),
     }));
   out.live = {};
-  for (const stage of ['live-own', 'live-loadgen']) {
+  for (const stage of LIVE_STAGES) {
     const l = read<LiveFile>(stage, s.key);
     if (!l || !sc) continue;
     // Seeds completed by both strategies (an interrupted stage is reported for what it finished).
@@ -446,6 +546,25 @@ async function summary(): Promise<void> {
       median_trial_s: Object.fromEntries(strategies.map((s) => [s, median(of(s).flatMap((r) => r.trial_s))])),
     };
   }
+  const bias = read<{ key: string; figures: { contender: string; reference: string; figure: RatioFigure }[] }>(
+    'duel-bias',
+    s.key,
+  );
+  if (bias) {
+    const of = (c: string, r: string) => bias.figures.filter((x) => x.contender === c && x.reference === r);
+    const ab = of('A', 'B');
+    const ba = of('B', 'A');
+    out.duel_bias = {
+      ...bias,
+      figures: undefined,
+      self: of('A', 'A (copy)').map((x) => x.figure),
+      products: ab.map((x, i) => (ba[i] ? x.figure.ratio * ba[i].figure.ratio : undefined)),
+      a_vs_b: ab.map((x) => x.figure),
+      b_vs_a: ba.map((x) => x.figure),
+      a_fp32: of('A', 'fp32').map((x) => x.figure),
+      b_fp32: of('B', 'fp32').map((x) => x.figure),
+    };
+  }
   console.log(JSON.stringify(out, null, 1));
   fs.mkdirSync(OUT, { recursive: true });
   writeFileAtomicSync(path.join(OUT, 'paired.json'), JSON.stringify(out, null, 1) + '\n');
@@ -466,8 +585,9 @@ async function main(): Promise<void> {
     stage === 'all' ? stages.filter((s) => values.remeasure || !read(s, key)) : stage === 'summary' ? [] : [stage];
   for (const s of todo) {
     if (s === 'table-a' || s === 'table-b') await measureTable(s);
-    else if (s === 'live-own' || s === 'live-loadgen') await live(s);
-    else throw new Error(`unknown stage '${s}' (table-a, table-b, live-own, live-loadgen, all, summary)`);
+    else if ((LIVE_STAGES as readonly string[]).includes(s)) await live(s as LiveStage);
+    else if (s === 'duel-bias') await duelBias();
+    else throw new Error(`unknown stage '${s}' (table-a, table-b, ${LIVE_STAGES.join(', ')}, duel-bias, all, summary)`);
   }
   await summary();
 }

@@ -18,17 +18,58 @@ const SETTINGS: Record<string, string> = {
   'live-own': "the machine's own load",
   'live-loadgen': 'the load generator beside the search (server/src/bench/loadgen.ts, seed 13, 1 busy thread)',
 };
+/** The same searches with each new plan raced against the incumbent instead of fp32 (duels): the comparison. */
+const ABLATIONS: Record<string, string> = {
+  'live-own-duel': "the machine's own load, each new plan raced against the incumbent (a duel)",
+  'live-loadgen-duel': 'the load generator, each new plan raced against the incumbent (a duel)',
+};
+
+/** "fp32 or the incumbent": the duel-bias stage and the live searches raced both ways. */
+function referenceChoice(j: Json, live: [string, Json][]): string[] {
+  const compared = live.filter(([stage]) => ABLATIONS[stage] && j.live?.[stage.replace(/-duel$/, '')]);
+  const b = j.duel_bias;
+  if (!compared.length && !b) return [];
+  const out = ['**fp32 or the incumbent.**'];
+  const fig = (x: Json) => `${f(x.ratio)} [${f(x.lo)}, ${f(x.hi)}], ${x.n} pairs`;
+  if (b)
+    out.push(
+      `Is a duel fair to both sides (\`--stage duel-bias\`, ${when(b.started_at)} – ${when(b.finished_at).slice(11)}, ` +
+        `load average ${loads(b.load)})? A = ${cfg(b.A)}, B = ${cfg(b.B)}. ` +
+        `A raced against a copy of its own artifact read ${b.self.map(fig).join('; ')} (1.000 if the race favours ` +
+        `neither side); A against B read ${b.a_vs_b.map(fig).join('; ')} and B against A ` +
+        `${b.b_vs_a.map(fig).join('; ')}, products ${b.products.map((x: number) => f(x)).join(', ')} (1.000 if unbiased). ` +
+        `Against fp32 in the same run: A ${b.a_fp32.map(fig).join('; ')}; B ${b.b_fp32.map(fig).join('; ')}. ` +
+        'Both sides of a duel read slower than their rival (products above 1): the reference side is favoured. ' +
+        'Raced against one fixed model, a side bias common to every contender cancels in the ranking; in a duel ' +
+        'it is an advantage of whichever plan leads.',
+    );
+  for (const [stage, a] of compared) {
+    const d = j.live[stage.replace(/-duel$/, '')];
+    const m = (l: Json) => f(l.mean_curve?.offline?.[l.trials - 1]);
+    out.push(
+      `Under ${SETTINGS[stage.replace(/-duel$/, '')]}, offline at ${d.trials} trials: raced against fp32 ` +
+        `(${when(d.started_at)}) **${d.within_5pct_at_budget.offline}/${d.seeds}** seeds within 5%, mean ${m(d)}, ` +
+        `median trial ${f(d.median_trial_s?.offline, 1)} s; with duels (${when(a.started_at)}) ` +
+        `**${a.within_5pct_at_budget.offline}/${a.seeds}**, mean ${m(a)}, median trial ${f(a.median_trial_s?.offline, 1)} s. ` +
+        'A duel of two similar plans more often runs to the cap unresolved, and a contender with other threads ' +
+        "cannot duel at all (one process: a multi-threaded session's spinning pool slows the rival), so its race " +
+        'against fp32 mixes the two scales again.',
+    );
+  }
+  return [out.join(' '), ''];
+}
 
 export function pairedSection(j: Json): string[] {
   const lines = ['## 2. Decisions under load: paired ground truth and live searches (issue 13)', ''];
   lines.push(
-    'Every trial of the tuner is a paired race against the fp32 model in one worker (ABBA order of generations; ' +
-      'median of per-pair log ratios with an order-statistics 95% interval; stop at better / worse / tied within ' +
-      '`search.tolerance`, default 3%, or a 20 s cap: `server/src/bench/race.ts`), and plans rank by those ratios ' +
-      '(`server/src/agent/ranking.ts`, the one rule the loop owns). The reference is fp32 rather than the ' +
-      'incumbent: one fixed reference puts every contender on one scale, so any two trials compare by their ratios ' +
-      'and the ranking never depends on which plan led when a trial ran. When the two sessions do not fit in ' +
-      'memory the race is unpaired and the record says `paired: false` with the reason.',
+    'Every trial of the tuner is a paired race in one worker (ABBA order of generations; median of per-pair log ' +
+      'ratios with an order-statistics 95% interval; stop at better / worse / tied within `search.tolerance`, ' +
+      'default 3%, or a 20 s cap: `server/src/bench/race.ts`), and plans rank by those ratios ' +
+      '(`server/src/agent/ranking.ts`, the one rule the loop owns). The reference is fp32, chosen by measurement ' +
+      "over the incumbent's compressed model (a duel; `RecipeEvaluator` `raceReference: 'incumbent'`, which puts " +
+      "a duel's figure on the fp32 scale as the incumbent's ratio times the duel's): see \"fp32 or the " +
+      'incumbent\" below. When the two sessions do not fit in memory the race is unpaired and the record says ' +
+      '`paired: false` with the reason.',
     '',
     `Measured by \`node --import tsx bench/paired.ts\` (\`npm run bench -- --only paired\`): ground truth is every ` +
       `configuration of the recipe's space raced against fp32 until the 95% interval of its decode-time ratio lies ` +
@@ -97,7 +138,8 @@ export function pairedSection(j: Json): string[] {
   const live = Object.entries<Json>(j.live ?? {});
   for (const [stage, l] of live) {
     lines.push(
-      `**Live searches under ${SETTINGS[stage] ?? stage}** (${when(l.started_at)} – ${when(l.finished_at).slice(11)}, ` +
+      `**Live searches under ${SETTINGS[stage] ?? ABLATIONS[stage] ?? stage}** ` +
+        `(${when(l.started_at)} – ${when(l.finished_at).slice(11)}, ` +
         `load average ${loads(l.load)}; ${l.seeds} seeds × ${l.trials} trials each, every trial a real ` +
         `compression — reused when an earlier search of this setting tried the plan — and a real race; scored ` +
         `by ${l.scored_by?.join(' + ')}): mean over seeds of the answer's ground truth over the best, and seeds within 5%.`,
@@ -132,7 +174,10 @@ export function pairedSection(j: Json): string[] {
       '',
     );
   }
-  if (live.length) {
+  lines.push(...referenceChoice(j, live));
+  const judged = live.filter(([stage]) => SETTINGS[stage]);
+  if (judged.length) {
+    const live = judged;
     const met = (l: Json) => l.within_5pct_at_budget.offline >= Math.ceil(0.8 * l.seeds);
     const precise = tables.length > 0 && tables.every(([, t]) => t.near_best_within_precision === t.near_best);
     lines.push(
