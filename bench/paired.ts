@@ -137,6 +137,19 @@ async function setting() {
 /** Load average now (1, 5, 15 min); the CPU and its ISA flags come from the setting's hardware profile. */
 const loadNow = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
+/** What every stage's JSON starts with: which stage, for which setting, when, under what load, on which CPU. */
+function stageHeader(stage: string, s: Awaited<ReturnType<typeof setting>>, started_at: string, load0: number[]) {
+  return {
+    stage,
+    key: s.key,
+    started_at,
+    finished_at: new Date().toISOString(),
+    load: [...load0, ...loadNow()],
+    cpu: s.setting.hardware.cpu,
+    flags: s.setting.hardware.isa,
+  };
+}
+
 async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
   const s = await setting();
   const first = stage === 'table-b' ? read<PairedTable>('table-a', s.key) : undefined;
@@ -190,15 +203,9 @@ async function measureTable(stage: 'table-a' | 'table-b'): Promise<void> {
     );
   }
   write(stage, {
-    stage,
-    key: s.key,
+    ...stageHeader(stage, s, started_at, load0),
     precision: PRECISION,
     cap_ms: CAP_MS,
-    started_at,
-    finished_at: new Date().toISOString(),
-    load: [...load0, ...loadNow()],
-    cpu: s.setting.hardware.cpu,
-    flags: s.setting.hardware.isa,
     baseline,
     entries,
   } satisfies PairedTable);
@@ -354,13 +361,7 @@ async function live(stage: LiveStage): Promise<void> {
   }
   function liveRecord() {
     return {
-      stage,
-      key: s.key,
-      started_at,
-      finished_at: new Date().toISOString(),
-      load: [...load0, ...loadNow()],
-      cpu: s.setting.hardware.cpu,
-      flags: s.setting.hardware.isa,
+      ...stageHeader(stage, s, started_at, load0),
       loadgen: loadgen ? { seed: 13, threads: 1 } : undefined,
       reference: stage.endsWith('-duel') ? 'incumbent' : 'fp32',
       seeds,
@@ -437,13 +438,7 @@ async function duelBias(): Promise<void> {
     add('B', 'fp32', (await fp32(B)).race!.decode!);
   }
   write('duel-bias', {
-    stage: 'duel-bias',
-    key: s.key,
-    started_at,
-    finished_at: new Date().toISOString(),
-    load: [...load0, ...loadNow()],
-    cpu: s.setting.hardware.cpu,
-    flags: s.setting.hardware.isa,
+    ...stageHeader('duel-bias', s, started_at, load0),
     A,
     B,
     figures,

@@ -97,17 +97,22 @@ function scripted(): Proposer {
   };
 }
 
-async function pick(seed: number, paired: boolean) {
-  const ev = new MachineEvaluator(new LoadedMachine(seed), paired);
-  const r = await runLoop({
+/** The loop over the scripted plans, without pruning (every plan is measured). */
+function runScripted(evaluator: Evaluator) {
+  return runLoop({
     setting,
     space,
     objective,
-    evaluator: ev,
+    evaluator,
     proposer: scripted(),
     budget: { trials: 10 },
     pruneFactor: Infinity,
   });
+}
+
+async function pick(seed: number, paired: boolean) {
+  const ev = new MachineEvaluator(new LoadedMachine(seed), paired);
+  const r = await runScripted(ev);
   assert.equal(r.trials.length, PLANS.length);
   return { ratio: TRUE.get(key(r.best!.config))!, r, ev };
 }
@@ -211,15 +216,7 @@ test('duels (an option): the incumbent is named, figures are on the fp32 scale, 
   for (const seed of seeds) {
     for (const duels of [true, false]) {
       const ev = new DuelEvaluator(new DriftingMachine(seed), duels);
-      const r = await runLoop({
-        setting,
-        space,
-        objective,
-        evaluator: ev,
-        proposer: scripted(),
-        budget: { trials: 10 },
-        pruneFactor: Infinity,
-      });
+      const r = await runScripted(ev);
       if (TRUE.get(key(r.best!.config)) === 0.4) right[duels ? 'duel' : 'fp32']++;
       if (duels) {
         // The loop names the incumbent from the second trial on; the first races fp32.

@@ -206,15 +206,17 @@ test('worker races 4-bit vs fp32: paired, in the record; unpaired (noted) when m
   fs.mkdirSync(path.join(ws, 'dec'));
   fs.writeFileSync(path.join(ws, 'dec', 'config.json'), JSON.stringify(config));
   await synthesizeDecoder(architectureFromConfig(config), { out: path.join(ws, 'dec', 'model.onnx'), seed: 3 });
-  const recipe = resolveRecipe(
-    {
-      model: 'dec/model.onnx',
-      target: { threads: 1 },
-      quantize: { bits: 4, accuracy_level: 4 },
-      objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
-    },
-    path.join(ws, 'haqa.yaml'),
-  );
+  const recipeOf = (bits: number) =>
+    resolveRecipe(
+      {
+        model: 'dec/model.onnx',
+        target: { threads: 1 },
+        quantize: { bits, accuracy_level: 4 },
+        objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
+      },
+      path.join(ws, 'haqa.yaml'),
+    );
+  const recipe = recipeOf(4);
   const measure = { latency: true, accuracy: false };
   const rec = await runRecipe(recipe, { quick: true, measure, race: { tolerance: 0.03, capMs: 1500 } });
   assert.equal(rec.status, 'ok', rec.error?.message);
@@ -237,15 +239,7 @@ test('worker races 4-bit vs fp32: paired, in the record; unpaired (noted) when m
     label: 'trial #1',
     ratios: { decode: rec.race!.decode!.ratio, prefill: rec.race!.prefill!.ratio },
   };
-  const eight = resolveRecipe(
-    {
-      model: 'dec/model.onnx',
-      target: { threads: 1 },
-      quantize: { bits: 8, accuracy_level: 4 },
-      objective: { workload: { prompt_length: 8, decode_tokens: 4, batch: 1 } },
-    },
-    path.join(ws, 'haqa.yaml'),
-  );
+  const eight = recipeOf(8);
   const duel = await runRecipe(eight, {
     quick: true,
     measure,
